@@ -1,0 +1,316 @@
+//! Turning request bodies into per-event JSON, and JSON into wire structs with every type
+//! error reported.
+//!
+//! A body is one JSON object, a JSON array of objects, or NDJSON (one object per line).
+//! A syntax error in a JSON body makes the whole body unreadable (the caller answers 400);
+//! in NDJSON only that line is rejected and the other lines are kept.
+//!
+//! Typed decoding takes the fast path (`serde_json::from_str`) for good events. Only when it
+//! fails do we pay for the slow path: parse into a `Value`, decode with
+//! `serde_path_to_error` to learn the failing field, blank that field, and try again, so a
+//! client learns about every bad field in one round trip instead of one per retry.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_path_to_error::Segment;
+
+use crate::error::{ErrorCode, FieldError};
+
+/// How a request body is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// One object or an array of objects.
+    Json,
+    /// One object per line.
+    Ndjson,
+    /// `text/plain` (sendBeacon) or no content type: sniffed.
+    Sniff,
+}
+
+/// One event's JSON text inside a body, or why it could not be cut out.
+#[derive(Debug)]
+pub struct BodyElement<'a> {
+    pub index: usize,
+    pub json: Result<&'a str, FieldError>,
+}
+
+/// Why a whole body is unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError {
+    pub message: String,
+}
+
+/// Cuts a body into events. Empty NDJSON lines are skipped and do not take an index.
+pub fn split_body(body: &str, format: BodyFormat) -> Result<Vec<BodyElement<'_>>, BodyError> {
+    let format = match format {
+        BodyFormat::Sniff => sniff(body),
+        other => other,
+    };
+    match format {
+        BodyFormat::Ndjson => Ok(body
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .enumerate()
+            .map(|(index, line)| BodyElement { index, json: Ok(line) })
+            .collect()),
+        _ => split_json(body),
+    }
+}
+
+fn sniff(body: &str) -> BodyFormat {
+    let trimmed = body.trim();
+    if trimmed.starts_with('{')
+        && trimmed.lines().filter(|line| !line.trim().is_empty()).count() > 1
+    {
+        // Several lines that each hold an object: NDJSON. A pretty-printed single object
+        // also spans lines, so check that the first line closes itself.
+        let first_line = trimmed.lines().next().unwrap_or_default().trim();
+        if serde_json::from_str::<&RawValue>(first_line).is_ok() {
+            return BodyFormat::Ndjson;
+        }
+    }
+    BodyFormat::Json
+}
+
+fn split_json(body: &str) -> Result<Vec<BodyElement<'_>>, BodyError> {
+    let trimmed = body.trim_start();
+    if trimmed.is_empty() {
+        return Err(BodyError { message: "the body is empty; send a JSON object or array".into() });
+    }
+    if trimmed.starts_with('[') {
+        let elements: Vec<&RawValue> = serde_json::from_str(body).map_err(|error| BodyError {
+            message: format!("the body is not valid JSON: {error}"),
+        })?;
+        return Ok(elements
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| BodyElement { index, json: Ok(raw.get()) })
+            .collect());
+    }
+    let single: &RawValue = serde_json::from_str(body)
+        .map_err(|error| BodyError { message: format!("the body is not valid JSON: {error}") })?;
+    Ok(vec![BodyElement { index: 0, json: Ok(single.get()) }])
+}
+
+/// The most field errors collected from one event before giving up on it.
+const MAX_TYPE_ERRORS: usize = 32;
+
+/// Decodes `json` into `T`, collecting every type error with its path.
+///
+/// Returns the value decoded after blanking bad fields (when the top level is an object) and
+/// the errors found. An empty error list means the fast path succeeded.
+pub fn decode_collecting<T: DeserializeOwned>(json: &str) -> (Option<T>, Vec<FieldError>) {
+    match serde_json::from_str::<T>(json) {
+        Ok(value) => return (Some(value), Vec::new()),
+        Err(error) if error.is_syntax() || error.is_eof() => {
+            return (None, vec![invalid_json(&error)]);
+        }
+        Err(_) => {}
+    }
+    let mut value: Value = match serde_json::from_str(json) {
+        Ok(value) => value,
+        Err(error) => return (None, vec![invalid_json(&error)]),
+    };
+    if !value.is_object() {
+        let error = FieldError::new(
+            "",
+            ErrorCode::InvalidType,
+            format!("an event must be a JSON object, not {}", json_type_name(&value)),
+        );
+        return (None, vec![error]);
+    }
+    let mut errors = Vec::new();
+    while errors.len() < MAX_TYPE_ERRORS {
+        let error = match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(decoded) => return (Some(decoded), errors),
+            Err(error) => error,
+        };
+        let segments: Vec<Segment> = error.path().iter().cloned().collect();
+        let message = error.into_inner().to_string();
+        match unknown_field_name(&message) {
+            Some(name) => {
+                let mut parent = segments;
+                if matches!(parent.last(), Some(Segment::Map { key }) if *key == name) {
+                    parent.pop();
+                }
+                errors.push(FieldError::new(
+                    join_path(&parent, Some(&name)),
+                    ErrorCode::UnknownField,
+                    "is not a known field (free-form data belongs in `properties`)",
+                ));
+                let removed = navigate(&mut value, &parent)
+                    .and_then(Value::as_object_mut)
+                    .and_then(|object| object.remove(&name));
+                if removed.is_none() {
+                    return (None, errors);
+                }
+            }
+            None => {
+                let found = navigate(&mut value, &segments);
+                let got = found.as_ref().map(|value| json_type_name(value)).unwrap_or("nothing");
+                errors.push(FieldError::new(
+                    join_path(&segments, None),
+                    ErrorCode::InvalidType,
+                    describe_type_error(&message, got),
+                ));
+                match found {
+                    Some(slot) if !segments.is_empty() && !slot.is_null() => *slot = Value::Null,
+                    _ => return (None, errors),
+                }
+            }
+        }
+    }
+    (None, errors)
+}
+
+fn invalid_json(error: &serde_json::Error) -> FieldError {
+    FieldError::new("", ErrorCode::InvalidJson, format!("not valid JSON: {error}"))
+}
+
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let end = rest.find('`')?;
+    Some(rest[..end].to_owned())
+}
+
+/// Turns serde's "invalid type: integer `5`, expected a string" into "must be a string, not
+/// a number".
+fn describe_type_error(message: &str, got: &str) -> String {
+    match message.split_once(", expected ") {
+        Some((_, expected)) => format!("must be {expected}, not {got}"),
+        None => message.to_owned(),
+    }
+}
+
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn navigate<'v>(mut value: &'v mut Value, segments: &[Segment]) -> Option<&'v mut Value> {
+    for segment in segments {
+        value = match segment {
+            Segment::Seq { index } => value.as_array_mut()?.get_mut(*index)?,
+            Segment::Map { key } => value.as_object_mut()?.get_mut(key)?,
+            Segment::Enum { .. } | Segment::Unknown => return None,
+        };
+    }
+    Some(value)
+}
+
+/// Renders a path the way clients write it: `items[2].quantity`.
+pub fn join_path(segments: &[Segment], last: Option<&str>) -> String {
+    let mut path = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(variant);
+            }
+            Segment::Unknown => path.push_str(".?"),
+        }
+    }
+    if let Some(last) = last {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(last);
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::RawEvent;
+
+    #[test]
+    fn arrays_objects_and_ndjson_are_split() {
+        let elements = split_body(r#"[{"a":1}, {"b":2}]"#, BodyFormat::Json).unwrap();
+        assert_eq!(elements.len(), 2);
+        assert_eq!(elements[1].json.as_ref().unwrap(), &r#"{"b":2}"#);
+
+        let elements = split_body(r#"{"a":1}"#, BodyFormat::Json).unwrap();
+        assert_eq!(elements.len(), 1);
+
+        let elements = split_body("{\"a\":1}\n\n{\"b\":2}\n", BodyFormat::Ndjson).unwrap();
+        assert_eq!(elements.len(), 2);
+        assert_eq!(elements[1].index, 1);
+    }
+
+    #[test]
+    fn sniffing_tells_ndjson_from_pretty_json() {
+        let ndjson = "{\"a\":1}\n{\"b\":2}";
+        assert_eq!(split_body(ndjson, BodyFormat::Sniff).unwrap().len(), 2);
+        let pretty = "{\n  \"a\": 1\n}";
+        assert_eq!(split_body(pretty, BodyFormat::Sniff).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn broken_json_bodies_are_refused_whole() {
+        let error = split_body(r#"[{"a":1}, {"b":"#, BodyFormat::Json).unwrap_err();
+        assert!(error.message.starts_with("the body is not valid JSON"), "{}", error.message);
+        assert!(split_body("   ", BodyFormat::Json).is_err());
+    }
+
+    #[test]
+    fn every_type_error_is_reported_with_its_path() {
+        let json = r#"{"type":"purchase","user_id":123,"items":[{"id":"a"},{"id":"b","quantity":"two"}],"order":{"total":true}}"#;
+        let (decoded, errors) = decode_collecting::<RawEvent>(json);
+        let mut fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
+        fields.sort();
+        assert_eq!(fields, ["items[1].quantity", "order.total", "user_id"]);
+        assert!(errors.iter().all(|error| error.code == ErrorCode::InvalidType));
+        let user_id_error = errors.iter().find(|error| error.field == "user_id").unwrap();
+        assert_eq!(user_id_error.message, "must be a string, not a number");
+        let decoded = decoded.unwrap();
+        assert_eq!(decoded.r#type.as_deref(), Some("purchase"));
+        assert_eq!(decoded.items.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let (decoded, errors) = decode_collecting::<RawEvent>(
+            r#"{"type":"page_view","usr_id":"u1","page":{"urll":"x"}}"#,
+        );
+        let mut fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
+        fields.sort();
+        assert_eq!(fields, ["page.urll", "usr_id"]);
+        assert!(errors.iter().all(|error| error.code == ErrorCode::UnknownField));
+        assert!(decoded.is_some());
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        let (decoded, errors) = decode_collecting::<RawEvent>("42");
+        assert!(decoded.is_none());
+        assert_eq!(errors[0].message, "an event must be a JSON object, not a number");
+        let (_, errors) = decode_collecting::<RawEvent>("{bad json}");
+        assert_eq!(errors[0].code, ErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn properties_survive_the_slow_path() {
+        let json = r#"{"type":"custom","name":"x","user_id":5,"properties":{"a":[1,2]}}"#;
+        let (decoded, errors) = decode_collecting::<RawEvent>(json);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(decoded.unwrap().properties.unwrap().get(), r#"{"a":[1,2]}"#);
+    }
+}

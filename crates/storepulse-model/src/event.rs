@@ -1,0 +1,267 @@
+//! The validated event: what the log stores and the engine reads.
+//!
+//! Every event has an id (the client's idempotency key, or one the server assigned), a store
+//! (the tenant), a type, an event time and a receive time. The other parts are present when
+//! the type calls for them: a purchase has an order and line items, a promotion click has a
+//! promotion, and so on. Types are checked by [`crate::validate`]; once an `Event` exists it
+//! is known to be well formed.
+//!
+//! The struct is encoded with postcard (see [`crate::codec`]), which is positional: fields may
+//! only be appended at the end, and never with `skip_serializing_if`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::money::{Currency, Money};
+use crate::time::{TimeSource, Timestamp};
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    PageView,
+    ProductView,
+    ProductListView,
+    Search,
+    AddToCart,
+    RemoveFromCart,
+    CheckoutStarted,
+    Purchase,
+    Refund,
+    PromotionView,
+    PromotionClick,
+    Identify,
+    Custom,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 13] = [
+        EventType::PageView,
+        EventType::ProductView,
+        EventType::ProductListView,
+        EventType::Search,
+        EventType::AddToCart,
+        EventType::RemoveFromCart,
+        EventType::CheckoutStarted,
+        EventType::Purchase,
+        EventType::Refund,
+        EventType::PromotionView,
+        EventType::PromotionClick,
+        EventType::Identify,
+        EventType::Custom,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::PageView => "page_view",
+            EventType::ProductView => "product_view",
+            EventType::ProductListView => "product_list_view",
+            EventType::Search => "search",
+            EventType::AddToCart => "add_to_cart",
+            EventType::RemoveFromCart => "remove_from_cart",
+            EventType::CheckoutStarted => "checkout_started",
+            EventType::Purchase => "purchase",
+            EventType::Refund => "refund",
+            EventType::PromotionView => "promotion_view",
+            EventType::PromotionClick => "promotion_click",
+            EventType::Identify => "identify",
+            EventType::Custom => "custom",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|event_type| event_type.as_str() == name)
+    }
+}
+
+/// One accepted event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_id: String,
+    pub store: String,
+    pub event_type: EventType,
+    /// The custom event's name; for mapped Segment events, the original event name.
+    pub name: Option<String>,
+    pub event_time: Timestamp,
+    pub received_at: Timestamp,
+    pub time_source: TimeSource,
+    /// The event carried its own time but it was implausible, so another source was used.
+    pub clock_distrusted: bool,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub session_id: Option<String>,
+    pub page: Option<Page>,
+    pub marketing: Option<Marketing>,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: Option<String>,
+    pub device: Option<Device>,
+    /// The client address as configured: a daily-rotating salted hash by default.
+    pub client: Option<String>,
+    pub product: Option<Product>,
+    pub order: Option<Order>,
+    pub items: Vec<Product>,
+    pub promotion: Option<Promotion>,
+    pub search_query: Option<String>,
+    pub list: Option<ProductList>,
+    /// Free-form JSON object text (bounded in size).
+    pub properties: Option<String>,
+}
+
+impl Event {
+    /// The person behind the event: the user id when known, else the anonymous id.
+    pub fn visitor_id(&self) -> Option<&str> {
+        self.user_id.as_deref().or(self.anonymous_id.as_deref())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub url: Option<String>,
+    pub path: Option<String>,
+    pub title: Option<String>,
+    pub referrer: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Marketing {
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    /// Host of the referrer, lower case, without `www.`.
+    pub referrer_host: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceType {
+    Desktop,
+    Mobile,
+    Tablet,
+    Bot,
+    Other,
+}
+
+impl DeviceType {
+    pub fn parse(name: &str) -> Option<DeviceType> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "desktop" | "computer" | "pc" => Some(DeviceType::Desktop),
+            "mobile" | "phone" | "smartphone" | "ios" | "android" => Some(DeviceType::Mobile),
+            "tablet" | "ipad" => Some(DeviceType::Tablet),
+            "bot" | "crawler" => Some(DeviceType::Bot),
+            "other" | "tv" | "console" | "wearable" => Some(DeviceType::Other),
+            _ => None,
+        }
+    }
+
+    /// A coarse classification from a User-Agent string, good enough for dashboards.
+    pub fn from_user_agent(user_agent: &str) -> DeviceType {
+        let lower = user_agent.to_ascii_lowercase();
+        if ["bot", "crawler", "spider", "slurp", "headless"].iter().any(|word| lower.contains(word))
+        {
+            DeviceType::Bot
+        } else if lower.contains("ipad") || lower.contains("tablet") {
+            DeviceType::Tablet
+        } else if lower.contains("mobi") || lower.contains("iphone") || lower.contains("android") {
+            DeviceType::Mobile
+        } else {
+            DeviceType::Desktop
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Desktop => "desktop",
+            DeviceType::Mobile => "mobile",
+            DeviceType::Tablet => "tablet",
+            DeviceType::Bot => "bot",
+            DeviceType::Other => "other",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub device_type: DeviceType,
+    pub user_agent: Option<String>,
+}
+
+/// A product, or one line of a cart or order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: String,
+    pub name: Option<String>,
+    /// Category path from the top, e.g. `["Apparel", "Shoes", "Running"]`.
+    pub category: Vec<String>,
+    pub brand: Option<String>,
+    pub variant: Option<String>,
+    /// Unit price.
+    pub price: Option<Money>,
+    /// Units; at least 1.
+    pub quantity: u32,
+    pub coupon: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Pending,
+    Processing,
+    Completed,
+    Cancelled,
+    Refunded,
+}
+
+impl OrderStatus {
+    pub const NAMES: [&'static str; 5] =
+        ["pending", "processing", "completed", "cancelled", "refunded"];
+
+    pub fn parse(name: &str) -> Option<OrderStatus> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "pending" => Some(OrderStatus::Pending),
+            "processing" => Some(OrderStatus::Processing),
+            "completed" | "complete" => Some(OrderStatus::Completed),
+            "cancelled" | "canceled" => Some(OrderStatus::Cancelled),
+            "refunded" => Some(OrderStatus::Refunded),
+            _ => None,
+        }
+    }
+}
+
+/// An order (for purchases and refunds) or a checkout. Amounts share `currency`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: Option<String>,
+    pub currency: Currency,
+    /// For a purchase: what the customer paid. For a refund: the refunded amount, when partial
+    /// and given as an amount; `None` on a refund means "see the items, or all of it".
+    pub total: Option<i64>,
+    pub subtotal: Option<i64>,
+    pub tax: Option<i64>,
+    pub shipping: Option<i64>,
+    pub discount: Option<i64>,
+    pub coupon: Option<String>,
+    pub status: Option<OrderStatus>,
+    pub customer_id: Option<String>,
+    pub sales_rep_id: Option<String>,
+}
+
+impl Order {
+    pub fn total_money(&self) -> Option<Money> {
+        self.total.map(|minor| Money::new(minor, self.currency))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub id: String,
+    pub name: Option<String>,
+    pub creative: Option<String>,
+    pub position: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProductList {
+    pub id: Option<String>,
+    pub category: Option<String>,
+}

@@ -1,0 +1,272 @@
+//! Exact money: integer minor units of an ISO 4217 currency.
+//!
+//! Amounts arrive as JSON numbers (`19.99`) or strings (`"19.99"`). A JSON number is turned
+//! back into its shortest decimal text (what the sender wrote) and parsed as a decimal, so no
+//! float arithmetic ever touches a stored amount. An amount with more decimal places than its
+//! currency has (`19.999 USD`) is rejected rather than rounded.
+
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// An ISO 4217 alphabetic currency code, upper case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    pub const USD: Currency = Currency(*b"USD");
+
+    /// Parses a known ISO 4217 code (case-insensitive).
+    pub fn parse(code: &str) -> Option<Currency> {
+        let upper = code.trim().to_ascii_uppercase();
+        let iso = iso_currency::Currency::from_code(&upper)?;
+        iso.exponent()?; // funds and metals without minor units cannot price an order
+        let bytes: [u8; 3] = upper.as_bytes().try_into().ok()?;
+        Some(Currency(bytes))
+    }
+
+    pub fn code(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("XXX")
+    }
+
+    /// Number of decimal places of the minor unit (2 for USD, 0 for JPY, 3 for KWD).
+    pub fn exponent(&self) -> u32 {
+        iso_currency::Currency::from_code(self.code())
+            .and_then(|currency| currency.exponent())
+            .map_or(2, u32::from)
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.code())
+    }
+}
+
+/// An exact decimal amount as sent, before a currency gives it a scale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecimalAmount {
+    /// All digits, without the decimal point.
+    mantissa: i128,
+    /// Digits after the decimal point.
+    scale: u32,
+}
+
+/// Why an amount could not be represented.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AmountError {
+    TooManyDecimals { currency: Currency, allowed: u32 },
+    OutOfRange,
+}
+
+impl fmt::Display for AmountError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AmountError::TooManyDecimals { currency, allowed } => {
+                write!(formatter, "has more than {allowed} decimal places, which {currency} allows")
+            }
+            AmountError::OutOfRange => formatter.write_str("is too large"),
+        }
+    }
+}
+
+impl DecimalAmount {
+    /// Parses `[-]digits[.digits]` (also `1e3`-free plain decimals only).
+    pub fn parse(text: &str) -> Option<DecimalAmount> {
+        let text = text.trim();
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (whole, fraction) = match digits.split_once('.') {
+            Some((whole, fraction)) => (whole, fraction),
+            None => (digits, ""),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        if !whole.bytes().chain(fraction.bytes()).all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        let fraction = fraction.trim_end_matches('0');
+        if whole.len() + fraction.len() > 30 {
+            return None;
+        }
+        let mut mantissa: i128 = 0;
+        for byte in whole.bytes().chain(fraction.bytes()) {
+            mantissa = mantissa * 10 + i128::from(byte - b'0');
+        }
+        Some(DecimalAmount {
+            mantissa: if negative { -mantissa } else { mantissa },
+            scale: fraction.len() as u32,
+        })
+    }
+
+    /// Reads a JSON number exactly: its shortest round-trip text is the decimal that was sent.
+    pub fn from_f64(value: f64) -> Option<DecimalAmount> {
+        if !value.is_finite() {
+            return None;
+        }
+        let text = format!("{value}");
+        DecimalAmount::parse(&text)
+    }
+
+    pub fn from_i64(value: i64) -> DecimalAmount {
+        DecimalAmount { mantissa: i128::from(value), scale: 0 }
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.mantissa < 0
+    }
+
+    /// Converts to minor units of `currency`, refusing to round.
+    pub fn to_minor_units(&self, currency: Currency) -> Result<i64, AmountError> {
+        let exponent = currency.exponent();
+        if self.scale > exponent {
+            return Err(AmountError::TooManyDecimals { currency, allowed: exponent });
+        }
+        let factor = 10_i128.pow(exponent - self.scale);
+        let minor = self.mantissa.checked_mul(factor).ok_or(AmountError::OutOfRange)?;
+        i64::try_from(minor).map_err(|_| AmountError::OutOfRange)
+    }
+}
+
+impl<'de> Deserialize<'de> for DecimalAmount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AmountVisitor;
+        impl Visitor<'_> for AmountVisitor {
+            type Value = DecimalAmount;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a decimal amount such as 19.99 or \"19.99\"")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<DecimalAmount, E> {
+                Ok(DecimalAmount::from_i64(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<DecimalAmount, E> {
+                Ok(DecimalAmount { mantissa: i128::from(value), scale: 0 })
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<DecimalAmount, E> {
+                DecimalAmount::from_f64(value)
+                    .ok_or_else(|| E::custom(format_args!("{value} is not a decimal amount")))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<DecimalAmount, E> {
+                DecimalAmount::parse(value)
+                    .ok_or_else(|| E::custom(format_args!("{value:?} is not a decimal amount")))
+            }
+        }
+        deserializer.deserialize_any(AmountVisitor)
+    }
+}
+
+/// An exact amount of money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    /// Integer count of the currency's minor unit (cents for USD).
+    pub minor: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: Currency) -> Self {
+        Self { minor, currency }
+    }
+
+    /// Decimal text in major units, e.g. `19.99`.
+    pub fn to_decimal_string(&self) -> String {
+        let exponent = self.currency.exponent();
+        if exponent == 0 {
+            return self.minor.to_string();
+        }
+        let factor = 10_i64.pow(exponent);
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let absolute = self.minor.unsigned_abs();
+        let factor = factor.unsigned_abs();
+        format!(
+            "{sign}{}.{:0width$}",
+            absolute / factor,
+            absolute % factor,
+            width = exponent as usize
+        )
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} {}", self.to_decimal_string(), self.currency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd() -> Currency {
+        Currency::parse("usd").unwrap()
+    }
+
+    #[test]
+    fn decimal_text_becomes_exact_minor_units() {
+        let cases = [("19.99", 1999), ("0.1", 10), ("0.30", 30), ("100", 10000), ("-5.5", -550)];
+        for (text, minor) in cases {
+            assert_eq!(DecimalAmount::parse(text).unwrap().to_minor_units(usd()), Ok(minor));
+        }
+    }
+
+    #[test]
+    fn json_floats_are_read_as_the_decimal_that_was_sent() {
+        // 0.1 + 0.2 style float noise must never leak into money.
+        let amount: DecimalAmount = serde_json::from_str("0.29").unwrap();
+        assert_eq!(amount.to_minor_units(usd()), Ok(29));
+        let amount: DecimalAmount = serde_json::from_str("1234567.89").unwrap();
+        assert_eq!(amount.to_minor_units(usd()), Ok(123_456_789));
+        let amount: DecimalAmount = serde_json::from_str("\"19.99\"").unwrap();
+        assert_eq!(amount.to_minor_units(usd()), Ok(1999));
+        let amount: DecimalAmount = serde_json::from_str("42").unwrap();
+        assert_eq!(amount.to_minor_units(usd()), Ok(4200));
+    }
+
+    #[test]
+    fn currency_exponents_are_respected() {
+        let jpy = Currency::parse("JPY").unwrap();
+        let kwd = Currency::parse("KWD").unwrap();
+        assert_eq!(DecimalAmount::parse("1500").unwrap().to_minor_units(jpy), Ok(1500));
+        assert_eq!(
+            DecimalAmount::parse("15.5").unwrap().to_minor_units(jpy),
+            Err(AmountError::TooManyDecimals { currency: jpy, allowed: 0 })
+        );
+        assert_eq!(DecimalAmount::parse("1.234").unwrap().to_minor_units(kwd), Ok(1234));
+    }
+
+    #[test]
+    fn extra_decimals_are_refused_not_rounded() {
+        let error = DecimalAmount::parse("19.999").unwrap().to_minor_units(usd()).unwrap_err();
+        assert_eq!(error.to_string(), "has more than 2 decimal places, which USD allows");
+    }
+
+    #[test]
+    fn trailing_zeros_do_not_count_as_decimals() {
+        assert_eq!(DecimalAmount::parse("19.9900").unwrap().to_minor_units(usd()), Ok(1999));
+    }
+
+    #[test]
+    fn bad_text_is_refused() {
+        for text in ["", ".", "1.2.3", "abc", "1e5", "--1", "12,50"] {
+            assert_eq!(DecimalAmount::parse(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_currencies_are_refused() {
+        assert_eq!(Currency::parse("ABC"), None);
+        assert_eq!(Currency::parse("US"), None);
+        assert_eq!(Currency::parse("eur").unwrap().code(), "EUR");
+    }
+
+    #[test]
+    fn money_prints_in_major_units() {
+        assert_eq!(Money::new(1999, usd()).to_decimal_string(), "19.99");
+        assert_eq!(Money::new(-5, usd()).to_decimal_string(), "-0.05");
+        assert_eq!(Money::new(1500, Currency::parse("JPY").unwrap()).to_string(), "1500 JPY");
+    }
+}

@@ -1,0 +1,731 @@
+//! Validation: a decoded [`RawEvent`] becomes an [`Event`], or a list of every problem.
+//!
+//! Rules per type (beyond the limits in [`Limits`]):
+//!
+//! | type | requires |
+//! |---|---|
+//! | `page_view` | `page.url` or `page.path` |
+//! | `product_view`, `add_to_cart`, `remove_from_cart` | `product.id` |
+//! | `purchase` | `order.id` and at least one item |
+//! | `refund` | `order.id` (no amount and no items = full refund) |
+//! | `promotion_view`, `promotion_click` | `promotion.id` |
+//! | `search` | `query` |
+//! | `custom` | `name` |
+//!
+//! Quantities are 1..=`max_quantity` (default 1); prices and order amounts are ≥ 0; amounts
+//! are exact in the currency's minor units; the currency defaults to USD (as in Segment's
+//! spec). A purchase without a `total` gets Σ price × quantity + tax + shipping − discount.
+
+use crate::decode::decode_collecting;
+use crate::error::{ErrorCode, FieldError, ValidationErrors};
+use crate::event::{
+    Device, DeviceType, Event, EventType, Marketing, Order, OrderStatus, Page, Product,
+    ProductList, Promotion,
+};
+use crate::limits::Limits;
+use crate::money::{Currency, DecimalAmount, Money};
+use crate::raw::{RawEvent, RawOrder, RawPage, RawProduct, RawTime};
+use crate::time::{
+    ClockPolicy, HeaderTime, Timestamp, parse_timestamp_text, resolve_event_time,
+    timestamp_from_unix_integer, timestamp_from_unix_number,
+};
+
+/// Everything validation needs that is not in the event itself.
+pub struct ValidationContext<'a> {
+    pub received_at: Timestamp,
+    /// The time the request headers claim, if any (see [`crate::time`]).
+    pub header_time: Option<HeaderTime>,
+    pub clock: ClockPolicy,
+    pub default_store: &'a str,
+    pub default_currency: Currency,
+    /// The anonymized client address to record.
+    pub client: Option<&'a str>,
+    /// The request's User-Agent, used when the event names no device.
+    pub user_agent: Option<&'a str>,
+    /// A country a trusted proxy told us (e.g. `CF-IPCountry`), used when the event has none.
+    pub country: Option<&'a str>,
+    pub limits: &'a Limits,
+    /// Makes an id for events that arrive without `event_id`.
+    pub new_event_id: &'a (dyn Fn() -> String + Sync),
+}
+
+/// Decodes and validates one native event from its JSON text.
+pub fn decode_native_event(
+    json: &str,
+    context: &ValidationContext<'_>,
+) -> Result<Event, ValidationErrors> {
+    if json.len() > context.limits.max_event_bytes {
+        return Err(ValidationErrors::single(FieldError::new(
+            "",
+            ErrorCode::TooLong,
+            format!(
+                "the event is {} bytes; the limit is {} bytes",
+                json.len(),
+                context.limits.max_event_bytes
+            ),
+        )));
+    }
+    let (raw, type_errors) = decode_collecting::<RawEvent>(json);
+    match raw {
+        Some(raw) => validate_event(raw, type_errors, context),
+        None => Err(ValidationErrors(type_errors)),
+    }
+}
+
+/// Validates a decoded event. `prior_errors` are type errors found while decoding; fields
+/// they name are not reported twice.
+pub fn validate_event(
+    raw: RawEvent,
+    prior_errors: Vec<FieldError>,
+    context: &ValidationContext<'_>,
+) -> Result<Event, ValidationErrors> {
+    let mut check = Checker { errors: prior_errors, limits: context.limits };
+    let limits = context.limits;
+
+    let event_type = match raw.r#type.as_deref() {
+        None => {
+            check.missing("type", "is required; one of page_view, product_view, product_list_view, search, add_to_cart, remove_from_cart, checkout_started, purchase, refund, promotion_view, promotion_click, identify, custom");
+            None
+        }
+        Some(name) => match EventType::parse(name) {
+            Some(event_type) => Some(event_type),
+            None => {
+                check.push("type", ErrorCode::UnknownEventType, format!("{name:?} is not an event type; use one of page_view, product_view, product_list_view, search, add_to_cart, remove_from_cart, checkout_started, purchase, refund, promotion_view, promotion_click, identify, custom (with `name`)"));
+                None
+            }
+        },
+    };
+
+    let event_id = match raw.event_id {
+        Some(id) => check.id("event_id", id),
+        None => Some((context.new_event_id)()),
+    };
+    let store = match raw.store {
+        Some(store) => check.store(store),
+        None => Some(context.default_store.to_owned()),
+    };
+    let name = raw.name.and_then(|name| check.text("name", name, limits.max_id_chars));
+    let user_id = raw.user_id.and_then(|id| check.id("user_id", id));
+    let anonymous_id = raw.anonymous_id.and_then(|id| check.id("anonymous_id", id));
+    let session_id = raw.session_id.and_then(|id| check.id("session_id", id));
+    let event_time = raw.timestamp.and_then(|time| check.timestamp("timestamp", time));
+    let country = match raw.country {
+        Some(country) => check.country("country", &country),
+        None => context.country.and_then(normalize_country),
+    };
+    let page = raw.page.map(|page| check.page(page));
+    let marketing = derive_marketing(&mut check, raw.marketing, page.as_ref());
+    let device = check.device(raw.device, context.user_agent);
+    let order_currency = raw
+        .order
+        .as_ref()
+        .and_then(|order| order.currency.as_deref())
+        .and_then(|code| check.currency("order.currency", code))
+        .unwrap_or(context.default_currency);
+    let product = raw.product.map(|product| check.product("product", product, order_currency));
+    let sent_items = raw.items.as_ref().map_or(0, Vec::len);
+    let items = check.items(raw.items, order_currency);
+    let promotion = raw.promotion.map(|promotion| Promotion {
+        id: check.required_id("promotion.id", promotion.id).unwrap_or_default(),
+        name: promotion
+            .name
+            .and_then(|name| check.text("promotion.name", name, limits.max_text_chars)),
+        creative: promotion
+            .creative
+            .and_then(|creative| check.text("promotion.creative", creative, limits.max_text_chars)),
+        position: promotion
+            .position
+            .and_then(|position| check.text("promotion.position", position.0, limits.max_id_chars)),
+    });
+    let search_query =
+        raw.query.and_then(|query| check.text("query", query, limits.max_text_chars));
+    let list = raw.list.map(|list| ProductList {
+        id: list.id.and_then(|id| check.id("list.id", id)),
+        category: list
+            .category
+            .and_then(|category| check.text("list.category", category, limits.max_text_chars)),
+    });
+    let properties =
+        raw.properties.and_then(|properties| check.properties("properties", properties.get()));
+    let order = raw.order.map(|order| check.order(order, order_currency, event_type, &items));
+
+    if let Some(event_type) = event_type {
+        check.type_requirements(
+            event_type,
+            &name,
+            &page,
+            &product,
+            &order,
+            sent_items,
+            &promotion,
+            &search_query,
+        );
+    }
+
+    if !check.errors.is_empty() {
+        return Err(ValidationErrors(dedupe(check.errors)));
+    }
+    let resolved =
+        resolve_event_time(event_time, context.header_time, context.received_at, context.clock);
+    let (Some(event_type), Some(event_id), Some(store)) = (event_type, event_id, store) else {
+        // Unreachable in practice: each None above pushed an error.
+        return Err(ValidationErrors::single(FieldError::new(
+            "",
+            ErrorCode::InvalidValue,
+            "invalid event",
+        )));
+    };
+    Ok(Event {
+        event_id,
+        store,
+        event_type,
+        name,
+        event_time: resolved.time,
+        received_at: context.received_at,
+        time_source: resolved.source,
+        clock_distrusted: resolved.distrusted_event_clock,
+        user_id,
+        anonymous_id,
+        session_id,
+        page,
+        marketing,
+        country,
+        device,
+        client: context.client.map(str::to_owned),
+        product: product.flatten(),
+        order,
+        items,
+        promotion,
+        search_query,
+        list,
+        properties,
+    })
+}
+
+/// Keeps the first error per field path: a field that failed its type check is not also
+/// reported as missing.
+fn dedupe(errors: Vec<FieldError>) -> Vec<FieldError> {
+    let mut seen = std::collections::HashSet::new();
+    errors.into_iter().filter(|error| seen.insert(error.field.clone())).collect()
+}
+
+fn derive_marketing(
+    check: &mut Checker<'_>,
+    raw: Option<crate::raw::RawMarketing>,
+    page: Option<&Page>,
+) -> Option<Marketing> {
+    let limit = check.limits.max_text_chars;
+    let mut marketing = match raw {
+        Some(raw) => Marketing {
+            utm_source: raw.utm_source.and_then(|v| check.text("marketing.utm_source", v, limit)),
+            utm_medium: raw.utm_medium.and_then(|v| check.text("marketing.utm_medium", v, limit)),
+            utm_campaign: raw
+                .utm_campaign
+                .and_then(|v| check.text("marketing.utm_campaign", v, limit)),
+            utm_term: raw.utm_term.and_then(|v| check.text("marketing.utm_term", v, limit)),
+            utm_content: raw
+                .utm_content
+                .and_then(|v| check.text("marketing.utm_content", v, limit)),
+            referrer_host: raw
+                .referrer_host
+                .and_then(|v| check.text("marketing.referrer_host", v, limit)),
+        },
+        None => Marketing::default(),
+    };
+    if let Some(page) = page {
+        // Campaign parameters usually ride on the landing URL; take them from there when the
+        // tracker did not split them out.
+        if let Some(url) = page.url.as_deref().filter(|url| url.contains("utm_"))
+            && let Ok(parsed) = url::Url::parse(url)
+        {
+            for (key, value) in parsed.query_pairs() {
+                let slot = match key.as_ref() {
+                    "utm_source" => &mut marketing.utm_source,
+                    "utm_medium" => &mut marketing.utm_medium,
+                    "utm_campaign" => &mut marketing.utm_campaign,
+                    "utm_term" => &mut marketing.utm_term,
+                    "utm_content" => &mut marketing.utm_content,
+                    _ => continue,
+                };
+                if slot.is_none() && !value.is_empty() {
+                    *slot = Some(truncate_chars(&value, limit));
+                }
+            }
+        }
+        if marketing.referrer_host.is_none() {
+            marketing.referrer_host = page.referrer.as_deref().and_then(referrer_host);
+        }
+    }
+    if marketing == Marketing::default() { None } else { Some(marketing) }
+}
+
+/// The referrer's host, lower case, without a leading `www.`.
+pub fn referrer_host(referrer: &str) -> Option<String> {
+    let parsed = url::Url::parse(referrer).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    Some(host.strip_prefix("www.").map(str::to_owned).unwrap_or(host))
+}
+
+fn truncate_chars(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+/// Upper-cases a 2-letter country code; seed 1's `UK` becomes ISO's `GB`.
+pub fn normalize_country(code: &str) -> Option<String> {
+    let code = code.trim();
+    if code.len() != 2 || !code.bytes().all(|byte| byte.is_ascii_alphabetic()) {
+        return None;
+    }
+    let upper = code.to_ascii_uppercase();
+    Some(if upper == "UK" { "GB".to_owned() } else { upper })
+}
+
+struct Checker<'a> {
+    errors: Vec<FieldError>,
+    limits: &'a Limits,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, field: impl Into<String>, code: ErrorCode, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, code, message));
+    }
+
+    fn missing(&mut self, field: impl Into<String>, message: &str) {
+        self.push(field, ErrorCode::Missing, message);
+    }
+
+    fn text(&mut self, field: impl AsRef<str>, value: String, max_chars: usize) -> Option<String> {
+        // Byte length bounds char length from above, so the common short case is one compare.
+        if value.len() > max_chars && value.chars().count() > max_chars {
+            self.push(
+                field.as_ref(),
+                ErrorCode::TooLong,
+                format!("is longer than {max_chars} characters"),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    fn id(&mut self, field: impl AsRef<str>, value: String) -> Option<String> {
+        if value.trim().is_empty() {
+            self.push(field.as_ref(), ErrorCode::InvalidValue, "must not be empty");
+            return None;
+        }
+        if value.chars().any(char::is_control) {
+            self.push(
+                field.as_ref(),
+                ErrorCode::InvalidValue,
+                "must not contain control characters",
+            );
+            return None;
+        }
+        self.text(field, value, self.limits.max_id_chars)
+    }
+
+    fn required_id(&mut self, field: &str, value: Option<String>) -> Option<String> {
+        match value {
+            Some(value) => self.id(field, value),
+            None => {
+                self.missing(field, "is required");
+                None
+            }
+        }
+    }
+
+    fn store(&mut self, value: String) -> Option<String> {
+        let valid = !value.is_empty()
+            && value.len() <= 64
+            && value.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte));
+        if !valid {
+            self.push(
+                "store",
+                ErrorCode::InvalidValue,
+                "must be 1 to 64 characters of letters, digits, '.', '_' or '-'",
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    fn timestamp(&mut self, field: &str, value: RawTime) -> Option<Timestamp> {
+        let parsed = match &value {
+            RawTime::Text(text) => parse_timestamp_text(text),
+            RawTime::Integer(number) => timestamp_from_unix_integer(*number),
+            RawTime::Float(number) => timestamp_from_unix_number(*number),
+        };
+        if parsed.is_none() {
+            self.push(
+                field,
+                ErrorCode::InvalidValue,
+                "must be an RFC 3339 time (2025-01-31T12:00:00Z) or a Unix timestamp in seconds, milliseconds or microseconds",
+            );
+        }
+        parsed
+    }
+
+    fn country(&mut self, field: &str, value: &str) -> Option<String> {
+        let normalized = normalize_country(value);
+        if normalized.is_none() {
+            self.push(
+                field,
+                ErrorCode::InvalidValue,
+                "must be an ISO 3166-1 alpha-2 code such as \"US\"",
+            );
+        }
+        normalized
+    }
+
+    fn currency(&mut self, field: &str, code: &str) -> Option<Currency> {
+        let currency = Currency::parse(code);
+        if currency.is_none() {
+            self.push(
+                field,
+                ErrorCode::InvalidValue,
+                format!("{code:?} is not an ISO 4217 currency code"),
+            );
+        }
+        currency
+    }
+
+    fn amount(&mut self, field: &str, amount: DecimalAmount, currency: Currency) -> Option<i64> {
+        if amount.is_negative() {
+            self.push(field, ErrorCode::InvalidValue, "must be >= 0");
+            return None;
+        }
+        match amount.to_minor_units(currency) {
+            Ok(minor) => Some(minor),
+            Err(error) => {
+                self.push(field, ErrorCode::InvalidValue, error.to_string());
+                None
+            }
+        }
+    }
+
+    fn page(&mut self, raw: RawPage) -> Page {
+        let url_limit = self.limits.max_url_chars;
+        let url = raw.url.and_then(|url| self.text("page.url", url, url_limit));
+        let mut path = raw.path.and_then(|path| self.text("page.path", path, url_limit));
+        if path.is_none() {
+            path = url
+                .as_deref()
+                .and_then(|url| url::Url::parse(url).ok())
+                .map(|parsed| parsed.path().to_owned());
+        }
+        Page {
+            url,
+            path,
+            title: raw
+                .title
+                .and_then(|title| self.text("page.title", title, self.limits.max_text_chars)),
+            referrer: raw
+                .referrer
+                .and_then(|referrer| self.text("page.referrer", referrer, url_limit)),
+        }
+    }
+
+    fn device(
+        &mut self,
+        raw: Option<crate::raw::RawDevice>,
+        header_agent: Option<&str>,
+    ) -> Option<Device> {
+        let (declared_type, user_agent) = match raw {
+            Some(raw) => {
+                let declared = match raw.r#type {
+                    Some(name) => match DeviceType::parse(&name) {
+                        Some(device_type) => Some(device_type),
+                        None => {
+                            self.push(
+                                "device.type",
+                                ErrorCode::InvalidValue,
+                                "must be one of desktop, mobile, tablet, bot, other",
+                            );
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                let agent = raw.user_agent.and_then(|agent| {
+                    self.text("device.user_agent", agent, self.limits.max_text_chars)
+                });
+                (declared, agent)
+            }
+            None => (None, None),
+        };
+        let user_agent = user_agent.or_else(|| {
+            header_agent.map(|agent| truncate_chars(agent, self.limits.max_text_chars))
+        });
+        let device_type =
+            declared_type.or_else(|| user_agent.as_deref().map(DeviceType::from_user_agent))?;
+        Some(Device { device_type, user_agent })
+    }
+
+    /// Returns `None` inside when the product has no usable id (already reported).
+    fn product(
+        &mut self,
+        path: &str,
+        raw: RawProduct,
+        order_currency: Currency,
+    ) -> Option<Product> {
+        let limits = self.limits;
+        let id = self.required_id(&format!("{path}.id"), raw.id);
+        let currency = match raw.currency.as_deref() {
+            Some(code) => {
+                self.currency(&format!("{path}.currency"), code).unwrap_or(order_currency)
+            }
+            None => order_currency,
+        };
+        let price = raw
+            .price
+            .and_then(|price| self.amount(&format!("{path}.price"), price, currency))
+            .map(|minor| Money::new(minor, currency));
+        let quantity = match raw.quantity {
+            None => 1,
+            Some(quantity) if quantity < 1 => {
+                self.push(format!("{path}.quantity"), ErrorCode::InvalidValue, "must be > 0");
+                1
+            }
+            Some(quantity) if quantity > i64::from(limits.max_quantity) => {
+                self.push(
+                    format!("{path}.quantity"),
+                    ErrorCode::InvalidValue,
+                    format!("must be <= {}", limits.max_quantity),
+                );
+                1
+            }
+            Some(quantity) => quantity as u32,
+        };
+        let category = match raw.category {
+            Some(path_levels) => {
+                let levels = path_levels.0;
+                if levels.len() > limits.max_category_depth {
+                    self.push(
+                        format!("{path}.category"),
+                        ErrorCode::TooLong,
+                        format!("has more than {} levels", limits.max_category_depth),
+                    );
+                    Vec::new()
+                } else if levels.iter().any(|level| level.is_empty()) {
+                    self.push(
+                        format!("{path}.category"),
+                        ErrorCode::InvalidValue,
+                        "levels must not be empty",
+                    );
+                    Vec::new()
+                } else if levels.iter().any(|level| level.chars().count() > limits.max_id_chars) {
+                    self.push(
+                        format!("{path}.category"),
+                        ErrorCode::TooLong,
+                        format!("each level must be at most {} characters", limits.max_id_chars),
+                    );
+                    Vec::new()
+                } else {
+                    levels
+                }
+            }
+            None => Vec::new(),
+        };
+        let product = Product {
+            id: id?,
+            name: raw
+                .name
+                .and_then(|name| self.text(format!("{path}.name"), name, limits.max_text_chars)),
+            category,
+            brand: raw
+                .brand
+                .and_then(|brand| self.text(format!("{path}.brand"), brand, limits.max_id_chars)),
+            variant: raw.variant.and_then(|variant| {
+                self.text(format!("{path}.variant"), variant, limits.max_id_chars)
+            }),
+            price,
+            quantity,
+            coupon: raw.coupon.and_then(|coupon| {
+                self.text(format!("{path}.coupon"), coupon, limits.max_id_chars)
+            }),
+        };
+        Some(product)
+    }
+
+    fn items(
+        &mut self,
+        raw: Option<Vec<Option<RawProduct>>>,
+        order_currency: Currency,
+    ) -> Vec<Product> {
+        let Some(raw) = raw else { return Vec::new() };
+        if raw.len() > self.limits.max_items {
+            self.push(
+                "items",
+                ErrorCode::TooLong,
+                format!("has {} lines; the limit is {}", raw.len(), self.limits.max_items),
+            );
+            return Vec::new();
+        }
+        let mut items = Vec::with_capacity(raw.len());
+        for (index, item) in raw.into_iter().enumerate() {
+            let path = format!("items[{index}]");
+            match item {
+                Some(item) => {
+                    if let Some(product) = self.product(&path, item, order_currency) {
+                        items.push(product);
+                    }
+                }
+                None => self.push(path, ErrorCode::InvalidType, "must be an object, not null"),
+            }
+        }
+        items
+    }
+
+    fn order(
+        &mut self,
+        raw: RawOrder,
+        currency: Currency,
+        event_type: Option<EventType>,
+        items: &[Product],
+    ) -> Order {
+        let id = raw.id.and_then(|id| self.id("order.id", id));
+        let mut amount = |field: &str, value: Option<DecimalAmount>| {
+            value.and_then(|value| self.amount(field, value, currency))
+        };
+        let total = amount("order.total", raw.total);
+        let subtotal = amount("order.subtotal", raw.subtotal);
+        let tax = amount("order.tax", raw.tax);
+        let shipping = amount("order.shipping", raw.shipping);
+        let discount = amount("order.discount", raw.discount);
+        let status = match raw.status.as_deref() {
+            Some(name) => match OrderStatus::parse(name) {
+                Some(status) => Some(status),
+                None => {
+                    self.push(
+                        "order.status",
+                        ErrorCode::InvalidValue,
+                        format!("must be one of {}", OrderStatus::NAMES.join(", ")),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let total = match (total, event_type) {
+            (Some(total), _) => Some(total),
+            (None, Some(EventType::Purchase | EventType::CheckoutStarted)) => {
+                computed_total(items, currency, tax, shipping, discount)
+            }
+            (None, _) => None,
+        };
+        Order {
+            id,
+            currency,
+            total,
+            subtotal,
+            tax,
+            shipping,
+            discount,
+            coupon: raw
+                .coupon
+                .and_then(|coupon| self.text("order.coupon", coupon, self.limits.max_id_chars)),
+            status: status.or(match event_type {
+                Some(EventType::Purchase) => Some(OrderStatus::Completed),
+                Some(EventType::Refund) => Some(OrderStatus::Refunded),
+                _ => None,
+            }),
+            customer_id: raw.customer_id.and_then(|id| self.id("order.customer_id", id)),
+            sales_rep_id: raw.sales_rep_id.and_then(|id| self.id("order.sales_rep_id", id)),
+        }
+    }
+
+    fn properties(&mut self, field: &str, json: &str) -> Option<String> {
+        if !json.trim_start().starts_with('{') {
+            self.push(field, ErrorCode::InvalidType, "must be a JSON object");
+            return None;
+        }
+        if json.len() > self.limits.max_properties_bytes {
+            self.push(
+                field,
+                ErrorCode::TooLong,
+                format!(
+                    "is {} bytes of JSON; the limit is {}",
+                    json.len(),
+                    self.limits.max_properties_bytes
+                ),
+            );
+            return None;
+        }
+        Some(json.to_owned())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn type_requirements(
+        &mut self,
+        event_type: EventType,
+        name: &Option<String>,
+        page: &Option<Page>,
+        product: &Option<Option<Product>>,
+        order: &Option<Order>,
+        sent_items: usize,
+        promotion: &Option<Promotion>,
+        search_query: &Option<String>,
+    ) {
+        let type_name = event_type.as_str();
+        match event_type {
+            EventType::PageView => {
+                if page.as_ref().is_none_or(|page| page.url.is_none() && page.path.is_none()) {
+                    self.missing("page.url", "page_view needs page.url or page.path");
+                }
+            }
+            EventType::ProductView | EventType::AddToCart | EventType::RemoveFromCart => {
+                if product.is_none() {
+                    self.missing("product", &format!("{type_name} needs a product with an id"));
+                }
+            }
+            EventType::Purchase => {
+                if order.as_ref().is_none_or(|order| order.id.is_none()) {
+                    self.missing("order.id", "purchase needs order.id");
+                }
+                // Lines that were sent but are invalid are reported individually.
+                if sent_items == 0 {
+                    self.missing("items", "purchase needs at least one line item");
+                }
+            }
+            EventType::Refund => {
+                if order.as_ref().is_none_or(|order| order.id.is_none()) {
+                    self.missing("order.id", "refund needs the order.id being refunded");
+                }
+            }
+            EventType::PromotionView | EventType::PromotionClick => {
+                if promotion.is_none() {
+                    self.missing("promotion.id", &format!("{type_name} needs promotion.id"));
+                }
+            }
+            EventType::Search => {
+                if search_query.is_none() {
+                    self.missing("query", "search needs the query text");
+                }
+            }
+            EventType::Custom => {
+                if name.is_none() {
+                    self.missing("name", "custom events need a name");
+                }
+            }
+            EventType::ProductListView | EventType::CheckoutStarted | EventType::Identify => {}
+        }
+    }
+}
+
+fn computed_total(
+    items: &[Product],
+    currency: Currency,
+    tax: Option<i64>,
+    shipping: Option<i64>,
+    discount: Option<i64>,
+) -> Option<i64> {
+    let mut total: i64 = 0;
+    for item in items {
+        let price = item.price?;
+        if price.currency != currency {
+            return None;
+        }
+        total = total.checked_add(price.minor.checked_mul(i64::from(item.quantity))?)?;
+    }
+    total = total.checked_add(tax.unwrap_or(0))?.checked_add(shipping.unwrap_or(0))?;
+    Some((total - discount.unwrap_or(0)).max(0))
+}

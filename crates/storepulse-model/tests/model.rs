@@ -1,0 +1,375 @@
+//! Validation tables for the native, Segment and seed-3 formats: what a sender sees for good
+//! and bad events.
+
+use storepulse_model::compat::realtime_ingest::decode_realtime_ingest_event;
+use storepulse_model::compat::segment::{SegmentCall, decode_segment_message};
+use storepulse_model::event::{DeviceType, EventType, OrderStatus};
+use storepulse_model::time::{ClockPolicy, HeaderTime, TimeSource, Timestamp};
+use storepulse_model::validate::decode_native_event;
+use storepulse_model::{Currency, ErrorCode, Event, Limits, ValidationContext, ValidationErrors};
+
+const RECEIVED: Timestamp = Timestamp(1_763_000_000_000); // 2025-11-13T02:13:20Z
+
+fn next_id() -> String {
+    "generated-id".to_owned()
+}
+
+fn with_context<T>(
+    limits: &Limits,
+    header_time: Option<HeaderTime>,
+    run: impl FnOnce(&ValidationContext<'_>) -> T,
+) -> T {
+    let context = ValidationContext {
+        received_at: RECEIVED,
+        header_time,
+        clock: ClockPolicy::default(),
+        default_store: "default",
+        default_currency: Currency::USD,
+        client: Some("h:abc"),
+        user_agent: Some("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile"),
+        country: None,
+        limits,
+        new_event_id: &next_id,
+    };
+    run(&context)
+}
+
+fn native(json: &str) -> Result<Event, ValidationErrors> {
+    with_context(&Limits::default(), None, |context| decode_native_event(json, context))
+}
+
+fn errors_of(result: Result<Event, ValidationErrors>) -> Vec<(String, ErrorCode)> {
+    let mut errors: Vec<(String, ErrorCode)> = result
+        .expect_err("expected a rejection")
+        .0
+        .into_iter()
+        .map(|error| (error.field, error.code))
+        .collect();
+    errors.sort();
+    errors
+}
+
+fn fields(errors: &[(String, ErrorCode)]) -> Vec<&str> {
+    errors.iter().map(|(field, _)| field.as_str()).collect()
+}
+
+#[test]
+fn a_full_purchase_is_accepted_with_exact_money() {
+    let event = native(
+        r#"{"event_id":"e1","type":"purchase","timestamp":"2025-11-13T01:00:00+01:00","store":"shop-eu",
+            "user_id":"u1","session_id":"s1","country":"de",
+            "order":{"id":"o1","currency":"EUR","tax":"1.90","shipping":4.99,"discount":0.10,"sales_rep_id":"rep7"},
+            "items":[{"id":"p1","name":"Runner","category":"Apparel > Shoes > Running","price":59.99,"quantity":2},
+                     {"id":"p2","price":"0.30"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(event.event_type, EventType::Purchase);
+    assert_eq!(event.store, "shop-eu");
+    assert_eq!(event.country.as_deref(), Some("DE"));
+    assert_eq!(event.event_time, Timestamp(1_762_992_000_000)); // 00:00Z: offset converted
+    assert_eq!(event.time_source, TimeSource::Event);
+    let order = event.order.unwrap();
+    assert_eq!(order.currency.code(), "EUR");
+    // 2 × 59.99 + 0.30 + 1.90 + 4.99 − 0.10 = 127.07, computed in cents.
+    assert_eq!(order.total, Some(12_707));
+    assert_eq!(order.status, Some(OrderStatus::Completed));
+    assert_eq!(order.sales_rep_id.as_deref(), Some("rep7"));
+    assert_eq!(event.items[0].category, ["Apparel", "Shoes", "Running"]);
+    assert_eq!(event.items[0].quantity, 2);
+    assert_eq!(event.items[1].quantity, 1);
+    assert_eq!(event.device.unwrap().device_type, DeviceType::Mobile);
+    assert_eq!(event.client.as_deref(), Some("h:abc"));
+}
+
+#[test]
+fn defaults_fill_in_id_store_and_time() {
+    let event = native(r#"{"type":"page_view","page":{"url":"https://shop.test/shoes?utm_source=news&utm_campaign=fall"}}"#).unwrap();
+    assert_eq!(event.event_id, "generated-id");
+    assert_eq!(event.store, "default");
+    assert_eq!(event.event_time, RECEIVED);
+    assert_eq!(event.time_source, TimeSource::Received);
+    assert_eq!(event.page.unwrap().path.as_deref(), Some("/shoes"));
+    let marketing = event.marketing.unwrap();
+    assert_eq!(marketing.utm_source.as_deref(), Some("news"));
+    assert_eq!(marketing.utm_campaign.as_deref(), Some("fall"));
+}
+
+#[test]
+fn header_time_is_used_when_the_event_has_none() {
+    let header =
+        HeaderTime { time: Timestamp(1_762_999_000_000), source: TimeSource::ClientHeader };
+    let event = with_context(&Limits::default(), Some(header), |context| {
+        decode_native_event(r#"{"type":"search","query":"red shoes"}"#, context)
+    })
+    .unwrap();
+    assert_eq!(event.event_time, header.time);
+    assert_eq!(event.time_source, TimeSource::ClientHeader);
+    assert_eq!(event.search_query.as_deref(), Some("red shoes"));
+}
+
+#[test]
+fn every_problem_is_listed_with_its_path() {
+    let errors = errors_of(native(
+        r#"{"type":"purchase","user_id":"","country":"USA","order":{"currency":"XYZ","total":-5},
+            "items":[{"id":"p1","quantity":0},{"price":"1.999"},{"id":"p3","quantity":"2"}]}"#,
+    ));
+    assert_eq!(
+        errors,
+        vec![
+            ("country".into(), ErrorCode::InvalidValue),
+            ("items[0].quantity".into(), ErrorCode::InvalidValue),
+            ("items[1].id".into(), ErrorCode::Missing),
+            ("items[1].price".into(), ErrorCode::InvalidValue),
+            ("items[2].quantity".into(), ErrorCode::InvalidType),
+            ("order.currency".into(), ErrorCode::InvalidValue),
+            ("order.id".into(), ErrorCode::Missing),
+            ("order.total".into(), ErrorCode::InvalidValue),
+            ("user_id".into(), ErrorCode::InvalidValue),
+        ]
+    );
+}
+
+#[test]
+fn extra_decimals_name_the_currency() {
+    let rejection =
+        native(r#"{"type":"add_to_cart","product":{"id":"p","price":1.999}}"#).unwrap_err();
+    assert_eq!(
+        rejection.to_string(),
+        "product.price: has more than 2 decimal places, which USD allows"
+    );
+}
+
+#[test]
+fn type_requirements_table() {
+    let cases: &[(&str, &[&str])] = &[
+        (r#"{}"#, &["type"]),
+        (r#"{"type":"nonsense"}"#, &["type"]),
+        (r#"{"type":"page_view"}"#, &["page.url"]),
+        (r#"{"type":"product_view"}"#, &["product"]),
+        (r#"{"type":"add_to_cart","product":{}}"#, &["product.id"]),
+        (r#"{"type":"remove_from_cart"}"#, &["product"]),
+        (r#"{"type":"purchase","order":{"id":"o"}}"#, &["items"]),
+        (r#"{"type":"refund"}"#, &["order.id"]),
+        (r#"{"type":"promotion_view"}"#, &["promotion.id"]),
+        (r#"{"type":"promotion_click","promotion":{"name":"x"}}"#, &["promotion.id"]),
+        (r#"{"type":"search"}"#, &["query"]),
+        (r#"{"type":"custom"}"#, &["name"]),
+        (r#"{"type":"page_view","page":{"url":"/"},"usr_id":"x"}"#, &["usr_id"]),
+        (r#"{"type":"page_view","page":{"url":"/"},"timestamp":"yesterday"}"#, &["timestamp"]),
+        (r#"{"type":"page_view","page":{"url":"/"},"store":"bad store!"}"#, &["store"]),
+        (r#"{"type":"page_view","page":{"url":"/"},"properties":[1]}"#, &["properties"]),
+        (r#"{"type":"page_view","page":{"url":"/"},"device":{"type":"fridge"}}"#, &["device.type"]),
+        (
+            r#"{"type":"purchase","order":{"id":"o","status":"lost"},"items":[{"id":"a"}]}"#,
+            &["order.status"],
+        ),
+    ];
+    for (json, expected) in cases {
+        let errors = errors_of(native(json));
+        assert_eq!(fields(&errors), *expected, "{json}");
+    }
+    for json in [
+        r#"{"type":"product_list_view"}"#,
+        r#"{"type":"checkout_started"}"#,
+        r#"{"type":"identify","user_id":"u"}"#,
+        r#"{"type":"refund","order":{"id":"o"}}"#,
+        r#"{"type":"custom","name":"wishlist_add","properties":{"x":1}}"#,
+        r#"{"type":"promotion_click","promotion":{"id":"summer","position":3}}"#,
+    ] {
+        assert!(native(json).is_ok(), "{json}");
+    }
+}
+
+#[test]
+fn limits_are_enforced() {
+    let limits = Limits {
+        max_items: 2,
+        max_id_chars: 8,
+        max_properties_bytes: 16,
+        max_event_bytes: 400,
+        ..Limits::default()
+    };
+    let check =
+        |json: &str| with_context(&limits, None, |context| decode_native_event(json, context));
+    let errors = errors_of(check(
+        r#"{"type":"purchase","order":{"id":"o"},"items":[{"id":"a"},{"id":"b"},{"id":"c"}]}"#,
+    ));
+    assert_eq!(errors, vec![("items".into(), ErrorCode::TooLong)]);
+    let errors = errors_of(check(r#"{"type":"identify","user_id":"123456789"}"#));
+    assert_eq!(errors, vec![("user_id".into(), ErrorCode::TooLong)]);
+    let errors = errors_of(check(r#"{"type":"identify","properties":{"a":"0123456789abcdef"}}"#));
+    assert_eq!(errors, vec![("properties".into(), ErrorCode::TooLong)]);
+    let big = format!(r#"{{"type":"search","query":"{}"}}"#, "x".repeat(500));
+    let errors = errors_of(check(&big));
+    assert_eq!(errors, vec![("".into(), ErrorCode::TooLong)]);
+}
+
+#[test]
+fn far_future_event_times_are_not_trusted() {
+    let event =
+        native(r#"{"type":"identify","user_id":"u","timestamp":"2035-01-01T00:00:00Z"}"#).unwrap();
+    assert_eq!(event.event_time, RECEIVED);
+    assert!(event.clock_distrusted);
+}
+
+#[test]
+fn numeric_timestamps_are_read_by_magnitude() {
+    for value in ["1762999000", "1762999000000", "1762999000000000"] {
+        let json = format!(r#"{{"type":"identify","user_id":"u","timestamp":{value}}}"#);
+        assert_eq!(native(&json).unwrap().event_time, Timestamp(1_762_999_000_000), "{value}");
+    }
+}
+
+fn segment(json: &str, call: Option<SegmentCall>) -> Result<Event, ValidationErrors> {
+    with_context(&Limits::default(), None, |context| {
+        decode_segment_message(json, call, None, context)
+    })
+}
+
+#[test]
+fn segment_order_completed_becomes_a_purchase() {
+    let event = segment(
+        r#"{"type":"track","event":"Order Completed","userId":"u1","messageId":"m-1",
+            "timestamp":"2025-11-13T01:00:00Z",
+            "context":{"ip":"8.8.8.8","userAgent":"Mozilla/5.0 (Windows NT 10.0)","campaign":{"source":"google","name":"fall"},
+                       "page":{"url":"https://shop.test/checkout"},"location":{"country":"US"}},
+            "properties":{"order_id":"o-9","total":27.50,"currency":"usd","coupon":"FALL",
+                          "products":[{"product_id":"p1","sku":"S1","name":"Tee","price":12.5,"quantity":2,"category":"Apparel"},
+                                      {"product_id":"p2","price":"2.50"}],
+                          "gift_wrap":true}}"#,
+        Some(SegmentCall::Track),
+    )
+    .unwrap();
+    assert_eq!(event.event_type, EventType::Purchase);
+    assert_eq!(event.name.as_deref(), Some("Order Completed"));
+    assert_eq!(event.event_id, "m-1");
+    assert_eq!(event.user_id.as_deref(), Some("u1"));
+    let order = event.order.unwrap();
+    assert_eq!((order.id.as_deref(), order.total), (Some("o-9"), Some(2750)));
+    assert_eq!(event.items.len(), 2);
+    assert_eq!(event.items[0].price.unwrap().minor, 1250);
+    assert_eq!(event.marketing.unwrap().utm_source.as_deref(), Some("google"));
+    assert_eq!(event.country.as_deref(), Some("US"));
+    assert_eq!(event.device.unwrap().device_type, DeviceType::Desktop);
+    assert_eq!(event.properties.as_deref(), Some(r#"{"gift_wrap":true}"#));
+}
+
+#[test]
+fn segment_ecommerce_names_map_onto_types() {
+    let cases = [
+        ("Product Viewed", r#"{"product_id":"p"}"#, EventType::ProductView),
+        ("Product Added", r#"{"product_id":"p","quantity":2}"#, EventType::AddToCart),
+        ("Product Removed", r#"{"product_id":"p"}"#, EventType::RemoveFromCart),
+        ("Checkout Started", r#"{"order_id":"o","products":[]}"#, EventType::CheckoutStarted),
+        ("Order Refunded", r#"{"order_id":"o","total":5}"#, EventType::Refund),
+        ("Order Cancelled", r#"{"order_id":"o"}"#, EventType::Refund),
+        ("Promotion Viewed", r#"{"promotion_id":"promo"}"#, EventType::PromotionView),
+        (
+            "Promotion Clicked",
+            r#"{"promotion_id":"promo","position":"top"}"#,
+            EventType::PromotionClick,
+        ),
+        ("Products Searched", r#"{"query":"shoes"}"#, EventType::Search),
+        (
+            "Product List Viewed",
+            r#"{"list_id":"l","products":[{"product_id":"a"}]}"#,
+            EventType::ProductListView,
+        ),
+        ("Wishlist Shared", r#"{}"#, EventType::Custom),
+    ];
+    for (name, properties, expected) in cases {
+        let json = format!(r#"{{"event":"{name}","anonymousId":"a1","properties":{properties}}}"#);
+        let event = segment(&json, Some(SegmentCall::Track))
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(event.event_type, expected, "{name}");
+        assert_eq!(event.name.as_deref(), Some(name));
+    }
+    let cancelled = segment(
+        r#"{"event":"Order Cancelled","userId":"u","properties":{"order_id":"o"}}"#,
+        Some(SegmentCall::Track),
+    )
+    .unwrap();
+    assert_eq!(cancelled.order.unwrap().status, Some(OrderStatus::Cancelled));
+}
+
+#[test]
+fn segment_errors_use_segment_paths() {
+    let errors = errors_of(segment(
+        r#"{"event":"Order Completed","userId":"u","properties":{"total":"abc","products":[{"price":1}]}}"#,
+        Some(SegmentCall::Track),
+    ));
+    assert_eq!(
+        fields(&errors),
+        ["properties.order_id", "properties.products[0].product_id", "properties.total"]
+    );
+}
+
+#[test]
+fn segment_original_timestamp_is_corrected_by_sent_at() {
+    // The device clock is 1 hour fast: sent "at 03:13:20" but it was received at 02:13:20.
+    let event = segment(
+        r#"{"type":"track","event":"Signed Up","userId":"u","originalTimestamp":"2025-11-13T03:13:10Z","sentAt":"2025-11-13T03:13:20Z"}"#,
+        None,
+    )
+    .unwrap();
+    assert_eq!(event.event_time, Timestamp(RECEIVED.0 - 10_000));
+}
+
+#[test]
+fn segment_page_identify_screen_alias_group_calls() {
+    let page = segment(r#"{"type":"page","name":"Home","anonymousId":"a","properties":{"url":"https://s.test/","title":"Home"}}"#, None).unwrap();
+    assert_eq!(page.event_type, EventType::PageView);
+    assert_eq!(page.page.unwrap().path.as_deref(), Some("/"));
+    let screen =
+        segment(r#"{"name":"Cart","anonymousId":"a"}"#, Some(SegmentCall::Screen)).unwrap();
+    assert_eq!(screen.page.unwrap().path.as_deref(), Some("screen:Cart"));
+    let identify =
+        segment(r#"{"type":"identify","userId":"u","traits":{"email":"a@b.c"}}"#, None).unwrap();
+    assert_eq!(identify.event_type, EventType::Identify);
+    assert_eq!(identify.properties.as_deref(), Some(r#"{"email":"a@b.c"}"#));
+    let alias = segment(r#"{"type":"alias","userId":"u","previousId":"a"}"#, None).unwrap();
+    assert_eq!(alias.name.as_deref(), Some("alias"));
+    let group = segment(r#"{"type":"group","userId":"u","groupId":"g"}"#, None).unwrap();
+    assert_eq!(group.name.as_deref(), Some("group"));
+    let unknown = errors_of(segment(r#"{"type":"explode","userId":"u"}"#, None));
+    assert_eq!(fields(&unknown), ["type"]);
+}
+
+fn realtime(json: &str) -> Result<Event, ValidationErrors> {
+    with_context(&Limits::default(), None, |context| decode_realtime_ingest_event(json, context))
+}
+
+#[test]
+fn seed3_ingest_payloads() {
+    let event = realtime(r#"{"event_type":"page_view","page_url":"/products/shoes","user_id":"user_1","session_id":"s1","timestamp":"2025-11-13T02:00:00Z"}"#).unwrap();
+    assert_eq!(event.event_type, EventType::PageView);
+    assert_eq!(event.page.unwrap().url.as_deref(), Some("/products/shoes"));
+    assert_eq!(event.session_id.as_deref(), Some("s1"));
+
+    let click = realtime(r#"{"event_type":"click","page_url":"/","user_id":"u","session_id":"s","timestamp":"2025-11-13T02:00:00Z"}"#).unwrap();
+    assert_eq!((click.event_type, click.name.as_deref()), (EventType::Custom, Some("click")));
+
+    let errors =
+        errors_of(realtime(r#"{"event_type":"page_view","user_id":123,"timestamp":"not-a-date"}"#));
+    assert_eq!(
+        errors,
+        vec![
+            ("page_url".into(), ErrorCode::Missing),
+            ("session_id".into(), ErrorCode::Missing),
+            ("timestamp".into(), ErrorCode::InvalidValue),
+            ("user_id".into(), ErrorCode::InvalidType),
+        ]
+    );
+    let errors = errors_of(realtime("{ bad json }"));
+    assert_eq!(errors, vec![("".into(), ErrorCode::InvalidJson)]);
+}
+
+#[test]
+fn events_round_trip_through_the_record_codec() {
+    let event = native(r#"{"type":"purchase","order":{"id":"o","total":"10.00"},"items":[{"id":"a","price":10}],"properties":{"k":"v"}}"#).unwrap();
+    let mut buffer = Vec::new();
+    storepulse_model::codec::encode_event(&event, &mut buffer).unwrap();
+    assert_eq!(storepulse_model::codec::decode_event(&buffer).unwrap(), event);
+    assert!(storepulse_model::codec::decode_event(&[9, 1, 2]).is_err());
+    assert!(storepulse_model::codec::decode_event(&[]).is_err());
+}
