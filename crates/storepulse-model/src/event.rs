@@ -77,6 +77,8 @@ impl EventType {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub event_id: String,
+    /// The sender gave no event_id; the server made one (so retries cannot be recognised).
+    pub event_id_generated: bool,
     pub store: String,
     pub event_type: EventType,
     /// The custom event's name; for mapped Segment events, the original event name.

@@ -72,6 +72,32 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Serde helpers writing a [`Timestamp`] as RFC 3339 text, for JSON documents people read.
+/// Reading also accepts the millisecond number.
+pub mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Timestamp, parse_timestamp_text};
+
+    pub fn serialize<S: Serializer>(time: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time.to_rfc3339())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Millis(i64),
+        }
+        match Either::deserialize(deserializer)? {
+            Either::Millis(millis) => Ok(Timestamp(millis)),
+            Either::Text(text) => parse_timestamp_text(&text)
+                .ok_or_else(|| serde::de::Error::custom(format_args!("{text:?} is not a time"))),
+        }
+    }
+}
+
 /// Where an event's time came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -96,6 +96,7 @@ pub fn validate_event(
         },
     };
 
+    let event_id_generated = raw.event_id.is_none();
     let event_id = match raw.event_id {
         Some(id) => check.id("event_id", id),
         None => Some((context.new_event_id)()),
@@ -177,6 +178,7 @@ pub fn validate_event(
     };
     Ok(Event {
         event_id,
+        event_id_generated,
         store,
         event_type,
         name,

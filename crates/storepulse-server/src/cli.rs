@@ -1,0 +1,251 @@
+//! The command line: `serve`, `config print`, `log verify|inspect|repair`,
+//! `dead-letters replay`, `loadgen`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::App;
+use crate::config::{Config, ConfigOverrides, FsyncMode};
+use crate::loadgen::{LoadgenOptions, Profile};
+
+#[derive(Debug, Parser)]
+#[command(name = "storepulse", version, about = "Real-time e-commerce analytics in one binary")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file (default: ./storepulse.toml if it exists).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config file and STOREPULSE_DATA_DIR).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// When an append is durable: always (default), interval, none.
+        #[arg(long, value_parser = parse_fsync)]
+        fsync: Option<FsyncMode>,
+        /// Also send labelled demo traffic (store "demo") to this server so there is live data at once.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Event log commands.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Dead-letter commands.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLetterCommand),
+    /// Send realistic shop traffic to a Storepulse server and report acknowledgements and latency.
+    Loadgen(LoadgenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (defaults, file, environment, flags) as TOML.
+    Print,
+    /// Print the commented example configuration.
+    Example,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Check every frame of the event log (safe while the server runs).
+    Verify {
+        /// Check the dead-letter log instead.
+        #[arg(long)]
+        dead_letters: bool,
+    },
+    /// Print records as JSON lines (server must be stopped).
+    Inspect {
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        dead_letters: bool,
+    },
+    /// Cut the log at its first corrupt frame, moving later data to quarantine/ (server must be stopped).
+    Repair {
+        #[arg(long)]
+        dead_letters: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// Re-validate dead letters and ingest those that now pass (server must be stopped; while it runs use POST /api/v1/dead-letters/replay).
+    Replay {
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        /// Only entries with this reason (e.g. invalid_value).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// Events per second to send (0 = as fast as acknowledgements allow).
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// How long to run, e.g. 30s, 5m.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Random seed: the same seed sends the same events.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// shop (sessions, carts, orders, refunds, promotions) or realtime (seed 3's mock generator).
+    #[arg(long, default_value = "shop", value_parser = parse_profile)]
+    pub profile: Profile,
+    /// Events per request (1 = one POST per event).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Store to write to.
+    #[arg(long, default_value = "default")]
+    pub store: String,
+}
+
+fn parse_fsync(text: &str) -> Result<FsyncMode, String> {
+    match text {
+        "always" => Ok(FsyncMode::Always),
+        "interval" => Ok(FsyncMode::Interval),
+        "none" => Ok(FsyncMode::None),
+        other => Err(format!("{other:?}: use always, interval or none")),
+    }
+}
+
+fn parse_profile(text: &str) -> Result<Profile, String> {
+    match text {
+        "shop" => Ok(Profile::Shop),
+        "realtime" | "seed3" => Ok(Profile::Realtime),
+        other => Err(format!("{other:?}: use shop or realtime")),
+    }
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut overrides =
+        ConfigOverrides { data_dir: cli.global.data_dir.clone(), ..ConfigOverrides::default() };
+    if let Command::Serve { listen, fsync, .. } = &cli.command {
+        overrides.listen = *listen;
+        overrides.fsync = *fsync;
+    }
+    let load = || Config::load(cli.global.config.as_deref(), std::env::vars(), &overrides);
+    match cli.command {
+        Command::Serve { demo, .. } => serve(load()?, demo),
+        Command::Config(ConfigCommand::Print) => {
+            print!("{}", load()?.to_toml());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", crate::config::EXAMPLE_CONFIG);
+            Ok(())
+        }
+        Command::Log(command) => {
+            let config = load()?;
+            let dir = |dead_letters: bool| {
+                if dead_letters { config.dead_letters_dir() } else { config.events_dir() }
+            };
+            match command {
+                LogCommand::Verify { dead_letters } => {
+                    crate::log_commands::verify(&dir(dead_letters))
+                }
+                LogCommand::Inspect { from, limit, dead_letters } => {
+                    crate::log_commands::inspect(&dir(dead_letters), from, limit, !dead_letters)
+                }
+                LogCommand::Repair { dead_letters } => {
+                    crate::log_commands::repair(&dir(dead_letters))
+                }
+            }
+        }
+        Command::DeadLetters(DeadLetterCommand::Replay { from, limit, reason }) => {
+            let reason = match reason {
+                Some(text) => Some(
+                    storepulse_model::ErrorCode::parse(&text)
+                        .with_context(|| format!("{text:?} is not a reason code"))?,
+                ),
+                None => None,
+            };
+            let app = App::open(load()?).context("cannot open the data directory (if the server is running, use POST /api/v1/dead-letters/replay)")?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let report = runtime.block_on(crate::dead_letter::replay::replay_dead_letters(
+                &app, from, limit, reason,
+            ))?;
+            app.shutdown();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Loadgen(args) => {
+            let options = LoadgenOptions {
+                target: args.target,
+                rate: args.rate,
+                duration: args.duration,
+                seed: args.seed,
+                profile: args.profile,
+                batch: args.batch.max(1),
+                concurrency: args.concurrency.max(1),
+                store: args.store,
+                quiet: false,
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(crate::loadgen::run(options))?;
+            println!("{}", report.render());
+            Ok(())
+        }
+    }
+}
+
+fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+        let address = listener.local_addr()?;
+        let demo_options = demo.then(|| LoadgenOptions::demo(&config, address));
+        let app = Arc::new(App::open(config)?);
+        let (shutdown, receiver) = crate::serve::ShutdownSignal::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            crate::serve::termination_signal().await;
+            signal.trigger();
+        });
+        if let Some(options) = demo_options {
+            tracing::info!(rate = options.rate, store = %options.store, "demo traffic on: generated events go to the demo store");
+            tokio::spawn(async move {
+                if let Err(error) = crate::loadgen::run(options).await {
+                    tracing::warn!(%error, "demo traffic stopped");
+                }
+            });
+        }
+        crate::serve::serve(app, listener, receiver).await
+    })
+}

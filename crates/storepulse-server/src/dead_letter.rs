@@ -1,0 +1,243 @@
+//! The dead-letter log: every rejected event or request, with why, kept for inspection and
+//! replay.
+//!
+//! Entries are JSON records in their own segmented log (`<data_dir>/dead-letters`), written by
+//! a background thread so a flood of bad input never slows good ingestion: when its queue is
+//! full, entries are dropped and counted (`storepulse_dead_letters_dropped_total`). The log is
+//! fsynced once a second — dead letters are diagnostics, not acknowledged data. Payloads are
+//! capped at `dead_letters.max_payload_bytes`; client addresses are anonymized like events'.
+
+pub mod replay;
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use serde::{Deserialize, Serialize};
+use storepulse_log::{EventLog, FsyncPolicy, LogConfig, LogError, Retention};
+use storepulse_model::{ErrorCode, FieldError, Timestamp};
+
+use crate::config::Config;
+use crate::ingest::writer::now_unix_ms;
+use crate::sync::MutexExt;
+use crate::telemetry::{Metrics, ReasonLabels};
+
+/// One rejected event or request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Log offset; filled in when read back.
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(with = "storepulse_model::time::rfc3339")]
+    pub received_at: Timestamp,
+    /// Route template the payload came in by, e.g. `/api/v1/events`.
+    pub endpoint: String,
+    /// Position in the request's batch, when the request held several events.
+    pub index: Option<usize>,
+    pub content_type: Option<String>,
+    pub client: Option<String>,
+    pub reasons: Vec<FieldError>,
+    pub payload: String,
+    pub payload_bytes: usize,
+    pub payload_truncated: bool,
+}
+
+impl DeadLetter {
+    pub fn new(
+        endpoint: &str,
+        index: Option<usize>,
+        content_type: Option<&str>,
+        client: Option<String>,
+        reasons: Vec<FieldError>,
+        payload: &[u8],
+        max_payload_bytes: usize,
+    ) -> Self {
+        let payload_bytes = payload.len();
+        let kept = &payload[..payload_bytes.min(max_payload_bytes)];
+        Self {
+            offset: 0,
+            received_at: Timestamp(now_unix_ms()),
+            endpoint: endpoint.to_owned(),
+            index,
+            content_type: content_type.map(str::to_owned),
+            client,
+            reasons,
+            payload: String::from_utf8_lossy(kept).into_owned(),
+            payload_bytes,
+            payload_truncated: kept.len() < payload_bytes,
+        }
+    }
+
+    pub fn has_reason(&self, code: ErrorCode) -> bool {
+        self.reasons.iter().any(|reason| reason.code == code)
+    }
+}
+
+pub struct DeadLetterLog {
+    sender: Mutex<Option<Sender<DeadLetter>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    log: Arc<Mutex<EventLog>>,
+    metrics: Metrics,
+    pub max_payload_bytes: usize,
+}
+
+/// One page of dead letters.
+#[derive(Debug, Serialize)]
+pub struct DeadLetterPage {
+    pub entries: Vec<DeadLetter>,
+    /// Pass as `from` to continue; `null` when the end was reached.
+    pub next: Option<u64>,
+    pub first_offset: u64,
+    pub next_offset: u64,
+}
+
+impl DeadLetterLog {
+    pub fn open(config: &Config, metrics: Metrics) -> anyhow::Result<DeadLetterLog> {
+        let mut log_config = LogConfig::new(config.dead_letters_dir());
+        log_config.fsync = FsyncPolicy::Interval(Duration::from_secs(1));
+        log_config.segment_bytes = 64 * 1024 * 1024;
+        let (log, _report) = EventLog::open(log_config)
+            .map_err(|error| anyhow::anyhow!("dead-letter log: {error}"))?;
+        let log = Arc::new(Mutex::new(log));
+        let (sender, receiver) = crossbeam_channel::bounded(10_000);
+        let retention = Retention {
+            max_age: config.dead_letters.retention_max_age,
+            max_bytes: config.dead_letters.retention_max_bytes,
+        };
+        let writer = {
+            let log = log.clone();
+            std::thread::Builder::new()
+                .name("storepulse-dead-letters".into())
+                .spawn(move || run_dead_letter_writer(log, receiver, retention))?
+        };
+        Ok(DeadLetterLog {
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            log,
+            metrics,
+            max_payload_bytes: config.dead_letters.max_payload_bytes,
+        })
+    }
+
+    /// Queues an entry; never blocks the caller.
+    pub fn record(&self, entry: DeadLetter) {
+        let reason = entry.reasons.first().map_or("unknown", |reason| reason.code.as_str());
+        self.metrics.dead_letters.get_or_create(&ReasonLabels { reason }).inc();
+        for code in entry
+            .reasons
+            .iter()
+            .map(|reason| reason.code)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            self.metrics
+                .events_rejected
+                .get_or_create(&ReasonLabels { reason: code.as_str() })
+                .inc();
+        }
+        let sender = self.sender.lock_ignoring_poison();
+        let Some(sender) = sender.as_ref() else { return };
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = sender.try_send(entry) {
+            self.metrics.dead_letters_dropped.inc();
+        }
+    }
+
+    /// Reads up to `limit` entries from offset `from`, keeping those with `reason` if given.
+    pub fn page(
+        &self,
+        from: Option<u64>,
+        limit: usize,
+        reason: Option<ErrorCode>,
+    ) -> Result<DeadLetterPage, LogError> {
+        let (reader, first_offset, next_offset) = {
+            let log = self.log.lock_ignoring_poison();
+            let first = log.first_offset();
+            let next = log.next_offset();
+            let from = from.unwrap_or(first).clamp(first, next);
+            (log.reader(from)?, first, next)
+        };
+        let mut entries = Vec::new();
+        let mut next = None;
+        for record in reader {
+            let record = record?;
+            if entries.len() == limit {
+                next = Some(record.offset);
+                break;
+            }
+            let Ok(mut entry) = serde_json::from_slice::<DeadLetter>(&record.payload) else {
+                tracing::warn!(offset = record.offset, "unreadable dead-letter entry skipped");
+                continue;
+            };
+            entry.offset = record.offset;
+            if reason.is_none_or(|code| entry.has_reason(code)) {
+                entries.push(entry);
+            }
+        }
+        Ok(DeadLetterPage { entries, next, first_offset, next_offset })
+    }
+
+    /// Makes every queued entry durable and stops the writer thread.
+    pub fn shutdown(&self) {
+        self.sender.lock_ignoring_poison().take();
+        if let Some(writer) = self.writer.lock_ignoring_poison().take()
+            && writer.join().is_err()
+        {
+            tracing::error!("dead-letter writer thread panicked");
+        }
+    }
+
+    /// Waits until every entry queued so far is written (tests and replay use it).
+    pub fn flush(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let empty = self.sender.lock_ignoring_poison().as_ref().is_none_or(Sender::is_empty);
+            if empty || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // The writer may still hold the last batch; taking the lock waits for it.
+        let _ = self.log.lock_ignoring_poison().sync();
+    }
+}
+
+impl Drop for DeadLetterLog {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run_dead_letter_writer(
+    log: Arc<Mutex<EventLog>>,
+    entries: Receiver<DeadLetter>,
+    retention: Retention,
+) {
+    let mut last_housekeeping = std::time::Instant::now();
+    loop {
+        let first = match entries.recv_timeout(Duration::from_millis(500)) {
+            Ok(entry) => Some(entry),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(first) = first {
+            let mut batch = vec![first];
+            batch.extend(entries.try_iter().take(1000));
+            let encoded: Vec<Vec<u8>> =
+                batch.iter().filter_map(|entry| serde_json::to_vec(entry).ok()).collect();
+            let records: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            let mut guard = log.lock_ignoring_poison();
+            if let Err(error) = guard.append_batch(&records, now_unix_ms()) {
+                tracing::error!(%error, lost = records.len(), "cannot write dead letters");
+            }
+        }
+        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
+            last_housekeeping = std::time::Instant::now();
+            let mut guard = log.lock_ignoring_poison();
+            let _ = guard.sync();
+            if let Err(error) = guard.apply_retention(&retention, now_unix_ms()) {
+                tracing::warn!(%error, "dead-letter retention failed");
+            }
+        }
+    }
+    let _ = log.lock_ignoring_poison().sync();
+}

@@ -1,0 +1,112 @@
+//! The one table from failures to HTTP answers.
+//!
+//! Every error a client can see goes through [`ApiError`], which renders the stable body
+//! `{"error": {"code", "message", "details"?}}`. Server-side failures (5xx) are logged with
+//! their cause and the client gets a generic message: internals never leak.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String, details: Option<Value> },
+    #[error("{message}")]
+    NotFound { message: String, details: Option<Value> },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize, message: String },
+    #[error("content type {content_type:?} is not accepted")]
+    UnsupportedMediaType { content_type: String },
+    #[error("{message}")]
+    Unprocessable { message: String, details: Value },
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_seconds: u64 },
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into(), details: None }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::Unprocessable { .. } => "validation_failed",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable { code, .. } => code,
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body clients see.
+    pub fn body(&self) -> Value {
+        let (message, details) = match self {
+            ApiError::BadRequest { message, details, .. } => (message.clone(), details.clone()),
+            ApiError::NotFound { message, details } => (message.clone(), details.clone()),
+            ApiError::PayloadTooLarge { message, limit } => {
+                (message.clone(), Some(json!({ "limit_bytes": limit })))
+            }
+            ApiError::UnsupportedMediaType { content_type } => (
+                format!("content type {content_type:?} is not accepted"),
+                Some(
+                    json!({ "accepted": ["application/json", "application/x-ndjson", "text/plain"] }),
+                ),
+            ),
+            ApiError::Unprocessable { message, details } => {
+                (message.clone(), Some(details.clone()))
+            }
+            ApiError::RateLimited { retry_after_seconds } => (
+                format!("rate limit exceeded; retry in {retry_after_seconds} s"),
+                Some(json!({ "retry_after": retry_after_seconds })),
+            ),
+            ApiError::Unavailable { message, .. } => (message.clone(), None),
+            ApiError::Internal(_) => {
+                ("something went wrong on our side; it has been logged".into(), None)
+            }
+        };
+        let mut error = json!({ "code": self.code(), "message": message });
+        if let Some(details) = details {
+            error["details"] = details;
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, status = status.as_u16(), "request failed");
+        } else {
+            tracing::debug!(error = %self, status = status.as_u16(), "request rejected");
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited { retry_after_seconds } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}

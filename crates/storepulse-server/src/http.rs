@@ -1,0 +1,229 @@
+//! HTTP: the router and the layers every request passes through.
+//!
+//! Areas, one module each: [`events`] (native ingest), [`segment`] (Segment's tracking API),
+//! [`realtime_ingest`] (seed 3's `/ingest`), [`dead_letters`], [`ops`] (health, readiness,
+//! Prometheus). [`intake`] holds what the three ingest doors share.
+//!
+//! Layers, outermost first: request id → response compression (≥ 1 KiB) → CORS →
+//! `X-Process-Time` and request metrics → trusted hosts → timeout → client address → rate
+//! limit → request decompression (gzip bodies from SDKs) → route.
+
+pub mod client_ip;
+pub mod dead_letters;
+pub mod events;
+pub mod intake;
+pub mod ops;
+pub mod rate_limit;
+pub mod realtime_ingest;
+pub mod segment;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::telemetry::{RequestLabels, RouteLabels};
+
+/// The resolved client address (see [`client_ip`]), put in request extensions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientIp {
+    pub ip: Option<IpAddr>,
+    /// The direct peer is a configured proxy, so its forwarding headers are believed.
+    pub peer_trusted: bool,
+}
+
+/// Every public route, for the 404 body.
+pub const ROUTES: [&str; 13] = [
+    "POST /api/v1/events",
+    "POST /v1/track",
+    "POST /v1/page",
+    "POST /v1/screen",
+    "POST /v1/identify",
+    "POST /v1/group",
+    "POST /v1/alias",
+    "POST /v1/batch",
+    "POST /ingest",
+    "GET /api/v1/dead-letters",
+    "POST /api/v1/dead-letters/replay",
+    "GET /health, GET /ready",
+    "GET /metrics",
+];
+
+pub fn router(state: AppState) -> Router {
+    let config = &state.config.http;
+    let request_id = HeaderName::from_static("x-request-id");
+    let cors = cors_layer(&config.cors_origins);
+    let compression = CompressionLayer::new().gzip(true).compress_when(
+        SizeAbove::new(1024).and(NotForContentType::GRPC).and(NotForContentType::IMAGES),
+    );
+    Router::new()
+        .merge(events::router())
+        .merge(segment::router())
+        .merge(realtime_ingest::router())
+        .merge(dead_letters::router())
+        .merge(ops::router())
+        .fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(compression)
+                .layer(cors)
+                .layer(middleware::from_fn_with_state(state.clone(), observe))
+                .layer(middleware::from_fn_with_state(state.clone(), trusted_hosts))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    config.request_timeout,
+                ))
+                .layer(middleware::from_fn_with_state(state.clone(), resolve_client))
+                .layer(middleware::from_fn_with_state(state.clone(), rate_limit::rate_limit))
+                // Innermost: middleware functions only take plain bodies.
+                .layer(RequestDecompressionLayer::new()),
+        )
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-process-time"),
+            HeaderName::from_static("retry-after"),
+        ]);
+    if origins.iter().any(|origin| origin == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> =
+            origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+/// Adds `X-Process-Time` (seconds) and records request count and latency by route template.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let mut response = next.run(request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Ok(value) = HeaderValue::from_str(&format!("{elapsed:.6}")) {
+        response.headers_mut().insert(HeaderName::from_static("x-process-time"), value);
+    }
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&RequestLabels { route: route.clone(), method, status })
+        .inc();
+    state.metrics.http_request_duration.get_or_create(&RouteLabels { route }).observe(elapsed);
+    response
+}
+
+/// Refuses requests whose Host is not in `http.allowed_hosts` (seed 1's TrustedHost).
+async fn trusted_hosts(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let allowed = &state.config.http.allowed_hosts;
+    if allowed.iter().any(|host| host == "*") {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| request.uri().host())
+        .unwrap_or_default();
+    let host_without_port = strip_port(host).to_ascii_lowercase();
+    if allowed.iter().any(|pattern| host_matches(pattern, &host_without_port)) {
+        next.run(request).await
+    } else {
+        ApiError::bad_request(
+            "invalid_host",
+            format!("host {host:?} is not served here; see http.allowed_hosts"),
+        )
+        .into_response()
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split(']').next().map_or(host, |inner| &host[..inner.len() + 1]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host.ends_with(&format!(".{suffix}")),
+        None => pattern == host,
+    }
+}
+
+async fn resolve_client(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let trusted = &state.config.http.trusted_proxies;
+    let ip = client_ip::resolve_client_ip(request.headers(), peer, trusted);
+    let peer_trusted = peer.is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer)));
+    request.extensions_mut().insert(ClientIp { ip, peer_trusted });
+    next.run(request).await
+}
+
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    ApiError::NotFound {
+        message: format!("no route for {} {path}", request.method()),
+        details: Some(json!({ "path": path, "available_endpoints": ROUTES })),
+    }
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns() {
+        assert!(host_matches("shop.test", "shop.test"));
+        assert!(host_matches("*.shop.test", "eu.shop.test"));
+        assert!(!host_matches("*.shop.test", "shop.test"));
+        assert!(!host_matches("shop.test", "evil.test"));
+        assert_eq!(strip_port("shop.test:8080"), "shop.test");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<ClientIp>().copied().unwrap_or_default())
+    }
+}

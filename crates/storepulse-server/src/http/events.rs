@@ -1,0 +1,140 @@
+//! `POST /api/v1/events`: the native intake.
+//!
+//! Accepts one event (a JSON object), a JSON array, or NDJSON; `text/plain` bodies
+//! (navigator.sendBeacon) are sniffed. Valid events are kept even when others in the same
+//! request are not. Answers:
+//!
+//! | case | status | body |
+//! |---|---|---|
+//! | at least one event valid | 200 | `{accepted, duplicates, rejected: [{index, errors}]}` (+ `event_id` for a single object) |
+//! | every event invalid | 422 | error `validation_failed`, `details.rejected` as above |
+//! | body not JSON / empty | 400 | error `invalid_body` |
+//! | more than `max_batch_events` or `max_body_bytes` | 413 | |
+//! | other content type | 415 | |
+//! | storage failing or queue full | 503 + `Retry-After` | nothing was stored |
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use storepulse_model::decode::{BodyFormat, split_body};
+use storepulse_model::validate::decode_native_event;
+use storepulse_model::{ErrorCode, FieldError, ValidationErrors};
+
+use super::intake::{
+    CommitSummary, IntakeContext, Rejected, Validated, batch_body, commit, new_event_id,
+    off_the_async_threads, with_retry_after,
+};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::http::ClientIp;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/events", post(post_events))
+}
+
+async fn post_events(
+    State(state): State<AppState>,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match ingest_native(state, client_ip, headers, body).await {
+        Ok(response) => response,
+        Err(error) => with_retry_after(error),
+    }
+}
+
+async fn ingest_native(
+    state: AppState,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let context = IntakeContext::new(&state, &headers, client_ip, "/api/v1/events");
+    let bytes = context.read_body(&state, body).await?;
+    let format = context.body_format(&state, &bytes)?;
+    let single_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
+        && format != BodyFormat::Ndjson;
+
+    let job_state = state.clone();
+    let validated =
+        off_the_async_threads(bytes.len(), move || validate_body(&job_state, &context, &bytes))
+            .await??;
+
+    let outcomes = commit(&state, &validated.events, "native").await?;
+    let summary = CommitSummary::of(&outcomes);
+    if validated.events.is_empty() {
+        return Err(ApiError::Unprocessable {
+            message: format!("all {} events were rejected", validated.rejected.len()),
+            details: json!({ "rejected": validated.rejected }),
+        });
+    }
+    let mut body = batch_body(&summary, &validated.rejected);
+    if single_object && let Some(event) = validated.events.first() {
+        body["event_id"] = json!(event.event_id);
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+fn validate_body(
+    state: &AppState,
+    context: &IntakeContext,
+    bytes: &[u8],
+) -> Result<Validated, ApiError> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        context.dead_letter_request(
+            state,
+            FieldError::new("", ErrorCode::InvalidJson, "the body is not UTF-8"),
+            bytes,
+        );
+        return Err(ApiError::bad_request("invalid_body", "the body is not UTF-8 text"));
+    };
+    let format = context.body_format(state, bytes)?;
+    let elements = match split_body(text, format) {
+        Ok(elements) => elements,
+        Err(error) => {
+            context.dead_letter_request(
+                state,
+                FieldError::new("", ErrorCode::InvalidJson, error.message.clone()),
+                bytes,
+            );
+            return Err(ApiError::bad_request("invalid_body", error.message));
+        }
+    };
+    let limit = state.config.ingest.limits.max_batch_events;
+    if elements.len() > limit {
+        let message = format!(
+            "the request holds {} events; the limit is {limit} per request",
+            elements.len()
+        );
+        context.dead_letter_request(
+            state,
+            FieldError::new("", ErrorCode::TooLarge, message.clone()),
+            bytes,
+        );
+        return Err(ApiError::PayloadTooLarge { limit: state.config.http.max_body_bytes, message });
+    }
+    let validation = context.validation(state, &new_event_id);
+    let mut validated =
+        Validated { events: Vec::with_capacity(elements.len()), rejected: Vec::new() };
+    for element in elements {
+        let result = match element.json {
+            Ok(json) => {
+                decode_native_event(json, &validation).map_err(|errors| (errors, json.as_bytes()))
+            }
+            Err(error) => Err((ValidationErrors::single(error), &[][..])),
+        };
+        match result {
+            Ok(event) => validated.events.push(event),
+            Err((errors, payload)) => {
+                context.dead_letter_event(state, Some(element.index), &errors, payload);
+                validated.rejected.push(Rejected { index: element.index, errors: errors.0 });
+            }
+        }
+    }
+    Ok(validated)
+}

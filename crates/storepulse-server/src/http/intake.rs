@@ -1,0 +1,270 @@
+//! What every ingest door shares: request facts (receive time, header time, client), body
+//! reading with limits, content types, validation off the async threads, dead-lettering of
+//! rejects, and the commit to the log.
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use storepulse_model::decode::BodyFormat;
+use storepulse_model::time::{HeaderTime, resolve_header_time};
+use storepulse_model::{
+    ErrorCode, Event, FieldError, Timestamp, ValidationContext, ValidationErrors,
+};
+
+use crate::app::AppState;
+use crate::dead_letter::DeadLetter;
+use crate::error::ApiError;
+use crate::http::ClientIp;
+use crate::ingest::IngestError;
+use crate::ingest::writer::{CommitError, EventOutcome, now_unix_ms};
+
+/// Facts about one ingest request, gathered before its body is read.
+pub struct IntakeContext {
+    pub endpoint: &'static str,
+    pub received_at: Timestamp,
+    pub header_time: Option<HeaderTime>,
+    pub client: Option<String>,
+    pub user_agent: Option<String>,
+    pub country: Option<String>,
+    pub content_type: Option<String>,
+}
+
+impl IntakeContext {
+    pub fn new(
+        state: &AppState,
+        headers: &HeaderMap,
+        client_ip: ClientIp,
+        endpoint: &'static str,
+    ) -> Self {
+        let received_at = Timestamp(now_unix_ms());
+        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        let header_time = resolve_header_time(header, received_at, state.clock);
+        // Country headers are only believed from a configured proxy, like forwarding headers.
+        let country = client_ip
+            .peer_trusted
+            .then(|| header("cf-ipcountry").or_else(|| header("x-country-code")))
+            .flatten()
+            .and_then(storepulse_model::validate::normalize_country);
+        Self {
+            endpoint,
+            received_at,
+            header_time,
+            client: state.anonymizer.client_value(client_ip.ip, received_at),
+            user_agent: header("user-agent").map(str::to_owned),
+            country,
+            content_type: header(header::CONTENT_TYPE.as_str()).map(str::to_owned),
+        }
+    }
+
+    /// The body layout the content type announces; anything else is 415 (and the payload is
+    /// dead-lettered).
+    pub fn body_format(&self, state: &AppState, payload: &[u8]) -> Result<BodyFormat, ApiError> {
+        let Some(content_type) = self.content_type.as_deref() else { return Ok(BodyFormat::Sniff) };
+        let essence =
+            content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" | "application/vnd.api+json" => Ok(BodyFormat::Json),
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonlines"
+            | "application/x-jsonlines" => Ok(BodyFormat::Ndjson),
+            // navigator.sendBeacon sends strings as text/plain.
+            "text/plain" | "" => Ok(BodyFormat::Sniff),
+            _ => {
+                self.dead_letter_request(
+                    state,
+                    FieldError::new(
+                        "",
+                        ErrorCode::UnsupportedContentType,
+                        format!("content type {content_type:?} is not accepted"),
+                    ),
+                    payload,
+                );
+                Err(ApiError::UnsupportedMediaType { content_type: content_type.to_owned() })
+            }
+        }
+    }
+
+    /// Reads the whole body, refusing more than `http.max_body_bytes` with 413.
+    pub async fn read_body(&self, state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+        let limit = state.config.http.max_body_bytes;
+        match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => Ok(bytes),
+            Err(error) => {
+                let too_large = is_length_limit(&error);
+                if too_large {
+                    let message = format!(
+                        "the request body is larger than {limit} bytes; send smaller batches"
+                    );
+                    self.dead_letter_request(
+                        state,
+                        FieldError::new("", ErrorCode::TooLarge, message.clone()),
+                        b"",
+                    );
+                    Err(ApiError::PayloadTooLarge { limit, message })
+                } else {
+                    Err(ApiError::bad_request(
+                        "body_unreadable",
+                        format!("the request body could not be read: {error}"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The validation context for this request's events.
+    pub fn validation<'a>(
+        &'a self,
+        state: &'a AppState,
+        new_event_id: &'a (dyn Fn() -> String + Sync),
+    ) -> ValidationContext<'a> {
+        ValidationContext {
+            received_at: self.received_at,
+            header_time: self.header_time,
+            clock: state.clock,
+            default_store: &state.config.ingest.default_store,
+            default_currency: state.default_currency,
+            client: self.client.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            country: self.country.as_deref(),
+            limits: &state.config.ingest.limits,
+            new_event_id,
+        }
+    }
+
+    /// Records a whole-request rejection.
+    pub fn dead_letter_request(&self, state: &AppState, reason: FieldError, payload: &[u8]) {
+        state.dead_letters.record(DeadLetter::new(
+            self.endpoint,
+            None,
+            self.content_type.as_deref(),
+            self.client.clone(),
+            vec![reason],
+            payload,
+            state.dead_letters.max_payload_bytes,
+        ));
+    }
+
+    /// Records one rejected event of a request.
+    pub fn dead_letter_event(
+        &self,
+        state: &AppState,
+        index: Option<usize>,
+        errors: &ValidationErrors,
+        payload: &[u8],
+    ) {
+        state.dead_letters.record(DeadLetter::new(
+            self.endpoint,
+            index,
+            self.content_type.as_deref(),
+            self.client.clone(),
+            errors.0.clone(),
+            payload,
+            state.dead_letters.max_payload_bytes,
+        ));
+    }
+}
+
+/// Whether a body error is the size limit (http-body-util's `LengthLimitError`, wrapped).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if error.to_string() == "length limit exceeded" {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// A new server-side event id: UUIDv7, so ids sort by time.
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Runs CPU-heavy validation of large bodies on the blocking pool, small ones inline.
+pub async fn off_the_async_threads<T: Send + 'static>(
+    body_bytes: usize,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    // ~64 KiB of JSON validates in well under half a millisecond.
+    if body_bytes < 64 * 1024 {
+        return Ok(job());
+    }
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|error| ApiError::Internal(format!("validation task failed: {error}")))
+}
+
+/// One rejected event in a batch response.
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    pub index: usize,
+    pub errors: Vec<FieldError>,
+}
+
+/// Validated events of one request plus its rejects.
+#[derive(Default)]
+pub struct Validated {
+    pub events: Vec<Event>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// The counts a batch response reports.
+#[derive(Debug, Default, Serialize)]
+pub struct CommitSummary {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+impl CommitSummary {
+    pub fn of(outcomes: &[EventOutcome]) -> Self {
+        let duplicates =
+            outcomes.iter().filter(|outcome| **outcome == EventOutcome::Duplicate).count();
+        Self { accepted: outcomes.len() - duplicates, duplicates }
+    }
+}
+
+/// Makes `events` durable; maps failures to 503s that tell the client to retry.
+pub async fn commit(
+    state: &AppState,
+    events: &[Event],
+    source: &'static str,
+) -> Result<Vec<EventOutcome>, ApiError> {
+    state.ingest.commit(events, source).await.map_err(|error| match error {
+        IngestError::QueueFull => ApiError::Unavailable {
+            code: "overloaded",
+            message: "the ingest queue is full; retry with backoff".into(),
+        },
+        IngestError::Commit(CommitError::Storage(_)) => ApiError::Unavailable {
+            code: "storage_unavailable",
+            message:
+                "events could not be made durable (storage error); nothing was stored, retry later"
+                    .into(),
+        },
+        IngestError::Commit(CommitError::Stopped) => ApiError::Unavailable {
+            code: "shutting_down",
+            message: "the server is shutting down; retry".into(),
+        },
+        IngestError::Encode(message) => ApiError::Internal(message),
+    })
+}
+
+/// 503s for ingest carry a Retry-After so SDKs back off.
+pub fn with_retry_after(error: ApiError) -> Response {
+    let retry = matches!(error, ApiError::Unavailable { .. });
+    let mut response = error.into_response();
+    if retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// The standard batch response body.
+pub fn batch_body(summary: &CommitSummary, rejected: &[Rejected]) -> serde_json::Value {
+    json!({ "accepted": summary.accepted, "duplicates": summary.duplicates, "rejected": rejected })
+}

@@ -1,0 +1,65 @@
+//! Operations endpoints: `GET /health` (seed 4's `status`, `timestamp`, `uptime_seconds`,
+//! plus version and log state), `GET /ready` and `GET /metrics` (Prometheus / OpenMetrics).
+//!
+//! `/health` answers 503 with `"status": "unhealthy"` while the event log cannot be written,
+//! so a load balancer stops sending events to a node that cannot keep them.
+
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use storepulse_model::Timestamp;
+
+use crate::app::AppState;
+use crate::ingest::writer::now_unix_ms;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(get_health))
+        .route("/ready", get(get_ready))
+        .route("/metrics", get(get_metrics))
+}
+
+async fn get_health(State(state): State<AppState>) -> Response {
+    let status = state.ingest.status();
+    let writable = status.writable.load(Ordering::Relaxed);
+    let body = json!({
+        "status": if writable { "healthy" } else { "unhealthy" },
+        "timestamp": Timestamp(now_unix_ms()).to_rfc3339(),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": state.started_at.to_rfc3339(),
+        "log": {
+            "writable": writable,
+            "fsync": state.ingest.fsync,
+            "next_offset": status.next_offset.load(Ordering::Relaxed),
+            "durable_offset": status.durable_offset.load(Ordering::Relaxed),
+            "segments": status.segments.load(Ordering::Relaxed),
+            "bytes": status.log_bytes.load(Ordering::Relaxed),
+            "last_error": if writable { None } else { status.last_error() },
+            "recovered_torn_bytes": state.ingest.recovery.truncated_bytes,
+        },
+    });
+    let code = if writable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn get_ready(State(state): State<AppState>) -> Response {
+    let writable = state.ingest.status().writable.load(Ordering::Relaxed);
+    let code = if writable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(json!({ "ready": writable }))).into_response()
+}
+
+async fn get_metrics(State(state): State<AppState>) -> Response {
+    let mut text = String::with_capacity(16 * 1024);
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        return crate::error::ApiError::Internal(format!("metrics encoding failed: {error}"))
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response()
+}

@@ -1,0 +1,84 @@
+//! `POST /ingest`, compatible with seed 3: `{event_type, page_url, user_id, session_id,
+//! timestamp}` → `202 {"status": "accepted", "id": <event id>}`.
+//!
+//! Invalid input answers 422 in FastAPI's shape, as seed 3's clients expect:
+//! `{"detail": [{"type", "loc": ["body", field], "msg", "input"}], "body": <raw text>}` — and,
+//! as in seed 3, the payload goes to the dead-letter log. Unlike seed 3, the returned `id`
+//! identifies the stored event, and 202 means it is durable.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use storepulse_model::compat::realtime_ingest::decode_realtime_ingest_event;
+use storepulse_model::{ErrorCode, ValidationErrors};
+
+use super::intake::{IntakeContext, commit, new_event_id, with_retry_after};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::http::ClientIp;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ingest", post(post_ingest))
+}
+
+async fn post_ingest(
+    State(state): State<AppState>,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match ingest(state, client_ip, headers, body).await {
+        Ok(response) => response,
+        Err(error) => with_retry_after(error),
+    }
+}
+
+async fn ingest(
+    state: AppState,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let context = IntakeContext::new(&state, &headers, client_ip, "/ingest");
+    let bytes = context.read_body(&state, body).await?;
+    let text = String::from_utf8_lossy(&bytes);
+    let validation = context.validation(&state, &new_event_id);
+    let event = match decode_realtime_ingest_event(&text, &validation) {
+        Ok(event) => event,
+        Err(errors) => {
+            context.dead_letter_event(&state, None, &errors, &bytes);
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(fastapi_detail(&errors, &text)),
+            )
+                .into_response());
+        }
+    };
+    commit(&state, std::slice::from_ref(&event), "realtime_ingest").await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "id": event.event_id })))
+        .into_response())
+}
+
+/// Renders errors the way FastAPI's `RequestValidationError` handler did in seed 3.
+fn fastapi_detail(errors: &ValidationErrors, body: &str) -> Value {
+    let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let detail: Vec<Value> = errors
+        .0
+        .iter()
+        .map(|error| {
+            let (kind, loc) = match error.code {
+                ErrorCode::InvalidJson => ("json_invalid", json!(["body"])),
+                ErrorCode::Missing => ("missing", json!(["body", error.field])),
+                ErrorCode::InvalidType => ("string_type", json!(["body", error.field])),
+                _ => ("value_error", json!(["body", error.field])),
+            };
+            let field_input = input.get(&error.field).cloned().unwrap_or_else(|| input.clone());
+            json!({ "type": kind, "loc": loc, "msg": error.message, "input": field_input })
+        })
+        .collect();
+    json!({ "detail": detail, "body": body })
+}

@@ -1,0 +1,182 @@
+//! Segment's HTTP Tracking API: `POST /v1/track`, `/v1/page`, `/v1/screen`, `/v1/identify`,
+//! `/v1/group`, `/v1/alias` (one message each) and `/v1/batch` (`{"batch": [...]}`).
+//!
+//! An unmodified Segment library pointed at Storepulse works: the write key (Basic auth or
+//! `writeKey` in the body) is accepted and not checked, gzip bodies are decompressed, and the
+//! answer is Segment's `200 {"success": true}` — with Storepulse's counts and rejects beside
+//! it. A message that fails validation is dead-lettered and reported; when nothing in a
+//! request is valid the answer is 400, which Segment libraries treat as "do not retry".
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use storepulse_model::compat::segment::{SegmentBatch, SegmentCall, decode_segment_message};
+use storepulse_model::{ErrorCode, FieldError};
+
+use super::intake::{
+    CommitSummary, IntakeContext, Rejected, Validated, batch_body, commit, new_event_id,
+    off_the_async_threads, with_retry_after,
+};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::http::ClientIp;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/track",
+            post(|state, client, headers, body| {
+                single(state, client, headers, body, SegmentCall::Track, "/v1/track")
+            }),
+        )
+        .route(
+            "/v1/page",
+            post(|state, client, headers, body| {
+                single(state, client, headers, body, SegmentCall::Page, "/v1/page")
+            }),
+        )
+        .route(
+            "/v1/screen",
+            post(|state, client, headers, body| {
+                single(state, client, headers, body, SegmentCall::Screen, "/v1/screen")
+            }),
+        )
+        .route(
+            "/v1/identify",
+            post(|state, client, headers, body| {
+                single(state, client, headers, body, SegmentCall::Identify, "/v1/identify")
+            }),
+        )
+        .route(
+            "/v1/group",
+            post(|state, client, headers, body| {
+                single(state, client, headers, body, SegmentCall::Group, "/v1/group")
+            }),
+        )
+        .route(
+            "/v1/alias",
+            post(|state, client, headers, body| {
+                single(state, client, headers, body, SegmentCall::Alias, "/v1/alias")
+            }),
+        )
+        .route("/v1/batch", post(batch))
+}
+
+async fn single(
+    State(state): State<AppState>,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+    call: SegmentCall,
+    endpoint: &'static str,
+) -> Response {
+    ingest_segment(state, client_ip, headers, body, Some(call), endpoint)
+        .await
+        .unwrap_or_else(with_retry_after)
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    ingest_segment(state, client_ip, headers, body, None, "/v1/batch")
+        .await
+        .unwrap_or_else(with_retry_after)
+}
+
+async fn ingest_segment(
+    state: AppState,
+    client_ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+    call: Option<SegmentCall>,
+    endpoint: &'static str,
+) -> Result<Response, ApiError> {
+    let context = IntakeContext::new(&state, &headers, client_ip, endpoint);
+    // Segment libraries always send JSON; some send no content type at all.
+    let bytes = context.read_body(&state, body).await?;
+    context.body_format(&state, &bytes)?;
+    let job_state = state.clone();
+    let validated =
+        off_the_async_threads(bytes.len(), move || validate(&job_state, &context, &bytes, call))
+            .await??;
+    let outcomes = commit(&state, &validated.events, "segment").await?;
+    if validated.events.is_empty() {
+        return Err(ApiError::BadRequest {
+            code: "validation_failed",
+            message: format!("all {} messages were rejected", validated.rejected.len()),
+            details: Some(json!({ "rejected": validated.rejected })),
+        });
+    }
+    let mut body = batch_body(&CommitSummary::of(&outcomes), &validated.rejected);
+    body["success"] = json!(true);
+    Ok(axum::Json(body).into_response())
+}
+
+fn validate(
+    state: &AppState,
+    context: &IntakeContext,
+    bytes: &[u8],
+    call: Option<SegmentCall>,
+) -> Result<Validated, ApiError> {
+    let invalid_body = |message: String| {
+        context.dead_letter_request(
+            state,
+            FieldError::new("", ErrorCode::InvalidJson, message.clone()),
+            bytes,
+        );
+        ApiError::bad_request("invalid_body", message)
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| invalid_body("the body is not UTF-8 text".into()))?;
+    let validation = context.validation(state, &new_event_id);
+    let mut validated = Validated::default();
+    let mut check = |index: Option<usize>,
+                     json: &str,
+                     call: Option<SegmentCall>,
+                     sent_at: Option<&serde_json::Value>| {
+        match decode_segment_message(json, call, sent_at, &validation) {
+            Ok(event) => validated.events.push(event),
+            Err(errors) => {
+                context.dead_letter_event(state, index, &errors, json.as_bytes());
+                validated.rejected.push(Rejected { index: index.unwrap_or(0), errors: errors.0 });
+            }
+        }
+    };
+    match call {
+        Some(call) => {
+            serde_json::from_str::<&serde_json::value::RawValue>(text)
+                .map_err(|error| invalid_body(format!("the body is not valid JSON: {error}")))?;
+            check(None, text, Some(call), None);
+        }
+        None => {
+            let batch: SegmentBatch<'_> = serde_json::from_str(text).map_err(|error| {
+                invalid_body(format!("a batch must be {{\"batch\": [messages]}}: {error}"))
+            })?;
+            let limit = state.config.ingest.limits.max_batch_events;
+            if batch.batch.len() > limit {
+                let message =
+                    format!("the batch holds {} messages; the limit is {limit}", batch.batch.len());
+                context.dead_letter_request(
+                    state,
+                    FieldError::new("", ErrorCode::TooLarge, message.clone()),
+                    bytes,
+                );
+                return Err(ApiError::PayloadTooLarge {
+                    limit: state.config.http.max_body_bytes,
+                    message,
+                });
+            }
+            for (index, message) in batch.batch.iter().enumerate() {
+                check(Some(index), message.get(), None, batch.sent_at.as_ref());
+            }
+        }
+    }
+    Ok(validated)
+}

@@ -1,0 +1,211 @@
+//! The ingest pipeline: from validated events to durable, acknowledged records.
+//!
+//! [`IngestPipeline::open`] opens the event log (recovering a torn tail), rebuilds the
+//! de-duplication window from the log's recent records, and starts the writer thread
+//! ([`writer`]). Handlers call [`IngestPipeline::commit`] with validated events and get, per
+//! event, its log offset or "duplicate" — only after the events are durable.
+
+pub mod dedup;
+pub mod writer;
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+use storepulse_log::{EventLog, FsyncPolicy, LogConfig, RecoveryReport, Retention};
+use storepulse_model::Event;
+use storepulse_model::codec::{decode_event, encode_event};
+use tokio::sync::oneshot;
+
+use self::dedup::{DedupWindow, dedup_key};
+use self::writer::{
+    CommitError, CommitRequest, EventOutcome, PreparedEvent, WriterSettings, WriterStatus,
+    run_writer,
+};
+use crate::config::{Config, FsyncMode};
+use crate::sync::MutexExt;
+use crate::telemetry::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("the ingest queue is full; retry shortly")]
+    QueueFull,
+    #[error("event cannot be encoded: {0}")]
+    Encode(String),
+}
+
+pub struct IngestPipeline {
+    sender: Mutex<Option<Sender<CommitRequest>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    log: Arc<Mutex<EventLog>>,
+    status: Arc<WriterStatus>,
+    metrics: Metrics,
+    pub recovery: RecoveryReport,
+    pub fsync: FsyncMode,
+}
+
+impl IngestPipeline {
+    pub fn open(config: &Config, metrics: Metrics) -> anyhow::Result<IngestPipeline> {
+        let mut log_config = LogConfig::new(config.events_dir());
+        log_config.segment_bytes = config.log.segment_bytes;
+        log_config.fsync = match config.log.fsync {
+            FsyncMode::Always => FsyncPolicy::Always,
+            FsyncMode::Interval => FsyncPolicy::Interval(config.log.fsync_interval),
+            FsyncMode::None => FsyncPolicy::Never,
+        };
+        // A torn tail can be at most one group commit long when every commit is fsynced.
+        log_config.max_unsynced_bytes =
+            (config.ingest.max_commit_bytes as u64 * 2).max(log_config.max_unsynced_bytes);
+        let (log, recovery) =
+            EventLog::open(log_config).map_err(|error| anyhow::anyhow!("{error}"))?;
+        if recovery.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = recovery.truncated_bytes,
+                "cut a torn tail from the event log (writes that were never acknowledged)"
+            );
+        }
+        let window_ms = config.ingest.dedup_window.as_millis() as i64;
+        let mut dedup = DedupWindow::new(window_ms, config.ingest.dedup_max_ids);
+        let rebuilt = rebuild_dedup(&log, &mut dedup, config.ingest.dedup_max_ids as u64)?;
+        tracing::info!(next_offset = log.next_offset(), dedup_ids = rebuilt, "event log open");
+
+        let status = Arc::new(WriterStatus::new());
+        let stats = log.stats();
+        status.next_offset.store(stats.next_offset, std::sync::atomic::Ordering::Relaxed);
+        status.durable_offset.store(stats.durable_offset, std::sync::atomic::Ordering::Relaxed);
+        status.log_bytes.store(stats.total_bytes, std::sync::atomic::Ordering::Relaxed);
+        status.segments.store(stats.segments as u64, std::sync::atomic::Ordering::Relaxed);
+        let log = Arc::new(Mutex::new(log));
+        let (sender, receiver) = crossbeam_channel::bounded(config.ingest.queue_capacity);
+        let settings = WriterSettings {
+            max_commit_bytes: config.ingest.max_commit_bytes,
+            tick: Duration::from_secs(1),
+            sync_every: match config.log.fsync {
+                FsyncMode::Interval => Some(config.log.fsync_interval),
+                _ => None,
+            },
+            retention: Retention {
+                max_age: config.log.retention_max_age,
+                max_bytes: config.log.retention_max_bytes,
+            },
+        };
+        let writer = {
+            let log = log.clone();
+            let status = status.clone();
+            let metrics = metrics.clone();
+            std::thread::Builder::new()
+                .name("storepulse-log-writer".into())
+                .spawn(move || run_writer(log, receiver, dedup, settings, status, metrics))?
+        };
+        Ok(IngestPipeline {
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            log,
+            status,
+            metrics,
+            recovery,
+            fsync: config.log.fsync,
+        })
+    }
+
+    /// Encodes `events`, makes them durable and says what became of each.
+    pub async fn commit(
+        &self,
+        events: &[Event],
+        source: &'static str,
+    ) -> Result<Vec<EventOutcome>, IngestError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = prepare(events)?;
+        let (reply, answer) = oneshot::channel();
+        let request = CommitRequest { events: prepared, source, reply };
+        {
+            let sender = self.sender.lock_ignoring_poison();
+            let Some(sender) = sender.as_ref() else { return Err(CommitError::Stopped.into()) };
+            match sender.try_send(request) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.metrics.ingest_queue_full.inc();
+                    return Err(IngestError::QueueFull);
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(CommitError::Stopped.into()),
+            }
+        }
+        match answer.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(CommitError::Stopped.into()),
+        }
+    }
+
+    pub fn status(&self) -> &WriterStatus {
+        &self.status
+    }
+
+    pub fn log(&self) -> &Arc<Mutex<EventLog>> {
+        &self.log
+    }
+
+    /// Stops taking requests, lets the writer drain the queue, and waits for its final sync.
+    pub fn shutdown(&self) {
+        self.sender.lock_ignoring_poison().take();
+        if let Some(writer) = self.writer.lock_ignoring_poison().take()
+            && writer.join().is_err()
+        {
+            tracing::error!("log writer thread panicked");
+        }
+    }
+}
+
+impl Drop for IngestPipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Encodes events into log records with their de-duplication keys.
+pub fn prepare(events: &[Event]) -> Result<Vec<PreparedEvent>, IngestError> {
+    events
+        .iter()
+        .map(|event| {
+            let mut record = Vec::with_capacity(256);
+            encode_event(event, &mut record)
+                .map_err(|error| IngestError::Encode(error.to_string()))?;
+            let dedup_key =
+                (!event.event_id_generated).then(|| dedup_key(&event.store, &event.event_id));
+            Ok(PreparedEvent { dedup_key, record })
+        })
+        .collect()
+}
+
+/// Re-learns the ids of the most recent events so retries after a restart are still caught.
+fn rebuild_dedup(log: &EventLog, dedup: &mut DedupWindow, max_ids: u64) -> anyhow::Result<usize> {
+    if max_ids == 0 {
+        return Ok(0);
+    }
+    let now = writer::now_unix_ms();
+    let cutoff = now - dedup.window_ms();
+    // At most `max_ids` ids are remembered, so older records cannot matter.
+    let from = log.next_offset().saturating_sub(max_ids).max(log.first_offset());
+    let reader = log.reader(from).map_err(|error| anyhow::anyhow!("{error}"))?;
+    for record in reader {
+        let record = record.map_err(|error| anyhow::anyhow!("{error}"))?;
+        if record.appended_at_unix_ms < cutoff {
+            continue;
+        }
+        match decode_event(&record.payload) {
+            Ok(event) if !event.event_id_generated => {
+                dedup.insert(dedup_key(&event.store, &event.event_id), record.appended_at_unix_ms);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(offset = record.offset, %error, "skipping undecodable record while rebuilding dedup")
+            }
+        }
+    }
+    dedup.expire(now);
+    Ok(dedup.len())
+}

@@ -1,0 +1,291 @@
+//! The log writer thread: group commit, de-duplication, acknowledgement.
+//!
+//! Request handlers validate and encode events on their own threads, then hand a
+//! [`CommitRequest`] to this single thread. It takes the first waiting request and everything
+//! else already queued (up to `max_commit_bytes`), drops ids it has already stored, writes the
+//! rest with **one** `append_batch` — one write and, with the default policy, one fsync — and
+//! only then answers every request in the group. Many concurrent requests therefore share one
+//! fsync, and no request is answered before its events are durable.
+//!
+//! A failed write or fsync answers the whole group with an error (nothing in it was
+//! acknowledged) and marks the log unwritable; the thread keeps probing with `sync` and
+//! recovers by itself when the disk accepts writes again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::sync::MutexExt;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use storepulse_log::{EventLog, Retention};
+use tokio::sync::oneshot;
+
+use super::dedup::DedupWindow;
+use crate::telemetry::Metrics;
+
+/// One event ready for the log.
+pub struct PreparedEvent {
+    /// `None` when the server generated the id (nothing to de-duplicate).
+    pub dedup_key: Option<u64>,
+    /// The encoded record (see `storepulse_model::codec`).
+    pub record: Vec<u8>,
+}
+
+/// What happened to one event of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Durable at this log offset.
+    Stored { offset: u64 },
+    /// An event with the same store and event_id is already stored.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    #[error("the event log cannot be written: {0}")]
+    Storage(String),
+    #[error("the log writer has stopped")]
+    Stopped,
+}
+
+pub struct CommitRequest {
+    pub events: Vec<PreparedEvent>,
+    pub source: &'static str,
+    pub reply: oneshot::Sender<Result<Vec<EventOutcome>, CommitError>>,
+}
+
+impl CommitRequest {
+    fn bytes(&self) -> usize {
+        self.events.iter().map(|event| event.record.len()).sum()
+    }
+}
+
+/// State shared between the writer thread and the rest of the server.
+pub struct WriterStatus {
+    pub writable: AtomicBool,
+    pub last_error: std::sync::Mutex<Option<String>>,
+    pub next_offset: AtomicU64,
+    pub durable_offset: AtomicU64,
+    pub log_bytes: AtomicU64,
+    pub segments: AtomicU64,
+}
+
+impl WriterStatus {
+    pub fn new() -> Self {
+        Self {
+            writable: AtomicBool::new(true),
+            last_error: std::sync::Mutex::new(None),
+            next_offset: AtomicU64::new(0),
+            durable_offset: AtomicU64::new(0),
+            log_bytes: AtomicU64::new(0),
+            segments: AtomicU64::new(0),
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock_ignoring_poison().clone()
+    }
+}
+
+impl Default for WriterStatus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct WriterSettings {
+    pub max_commit_bytes: usize,
+    /// How often to run housekeeping (interval fsync, retention, recovery probes).
+    pub tick: Duration,
+    /// fsync at least this often when the policy is `interval`.
+    pub sync_every: Option<Duration>,
+    pub retention: Retention,
+}
+
+pub fn now_unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// Runs until every sender is dropped, then syncs the log and returns.
+pub fn run_writer(
+    log: Arc<std::sync::Mutex<EventLog>>,
+    requests: Receiver<CommitRequest>,
+    mut dedup: DedupWindow,
+    settings: WriterSettings,
+    status: Arc<WriterStatus>,
+    metrics: Metrics,
+) {
+    let mut last_sync = Instant::now();
+    let mut last_housekeeping = Instant::now();
+    loop {
+        let first = match requests.recv_timeout(settings.tick) {
+            Ok(request) => Some(request),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(first) = first {
+            let mut group_bytes = first.bytes();
+            let mut group = vec![first];
+            while group_bytes < settings.max_commit_bytes {
+                match requests.try_recv() {
+                    Ok(request) => {
+                        group_bytes += request.bytes();
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            metrics.ingest_queue_depth.set(requests.len() as i64);
+            commit_group(&log, group, &mut dedup, &status, &metrics);
+        }
+        if let Some(every) = settings.sync_every
+            && last_sync.elapsed() >= every
+        {
+            last_sync = Instant::now();
+            sync_log(&log, &status);
+        }
+        if last_housekeeping.elapsed() >= settings.tick {
+            last_housekeeping = Instant::now();
+            housekeeping(&log, &mut dedup, &settings, &status, &metrics);
+        }
+    }
+    sync_log(&log, &status);
+    tracing::info!("log writer stopped; log synced");
+}
+
+fn commit_group(
+    log: &std::sync::Mutex<EventLog>,
+    group: Vec<CommitRequest>,
+    dedup: &mut DedupWindow,
+    status: &WriterStatus,
+    metrics: &Metrics,
+) {
+    let now = now_unix_ms();
+    // Plan: which events are new. Later copies inside the same group are duplicates too.
+    let mut batch_keys = std::collections::HashSet::new();
+    let mut plans: Vec<Vec<Option<usize>>> = Vec::with_capacity(group.len());
+    let mut records: Vec<&[u8]> = Vec::new();
+    let mut new_keys = Vec::new();
+    for request in &group {
+        let mut plan = Vec::with_capacity(request.events.len());
+        for event in &request.events {
+            let duplicate =
+                event.dedup_key.is_some_and(|key| dedup.contains(key) || !batch_keys.insert(key));
+            if duplicate {
+                plan.push(None);
+            } else {
+                if let Some(key) = event.dedup_key {
+                    new_keys.push(key);
+                }
+                plan.push(Some(records.len()));
+                records.push(&event.record);
+            }
+        }
+        plans.push(plan);
+    }
+
+    let started = Instant::now();
+    let appended = log.lock_ignoring_poison().append_batch(&records, now);
+    match appended {
+        Ok(outcome) => {
+            metrics.log_fsync_duration.observe(started.elapsed().as_secs_f64());
+            metrics.log_appends.inc();
+            metrics.log_appended_events.inc_by(records.len() as u64);
+            metrics
+                .log_appended_bytes
+                .inc_by(records.iter().map(|record| record.len() as u64).sum());
+            metrics.log_commit_events.observe(records.len() as f64);
+            for key in new_keys {
+                dedup.insert(key, now);
+            }
+            status.next_offset.store(outcome.next_offset, Ordering::Relaxed);
+            mark_writable(status);
+            for (request, plan) in group.into_iter().zip(plans) {
+                let outcomes: Vec<EventOutcome> = plan
+                    .into_iter()
+                    .map(|slot| match slot {
+                        Some(index) => {
+                            EventOutcome::Stored { offset: outcome.first_offset + index as u64 }
+                        }
+                        None => EventOutcome::Duplicate,
+                    })
+                    .collect();
+                let stored = outcomes
+                    .iter()
+                    .filter(|outcome| matches!(outcome, EventOutcome::Stored { .. }))
+                    .count();
+                let labels = crate::telemetry::SourceLabels { source: request.source };
+                metrics.events_accepted.get_or_create(&labels).inc_by(stored as u64);
+                metrics
+                    .events_duplicate
+                    .get_or_create(&labels)
+                    .inc_by((outcomes.len() - stored) as u64);
+                // The requester may have gone away (client disconnect); its events are stored.
+                let _ = request.reply.send(Ok(outcomes));
+            }
+        }
+        Err(error) => {
+            metrics.log_append_errors.inc();
+            let message = error.to_string();
+            tracing::error!(error = %message, events = records.len(), "group commit failed; nothing in it was acknowledged");
+            status.writable.store(false, Ordering::Relaxed);
+            *status.last_error.lock_ignoring_poison() = Some(message.clone());
+            for request in group {
+                let _ = request.reply.send(Err(CommitError::Storage(message.clone())));
+            }
+        }
+    }
+}
+
+fn mark_writable(status: &WriterStatus) {
+    if !status.writable.swap(true, Ordering::Relaxed) {
+        tracing::info!("event log is writable again");
+    }
+}
+
+fn sync_log(log: &std::sync::Mutex<EventLog>, status: &WriterStatus) {
+    let mut guard = log.lock_ignoring_poison();
+    match guard.sync() {
+        Ok(()) => {
+            status.durable_offset.store(guard.durable_offset(), Ordering::Relaxed);
+        }
+        Err(error) => {
+            status.writable.store(false, Ordering::Relaxed);
+            *status.last_error.lock_ignoring_poison() = Some(error.to_string());
+            tracing::error!(%error, "event log sync failed");
+        }
+    }
+}
+
+fn housekeeping(
+    log: &std::sync::Mutex<EventLog>,
+    dedup: &mut DedupWindow,
+    settings: &WriterSettings,
+    status: &WriterStatus,
+    metrics: &Metrics,
+) {
+    let now = now_unix_ms();
+    dedup.expire(now);
+    let mut guard = log.lock_ignoring_poison();
+    if !status.writable.load(Ordering::Relaxed) {
+        // Probe: a successful sync means the device accepts writes again.
+        if guard.sync().is_ok() {
+            mark_writable(status);
+        }
+    }
+    if settings.retention.max_age.is_some() || settings.retention.max_bytes.is_some() {
+        match guard.apply_retention(&settings.retention, now) {
+            Ok(report) => tracing::debug!(?report, "retention applied"),
+            Err(error) => tracing::warn!(%error, "retention failed"),
+        }
+    }
+    let stats = guard.stats();
+    drop(guard);
+    status.log_bytes.store(stats.total_bytes, Ordering::Relaxed);
+    status.segments.store(stats.segments as u64, Ordering::Relaxed);
+    status.durable_offset.store(stats.durable_offset, Ordering::Relaxed);
+    status.next_offset.store(stats.next_offset, Ordering::Relaxed);
+    metrics.log_bytes.set(stats.total_bytes as i64);
+    metrics.log_segments.set(stats.segments as i64);
+    metrics.log_next_offset.set(stats.next_offset as i64);
+}
