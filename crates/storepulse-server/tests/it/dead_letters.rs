@@ -1,0 +1,91 @@
+//! The dead-letter API and replay.
+
+use axum::http::StatusCode;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn pages_and_filters() {
+    let test = TestApp::new();
+    for index in 0..5 {
+        test.post_json(
+            "/api/v1/events",
+            &format!(r#"{{"type":"search","query":"q{index}","bogus":1}}"#),
+        )
+        .await;
+    }
+    test.post_json("/api/v1/events", r#"{"type":"purchase"}"#).await;
+    test.flush_dead_letters();
+    let page = test.get("/api/v1/dead-letters?limit=2").await.json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next"], 2);
+    assert_eq!(page["entries"][0]["reasons"][0]["code"], "unknown_field");
+    assert!(page["entries"][0]["received_at"].as_str().unwrap().ends_with('Z'));
+    let rest = test.get("/api/v1/dead-letters?from=2&limit=100").await.json();
+    assert_eq!(rest["entries"].as_array().unwrap().len(), 4);
+    assert!(rest["next"].is_null());
+    let missing = test.get("/api/v1/dead-letters?reason=missing").await.json();
+    assert_eq!(missing["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(missing["entries"][0]["offset"], 5);
+}
+
+#[tokio::test]
+async fn bad_parameters_name_the_parameter() {
+    let test = TestApp::new();
+    for (query, parameter) in [
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("from=-1", "from"),
+        ("reason=nope", "reason"),
+    ] {
+        let response = test.get(&format!("/api/v1/dead-letters?{query}")).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        let message = response.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with(parameter), "{query}: {message}");
+    }
+    let response = test.get("/api/v1/dead-letters?limt=5").await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(response.json()["error"]["message"].as_str().unwrap().contains("limt"));
+}
+
+#[tokio::test]
+async fn replay_ingests_what_now_passes_and_only_once() {
+    // Orders with three lines are refused under a two-line limit...
+    let test = TestApp::with_config(|config| config.ingest.limits.max_items = 2);
+    let order =
+        r#"{"type":"purchase","order":{"id":"o1"},"items":[{"id":"a"},{"id":"b"},{"id":"c"}]}"#;
+    assert_eq!(
+        test.post_json("/api/v1/events", order).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    test.post_json("/ingest", r#"{"event_type":"page_view"}"#).await;
+    test.flush_dead_letters();
+    // ...and accepted once the limit is raised.
+    let test = test.restart(|config| config.ingest.limits.max_items = 10);
+    let report = test
+        .send(
+            crate::support::post("/api/v1/dead-letters/replay")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .json();
+    assert_eq!(report["examined"], 2);
+    assert_eq!(report["replayed"], 1);
+    assert_eq!(report["still_invalid"], 1);
+    let stored = test.stored_events();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].items.len(), 3);
+    assert_eq!(stored[0].event_id, "dl-0-0");
+    let again = test
+        .send(
+            crate::support::post("/api/v1/dead-letters/replay")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .json();
+    assert_eq!(again["replayed"], 0);
+    assert_eq!(again["duplicates"], 1);
+    assert_eq!(test.stored_events().len(), 1);
+}

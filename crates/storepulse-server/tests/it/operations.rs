@@ -1,0 +1,141 @@
+//! Health, readiness, metrics and the cross-cutting HTTP behaviour.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+
+use crate::support::{TestApp, post};
+
+#[tokio::test]
+async fn health_has_seed4_fields_and_log_details() {
+    let test = TestApp::new();
+    let response = test.get("/health").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let health = response.json();
+    assert_eq!(health["status"], "healthy");
+    assert!(health["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(health["uptime_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["log"]["fsync"], "always");
+    assert_eq!(health["log"]["writable"], true);
+    assert_eq!(test.get("/ready").await.json()["ready"], true);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_events_and_rejections() {
+    let test = TestApp::new();
+    test.post_json("/api/v1/events", r#"[{"type":"search","query":"a"},{"type":"search"}]"#).await;
+    test.get("/nowhere").await;
+    let response = test.get("/metrics").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let text = String::from_utf8(response.bytes.clone()).unwrap();
+    for expected in [
+        "storepulse_events_accepted_total{source=\"native\"} 1",
+        "storepulse_events_rejected_total{reason=\"missing\"} 1",
+        "storepulse_http_requests_total{route=\"/api/v1/events\",method=\"POST\",status=\"200\"} 1",
+        "storepulse_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1",
+        "storepulse_log_commit_duration_seconds_bucket",
+        "storepulse_log_appended_events_total 1",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("/nowhere"), "raw paths must not become labels");
+}
+
+#[tokio::test]
+async fn every_response_has_a_process_time_and_request_id() {
+    let test = TestApp::new();
+    let response = test.get("/health").await;
+    let seconds: f64 = response.header("x-process-time").unwrap().parse().unwrap();
+    assert!(seconds >= 0.0);
+    assert_eq!(response.header("x-request-id").unwrap().len(), 36);
+    let request =
+        Request::get("/health").header("x-request-id", "trace-me").body(Body::empty()).unwrap();
+    assert_eq!(test.send(request).await.header("x-request-id"), Some("trace-me"));
+}
+
+#[tokio::test]
+async fn unknown_paths_are_json_404s_naming_the_path() {
+    let test = TestApp::new();
+    let response = test.get("/visit").await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    let body = response.json();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["details"]["path"], "/visit");
+    assert!(body["error"]["message"].as_str().unwrap().contains("/visit"));
+}
+
+#[tokio::test]
+async fn browsers_get_cors_preflight_answers() {
+    let test =
+        TestApp::with_config(|config| config.http.cors_origins = vec!["https://shop.test".into()]);
+    let request = Request::options("/api/v1/events")
+        .header("origin", "https://shop.test")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap();
+    let response = test.send(request).await;
+    assert!(response.status.is_success(), "{}", response.status);
+    assert_eq!(response.header("access-control-allow-origin"), Some("https://shop.test"));
+    let request = Request::options("/api/v1/events")
+        .header("origin", "https://evil.test")
+        .header("access-control-request-method", "POST")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(test.send(request).await.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn large_responses_are_gzipped_small_ones_not() {
+    let test = TestApp::new();
+    let request =
+        Request::get("/metrics").header("accept-encoding", "gzip").body(Body::empty()).unwrap();
+    let response = test.send(request).await;
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    let request =
+        Request::get("/ready").header("accept-encoding", "gzip").body(Body::empty()).unwrap();
+    assert_eq!(test.send(request).await.header("content-encoding"), None);
+}
+
+#[tokio::test]
+async fn only_allowed_hosts_are_served() {
+    let test = TestApp::with_config(|config| {
+        config.http.allowed_hosts = vec!["shop.test".into(), "*.shop.test".into()]
+    });
+    for (host, expected) in [
+        ("shop.test", StatusCode::OK),
+        ("eu.shop.test:8080", StatusCode::OK),
+        ("evil.test", StatusCode::BAD_REQUEST),
+    ] {
+        let request = Request::get("/health").header("host", host).body(Body::empty()).unwrap();
+        assert_eq!(test.send(request).await.status, expected, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn clients_are_rate_limited_per_key_with_standard_headers() {
+    let test = TestApp::with_config(|config| {
+        config.rate_limit.enabled = true;
+        config.rate_limit.ingest = storepulse_server::config::RateQuota { per_second: 1, burst: 2 };
+    });
+    let send = |key: Option<&'static str>| {
+        let mut request = post("/api/v1/events").header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.body(Body::from(r#"{"type":"search","query":"a"}"#)).unwrap()
+    };
+    let first = test.send(send(None)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.header("x-ratelimit-limit"), Some("2"));
+    assert_eq!(first.header("x-ratelimit-remaining"), Some("1"));
+    assert_eq!(test.send(send(None)).await.status, StatusCode::OK);
+    let limited = test.send(send(None)).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(limited.json()["error"]["code"], "rate_limited");
+    // Another API key has its own budget; health checks have theirs.
+    assert_eq!(test.send(send(Some("vu-1"))).await.status, StatusCode::OK);
+    assert_eq!(test.get("/health").await.status, StatusCode::OK);
+}

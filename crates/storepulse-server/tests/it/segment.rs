@@ -1,0 +1,80 @@
+//! Segment's tracking API as an unmodified Segment library would call it.
+
+use std::io::Write;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use serde_json::json;
+use storepulse_model::EventType;
+
+use crate::support::{TestApp, post};
+
+#[tokio::test]
+async fn a_library_batch_with_basic_auth_and_gzip_is_accepted() {
+    let test = TestApp::new();
+    let batch = json!({
+        "batch": [
+            { "type": "identify", "userId": "u1", "traits": { "plan": "gold" }, "messageId": "m1", "timestamp": "2026-11-21T10:00:00Z" },
+            { "type": "track", "event": "Product Added", "userId": "u1", "messageId": "m2",
+              "properties": { "product_id": "p1", "price": 19.99, "quantity": 2, "category": "Apparel" },
+              "timestamp": "2026-11-21T10:00:01Z", "context": { "library": { "name": "analytics-node", "version": "2.0" } } },
+            { "type": "page", "name": "Home", "anonymousId": "a1", "messageId": "m3", "properties": { "url": "https://shop.test/" } },
+        ],
+        "sentAt": "2026-11-21T10:00:02Z",
+        "writeKey": "abc",
+    });
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(batch.to_string().as_bytes()).unwrap();
+    let request = post("/v1/batch")
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .header("authorization", "Basic YWJjOg==")
+        .body(Body::from(encoder.finish().unwrap()))
+        .unwrap();
+    let response = test.send(request).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json()["success"], true);
+    assert_eq!(response.json()["accepted"], 3);
+    let stored = test.stored_events();
+    let types: Vec<EventType> = stored.iter().map(|event| event.event_type).collect();
+    assert_eq!(types, [EventType::Identify, EventType::AddToCart, EventType::PageView]);
+    assert_eq!(stored[1].product.as_ref().unwrap().price.unwrap().minor, 1999);
+    assert_eq!(stored[1].event_id, "m2");
+}
+
+#[tokio::test]
+async fn single_calls_map_by_endpoint() {
+    let test = TestApp::new();
+    let response = test.post_json("/v1/track", r#"{"event":"Order Completed","userId":"u","messageId":"x1","properties":{"order_id":"o1","revenue":25,"products":[{"product_id":"p","price":25}]}}"#).await;
+    assert_eq!(response.status, StatusCode::OK);
+    test.post_json("/v1/page", r#"{"anonymousId":"a","properties":{"path":"/cart"}}"#).await;
+    test.post_json("/v1/screen", r#"{"anonymousId":"a","name":"Cart"}"#).await;
+    test.post_json("/v1/identify", r#"{"userId":"u","traits":{"email":"x@y.z"}}"#).await;
+    test.post_json("/v1/alias", r#"{"userId":"u","previousId":"a"}"#).await;
+    test.post_json("/v1/group", r#"{"userId":"u","groupId":"g"}"#).await;
+    let stored = test.stored_events();
+    assert_eq!(stored.len(), 6);
+    assert_eq!(stored[0].event_type, EventType::Purchase);
+    assert_eq!(stored[0].order.as_ref().unwrap().total, Some(2500));
+    assert_eq!(stored[2].page.as_ref().unwrap().path.as_deref(), Some("screen:Cart"));
+}
+
+#[tokio::test]
+async fn invalid_messages_are_reported_with_segment_paths() {
+    let test = TestApp::new();
+    let batch = r#"{"batch":[{"type":"track","event":"Product Viewed","userId":"u"},{"type":"track","event":"Signed Up","userId":"u"}]}"#;
+    let response = test.post_json("/v1/batch", batch).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let answer = response.json();
+    assert_eq!(answer["accepted"], 1);
+    assert_eq!(answer["rejected"][0]["errors"][0]["field"], "properties.product_id");
+
+    let response = test.post_json("/v1/track", r#"{"event":"Product Viewed","userId":"u"}"#).await;
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "all invalid: Segment clients must not retry"
+    );
+    let response = test.post_json("/v1/batch", r#"{"notbatch":[]}"#).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+}

@@ -1,0 +1,131 @@
+//! A test application on a temporary data directory, driven through the router.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, Response, StatusCode};
+use serde_json::Value;
+use storepulse_log::{EventLog, LogConfig};
+use storepulse_model::Event;
+use storepulse_model::codec::decode_event;
+use storepulse_server::config::Config;
+use storepulse_server::{App, AppState};
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.data_dir = dir.to_path_buf();
+    // Tests send bursts from one address; rate limiting has its own tests.
+    config.rate_limit.enabled = false;
+    config
+}
+
+impl TestApp {
+    pub fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    pub fn with_config(change: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path());
+        change(&mut config);
+        let app = Arc::new(App::open(config).expect("app opens"));
+        Self { app, dir }
+    }
+
+    /// Closes this app and opens a new one on the same directory (a clean restart).
+    pub fn restart(self, change: impl FnOnce(&mut Config)) -> Self {
+        let TestApp { app, dir } = self;
+        let mut config = app.config.clone();
+        app.shutdown();
+        drop(app);
+        change(&mut config);
+        let app = Arc::new(App::open(config).expect("app reopens"));
+        Self { app, dir }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        self.send_from(request, "127.0.0.1:5000").await
+    }
+
+    pub async fn send_from(&self, mut request: Request<Body>, peer: &str) -> TestResponse {
+        let peer: SocketAddr = peer.parse().expect("peer address");
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let router = storepulse_server::router(AppState(self.app.clone()));
+        let response = router.oneshot(request).await.expect("router never fails");
+        TestResponse::read(response).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &str) -> TestResponse {
+        self.send(
+            post(path)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Request::get(path).body(Body::empty()).unwrap()).await
+    }
+
+    /// Every event in the log, in order.
+    pub fn stored_events(&self) -> Vec<Event> {
+        let log = self.app.ingest.log().lock().unwrap();
+        log.reader(log.first_offset())
+            .unwrap()
+            .map(|record| decode_event(&record.unwrap().payload).unwrap())
+            .collect()
+    }
+
+    pub fn flush_dead_letters(&self) {
+        self.app.dead_letters.flush();
+    }
+}
+
+pub fn post(path: &str) -> axum::http::request::Builder {
+    Request::post(path)
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl TestResponse {
+    async fn read(response: Response<Body>) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes =
+            axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body").to_vec();
+        Self { status, headers, bytes }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|error| {
+            panic!("not JSON ({error}): {}", String::from_utf8_lossy(&self.bytes))
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+/// Reads a log directory offline (the server must be stopped).
+pub fn read_log_offline(dir: &std::path::Path) -> Vec<Event> {
+    let (log, _) = EventLog::open(LogConfig::new(dir)).expect("log opens");
+    log.reader(log.first_offset())
+        .unwrap()
+        .map(|record| decode_event(&record.unwrap().payload).unwrap())
+        .collect()
+}
