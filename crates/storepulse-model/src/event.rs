@@ -146,14 +146,28 @@ pub enum DeviceType {
 
 impl DeviceType {
     pub fn parse(name: &str) -> Option<DeviceType> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "desktop" | "computer" | "pc" => Some(DeviceType::Desktop),
-            "mobile" | "phone" | "smartphone" | "ios" | "android" => Some(DeviceType::Mobile),
-            "tablet" | "ipad" => Some(DeviceType::Tablet),
-            "bot" | "crawler" => Some(DeviceType::Bot),
-            "other" | "tv" | "console" | "wearable" => Some(DeviceType::Other),
-            _ => None,
-        }
+        const NAMES: [(&str, DeviceType); 15] = [
+            ("desktop", DeviceType::Desktop),
+            ("mobile", DeviceType::Mobile),
+            ("tablet", DeviceType::Tablet),
+            ("computer", DeviceType::Desktop),
+            ("pc", DeviceType::Desktop),
+            ("phone", DeviceType::Mobile),
+            ("smartphone", DeviceType::Mobile),
+            ("ios", DeviceType::Mobile),
+            ("android", DeviceType::Mobile),
+            ("ipad", DeviceType::Tablet),
+            ("bot", DeviceType::Bot),
+            ("crawler", DeviceType::Bot),
+            ("other", DeviceType::Other),
+            ("tv", DeviceType::Other),
+            ("console", DeviceType::Other),
+        ];
+        let name = name.trim();
+        NAMES
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|(_, device_type)| *device_type)
     }
 
     /// A coarse classification from a User-Agent string, good enough for dashboards.

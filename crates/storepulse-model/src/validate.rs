@@ -16,6 +16,8 @@
 //! are exact in the currency's minor units; the currency defaults to USD (as in Segment's
 //! spec). A purchase without a `total` gets Σ price × quantity + tax + shipping − discount.
 
+use std::fmt::{self, Display};
+
 use crate::decode::decode_collecting;
 use crate::error::{ErrorCode, FieldError, ValidationErrors};
 use crate::event::{
@@ -123,7 +125,7 @@ pub fn validate_event(
         .and_then(|order| order.currency.as_deref())
         .and_then(|code| check.currency("order.currency", code))
         .unwrap_or(context.default_currency);
-    let product = raw.product.map(|product| check.product("product", product, order_currency));
+    let product = raw.product.map(|product| check.product(&"product", product, order_currency));
     let sent_items = raw.items.as_ref().map_or(0, Vec::len);
     let items = check.items(raw.items, order_currency);
     let promotion = raw.promotion.map(|promotion| Promotion {
@@ -261,11 +263,34 @@ fn derive_marketing(
     if marketing == Marketing::default() { None } else { Some(marketing) }
 }
 
-/// The referrer's host, lower case, without a leading `www.`.
+/// The referrer's host, lower case, without a leading `www.` or a port.
 pub fn referrer_host(referrer: &str) -> Option<String> {
-    let parsed = url::Url::parse(referrer).ok()?;
-    let host = parsed.host_str()?.to_ascii_lowercase();
+    let (_, rest) = referrer.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.ends_with(']') && port.bytes().all(|byte| byte.is_ascii_digit()) =>
+        {
+            name
+        }
+        _ => host,
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
     Some(host.strip_prefix("www.").map(str::to_owned).unwrap_or(host))
+}
+
+/// The path of a URL (`https://shop.test/a/b?x=1` → `/a/b`); a relative URL is its own path.
+pub fn url_path(url: &str) -> &str {
+    let without_fragment = url.split('#').next().unwrap_or(url);
+    let without_query = without_fragment.split('?').next().unwrap_or(without_fragment);
+    match without_query.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |slash| &rest[slash..]),
+        None => without_query,
+    }
 }
 
 fn truncate_chars(text: &str, max_chars: usize) -> String {
@@ -282,50 +307,62 @@ pub fn normalize_country(code: &str) -> Option<String> {
     Some(if upper == "UK" { "GB".to_owned() } else { upper })
 }
 
+/// A field path built only when an error needs it: `parent.field`.
+#[derive(Clone, Copy)]
+struct Sub<'a>(&'a dyn Display, &'static str);
+
+impl Display for Sub<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}.{}", self.0, self.1)
+    }
+}
+
+/// `name[index]`.
+#[derive(Clone, Copy)]
+struct Indexed(&'static str, usize);
+
+impl Display for Indexed {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}[{}]", self.0, self.1)
+    }
+}
+
 struct Checker<'a> {
     errors: Vec<FieldError>,
     limits: &'a Limits,
 }
 
 impl Checker<'_> {
-    fn push(&mut self, field: impl Into<String>, code: ErrorCode, message: impl Into<String>) {
-        self.errors.push(FieldError::new(field, code, message));
+    fn push(&mut self, field: impl Display, code: ErrorCode, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field.to_string(), code, message));
     }
 
-    fn missing(&mut self, field: impl Into<String>, message: &str) {
+    fn missing(&mut self, field: impl Display, message: &str) {
         self.push(field, ErrorCode::Missing, message);
     }
 
-    fn text(&mut self, field: impl AsRef<str>, value: String, max_chars: usize) -> Option<String> {
+    fn text(&mut self, field: impl Display, value: String, max_chars: usize) -> Option<String> {
         // Byte length bounds char length from above, so the common short case is one compare.
         if value.len() > max_chars && value.chars().count() > max_chars {
-            self.push(
-                field.as_ref(),
-                ErrorCode::TooLong,
-                format!("is longer than {max_chars} characters"),
-            );
+            self.push(field, ErrorCode::TooLong, format!("is longer than {max_chars} characters"));
             return None;
         }
         Some(value)
     }
 
-    fn id(&mut self, field: impl AsRef<str>, value: String) -> Option<String> {
+    fn id(&mut self, field: impl Display + Copy, value: String) -> Option<String> {
         if value.trim().is_empty() {
-            self.push(field.as_ref(), ErrorCode::InvalidValue, "must not be empty");
+            self.push(field, ErrorCode::InvalidValue, "must not be empty");
             return None;
         }
         if value.chars().any(char::is_control) {
-            self.push(
-                field.as_ref(),
-                ErrorCode::InvalidValue,
-                "must not contain control characters",
-            );
+            self.push(field, ErrorCode::InvalidValue, "must not contain control characters");
             return None;
         }
         self.text(field, value, self.limits.max_id_chars)
     }
 
-    fn required_id(&mut self, field: &str, value: Option<String>) -> Option<String> {
+    fn required_id(&mut self, field: impl Display + Copy, value: Option<String>) -> Option<String> {
         match value {
             Some(value) => self.id(field, value),
             None => {
@@ -378,7 +415,7 @@ impl Checker<'_> {
         normalized
     }
 
-    fn currency(&mut self, field: &str, code: &str) -> Option<Currency> {
+    fn currency(&mut self, field: impl Display, code: &str) -> Option<Currency> {
         let currency = Currency::parse(code);
         if currency.is_none() {
             self.push(
@@ -390,7 +427,12 @@ impl Checker<'_> {
         currency
     }
 
-    fn amount(&mut self, field: &str, amount: DecimalAmount, currency: Currency) -> Option<i64> {
+    fn amount(
+        &mut self,
+        field: impl Display,
+        amount: DecimalAmount,
+        currency: Currency,
+    ) -> Option<i64> {
         if amount.is_negative() {
             self.push(field, ErrorCode::InvalidValue, "must be >= 0");
             return None;
@@ -409,10 +451,7 @@ impl Checker<'_> {
         let url = raw.url.and_then(|url| self.text("page.url", url, url_limit));
         let mut path = raw.path.and_then(|path| self.text("page.path", path, url_limit));
         if path.is_none() {
-            path = url
-                .as_deref()
-                .and_then(|url| url::Url::parse(url).ok())
-                .map(|parsed| parsed.path().to_owned());
+            path = url.as_deref().map(|url| url_path(url).to_owned());
         }
         Page {
             url,
@@ -462,34 +501,32 @@ impl Checker<'_> {
         Some(Device { device_type, user_agent })
     }
 
-    /// Returns `None` inside when the product has no usable id (already reported).
+    /// Returns `None` when the product has no usable id (already reported).
     fn product(
         &mut self,
-        path: &str,
+        path: &dyn Display,
         raw: RawProduct,
         order_currency: Currency,
     ) -> Option<Product> {
         let limits = self.limits;
-        let id = self.required_id(&format!("{path}.id"), raw.id);
+        let id = self.required_id(Sub(path, "id"), raw.id);
         let currency = match raw.currency.as_deref() {
-            Some(code) => {
-                self.currency(&format!("{path}.currency"), code).unwrap_or(order_currency)
-            }
+            Some(code) => self.currency(Sub(path, "currency"), code).unwrap_or(order_currency),
             None => order_currency,
         };
         let price = raw
             .price
-            .and_then(|price| self.amount(&format!("{path}.price"), price, currency))
+            .and_then(|price| self.amount(Sub(path, "price"), price, currency))
             .map(|minor| Money::new(minor, currency));
         let quantity = match raw.quantity {
             None => 1,
             Some(quantity) if quantity < 1 => {
-                self.push(format!("{path}.quantity"), ErrorCode::InvalidValue, "must be > 0");
+                self.push(Sub(path, "quantity"), ErrorCode::InvalidValue, "must be > 0");
                 1
             }
             Some(quantity) if quantity > i64::from(limits.max_quantity) => {
                 self.push(
-                    format!("{path}.quantity"),
+                    Sub(path, "quantity"),
                     ErrorCode::InvalidValue,
                     format!("must be <= {}", limits.max_quantity),
                 );
@@ -502,21 +539,21 @@ impl Checker<'_> {
                 let levels = path_levels.0;
                 if levels.len() > limits.max_category_depth {
                     self.push(
-                        format!("{path}.category"),
+                        Sub(path, "category"),
                         ErrorCode::TooLong,
                         format!("has more than {} levels", limits.max_category_depth),
                     );
                     Vec::new()
                 } else if levels.iter().any(|level| level.is_empty()) {
                     self.push(
-                        format!("{path}.category"),
+                        Sub(path, "category"),
                         ErrorCode::InvalidValue,
                         "levels must not be empty",
                     );
                     Vec::new()
                 } else if levels.iter().any(|level| level.chars().count() > limits.max_id_chars) {
                     self.push(
-                        format!("{path}.category"),
+                        Sub(path, "category"),
                         ErrorCode::TooLong,
                         format!("each level must be at most {} characters", limits.max_id_chars),
                     );
@@ -531,19 +568,19 @@ impl Checker<'_> {
             id: id?,
             name: raw
                 .name
-                .and_then(|name| self.text(format!("{path}.name"), name, limits.max_text_chars)),
+                .and_then(|name| self.text(Sub(path, "name"), name, limits.max_text_chars)),
             category,
             brand: raw
                 .brand
-                .and_then(|brand| self.text(format!("{path}.brand"), brand, limits.max_id_chars)),
-            variant: raw.variant.and_then(|variant| {
-                self.text(format!("{path}.variant"), variant, limits.max_id_chars)
-            }),
+                .and_then(|brand| self.text(Sub(path, "brand"), brand, limits.max_id_chars)),
+            variant: raw
+                .variant
+                .and_then(|variant| self.text(Sub(path, "variant"), variant, limits.max_id_chars)),
             price,
             quantity,
-            coupon: raw.coupon.and_then(|coupon| {
-                self.text(format!("{path}.coupon"), coupon, limits.max_id_chars)
-            }),
+            coupon: raw
+                .coupon
+                .and_then(|coupon| self.text(Sub(path, "coupon"), coupon, limits.max_id_chars)),
         };
         Some(product)
     }
@@ -564,7 +601,7 @@ impl Checker<'_> {
         }
         let mut items = Vec::with_capacity(raw.len());
         for (index, item) in raw.into_iter().enumerate() {
-            let path = format!("items[{index}]");
+            let path = Indexed("items", index);
             match item {
                 Some(item) => {
                     if let Some(product) = self.product(&path, item, order_currency) {
@@ -730,4 +767,24 @@ fn computed_total(
     }
     total = total.checked_add(tax.unwrap_or(0))?.checked_add(shipping.unwrap_or(0))?;
     Some((total - discount.unwrap_or(0)).max(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_paths_and_hosts() {
+        assert_eq!(url_path("https://shop.test/a/b?x=1#top"), "/a/b");
+        assert_eq!(url_path("https://shop.test"), "/");
+        assert_eq!(url_path("https://shop.test?x"), "/");
+        assert_eq!(url_path("/cart?step=2"), "/cart");
+        assert_eq!(
+            referrer_host("https://www.Google.com/search?q=x").as_deref(),
+            Some("google.com")
+        );
+        assert_eq!(referrer_host("http://user@news.test:8080/x").as_deref(), Some("news.test"));
+        assert_eq!(referrer_host("android-app://com.app"), Some("com.app".into()));
+        assert_eq!(referrer_host("not a url"), None);
+    }
 }

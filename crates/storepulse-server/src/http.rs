@@ -202,6 +202,17 @@ async fn not_found(request: Request) -> Response {
     .into_response()
 }
 
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<ClientIp>().copied().unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,16 +225,5 @@ mod tests {
         assert!(!host_matches("shop.test", "evil.test"));
         assert_eq!(strip_port("shop.test:8080"), "shop.test");
         assert_eq!(strip_port("[::1]:8080"), "[::1]");
-    }
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<ClientIp>().copied().unwrap_or_default())
     }
 }

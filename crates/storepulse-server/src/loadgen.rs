@@ -175,10 +175,9 @@ pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
         let url = url.clone();
         let counters = counters.clone();
         let latencies = latencies.clone();
-        let profile = options.profile;
         tasks.spawn(async move {
             let _permit = permit;
-            send(&client, &url, events, profile, batch, &counters, &latencies).await;
+            send(&client, &url, events, batch, &counters, &latencies).await;
         });
         while tasks.try_join_next().is_some() {}
     }
@@ -206,15 +205,13 @@ async fn send(
     client: &reqwest::Client,
     url: &str,
     events: Vec<Value>,
-    profile: Profile,
     batch: usize,
     counters: &Counters,
     latencies: &std::sync::Mutex<Vec<u64>>,
 ) {
     let count = events.len() as u64;
-    let body = if profile == Profile::Realtime && batch == 1 {
-        events.into_iter().next().unwrap_or(Value::Null)
-    } else if batch == 1 {
+    // One event per request is posted as a plain object (the shape `/ingest` requires).
+    let body = if batch == 1 {
         events.into_iter().next().unwrap_or(Value::Null)
     } else {
         Value::Array(events)

@@ -56,7 +56,9 @@ const DEVICES: [(&str, &str, u32); 3] = [
     ),
     ("tablet", "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Tablet", 7),
 ];
-const SOURCES: [(Option<(&str, &str, &str)>, u32); 5] = [
+/// Marketing source of a session: (utm_source, utm_medium, utm_campaign); `None` is direct.
+type Campaign = Option<(&'static str, &'static str, &'static str)>;
+const SOURCES: [(Campaign, u32); 5] = [
     (None, 45),
     (Some(("google", "cpc", "brand-search")), 20),
     (Some(("newsletter", "email", "weekly-deals")), 12),

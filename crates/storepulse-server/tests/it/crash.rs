@@ -14,6 +14,8 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+// The child is waited on by every caller (kill + wait, or SIGTERM + try_wait).
+#[allow(clippy::zombie_processes)]
 fn start(data_dir: &Path, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_storepulse"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])

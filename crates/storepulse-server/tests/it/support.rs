@@ -20,8 +20,7 @@ pub struct TestApp {
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.to_path_buf();
+    let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
     // Tests send bursts from one address; rate limiting has its own tests.
     config.rate_limit.enabled = false;
     config
