@@ -48,7 +48,7 @@ fn bench(criterion: &mut Criterion) {
     group.finish();
 
     let mut group = criterion.benchmark_group("decode_validate_batch");
-    for size in [1000usize] {
+    for size in [100usize, 1000] {
         let body = format!("[{}]", vec![PAGE_VIEW; size].join(","));
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(

@@ -4,9 +4,9 @@
 //! [`realtime_ingest`] (seed 3's `/ingest`), [`dead_letters`], [`ops`] (health, readiness,
 //! Prometheus). [`intake`] holds what the three ingest doors share.
 //!
-//! Layers, outermost first: request id → response compression (≥ 1 KiB) → CORS →
-//! `X-Process-Time` and request metrics → trusted hosts → timeout → client address → rate
-//! limit → request decompression (gzip bodies from SDKs) → route.
+//! Layers, outermost first: request id → response compression (≥ 1 KiB) → CORS → the edge
+//! (trusted hosts, client address, rate limit, `X-Process-Time`, request metrics) → timeout →
+//! request decompression (gzip bodies from SDKs) → route.
 
 pub mod client_ip;
 pub mod dead_letters;
@@ -83,14 +83,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(compression)
                 .layer(cors)
-                .layer(middleware::from_fn_with_state(state.clone(), observe))
-                .layer(middleware::from_fn_with_state(state.clone(), trusted_hosts))
+                .layer(middleware::from_fn_with_state(state.clone(), edge))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     config.request_timeout,
                 ))
-                .layer(middleware::from_fn_with_state(state.clone(), resolve_client))
-                .layer(middleware::from_fn_with_state(state.clone(), rate_limit::rate_limit))
                 // Innermost: middleware functions only take plain bodies.
                 .layer(RequestDecompressionLayer::new()),
         )
@@ -115,34 +112,89 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     }
 }
 
-/// Adds `X-Process-Time` (seconds) and records request count and latency by route template.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Route templates served, for metric labels (a closed set: raw paths never become labels).
+const ROUTE_TEMPLATES: [&str; 13] = [
+    "/api/v1/events",
+    "/v1/track",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/identify",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+    "/ingest",
+    "/api/v1/dead-letters",
+    "/api/v1/dead-letters/replay",
+    "/health",
+    "/ready",
+];
+
+fn route_label(matched: Option<&MatchedPath>) -> &'static str {
+    let Some(matched) = matched else { return "unmatched" };
+    let path = matched.as_str();
+    if path == "/metrics" {
+        return "/metrics";
+    }
+    ROUTE_TEMPLATES.iter().find(|template| **template == path).copied().unwrap_or("other")
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// The edge of every request, in one middleware (one future instead of four): trusted hosts,
+/// client address, rate limit, then `X-Process-Time` and request metrics on the way out.
+async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    let mut response = next.run(request).await;
+    let route = route_label(request.extensions().get::<MatchedPath>());
+    let method = method_label(request.method());
+
+    let mut response = 'respond: {
+        if let Some(refusal) = refuse_untrusted_host(&state, &request) {
+            break 'respond refusal;
+        }
+        let trusted = &state.config.http.trusted_proxies;
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        let ip = client_ip::resolve_client_ip(request.headers(), peer, trusted);
+        let peer_trusted = peer.is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer)));
+        request.extensions_mut().insert(ClientIp { ip, peer_trusted });
+        let decision = rate_limit::check(&state, &request, ip);
+        let mut response = match &decision {
+            Some(decision) if !decision.allowed => {
+                rate_limit::refuse(&state, request.uri().path(), decision)
+            }
+            _ => next.run(request).await,
+        };
+        if let Some(decision) = &decision {
+            rate_limit::add_headers(decision, response.headers_mut());
+        }
+        response
+    };
+
     let elapsed = started.elapsed().as_secs_f64();
     if let Ok(value) = HeaderValue::from_str(&format!("{elapsed:.6}")) {
         response.headers_mut().insert(HeaderName::from_static("x-process-time"), value);
     }
     let status = response.status().as_u16();
-    state
-        .metrics
-        .http_requests
-        .get_or_create(&RequestLabels { route: route.clone(), method, status })
-        .inc();
+    state.metrics.http_requests.get_or_create(&RequestLabels { route, method, status }).inc();
     state.metrics.http_request_duration.get_or_create(&RouteLabels { route }).observe(elapsed);
     response
 }
 
 /// Refuses requests whose Host is not in `http.allowed_hosts` (seed 1's TrustedHost).
-async fn trusted_hosts(State(state): State<AppState>, request: Request, next: Next) -> Response {
+fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response> {
     let allowed = &state.config.http.allowed_hosts;
     if allowed.iter().any(|host| host == "*") {
-        return next.run(request).await;
+        return None;
     }
     let host = request
         .headers()
@@ -152,14 +204,15 @@ async fn trusted_hosts(State(state): State<AppState>, request: Request, next: Ne
         .unwrap_or_default();
     let host_without_port = strip_port(host).to_ascii_lowercase();
     if allowed.iter().any(|pattern| host_matches(pattern, &host_without_port)) {
-        next.run(request).await
-    } else {
+        return None;
+    }
+    Some(
         ApiError::bad_request(
             "invalid_host",
             format!("host {host:?} is not served here; see http.allowed_hosts"),
         )
-        .into_response()
-    }
+        .into_response(),
+    )
 }
 
 fn strip_port(host: &str) -> &str {
@@ -178,19 +231,6 @@ fn host_matches(pattern: &str, host: &str) -> bool {
         Some(suffix) => host.ends_with(&format!(".{suffix}")),
         None => pattern == host,
     }
-}
-
-async fn resolve_client(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-    let trusted = &state.config.http.trusted_proxies;
-    let ip = client_ip::resolve_client_ip(request.headers(), peer, trusted);
-    let peer_trusted = peer.is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer)));
-    request.extensions_mut().insert(ClientIp { ip, peer_trusted });
-    next.run(request).await
 }
 
 async fn not_found(request: Request) -> Response {

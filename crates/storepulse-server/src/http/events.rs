@@ -14,9 +14,7 @@
 //! | storage failing or queue full | 503 + `Retry-After` | nothing was stored |
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
@@ -36,25 +34,17 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/events", post(post_events))
 }
 
-async fn post_events(
-    State(state): State<AppState>,
-    client_ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    match ingest_native(state, client_ip, headers, body).await {
+async fn post_events(State(state): State<AppState>, request: Request) -> Response {
+    match ingest_native(state, request).await {
         Ok(response) => response,
         Err(error) => with_retry_after(error),
     }
 }
 
-async fn ingest_native(
-    state: AppState,
-    client_ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let context = IntakeContext::new(&state, &headers, client_ip, "/api/v1/events");
+async fn ingest_native(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
+    let context = IntakeContext::new(&state, &parts.headers, client_ip, "/api/v1/events");
     let bytes = context.read_body(&state, body).await?;
     let format = context.body_format(&state, &bytes)?;
     let single_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 use storepulse_model::decode::BodyFormat;
-use storepulse_model::time::{HeaderTime, resolve_header_time};
+use storepulse_model::time::{
+    CLIENT_TIME_HEADERS, HeaderTime, PROXY_TIME_HEADERS, resolve_header_time,
+};
 use storepulse_model::{
     ErrorCode, Event, FieldError, Timestamp, ValidationContext, ValidationErrors,
 };
@@ -40,7 +42,23 @@ impl IntakeContext {
     ) -> Self {
         let received_at = Timestamp(now_unix_ms());
         let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-        let header_time = resolve_header_time(header, received_at, state.clock);
+        // One pass over the request's headers instead of eight name lookups.
+        let time_headers: Vec<(&str, &str)> = headers
+            .iter()
+            .filter(|(name, _)| {
+                let name = name.as_str();
+                CLIENT_TIME_HEADERS.contains(&name) || PROXY_TIME_HEADERS.contains(&name)
+            })
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+            .collect();
+        let header_time = if time_headers.is_empty() {
+            None
+        } else {
+            let lookup = |wanted: &str| {
+                time_headers.iter().find(|(name, _)| *name == wanted).map(|(_, value)| *value)
+            };
+            resolve_header_time(lookup, received_at, state.clock)
+        };
         // Country headers are only believed from a configured proxy, like forwarding headers.
         let country = client_ip
             .peer_trusted

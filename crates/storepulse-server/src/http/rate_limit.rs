@@ -8,9 +8,8 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -20,7 +19,6 @@ use governor::{Quota, RateLimiter};
 use crate::app::AppState;
 use crate::config::{RateLimitConfig, RateQuota};
 use crate::error::ApiError;
-use crate::http::ClientIp;
 use crate::telemetry::ClassLabels;
 
 type KeyedLimiter =
@@ -147,32 +145,36 @@ impl RateLimiters {
     }
 }
 
-fn client_key(request: &Request, key_header: &HeaderName) -> String {
+fn client_key(request: &Request, key_header: &HeaderName, ip: Option<IpAddr>) -> String {
     if let Some(key) = request.headers().get(key_header).and_then(|value| value.to_str().ok()) {
         return format!("key:{key}");
     }
-    match request.extensions().get::<ClientIp>().and_then(|client| client.ip) {
-        Some(IpAddr::V4(ip)) => ip.to_string(),
-        Some(IpAddr::V6(ip)) => ip.to_string(),
+    match ip {
+        Some(ip) => ip.to_string(),
         None => "unknown".into(),
     }
 }
 
-pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The verdict for `request`, or `None` when rate limiting is off.
+pub fn check(state: &AppState, request: &Request, ip: Option<IpAddr>) -> Option<Decision> {
     let limiters = &state.rate_limiters;
     if !limiters.enabled {
-        return next.run(request).await;
+        return None;
     }
     let class = RouteClass::of(request.uri().path());
-    let key = client_key(&request, &limiters.key_header);
-    let decision = limiters.check(class, &key);
-    let mut response = if decision.allowed {
-        next.run(request).await
-    } else {
-        state.metrics.rate_limited.get_or_create(&ClassLabels { class: class.name() }).inc();
-        ApiError::RateLimited { retry_after_seconds: decision.retry_after_seconds }.into_response()
-    };
-    let headers = response.headers_mut();
+    let key = client_key(request, &limiters.key_header, ip);
+    Some(limiters.check(class, &key))
+}
+
+/// The 429 answer.
+pub fn refuse(state: &AppState, path: &str, decision: &Decision) -> Response {
+    let class = RouteClass::of(path);
+    state.metrics.rate_limited.get_or_create(&ClassLabels { class: class.name() }).inc();
+    ApiError::RateLimited { retry_after_seconds: decision.retry_after_seconds }.into_response()
+}
+
+/// `X-RateLimit-Limit/Remaining/Reset`, on allowed and refused answers alike.
+pub fn add_headers(decision: &Decision, headers: &mut HeaderMap) {
     for (name, value) in [
         ("x-ratelimit-limit", u64::from(decision.limit)),
         ("x-ratelimit-remaining", u64::from(decision.remaining)),
@@ -180,7 +182,6 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     ] {
         headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
     }
-    response
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@
 //! identifies the stored event, and 202 means it is durable.
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -25,25 +24,17 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/ingest", post(post_ingest))
 }
 
-async fn post_ingest(
-    State(state): State<AppState>,
-    client_ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    match ingest(state, client_ip, headers, body).await {
+async fn post_ingest(State(state): State<AppState>, request: Request) -> Response {
+    match ingest(state, request).await {
         Ok(response) => response,
         Err(error) => with_retry_after(error),
     }
 }
 
-async fn ingest(
-    state: AppState,
-    client_ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let context = IntakeContext::new(&state, &headers, client_ip, "/ingest");
+async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
+    let context = IntakeContext::new(&state, &parts.headers, client_ip, "/ingest");
     let bytes = context.read_body(&state, body).await?;
     let text = String::from_utf8_lossy(&bytes);
     let validation = context.validation(&state, &new_event_id);

@@ -8,9 +8,7 @@
 //! request is valid the answer is 400, which Segment libraries treat as "do not retry".
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
@@ -29,76 +27,53 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/track",
-            post(|state, client, headers, body| {
-                single(state, client, headers, body, SegmentCall::Track, "/v1/track")
-            }),
+            post(|state, request| single(state, request, SegmentCall::Track, "/v1/track")),
         )
         .route(
             "/v1/page",
-            post(|state, client, headers, body| {
-                single(state, client, headers, body, SegmentCall::Page, "/v1/page")
-            }),
+            post(|state, request| single(state, request, SegmentCall::Page, "/v1/page")),
         )
         .route(
             "/v1/screen",
-            post(|state, client, headers, body| {
-                single(state, client, headers, body, SegmentCall::Screen, "/v1/screen")
-            }),
+            post(|state, request| single(state, request, SegmentCall::Screen, "/v1/screen")),
         )
         .route(
             "/v1/identify",
-            post(|state, client, headers, body| {
-                single(state, client, headers, body, SegmentCall::Identify, "/v1/identify")
-            }),
+            post(|state, request| single(state, request, SegmentCall::Identify, "/v1/identify")),
         )
         .route(
             "/v1/group",
-            post(|state, client, headers, body| {
-                single(state, client, headers, body, SegmentCall::Group, "/v1/group")
-            }),
+            post(|state, request| single(state, request, SegmentCall::Group, "/v1/group")),
         )
         .route(
             "/v1/alias",
-            post(|state, client, headers, body| {
-                single(state, client, headers, body, SegmentCall::Alias, "/v1/alias")
-            }),
+            post(|state, request| single(state, request, SegmentCall::Alias, "/v1/alias")),
         )
         .route("/v1/batch", post(batch))
 }
 
 async fn single(
     State(state): State<AppState>,
-    client_ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
     call: SegmentCall,
     endpoint: &'static str,
 ) -> Response {
-    ingest_segment(state, client_ip, headers, body, Some(call), endpoint)
-        .await
-        .unwrap_or_else(with_retry_after)
+    ingest_segment(state, request, Some(call), endpoint).await.unwrap_or_else(with_retry_after)
 }
 
-async fn batch(
-    State(state): State<AppState>,
-    client_ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    ingest_segment(state, client_ip, headers, body, None, "/v1/batch")
-        .await
-        .unwrap_or_else(with_retry_after)
+async fn batch(State(state): State<AppState>, request: Request) -> Response {
+    ingest_segment(state, request, None, "/v1/batch").await.unwrap_or_else(with_retry_after)
 }
 
 async fn ingest_segment(
     state: AppState,
-    client_ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
     call: Option<SegmentCall>,
     endpoint: &'static str,
 ) -> Result<Response, ApiError> {
-    let context = IntakeContext::new(&state, &headers, client_ip, endpoint);
+    let (parts, body) = request.into_parts();
+    let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
+    let context = IntakeContext::new(&state, &parts.headers, client_ip, endpoint);
     // Segment libraries always send JSON; some send no content type at all.
     let bytes = context.read_body(&state, body).await?;
     context.body_format(&state, &bytes)?;

@@ -1,0 +1,21 @@
+-- single_event.lua, paced: each connection waits DELAY_MS between requests, so the offered rate
+-- is about connections * 1000 / (DELAY_MS + latency). Used to read latency at a given rate.
+local counter = 0
+local delay_ms = tonumber(os.getenv("DELAY_MS") or "10")
+
+function init(args)
+  math.randomseed(os.time())
+  prefix = string.format("paced-%d-%d", os.time(), math.random(1, 1000000000))
+end
+
+local template = '{"event_id":"%s-%d","type":"page_view","user_id":"u-%d","session_id":"s-%d","page":{"url":"https://shop.example/p/sku-00042","title":"Runner 42"},"country":"US","device":{"type":"mobile"}}'
+
+request = function()
+  counter = counter + 1
+  local body = string.format(template, prefix, counter, counter % 5000, counter % 900)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+
+delay = function()
+  return delay_ms
+end
