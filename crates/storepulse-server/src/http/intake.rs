@@ -197,9 +197,12 @@ fn is_length_limit(error: &axum::Error) -> bool {
     false
 }
 
-/// A new server-side event id: UUIDv7, so ids sort by time.
+/// A new server-side event id: a UUIDv7 (ids sort by time) from the thread's random
+/// generator — `Uuid::now_v7` serialises every id through one global mutex.
 pub fn new_event_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let random: [u8; 10] = rand::random();
+    let millis = u64::try_from(now_unix_ms()).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid().to_string()
 }
 
 /// Runs CPU-heavy validation of large bodies on the blocking pool, small ones inline.
