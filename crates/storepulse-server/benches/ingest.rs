@@ -18,21 +18,32 @@ fn bench(criterion: &mut Criterion) {
     config.rate_limit.enabled = false;
     let app = Arc::new(App::open(config).expect("app"));
     let router = storepulse_server::router(AppState(app.clone()));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let post = |body: String| {
-        Request::post("/api/v1/events").header("content-type", "application/json").body(Body::from(body)).expect("request")
+        Request::post("/api/v1/events")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request")
     };
 
     let mut group = criterion.benchmark_group("http_ingest_in_process");
     group.sample_size(20);
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_event_fsync_always", |bencher| {
-        bencher.iter(|| runtime.block_on(router.clone().oneshot(post(PAGE_VIEW.to_owned()))).expect("response"))
+        bencher.iter(|| {
+            runtime.block_on(router.clone().oneshot(post(PAGE_VIEW.to_owned()))).expect("response")
+        })
     });
     let batch = format!("[{}]", vec![PAGE_VIEW; 1000].join(","));
     group.throughput(Throughput::Elements(1000));
     group.bench_function("batch_1000_fsync_always", |bencher| {
-        bencher.iter(|| runtime.block_on(router.clone().oneshot(post(batch.clone()))).expect("response"))
+        bencher.iter(|| {
+            runtime.block_on(router.clone().oneshot(post(batch.clone()))).expect("response")
+        })
     });
     // 32 concurrent single-event requests: what group commit buys.
     group.throughput(Throughput::Elements(32));
@@ -50,7 +61,9 @@ fn bench(criterion: &mut Criterion) {
     app.shutdown();
 }
 
-async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
 {
