@@ -5,7 +5,8 @@
 //! with `__`, e.g. `STOREPULSE_LOG__FSYNC=interval`) → command-line flags. `ALLOWED_HOSTS`
 //! and `PORT` are also read, for compatibility with seed 1's deployments.
 //! `storepulse config print` shows the effective result. Unknown keys are errors, so a typo
-//! never silently falls back to a default.
+//! never silently falls back to a default; only `STOREPULSE_TEST_*`, reserved for test
+//! harnesses, is ignored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -302,6 +303,8 @@ impl Config {
             .filter_map(|(key, value)| {
                 Some((key.strip_prefix("STOREPULSE_")?.to_owned(), value.clone()))
             })
+            // STOREPULSE_TEST_* steer test harnesses (e.g. which services must be present).
+            .filter(|(key, _)| !key.starts_with("TEST_"))
             .collect();
         figment = figment.merge(env_provider(prefixed));
         for (key, value) in &env {
@@ -468,6 +471,26 @@ mod tests {
         .unwrap();
         assert_eq!(config.http.allowed_hosts, ["shop.test", "*.shop.test"]);
         assert_eq!(config.http.listen.port(), 8123);
+    }
+
+    #[test]
+    fn test_harness_variables_are_not_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("empty.toml");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[("STOREPULSE_TEST_REQUIRE_SERVICES", "1")]),
+            &ConfigOverrides::default(),
+        );
+        assert_eq!(config.unwrap(), Config::default());
+        let error = Config::load(
+            Some(&file),
+            env(&[("STOREPULSE_LOGG__FSYNC", "none")]),
+            &ConfigOverrides::default(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("logg"), "{error}");
     }
 
     #[test]
