@@ -199,6 +199,9 @@ fn commit_group(
                 dedup.insert(key, now);
             }
             status.next_offset.store(outcome.next_offset, Ordering::Relaxed);
+            if outcome.synced {
+                status.durable_offset.store(outcome.next_offset, Ordering::Relaxed);
+            }
             mark_writable(status);
             for (request, plan) in group.into_iter().zip(plans) {
                 let outcomes: Vec<EventOutcome> = plan

@@ -171,8 +171,21 @@ impl ShopGenerator {
         self.products.len()
     }
 
-    /// One visitor session's events, in order.
+    /// One visitor session's events, in order, the last one at `now_ms` (a live shop sees
+    /// sessions as they finish, never events from the future).
     pub fn session(&mut self, now_ms: i64) -> Vec<Value> {
+        let mut events = self.session_from(now_ms);
+        let last = events.last().and_then(|event| event["timestamp"].as_i64()).unwrap_or(now_ms);
+        let shift = last - now_ms;
+        for event in &mut events {
+            if let Some(time) = event["timestamp"].as_i64() {
+                event["timestamp"] = json!(time - shift);
+            }
+        }
+        events
+    }
+
+    fn session_from(&mut self, now_ms: i64) -> Vec<Value> {
         self.next_session += 1;
         let session_id = format!("s-{}-{}", self.seed, self.next_session);
         let anonymous_id = format!("a-{}-{}", self.seed, self.rng.random_range(0..50_000));
@@ -345,6 +358,18 @@ mod tests {
         let mut second = ShopGenerator::new(7, "default");
         for _ in 0..50 {
             assert_eq!(first.session(1_700_000_000_000), second.session(1_700_000_000_000));
+        }
+    }
+
+    #[test]
+    fn sessions_end_now_and_never_in_the_future() {
+        let mut generator = ShopGenerator::new(9, "default");
+        for _ in 0..100 {
+            let events = generator.session(1_700_000_000_000);
+            let times: Vec<i64> =
+                events.iter().map(|event| event["timestamp"].as_i64().unwrap()).collect();
+            assert_eq!(*times.last().unwrap(), 1_700_000_000_000);
+            assert!(times.windows(2).all(|pair| pair[0] <= pair[1]));
         }
     }
 

@@ -18,6 +18,16 @@ async fn health_has_seed4_fields_and_log_details() {
     assert_eq!(health["log"]["fsync"], "always");
     assert_eq!(health["log"]["writable"], true);
     assert_eq!(test.get("/ready").await.json()["ready"], true);
+
+    // With fsync=always everything acknowledged is durable, and health says so at once.
+    test.post_json(
+        "/api/v1/events",
+        r#"[{"type":"search","query":"a"},{"type":"search","query":"b"}]"#,
+    )
+    .await;
+    let log = test.get("/health").await.json()["log"].clone();
+    assert_eq!(log["next_offset"], 2);
+    assert_eq!(log["durable_offset"], 2);
 }
 
 #[tokio::test]
