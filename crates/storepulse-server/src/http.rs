@@ -4,9 +4,9 @@
 //! [`realtime_ingest`] (seed 3's `/ingest`), [`dead_letters`], [`ops`] (health, readiness,
 //! Prometheus). [`intake`] holds what the three ingest doors share.
 //!
-//! Layers, outermost first: request id → response compression (≥ 1 KiB) → CORS → the edge
-//! (trusted hosts, client address, rate limit, `X-Process-Time`, request metrics) → timeout →
-//! request decompression (gzip bodies from SDKs) → route.
+//! Layers, outermost first: request id → CORS → the edge (trusted hosts, client address, rate
+//! limit, `X-Process-Time`, request metrics) → timeout → per area: request decompression for
+//! the ingest routes (SDKs send gzip), response compression (≥ 1 KiB) for the read routes.
 
 pub mod client_ip;
 pub mod dead_letters;
@@ -70,26 +70,29 @@ pub fn router(state: AppState) -> Router {
     let compression = CompressionLayer::new().gzip(true).compress_when(
         SizeAbove::new(1024).and(NotForContentType::GRPC).and(NotForContentType::IMAGES),
     );
-    Router::new()
+    // Ingest answers are tiny: gzip would cost more than it saves, while SDKs do send gzip
+    // bodies. Read APIs are the other way round.
+    let ingest = Router::new()
         .merge(events::router())
         .merge(segment::router())
         .merge(realtime_ingest::router())
-        .merge(dead_letters::router())
-        .merge(ops::router())
+        // Route-level (innermost): middleware functions only take plain bodies.
+        .layer(RequestDecompressionLayer::new());
+    let reads = Router::new().merge(dead_letters::router()).merge(ops::router()).layer(compression);
+    Router::new()
+        .merge(ingest)
+        .merge(reads)
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(compression)
                 .layer(cors)
                 .layer(middleware::from_fn_with_state(state.clone(), edge))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     config.request_timeout,
-                ))
-                // Innermost: middleware functions only take plain bodies.
-                .layer(RequestDecompressionLayer::new()),
+                )),
         )
         .with_state(state)
 }

@@ -43,9 +43,15 @@ impl ClientAnonymizer {
             IpStorage::Raw => Some(ip.to_string()),
             IpStorage::Hashed => {
                 let key = self.key_for_day(now.utc_day());
-                let hash = blake3::keyed_hash(&key, ip.to_string().as_bytes());
+                let hash = match ip {
+                    IpAddr::V4(v4) => blake3::keyed_hash(&key, &v4.octets()),
+                    IpAddr::V6(v6) => blake3::keyed_hash(&key, &v6.octets()),
+                };
                 let hex = hash.to_hex();
-                Some(format!("h:{}", &hex.as_str()[..16]))
+                let mut value = String::with_capacity(18);
+                value.push_str("h:");
+                value.push_str(&hex.as_str()[..16]);
+                Some(value)
             }
         }
     }

@@ -23,7 +23,7 @@ use storepulse_model::validate::decode_native_event;
 use storepulse_model::{ErrorCode, FieldError, ValidationErrors};
 
 use super::intake::{
-    CommitSummary, IntakeContext, Rejected, Validated, batch_body, commit, new_event_id,
+    BatchResponse, CommitSummary, IntakeContext, Rejected, Validated, commit, new_event_id,
     off_the_async_threads, with_retry_after,
 };
 use crate::app::AppState;
@@ -63,9 +63,9 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
             details: json!({ "rejected": validated.rejected }),
         });
     }
-    let mut body = batch_body(&summary, &validated.rejected);
-    if single_object && let Some(event) = validated.events.first() {
-        body["event_id"] = json!(event.event_id);
+    let mut body = BatchResponse::new(&summary, &validated.rejected);
+    if single_object {
+        body.event_id = validated.events.first().map(|event| event.event_id.as_str());
     }
     Ok(axum::Json(body).into_response())
 }

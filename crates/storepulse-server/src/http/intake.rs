@@ -6,7 +6,6 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 use storepulse_model::decode::BodyFormat;
 use storepulse_model::time::{
     CLIENT_TIME_HEADERS, HeaderTime, PROXY_TIME_HEADERS, resolve_header_time,
@@ -285,7 +284,28 @@ pub fn with_retry_after(error: ApiError) -> Response {
     response
 }
 
-/// The standard batch response body.
-pub fn batch_body(summary: &CommitSummary, rejected: &[Rejected]) -> serde_json::Value {
-    json!({ "accepted": summary.accepted, "duplicates": summary.duplicates, "rejected": rejected })
+/// The standard batch answer.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse<'a> {
+    /// Segment's clients look for `{"success": true}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: &'a [Rejected],
+    /// Present when the body was a single object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<&'a str>,
+}
+
+impl<'a> BatchResponse<'a> {
+    pub fn new(summary: &CommitSummary, rejected: &'a [Rejected]) -> Self {
+        Self {
+            success: None,
+            accepted: summary.accepted,
+            duplicates: summary.duplicates,
+            rejected,
+            event_id: None,
+        }
+    }
 }

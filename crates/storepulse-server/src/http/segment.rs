@@ -16,7 +16,7 @@ use storepulse_model::compat::segment::{SegmentBatch, SegmentCall, decode_segmen
 use storepulse_model::{ErrorCode, FieldError};
 
 use super::intake::{
-    CommitSummary, IntakeContext, Rejected, Validated, batch_body, commit, new_event_id,
+    BatchResponse, CommitSummary, IntakeContext, Rejected, Validated, commit, new_event_id,
     off_the_async_threads, with_retry_after,
 };
 use crate::app::AppState;
@@ -89,8 +89,9 @@ async fn ingest_segment(
             details: Some(json!({ "rejected": validated.rejected })),
         });
     }
-    let mut body = batch_body(&CommitSummary::of(&outcomes), &validated.rejected);
-    body["success"] = json!(true);
+    let summary = CommitSummary::of(&outcomes);
+    let mut body = BatchResponse::new(&summary, &validated.rejected);
+    body.success = Some(true);
     Ok(axum::Json(body).into_response())
 }
 
