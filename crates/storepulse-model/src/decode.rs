@@ -94,6 +94,95 @@ fn split_json(body: &str) -> Result<Vec<BodyElement<'_>>, BodyError> {
     Ok(vec![BodyElement { index: 0, json: Ok(single.get()) }])
 }
 
+/// Walks the events of a body, decoding JSON-array elements into `T` in the same pass that
+/// finds their boundaries.
+///
+/// `visit` gets each element's index, its JSON text (or why it could not be cut out), and the
+/// value when the one-pass decode succeeded (`None` means: decode it yourself, it has type
+/// errors or came from NDJSON or a single object). A syntax error in a JSON body is an `Err`
+/// for the whole body, found before or after earlier elements were visited — callers should
+/// act on visited elements only when this returns `Ok`.
+pub fn for_each_element<'a, T: serde::Deserialize<'a>>(
+    body: &'a str,
+    format: BodyFormat,
+    mut visit: impl FnMut(usize, Result<&'a str, FieldError>, Option<T>),
+) -> Result<usize, BodyError> {
+    let format = match format {
+        BodyFormat::Sniff => sniff(body),
+        other => other,
+    };
+    let trimmed = body.trim_start();
+    if format == BodyFormat::Ndjson || !trimmed.starts_with('[') {
+        let elements = split_body(body, format)?;
+        let count = elements.len();
+        for element in elements {
+            visit(element.index, element.json, None);
+        }
+        return Ok(count);
+    }
+    let bytes = body.as_bytes();
+    let skip_whitespace = |mut position: usize| {
+        while bytes.get(position).is_some_and(u8::is_ascii_whitespace) {
+            position += 1;
+        }
+        position
+    };
+    let invalid = |position: usize, what: &str| BodyError {
+        message: format!("the body is not valid JSON: {what} at byte {position}"),
+    };
+    let mut position = skip_whitespace(body.len() - trimmed.len() + 1);
+    let mut index = 0;
+    if bytes.get(position) == Some(&b']') {
+        position += 1;
+    } else {
+        loop {
+            let start = position;
+            let rest = &body[start..];
+            let mut typed = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+            let end = match typed.next() {
+                Some(Ok(value)) => {
+                    let end = start + typed.byte_offset();
+                    visit(index, Ok(&body[start..end]), Some(value));
+                    end
+                }
+                _ => {
+                    // Type errors stop the typed decoder mid-element; find the element's end
+                    // syntactically and let the caller take the slow path on it.
+                    let mut raw = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
+                    match raw.next() {
+                        Some(Ok(element)) => {
+                            visit(index, Ok(element.get()), None);
+                            start + raw.byte_offset()
+                        }
+                        Some(Err(error)) => {
+                            return Err(BodyError {
+                                message: format!(
+                                    "the body is not valid JSON: {error} (in element {index})"
+                                ),
+                            });
+                        }
+                        None => return Err(invalid(start, "unexpected end")),
+                    }
+                }
+            };
+            index += 1;
+            position = skip_whitespace(end);
+            match bytes.get(position) {
+                Some(b',') => position = skip_whitespace(position + 1),
+                Some(b']') => {
+                    position += 1;
+                    break;
+                }
+                _ => return Err(invalid(position, "expected ',' or ']'")),
+            }
+        }
+    }
+    if skip_whitespace(position) != body.len() {
+        return Err(invalid(position, "trailing characters after the array"));
+    }
+    Ok(index)
+}
+
 /// The most field errors collected from one event before giving up on it.
 const MAX_TYPE_ERRORS: usize = 32;
 
@@ -268,6 +357,43 @@ mod tests {
         let error = split_body(r#"[{"a":1}, {"b":"#, BodyFormat::Json).unwrap_err();
         assert!(error.message.starts_with("the body is not valid JSON"), "{}", error.message);
         assert!(split_body("   ", BodyFormat::Json).is_err());
+    }
+
+    fn walk(body: &str) -> Result<Vec<(usize, String, bool)>, BodyError> {
+        let mut seen = Vec::new();
+        for_each_element::<RawEvent>(body, BodyFormat::Json, |index, json, decoded| {
+            seen.push((index, json.unwrap().to_owned(), decoded.is_some()));
+        })?;
+        Ok(seen)
+    }
+
+    #[test]
+    fn one_pass_array_walk_finds_every_element() {
+        let seen = walk(r#" [ {"type":"a"} ,{"type":5},{"type":"b"}] "#).unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (0, r#"{"type":"a"}"#.to_owned(), true),
+                (1, r#"{"type":5}"#.to_owned(), false),
+                (2, r#"{"type":"b"}"#.to_owned(), true),
+            ]
+        );
+        assert_eq!(walk("[]").unwrap(), vec![]);
+        assert_eq!(walk("[ 7 ]").unwrap(), vec![(0, "7".to_owned(), false)]);
+    }
+
+    #[test]
+    fn one_pass_array_walk_refuses_broken_arrays() {
+        for body in [
+            r#"[{"type":"a"},]"#,
+            r#"[{"type":"a"}"#,
+            r#"[{"type":"a"} {"type":"b"}]"#,
+            r#"[{"type":"a"}] x"#,
+            r#"[{"type":}]"#,
+            "[",
+        ] {
+            assert!(walk(body).is_err(), "{body}");
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! is known to be well formed.
 //!
 //! The struct is encoded with postcard (see [`crate::codec`]), which is positional: fields may
-//! only be appended at the end, and never with `skip_serializing_if`.
+//! only be appended at the end, and never with `skip_serializing_if`. The larger optional
+//! parts are boxed so that an `Event` stays small to move around (a box encodes as its
+//! contents, so boxing never changes the record format).
 
 use serde::{Deserialize, Serialize};
 
@@ -92,18 +94,18 @@ pub struct Event {
     pub anonymous_id: Option<String>,
     pub session_id: Option<String>,
     pub page: Option<Page>,
-    pub marketing: Option<Marketing>,
+    pub marketing: Option<Box<Marketing>>,
     /// ISO 3166-1 alpha-2, upper case.
     pub country: Option<String>,
     pub device: Option<Device>,
     /// The client address as configured: a daily-rotating salted hash by default.
     pub client: Option<String>,
-    pub product: Option<Product>,
-    pub order: Option<Order>,
+    pub product: Option<Box<Product>>,
+    pub order: Option<Box<Order>>,
     pub items: Vec<Product>,
-    pub promotion: Option<Promotion>,
+    pub promotion: Option<Box<Promotion>>,
     pub search_query: Option<String>,
-    pub list: Option<ProductList>,
+    pub list: Option<Box<ProductList>>,
     /// Free-form JSON object text (bounded in size).
     pub properties: Option<String>,
 }

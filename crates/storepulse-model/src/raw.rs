@@ -27,16 +27,16 @@ pub struct RawEvent {
     pub anonymous_id: Option<String>,
     pub session_id: Option<String>,
     pub page: Option<RawPage>,
-    pub marketing: Option<RawMarketing>,
+    pub marketing: Option<Box<RawMarketing>>,
     pub country: Option<String>,
     pub device: Option<RawDevice>,
-    pub product: Option<RawProduct>,
-    pub order: Option<RawOrder>,
+    pub product: Option<Box<RawProduct>>,
+    pub order: Option<Box<RawOrder>>,
     pub items: Option<Vec<Option<RawProduct>>>,
-    pub promotion: Option<RawPromotion>,
+    pub promotion: Option<Box<RawPromotion>>,
     /// The search query of a `search` event.
     pub query: Option<String>,
-    pub list: Option<RawList>,
+    pub list: Option<Box<RawList>>,
     pub properties: Option<Box<RawValue>>,
 }
 
@@ -120,7 +120,9 @@ pub struct RawList {
 /// A time as sent: RFC 3339 text or a Unix number (seconds, ms, µs or ns by magnitude).
 #[derive(Clone, Debug, PartialEq)]
 pub enum RawTime {
-    Text(String),
+    /// Text, already parsed while decoding (no copy of the text is kept); `None` when it is
+    /// not a time.
+    Text(Option<crate::time::Timestamp>),
     Integer(i64),
     Float(f64),
 }
@@ -134,7 +136,7 @@ impl<'de> Deserialize<'de> for RawTime {
                 formatter.write_str("an RFC 3339 time or a Unix timestamp number")
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<RawTime, E> {
-                Ok(RawTime::Text(value.to_owned()))
+                Ok(RawTime::Text(crate::time::parse_timestamp_text(value)))
             }
             fn visit_i64<E: de::Error>(self, value: i64) -> Result<RawTime, E> {
                 Ok(RawTime::Integer(value))

@@ -28,8 +28,8 @@ use crate::limits::Limits;
 use crate::money::{Currency, DecimalAmount, Money};
 use crate::raw::{RawEvent, RawOrder, RawPage, RawProduct, RawTime};
 use crate::time::{
-    ClockPolicy, HeaderTime, Timestamp, parse_timestamp_text, resolve_event_time,
-    timestamp_from_unix_integer, timestamp_from_unix_number,
+    ClockPolicy, HeaderTime, Timestamp, resolve_event_time, timestamp_from_unix_integer,
+    timestamp_from_unix_number,
 };
 
 /// Everything validation needs that is not in the event itself.
@@ -74,6 +74,21 @@ pub fn decode_native_event(
     }
 }
 
+/// Validates one element of a body: `decoded` is the event when the body walk already decoded
+/// it (see [`crate::decode::for_each_element`]); otherwise `json` is decoded here.
+pub fn validate_native_element(
+    json: &str,
+    decoded: Option<RawEvent>,
+    context: &ValidationContext<'_>,
+) -> Result<Event, ValidationErrors> {
+    match decoded {
+        Some(raw) if json.len() <= context.limits.max_event_bytes => {
+            validate_event(raw, Vec::new(), context)
+        }
+        _ => decode_native_event(json, context),
+    }
+}
+
 /// Validates a decoded event. `prior_errors` are type errors found while decoding; fields
 /// they name are not reported twice.
 pub fn validate_event(
@@ -113,11 +128,11 @@ pub fn validate_event(
     let session_id = raw.session_id.and_then(|id| check.id("session_id", id));
     let event_time = raw.timestamp.and_then(|time| check.timestamp("timestamp", time));
     let country = match raw.country {
-        Some(country) => check.country("country", &country),
+        Some(country) => check.country("country", country),
         None => context.country.and_then(normalize_country),
     };
     let page = raw.page.map(|page| check.page(page));
-    let marketing = derive_marketing(&mut check, raw.marketing, page.as_ref());
+    let marketing = derive_marketing(&mut check, raw.marketing.map(|boxed| *boxed), page.as_ref());
     let device = check.device(raw.device, context.user_agent);
     let order_currency = raw
         .order
@@ -125,7 +140,7 @@ pub fn validate_event(
         .and_then(|order| order.currency.as_deref())
         .and_then(|code| check.currency("order.currency", code))
         .unwrap_or(context.default_currency);
-    let product = raw.product.map(|product| check.product(&"product", product, order_currency));
+    let product = raw.product.map(|product| check.product(&"product", *product, order_currency));
     let sent_items = raw.items.as_ref().map_or(0, Vec::len);
     let items = check.items(raw.items, order_currency);
     let promotion = raw.promotion.map(|promotion| Promotion {
@@ -150,7 +165,7 @@ pub fn validate_event(
     });
     let properties =
         raw.properties.and_then(|properties| check.properties("properties", properties.get()));
-    let order = raw.order.map(|order| check.order(order, order_currency, event_type, &items));
+    let order = raw.order.map(|order| check.order(*order, order_currency, event_type, &items));
 
     if let Some(event_type) = event_type {
         check.type_requirements(
@@ -192,16 +207,16 @@ pub fn validate_event(
         anonymous_id,
         session_id,
         page,
-        marketing,
+        marketing: marketing.map(Box::new),
         country,
         device,
         client: context.client.map(str::to_owned),
-        product: product.flatten(),
-        order,
+        product: product.flatten().map(Box::new),
+        order: order.map(Box::new),
         items,
-        promotion,
+        promotion: promotion.map(Box::new),
         search_query,
-        list,
+        list: list.map(Box::new),
         properties,
     })
 }
@@ -239,7 +254,8 @@ fn derive_marketing(
     if let Some(page) = page {
         // Campaign parameters usually ride on the landing URL; take them from there when the
         // tracker did not split them out.
-        if let Some(url) = page.url.as_deref().filter(|url| url.contains("utm_"))
+        if let Some(url) =
+            page.url.as_deref().filter(|url| url.contains('?') && url.contains("utm_"))
             && let Ok(parsed) = url::Url::parse(url)
         {
             for (key, value) in parsed.query_pairs() {
@@ -265,7 +281,7 @@ fn derive_marketing(
 
 /// The referrer's host, lower case, without a leading `www.` or a port.
 pub fn referrer_host(referrer: &str) -> Option<String> {
-    let (_, rest) = referrer.split_once("://")?;
+    let rest = after_scheme(referrer)?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     let host = match host.rsplit_once(':') {
@@ -284,17 +300,48 @@ pub fn referrer_host(referrer: &str) -> Option<String> {
 }
 
 /// The path of a URL (`https://shop.test/a/b?x=1` → `/a/b`); a relative URL is its own path.
+///
+/// Byte scans rather than `split`/`find` with patterns: this runs for every page view.
 pub fn url_path(url: &str) -> &str {
-    let without_fragment = url.split('#').next().unwrap_or(url);
-    let without_query = without_fragment.split('?').next().unwrap_or(without_fragment);
-    match without_query.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |slash| &rest[slash..]),
+    let bytes = url.as_bytes();
+    let end = bytes.iter().position(|byte| *byte == b'?' || *byte == b'#').unwrap_or(bytes.len());
+    let without_query = &url[..end];
+    match after_scheme(without_query) {
+        Some(rest) => {
+            let slash = rest.as_bytes().iter().position(|byte| *byte == b'/');
+            slash.map_or("/", |slash| &rest[slash..])
+        }
         None => without_query,
     }
 }
 
+/// What follows `scheme://`, if the text starts with a scheme (letters, digits, `+ - .`).
+fn after_scheme(url: &str) -> Option<&str> {
+    let bytes = url.as_bytes();
+    let colon = bytes
+        .iter()
+        .position(|byte| !(byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'-' | b'.')))?;
+    if colon == 0 || bytes[colon] != b':' {
+        return None;
+    }
+    url[colon..].strip_prefix("://")
+}
+
 fn truncate_chars(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
+}
+
+/// [`normalize_country`] reusing the sender's string.
+fn normalize_country_owned(mut code: String) -> Option<String> {
+    let valid = code.len() == 2 && code.bytes().all(|byte| byte.is_ascii_alphabetic());
+    if !valid {
+        return normalize_country(&code);
+    }
+    code.make_ascii_uppercase();
+    if code == "UK" {
+        code.replace_range(.., "GB");
+    }
+    Some(code)
 }
 
 /// Upper-cases a 2-letter country code; seed 1's `UK` becomes ISO's `GB`.
@@ -351,11 +398,20 @@ impl Checker<'_> {
     }
 
     fn id(&mut self, field: impl Display + Copy, value: String) -> Option<String> {
-        if value.trim().is_empty() {
+        // ASCII (nearly every id) is checked byte by byte; other text char by char.
+        let (blank, control) = if value.is_ascii() {
+            (
+                value.bytes().all(|byte| byte.is_ascii_whitespace()),
+                value.bytes().any(|byte| byte.is_ascii_control()),
+            )
+        } else {
+            (value.trim().is_empty(), value.chars().any(char::is_control))
+        };
+        if blank {
             self.push(field, ErrorCode::InvalidValue, "must not be empty");
             return None;
         }
-        if value.chars().any(char::is_control) {
+        if control {
             self.push(field, ErrorCode::InvalidValue, "must not contain control characters");
             return None;
         }
@@ -389,7 +445,7 @@ impl Checker<'_> {
 
     fn timestamp(&mut self, field: &str, value: RawTime) -> Option<Timestamp> {
         let parsed = match &value {
-            RawTime::Text(text) => parse_timestamp_text(text),
+            RawTime::Text(parsed) => *parsed,
             RawTime::Integer(number) => timestamp_from_unix_integer(*number),
             RawTime::Float(number) => timestamp_from_unix_number(*number),
         };
@@ -403,8 +459,8 @@ impl Checker<'_> {
         parsed
     }
 
-    fn country(&mut self, field: &str, value: &str) -> Option<String> {
-        let normalized = normalize_country(value);
+    fn country(&mut self, field: &str, value: String) -> Option<String> {
+        let normalized = normalize_country_owned(value);
         if normalized.is_none() {
             self.push(
                 field,

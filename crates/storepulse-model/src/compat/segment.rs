@@ -31,7 +31,7 @@ use crate::raw::{
     CategoryPath, RawDevice, RawEvent, RawList, RawMarketing, RawOrder, RawPage, RawProduct,
     RawPromotion, RawText, RawTime, split_category_path,
 };
-use crate::time::{parse_timestamp_text, timestamp_from_unix_integer, timestamp_from_unix_number};
+use crate::time::{timestamp_from_unix_integer, timestamp_from_unix_number};
 use crate::validate::{ValidationContext, validate_event};
 
 /// The kinds of Segment call, from the URL (`/v1/track`) or a batch item's `type`.
@@ -273,7 +273,7 @@ impl Mapper {
                 .filter(|country| country.trim().len() == 2)
                 .map(str::to_owned),
             device: self.device(&segment_context),
-            marketing: campaign(&segment_context),
+            marketing: campaign(&segment_context).map(Box::new),
             page: context_page(&segment_context),
             ..RawEvent::default()
         };
@@ -349,7 +349,7 @@ impl Mapper {
     ) {
         match native_type {
             "product_view" | "add_to_cart" | "remove_from_cart" => {
-                raw.product = Some(self.product("properties", properties));
+                raw.product = Some(Box::new(self.product("properties", properties)));
                 for key in PRODUCT_KEYS {
                     properties.remove(key);
                 }
@@ -360,13 +360,13 @@ impl Mapper {
                     order.status = Some("cancelled".into());
                 }
                 raw.items = self.products(properties);
-                raw.order = Some(order);
+                raw.order = Some(Box::new(order));
                 for key in ORDER_KEYS {
                     properties.remove(key);
                 }
             }
             "promotion_view" | "promotion_click" => {
-                raw.promotion = Some(RawPromotion {
+                raw.promotion = Some(Box::new(RawPromotion {
                     id: self
                         .take_string(properties, "promotion_id")
                         .or_else(|| self.take_string(properties, "id")),
@@ -376,21 +376,21 @@ impl Mapper {
                         .remove("position")
                         .and_then(|value| value_text(&value))
                         .map(RawText),
-                });
+                }));
             }
             "search" => raw.query = self.take_string(properties, "query"),
             "product_list_view" => {
-                raw.list = Some(RawList {
+                raw.list = Some(Box::new(RawList {
                     id: self.take_string(properties, "list_id"),
                     category: self.take_string(properties, "category"),
-                });
+                }));
                 raw.items = self.products(properties);
                 properties.remove("products");
             }
             _ => {
                 // A custom event may still be about a product; keep it typed when it is.
                 if properties.contains_key("product_id") {
-                    raw.product = Some(self.product("properties", properties));
+                    raw.product = Some(Box::new(self.product("properties", properties)));
                     for key in PRODUCT_KEYS {
                         properties.remove(key);
                     }
@@ -584,7 +584,7 @@ impl Mapper {
 
 fn raw_time_value(time: &RawTime) -> Option<crate::time::Timestamp> {
     match time {
-        RawTime::Text(text) => parse_timestamp_text(text),
+        RawTime::Text(parsed) => *parsed,
         RawTime::Integer(number) => timestamp_from_unix_integer(*number),
         RawTime::Float(number) => timestamp_from_unix_number(*number),
     }

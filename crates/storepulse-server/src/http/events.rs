@@ -18,8 +18,9 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use storepulse_model::decode::{BodyFormat, split_body};
-use storepulse_model::validate::decode_native_event;
+use storepulse_model::decode::{BodyFormat, for_each_element};
+use storepulse_model::raw::RawEvent;
+use storepulse_model::validate::validate_native_element;
 use storepulse_model::{ErrorCode, FieldError, ValidationErrors};
 
 use super::intake::{
@@ -84,8 +85,24 @@ fn validate_body(
         return Err(ApiError::bad_request("invalid_body", "the body is not UTF-8 text"));
     };
     let format = context.body_format(state, bytes)?;
-    let elements = match split_body(text, format) {
-        Ok(elements) => elements,
+    let limit = state.config.ingest.limits.max_batch_events;
+    let validation = context.validation(state, &new_event_id);
+    // Validate while walking the body; act (dead letters) only once the body proved readable.
+    let mut results = Vec::new();
+    let walked = for_each_element::<RawEvent>(text, format, |index, json, decoded| {
+        if index >= limit {
+            return; // counted, not validated: the request is refused below
+        }
+        let result = match json {
+            Ok(json) => {
+                validate_native_element(json, decoded, &validation).map_err(|errors| (errors, json))
+            }
+            Err(error) => Err((ValidationErrors::single(error), "")),
+        };
+        results.push((index, result));
+    });
+    let count = match walked {
+        Ok(count) => count,
         Err(error) => {
             context.dead_letter_request(
                 state,
@@ -95,12 +112,8 @@ fn validate_body(
             return Err(ApiError::bad_request("invalid_body", error.message));
         }
     };
-    let limit = state.config.ingest.limits.max_batch_events;
-    if elements.len() > limit {
-        let message = format!(
-            "the request holds {} events; the limit is {limit} per request",
-            elements.len()
-        );
+    if count > limit {
+        let message = format!("the request holds {count} events; the limit is {limit} per request");
         context.dead_letter_request(
             state,
             FieldError::new("", ErrorCode::TooLarge, message.clone()),
@@ -108,21 +121,14 @@ fn validate_body(
         );
         return Err(ApiError::PayloadTooLarge { limit: state.config.http.max_body_bytes, message });
     }
-    let validation = context.validation(state, &new_event_id);
     let mut validated =
-        Validated { events: Vec::with_capacity(elements.len()), rejected: Vec::new() };
-    for element in elements {
-        let result = match element.json {
-            Ok(json) => {
-                decode_native_event(json, &validation).map_err(|errors| (errors, json.as_bytes()))
-            }
-            Err(error) => Err((ValidationErrors::single(error), &[][..])),
-        };
+        Validated { events: Vec::with_capacity(results.len()), rejected: Vec::new() };
+    for (index, result) in results {
         match result {
             Ok(event) => validated.events.push(event),
             Err((errors, payload)) => {
-                context.dead_letter_event(state, Some(element.index), &errors, payload);
-                validated.rejected.push(Rejected { index: element.index, errors: errors.0 });
+                context.dead_letter_event(state, Some(index), &errors, payload.as_bytes());
+                validated.rejected.push(Rejected { index, errors: errors.0 });
             }
         }
     }
