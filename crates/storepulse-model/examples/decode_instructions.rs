@@ -1,5 +1,5 @@
-//! A fixed decode + validate workload for instruction counting, which unlike wall time is
-//! repeatable on a noisy machine:
+//! A fixed decode + validate + encode workload (the CPU path of ingest before any I/O) for
+//! instruction counting, which unlike wall time is repeatable on a noisy machine:
 //! `valgrind --tool=callgrind target/release/examples/decode_instructions` (20,000 page views).
 
 use storepulse_model::decode::{BodyFormat, for_each_element};
@@ -30,12 +30,16 @@ fn main() {
     };
     let body = format!("[{}]", vec![PAGE_VIEW; 1000].join(","));
     let mut valid = 0;
+    let mut record = Vec::with_capacity(512);
     for _ in 0..20 {
         let _ = for_each_element::<RawEvent>(&body, BodyFormat::Json, |_, json, decoded| {
             if let Ok(json) = json
-                && validate_native_element(json, decoded, &context).is_ok()
+                && let Ok(event) = validate_native_element(json, decoded, &context)
             {
-                valid += 1;
+                record.clear();
+                if storepulse_model::codec::encode_event(&event, &mut record).is_ok() {
+                    valid += 1;
+                }
             }
         });
     }
