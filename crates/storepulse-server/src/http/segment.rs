@@ -23,33 +23,22 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::ClientIp;
 
+/// The single-message calls and their paths.
+const SINGLE_CALLS: [(&str, SegmentCall); 6] = [
+    ("/v1/track", SegmentCall::Track),
+    ("/v1/page", SegmentCall::Page),
+    ("/v1/screen", SegmentCall::Screen),
+    ("/v1/identify", SegmentCall::Identify),
+    ("/v1/group", SegmentCall::Group),
+    ("/v1/alias", SegmentCall::Alias),
+];
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/track",
-            post(|state, request| single(state, request, SegmentCall::Track, "/v1/track")),
-        )
-        .route(
-            "/v1/page",
-            post(|state, request| single(state, request, SegmentCall::Page, "/v1/page")),
-        )
-        .route(
-            "/v1/screen",
-            post(|state, request| single(state, request, SegmentCall::Screen, "/v1/screen")),
-        )
-        .route(
-            "/v1/identify",
-            post(|state, request| single(state, request, SegmentCall::Identify, "/v1/identify")),
-        )
-        .route(
-            "/v1/group",
-            post(|state, request| single(state, request, SegmentCall::Group, "/v1/group")),
-        )
-        .route(
-            "/v1/alias",
-            post(|state, request| single(state, request, SegmentCall::Alias, "/v1/alias")),
-        )
-        .route("/v1/batch", post(batch))
+    let mut router = Router::new().route("/v1/batch", post(batch));
+    for (path, call) in SINGLE_CALLS {
+        router = router.route(path, post(move |state, request| single(state, request, call, path)));
+    }
+    router
 }
 
 async fn single(

@@ -62,14 +62,7 @@ async fn replay_ingests_what_now_passes_and_only_once() {
     test.flush_dead_letters();
     // ...and accepted once the limit is raised.
     let test = test.restart(|config| config.ingest.limits.max_items = 10);
-    let report = test
-        .send(
-            crate::support::post("/api/v1/dead-letters/replay")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .json();
+    let report = replay(&test).await;
     assert_eq!(report["examined"], 2);
     assert_eq!(report["replayed"], 1);
     assert_eq!(report["still_invalid"], 1);
@@ -77,15 +70,15 @@ async fn replay_ingests_what_now_passes_and_only_once() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].items.len(), 3);
     assert_eq!(stored[0].event_id, "dl-0-0");
-    let again = test
-        .send(
-            crate::support::post("/api/v1/dead-letters/replay")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .json();
+    let again = replay(&test).await;
     assert_eq!(again["replayed"], 0);
     assert_eq!(again["duplicates"], 1);
     assert_eq!(test.stored_events().len(), 1);
+}
+
+async fn replay(test: &TestApp) -> serde_json::Value {
+    let request = crate::support::post("/api/v1/dead-letters/replay")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    test.send(request).await.json()
 }
