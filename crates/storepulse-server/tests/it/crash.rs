@@ -2,40 +2,10 @@
 //! acknowledged event exactly once; and a graceful SIGTERM exits 0 with everything flushed.
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::read_log_offline;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-// The child is waited on by every caller (kill + wait, or SIGTERM + try_wait).
-#[allow(clippy::zombie_processes)]
-fn start(data_dir: &Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_storepulse"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("STOREPULSE_RATE_LIMIT__ENABLED", "false")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the storepulse binary starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not start listening on {port}");
-}
+use crate::support::{free_port, read_log_offline, start, stop_gracefully};
 
 /// Sends batches from several clients until `stop`; returns the ids the server acknowledged.
 async fn load(port: u16, clients: usize, run_for: Duration) -> HashSet<String> {
@@ -110,20 +80,6 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
     let doubled: Vec<(&&str, &usize)> = counts.iter().filter(|(_, count)| **count > 1).collect();
     assert!(doubled.is_empty(), "events stored twice: {:?}", &doubled[..doubled.len().min(5)]);
     assert!(stored.iter().all(|event| event.event_id.starts_with('w')), "nothing invented");
-}
-
-fn stop_gracefully(server: &mut Child) -> std::process::ExitStatus {
-    // SAFETY-free: `kill` the command-line tool sends SIGTERM.
-    let status = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,3 +128,73 @@ pub fn read_log_offline(dir: &std::path::Path) -> Vec<Event> {
         .map(|record| decode_event(&record.unwrap().payload).unwrap())
         .collect()
 }
+
+// ---- Running the real binary ----
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `storepulse serve` on `data_dir` and waits until it listens.
+pub fn start(data_dir: &std::path::Path, port: u16) -> std::process::Child {
+    start_with_env(data_dir, port, &[])
+}
+
+// The child is waited on by every caller (kill + wait, or SIGTERM + try_wait).
+#[allow(clippy::zombie_processes)]
+pub fn start_with_env(
+    data_dir: &std::path::Path,
+    port: u16,
+    env: &[(&str, &str)],
+) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"));
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("STOREPULSE_RATE_LIMIT__ENABLED", "false")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command.spawn().expect("the storepulse binary starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("server did not start listening on {port}");
+}
+
+/// Sends SIGTERM and waits for the exit status.
+pub fn stop_gracefully(server: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "server did not stop after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Runs the binary with `args` and returns (success, stdout).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"));
+    command.args(args).env("RUST_LOG", "warn");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("the storepulse binary runs");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
