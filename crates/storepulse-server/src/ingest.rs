@@ -57,8 +57,11 @@ impl IngestPipeline {
             FsyncMode::None => FsyncPolicy::Never,
         };
         // A torn tail can be at most one group commit long when every commit is fsynced.
-        log_config.max_unsynced_bytes =
-            (config.ingest.max_commit_bytes as u64 * 2).max(log_config.max_unsynced_bytes);
+        // One group commit is at most `max_commit_bytes` plus the request that crossed it (at
+        // most a whole body); the log must accept such a write in one piece, and a torn tail
+        // of that size is what recovery may cut.
+        let largest_commit = (config.ingest.max_commit_bytes + config.http.max_body_bytes) as u64;
+        log_config.max_unsynced_bytes = (largest_commit * 2).max(log_config.max_unsynced_bytes);
         let (log, recovery) =
             EventLog::open(log_config).map_err(|error| anyhow::anyhow!("{error}"))?;
         if recovery.truncated_bytes > 0 {
