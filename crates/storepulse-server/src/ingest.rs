@@ -15,12 +15,12 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError};
 use storepulse_log::{EventLog, FsyncPolicy, LogConfig, RecoveryReport, Retention};
 use storepulse_model::Event;
-use storepulse_model::codec::{decode_event, encode_event};
+use storepulse_model::codec::decode_event;
 use tokio::sync::oneshot;
 
 use self::dedup::{DedupWindow, dedup_key};
 use self::writer::{
-    CommitError, CommitRequest, EventOutcome, PreparedEvent, WriterSettings, WriterStatus,
+    CommitError, CommitRequest, EventOutcome, PreparedBatch, WriterSettings, WriterStatus,
     run_writer,
 };
 use crate::config::{Config, FsyncMode};
@@ -120,12 +120,24 @@ impl IngestPipeline {
         events: &[Event],
         source: &'static str,
     ) -> Result<Vec<EventOutcome>, IngestError> {
-        if events.is_empty() {
+        let mut batch = PreparedBatch::with_capacity(events.len());
+        for event in events {
+            batch.push(event).map_err(|error| IngestError::Encode(error.to_string()))?;
+        }
+        self.commit_prepared(batch, source).await
+    }
+
+    /// Makes already encoded events durable and says what became of each, in order.
+    pub async fn commit_prepared(
+        &self,
+        batch: PreparedBatch,
+        source: &'static str,
+    ) -> Result<Vec<EventOutcome>, IngestError> {
+        if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let prepared = prepare(events)?;
         let (reply, answer) = oneshot::channel();
-        let request = CommitRequest { events: prepared, source, reply };
+        let request = CommitRequest { batch, source, reply };
         {
             let sender = self.sender.lock_ignoring_poison();
             let Some(sender) = sender.as_ref() else { return Err(CommitError::Stopped.into()) };
@@ -167,21 +179,6 @@ impl Drop for IngestPipeline {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// Encodes events into log records with their de-duplication keys.
-pub fn prepare(events: &[Event]) -> Result<Vec<PreparedEvent>, IngestError> {
-    events
-        .iter()
-        .map(|event| {
-            let mut record = Vec::with_capacity(256);
-            encode_event(event, &mut record)
-                .map_err(|error| IngestError::Encode(error.to_string()))?;
-            let dedup_key =
-                (!event.event_id_generated).then(|| dedup_key(&event.store, &event.event_id));
-            Ok(PreparedEvent { dedup_key, record })
-        })
-        .collect()
 }
 
 /// Re-learns the ids of the most recent events so retries after a restart are still caught.

@@ -52,13 +52,14 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
         && format != BodyFormat::Ndjson;
 
     let job_state = state.clone();
-    let validated =
+    let mut validated =
         off_the_async_threads(bytes.len(), move || validate_body(&job_state, &context, &bytes))
             .await??;
 
-    let outcomes = commit(&state, &validated.events, "native").await?;
+    let first_event_id = validated.first_event_id.take();
+    let outcomes = commit(&state, std::mem::take(&mut validated.batch), "native").await?;
     let summary = CommitSummary::of(&outcomes);
-    if validated.events.is_empty() {
+    if outcomes.is_empty() {
         return Err(ApiError::Unprocessable {
             message: format!("all {} events were rejected", validated.rejected.len()),
             details: json!({ "rejected": validated.rejected }),
@@ -66,7 +67,7 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
     }
     let mut body = BatchResponse::new(&summary, &validated.rejected);
     if single_object {
-        body.event_id = validated.events.first().map(|event| event.event_id.as_str());
+        body.event_id = first_event_id.as_deref();
     }
     Ok(axum::Json(body).into_response())
 }
@@ -121,11 +122,10 @@ fn validate_body(
         );
         return Err(ApiError::PayloadTooLarge { limit: state.config.http.max_body_bytes, message });
     }
-    let mut validated =
-        Validated { events: Vec::with_capacity(results.len()), rejected: Vec::new() };
+    let mut validated = Validated::with_capacity(results.len());
     for (index, result) in results {
         match result {
-            Ok(event) => validated.events.push(event),
+            Ok(event) => validated.accept(&event)?,
             Err((errors, payload)) => {
                 context.dead_letter_event(state, Some(index), &errors, payload.as_bytes());
                 validated.rejected.push(Rejected { index, errors: errors.0 });

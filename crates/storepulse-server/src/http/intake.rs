@@ -19,7 +19,7 @@ use crate::dead_letter::DeadLetter;
 use crate::error::ApiError;
 use crate::http::ClientIp;
 use crate::ingest::IngestError;
-use crate::ingest::writer::{CommitError, EventOutcome, now_unix_ms};
+use crate::ingest::writer::{CommitError, EventOutcome, PreparedBatch, now_unix_ms};
 
 /// Facts about one ingest request, gathered before its body is read.
 pub struct IntakeContext {
@@ -201,7 +201,10 @@ fn is_length_limit(error: &axum::Error) -> bool {
 pub fn new_event_id() -> String {
     let random: [u8; 10] = rand::random();
     let millis = u64::try_from(now_unix_ms()).unwrap_or(0);
-    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid().to_string()
+    let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    // Straight into the buffer: `to_string` goes through the formatting machinery.
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 /// Runs CPU-heavy validation of large bodies on the blocking pool, small ones inline.
@@ -225,11 +228,29 @@ pub struct Rejected {
     pub errors: Vec<FieldError>,
 }
 
-/// Validated events of one request plus its rejects.
+/// The accepted events of one request, already encoded for the log, plus its rejects.
 #[derive(Default)]
 pub struct Validated {
-    pub events: Vec<Event>,
+    pub batch: PreparedBatch,
     pub rejected: Vec<Rejected>,
+    /// The first accepted event's id (answered for single-event bodies).
+    pub first_event_id: Option<String>,
+}
+
+impl Validated {
+    pub fn with_capacity(events: usize) -> Self {
+        Self { batch: PreparedBatch::with_capacity(events), ..Self::default() }
+    }
+
+    /// Encodes a valid event for the log; the `Event` itself is not kept.
+    pub fn accept(&mut self, event: &Event) -> Result<(), ApiError> {
+        if self.first_event_id.is_none() {
+            self.first_event_id = Some(event.event_id.clone());
+        }
+        self.batch
+            .push(event)
+            .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))
+    }
 }
 
 /// The counts a batch response reports.
@@ -247,13 +268,13 @@ impl CommitSummary {
     }
 }
 
-/// Makes `events` durable; maps failures to 503s that tell the client to retry.
+/// Makes a request's events durable; maps failures to 503s that tell the client to retry.
 pub async fn commit(
     state: &AppState,
-    events: &[Event],
+    batch: PreparedBatch,
     source: &'static str,
 ) -> Result<Vec<EventOutcome>, ApiError> {
-    state.ingest.commit(events, source).await.map_err(|error| match error {
+    state.ingest.commit_prepared(batch, source).await.map_err(|error| match error {
         IngestError::QueueFull => ApiError::Unavailable {
             code: "overloaded",
             message: "the ingest queue is full; retry with backoff".into(),

@@ -19,6 +19,7 @@ use super::intake::{IntakeContext, commit, new_event_id, with_retry_after};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::ClientIp;
+use crate::ingest::writer::PreparedBatch;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ingest", post(post_ingest))
@@ -49,7 +50,11 @@ async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError>
                 .into_response());
         }
     };
-    commit(&state, std::slice::from_ref(&event), "realtime_ingest").await?;
+    let mut batch = PreparedBatch::with_capacity(1);
+    batch
+        .push(&event)
+        .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))?;
+    commit(&state, batch, "realtime_ingest").await?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "id": event.event_id })))
         .into_response())
 }

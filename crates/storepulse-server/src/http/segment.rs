@@ -67,11 +67,11 @@ async fn ingest_segment(
     let bytes = context.read_body(&state, body).await?;
     context.body_format(&state, &bytes)?;
     let job_state = state.clone();
-    let validated =
+    let mut validated =
         off_the_async_threads(bytes.len(), move || validate(&job_state, &context, &bytes, call))
             .await??;
-    let outcomes = commit(&state, &validated.events, "segment").await?;
-    if validated.events.is_empty() {
+    let outcomes = commit(&state, std::mem::take(&mut validated.batch), "segment").await?;
+    if outcomes.is_empty() {
         return Err(ApiError::BadRequest {
             code: "validation_failed",
             message: format!("all {} messages were rejected", validated.rejected.len()),
@@ -107,7 +107,11 @@ fn validate(
                      call: Option<SegmentCall>,
                      sent_at: Option<&serde_json::Value>| {
         match decode_segment_message(json, call, sent_at, &validation) {
-            Ok(event) => validated.events.push(event),
+            Ok(event) => {
+                if let Err(error) = validated.accept(&event) {
+                    tracing::error!(%error, "segment event not encodable");
+                }
+            }
             Err(errors) => {
                 context.dead_letter_event(state, index, &errors, json.as_bytes());
                 validated.rejected.push(Rejected { index: index.unwrap_or(0), errors: errors.0 });

@@ -20,15 +20,62 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use storepulse_log::{EventLog, Retention};
 use tokio::sync::oneshot;
 
-use super::dedup::DedupWindow;
+use storepulse_model::Event;
+use storepulse_model::codec::{CodecError, encode_event};
+
+use super::dedup::{DedupWindow, dedup_key};
 use crate::telemetry::Metrics;
 
-/// One event ready for the log.
-pub struct PreparedEvent {
+/// The events of one request, encoded for the log: every record in one buffer (one
+/// allocation per request rather than per event), each with its de-duplication key.
+#[derive(Default)]
+pub struct PreparedBatch {
+    buffer: Vec<u8>,
+    events: Vec<PreparedEvent>,
+}
+
+struct PreparedEvent {
     /// `None` when the server generated the id (nothing to de-duplicate).
-    pub dedup_key: Option<u64>,
-    /// The encoded record (see `storepulse_model::codec`).
-    pub record: Vec<u8>,
+    dedup_key: Option<u64>,
+    /// Where the encoded record (see `storepulse_model::codec`) sits in `buffer`.
+    start: usize,
+    end: usize,
+}
+
+impl PreparedBatch {
+    pub fn with_capacity(events: usize) -> Self {
+        Self { buffer: Vec::with_capacity(events * 256), events: Vec::with_capacity(events) }
+    }
+
+    /// Encodes `event` at the end of the batch.
+    pub fn push(&mut self, event: &Event) -> Result<(), CodecError> {
+        let start = self.buffer.len();
+        if let Err(error) = encode_event(event, &mut self.buffer) {
+            self.buffer.truncate(start);
+            return Err(error);
+        }
+        let dedup_key =
+            (!event.event_id_generated).then(|| dedup_key(&event.store, &event.event_id));
+        self.events.push(PreparedEvent { dedup_key, start, end: self.buffer.len() });
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Payload bytes of all records.
+    pub fn bytes(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn records(&self) -> impl Iterator<Item = (Option<u64>, &[u8])> {
+        self.events.iter().map(|event| (event.dedup_key, &self.buffer[event.start..event.end]))
+    }
 }
 
 /// What happened to one event of a request.
@@ -49,14 +96,14 @@ pub enum CommitError {
 }
 
 pub struct CommitRequest {
-    pub events: Vec<PreparedEvent>,
+    pub batch: PreparedBatch,
     pub source: &'static str,
     pub reply: oneshot::Sender<Result<Vec<EventOutcome>, CommitError>>,
 }
 
 impl CommitRequest {
     fn bytes(&self) -> usize {
-        self.events.iter().map(|event| event.record.len()).sum()
+        self.batch.bytes()
     }
 }
 
@@ -167,18 +214,17 @@ fn commit_group(
     let mut records: Vec<&[u8]> = Vec::new();
     let mut new_keys = Vec::new();
     for request in &group {
-        let mut plan = Vec::with_capacity(request.events.len());
-        for event in &request.events {
-            let duplicate =
-                event.dedup_key.is_some_and(|key| dedup.contains(key) || !batch_keys.insert(key));
+        let mut plan = Vec::with_capacity(request.batch.len());
+        for (key, record) in request.batch.records() {
+            let duplicate = key.is_some_and(|key| dedup.contains(key) || !batch_keys.insert(key));
             if duplicate {
                 plan.push(None);
             } else {
-                if let Some(key) = event.dedup_key {
+                if let Some(key) = key {
                     new_keys.push(key);
                 }
                 plan.push(Some(records.len()));
-                records.push(&event.record);
+                records.push(record);
             }
         }
         plans.push(plan);
