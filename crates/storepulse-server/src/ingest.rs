@@ -120,7 +120,7 @@ impl IngestPipeline {
         events: &[Event],
         source: &'static str,
     ) -> Result<Vec<EventOutcome>, IngestError> {
-        let mut batch = PreparedBatch::with_capacity(events.len());
+        let mut batch = PreparedBatch::with_capacity(events.len(), events.len() * 320);
         for event in events {
             batch.push(event).map_err(|error| IngestError::Encode(error.to_string()))?;
         }

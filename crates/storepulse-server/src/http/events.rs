@@ -88,8 +88,11 @@ fn validate_body(
     let format = context.body_format(state, bytes)?;
     let limit = state.config.ingest.limits.max_batch_events;
     let validation = context.validation(state, &new_event_id);
-    // Validate while walking the body; act (dead letters) only once the body proved readable.
-    let mut results = Vec::new();
+    // Validate and encode while walking the body; dead-letter only once the body proved
+    // readable (a syntax error later in the body refuses the whole request).
+    let mut validated = Validated::with_capacity(bytes.len());
+    let mut rejects = Vec::new();
+    let mut encode_error = None;
     let walked = for_each_element::<RawEvent>(text, format, |index, json, decoded| {
         if index >= limit {
             return; // counted, not validated: the request is refused below
@@ -100,7 +103,14 @@ fn validate_body(
             }
             Err(error) => Err((ValidationErrors::single(error), "")),
         };
-        results.push((index, result));
+        match result {
+            Ok(event) => {
+                if let Err(error) = validated.accept(&event) {
+                    encode_error = Some(error);
+                }
+            }
+            Err(reject) => rejects.push((index, reject)),
+        }
     });
     let count = match walked {
         Ok(count) => count,
@@ -122,15 +132,12 @@ fn validate_body(
         );
         return Err(ApiError::PayloadTooLarge { limit: state.config.http.max_body_bytes, message });
     }
-    let mut validated = Validated::with_capacity(results.len());
-    for (index, result) in results {
-        match result {
-            Ok(event) => validated.accept(&event)?,
-            Err((errors, payload)) => {
-                context.dead_letter_event(state, Some(index), &errors, payload.as_bytes());
-                validated.rejected.push(Rejected { index, errors: errors.0 });
-            }
-        }
+    if let Some(error) = encode_error {
+        return Err(error);
+    }
+    for (index, (errors, payload)) in rejects {
+        context.dead_letter_event(state, Some(index), &errors, payload.as_bytes());
+        validated.rejected.push(Rejected { index, errors: errors.0 });
     }
     Ok(validated)
 }

@@ -50,7 +50,7 @@ async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError>
                 .into_response());
         }
     };
-    let mut batch = PreparedBatch::with_capacity(1);
+    let mut batch = PreparedBatch::with_capacity(1, 512);
     batch
         .push(&event)
         .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))?;

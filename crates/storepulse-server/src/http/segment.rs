@@ -101,7 +101,7 @@ fn validate(
     let text = std::str::from_utf8(bytes)
         .map_err(|_| invalid_body("the body is not UTF-8 text".into()))?;
     let validation = context.validation(state, &new_event_id);
-    let mut validated = Validated::default();
+    let mut validated = Validated::with_capacity(bytes.len());
     let mut check = |index: Option<usize>,
                      json: &str,
                      call: Option<SegmentCall>,

@@ -43,8 +43,8 @@ struct PreparedEvent {
 }
 
 impl PreparedBatch {
-    pub fn with_capacity(events: usize) -> Self {
-        Self { buffer: Vec::with_capacity(events * 256), events: Vec::with_capacity(events) }
+    pub fn with_capacity(events: usize, bytes: usize) -> Self {
+        Self { buffer: Vec::with_capacity(bytes), events: Vec::with_capacity(events) }
     }
 
     /// Encodes `event` at the end of the batch.
