@@ -47,7 +47,7 @@ pub struct ClientIp {
 }
 
 /// Every public route, for the 404 body.
-pub const ROUTES: [&str; 13] = [
+pub const ROUTES: [&str; 14] = [
     "POST /api/v1/events",
     "POST /v1/track",
     "POST /v1/page",
@@ -61,6 +61,7 @@ pub const ROUTES: [&str; 13] = [
     "POST /api/v1/dead-letters/replay",
     "GET /health, GET /ready",
     "GET /metrics",
+    "GET /api/v1/limits",
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -116,7 +117,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 13] = [
+const ROUTE_TEMPLATES: [&str; 14] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -130,6 +131,7 @@ const ROUTE_TEMPLATES: [&str; 13] = [
     "/api/v1/dead-letters/replay",
     "/health",
     "/ready",
+    "/api/v1/limits",
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {

@@ -361,7 +361,8 @@ mod tests {
     #[test]
     fn server_ids_are_unique_ordered_uuid_v7() {
         let ids: Vec<String> = (0..10_000).map(|_| new_event_id()).collect();
-        let parsed: Vec<uuid::Uuid> = ids.iter().map(|id| uuid::Uuid::parse_str(id).unwrap()).collect();
+        let parsed: Vec<uuid::Uuid> =
+            ids.iter().map(|id| uuid::Uuid::parse_str(id).unwrap()).collect();
         assert!(parsed.iter().all(|uuid| uuid.get_version_num() == 7));
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids sort by creation");
         let other_thread = std::thread::spawn(new_event_id).join().unwrap();

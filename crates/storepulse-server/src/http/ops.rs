@@ -1,5 +1,6 @@
 //! Operations endpoints: `GET /health` (seed 4's `status`, `timestamp`, `uptime_seconds`,
-//! plus version and log state), `GET /ready` and `GET /metrics` (Prometheus / OpenMetrics).
+//! plus version and log state), `GET /ready`, `GET /metrics` (Prometheus / OpenMetrics) and
+//! `GET /api/v1/limits` (the ingest limits in force).
 //!
 //! `/health` answers 503 with `"status": "unhealthy"` while the event log cannot be written,
 //! so a load balancer stops sending events to a node that cannot keep them.
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/health", get(get_health))
         .route("/ready", get(get_ready))
         .route("/metrics", get(get_metrics))
+        .route("/api/v1/limits", get(get_limits))
 }
 
 async fn get_health(State(state): State<AppState>) -> Response {
@@ -52,6 +54,17 @@ async fn get_ready(State(state): State<AppState>) -> Response {
     let writable = state.ingest.status().writable.load(Ordering::Relaxed);
     let code = if writable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(json!({ "ready": writable }))).into_response()
+}
+
+/// The limits events are checked against, so SDK authors can size batches and fields.
+async fn get_limits(State(state): State<AppState>) -> Response {
+    axum::Json(json!({
+        "event": state.config.ingest.limits,
+        "max_body_bytes": state.config.http.max_body_bytes,
+        "dedup_window_seconds": state.config.ingest.dedup_window.as_secs(),
+        "max_clock_skew_seconds": state.config.ingest.max_clock_skew.as_secs(),
+    }))
+    .into_response()
 }
 
 async fn get_metrics(State(state): State<AppState>) -> Response {

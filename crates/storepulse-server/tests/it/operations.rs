@@ -149,3 +149,13 @@ async fn clients_are_rate_limited_per_key_with_standard_headers() {
     assert_eq!(test.send(send(Some("vu-1"))).await.status, StatusCode::OK);
     assert_eq!(test.get("/health").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn limits_are_published() {
+    let test = TestApp::with_config(|config| config.ingest.limits.max_items = 42);
+    let limits = test.get("/api/v1/limits").await.json();
+    assert_eq!(limits["event"]["max_items"], 42);
+    assert_eq!(limits["event"]["max_batch_events"], 10_000);
+    assert_eq!(limits["max_body_bytes"], 16 * 1024 * 1024);
+    assert_eq!(limits["dedup_window_seconds"], 86_400);
+}
