@@ -1,35 +1,21 @@
 //! Decode + validate throughput: the CPU cost of accepting one event, before any I/O.
 
+mod workload;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use storepulse_model::compat::segment::decode_segment_message;
 use storepulse_model::decode::{BodyFormat, for_each_element};
 use storepulse_model::raw::RawEvent;
-use storepulse_model::time::ClockPolicy;
 use storepulse_model::validate::{decode_native_event, validate_native_element};
-use storepulse_model::{Currency, Limits, Timestamp, ValidationContext};
+use storepulse_model::{Limits, ValidationContext};
+use workload::PAGE_VIEW;
 
-const PAGE_VIEW: &str = r#"{"event_id":"4b1f2c9e-1","type":"page_view","user_id":"u-1234","session_id":"s-99","timestamp":"2026-11-21T10:00:00Z","page":{"url":"https://shop.example/p/sku-00042","title":"Runner 42","referrer":"https://www.google.com/"},"country":"US","device":{"type":"mobile"}}"#;
 const PURCHASE: &str = r#"{"event_id":"4b1f2c9e-2","type":"purchase","user_id":"u-1234","session_id":"s-99","timestamp":"2026-11-21T10:00:00Z","country":"DE","order":{"id":"o-1","currency":"EUR","shipping":"4.99","tax":3.8,"customer_id":"u-1234"},"items":[{"id":"sku-1","name":"Tee","category":"Apparel > Tops > Classic","price":"19.99","quantity":2},{"id":"sku-2","price":5.5},{"id":"sku-3","price":"120.00","brand":"Northwind"}]}"#;
 const SEGMENT_ORDER: &str = r#"{"type":"track","event":"Order Completed","userId":"u-1","messageId":"m-1","timestamp":"2026-11-21T10:00:00Z","context":{"userAgent":"Mozilla/5.0 (iPhone) Mobile","page":{"url":"https://shop.example/checkout"}},"properties":{"order_id":"o-1","total":45.49,"currency":"USD","products":[{"product_id":"sku-1","price":19.99,"quantity":2},{"product_id":"sku-2","price":5.51}]}}"#;
 
-fn new_id() -> String {
-    "generated".to_owned()
-}
-
 fn bench(criterion: &mut Criterion) {
     let limits = Limits::default();
-    let context = ValidationContext {
-        received_at: Timestamp(1_795_300_000_000),
-        header_time: None,
-        clock: ClockPolicy::default(),
-        default_store: "default",
-        default_currency: Currency::USD,
-        client: Some("h:0123456789abcdef"),
-        user_agent: None,
-        country: None,
-        limits: &limits,
-        new_event_id: &new_id,
-    };
+    let context = workload::context(&limits);
     let mut group = criterion.benchmark_group("decode_validate");
     group.throughput(Throughput::Elements(1));
     group.bench_function("native_page_view", |bencher| {

@@ -83,16 +83,6 @@ async fn loadgen_then_verify_inspect_and_replay_offline() {
     .unwrap();
     assert!(ok && report.contains("failed requests 0"), "{report}");
 
-    // One event the default limits refuse, to replay later under raised limits.
-    let client = reqwest::Client::new();
-    let order = serde_json::json!({"type": "purchase", "order": {"id": "o1"}, "items": [{"id": "a"}, {"id": "b"}, {"id": "c"}]});
-    let response = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/events"))
-        .json(&order)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
     stop_gracefully(&mut server);
 
     let (ok, out) = run_cli(&["log", "verify", "--data-dir", &data_dir], &[]);
@@ -105,12 +95,11 @@ async fn loadgen_then_verify_inspect_and_replay_offline() {
     assert_eq!(lines[0]["offset"], 0);
     assert!(lines[0]["record"]["event_id"].as_str().unwrap().starts_with("lg-7-"));
 
+    // An order refused under a two-line limit is dead-lettered...
     let limits = [("STOREPULSE_INGEST__LIMITS__MAX_ITEMS", "2")];
-    let (ok, _) = run_cli(&["log", "verify", "--dead-letters", "--data-dir", &data_dir], &limits);
-    assert!(ok);
-    // Nothing was dead-lettered yet (the order was valid under default limits); make one.
     let mut server = start_with_env(dir.path(), port, &limits);
-    let response = client
+    let order = serde_json::json!({"type": "purchase", "order": {"id": "o1"}, "items": [{"id": "a"}, {"id": "b"}, {"id": "c"}]});
+    let response = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/api/v1/events"))
         .json(&order)
         .send()
@@ -118,6 +107,9 @@ async fn loadgen_then_verify_inspect_and_replay_offline() {
         .unwrap();
     assert_eq!(response.status(), 422);
     stop_gracefully(&mut server);
+    let (ok, out) = run_cli(&["log", "verify", "--dead-letters", "--data-dir", &data_dir], &[]);
+    assert!(ok, "{out}");
+    // ...and replayed offline once the default limits apply again.
     let (ok, out) = run_cli(&["dead-letters", "replay", "--data-dir", &data_dir], &[]);
     assert!(ok, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
