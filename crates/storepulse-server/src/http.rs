@@ -49,7 +49,7 @@ pub struct ClientIp {
 }
 
 /// Every public route, for the 404 body.
-pub const ROUTES: [&str; 14] = [
+pub const ROUTES: [&str; 15] = [
     "POST /api/v1/events",
     "POST /v1/track",
     "POST /v1/page",
@@ -58,6 +58,7 @@ pub const ROUTES: [&str; 14] = [
     "POST /v1/group",
     "POST /v1/alias",
     "POST /v1/batch",
+    "POST /v1/t, /v1/p, /v1/s, /v1/i, /v1/g, /v1/a, /v1/b (analytics.js)",
     "POST /ingest",
     "GET /api/v1/dead-letters",
     "POST /api/v1/dead-letters/replay",
@@ -119,7 +120,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 14] = [
+const ROUTE_TEMPLATES: [&str; 21] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -128,6 +129,13 @@ const ROUTE_TEMPLATES: [&str; 14] = [
     "/v1/group",
     "/v1/alias",
     "/v1/batch",
+    "/v1/t",
+    "/v1/p",
+    "/v1/s",
+    "/v1/i",
+    "/v1/g",
+    "/v1/a",
+    "/v1/b",
     "/ingest",
     "/api/v1/dead-letters",
     "/api/v1/dead-letters/replay",

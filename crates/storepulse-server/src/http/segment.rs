@@ -1,5 +1,6 @@
 //! Segment's HTTP Tracking API: `POST /v1/track`, `/v1/page`, `/v1/screen`, `/v1/identify`,
-//! `/v1/group`, `/v1/alias` (one message each) and `/v1/batch` (`{"batch": [...]}`).
+//! `/v1/group`, `/v1/alias` (one message each) and `/v1/batch` (`{"batch": [...]}`), plus the
+//! short paths analytics.js uses (`/v1/t`, `/v1/p`, `/v1/s`, `/v1/i`, `/v1/g`, `/v1/a`, `/v1/b`).
 //!
 //! An unmodified Segment library pointed at Storepulse works: the write key (Basic auth or
 //! `writeKey` in the body) is accepted and not checked, gzip bodies are decompressed, and the
@@ -23,18 +24,27 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::ClientIp;
 
-/// The single-message calls and their paths.
-const SINGLE_CALLS: [(&str, SegmentCall); 6] = [
+/// The single-message calls and their paths: the documented ones, and the one-letter ones
+/// analytics.js (the browser library) posts to, as `text/plain`.
+const SINGLE_CALLS: [(&str, SegmentCall); 12] = [
     ("/v1/track", SegmentCall::Track),
     ("/v1/page", SegmentCall::Page),
     ("/v1/screen", SegmentCall::Screen),
     ("/v1/identify", SegmentCall::Identify),
     ("/v1/group", SegmentCall::Group),
     ("/v1/alias", SegmentCall::Alias),
+    ("/v1/t", SegmentCall::Track),
+    ("/v1/p", SegmentCall::Page),
+    ("/v1/s", SegmentCall::Screen),
+    ("/v1/i", SegmentCall::Identify),
+    ("/v1/g", SegmentCall::Group),
+    ("/v1/a", SegmentCall::Alias),
 ];
 
 pub fn router() -> Router<AppState> {
-    let mut router = Router::new().route("/v1/batch", post(batch));
+    // `/v1/b` is analytics.js's batching endpoint.
+    let mut router =
+        Router::new().route("/v1/batch", post(batch)).route("/v1/b", post(batch_short));
     for (path, call) in SINGLE_CALLS {
         router = router.route(path, post(move |state, request| single(state, request, call, path)));
     }
@@ -52,6 +62,10 @@ async fn single(
 
 async fn batch(State(state): State<AppState>, request: Request) -> Response {
     ingest_segment(state, request, None, "/v1/batch").await.unwrap_or_else(with_retry_after)
+}
+
+async fn batch_short(State(state): State<AppState>, request: Request) -> Response {
+    ingest_segment(state, request, None, "/v1/b").await.unwrap_or_else(with_retry_after)
 }
 
 async fn ingest_segment(

@@ -78,3 +78,22 @@ async fn invalid_messages_are_reported_with_segment_paths() {
     let response = test.post_json("/v1/batch", r#"{"notbatch":[]}"#).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn analytics_js_short_paths_and_text_plain_bodies_work() {
+    let test = TestApp::new();
+    let track = r#"{"type":"track","event":"Product Viewed","anonymousId":"a1","messageId":"ajs-1","writeKey":"wk","properties":{"product_id":"p9"},"context":{"page":{"url":"https://shop.test/p/9"}},"_metadata":{"bundled":[]}}"#;
+    let request =
+        post("/v1/t").header("content-type", "text/plain").body(Body::from(track)).unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::OK);
+    let page = r#"{"type":"page","anonymousId":"a1","messageId":"ajs-2","properties":{"url":"https://shop.test/"}}"#;
+    let request =
+        post("/v1/p").header("content-type", "text/plain").body(Body::from(page)).unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::OK);
+    let batch = r#"{"batch":[{"type":"identify","userId":"u1","messageId":"ajs-3"}],"writeKey":"wk","sentAt":"2026-11-21T10:00:00Z"}"#;
+    let request =
+        post("/v1/b").header("content-type", "text/plain").body(Body::from(batch)).unwrap();
+    assert_eq!(test.send(request).await.json()["accepted"], 1);
+    let types: Vec<EventType> = test.stored_events().iter().map(|event| event.event_type).collect();
+    assert_eq!(types, [EventType::ProductView, EventType::PageView, EventType::Identify]);
+}
