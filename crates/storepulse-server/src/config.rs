@@ -117,6 +117,10 @@ pub struct IngestConfig {
     pub queue_capacity: usize,
     /// Largest group commit, in bytes.
     pub max_commit_bytes: usize,
+    /// Segment write keys and the store each one writes to. Empty (default): any write key is
+    /// accepted and events go to `default_store`. Non-empty: Segment requests must carry one of
+    /// these keys (Basic auth user or `writeKey` in the body), else 401.
+    pub write_keys: std::collections::BTreeMap<String, String>,
     pub limits: Limits,
 }
 
@@ -130,6 +134,7 @@ impl Default for IngestConfig {
             dedup_max_ids: 1_000_000,
             queue_capacity: 4096,
             max_commit_bytes: 8 * 1024 * 1024,
+            write_keys: std::collections::BTreeMap::new(),
             limits: Limits::default(),
         }
     }
@@ -351,6 +356,19 @@ impl Config {
                     self.ingest.default_currency
                 ),
             });
+        }
+        for (key, store) in &self.ingest.write_keys {
+            let valid = !store.is_empty()
+                && store.len() <= 64
+                && store.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte));
+            if key.is_empty() || !valid {
+                return Err(ConfigError::Value {
+                    field: "ingest.write_keys",
+                    message: format!(
+                        "{key:?} = {store:?}: keys must be non-empty and stores 1 to 64 letters, digits, '.', '_' or '-'"
+                    ),
+                });
+            }
         }
         if self.ingest.limits.max_batch_events == 0 {
             return Err(ConfigError::Value {

@@ -13,6 +13,8 @@ pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String, details: Option<Value> },
     #[error("{message}")]
+    Unauthorized { message: String },
+    #[error("{message}")]
     NotFound { message: String, details: Option<Value> },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize, message: String },
@@ -36,6 +38,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -49,6 +52,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. } => code,
+            ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::NotFound { .. } => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -63,6 +67,7 @@ impl ApiError {
     pub fn body(&self) -> Value {
         let (message, details) = match self {
             ApiError::BadRequest { message, details, .. } => (message.clone(), details.clone()),
+            ApiError::Unauthorized { message } => (message.clone(), None),
             ApiError::NotFound { message, details } => (message.clone(), details.clone()),
             ApiError::PayloadTooLarge { message, limit } => {
                 (message.clone(), Some(json!({ "limit_bytes": limit })))

@@ -10,8 +10,10 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use base64::Engine;
 use serde_json::json;
 use storepulse_model::compat::segment::{SegmentBatch, SegmentCall, decode_segment_message};
 use storepulse_model::{ErrorCode, FieldError};
@@ -80,10 +82,12 @@ async fn ingest_segment(
     // Segment libraries always send JSON; some send no content type at all.
     let bytes = context.read_body(&state, body).await?;
     context.body_format(&state, &bytes)?;
+    let store = store_for_write_key(&state, &parts.headers, &bytes)?;
     let job_state = state.clone();
-    let mut validated =
-        off_the_async_threads(bytes.len(), move || validate(&job_state, &context, &bytes, call))
-            .await??;
+    let mut validated = off_the_async_threads(bytes.len(), move || {
+        validate(&job_state, &context, &bytes, call, store.as_deref())
+    })
+    .await??;
     let outcomes = commit(&state, std::mem::take(&mut validated.batch), "segment").await?;
     if outcomes.is_empty() {
         return Err(ApiError::BadRequest {
@@ -98,11 +102,53 @@ async fn ingest_segment(
     Ok(axum::Json(body).into_response())
 }
 
+/// With `ingest.write_keys` configured, the store the request's write key writes to (401 for
+/// a missing or unknown key); otherwise `None` (the default store).
+fn store_for_write_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<String>, ApiError> {
+    let keys = &state.config.ingest.write_keys;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
+        .and_then(|decoded| String::from_utf8(decoded).ok())
+        .map(|user_and_password| {
+            user_and_password.split(':').next().unwrap_or_default().to_owned()
+        });
+    let key = from_header.or_else(|| {
+        #[derive(serde::Deserialize)]
+        struct WriteKeyOnly {
+            #[serde(rename = "writeKey")]
+            write_key: Option<String>,
+        }
+        serde_json::from_slice::<WriteKeyOnly>(body).ok().and_then(|only| only.write_key)
+    });
+    match key.as_deref().and_then(|key| keys.get(key)) {
+        Some(store) => Ok(Some(store.clone())),
+        None => Err(ApiError::Unauthorized {
+            message: match key {
+                Some(_) => "unknown write key".into(),
+                None => {
+                    "a write key is required (Basic auth user, or \"writeKey\" in the body)".into()
+                }
+            },
+        }),
+    }
+}
+
 fn validate(
     state: &AppState,
     context: &IntakeContext,
     bytes: &[u8],
     call: Option<SegmentCall>,
+    store: Option<&str>,
 ) -> Result<Validated, ApiError> {
     let invalid_body = |message: String| {
         context.dead_letter_request(
@@ -114,7 +160,10 @@ fn validate(
     };
     let text = std::str::from_utf8(bytes)
         .map_err(|_| invalid_body("the body is not UTF-8 text".into()))?;
-    let validation = context.validation(state, &new_event_id);
+    let mut validation = context.validation(state, &new_event_id);
+    if let Some(store) = store {
+        validation.default_store = store;
+    }
     let mut validated = Validated::with_capacity(bytes.len());
     let mut check = |index: Option<usize>,
                      json: &str,

@@ -97,3 +97,29 @@ async fn analytics_js_short_paths_and_text_plain_bodies_work() {
     let types: Vec<EventType> = test.stored_events().iter().map(|event| event.event_type).collect();
     assert_eq!(types, [EventType::ProductView, EventType::PageView, EventType::Identify]);
 }
+
+#[tokio::test]
+async fn configured_write_keys_pick_the_store_and_refuse_strangers() {
+    let test = TestApp::with_config(|config| {
+        config.ingest.write_keys.insert("wk_eu".into(), "shop-eu".into());
+        config.ingest.write_keys.insert("wk_us".into(), "shop-us".into());
+    });
+    let message = r#"{"event":"Signed Up","userId":"u1"}"#;
+    // Basic auth: base64("wk_eu:")
+    let request = post("/v1/track")
+        .header("authorization", "Basic d2tfZXU6")
+        .body(Body::from(message))
+        .unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::OK);
+    let in_body = r#"{"event":"Signed Up","userId":"u2","writeKey":"wk_us"}"#;
+    assert_eq!(test.post_json("/v1/track", in_body).await.status, StatusCode::OK);
+    let stores: Vec<String> = test.stored_events().into_iter().map(|event| event.store).collect();
+    assert_eq!(stores, ["shop-eu", "shop-us"]);
+
+    let response = test.post_json("/v1/track", message).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.json()["error"]["code"], "unauthorized");
+    let unknown = r#"{"event":"Signed Up","userId":"u3","writeKey":"nope"}"#;
+    assert_eq!(test.post_json("/v1/track", unknown).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(test.stored_events().len(), 2);
+}
