@@ -48,13 +48,15 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
     let context = IntakeContext::new(&state, &parts.headers, client_ip, "/api/v1/events");
     let bytes = context.read_body(&state, body).await?;
     let format = context.body_format(&state, &bytes)?;
-    let single_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
-        && format != BodyFormat::Ndjson;
+    let body_is_an_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
 
     let job_state = state.clone();
-    let mut validated =
-        off_the_async_threads(bytes.len(), move || validate_body(&job_state, &context, &bytes))
-            .await??;
+    let mut validated = off_the_async_threads(bytes.len(), move || {
+        validate_body(&job_state, &context, &bytes, format)
+    })
+    .await??;
+    // One event sent as a bare object (not an array, not several NDJSON lines) gets its id back.
+    let single_object = body_is_an_object && validated.batch.len() + validated.rejected.len() == 1;
 
     let first_event_id = validated.first_event_id.take();
     let outcomes = commit(&state, std::mem::take(&mut validated.batch), "native").await?;
@@ -76,6 +78,7 @@ fn validate_body(
     state: &AppState,
     context: &IntakeContext,
     bytes: &[u8],
+    format: BodyFormat,
 ) -> Result<Validated, ApiError> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         context.dead_letter_request(
@@ -85,7 +88,6 @@ fn validate_body(
         );
         return Err(ApiError::bad_request("invalid_body", "the body is not UTF-8 text"));
     };
-    let format = context.body_format(state, bytes)?;
     let limit = state.config.ingest.limits.max_batch_events;
     let validation = context.validation(state, &new_event_id);
     // Validate and encode while walking the body; dead-letter only once the body proved

@@ -139,6 +139,7 @@ async fn ndjson_and_send_beacon_text_bodies_work() {
     assert_eq!(answer["accepted"], 2);
     assert_eq!(answer["rejected"][0]["index"], 2);
     assert_eq!(answer["rejected"][0]["errors"][0]["code"], "invalid_json");
+    assert!(answer.get("event_id").is_none(), "several events: no single id");
 
     let request = post("/api/v1/events")
         .header("content-type", "text/plain;charset=UTF-8")
