@@ -4,9 +4,9 @@
 //! [`realtime_ingest`] (seed 3's `/ingest`), [`dead_letters`], [`ops`] (health, readiness,
 //! Prometheus). [`intake`] holds what the three ingest doors share.
 //!
-//! Layers, outermost first: request id → CORS → the edge (trusted hosts, client address, rate
-//! limit, `X-Process-Time`, request metrics) → timeout → per area: request decompression for
-//! the ingest routes (SDKs send gzip), response compression (≥ 1 KiB) for the read routes.
+//! Layers, outermost first: request id → response compression (≥ 1 KiB) → CORS → the edge
+//! (trusted hosts, client address, rate limit, `X-Process-Time`, request metrics) → timeout →
+//! request decompression for the ingest routes (SDKs send gzip) → route.
 
 pub mod client_ip;
 pub mod dead_letters;
@@ -74,15 +74,16 @@ pub fn router(state: AppState) -> Router {
     let compression = CompressionLayer::new().gzip(true).compress_when(
         SizeAbove::new(1024).and(NotForContentType::GRPC).and(NotForContentType::IMAGES),
     );
-    // Ingest answers are tiny: gzip would cost more than it saves, while SDKs do send gzip
-    // bodies. Read APIs are the other way round.
+    // Every answer of 1 KiB or more is gzipped when the client accepts it (an ingest answer
+    // listing many rejected events can be large). Request bodies are decompressed for the
+    // ingest routes only, where SDKs send gzip.
     let ingest = Router::new()
         .merge(events::router())
         .merge(segment::router())
         .merge(realtime_ingest::router())
         // Route-level (innermost): middleware functions only take plain bodies.
         .layer(RequestDecompressionLayer::new());
-    let reads = Router::new().merge(dead_letters::router()).merge(ops::router()).layer(compression);
+    let reads = Router::new().merge(dead_letters::router()).merge(ops::router());
     Router::new()
         .merge(ingest)
         .merge(reads)
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), NewRequestId))
                 .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(compression)
                 .layer(cors)
                 .layer(middleware::from_fn_with_state(state.clone(), edge))
                 .layer(TimeoutLayer::with_status_code(

@@ -159,3 +159,26 @@ async fn limits_are_published() {
     assert_eq!(limits["max_body_bytes"], 16 * 1024 * 1024);
     assert_eq!(limits["dedup_window_seconds"], 86_400);
 }
+
+#[tokio::test]
+async fn large_ingest_answers_are_gzipped_too() {
+    let test = TestApp::new();
+    let invalid: Vec<String> = (0..50)
+        .map(|index| format!(r#"{{"type":"search","query":"q{index}","bogus":1}}"#))
+        .collect();
+    let body = format!(r#"[{{"type":"search","query":"ok"}},{}]"#, invalid.join(","));
+    let request = post("/api/v1/events")
+        .header("content-type", "application/json")
+        .header("accept-encoding", "gzip")
+        .body(Body::from(body))
+        .unwrap();
+    let response = test.send(request).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    let small = post("/api/v1/events")
+        .header("content-type", "application/json")
+        .header("accept-encoding", "gzip")
+        .body(Body::from(r#"{"type":"search","query":"ok"}"#))
+        .unwrap();
+    assert_eq!(test.send(small).await.header("content-encoding"), None);
+}
