@@ -43,6 +43,7 @@ pub struct BodyError {
 
 /// Cuts a body into events. Empty NDJSON lines are skipped and do not take an index.
 pub fn split_body(body: &str, format: BodyFormat) -> Result<Vec<BodyElement<'_>>, BodyError> {
+    let body = without_byte_order_mark(body);
     let format = match format {
         BodyFormat::Sniff => sniff(body),
         other => other,
@@ -107,6 +108,7 @@ pub fn for_each_element<'a, T: serde::Deserialize<'a>>(
     format: BodyFormat,
     mut visit: impl FnMut(usize, Result<&'a str, FieldError>, Option<T>),
 ) -> Result<usize, BodyError> {
+    let body = without_byte_order_mark(body);
     let format = match format {
         BodyFormat::Sniff => sniff(body),
         other => other,
@@ -181,6 +183,11 @@ pub fn for_each_element<'a, T: serde::Deserialize<'a>>(
         return Err(invalid(position, "trailing characters after the array"));
     }
     Ok(index)
+}
+
+/// Some Windows tools start UTF-8 text with a byte order mark; JSON parsers refuse it.
+fn without_byte_order_mark(body: &str) -> &str {
+    body.strip_prefix('\u{feff}').unwrap_or(body)
 }
 
 /// The most field errors collected from one event before giving up on it.
@@ -380,6 +387,12 @@ mod tests {
         );
         assert_eq!(walk("[]").unwrap(), vec![]);
         assert_eq!(walk("[ 7 ]").unwrap(), vec![(0, "7".to_owned(), false)]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        assert_eq!(walk("\u{feff}[{\"type\":\"a\"}]").unwrap().len(), 1);
+        assert_eq!(split_body("\u{feff}{\"a\":1}", BodyFormat::Json).unwrap().len(), 1);
     }
 
     #[test]

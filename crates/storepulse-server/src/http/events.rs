@@ -125,6 +125,10 @@ fn validate_body(
             return Err(ApiError::bad_request("invalid_body", error.message));
         }
     };
+    if count == 0 {
+        let message = "the body holds no events; send an object, an array of objects or NDJSON";
+        return Err(ApiError::bad_request("invalid_body", message));
+    }
     if count > limit {
         let message = format!("the request holds {count} events; the limit is {limit} per request");
         context.dead_letter_request(

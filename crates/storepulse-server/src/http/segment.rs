@@ -192,6 +192,9 @@ fn validate(
                 invalid_body(format!("a batch must be {{\"batch\": [messages]}}: {error}"))
             })?;
             let limit = state.config.ingest.limits.max_batch_events;
+            if batch.batch.is_empty() {
+                return Err(ApiError::bad_request("invalid_body", "the batch holds no messages"));
+            }
             if batch.batch.len() > limit {
                 let message =
                     format!("the batch holds {} messages; the limit is {limit}", batch.batch.len());

@@ -313,3 +313,17 @@ async fn seed3_ingest_is_compatible() {
     assert_eq!(dead["entries"].as_array().unwrap().len(), 2);
     assert_eq!(dead["entries"][0]["endpoint"], "/ingest");
 }
+
+#[tokio::test]
+async fn empty_batches_are_400_and_a_byte_order_mark_is_fine() {
+    let test = TestApp::new();
+    let response = test.post_json("/api/v1/events", "[]").await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(response.json()["error"]["message"].as_str().unwrap().contains("no events"));
+    assert_eq!(
+        test.post_json("/v1/batch", r#"{"batch":[]}"#).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let with_bom = format!("\u{feff}{PAGE_VIEW}");
+    assert_eq!(test.post_json("/api/v1/events", &with_bom).await.status, StatusCode::OK);
+}
