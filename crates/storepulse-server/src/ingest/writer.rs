@@ -164,8 +164,10 @@ pub fn run_writer(
 ) {
     let mut last_sync = Instant::now();
     let mut last_housekeeping = Instant::now();
+    // With `fsync = "interval"` an idle writer must still wake in time to sync what it wrote.
+    let idle_wait = settings.sync_every.map_or(settings.tick, |every| every.min(settings.tick));
     loop {
-        let first = match requests.recv_timeout(settings.tick) {
+        let first = match requests.recv_timeout(idle_wait) {
             Ok(request) => Some(request),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,

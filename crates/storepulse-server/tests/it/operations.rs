@@ -182,3 +182,21 @@ async fn large_ingest_answers_are_gzipped_too() {
         .unwrap();
     assert_eq!(test.send(small).await.header("content-encoding"), None);
 }
+
+#[tokio::test]
+async fn interval_fsync_makes_idle_writes_durable_within_the_interval() {
+    let test = TestApp::with_config(|config| {
+        config.log.fsync = storepulse_server::config::FsyncMode::Interval;
+        config.log.fsync_interval = std::time::Duration::from_millis(50);
+    });
+    for index in 0..5 {
+        test.post_json("/api/v1/events", &format!(r#"{{"type":"search","query":"q{index}"}}"#))
+            .await;
+    }
+    // Well within the 1 s housekeeping tick, a few intervals later.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = test.get("/health").await.json()["log"].clone();
+    assert_eq!(log["fsync"], "interval");
+    assert_eq!(log["next_offset"], 5);
+    assert_eq!(log["durable_offset"], 5, "{log}");
+}
