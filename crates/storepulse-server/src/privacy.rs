@@ -92,7 +92,12 @@ fn write_salt(path: &Path, salt: DailySalt) -> std::io::Result<()> {
     }
     let hex: String = salt.key.iter().map(|byte| format!("{byte:02x}")).collect();
     let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // The salt is what keeps hashes unlinkable to addresses: readable by the owner only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
     file.write_all(format!("{} {hex}\n", salt.day).as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
@@ -126,6 +131,20 @@ mod tests {
         let today = anonymizer.client_value(Some(ip), Timestamp(100 * DAY_MS)).unwrap();
         let tomorrow = anonymizer.client_value(Some(ip), Timestamp(101 * DAY_MS)).unwrap();
         assert_ne!(today, tomorrow);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_salt_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let anonymizer = ClientAnonymizer::new(IpStorage::Hashed, dir.path());
+        anonymizer.client_value(Some("203.0.113.9".parse().unwrap()), Timestamp(0));
+        let mode = std::fs::metadata(dir.path().join("privacy").join("ip-salt"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
