@@ -30,6 +30,8 @@ pub struct RawEvent {
     pub marketing: Option<Box<RawMarketing>>,
     pub country: Option<String>,
     pub device: Option<RawDevice>,
+    /// The visitor's address, when a server sends on the visitor's behalf.
+    pub ip: Option<String>,
     pub product: Option<Box<RawProduct>>,
     pub order: Option<Box<RawOrder>>,
     pub items: Option<Vec<Option<RawProduct>>>,

@@ -49,6 +49,14 @@ pub struct ValidationContext<'a> {
     pub limits: &'a Limits,
     /// Makes an id for events that arrive without `event_id`.
     pub new_event_id: &'a (dyn Fn() -> String + Sync),
+    /// What to store for an end-user address an event carries itself (`ip`, Segment's
+    /// `context.ip`); `None` ignores such addresses.
+    pub address_policy: Option<&'a dyn AddressPolicy>,
+}
+
+/// Turns a client address into what may be written to disk (the server hashes it by default).
+pub trait AddressPolicy: Sync {
+    fn stored_address(&self, ip: std::net::IpAddr, at: Timestamp) -> Option<String>;
 }
 
 /// Decodes and validates one native event from its JSON text.
@@ -163,6 +171,20 @@ pub fn validate_event(
             .category
             .and_then(|category| check.text("list.category", category, limits.max_text_chars)),
     });
+    // A server sending on a visitor's behalf names the visitor's address; otherwise the
+    // request's own client stands.
+    let client = match raw.ip.as_deref().map(str::trim) {
+        Some(text) => match text.parse::<std::net::IpAddr>() {
+            Ok(ip) => context
+                .address_policy
+                .and_then(|policy| policy.stored_address(ip, context.received_at)),
+            Err(_) => {
+                check.push("ip", ErrorCode::InvalidValue, "must be an IPv4 or IPv6 address");
+                None
+            }
+        },
+        None => context.client.map(str::to_owned),
+    };
     let properties =
         raw.properties.and_then(|properties| check.properties("properties", properties.get()));
     let order = raw.order.map(|order| check.order(*order, order_currency, event_type, &items));
@@ -210,7 +232,7 @@ pub fn validate_event(
         marketing: marketing.map(Box::new),
         country,
         device,
-        client: context.client.map(str::to_owned),
+        client,
         product: product.flatten().map(Box::new),
         order: order.map(Box::new),
         items,

@@ -10,6 +10,14 @@ use storepulse_model::{Currency, ErrorCode, Event, Limits, ValidationContext, Va
 
 const RECEIVED: Timestamp = Timestamp(1_763_000_000_000); // 2025-11-13T02:13:20Z
 
+struct TestPolicy;
+
+impl storepulse_model::validate::AddressPolicy for TestPolicy {
+    fn stored_address(&self, ip: std::net::IpAddr, _at: Timestamp) -> Option<String> {
+        Some(format!("test:{ip}"))
+    }
+}
+
 fn next_id() -> String {
     "generated-id".to_owned()
 }
@@ -30,6 +38,7 @@ fn with_context<T>(
         country: None,
         limits,
         new_event_id: &next_id,
+        address_policy: Some(&TestPolicy),
     };
     run(&context)
 }
@@ -372,4 +381,20 @@ fn events_round_trip_through_the_record_codec() {
     assert_eq!(storepulse_model::codec::decode_event(&buffer).unwrap(), event);
     assert!(storepulse_model::codec::decode_event(&[9, 1, 2]).is_err());
     assert!(storepulse_model::codec::decode_event(&[]).is_err());
+}
+
+#[test]
+fn an_address_sent_on_a_visitors_behalf_replaces_the_requests() {
+    let event = native(r#"{"type":"identify","user_id":"u","ip":"203.0.113.7"}"#).unwrap();
+    assert_eq!(event.client.as_deref(), Some("test:203.0.113.7"));
+    let event = native(r#"{"type":"identify","user_id":"u"}"#).unwrap();
+    assert_eq!(event.client.as_deref(), Some("h:abc"));
+    assert_eq!(fields(&errors_of(native(r#"{"type":"identify","ip":"300.1.1.1"}"#))), ["ip"]);
+
+    let event = segment(r#"{"type":"identify","userId":"u","context":{"ip":"2001:db8::1"}}"#, None)
+        .unwrap();
+    assert_eq!(event.client.as_deref(), Some("test:2001:db8::1"));
+    let errors =
+        errors_of(segment(r#"{"type":"identify","userId":"u","context":{"ip":"nope"}}"#, None));
+    assert_eq!(fields(&errors), ["context.ip"]);
 }

@@ -75,6 +75,12 @@ impl ClientAnonymizer {
     }
 }
 
+impl storepulse_model::validate::AddressPolicy for ClientAnonymizer {
+    fn stored_address(&self, ip: IpAddr, at: Timestamp) -> Option<String> {
+        self.client_value(Some(ip), at)
+    }
+}
+
 fn read_salt(path: &Path) -> Option<DailySalt> {
     let text = std::fs::read_to_string(path).ok()?;
     let (day, hex) = text.trim().split_once(' ')?;

@@ -23,5 +23,6 @@ pub fn context(limits: &Limits) -> ValidationContext<'_> {
         country: None,
         limits,
         new_event_id: &new_id,
+        address_policy: None,
     }
 }

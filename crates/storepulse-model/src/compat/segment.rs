@@ -175,6 +175,7 @@ fn native_to_segment_path(path: &str, call: SegmentCall) -> String {
         "session_id" => Some("context.sessionId"),
         "type" | "name" => Some("event"),
         "country" => Some("context.location.country"),
+        "ip" => Some("context.ip"),
         "product" | "product.id" => Some("properties.product_id"),
         "order.id" => Some("properties.order_id"),
         "promotion.id" => Some("properties.promotion_id"),
@@ -273,6 +274,7 @@ impl Mapper {
                 .filter(|country| country.trim().len() == 2)
                 .map(str::to_owned),
             device: self.device(&segment_context),
+            ip: segment_context.get("ip").and_then(Value::as_str).map(str::to_owned),
             marketing: campaign(&segment_context).map(Box::new),
             page: context_page(&segment_context),
             ..RawEvent::default()

@@ -80,6 +80,7 @@ fn revalidate(app: &App, entry: &DeadLetter) -> Vec<Event> {
         country: None,
         limits: &app.config.ingest.limits,
         new_event_id: &new_id,
+        address_policy: Some(&app.anonymizer),
     };
     let payload = entry.payload.as_str();
     let mut events: Vec<Event> = match entry.endpoint.as_str() {

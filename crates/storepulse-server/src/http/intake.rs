@@ -148,6 +148,7 @@ impl IntakeContext {
             country: self.country.as_deref(),
             limits: &state.config.ingest.limits,
             new_event_id,
+            address_policy: Some(&state.anonymizer),
         }
     }
 

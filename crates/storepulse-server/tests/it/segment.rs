@@ -123,3 +123,19 @@ async fn configured_write_keys_pick_the_store_and_refuse_strangers() {
     assert_eq!(test.post_json("/v1/track", unknown).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(test.stored_events().len(), 2);
 }
+
+#[tokio::test]
+async fn server_side_libraries_report_the_visitors_address_in_context_ip() {
+    let test = TestApp::new();
+    let message = r#"{"event":"Signed Up","userId":"u1","context":{"ip":"9.9.9.9"}}"#;
+    let request = post("/v1/track")
+        .header("content-type", "application/json")
+        .body(Body::from(message))
+        .unwrap();
+    test.send_from(request, "93.184.216.34:5000").await;
+    let stored = &test.stored_events()[0];
+    let expected =
+        test.app.anonymizer.client_value(Some("9.9.9.9".parse().unwrap()), stored.received_at);
+    assert_eq!(stored.client, expected);
+    assert!(!stored.client.as_deref().unwrap().contains("9.9.9.9"), "stored hashed, not raw");
+}
