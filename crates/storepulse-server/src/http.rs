@@ -122,7 +122,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 21] = [
+const ROUTE_TEMPLATES: [&str; 22] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -143,15 +143,13 @@ const ROUTE_TEMPLATES: [&str; 21] = [
     "/api/v1/dead-letters/replay",
     "/health",
     "/ready",
+    "/metrics",
     "/api/v1/limits",
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
     let Some(matched) = matched else { return "unmatched" };
     let path = matched.as_str();
-    if path == "/metrics" {
-        return "/metrics";
-    }
     ROUTE_TEMPLATES.iter().find(|template| **template == path).copied().unwrap_or("other")
 }
 
