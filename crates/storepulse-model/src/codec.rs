@@ -23,9 +23,37 @@ pub enum CodecError {
 /// Appends the record form of `event` to `buffer`.
 pub fn encode_event(event: &Event, buffer: &mut Vec<u8>) -> Result<(), CodecError> {
     buffer.push(EVENT_RECORD_VERSION);
-    let encoded = postcard::to_extend(event, std::mem::take(buffer))?;
-    *buffer = encoded;
+    postcard::serialize_with_flavor(event, AppendToVec(buffer))?;
     Ok(())
+}
+
+/// A postcard output that appends to a borrowed buffer. postcard's own `Vec` outputs push
+/// strings one byte at a time; here runs are copied whole, except the one-to-three-byte
+/// varints, for which a call to `memcpy` costs more than the bytes.
+struct AppendToVec<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendToVec<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 4 {
+            for &byte in data {
+                self.0.push(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Decodes a record written by [`encode_event`].

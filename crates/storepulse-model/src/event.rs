@@ -11,6 +11,7 @@
 //! parts are boxed so that an `Event` stays small to move around (a box encodes as its
 //! contents, so boxing never changes the record format).
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, Money};
@@ -78,36 +79,36 @@ impl EventType {
 /// One accepted event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    pub event_id: String,
+    pub event_id: CompactString,
     /// The sender gave no event_id; the server made one (so retries cannot be recognised).
     pub event_id_generated: bool,
-    pub store: String,
+    pub store: CompactString,
     pub event_type: EventType,
     /// The custom event's name; for mapped Segment events, the original event name.
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     pub event_time: Timestamp,
     pub received_at: Timestamp,
     pub time_source: TimeSource,
     /// The event carried its own time but it was implausible, so another source was used.
     pub clock_distrusted: bool,
-    pub user_id: Option<String>,
-    pub anonymous_id: Option<String>,
-    pub session_id: Option<String>,
+    pub user_id: Option<CompactString>,
+    pub anonymous_id: Option<CompactString>,
+    pub session_id: Option<CompactString>,
     pub page: Option<Page>,
     pub marketing: Option<Box<Marketing>>,
     /// ISO 3166-1 alpha-2, upper case.
-    pub country: Option<String>,
+    pub country: Option<CompactString>,
     pub device: Option<Device>,
     /// The client address as configured: a daily-rotating salted hash by default.
-    pub client: Option<String>,
+    pub client: Option<CompactString>,
     pub product: Option<Box<Product>>,
     pub order: Option<Box<Order>>,
     pub items: Vec<Product>,
     pub promotion: Option<Box<Promotion>>,
-    pub search_query: Option<String>,
+    pub search_query: Option<CompactString>,
     pub list: Option<Box<ProductList>>,
     /// Free-form JSON object text (bounded in size).
-    pub properties: Option<String>,
+    pub properties: Option<CompactString>,
 }
 
 impl Event {
@@ -119,21 +120,21 @@ impl Event {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Page {
-    pub url: Option<String>,
-    pub path: Option<String>,
-    pub title: Option<String>,
-    pub referrer: Option<String>,
+    pub url: Option<CompactString>,
+    pub path: Option<CompactString>,
+    pub title: Option<CompactString>,
+    pub referrer: Option<CompactString>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Marketing {
-    pub utm_source: Option<String>,
-    pub utm_medium: Option<String>,
-    pub utm_campaign: Option<String>,
-    pub utm_term: Option<String>,
-    pub utm_content: Option<String>,
+    pub utm_source: Option<CompactString>,
+    pub utm_medium: Option<CompactString>,
+    pub utm_campaign: Option<CompactString>,
+    pub utm_term: Option<CompactString>,
+    pub utm_content: Option<CompactString>,
     /// Host of the referrer, lower case, without `www.`.
-    pub referrer_host: Option<String>,
+    pub referrer_host: Option<CompactString>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -201,23 +202,23 @@ impl DeviceType {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Device {
     pub device_type: DeviceType,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<CompactString>,
 }
 
 /// A product, or one line of a cart or order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Product {
-    pub id: String,
-    pub name: Option<String>,
+    pub id: CompactString,
+    pub name: Option<CompactString>,
     /// Category path from the top, e.g. `["Apparel", "Shoes", "Running"]`.
-    pub category: Vec<String>,
-    pub brand: Option<String>,
-    pub variant: Option<String>,
+    pub category: Vec<CompactString>,
+    pub brand: Option<CompactString>,
+    pub variant: Option<CompactString>,
     /// Unit price.
     pub price: Option<Money>,
     /// Units; at least 1.
     pub quantity: u32,
-    pub coupon: Option<String>,
+    pub coupon: Option<CompactString>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -249,7 +250,7 @@ impl OrderStatus {
 /// An order (for purchases and refunds) or a checkout. Amounts share `currency`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Order {
-    pub id: Option<String>,
+    pub id: Option<CompactString>,
     pub currency: Currency,
     /// For a purchase: what the customer paid. For a refund: the refunded amount, when partial
     /// and given as an amount; `None` on a refund means "see the items, or all of it".
@@ -258,10 +259,10 @@ pub struct Order {
     pub tax: Option<i64>,
     pub shipping: Option<i64>,
     pub discount: Option<i64>,
-    pub coupon: Option<String>,
+    pub coupon: Option<CompactString>,
     pub status: Option<OrderStatus>,
-    pub customer_id: Option<String>,
-    pub sales_rep_id: Option<String>,
+    pub customer_id: Option<CompactString>,
+    pub sales_rep_id: Option<CompactString>,
 }
 
 impl Order {
@@ -272,14 +273,14 @@ impl Order {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Promotion {
-    pub id: String,
-    pub name: Option<String>,
-    pub creative: Option<String>,
-    pub position: Option<String>,
+    pub id: CompactString,
+    pub name: Option<CompactString>,
+    pub creative: Option<CompactString>,
+    pub position: Option<CompactString>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProductList {
-    pub id: Option<String>,
-    pub category: Option<String>,
+    pub id: Option<CompactString>,
+    pub category: Option<CompactString>,
 }

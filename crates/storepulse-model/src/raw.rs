@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use compact_str::{CompactString, ToCompactString};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -16,28 +17,28 @@ use crate::money::DecimalAmount;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvent {
-    pub event_id: Option<String>,
+    pub event_id: Option<CompactString>,
     #[serde(alias = "event_type")]
-    pub r#type: Option<String>,
+    pub r#type: Option<CompactString>,
     /// The name of a custom event.
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     pub timestamp: Option<RawTime>,
-    pub store: Option<String>,
-    pub user_id: Option<String>,
-    pub anonymous_id: Option<String>,
-    pub session_id: Option<String>,
+    pub store: Option<CompactString>,
+    pub user_id: Option<CompactString>,
+    pub anonymous_id: Option<CompactString>,
+    pub session_id: Option<CompactString>,
     pub page: Option<RawPage>,
     pub marketing: Option<Box<RawMarketing>>,
-    pub country: Option<String>,
+    pub country: Option<CompactString>,
     pub device: Option<RawDevice>,
     /// The visitor's address, when a server sends on the visitor's behalf.
-    pub ip: Option<String>,
+    pub ip: Option<CompactString>,
     pub product: Option<Box<RawProduct>>,
     pub order: Option<Box<RawOrder>>,
     pub items: Option<Vec<Option<RawProduct>>>,
     pub promotion: Option<Box<RawPromotion>>,
     /// The search query of a `search` event.
-    pub query: Option<String>,
+    pub query: Option<CompactString>,
     pub list: Option<Box<RawList>>,
     pub properties: Option<Box<RawValue>>,
 }
@@ -45,69 +46,69 @@ pub struct RawEvent {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPage {
-    pub url: Option<String>,
-    pub path: Option<String>,
-    pub title: Option<String>,
-    pub referrer: Option<String>,
+    pub url: Option<CompactString>,
+    pub path: Option<CompactString>,
+    pub title: Option<CompactString>,
+    pub referrer: Option<CompactString>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMarketing {
-    pub utm_source: Option<String>,
-    pub utm_medium: Option<String>,
-    pub utm_campaign: Option<String>,
-    pub utm_term: Option<String>,
-    pub utm_content: Option<String>,
-    pub referrer_host: Option<String>,
+    pub utm_source: Option<CompactString>,
+    pub utm_medium: Option<CompactString>,
+    pub utm_campaign: Option<CompactString>,
+    pub utm_term: Option<CompactString>,
+    pub utm_content: Option<CompactString>,
+    pub referrer_host: Option<CompactString>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDevice {
-    pub r#type: Option<String>,
-    pub user_agent: Option<String>,
+    pub r#type: Option<CompactString>,
+    pub user_agent: Option<CompactString>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProduct {
     #[serde(alias = "product_id")]
-    pub id: Option<String>,
-    pub name: Option<String>,
+    pub id: Option<CompactString>,
+    pub name: Option<CompactString>,
     pub category: Option<CategoryPath>,
-    pub brand: Option<String>,
-    pub variant: Option<String>,
+    pub brand: Option<CompactString>,
+    pub variant: Option<CompactString>,
     pub price: Option<DecimalAmount>,
     pub quantity: Option<i64>,
-    pub currency: Option<String>,
-    pub coupon: Option<String>,
+    pub currency: Option<CompactString>,
+    pub coupon: Option<CompactString>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOrder {
     #[serde(alias = "order_id")]
-    pub id: Option<String>,
+    pub id: Option<CompactString>,
     pub total: Option<DecimalAmount>,
     pub subtotal: Option<DecimalAmount>,
     pub tax: Option<DecimalAmount>,
     pub shipping: Option<DecimalAmount>,
     pub discount: Option<DecimalAmount>,
-    pub coupon: Option<String>,
-    pub currency: Option<String>,
-    pub status: Option<String>,
-    pub customer_id: Option<String>,
-    pub sales_rep_id: Option<String>,
+    pub coupon: Option<CompactString>,
+    pub currency: Option<CompactString>,
+    pub status: Option<CompactString>,
+    pub customer_id: Option<CompactString>,
+    pub sales_rep_id: Option<CompactString>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPromotion {
     #[serde(alias = "promotion_id")]
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub creative: Option<String>,
+    pub id: Option<CompactString>,
+    pub name: Option<CompactString>,
+    pub creative: Option<CompactString>,
     pub position: Option<RawText>,
 }
 
@@ -115,8 +116,8 @@ pub struct RawPromotion {
 #[serde(deny_unknown_fields)]
 pub struct RawList {
     #[serde(alias = "list_id")]
-    pub id: Option<String>,
-    pub category: Option<String>,
+    pub id: Option<CompactString>,
+    pub category: Option<CompactString>,
 }
 
 /// A time as sent: RFC 3339 text or a Unix number (seconds, ms, µs or ns by magnitude).
@@ -158,7 +159,7 @@ impl<'de> Deserialize<'de> for RawTime {
 
 /// A category path: `"Apparel > Shoes > Running"` or `["Apparel", "Shoes", "Running"]`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CategoryPath(pub Vec<String>);
+pub struct CategoryPath(pub Vec<CompactString>);
 
 impl<'de> Deserialize<'de> for CategoryPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -173,8 +174,8 @@ impl<'de> Deserialize<'de> for CategoryPath {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CategoryPath, A::Error> {
                 let mut levels = Vec::new();
-                while let Some(level) = seq.next_element::<String>()? {
-                    levels.push(level.trim().to_owned());
+                while let Some(level) = seq.next_element::<CompactString>()? {
+                    levels.push(level.trim().into());
                 }
                 Ok(CategoryPath(levels))
             }
@@ -184,14 +185,17 @@ impl<'de> Deserialize<'de> for CategoryPath {
 }
 
 /// Splits `A > B > C` (also `A/B/C`) into trimmed levels.
-pub fn split_category_path(text: &str) -> Vec<String> {
+pub fn split_category_path(text: &str) -> Vec<CompactString> {
     let separator = if text.contains('>') { '>' } else { '/' };
-    text.split(separator).map(|level| level.trim().to_owned()).filter(|l| !l.is_empty()).collect()
+    text.split(separator)
+        .map(|level| CompactString::from(level.trim()))
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Text that senders sometimes write as a number (promotion positions, ids in seed systems).
 #[derive(Clone, Debug, PartialEq)]
-pub struct RawText(pub String);
+pub struct RawText(pub CompactString);
 
 impl<'de> Deserialize<'de> for RawText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -202,16 +206,16 @@ impl<'de> Deserialize<'de> for RawText {
                 formatter.write_str("a string or a number")
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<RawText, E> {
-                Ok(RawText(value.to_owned()))
+                Ok(RawText(value.into()))
             }
             fn visit_i64<E: de::Error>(self, value: i64) -> Result<RawText, E> {
-                Ok(RawText(value.to_string()))
+                Ok(RawText(value.to_compact_string()))
             }
             fn visit_u64<E: de::Error>(self, value: u64) -> Result<RawText, E> {
-                Ok(RawText(value.to_string()))
+                Ok(RawText(value.to_compact_string()))
             }
             fn visit_f64<E: de::Error>(self, value: f64) -> Result<RawText, E> {
-                Ok(RawText(value.to_string()))
+                Ok(RawText(value.to_compact_string()))
             }
         }
         deserializer.deserialize_any(TextVisitor)

@@ -18,6 +18,8 @@
 
 use std::fmt::{self, Display};
 
+use compact_str::CompactString;
+
 use crate::decode::decode_collecting;
 use crate::error::{ErrorCode, FieldError, ValidationErrors};
 use crate::event::{
@@ -48,7 +50,7 @@ pub struct ValidationContext<'a> {
     pub country: Option<&'a str>,
     pub limits: &'a Limits,
     /// Makes an id for events that arrive without `event_id`.
-    pub new_event_id: &'a (dyn Fn() -> String + Sync),
+    pub new_event_id: &'a (dyn Fn() -> CompactString + Sync),
     /// What to store for an end-user address an event carries itself (`ip`, Segment's
     /// `context.ip`); `None` ignores such addresses.
     pub address_policy: Option<&'a dyn AddressPolicy>,
@@ -128,7 +130,7 @@ pub fn validate_event(
     };
     let store = match raw.store {
         Some(store) => check.store(store),
-        None => Some(context.default_store.to_owned()),
+        None => Some(context.default_store.into()),
     };
     let name = raw.name.and_then(|name| check.text("name", name, limits.max_id_chars));
     let user_id = raw.user_id.and_then(|id| check.id("user_id", id));
@@ -177,13 +179,14 @@ pub fn validate_event(
         Some(text) => match text.parse::<std::net::IpAddr>() {
             Ok(ip) => context
                 .address_policy
-                .and_then(|policy| policy.stored_address(ip, context.received_at)),
+                .and_then(|policy| policy.stored_address(ip, context.received_at))
+                .map(CompactString::from),
             Err(_) => {
                 check.push("ip", ErrorCode::InvalidValue, "must be an IPv4 or IPv6 address");
                 None
             }
         },
-        None => context.client.map(str::to_owned),
+        None => context.client.map(CompactString::from),
     };
     let properties =
         raw.properties.and_then(|properties| check.properties("properties", properties.get()));
@@ -302,7 +305,7 @@ fn derive_marketing(
 }
 
 /// The referrer's host, lower case, without a leading `www.` or a port.
-pub fn referrer_host(referrer: &str) -> Option<String> {
+pub fn referrer_host(referrer: &str) -> Option<CompactString> {
     let rest = after_scheme(referrer)?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
@@ -318,7 +321,7 @@ pub fn referrer_host(referrer: &str) -> Option<String> {
         return None;
     }
     let host = host.to_ascii_lowercase();
-    Some(host.strip_prefix("www.").map(str::to_owned).unwrap_or(host))
+    Some(host.strip_prefix("www.").unwrap_or(&host).into())
 }
 
 /// The path of a URL (`https://shop.test/a/b?x=1` → `/a/b`); a relative URL is its own path.
@@ -349,12 +352,12 @@ fn after_scheme(url: &str) -> Option<&str> {
     url[colon..].strip_prefix("://")
 }
 
-fn truncate_chars(text: &str, max_chars: usize) -> String {
+fn truncate_chars(text: &str, max_chars: usize) -> CompactString {
     text.chars().take(max_chars).collect()
 }
 
 /// [`normalize_country`] reusing the sender's string.
-fn normalize_country_owned(mut code: String) -> Option<String> {
+fn normalize_country_owned(mut code: CompactString) -> Option<CompactString> {
     let valid = code.len() == 2 && code.bytes().all(|byte| byte.is_ascii_alphabetic());
     if !valid {
         return normalize_country(&code);
@@ -367,13 +370,13 @@ fn normalize_country_owned(mut code: String) -> Option<String> {
 }
 
 /// Upper-cases a 2-letter country code; seed 1's `UK` becomes ISO's `GB`.
-pub fn normalize_country(code: &str) -> Option<String> {
+pub fn normalize_country(code: &str) -> Option<CompactString> {
     let code = code.trim();
     if code.len() != 2 || !code.bytes().all(|byte| byte.is_ascii_alphabetic()) {
         return None;
     }
-    let upper = code.to_ascii_uppercase();
-    Some(if upper == "UK" { "GB".to_owned() } else { upper })
+    let upper = CompactString::from(code).to_ascii_uppercase();
+    Some(if upper == "UK" { CompactString::const_new("GB") } else { upper })
 }
 
 /// A field path built only when an error needs it: `parent.field`.
@@ -410,7 +413,12 @@ impl Checker<'_> {
         self.push(field, ErrorCode::Missing, message);
     }
 
-    fn text(&mut self, field: impl Display, value: String, max_chars: usize) -> Option<String> {
+    fn text(
+        &mut self,
+        field: impl Display,
+        value: CompactString,
+        max_chars: usize,
+    ) -> Option<CompactString> {
         // Byte length bounds char length from above, so the common short case is one compare.
         if value.len() > max_chars && value.chars().count() > max_chars {
             self.push(field, ErrorCode::TooLong, format!("is longer than {max_chars} characters"));
@@ -419,7 +427,7 @@ impl Checker<'_> {
         Some(value)
     }
 
-    fn id(&mut self, field: impl Display + Copy, value: String) -> Option<String> {
+    fn id(&mut self, field: impl Display + Copy, value: CompactString) -> Option<CompactString> {
         // ASCII (nearly every id) is checked byte by byte; other text char by char.
         let (blank, control) = if value.is_ascii() {
             (
@@ -440,7 +448,11 @@ impl Checker<'_> {
         self.text(field, value, self.limits.max_id_chars)
     }
 
-    fn required_id(&mut self, field: impl Display + Copy, value: Option<String>) -> Option<String> {
+    fn required_id(
+        &mut self,
+        field: impl Display + Copy,
+        value: Option<CompactString>,
+    ) -> Option<CompactString> {
         match value {
             Some(value) => self.id(field, value),
             None => {
@@ -450,7 +462,7 @@ impl Checker<'_> {
         }
     }
 
-    fn store(&mut self, value: String) -> Option<String> {
+    fn store(&mut self, value: CompactString) -> Option<CompactString> {
         let valid = !value.is_empty()
             && value.len() <= 64
             && value.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte));
@@ -481,7 +493,7 @@ impl Checker<'_> {
         parsed
     }
 
-    fn country(&mut self, field: &str, value: String) -> Option<String> {
+    fn country(&mut self, field: &str, value: CompactString) -> Option<CompactString> {
         let normalized = normalize_country_owned(value);
         if normalized.is_none() {
             self.push(
@@ -529,7 +541,7 @@ impl Checker<'_> {
         let url = raw.url.and_then(|url| self.text("page.url", url, url_limit));
         let mut path = raw.path.and_then(|path| self.text("page.path", path, url_limit));
         if path.is_none() {
-            path = url.as_deref().map(|url| url_path(url).to_owned());
+            path = url.as_deref().map(|url| url_path(url).into());
         }
         Page {
             url,
@@ -750,7 +762,7 @@ impl Checker<'_> {
         }
     }
 
-    fn properties(&mut self, field: &str, json: &str) -> Option<String> {
+    fn properties(&mut self, field: &str, json: &str) -> Option<CompactString> {
         if !json.trim_start().starts_with('{') {
             self.push(field, ErrorCode::InvalidType, "must be a JSON object");
             return None;
@@ -767,20 +779,20 @@ impl Checker<'_> {
             );
             return None;
         }
-        Some(json.to_owned())
+        Some(json.into())
     }
 
     #[allow(clippy::too_many_arguments)]
     fn type_requirements(
         &mut self,
         event_type: EventType,
-        name: &Option<String>,
+        name: &Option<CompactString>,
         page: &Option<Page>,
         product: &Option<Option<Product>>,
         order: &Option<Order>,
         sent_items: usize,
         promotion: &Option<Promotion>,
-        search_query: &Option<String>,
+        search_query: &Option<CompactString>,
     ) {
         let type_name = event_type.as_str();
         match event_type {

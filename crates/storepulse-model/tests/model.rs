@@ -18,8 +18,8 @@ impl storepulse_model::validate::AddressPolicy for TestPolicy {
     }
 }
 
-fn next_id() -> String {
-    "generated-id".to_owned()
+fn next_id() -> compact_str::CompactString {
+    "generated-id".into()
 }
 
 fn with_context<T>(
@@ -381,6 +381,18 @@ fn events_round_trip_through_the_record_codec() {
     assert_eq!(storepulse_model::codec::decode_event(&buffer).unwrap(), event);
     assert!(storepulse_model::codec::decode_event(&[9, 1, 2]).is_err());
     assert!(storepulse_model::codec::decode_event(&[]).is_err());
+}
+
+#[test]
+fn the_record_encoder_writes_exactly_postcards_bytes() {
+    // The encoder appends to a reused buffer with its own output adapter; records must still
+    // be plain postcard after the version byte, or older records stop decoding.
+    let event = native(r#"{"type":"purchase","user_id":"a-user-id-longer-than-twenty-four-bytes","page":{"url":"https://shop.test/checkout?step=3"},"order":{"id":"o-1","total":"1234.56","currency":"EUR"},"items":[{"id":"a","price":10,"quantity":300,"category":"A > B > C"}]}"#).unwrap();
+    let mut buffer = vec![0xAA];
+    storepulse_model::codec::encode_event(&event, &mut buffer).unwrap();
+    let mut expected = vec![0xAA, storepulse_model::codec::EVENT_RECORD_VERSION];
+    expected.extend(postcard::to_allocvec(&event).unwrap());
+    assert_eq!(buffer, expected);
 }
 
 #[test]

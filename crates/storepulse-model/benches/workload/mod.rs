@@ -6,8 +6,8 @@ use storepulse_model::{Currency, Limits, Timestamp, ValidationContext};
 
 pub const PAGE_VIEW: &str = r#"{"event_id":"4b1f2c9e-1","type":"page_view","user_id":"u-1234","session_id":"s-99","timestamp":"2026-11-21T10:00:00Z","page":{"url":"https://shop.example/p/sku-00042","title":"Runner 42","referrer":"https://www.google.com/"},"country":"US","device":{"type":"mobile"}}"#;
 
-fn new_id() -> String {
-    "generated".to_owned()
+fn new_id() -> compact_str::CompactString {
+    "generated".into()
 }
 
 /// The context the server would build for a request received on 2026-11-21.

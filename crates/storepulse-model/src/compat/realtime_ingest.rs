@@ -5,6 +5,7 @@
 //! other `event_type` becomes a custom event of that name carrying the page, because seed 3
 //! sent no product or order data that a native commerce type would need.
 
+use compact_str::CompactString;
 use serde::Deserialize;
 
 use crate::decode::decode_collecting;
@@ -15,10 +16,10 @@ use crate::validate::{ValidationContext, validate_event};
 
 #[derive(Debug, Deserialize)]
 struct RealtimeIngestEvent {
-    event_type: Option<String>,
-    page_url: Option<String>,
-    user_id: Option<String>,
-    session_id: Option<String>,
+    event_type: Option<CompactString>,
+    page_url: Option<CompactString>,
+    user_id: Option<CompactString>,
+    session_id: Option<CompactString>,
     timestamp: Option<RawTime>,
 }
 

@@ -20,6 +20,7 @@
 //! when given; otherwise `originalTimestamp` corrected for the client's clock by
 //! `receivedAt − (sentAt − originalTimestamp)`. Unknown properties are kept in `properties`.
 
+use compact_str::{CompactString, ToCompactString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -62,11 +63,11 @@ impl SegmentCall {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SegmentMessage {
-    r#type: Option<String>,
-    event: Option<String>,
-    name: Option<String>,
-    category: Option<String>,
-    message_id: Option<String>,
+    r#type: Option<CompactString>,
+    event: Option<CompactString>,
+    name: Option<CompactString>,
+    category: Option<CompactString>,
+    message_id: Option<CompactString>,
     user_id: Option<RawText>,
     anonymous_id: Option<RawText>,
     previous_id: Option<RawText>,
@@ -272,9 +273,9 @@ impl Mapper {
                 .and_then(|location| location.get("country"))
                 .and_then(Value::as_str)
                 .filter(|country| country.trim().len() == 2)
-                .map(str::to_owned),
+                .map(CompactString::from),
             device: self.device(&segment_context),
-            ip: segment_context.get("ip").and_then(Value::as_str).map(str::to_owned),
+            ip: segment_context.get("ip").and_then(Value::as_str).map(CompactString::from),
             marketing: campaign(&segment_context).map(Box::new),
             page: context_page(&segment_context),
             ..RawEvent::default()
@@ -291,7 +292,7 @@ impl Mapper {
                     ));
                 }
                 let native_type = native_type_for_track(&event_name);
-                raw.r#type = Some(native_type.to_owned());
+                raw.r#type = Some(native_type.into());
                 self.track_fields(native_type, &event_name, &mut properties, &mut raw);
                 raw.name = Some(event_name);
             }
@@ -309,7 +310,10 @@ impl Mapper {
                     }
                 }
                 if self.call == SegmentCall::Screen && page.path.is_none() {
-                    page.path = message.name.as_ref().map(|name| format!("screen:{name}"));
+                    page.path = message
+                        .name
+                        .as_ref()
+                        .map(|name| compact_str::format_compact!("screen:{name}"));
                 }
                 if page.title.is_none() {
                     page.title = message.name.clone();
@@ -324,10 +328,10 @@ impl Mapper {
                     .or_else(|| segment_context.get("traits").and_then(Value::as_object).cloned())
                     .unwrap_or_default();
                 if let Some(previous) = message.previous_id {
-                    properties.insert("previous_id".into(), Value::String(previous.0));
+                    properties.insert("previous_id".into(), Value::String(previous.0.into()));
                 }
                 if let Some(group) = message.group_id {
-                    properties.insert("group_id".into(), Value::String(group.0));
+                    properties.insert("group_id".into(), Value::String(group.0.into()));
                 }
                 raw.name = Some(match self.call {
                     SegmentCall::Group => "group".into(),
@@ -522,11 +526,11 @@ impl Mapper {
         }
     }
 
-    fn string(&mut self, path: &str, value: Value) -> Option<String> {
+    fn string(&mut self, path: &str, value: Value) -> Option<CompactString> {
         match value {
             Value::Null => None,
-            Value::String(text) => Some(text),
-            Value::Number(number) => Some(number.to_string()),
+            Value::String(text) => Some(text.into()),
+            Value::Number(number) => Some(number.to_compact_string()),
             _ => {
                 self.errors.push(FieldError::new(path, ErrorCode::InvalidType, "must be a string"));
                 None
@@ -534,7 +538,11 @@ impl Mapper {
         }
     }
 
-    fn take_string(&mut self, properties: &mut Map<String, Value>, key: &str) -> Option<String> {
+    fn take_string(
+        &mut self,
+        properties: &mut Map<String, Value>,
+        key: &str,
+    ) -> Option<CompactString> {
         let value = properties.remove(key)?;
         self.string(&format!("properties.{key}"), value)
     }
@@ -544,8 +552,8 @@ impl Mapper {
             .get("device")
             .and_then(|device| device.get("type"))
             .and_then(Value::as_str)
-            .map(str::to_owned);
-        let user_agent = context.get("userAgent").and_then(Value::as_str).map(str::to_owned);
+            .map(CompactString::from);
+        let user_agent = context.get("userAgent").and_then(Value::as_str).map(CompactString::from);
         if device_type.is_none() && user_agent.is_none() {
             return None;
         }
@@ -592,10 +600,10 @@ fn raw_time_value(time: &RawTime) -> Option<crate::time::Timestamp> {
     }
 }
 
-fn value_text(value: &Value) -> Option<String> {
+fn value_text(value: &Value) -> Option<CompactString> {
     match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
+        Value::String(text) => Some(text.into()),
+        Value::Number(number) => Some(number.to_compact_string()),
         _ => None,
     }
 }
@@ -615,7 +623,7 @@ fn campaign(context: &Map<String, Value>) -> Option<RawMarketing> {
 
 fn context_page(context: &Map<String, Value>) -> Option<RawPage> {
     let page = context.get("page")?.as_object()?;
-    let text = |key: &str| page.get(key).and_then(Value::as_str).map(str::to_owned);
+    let text = |key: &str| page.get(key).and_then(Value::as_str).map(CompactString::from);
     Some(RawPage {
         url: text("url"),
         path: text("path"),

@@ -67,7 +67,8 @@ fn revalidate(app: &App, entry: &DeadLetter) -> Vec<Event> {
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let offset = entry.offset;
     let new_id = move || {
-        format!("dl-{offset}-{}", counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        compact_str::format_compact!("dl-{offset}-{n}")
     };
     let context = ValidationContext {
         received_at: entry.received_at,

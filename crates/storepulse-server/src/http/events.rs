@@ -24,7 +24,7 @@ use storepulse_model::validate::validate_native_element;
 use storepulse_model::{ErrorCode, FieldError, ValidationErrors};
 
 use super::intake::{
-    BatchResponse, CommitSummary, IntakeContext, Rejected, Validated, commit, new_event_id,
+    BatchResponse, CommitSummary, IntakeContext, Rejected, Validated, commit, new_event_id_at,
     off_the_async_threads, with_retry_after,
 };
 use crate::app::AppState;
@@ -89,7 +89,8 @@ fn validate_body(
         return Err(ApiError::bad_request("invalid_body", "the body is not UTF-8 text"));
     };
     let limit = state.config.ingest.limits.max_batch_events;
-    let validation = context.validation(state, &new_event_id);
+    let event_ids = || new_event_id_at(context.received_at);
+    let validation = context.validation(state, &event_ids);
     // Validate and encode while walking the body; dead-letter only once the body proved
     // readable (a syntax error later in the body refuses the whole request).
     let mut validated = Validated::with_capacity(bytes.len());

@@ -19,7 +19,7 @@ use storepulse_model::compat::segment::{SegmentBatch, SegmentCall, decode_segmen
 use storepulse_model::{ErrorCode, FieldError};
 
 use super::intake::{
-    BatchResponse, CommitSummary, IntakeContext, Rejected, Validated, commit, new_event_id,
+    BatchResponse, CommitSummary, IntakeContext, Rejected, Validated, commit, new_event_id_at,
     off_the_async_threads, with_retry_after,
 };
 use crate::app::AppState;
@@ -160,7 +160,8 @@ fn validate(
     };
     let text = std::str::from_utf8(bytes)
         .map_err(|_| invalid_body("the body is not UTF-8 text".into()))?;
-    let mut validation = context.validation(state, &new_event_id);
+    let event_ids = || new_event_id_at(context.received_at);
+    let mut validation = context.validation(state, &event_ids);
     if let Some(store) = store {
         validation.default_store = store;
     }

@@ -92,7 +92,7 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
     let stored: HashSet<String> = read_log_offline(&dir.path().join("events"))
         .into_iter()
-        .map(|event| event.event_id)
+        .map(|event| event.event_id.into())
         .collect();
     assert!(acked.iter().all(|id| stored.contains(id)));
 }

@@ -217,7 +217,7 @@ async fn client_addresses_are_stored_as_daily_hashes() {
     let stored = &test.stored_events()[0];
     let expected =
         test.app.anonymizer.client_value(Some("9.9.9.9".parse().unwrap()), stored.received_at);
-    assert_eq!(stored.client, expected);
+    assert_eq!(stored.client.as_deref(), expected.as_deref());
     assert!(stored.client.as_deref().unwrap().starts_with("h:"));
 
     // An untrusted peer's forwarding header is ignored.
@@ -232,7 +232,7 @@ async fn client_addresses_are_stored_as_daily_hashes() {
         .app
         .anonymizer
         .client_value(Some("93.184.216.34".parse().unwrap()), stored.received_at);
-    assert_eq!(stored.client, expected);
+    assert_eq!(stored.client.as_deref(), expected.as_deref());
 }
 
 #[tokio::test]

@@ -113,7 +113,8 @@ async fn configured_write_keys_pick_the_store_and_refuse_strangers() {
     assert_eq!(test.send(request).await.status, StatusCode::OK);
     let in_body = r#"{"event":"Signed Up","userId":"u2","writeKey":"wk_us"}"#;
     assert_eq!(test.post_json("/v1/track", in_body).await.status, StatusCode::OK);
-    let stores: Vec<String> = test.stored_events().into_iter().map(|event| event.store).collect();
+    let stores: Vec<String> =
+        test.stored_events().into_iter().map(|event| event.store.into()).collect();
     assert_eq!(stores, ["shop-eu", "shop-us"]);
 
     let response = test.post_json("/v1/track", message).await;
@@ -136,6 +137,6 @@ async fn server_side_libraries_report_the_visitors_address_in_context_ip() {
     let stored = &test.stored_events()[0];
     let expected =
         test.app.anonymizer.client_value(Some("9.9.9.9".parse().unwrap()), stored.received_at);
-    assert_eq!(stored.client, expected);
+    assert_eq!(stored.client.as_deref(), expected.as_deref());
     assert!(!stored.client.as_deref().unwrap().contains("9.9.9.9"), "stored hashed, not raw");
 }
