@@ -1,0 +1,282 @@
+//! What one event adds to the rollups: rows keyed by dimension ids, holding additive measures.
+//!
+//! Every event adds one *event row* (product id 0) with all its measures; an event about
+//! products also adds one *product row* per product it names (a product view, a cart line, an
+//! order line). Queries that group or filter by product or category read product rows, all
+//! others read event rows, so an order with three lines counts once as an order and three times
+//! as product lines, and neither is ever double counted.
+
+use std::collections::HashMap;
+
+use storepulse_model::event::{DeviceType, Event, EventType, Product};
+use storepulse_model::money::Currency;
+
+use crate::intern::Interner;
+
+/// Additive counters of one row. Money is in minor units of the row's currency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Measures {
+    pub events: u64,
+    pub page_views: u64,
+    pub product_views: u64,
+    pub cart_adds: u64,
+    pub cart_removes: u64,
+    pub checkouts: u64,
+    pub orders: u64,
+    pub units: u64,
+    pub gross_revenue: i64,
+    pub refunds: u64,
+    pub refunded_revenue: i64,
+    pub promotion_views: u64,
+    pub promotion_clicks: u64,
+}
+
+impl Measures {
+    pub fn add(&mut self, other: &Measures) {
+        self.events += other.events;
+        self.page_views += other.page_views;
+        self.product_views += other.product_views;
+        self.cart_adds += other.cart_adds;
+        self.cart_removes += other.cart_removes;
+        self.checkouts += other.checkouts;
+        self.orders += other.orders;
+        self.units += other.units;
+        self.gross_revenue += other.gross_revenue;
+        self.refunds += other.refunds;
+        self.refunded_revenue += other.refunded_revenue;
+        self.promotion_views += other.promotion_views;
+        self.promotion_clicks += other.promotion_clicks;
+    }
+
+    /// These measures without their money (for rows in another currency than the query's).
+    pub fn without_money(mut self) -> Measures {
+        self.gross_revenue = 0;
+        self.refunded_revenue = 0;
+        self
+    }
+}
+
+/// The dimensions of a row, as interned ids (0 = none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FactKey {
+    pub store: u32,
+    pub country: u32,
+    pub source: u32,
+    pub promotion: u32,
+    pub sales_rep: u32,
+    /// 0 on event rows.
+    pub product: u32,
+    pub device: u8,
+    /// ISO 4217 code bytes; zero when the row carries no money.
+    pub currency: [u8; 3],
+}
+
+/// The dictionaries behind [`FactKey`] ids, plus what the engine knows about each product.
+#[derive(Debug, Clone, Default)]
+pub struct Dimensions {
+    pub stores: Interner,
+    pub countries: Interner,
+    pub sources: Interner,
+    pub promotions: Interner,
+    pub sales_reps: Interner,
+    pub products: Interner,
+    /// Category paths as text (`"Apparel > Shoes"`), one id per path prefix.
+    pub categories: Interner,
+    /// For each product id, the category ids of its path from the top (latest event wins).
+    pub product_categories: Vec<Vec<u32>>,
+    /// Product names (latest event wins), for answers.
+    pub product_names: HashMap<u32, compact_str::CompactString>,
+}
+
+impl Dimensions {
+    /// Interns a product and records its category path and name when the event carries them.
+    pub fn product(&mut self, product: &Product) -> u32 {
+        let id = self.products.intern(&product.id);
+        let index = id as usize;
+        if self.product_categories.len() <= index {
+            self.product_categories.resize(index + 1, Vec::new());
+        }
+        if !product.category.is_empty() {
+            let mut path = String::new();
+            let mut ids = Vec::with_capacity(product.category.len());
+            for level in &product.category {
+                if !path.is_empty() {
+                    path.push_str(" > ");
+                }
+                path.push_str(level);
+                ids.push(self.categories.intern(&path));
+            }
+            if self.product_categories[index] != ids {
+                self.product_categories[index] = ids;
+            }
+        }
+        if let Some(name) = &product.name
+            && self.product_names.get(&id) != Some(name)
+        {
+            self.product_names.insert(id, name.clone());
+        }
+        id
+    }
+
+    /// The category ids of a product's path (empty when unknown).
+    pub fn categories_of(&self, product: u32) -> &[u32] {
+        self.product_categories.get(product as usize).map_or(&[], Vec::as_slice)
+    }
+}
+
+pub fn device_code(device: Option<DeviceType>) -> u8 {
+    match device {
+        None => 0,
+        Some(DeviceType::Desktop) => 1,
+        Some(DeviceType::Mobile) => 2,
+        Some(DeviceType::Tablet) => 3,
+        Some(DeviceType::Bot) => 4,
+        Some(DeviceType::Other) => 5,
+    }
+}
+
+pub fn device_from_code(code: u8) -> Option<DeviceType> {
+    match code {
+        1 => Some(DeviceType::Desktop),
+        2 => Some(DeviceType::Mobile),
+        3 => Some(DeviceType::Tablet),
+        4 => Some(DeviceType::Bot),
+        5 => Some(DeviceType::Other),
+        _ => None,
+    }
+}
+
+pub fn currency_bytes(currency: Currency) -> [u8; 3] {
+    let mut bytes = [0; 3];
+    bytes.copy_from_slice(currency.code().as_bytes());
+    bytes
+}
+
+/// One order as the engine remembers it, so that a full refund (no amount, no lines) takes
+/// back exactly what was bought.
+#[derive(Clone, Debug, Default)]
+pub struct OrderRecord {
+    /// The sale's row key (with its currency), which its refunds are attributed to.
+    pub key: FactKey,
+    pub total: i64,
+    pub lines: Vec<(u32, u64, i64)>,
+}
+
+/// The rows one event adds: `(key, measures)` pairs, the event row first.
+pub fn rows_of(
+    event: &Event,
+    dims: &mut Dimensions,
+    orders: &mut HashMap<(u32, compact_str::CompactString), OrderRecord>,
+    rows: &mut Vec<(FactKey, Measures)>,
+) {
+    rows.clear();
+    let marketing = event.marketing.as_deref();
+    let source = marketing.and_then(|m| m.utm_source.as_deref().or(m.referrer_host.as_deref()));
+    let order = event.order.as_deref();
+    let base = FactKey {
+        store: dims.stores.intern(&event.store),
+        country: dims.countries.intern_opt(event.country.as_deref()),
+        source: dims.sources.intern_opt(source),
+        promotion: dims.promotions.intern_opt(event.promotion.as_deref().map(|p| p.id.as_str())),
+        sales_rep: dims.sales_reps.intern_opt(order.and_then(|o| o.sales_rep_id.as_deref())),
+        product: 0,
+        device: device_code(event.device.as_ref().map(|device| device.device_type)),
+        currency: [0; 3],
+    };
+    let mut totals = Measures { events: 1, ..Measures::default() };
+    let mut key = base;
+    match event.event_type {
+        EventType::PageView => totals.page_views = 1,
+        EventType::ProductView => {
+            totals.product_views = 1;
+            for product in event.product.iter().map(|p| &**p).chain(&event.items) {
+                let id = dims.product(product);
+                rows.push((
+                    FactKey { product: id, ..base },
+                    Measures { product_views: 1, ..Measures::default() },
+                ));
+            }
+        }
+        EventType::AddToCart | EventType::RemoveFromCart => {
+            let adding = event.event_type == EventType::AddToCart;
+            for product in event.product.iter().map(|p| &**p).chain(&event.items) {
+                let id = dims.product(product);
+                let units = u64::from(product.quantity);
+                let line = if adding {
+                    Measures { cart_adds: 1, units, ..Measures::default() }
+                } else {
+                    Measures { cart_removes: 1, ..Measures::default() }
+                };
+                rows.push((FactKey { product: id, ..base }, line));
+            }
+            if adding { totals.cart_adds = 1 } else { totals.cart_removes = 1 }
+        }
+        EventType::CheckoutStarted => totals.checkouts = 1,
+        EventType::Purchase => {
+            let currency = order.map(|o| currency_bytes(o.currency)).unwrap_or([0; 3]);
+            key.currency = currency;
+            let mut record = OrderRecord { key, ..OrderRecord::default() };
+            for item in &event.items {
+                let id = dims.product(item);
+                let units = u64::from(item.quantity);
+                let line_total = item.price.map_or(0, |price| price.minor * i64::from(item.quantity));
+                record.lines.push((id, units, line_total));
+                totals.units += units;
+                rows.push((
+                    FactKey { product: id, currency, ..base },
+                    Measures { orders: 1, units, gross_revenue: line_total, ..Measures::default() },
+                ));
+            }
+            totals.orders = 1;
+            totals.gross_revenue = order.and_then(|o| o.total).unwrap_or(0);
+            record.total = totals.gross_revenue;
+            if let Some(order_id) = order.and_then(|o| o.id.clone()) {
+                orders.insert((base.store, order_id), record);
+            }
+        }
+        EventType::Refund => {
+            totals.refunds = 1;
+            let original = order
+                .and_then(|o| o.id.clone())
+                .and_then(|order_id| orders.get(&(base.store, order_id)));
+            // A refund counts against the sale's dimensions (its promotion, rep, source,
+            // country), which the refund event itself rarely repeats.
+            let base = original.map_or(base, |original| original.key);
+            key = base;
+            key.currency = order.map_or(base.currency, |o| currency_bytes(o.currency));
+            let currency = key.currency;
+            if !event.items.is_empty() {
+                for item in &event.items {
+                    let id = dims.product(item);
+                    let amount = item.price.map_or(0, |p| p.minor * i64::from(item.quantity));
+                    totals.refunded_revenue += amount;
+                    rows.push((
+                        FactKey { product: id, currency, ..base },
+                        Measures { refunds: 1, refunded_revenue: amount, ..Measures::default() },
+                    ));
+                }
+                if let Some(total) = order.and_then(|o| o.total) {
+                    totals.refunded_revenue = total;
+                }
+            } else if let Some(total) = order.and_then(|o| o.total) {
+                totals.refunded_revenue = total;
+            } else if let Some(original) = original {
+                // A full refund: everything the order bought, line by line.
+                totals.refunded_revenue = original.total;
+                for &(product, _, line_total) in &original.lines {
+                    rows.push((
+                        FactKey { product, currency, ..base },
+                        Measures { refunds: 1, refunded_revenue: line_total, ..Measures::default() },
+                    ));
+                }
+            }
+        }
+        EventType::PromotionView => totals.promotion_views = 1,
+        EventType::PromotionClick => totals.promotion_clicks = 1,
+        EventType::ProductListView
+        | EventType::Search
+        | EventType::Identify
+        | EventType::Custom => {}
+    }
+    rows.insert(0, (key, totals));
+}

@@ -1,0 +1,23 @@
+//! Storepulse's analytics engine: the event stream turned into numbers.
+//!
+//! The engine is derived state: it can always be rebuilt by applying the event log again.
+//! It is synchronous and deterministic — time is passed in, never read inside — so tests,
+//! replay and the live server all get the same answers for the same events.
+//!
+//! - [`facts`]: what one event adds (rows of additive measures keyed by dimension ids);
+//! - [`rollup`]: those rows per minute, hour and day, with retention;
+//! - [`live`]: active visitors and sessions, page views and top pages (seed 3);
+//! - [`buys`]: promotion buys in a trailing window (seed 4's `/stats`);
+//! - [`query`]: the one typed query model every front end builds;
+//! - [`engine`]: the whole, answering queries as of a given time.
+
+pub mod buys;
+pub mod engine;
+pub mod facts;
+pub mod intern;
+pub mod live;
+pub mod query;
+pub mod rollup;
+
+pub use engine::{Engine, EngineConfig, QueryResult, Realtime, RealtimeFilter};
+pub use query::{Dimension, Filters, Granularity, Metric, QueryError, QuerySpec};

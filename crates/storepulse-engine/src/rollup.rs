@@ -1,0 +1,192 @@
+//! Rollup tables: measures per time bucket and row key, at minute, hour and day resolution.
+//!
+//! Every row is added to all three tables as it is applied, so a coarse bucket is always
+//! exactly the sum of its fine buckets (a property test holds this) and there is no compaction
+//! step that could lose or double data. Old fine buckets are dropped by retention: minutes
+//! after two days, hours after 90 days by default. A scan covers a range with the coarsest
+//! buckets that fit inside it and still exist, and finer ones at the edges.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::facts::{FactKey, Measures};
+
+pub const MINUTE_MS: i64 = 60_000;
+pub const HOUR_MS: i64 = 60 * MINUTE_MS;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// How long each resolution is kept, in milliseconds of event time before the newest event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RollupRetention {
+    pub minutes_ms: i64,
+    pub hours_ms: i64,
+    /// 0 keeps days forever.
+    pub days_ms: i64,
+}
+
+impl Default for RollupRetention {
+    fn default() -> Self {
+        Self { minutes_ms: 2 * DAY_MS, hours_ms: 90 * DAY_MS, days_ms: 0 }
+    }
+}
+
+type Bucket = HashMap<FactKey, Measures>;
+
+/// One resolution: bucket start (ms, aligned to the width) → rows.
+#[derive(Debug, Clone)]
+pub struct Table {
+    width_ms: i64,
+    buckets: BTreeMap<i64, Bucket>,
+    /// Buckets before this start were dropped by retention (and the table no longer covers them).
+    kept_from: i64,
+}
+
+impl Table {
+    fn new(width_ms: i64) -> Self {
+        Self { width_ms, buckets: BTreeMap::new(), kept_from: i64::MIN }
+    }
+
+    fn bucket_mut(&mut self, time_ms: i64) -> Option<&mut Bucket> {
+        let start = time_ms.div_euclid(self.width_ms) * self.width_ms;
+        if start < self.kept_from {
+            return None;
+        }
+        Some(self.buckets.entry(start).or_default())
+    }
+
+    fn prune_before(&mut self, start: i64) {
+        let start = start.div_euclid(self.width_ms) * self.width_ms;
+        if start > self.kept_from {
+            self.kept_from = start;
+            self.buckets = self.buckets.split_off(&start);
+        }
+    }
+
+    /// Whether the bucket starting at `start` is still kept (it may also simply be empty).
+    fn covers(&self, start: i64) -> bool {
+        start >= self.kept_from
+    }
+
+    pub fn width_ms(&self) -> i64 {
+        self.width_ms
+    }
+
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.buckets.values().map(HashMap::len).sum()
+    }
+
+    /// Every kept bucket, oldest first.
+    pub fn buckets(&self) -> impl Iterator<Item = (i64, &HashMap<FactKey, Measures>)> {
+        self.buckets.iter().map(|(start, rows)| (*start, rows))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rollups {
+    pub minutes: Table,
+    pub hours: Table,
+    pub days: Table,
+    retention: RollupRetention,
+}
+
+impl Rollups {
+    pub fn new(retention: RollupRetention) -> Self {
+        Self {
+            minutes: Table::new(MINUTE_MS),
+            hours: Table::new(HOUR_MS),
+            days: Table::new(DAY_MS),
+            retention,
+        }
+    }
+
+    /// Adds rows at `time_ms` to every resolution that still keeps that time.
+    pub fn add(&mut self, time_ms: i64, rows: &[(FactKey, Measures)]) {
+        for table in [&mut self.minutes, &mut self.hours, &mut self.days] {
+            if let Some(bucket) = table.bucket_mut(time_ms) {
+                for (key, measures) in rows {
+                    bucket.entry(*key).or_default().add(measures);
+                }
+            }
+        }
+    }
+
+    /// Drops buckets that retention no longer keeps, relative to `now_ms`.
+    pub fn prune(&mut self, now_ms: i64) {
+        self.minutes.prune_before(now_ms - self.retention.minutes_ms);
+        self.hours.prune_before(now_ms - self.retention.hours_ms);
+        if self.retention.days_ms > 0 {
+            self.days.prune_before(now_ms - self.retention.days_ms);
+        }
+    }
+
+    /// Visits the buckets that together cover `[from, to)` exactly, coarsest first where they
+    /// fit: whole days, then whole hours, then minutes. Where a fine resolution was dropped by
+    /// retention the coarser bucket that contains the edge is used, so the covered span can
+    /// start earlier than `from` (never by more than one bucket); the returned span says so.
+    /// Buckets wider than `max_width_ms` are not used (a series by hour must not read days).
+    pub fn scan(
+        &self,
+        from: i64,
+        to: i64,
+        max_width_ms: i64,
+        mut visit: impl FnMut(i64, &HashMap<FactKey, Measures>),
+    ) -> (i64, i64) {
+        let mut time = from.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let end = to.div_euclid(MINUTE_MS) * MINUTE_MS + if to % MINUTE_MS == 0 { 0 } else { MINUTE_MS };
+        let mut covered_from = time;
+        let mut first = true;
+        while time < end {
+            let table = self.pick(time, end, max_width_ms);
+            let start = time.div_euclid(table.width_ms) * table.width_ms;
+            if first {
+                covered_from = start;
+                first = false;
+            }
+            if let Some(bucket) = table.buckets.get(&start) {
+                visit(start, bucket);
+            }
+            time = start + table.width_ms;
+        }
+        (covered_from, time.max(end))
+    }
+
+    fn pick(&self, time: i64, end: i64, max_width_ms: i64) -> &Table {
+        for table in [&self.days, &self.hours] {
+            let width = table.width_ms;
+            if width <= max_width_ms
+                && time % width == 0 && time + width <= end && table.covers(time) {
+                return table;
+            }
+        }
+        if self.minutes.covers(time) {
+            &self.minutes
+        } else if self.hours.covers(time.div_euclid(HOUR_MS) * HOUR_MS) {
+            &self.hours
+        } else {
+            &self.days
+        }
+    }
+
+    /// The finest bucket width still kept for data at `time_ms`.
+    pub fn finest_width_at(&self, time_ms: i64) -> i64 {
+        if self.minutes.covers(time_ms.div_euclid(MINUTE_MS) * MINUTE_MS) {
+            MINUTE_MS
+        } else if self.hours.covers(time_ms.div_euclid(HOUR_MS) * HOUR_MS) {
+            HOUR_MS
+        } else {
+            DAY_MS
+        }
+    }
+
+    /// (buckets, rows) per resolution: minutes, hours, days.
+    pub fn sizes(&self) -> [(usize, usize); 3] {
+        [
+            (self.minutes.bucket_count(), self.minutes.row_count()),
+            (self.hours.bucket_count(), self.hours.row_count()),
+            (self.days.bucket_count(), self.days.row_count()),
+        ]
+    }
+}

@@ -1,0 +1,359 @@
+//! Golden tests: events in, the numbers a user sees out.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use storepulse_engine::engine::RealtimeFilter;
+use storepulse_engine::query::{Trend, Value};
+use storepulse_engine::{Dimension, Engine, EngineConfig, Filters, Granularity, Metric, QuerySpec};
+use storepulse_model::event::{DeviceType, Event};
+use storepulse_model::limits::Limits;
+use storepulse_model::money::Currency;
+use storepulse_model::time::{ClockPolicy, Timestamp};
+use storepulse_model::validate::{ValidationContext, decode_native_event};
+
+/// 2026-11-02T00:00:00Z, a Monday.
+const DAY0: i64 = 1_793_577_600_000;
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+
+fn event(value: serde_json::Value) -> Event {
+    let limits = Limits::default();
+    let new_id = || compact_str::CompactString::from("generated");
+    let context = ValidationContext {
+        received_at: Timestamp(DAY0 + 400 * DAY),
+        header_time: None,
+        clock: ClockPolicy { max_future_skew_ms: i64::MAX / 4, ..ClockPolicy::default() },
+        default_store: "default",
+        default_currency: Currency::USD,
+        client: None,
+        user_agent: None,
+        country: None,
+        limits: &limits,
+        new_event_id: &new_id,
+        address_policy: None,
+    };
+    decode_native_event(&value.to_string(), &context).expect("fixture events are valid")
+}
+
+fn at(ms: i64) -> String {
+    Timestamp(ms).to_rfc3339()
+}
+
+fn engine_with(events: &[serde_json::Value]) -> Engine {
+    let mut engine = Engine::new(EngineConfig::default());
+    for value in events {
+        engine.apply(&event(value.clone()));
+    }
+    engine
+}
+
+fn page_view(time: i64, user: &str, session: &str, path: &str, country: &str) -> serde_json::Value {
+    json!({"type": "page_view", "timestamp": at(time), "user_id": user, "session_id": session,
+           "page": {"url": format!("https://shop.test{path}")}, "country": country,
+           "device": {"type": "mobile"}})
+}
+
+#[test]
+fn live_windows_count_distinct_active_visitors_and_sessions_by_latest_event_time() {
+    let now = DAY0 + 10 * HOUR;
+    let mut engine = engine_with(&[
+        page_view(now - 60_000, "u1", "s1", "/home", "US"),
+        page_view(now - 30_000, "u1", "s2", "/shoes", "US"),
+        page_view(now - 10_000, "u2", "s3", "/home", "DE"),
+        // Older than five minutes: not active, but a page view of the last 15 minutes.
+        page_view(now - 10 * MIN, "u3", "s4", "/home", "US"),
+        // Far older: neither.
+        page_view(now - 20 * MIN, "u4", "s5", "/cart", "US"),
+    ]);
+    // A late event for u2 (older than its last event) must not age it.
+    engine.apply(&event(page_view(now - 6 * MIN, "u2", "s3", "/faq", "DE")));
+    let live = engine.realtime(Timestamp(now), &RealtimeFilter::default(), 5, Currency::USD);
+    assert_eq!(live.active_users, 2);
+    assert_eq!(live.active_sessions, 3);
+    assert_eq!(live.avg_sessions_per_user, 1.5);
+    assert_eq!(live.page_views, 5);
+    assert_eq!(
+        live.top_pages,
+        vec![("/home".to_owned(), 3), ("/faq".to_owned(), 1), ("/shoes".to_owned(), 1)]
+    );
+    assert_eq!(
+        serde_json::to_value(&live).unwrap()["top_pages"],
+        json!({"/home": 3, "/faq": 1, "/shoes": 1})
+    );
+
+    let us = RealtimeFilter { country: Some("us".into()), ..RealtimeFilter::default() };
+    let live = engine.realtime(Timestamp(now), &us, 5, Currency::USD);
+    assert_eq!((live.active_users, live.active_sessions), (1, 2));
+    assert_eq!(engine.active_visitors(Timestamp(now), &RealtimeFilter::default()), ["u1", "u2"]);
+    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1"), 2);
+    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "nobody"), 0);
+
+    // Five minutes later u1's sessions have expired; pruning forgets them.
+    let later = Timestamp(now + 5 * MIN - 20_000);
+    engine.prune(later);
+    let live = engine.realtime(later, &RealtimeFilter::default(), 5, Currency::USD);
+    assert_eq!((live.active_users, live.active_sessions), (1, 1));
+    assert_eq!(engine.visitor_active_sessions(later, "u1"), 0);
+
+    // An unknown filter value matches nothing rather than failing.
+    let nowhere = RealtimeFilter { store: Some("other".into()), ..RealtimeFilter::default() };
+    assert_eq!(engine.realtime(later, &nowhere, 5, Currency::USD).active_users, 0);
+    let no_users = engine.realtime(later, &nowhere, 5, Currency::USD);
+    assert_eq!(no_users.avg_sessions_per_user, 0.0);
+}
+
+fn purchase(time: i64, order: &str, store: &str, items: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    let mut value = json!({"type": "purchase", "timestamp": at(time), "store": store,
+        "user_id": "buyer", "session_id": "s", "order": {"id": order, "currency": "USD"},
+        "items": items});
+    if let (Some(target), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+        for (key, field) in extra {
+            if key == "order" {
+                for (k, v) in field.as_object().unwrap() {
+                    target["order"][k] = v.clone();
+                }
+            } else {
+                target.insert(key.clone(), field.clone());
+            }
+        }
+    }
+    value
+}
+
+fn spec(metrics: &[Metric], from: i64, to: i64) -> QuerySpec {
+    QuerySpec {
+        metrics: metrics.to_vec(),
+        from: Timestamp(from),
+        to: Timestamp(to),
+        granularity: None,
+        filters: Filters::default(),
+        group_by: None,
+        limit: 100,
+        currency: Currency::USD,
+        compare: false,
+    }
+}
+
+fn money(text: &str) -> Value {
+    Value::Money(Some(text.to_owned()))
+}
+
+fn commerce_fixture() -> Engine {
+    let shoe = json!({"id": "shoe", "name": "Runner", "category": "Apparel > Shoes > Running", "price": "80.00", "quantity": 1});
+    let shirt = json!({"id": "shirt", "category": "Apparel > Shirts", "price": "20.00", "quantity": 2});
+    let lamp = json!({"id": "lamp", "category": "Home > Lighting", "price": "35.50", "quantity": 1});
+    engine_with(&[
+        // Day 0 (previous period for day 1).
+        purchase(DAY0 + HOUR, "o0", "main", json!([lamp]), json!({"country": "US"})),
+        // Day 1.
+        purchase(DAY0 + DAY + HOUR, "o1", "main", json!([shoe, shirt]),
+                 json!({"country": "US", "order": {"sales_rep_id": "rep-a"}, "promotion": {"id": "BF"}})),
+        purchase(DAY0 + DAY + 2 * HOUR, "o2", "main", json!([lamp]),
+                 json!({"country": "DE", "order": {"total": "40.00", "shipping": "4.50"}})),
+        purchase(DAY0 + DAY + 3 * HOUR, "o3", "outlet", json!([shirt]), json!({"country": "US"})),
+        purchase(DAY0 + DAY + 4 * HOUR, "o4", "main",
+                 json!([{"id": "shoe", "price": "90.00", "quantity": 1}]),
+                 json!({"country": "GB", "order": {"currency": "EUR"}})),
+        // A full refund of o3 (no amount, no lines): everything o3 bought.
+        json!({"type": "refund", "timestamp": at(DAY0 + DAY + 5 * HOUR), "store": "outlet", "order": {"id": "o3"}}),
+        // A partial refund of o1 by line: one shirt.
+        json!({"type": "refund", "timestamp": at(DAY0 + DAY + 6 * HOUR), "store": "main",
+               "order": {"id": "o1"}, "items": [{"id": "shirt", "price": "20.00", "quantity": 1}]}),
+        json!({"type": "checkout_started", "timestamp": at(DAY0 + DAY + HOUR), "store": "main", "session_id": "s"}),
+        json!({"type": "checkout_started", "timestamp": at(DAY0 + DAY + HOUR), "store": "main", "session_id": "t"}),
+        json!({"type": "promotion_view", "timestamp": at(DAY0 + DAY), "store": "main", "promotion": {"id": "BF"}}),
+        json!({"type": "promotion_view", "timestamp": at(DAY0 + DAY), "store": "main", "promotion": {"id": "BF"}}),
+        json!({"type": "promotion_click", "timestamp": at(DAY0 + DAY), "store": "main", "promotion": {"id": "BF"}}),
+    ])
+}
+
+#[test]
+fn commerce_kpis_over_a_range_with_refunds_currencies_and_stores() {
+    let engine = commerce_fixture();
+    let metrics = [
+        Metric::Orders,
+        Metric::Units,
+        Metric::GrossRevenue,
+        Metric::RefundedRevenue,
+        Metric::NetRevenue,
+        Metric::Refunds,
+        Metric::AverageOrderValue,
+        Metric::CheckoutsStarted,
+        Metric::CheckoutConversionRate,
+    ];
+    let mut query = spec(&metrics, DAY0 + DAY, DAY0 + 2 * DAY);
+    query.compare = true;
+    let result = engine.query(&query).unwrap();
+    // USD orders: o1 = 80 + 2×20 = 120.00, o2 = 40.00 (given total), o3 = 40.00. o4 is EUR: it
+    // counts as an order and its unit, but not in USD money.
+    let expected: BTreeMap<&str, Value> = [
+        ("orders", Value::Count(4)),
+        ("units", Value::Count(7)),
+        ("gross_revenue", money("200.00")),
+        ("refunded_revenue", money("60.00")),
+        ("net_revenue", money("140.00")),
+        ("refunds", Value::Count(2)),
+        ("average_order_value", money("66.67")),
+        ("checkouts_started", Value::Count(2)),
+        ("checkout_conversion_rate", Value::Ratio(Some(2.0))),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(result.totals, expected);
+    let previous = result.previous.unwrap();
+    assert_eq!(previous.totals["gross_revenue"], money("35.50"));
+    assert_eq!(previous.growth_percent["gross_revenue"], Some(463.38));
+    assert_eq!(previous.growth_percent["refunds"], None, "previous 0 → null");
+
+    let mut euros = spec(&[Metric::GrossRevenue, Metric::Orders], DAY0, DAY0 + 2 * DAY);
+    euros.currency = Currency::parse("EUR").unwrap();
+    let result = engine.query(&euros).unwrap();
+    assert_eq!(result.totals["gross_revenue"], money("90.00"));
+    assert_eq!(result.totals["orders"], Value::Count(5));
+
+    let mut outlet = spec(&[Metric::GrossRevenue, Metric::NetRevenue], DAY0, DAY0 + 2 * DAY);
+    outlet.filters.store = Some("outlet".into());
+    let result = engine.query(&outlet).unwrap();
+    assert_eq!(result.totals["gross_revenue"], money("40.00"));
+    assert_eq!(result.totals["net_revenue"], money("0.00"));
+}
+
+fn group_values(result: &storepulse_engine::QueryResult, metric: &str) -> Vec<(Option<String>, Value)> {
+    result.groups.iter().map(|group| (group.key.clone(), group.values[metric].clone())).collect()
+}
+
+#[test]
+fn group_by_category_levels_products_reps_and_promotions() {
+    let engine = commerce_fixture();
+    let mut query = spec(&[Metric::GrossRevenue, Metric::Units, Metric::Orders], DAY0, DAY0 + 2 * DAY);
+    query.group_by = Some(Dimension::Category(1));
+    let result = engine.query(&query).unwrap();
+    // Lines: lamp 35.50 + 35.50, shoe 80, shirts 40 + 40 (USD); the EUR shoe counts units only.
+    assert_eq!(
+        group_values(&result, "gross_revenue"),
+        vec![(Some("Apparel".into()), money("160.00")), (Some("Home".into()), money("71.00"))]
+    );
+    assert_eq!(
+        group_values(&result, "units"),
+        vec![(Some("Apparel".into()), Value::Count(6)), (Some("Home".into()), Value::Count(2))]
+    );
+
+    query.group_by = Some(Dimension::Category(2));
+    query.filters.category = Some("Apparel".into());
+    let result = engine.query(&query).unwrap();
+    assert_eq!(
+        group_values(&result, "gross_revenue"),
+        vec![
+            (Some("Apparel > Shirts".into()), money("80.00")),
+            (Some("Apparel > Shoes".into()), money("80.00"))
+        ]
+    );
+
+    query.filters = Filters { category: Some("Apparel>Shoes".into()), ..Filters::default() };
+    query.group_by = Some(Dimension::Product);
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.groups.len(), 1);
+    assert_eq!(result.groups[0].key.as_deref(), Some("shoe"));
+    assert_eq!(result.groups[0].label.as_deref(), Some("Runner"));
+    assert_eq!(result.groups[0].values["orders"], Value::Count(2));
+
+    // Refunds are attributed to the sale's rep and promotion.
+    let mut reps = spec(&[Metric::NetRevenue, Metric::Orders], DAY0, DAY0 + 2 * DAY);
+    reps.group_by = Some(Dimension::SalesRep);
+    let result = engine.query(&reps).unwrap();
+    assert_eq!(
+        group_values(&result, "net_revenue"),
+        vec![(Some("rep-a".into()), money("100.00")), (None, money("75.50"))]
+    );
+
+    let mut promotions = spec(
+        &[Metric::PromotionViews, Metric::PromotionClicks, Metric::Orders, Metric::ClickThroughRate, Metric::PromotionConversionRate],
+        DAY0,
+        DAY0 + 2 * DAY,
+    );
+    promotions.filters.promotion = Some("BF".into());
+    let result = engine.query(&promotions).unwrap();
+    assert_eq!(result.totals["promotion_views"], Value::Count(2));
+    assert_eq!(result.totals["promotion_clicks"], Value::Count(1));
+    assert_eq!(result.totals["orders"], Value::Count(1));
+    assert_eq!(result.totals["click_through_rate"], Value::Ratio(Some(0.5)));
+    assert_eq!(result.totals["promotion_conversion_rate"], Value::Ratio(Some(1.0)));
+}
+
+#[test]
+fn series_by_day_hour_and_week_and_the_trend_direction() {
+    let mut events = Vec::new();
+    // Day d has d+1 page views, days 0..=6.
+    for day in 0..7 {
+        for n in 0..=day {
+            events.push(page_view(DAY0 + day * DAY + n * MIN, "u", "s", "/", "US"));
+        }
+    }
+    let engine = engine_with(&events);
+    let mut query = spec(&[Metric::PageViews], DAY0, DAY0 + 7 * DAY);
+    query.granularity = Some(Granularity::Day);
+    query.compare = true;
+    let result = engine.query(&query).unwrap();
+    let counts: Vec<Value> = result.series.iter().map(|p| p.values["page_views"].clone()).collect();
+    assert_eq!(counts, (1..=7).map(Value::Count).collect::<Vec<_>>());
+    assert_eq!(result.trend["page_views"], Trend::Up);
+    assert_eq!(result.series[0].start, "2026-11-02T00:00:00.000Z");
+
+    query.granularity = Some(Granularity::Week);
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.series.len(), 1);
+    assert_eq!(result.series[0].values["page_views"], Value::Count(28));
+
+    let mut hours = spec(&[Metric::PageViews], DAY0 + 6 * DAY, DAY0 + 6 * DAY + 2 * HOUR);
+    hours.granularity = Some(Granularity::Hour);
+    let result = engine.query(&hours).unwrap();
+    assert_eq!(result.series[0].values["page_views"], Value::Count(7));
+    assert_eq!(result.series[1].values["page_views"], Value::Count(0));
+
+    // A range that starts mid-day is covered exactly by hours and minutes at its edges.
+    let partial = spec(&[Metric::PageViews], DAY0 + 6 * DAY + 3 * MIN, DAY0 + 6 * DAY + 5 * MIN);
+    assert_eq!(engine.query(&partial).unwrap().totals["page_views"], Value::Count(2));
+}
+
+#[test]
+fn bad_queries_name_the_parameter() {
+    let engine = commerce_fixture();
+    let error = engine.query(&spec(&[], DAY0, DAY0 + DAY)).unwrap_err();
+    assert_eq!(error.parameter, "metrics");
+    let error = engine.query(&spec(&[Metric::Orders], DAY0 + DAY, DAY0)).unwrap_err();
+    assert_eq!(error.parameter, "to");
+    let mut too_fine = spec(&[Metric::Orders], DAY0, DAY0 + 30 * DAY);
+    too_fine.granularity = Some(Granularity::Minute);
+    assert_eq!(engine.query(&too_fine).unwrap_err().parameter, "granularity");
+    let mut zero = spec(&[Metric::Orders], DAY0, DAY0 + DAY);
+    zero.limit = 0;
+    assert_eq!(engine.query(&zero).unwrap_err().parameter, "limit");
+}
+
+#[test]
+fn promotion_buys_count_records_and_units_in_a_trailing_window() {
+    let engine = commerce_fixture();
+    // Only o1 carried a promotion: 3 units at DAY0 + DAY + HOUR.
+    let stats = engine.buy_stats(Timestamp(DAY0 + DAY));
+    assert_eq!((stats.total.records, stats.total.units), (1, 3));
+    assert_eq!((stats.recent.records, stats.recent.units), (1, 3));
+    let stats = engine.buy_stats(Timestamp(DAY0 + DAY + 2 * HOUR));
+    assert_eq!((stats.recent.records, stats.recent.units), (0, 0));
+}
+
+#[test]
+fn device_filters_and_groups_use_the_device_type() {
+    let engine = engine_with(&[
+        page_view(DAY0, "u1", "s1", "/", "US"),
+        json!({"type": "page_view", "timestamp": at(DAY0), "page": {"path": "/"}, "device": {"type": "desktop"}}),
+    ]);
+    let mut query = spec(&[Metric::PageViews], DAY0, DAY0 + DAY);
+    query.group_by = Some(Dimension::Device);
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.groups.len(), 2);
+    query.group_by = None;
+    query.filters.device = Some(DeviceType::Desktop);
+    assert_eq!(engine.query(&query).unwrap().totals["page_views"], Value::Count(1));
+}
