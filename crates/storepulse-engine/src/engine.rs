@@ -1,6 +1,8 @@
 //! The engine: applies events in any order and answers queries as of a time passed in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::FastMap;
 
 use compact_str::CompactString;
 use serde::Serialize;
@@ -46,7 +48,7 @@ impl Default for EngineConfig {
 pub struct Engine {
     config: EngineConfig,
     dims: Dimensions,
-    orders: HashMap<(u32, CompactString), OrderRecord>,
+    orders: FastMap<(u32, CompactString), OrderRecord>,
     rollups: Rollups,
     live: LiveWindows,
     buys: BuyLedger,
@@ -201,7 +203,7 @@ impl Engine {
         Self {
             config,
             dims: Dimensions::default(),
-            orders: HashMap::new(),
+            orders: FastMap::default(),
             rollups: Rollups::new(config.retention),
             live: LiveWindows::new(config.active_window_ms, config.page_window_ms),
             buys: BuyLedger::default(),
@@ -447,7 +449,7 @@ impl Engine {
         let currency = currency_bytes(spec.currency);
         let mut totals = Sum::default();
         let mut series = vec![Sum::default(); points.len()];
-        let mut groups: HashMap<u32, Sum> = HashMap::new();
+        let mut groups: FastMap<u32, Sum> = FastMap::default();
         if let Some(matcher) = self.matcher(&spec.filters, spec.group_by) {
             self.rollups.scan(from, to, width.min(DAY_MS), |start, rows| {
                 let point = points.partition_point(|p| *p <= start).saturating_sub(1);

@@ -6,7 +6,7 @@
 //! others read event rows, so an order with three lines counts once as an order and three times
 //! as product lines, and neither is ever double counted.
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use storepulse_model::event::{DeviceType, Event, EventType, Product};
 use storepulse_model::money::Currency;
@@ -85,7 +85,7 @@ pub struct Dimensions {
     /// For each product id, the category ids of its path from the top (latest event wins).
     pub product_categories: Vec<Vec<u32>>,
     /// Product names (latest event wins), for answers.
-    pub product_names: HashMap<u32, compact_str::CompactString>,
+    pub product_names: FastMap<u32, compact_str::CompactString>,
 }
 
 impl Dimensions {
@@ -166,7 +166,7 @@ pub struct OrderRecord {
 pub fn rows_of(
     event: &Event,
     dims: &mut Dimensions,
-    orders: &mut HashMap<(u32, compact_str::CompactString), OrderRecord>,
+    orders: &mut FastMap<(u32, compact_str::CompactString), OrderRecord>,
     rows: &mut Vec<(FactKey, Measures)>,
 ) {
     rows.clear();

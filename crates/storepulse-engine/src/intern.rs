@@ -4,20 +4,20 @@
 //! integers is what lets the engine apply millions of events per second. Id 0 always means
 //! "none" (an event without a country, a row without a product).
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use compact_str::CompactString;
 
 /// One dictionary: text ↔ id. Ids are dense and never reused.
 #[derive(Debug, Clone)]
 pub struct Interner {
-    ids: HashMap<CompactString, u32>,
+    ids: FastMap<CompactString, u32>,
     names: Vec<CompactString>,
 }
 
 impl Default for Interner {
     fn default() -> Self {
-        Self { ids: HashMap::new(), names: vec![CompactString::default()] }
+        Self { ids: FastMap::default(), names: vec![CompactString::default()] }
     }
 }
 

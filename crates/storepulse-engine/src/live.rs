@@ -7,7 +7,9 @@
 //! counted whole minutes and covered 15–16 of them). Everything here is pruned by
 //! [`LiveWindows::prune`], so memory follows the active set, not history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::FastMap;
 
 use compact_str::CompactString;
 
@@ -56,11 +58,11 @@ struct PageKey {
 pub struct LiveWindows {
     active_window_ms: i64,
     page_window_ms: i64,
-    visitors: HashMap<CompactString, Presence>,
-    sessions: HashMap<CompactString, Presence>,
+    visitors: FastMap<CompactString, Presence>,
+    sessions: FastMap<CompactString, Presence>,
     /// visitor → its sessions' last-seen, for `GET /users/{id}/sessions`.
-    visitor_sessions: HashMap<CompactString, HashMap<CompactString, i64>>,
-    page_views: BTreeMap<i64, HashMap<PageKey, u64>>,
+    visitor_sessions: FastMap<CompactString, FastMap<CompactString, i64>>,
+    page_views: BTreeMap<i64, FastMap<PageKey, u64>>,
     pages: Interner,
 }
 
@@ -183,7 +185,7 @@ impl LiveWindows {
         top: usize,
     ) -> (u64, Vec<(&str, u64)>) {
         let from = page_window_start(now_ms, self.page_window_ms);
-        let mut counts: HashMap<u32, u64> = HashMap::new();
+        let mut counts: FastMap<u32, u64> = FastMap::default();
         let mut total = 0;
         for bucket in self.page_views.range(from..).map(|(_, bucket)| bucket) {
             for (key, count) in bucket {
@@ -217,7 +219,7 @@ impl LiveWindows {
     }
 }
 
-fn see(map: &mut HashMap<CompactString, Presence>, id: &str, time: i64, place: Place) {
+fn see(map: &mut FastMap<CompactString, Presence>, id: &str, time: i64, place: Place) {
     match map.get_mut(id) {
         Some(presence) if presence.last_seen >= time => {}
         Some(presence) => {

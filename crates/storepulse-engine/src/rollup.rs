@@ -6,7 +6,9 @@
 //! after two days, hours after 90 days by default. A scan covers a range with the coarsest
 //! buckets that fit inside it and still exist, and finer ones at the edges.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::FastMap;
 
 use crate::facts::{FactKey, Measures};
 
@@ -29,7 +31,7 @@ impl Default for RollupRetention {
     }
 }
 
-type Bucket = HashMap<FactKey, Measures>;
+type Bucket = FastMap<FactKey, Measures>;
 
 /// One resolution: bucket start (ms, aligned to the width) → rows.
 #[derive(Debug, Clone)]
@@ -75,11 +77,11 @@ impl Table {
     }
 
     pub fn row_count(&self) -> usize {
-        self.buckets.values().map(HashMap::len).sum()
+        self.buckets.values().map(FastMap::len).sum()
     }
 
     /// Every kept bucket, oldest first.
-    pub fn buckets(&self) -> impl Iterator<Item = (i64, &HashMap<FactKey, Measures>)> {
+    pub fn buckets(&self) -> impl Iterator<Item = (i64, &FastMap<FactKey, Measures>)> {
         self.buckets.iter().map(|(start, rows)| (*start, rows))
     }
 }
@@ -132,7 +134,7 @@ impl Rollups {
         from: i64,
         to: i64,
         max_width_ms: i64,
-        mut visit: impl FnMut(i64, &HashMap<FactKey, Measures>),
+        mut visit: impl FnMut(i64, &FastMap<FactKey, Measures>),
     ) -> (i64, i64) {
         let mut time = from.div_euclid(MINUTE_MS) * MINUTE_MS;
         let end = to.div_euclid(MINUTE_MS) * MINUTE_MS + if to % MINUTE_MS == 0 { 0 } else { MINUTE_MS };

@@ -1,0 +1,51 @@
+//! Property: every coarse bucket is exactly the sum of its fine buckets, whatever the order and
+//! times of the events.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use storepulse_engine::facts::{FactKey, Measures};
+use storepulse_engine::rollup::{DAY_MS, HOUR_MS, RollupRetention, Rollups};
+
+fn roll_up(
+    buckets: impl Iterator<Item = (i64, HashMap<FactKey, Measures>)>,
+    width: i64,
+) -> HashMap<(i64, FactKey), Measures> {
+    let mut coarse: HashMap<(i64, FactKey), Measures> = HashMap::new();
+    for (start, rows) in buckets {
+        for (key, measures) in rows {
+            coarse.entry((start.div_euclid(width) * width, key)).or_default().add(&measures);
+        }
+    }
+    coarse
+}
+
+fn flatten(
+    buckets: impl Iterator<Item = (i64, HashMap<FactKey, Measures>)>,
+) -> HashMap<(i64, FactKey), Measures> {
+    buckets.flat_map(|(start, rows)| rows.into_iter().map(move |(k, m)| ((start, k), m))).collect()
+}
+
+proptest! {
+    #[test]
+    fn coarse_buckets_are_the_sum_of_fine_ones(
+        rows in proptest::collection::vec((0i64..3 * DAY_MS, 0u32..4, 0u32..3, 0u64..5, -500i64..50_000), 1..300)
+    ) {
+        let mut rollups = Rollups::new(RollupRetention { minutes_ms: 10 * DAY_MS, hours_ms: 10 * DAY_MS, days_ms: 0 });
+        for (time, store, product, units, revenue) in &rows {
+            let key = FactKey { store: *store, product: *product, currency: *b"USD", ..FactKey::default() };
+            let measures = Measures { events: 1, orders: 1, units: *units, gross_revenue: *revenue, ..Measures::default() };
+            rollups.add(*time, &[(key, measures)]);
+        }
+        let cloned = |table: &storepulse_engine::rollup::Table| -> Vec<(i64, HashMap<FactKey, Measures>)> {
+            table.buckets().map(|(start, rows)| (start, rows.iter().map(|(k, m)| (*k, *m)).collect())).collect()
+        };
+        let minutes = cloned(&rollups.minutes);
+        let hours = cloned(&rollups.hours);
+        let days = cloned(&rollups.days);
+        prop_assert_eq!(roll_up(minutes.into_iter(), HOUR_MS), flatten(hours.clone().into_iter()));
+        prop_assert_eq!(roll_up(hours.into_iter(), DAY_MS), flatten(days.into_iter()));
+        let total: u64 = rollups.days.buckets().flat_map(|(_, rows)| rows.values()).map(|m| m.events).sum();
+        prop_assert_eq!(total, rows.len() as u64);
+    }
+}
