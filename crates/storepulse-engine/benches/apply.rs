@@ -13,7 +13,11 @@ fn product(n: u64) -> Product {
     Product {
         id: format!("p{}", n % 500).into(),
         name: None,
-        category: vec!["Apparel".into(), format!("Sub{}", n % 20).into(), format!("Leaf{}", n % 60).into()],
+        category: vec![
+            "Apparel".into(),
+            format!("Sub{}", n % 20).into(),
+            format!("Leaf{}", n % 60).into(),
+        ],
         brand: None,
         variant: None,
         price: Some(Money::new(1999, Currency::USD)),

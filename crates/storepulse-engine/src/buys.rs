@@ -34,11 +34,9 @@ impl BuyLedger {
                 last.records += 1;
                 last.units += units;
             }
-            Some(last) if last.time_ms < time_ms => self.marks.push(Mark {
-                time_ms,
-                records: records + 1,
-                units: total_units + units,
-            }),
+            Some(last) if last.time_ms < time_ms => {
+                self.marks.push(Mark { time_ms, records: records + 1, units: total_units + units })
+            }
             Some(_) => self.insert_late(time_ms, units),
         }
     }
@@ -46,10 +44,11 @@ impl BuyLedger {
     fn insert_late(&mut self, time_ms: i64, units: u64) {
         let index = self.marks.partition_point(|mark| mark.time_ms < time_ms);
         if self.marks.get(index).is_none_or(|mark| mark.time_ms != time_ms) {
-            let before = index.checked_sub(1).map_or(Mark { time_ms, records: 0, units: 0 }, |i| {
-                self.marks[i]
-            });
-            self.marks.insert(index, Mark { time_ms, records: before.records, units: before.units });
+            let before = index
+                .checked_sub(1)
+                .map_or(Mark { time_ms, records: 0, units: 0 }, |i| self.marks[i]);
+            self.marks
+                .insert(index, Mark { time_ms, records: before.records, units: before.units });
         }
         for mark in &mut self.marks[index..] {
             mark.records += 1;

@@ -17,8 +17,8 @@ use crate::facts::{
 };
 use crate::live::{LiveFilter, LiveWindows, Place, Sighting};
 use crate::query::{
-    Dimension, Filters, Granularity, MAX_GROUPS, MAX_SERIES_POINTS, Metric, QueryError,
-    QuerySpec, Trend, Value, growth_percent, round2, round4,
+    Dimension, Filters, Granularity, MAX_GROUPS, MAX_SERIES_POINTS, Metric, QueryError, QuerySpec,
+    Trend, Value, growth_percent, round2, round4,
 };
 use crate::rollup::{DAY_MS, HOUR_MS, MINUTE_MS, RollupRetention, Rollups};
 
@@ -227,7 +227,7 @@ impl Engine {
         self.rollups.add(time, &rows);
         let key = rows[0].0;
         let page_view = (event.event_type == EventType::PageView)
-            .then(|| event.page.as_ref())
+            .then_some(event.page.as_ref())
             .flatten()
             .and_then(|page| page.path.as_deref().or(page.url.as_deref()));
         self.live.observe(
@@ -701,7 +701,11 @@ fn metric_number(metric: Metric, sum: &Sum) -> f64 {
     }
 }
 
-fn metric_values(metrics: &[Metric], sum: &Sum, currency: Currency) -> BTreeMap<&'static str, Value> {
+fn metric_values(
+    metrics: &[Metric],
+    sum: &Sum,
+    currency: Currency,
+) -> BTreeMap<&'static str, Value> {
     metrics.iter().map(|metric| (metric.name(), metric_value(*metric, sum, currency))).collect()
 }
 
@@ -813,10 +817,7 @@ mod tests {
         let points = series_points(sunday, sunday + 40 * DAY_MS, Granularity::Month);
         assert_eq!(
             points,
-            vec![
-                days_from_civil(2026, 11, 1) * DAY_MS,
-                days_from_civil(2026, 12, 1) * DAY_MS
-            ]
+            vec![days_from_civil(2026, 11, 1) * DAY_MS, days_from_civil(2026, 12, 1) * DAY_MS]
         );
     }
 

@@ -219,7 +219,8 @@ pub fn rows_of(
             for item in &event.items {
                 let id = dims.product(item);
                 let units = u64::from(item.quantity);
-                let line_total = item.price.map_or(0, |price| price.minor * i64::from(item.quantity));
+                let line_total =
+                    item.price.map_or(0, |price| price.minor * i64::from(item.quantity));
                 record.lines.push((id, units, line_total));
                 totals.units += units;
                 rows.push((
@@ -266,7 +267,11 @@ pub fn rows_of(
                 for &(product, _, line_total) in &original.lines {
                     rows.push((
                         FactKey { product, currency, ..base },
-                        Measures { refunds: 1, refunded_revenue: line_total, ..Measures::default() },
+                        Measures {
+                            refunds: 1,
+                            refunded_revenue: line_total,
+                            ..Measures::default()
+                        },
                     ));
                 }
             }

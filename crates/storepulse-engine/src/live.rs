@@ -47,7 +47,6 @@ struct Presence {
     place: Place,
 }
 
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct PageKey {
     place: Place,

@@ -137,7 +137,8 @@ impl Rollups {
         mut visit: impl FnMut(i64, &FastMap<FactKey, Measures>),
     ) -> (i64, i64) {
         let mut time = from.div_euclid(MINUTE_MS) * MINUTE_MS;
-        let end = to.div_euclid(MINUTE_MS) * MINUTE_MS + if to % MINUTE_MS == 0 { 0 } else { MINUTE_MS };
+        let end =
+            to.div_euclid(MINUTE_MS) * MINUTE_MS + if to % MINUTE_MS == 0 { 0 } else { MINUTE_MS };
         let mut covered_from = time;
         let mut first = true;
         while time < end {
@@ -159,7 +160,10 @@ impl Rollups {
         for table in [&self.days, &self.hours] {
             let width = table.width_ms;
             if width <= max_width_ms
-                && time % width == 0 && time + width <= end && table.covers(time) {
+                && time % width == 0
+                && time + width <= end
+                && table.covers(time)
+            {
                 return table;
             }
         }

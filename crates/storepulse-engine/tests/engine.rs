@@ -1,5 +1,8 @@
 //! Golden tests: events in, the numbers a user sees out.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use serde_json::json;
@@ -24,7 +27,7 @@ fn event(value: serde_json::Value) -> Event {
     let context = ValidationContext {
         received_at: Timestamp(DAY0 + 400 * DAY),
         header_time: None,
-        clock: ClockPolicy { max_future_skew_ms: i64::MAX / 4, ..ClockPolicy::default() },
+        clock: ClockPolicy { max_future_skew_ms: i64::MAX / 4 },
         default_store: "default",
         default_currency: Currency::USD,
         client: None,
@@ -104,7 +107,13 @@ fn live_windows_count_distinct_active_visitors_and_sessions_by_latest_event_time
     assert_eq!(no_users.avg_sessions_per_user, 0.0);
 }
 
-fn purchase(time: i64, order: &str, store: &str, items: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+fn purchase(
+    time: i64,
+    order: &str,
+    store: &str,
+    items: serde_json::Value,
+    extra: serde_json::Value,
+) -> serde_json::Value {
     let mut value = json!({"type": "purchase", "timestamp": at(time), "store": store,
         "user_id": "buyer", "session_id": "s", "order": {"id": order, "currency": "USD"},
         "items": items});
@@ -142,20 +151,36 @@ fn money(text: &str) -> Value {
 
 fn commerce_fixture() -> Engine {
     let shoe = json!({"id": "shoe", "name": "Runner", "category": "Apparel > Shoes > Running", "price": "80.00", "quantity": 1});
-    let shirt = json!({"id": "shirt", "category": "Apparel > Shirts", "price": "20.00", "quantity": 2});
-    let lamp = json!({"id": "lamp", "category": "Home > Lighting", "price": "35.50", "quantity": 1});
+    let shirt =
+        json!({"id": "shirt", "category": "Apparel > Shirts", "price": "20.00", "quantity": 2});
+    let lamp =
+        json!({"id": "lamp", "category": "Home > Lighting", "price": "35.50", "quantity": 1});
     engine_with(&[
         // Day 0 (previous period for day 1).
         purchase(DAY0 + HOUR, "o0", "main", json!([lamp]), json!({"country": "US"})),
         // Day 1.
-        purchase(DAY0 + DAY + HOUR, "o1", "main", json!([shoe, shirt]),
-                 json!({"country": "US", "order": {"sales_rep_id": "rep-a"}, "promotion": {"id": "BF"}})),
-        purchase(DAY0 + DAY + 2 * HOUR, "o2", "main", json!([lamp]),
-                 json!({"country": "DE", "order": {"total": "40.00", "shipping": "4.50"}})),
+        purchase(
+            DAY0 + DAY + HOUR,
+            "o1",
+            "main",
+            json!([shoe, shirt]),
+            json!({"country": "US", "order": {"sales_rep_id": "rep-a"}, "promotion": {"id": "BF"}}),
+        ),
+        purchase(
+            DAY0 + DAY + 2 * HOUR,
+            "o2",
+            "main",
+            json!([lamp]),
+            json!({"country": "DE", "order": {"total": "40.00", "shipping": "4.50"}}),
+        ),
         purchase(DAY0 + DAY + 3 * HOUR, "o3", "outlet", json!([shirt]), json!({"country": "US"})),
-        purchase(DAY0 + DAY + 4 * HOUR, "o4", "main",
-                 json!([{"id": "shoe", "price": "90.00", "quantity": 1}]),
-                 json!({"country": "GB", "order": {"currency": "EUR"}})),
+        purchase(
+            DAY0 + DAY + 4 * HOUR,
+            "o4",
+            "main",
+            json!([{"id": "shoe", "price": "90.00", "quantity": 1}]),
+            json!({"country": "GB", "order": {"currency": "EUR"}}),
+        ),
         // A full refund of o3 (no amount, no lines): everything o3 bought.
         json!({"type": "refund", "timestamp": at(DAY0 + DAY + 5 * HOUR), "store": "outlet", "order": {"id": "o3"}}),
         // A partial refund of o1 by line: one shirt.
@@ -220,14 +245,18 @@ fn commerce_kpis_over_a_range_with_refunds_currencies_and_stores() {
     assert_eq!(result.totals["net_revenue"], money("0.00"));
 }
 
-fn group_values(result: &storepulse_engine::QueryResult, metric: &str) -> Vec<(Option<String>, Value)> {
+fn group_values(
+    result: &storepulse_engine::QueryResult,
+    metric: &str,
+) -> Vec<(Option<String>, Value)> {
     result.groups.iter().map(|group| (group.key.clone(), group.values[metric].clone())).collect()
 }
 
 #[test]
 fn group_by_category_levels_products_reps_and_promotions() {
     let engine = commerce_fixture();
-    let mut query = spec(&[Metric::GrossRevenue, Metric::Units, Metric::Orders], DAY0, DAY0 + 2 * DAY);
+    let mut query =
+        spec(&[Metric::GrossRevenue, Metric::Units, Metric::Orders], DAY0, DAY0 + 2 * DAY);
     query.group_by = Some(Dimension::Category(1));
     let result = engine.query(&query).unwrap();
     // Lines: lamp 35.50 + 35.50, shoe 80, shirts 40 + 40 (USD); the EUR shoe counts units only.
@@ -269,7 +298,13 @@ fn group_by_category_levels_products_reps_and_promotions() {
     );
 
     let mut promotions = spec(
-        &[Metric::PromotionViews, Metric::PromotionClicks, Metric::Orders, Metric::ClickThroughRate, Metric::PromotionConversionRate],
+        &[
+            Metric::PromotionViews,
+            Metric::PromotionClicks,
+            Metric::Orders,
+            Metric::ClickThroughRate,
+            Metric::PromotionConversionRate,
+        ],
         DAY0,
         DAY0 + 2 * DAY,
     );

@@ -1,6 +1,9 @@
 //! Property: every coarse bucket is exactly the sum of its fine buckets, whatever the order and
 //! times of the events.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 
 use proptest::prelude::*;

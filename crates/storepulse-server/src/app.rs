@@ -31,7 +31,12 @@ pub struct App {
     pub started_at: Timestamp,
     pub clock: ClockPolicy,
     pub default_currency: Currency,
+    pub engine: SharedEngine,
 }
+
+/// The analytics engine, shared: the log writer applies stored events under the write lock,
+/// queries read it.
+pub type SharedEngine = Arc<std::sync::RwLock<storepulse_engine::Engine>>;
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<App>);
@@ -51,7 +56,10 @@ impl App {
         })?;
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
-        let ingest = IngestPipeline::open(&config, metrics.clone())?;
+        let engine: SharedEngine = Arc::new(std::sync::RwLock::new(
+            storepulse_engine::Engine::new(config.engine.engine_config()),
+        ));
+        let ingest = IngestPipeline::open(&config, metrics.clone(), engine.clone())?;
         let dead_letters = DeadLetterLog::open(&config, metrics.clone())?;
         let anonymizer = ClientAnonymizer::new(config.privacy.client_ip, &config.data_dir);
         let rate_limiters = RateLimiters::new(&config.rate_limit);
@@ -71,6 +79,7 @@ impl App {
             started_at: Timestamp(crate::ingest::writer::now_unix_ms()),
             clock,
             default_currency,
+            engine,
         })
     }
 

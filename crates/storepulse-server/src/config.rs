@@ -29,6 +29,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub ingest: IngestConfig,
     pub log: LogSettings,
+    pub engine: EngineSettings,
     pub dead_letters: DeadLetterConfig,
     pub privacy: PrivacyConfig,
     pub rate_limit: RateLimitConfig,
@@ -42,6 +43,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),
             log: LogSettings::default(),
+            engine: EngineSettings::default(),
             dead_letters: DeadLetterConfig::default(),
             privacy: PrivacyConfig::default(),
             rate_limit: RateLimitConfig::default(),
@@ -174,6 +176,57 @@ impl Default for LogSettings {
             segment_bytes: 128 * 1024 * 1024,
             retention_max_age: None,
             retention_max_bytes: None,
+        }
+    }
+}
+
+/// The analytics engine's windows and how long each rollup resolution is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// A visitor or session counts as active this long after its latest event.
+    #[serde(with = "humantime_serde")]
+    pub active_window: Duration,
+    /// Page views and top pages of `/api/v1/realtime` cover this long.
+    #[serde(with = "humantime_serde")]
+    pub page_window: Duration,
+    /// The live commerce figures (revenue, orders, carts) cover this long.
+    #[serde(with = "humantime_serde")]
+    pub commerce_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub minute_retention: Duration,
+    #[serde(with = "humantime_serde")]
+    pub hour_retention: Duration,
+    /// Unset keeps daily rollups forever.
+    #[serde(with = "humantime_serde")]
+    pub day_retention: Option<Duration>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            active_window: Duration::from_secs(5 * 60),
+            page_window: Duration::from_secs(15 * 60),
+            commerce_window: Duration::from_secs(3600),
+            minute_retention: Duration::from_secs(2 * 24 * 3600),
+            hour_retention: Duration::from_secs(90 * 24 * 3600),
+            day_retention: None,
+        }
+    }
+}
+
+impl EngineSettings {
+    pub fn engine_config(&self) -> storepulse_engine::EngineConfig {
+        let ms = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        storepulse_engine::EngineConfig {
+            active_window_ms: ms(self.active_window),
+            page_window_ms: ms(self.page_window),
+            commerce_window_ms: ms(self.commerce_window),
+            retention: storepulse_engine::rollup::RollupRetention {
+                minutes_ms: ms(self.minute_retention),
+                hours_ms: ms(self.hour_retention),
+                days_ms: self.day_retention.map_or(0, ms),
+            },
         }
     }
 }

@@ -8,6 +8,7 @@
 //! (trusted hosts, client address, rate limit, `X-Process-Time`, request metrics) → timeout →
 //! request decompression for the ingest routes (SDKs send gzip) → route.
 
+pub mod analytics;
 pub mod client_ip;
 pub mod dead_letters;
 pub mod events;
@@ -83,7 +84,8 @@ pub fn router(state: AppState) -> Router {
         .merge(realtime_ingest::router())
         // Route-level (innermost): middleware functions only take plain bodies.
         .layer(RequestDecompressionLayer::new());
-    let reads = Router::new().merge(dead_letters::router()).merge(ops::router());
+    let reads =
+        Router::new().merge(dead_letters::router()).merge(ops::router()).merge(analytics::router());
     Router::new()
         .merge(ingest)
         .merge(reads)
@@ -122,7 +124,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 22] = [
+const ROUTE_TEMPLATES: [&str; 27] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -145,6 +147,11 @@ const ROUTE_TEMPLATES: [&str; 22] = [
     "/ready",
     "/metrics",
     "/api/v1/limits",
+    "/api/v1/realtime",
+    "/api/v1/query",
+    "/api/v1/promotions",
+    "/users/active",
+    "/users/{user_id}/sessions",
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {

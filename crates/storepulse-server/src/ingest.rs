@@ -23,8 +23,9 @@ use self::writer::{
     CommitError, CommitRequest, EventOutcome, PreparedBatch, WriterSettings, WriterStatus,
     run_writer,
 };
+use crate::app::SharedEngine;
 use crate::config::{Config, FsyncMode};
-use crate::sync::MutexExt;
+use crate::sync::{MutexExt, RwLockExt};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +49,13 @@ pub struct IngestPipeline {
 }
 
 impl IngestPipeline {
-    pub fn open(config: &Config, metrics: Metrics) -> anyhow::Result<IngestPipeline> {
+    /// Opens the log, replays it into `engine`, and starts the writer, which applies every
+    /// newly stored event to `engine` before acknowledging it.
+    pub fn open(
+        config: &Config,
+        metrics: Metrics,
+        engine: SharedEngine,
+    ) -> anyhow::Result<IngestPipeline> {
         let mut log_config = LogConfig::new(config.events_dir());
         log_config.segment_bytes = config.log.segment_bytes;
         log_config.fsync = match config.log.fsync {
@@ -74,6 +81,8 @@ impl IngestPipeline {
         let mut dedup = DedupWindow::new(window_ms, config.ingest.dedup_max_ids);
         let rebuilt = rebuild_dedup(&log, &mut dedup, config.ingest.dedup_max_ids as u64)?;
         tracing::info!(next_offset = log.next_offset(), dedup_ids = rebuilt, "event log open");
+        let replayed = replay_into_engine(&log, &engine)?;
+        tracing::info!(events = replayed, "engine rebuilt from the event log");
 
         let status = Arc::new(WriterStatus::new());
         let stats = log.stats();
@@ -99,9 +108,9 @@ impl IngestPipeline {
             let log = log.clone();
             let status = status.clone();
             let metrics = metrics.clone();
-            std::thread::Builder::new()
-                .name("storepulse-log-writer".into())
-                .spawn(move || run_writer(log, receiver, dedup, settings, status, metrics))?
+            std::thread::Builder::new().name("storepulse-log-writer".into()).spawn(move || {
+                run_writer(log, receiver, dedup, settings, status, metrics, engine)
+            })?
         };
         Ok(IngestPipeline {
             sender: Mutex::new(Some(sender)),
@@ -117,7 +126,7 @@ impl IngestPipeline {
     /// Encodes `events`, makes them durable and says what became of each.
     pub async fn commit(
         &self,
-        events: &[Event],
+        events: Vec<Event>,
         source: &'static str,
     ) -> Result<Vec<EventOutcome>, IngestError> {
         let mut batch = PreparedBatch::with_capacity(events.len(), events.len() * 320);
@@ -179,6 +188,28 @@ impl Drop for IngestPipeline {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Applies every stored event to the engine (start-up; snapshots will shorten this to the
+/// log's tail).
+fn replay_into_engine(log: &EventLog, engine: &SharedEngine) -> anyhow::Result<u64> {
+    let mut engine = engine.write_ignoring_poison();
+    let reader = log.reader(log.first_offset()).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut applied = 0;
+    for record in reader {
+        let record = record.map_err(|error| anyhow::anyhow!("{error}"))?;
+        match decode_event(&record.payload) {
+            Ok(event) => {
+                engine.apply(&event);
+                applied += 1;
+            }
+            Err(error) => {
+                tracing::warn!(offset = record.offset, %error, "skipping undecodable record during replay")
+            }
+        }
+    }
+    engine.prune(storepulse_model::Timestamp(writer::now_unix_ms()));
+    Ok(applied)
 }
 
 /// Re-learns the ids of the most recent events so retries after a restart are still caught.

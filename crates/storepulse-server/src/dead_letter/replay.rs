@@ -52,7 +52,7 @@ pub async fn replay_dead_letters(
             report.still_invalid += 1;
             continue;
         }
-        let outcomes = app.ingest.commit(&events, "dead_letter_replay").await?;
+        let outcomes = app.ingest.commit(events, "dead_letter_replay").await?;
         for outcome in outcomes {
             match outcome {
                 EventOutcome::Stored { .. } => report.replayed += 1,

@@ -108,7 +108,7 @@ fn validate_body(
         };
         match result {
             Ok(event) => {
-                if let Err(error) = validated.accept(&event) {
+                if let Err(error) = validated.accept(event) {
                     encode_error = Some(error);
                 }
             }

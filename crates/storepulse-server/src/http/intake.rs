@@ -274,7 +274,7 @@ impl Validated {
     }
 
     /// Encodes a valid event for the log; the `Event` itself is not kept.
-    pub fn accept(&mut self, event: &Event) -> Result<(), ApiError> {
+    pub fn accept(&mut self, event: Event) -> Result<(), ApiError> {
         if self.first_event_id.is_none() {
             self.first_event_id = Some(event.event_id.clone());
         }

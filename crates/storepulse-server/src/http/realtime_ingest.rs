@@ -51,12 +51,13 @@ async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError>
                 .into_response());
         }
     };
+    let id = event.event_id.clone();
     let mut batch = PreparedBatch::with_capacity(1, 512);
     batch
-        .push(&event)
+        .push(event)
         .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))?;
     commit(&state, batch, "realtime_ingest").await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "id": event.event_id })))
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "id": id })))
         .into_response())
 }
 

@@ -172,7 +172,7 @@ fn validate(
                      sent_at: Option<&serde_json::Value>| {
         match decode_segment_message(json, call, sent_at, &validation) {
             Ok(event) => {
-                if let Err(error) = validated.accept(&event) {
+                if let Err(error) = validated.accept(event) {
                     tracing::error!(%error, "segment event not encodable");
                 }
             }

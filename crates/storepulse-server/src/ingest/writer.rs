@@ -24,14 +24,19 @@ use storepulse_model::Event;
 use storepulse_model::codec::{CodecError, encode_event};
 
 use super::dedup::{DedupWindow, dedup_key};
+use crate::app::SharedEngine;
+use crate::sync::RwLockExt;
 use crate::telemetry::Metrics;
 
 /// The events of one request, encoded for the log: every record in one buffer (one
-/// allocation per request rather than per event), each with its de-duplication key.
+/// allocation per request rather than per event), each with its de-duplication key. The
+/// events themselves ride along so that the engine can apply the stored ones after the commit
+/// without decoding them again.
 #[derive(Default)]
 pub struct PreparedBatch {
     buffer: Vec<u8>,
     events: Vec<PreparedEvent>,
+    decoded: Vec<Event>,
 }
 
 struct PreparedEvent {
@@ -44,19 +49,24 @@ struct PreparedEvent {
 
 impl PreparedBatch {
     pub fn with_capacity(events: usize, bytes: usize) -> Self {
-        Self { buffer: Vec::with_capacity(bytes), events: Vec::with_capacity(events) }
+        Self {
+            buffer: Vec::with_capacity(bytes),
+            events: Vec::with_capacity(events),
+            decoded: Vec::with_capacity(events),
+        }
     }
 
     /// Encodes `event` at the end of the batch.
-    pub fn push(&mut self, event: &Event) -> Result<(), CodecError> {
+    pub fn push(&mut self, event: Event) -> Result<(), CodecError> {
         let start = self.buffer.len();
-        if let Err(error) = encode_event(event, &mut self.buffer) {
+        if let Err(error) = encode_event(&event, &mut self.buffer) {
             self.buffer.truncate(start);
             return Err(error);
         }
         let dedup_key =
             (!event.event_id_generated).then(|| dedup_key(&event.store, &event.event_id));
         self.events.push(PreparedEvent { dedup_key, start, end: self.buffer.len() });
+        self.decoded.push(event);
         Ok(())
     }
 
@@ -161,6 +171,7 @@ pub fn run_writer(
     settings: WriterSettings,
     status: Arc<WriterStatus>,
     metrics: Metrics,
+    engine: SharedEngine,
 ) {
     let mut last_sync = Instant::now();
     let mut last_housekeeping = Instant::now();
@@ -185,7 +196,7 @@ pub fn run_writer(
                 }
             }
             metrics.ingest_queue_depth.set(requests.len() as i64);
-            commit_group(&log, group, &mut dedup, &status, &metrics);
+            commit_group(&log, group, &mut dedup, &status, &metrics, &engine);
         }
         if let Some(every) = settings.sync_every
             && last_sync.elapsed() >= every
@@ -196,6 +207,7 @@ pub fn run_writer(
         if last_housekeeping.elapsed() >= settings.tick {
             last_housekeeping = Instant::now();
             housekeeping(&log, &mut dedup, &settings, &status, &metrics);
+            engine.write_ignoring_poison().prune(storepulse_model::Timestamp(now_unix_ms()));
         }
     }
     sync_log(&log, &status);
@@ -208,6 +220,7 @@ fn commit_group(
     dedup: &mut DedupWindow,
     status: &WriterStatus,
     metrics: &Metrics,
+    engine: &SharedEngine,
 ) {
     let now = now_unix_ms();
     // Plan: which events are new. Later copies inside the same group are duplicates too.
@@ -251,6 +264,18 @@ fn commit_group(
                 status.durable_offset.store(outcome.next_offset, Ordering::Relaxed);
             }
             mark_writable(status);
+            // The engine sees stored events before anyone is answered, so a client reads its
+            // own writes (seed 4's `/buy` answers the running total including its buy).
+            {
+                let mut engine = engine.write_ignoring_poison();
+                for (request, plan) in group.iter().zip(&plans) {
+                    for (event, slot) in request.batch.decoded.iter().zip(plan) {
+                        if slot.is_some() {
+                            engine.apply(event);
+                        }
+                    }
+                }
+            }
             for (request, plan) in group.into_iter().zip(plans) {
                 let outcomes: Vec<EventOutcome> = plan
                     .into_iter()

@@ -1,0 +1,341 @@
+//! Read endpoints over the engine: `GET /api/v1/realtime`, `GET|POST /api/v1/query`,
+//! `GET /api/v1/promotions`, and seed 3's `GET /users/active` and
+//! `GET /users/{user_id}/sessions`.
+//!
+//! Every answer is built from one [`QuerySpec`] or one realtime call on the engine, so these
+//! endpoints, GraphQL and the dashboard (later) cannot disagree. A bad parameter is a 400 that
+//! names it.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Datelike as _;
+use serde::Deserialize;
+use serde_json::json;
+use storepulse_engine::engine::RealtimeFilter;
+use storepulse_engine::query::{MAX_GROUPS, QueryError};
+use storepulse_engine::{Dimension, Filters, Granularity, Metric, QuerySpec};
+use storepulse_model::Timestamp;
+use storepulse_model::event::DeviceType;
+use storepulse_model::money::Currency;
+use storepulse_model::time::parse_timestamp_text;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::ingest::writer::now_unix_ms;
+use crate::sync::RwLockExt;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/realtime", get(get_realtime))
+        .route("/api/v1/query", get(get_query).post(post_query))
+        .route("/api/v1/promotions", get(get_promotions))
+        .route("/users/active", get(get_active_users))
+        .route("/users/{user_id}/sessions", get(get_user_sessions))
+}
+
+fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    ApiError::BadRequest {
+        code: "invalid_parameter",
+        message: format!("{parameter}: {message}"),
+        details: Some(json!({ "parameter": parameter, "reason": message })),
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        invalid(error.parameter, error.message)
+    }
+}
+
+/// Filters shared by every endpoint here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveParams {
+    store: Option<String>,
+    country: Option<String>,
+    device: Option<String>,
+    category: Option<String>,
+    top: Option<usize>,
+    currency: Option<String>,
+}
+
+fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError> {
+    value
+        .map(|name| {
+            DeviceType::parse(name)
+                .ok_or_else(|| invalid("device", "one of desktop, mobile, tablet, bot, other"))
+        })
+        .transpose()
+}
+
+fn currency(state: &AppState, value: Option<&str>) -> Result<Currency, ApiError> {
+    match value {
+        None => Ok(state.default_currency),
+        Some(code) => Currency::parse(code)
+            .ok_or_else(|| invalid("currency", format!("{code:?} is not an ISO 4217 code"))),
+    }
+}
+
+fn realtime_filter(params: &LiveParams) -> Result<RealtimeFilter, ApiError> {
+    Ok(RealtimeFilter {
+        store: params.store.clone(),
+        country: params.country.clone(),
+        device: device(params.device.as_deref())?,
+        category: params.category.clone(),
+    })
+}
+
+async fn get_realtime(
+    State(state): State<AppState>,
+    params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let top = params.top.unwrap_or(5);
+    if !(1..=100).contains(&top) {
+        return Err(invalid("top", "must be 1..=100"));
+    }
+    let filter = realtime_filter(&params)?;
+    let currency = currency(&state, params.currency.as_deref())?;
+    let now = Timestamp(now_unix_ms());
+    let realtime = state.engine.read_ignoring_poison().realtime(now, &filter, top, currency);
+    Ok(Json(realtime).into_response())
+}
+
+async fn get_active_users(
+    State(state): State<AppState>,
+    params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let filter = realtime_filter(&params)?;
+    let now = Timestamp(now_unix_ms());
+    let users = state.engine.read_ignoring_poison().active_visitors(now, &filter);
+    Ok(Json(json!({ "users": users })).into_response())
+}
+
+async fn get_user_sessions(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
+    let now = Timestamp(now_unix_ms());
+    let sessions = state.engine.read_ignoring_poison().visitor_active_sessions(now, &user_id);
+    Json(json!({ "user_id": user_id, "active_sessions": sessions })).into_response()
+}
+
+/// `GET /api/v1/query` parameters (lists are comma-separated) and the `POST` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryParams {
+    metrics: Option<StringOrList>,
+    from: Option<String>,
+    to: Option<String>,
+    range: Option<String>,
+    granularity: Option<String>,
+    group_by: Option<String>,
+    limit: Option<usize>,
+    currency: Option<String>,
+    compare: Option<bool>,
+    store: Option<String>,
+    country: Option<String>,
+    device: Option<String>,
+    source: Option<String>,
+    promotion: Option<String>,
+    sales_rep: Option<String>,
+    product: Option<String>,
+    category: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    fn names(&self) -> Vec<&str> {
+        match self {
+            StringOrList::One(text) => {
+                text.split(',').map(str::trim).filter(|name| !name.is_empty()).collect()
+            }
+            StringOrList::Many(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+async fn get_query(
+    State(state): State<AppState>,
+    params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    run_query(&state, &params)
+}
+
+async fn post_query(
+    State(state): State<AppState>,
+    body: Result<Json<QueryParams>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(params) = body.map_err(|error| invalid("body", error.body_text()))?;
+    run_query(&state, &params)
+}
+
+fn run_query(state: &AppState, params: &QueryParams) -> Result<Response, ApiError> {
+    let now = now_unix_ms();
+    let spec = query_spec(state, params, now)?;
+    let result = state.engine.read_ignoring_poison().query(&spec)?;
+    Ok(Json(result).into_response())
+}
+
+/// The time range of a request: `from`/`to` (RFC 3339; `to` defaults to now), or a named
+/// `range`; the default is the last 7 days.
+fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
+    let parse = |name: &'static str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
+        value
+            .as_deref()
+            .map(|text| {
+                parse_timestamp_text(text).map(|time| time.0).ok_or_else(|| {
+                    invalid(name, "must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")
+                })
+            })
+            .transpose()
+    };
+    let from = parse("from", &params.from)?;
+    let to = parse("to", &params.to)?;
+    if from.is_some() && params.range.is_some() {
+        return Err(invalid("range", "give either `range` or `from`/`to`, not both"));
+    }
+    if let Some(from) = from {
+        return Ok((from, to.unwrap_or(now)));
+    }
+    if to.is_some() {
+        return Err(invalid("from", "is required with `to`"));
+    }
+    named_range(params.range.as_deref().unwrap_or("last_7_days"), now)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Seed 2's date ranges, done right: `today` is midnight UTC until now (not an empty window),
+/// `yesterday` the previous calendar day, `this_month`/`last_month`/`this_year` calendar
+/// periods (seed 2 fell back to 7 days).
+fn named_range(name: &str, now: i64) -> Result<(i64, i64), ApiError> {
+    let midnight = now.div_euclid(DAY_MS) * DAY_MS;
+    let month_start = |time: i64| -> i64 {
+        let date = chrono::DateTime::from_timestamp_millis(time).unwrap_or_default().date_naive();
+        let first = date.with_day0(0).unwrap_or(date);
+        first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis()
+    };
+    Ok(match name {
+        "last_hour" => (now - 3_600_000, now),
+        "last_24_hours" => (now - DAY_MS, now),
+        "today" => (midnight, now),
+        "yesterday" => (midnight - DAY_MS, midnight),
+        "last_7_days" => (now - 7 * DAY_MS, now),
+        "last_30_days" => (now - 30 * DAY_MS, now),
+        "last_90_days" => (now - 90 * DAY_MS, now),
+        "this_month" => (month_start(now), now),
+        "last_month" => {
+            let this = month_start(now);
+            (month_start(this - 1), this)
+        }
+        "this_year" => {
+            let date = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
+            let start = chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&date), 1, 1)
+                .and_then(|day| day.and_hms_opt(0, 0, 0))
+                .map_or(midnight, |start| start.and_utc().timestamp_millis());
+            (start, now)
+        }
+        other => {
+            return Err(invalid(
+                "range",
+                format!(
+                    "{other:?} is not a range; use last_hour, last_24_hours, today, yesterday, last_7_days, last_30_days, last_90_days, this_month, last_month or this_year"
+                ),
+            ));
+        }
+    })
+}
+
+fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QuerySpec, ApiError> {
+    let names = params.metrics.as_ref().map(StringOrList::names).unwrap_or_default();
+    if names.is_empty() {
+        return Err(invalid(
+            "metrics",
+            "name at least one metric, e.g. metrics=gross_revenue,orders",
+        ));
+    }
+    let metrics = names
+        .iter()
+        .map(|name| {
+            Metric::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = Metric::ALL.iter().map(|metric| metric.name()).collect();
+                invalid("metrics", format!("{name:?} is not a metric; one of {}", known.join(", ")))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (from, to) = time_range(params, now)?;
+    let granularity = params
+        .granularity
+        .as_deref()
+        .map(|name| {
+            Granularity::parse(name)
+                .ok_or_else(|| invalid("granularity", "one of minute, hour, day, week, month"))
+        })
+        .transpose()?;
+    let group_by = params
+        .group_by
+        .as_deref()
+        .map(|name| {
+            Dimension::parse(name).ok_or_else(|| {
+                invalid(
+                    "group_by",
+                    "one of store, country, device, source, promotion, sales_rep, product, category (= category_1), category_2 … category_5",
+                )
+            })
+        })
+        .transpose()?;
+    Ok(QuerySpec {
+        metrics,
+        from: Timestamp(from),
+        to: Timestamp(to),
+        granularity,
+        filters: Filters {
+            store: params.store.clone(),
+            country: params.country.clone(),
+            device: device(params.device.as_deref())?,
+            source: params.source.clone(),
+            promotion: params.promotion.clone(),
+            sales_rep: params.sales_rep.clone(),
+            product: params.product.clone(),
+            category: params.category.clone(),
+        },
+        group_by,
+        limit: params.limit.unwrap_or(100).min(MAX_GROUPS + 1),
+        currency: currency(state, params.currency.as_deref())?,
+        compare: params.compare.unwrap_or(false),
+    })
+}
+
+/// Per promotion over a range: views, clicks, purchases, units, revenue, click-through and
+/// conversion (purchases per click).
+async fn get_promotions(
+    State(state): State<AppState>,
+    params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(mut params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    if params.metrics.is_some() || params.group_by.is_some() {
+        return Err(invalid(
+            "metrics",
+            "this endpoint has fixed metrics; use /api/v1/query for others",
+        ));
+    }
+    params.metrics = Some(StringOrList::One(
+        "promotion_views,promotion_clicks,orders,units,gross_revenue,click_through_rate,promotion_conversion_rate"
+            .into(),
+    ));
+    params.group_by = Some("promotion".into());
+    let spec = query_spec(&state, &params, now_unix_ms())?;
+    let mut result = state.engine.read_ignoring_poison().query(&spec)?;
+    // Rows without a promotion are not a promotion.
+    result.groups.retain(|group| group.key.is_some());
+    Ok(Json(result).into_response())
+}

@@ -1,0 +1,159 @@
+//! The engine through HTTP: live windows, the query API, seed 3's user endpoints, and the
+//! same numbers after a restart (the engine is rebuilt from the log).
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use storepulse_model::Timestamp;
+
+use crate::support::TestApp;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn at(ms: i64) -> String {
+    Timestamp(ms).to_rfc3339()
+}
+
+async fn send_shop_traffic(test: &TestApp, now: i64) {
+    let events = json!([
+        {"type": "page_view", "timestamp": at(now - 60_000), "user_id": "u1", "session_id": "s1",
+         "page": {"url": "https://shop.test/home"}, "country": "US", "device": {"type": "mobile"}},
+        {"type": "page_view", "timestamp": at(now - 30_000), "user_id": "u1", "session_id": "s2",
+         "page": {"url": "https://shop.test/shoes"}, "country": "US"},
+        {"type": "page_view", "timestamp": at(now - 10_000), "anonymous_id": "a9", "session_id": "s3",
+         "page": {"path": "/home"}, "country": "DE"},
+        {"type": "add_to_cart", "timestamp": at(now - 9_000), "user_id": "u1", "session_id": "s2",
+         "product": {"id": "shoe", "category": "Apparel > Shoes", "price": "80.00"}},
+        {"type": "purchase", "timestamp": at(now - 5_000), "user_id": "u1", "session_id": "s2",
+         "country": "US", "order": {"id": "o1", "sales_rep_id": "rep-a"},
+         "items": [{"id": "shoe", "category": "Apparel > Shoes", "price": "80.00", "quantity": 2},
+                   {"id": "lamp", "category": "Home > Lighting", "price": "19.99"}]},
+        {"type": "refund", "timestamp": at(now - 1_000), "order": {"id": "o1", "total": "19.99"}}
+    ]);
+    let response = test.post_json("/api/v1/events", &events.to_string()).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+}
+
+#[tokio::test]
+async fn realtime_and_seed3_user_endpoints_reflect_acknowledged_events_at_once() {
+    let test = TestApp::new();
+    let now = now_ms();
+    send_shop_traffic(&test, now).await;
+
+    let live = test.get("/api/v1/realtime").await;
+    assert_eq!(live.status, StatusCode::OK);
+    let live = live.json();
+    assert_eq!(live["active_users"], 2);
+    assert_eq!(live["active_sessions"], 3);
+    assert_eq!(live["avg_sessions_per_user"], 1.5);
+    assert_eq!(live["page_views"], 3);
+    assert_eq!(live["top_pages"], json!({"/home": 2, "/shoes": 1}));
+    assert_eq!(live["commerce"]["orders"], 1);
+    assert_eq!(live["commerce"]["gross_revenue"], "179.99");
+    assert_eq!(live["commerce"]["cart_adds"], 1);
+
+    let germany = test.get("/api/v1/realtime?country=de&top=1").await.json();
+    assert_eq!(germany["active_users"], 1);
+    assert_eq!(germany["top_pages"], json!({"/home": 1}));
+
+    assert_eq!(test.get("/users/active").await.json(), json!({"users": ["a9", "u1"]}));
+    assert_eq!(
+        test.get("/users/u1/sessions").await.json(),
+        json!({"user_id": "u1", "active_sessions": 2})
+    );
+
+    let bad = test.get("/api/v1/realtime?top=0").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json()["error"]["details"]["parameter"], "top");
+    let bad = test.get("/api/v1/realtime?device=toaster").await;
+    assert_eq!(bad.json()["error"]["details"]["parameter"], "device");
+}
+
+fn query_totals(body: &Value) -> Value {
+    body["totals"].clone()
+}
+
+#[tokio::test]
+async fn the_query_api_answers_kpis_groups_and_names_bad_parameters() {
+    let test = TestApp::new();
+    let now = now_ms();
+    send_shop_traffic(&test, now).await;
+
+    let response = test
+        .get("/api/v1/query?metrics=orders,units,gross_revenue,refunded_revenue,net_revenue,average_order_value&range=last_24_hours")
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    assert_eq!(
+        query_totals(&response.json()),
+        json!({"orders": 1, "units": 3, "gross_revenue": "179.99", "refunded_revenue": "19.99",
+               "net_revenue": "160.00", "average_order_value": "179.99"})
+    );
+
+    let grouped = test
+        .get("/api/v1/query?metrics=gross_revenue,units&range=today&group_by=category&compare=true")
+        .await
+        .json();
+    let groups: Vec<(Value, Value)> = grouped["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| (group["key"].clone(), group["values"]["gross_revenue"].clone()))
+        .collect();
+    // A day boundary may fall inside the last minute; `today` then holds part of the traffic.
+    if Timestamp(now - 60_000).0 / 86_400_000 == now / 86_400_000 {
+        assert_eq!(
+            groups,
+            vec![(json!("Apparel"), json!("160.00")), (json!("Home"), json!("19.99"))]
+        );
+    }
+    assert!(grouped["previous"]["growth_percent"].get("gross_revenue").is_some());
+
+    let posted = test
+        .post_json(
+            "/api/v1/query",
+            &json!({"metrics": ["orders"], "from": at(now - 3_600_000), "to": at(now + 1),
+                    "sales_rep": "rep-a", "granularity": "minute"})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::OK, "{:?}", posted.json());
+    assert_eq!(posted.json()["totals"]["orders"], 1);
+    assert_eq!(posted.json()["series"].as_array().unwrap().len(), 61);
+
+    for (query, parameter) in [
+        ("/api/v1/query?range=today", "metrics"),
+        ("/api/v1/query?metrics=profit", "metrics"),
+        ("/api/v1/query?metrics=orders&range=forever", "range"),
+        ("/api/v1/query?metrics=orders&from=yesterday", "from"),
+        ("/api/v1/query?metrics=orders&group_by=colour", "group_by"),
+        ("/api/v1/query?metrics=orders&granularity=fortnight", "granularity"),
+        ("/api/v1/query?metrics=orders&currency=XXXX", "currency"),
+        ("/api/v1/query?metrics=orders&range=last_90_days&granularity=minute", "granularity"),
+        ("/api/v1/query?metrics=orders&limit=0", "limit"),
+        ("/api/v1/query?metrics=orders&colour=red", "query"),
+    ] {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(response.json()["error"]["details"]["parameter"], parameter, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn numbers_are_the_same_after_a_restart() {
+    let test = TestApp::new();
+    let now = now_ms();
+    send_shop_traffic(&test, now).await;
+    let query = "/api/v1/query?metrics=orders,units,gross_revenue,net_revenue,page_views,cart_adds&range=last_24_hours&group_by=country";
+    let before = test.get(query).await.json();
+    let live_before = test.get("/api/v1/realtime").await.json();
+
+    let test = test.restart(|_| {});
+    let after = test.get(query).await.json();
+    assert_eq!(before["totals"], after["totals"]);
+    assert_eq!(before["groups"], after["groups"]);
+    let live_after = test.get("/api/v1/realtime").await.json();
+    for field in ["active_users", "active_sessions", "page_views", "top_pages"] {
+        assert_eq!(live_before[field], live_after[field], "{field}");
+    }
+}
