@@ -4,5 +4,6 @@
 //! lives in one place whatever door an event came in by. Error paths are translated back to
 //! the sender's own field names.
 
+pub mod promotion_buy;
 pub mod realtime_ingest;
 pub mod segment;

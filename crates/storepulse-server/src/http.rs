@@ -9,6 +9,7 @@
 //! request decompression for the ingest routes (SDKs send gzip) → route.
 
 pub mod analytics;
+pub mod buys;
 pub mod client_ip;
 pub mod dead_letters;
 pub mod events;
@@ -82,10 +83,14 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(segment::router())
         .merge(realtime_ingest::router())
+        .merge(buys::ingest_router())
         // Route-level (innermost): middleware functions only take plain bodies.
         .layer(RequestDecompressionLayer::new());
-    let reads =
-        Router::new().merge(dead_letters::router()).merge(ops::router()).merge(analytics::router());
+    let reads = Router::new()
+        .merge(dead_letters::router())
+        .merge(ops::router())
+        .merge(analytics::router())
+        .merge(buys::read_router());
     Router::new()
         .merge(ingest)
         .merge(reads)
@@ -124,7 +129,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 27] = [
+const ROUTE_TEMPLATES: [&str; 29] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -152,6 +157,8 @@ const ROUTE_TEMPLATES: [&str; 27] = [
     "/api/v1/promotions",
     "/users/active",
     "/users/{user_id}/sessions",
+    "/buy",
+    "/stats",
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {

@@ -46,7 +46,7 @@ async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError>
             context.dead_letter_event(&state, None, &errors, &bytes);
             return Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
-                axum::Json(fastapi_detail(&errors, &text)),
+                axum::Json(fastapi_detail(&errors, &text, "string_type")),
             )
                 .into_response());
         }
@@ -61,8 +61,9 @@ async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError>
         .into_response())
 }
 
-/// Renders errors the way FastAPI's `RequestValidationError` handler did in seed 3.
-fn fastapi_detail(errors: &ValidationErrors, body: &str) -> Value {
+/// Renders errors the way FastAPI's `RequestValidationError` handler did in seeds 3 and 4;
+/// `type_error` is pydantic's name for a wrong type (`string_type`, `int_parsing`).
+pub(super) fn fastapi_detail(errors: &ValidationErrors, body: &str, type_error: &str) -> Value {
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let detail: Vec<Value> = errors
         .0
@@ -71,7 +72,7 @@ fn fastapi_detail(errors: &ValidationErrors, body: &str) -> Value {
             let (kind, loc) = match error.code {
                 ErrorCode::InvalidJson => ("json_invalid", json!(["body"])),
                 ErrorCode::Missing => ("missing", json!(["body", error.field])),
-                ErrorCode::InvalidType => ("string_type", json!(["body", error.field])),
+                ErrorCode::InvalidType => (type_error, json!(["body", error.field])),
                 _ => ("value_error", json!(["body", error.field])),
             };
             let field_input = input.get(&error.field).cloned().unwrap_or_else(|| input.clone());

@@ -7,6 +7,7 @@
 mod support;
 
 mod analytics;
+mod buys;
 mod cli;
 mod crash;
 mod dead_letters;

@@ -1,0 +1,160 @@
+//! Seed 4's promotion buy tracker: `POST /buy` and `GET /stats?timeframe_hours=`, with its
+//! request and response shapes and its validation (422 in FastAPI's shape).
+//!
+//! Fixed against seed 4: a buy is durable before it is acknowledged, counts are exact under any
+//! concurrency (one engine, not one copy per worker process), the event time follows the
+//! corrected header rules, and `/stats` answers in O(log n) however many buys are stored.
+//! `buy_count`/`total_buys` count units (seed 4's latest behaviour); `n_recent_buys` counts
+//! buys (records) as seed 4 did, and `recent_units` adds the units beside it.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use storepulse_model::Timestamp;
+use storepulse_model::compat::promotion_buy::decode_promotion_buy;
+
+use super::intake::{IntakeContext, commit, new_event_id_at, with_retry_after};
+use super::realtime_ingest::fastapi_detail;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::http::ClientIp;
+use crate::ingest::writer::{PreparedBatch, now_unix_ms};
+use crate::sync::RwLockExt;
+
+pub fn ingest_router() -> Router<AppState> {
+    Router::new().route("/buy", post(post_buy))
+}
+
+pub fn read_router() -> Router<AppState> {
+    Router::new().route("/stats", get(get_stats))
+}
+
+async fn post_buy(State(state): State<AppState>, request: Request) -> Response {
+    match buy(state, request).await {
+        Ok(response) => response,
+        Err(error) => with_retry_after(error),
+    }
+}
+
+async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
+    let context = IntakeContext::new(&state, &parts.headers, client_ip, "/buy");
+    let bytes = context.read_body(&state, body).await?;
+    let text = String::from_utf8_lossy(&bytes);
+    let event_ids = || new_event_id_at(context.received_at);
+    let validation = context.validation(&state, &event_ids);
+    let order_id = format!("buy-{}", event_ids());
+    let event = match decode_promotion_buy(&text, &order_id, &validation) {
+        Ok(event) => event,
+        Err(errors) => {
+            context.dead_letter_event(&state, None, &errors, &bytes);
+            let mut detail = fastapi_detail(&errors, &text, "int_parsing");
+            if let Some(object) = detail.as_object_mut() {
+                // Seed 4's handler answered `{"detail": [...]}` only.
+                object.remove("body");
+            }
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(detail)).into_response());
+        }
+    };
+    let mut batch = PreparedBatch::with_capacity(1, 512);
+    batch
+        .push(event)
+        .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))?;
+    commit(&state, batch, "promotion_buy").await?;
+    // The writer applied the buy before answering, so the total includes it.
+    let total = state.engine.read_ignoring_poison().buy_stats(Timestamp(now_unix_ms())).total;
+    Ok(axum::Json(json!({
+        "success": true,
+        "buy_count": total.units,
+        "message": format!("Buy logged successfully. Total buys: {}", total.units),
+    }))
+    .into_response())
+}
+
+async fn get_stats(State(state): State<AppState>, request: Request) -> Response {
+    let hours = match timeframe_hours(request.uri().query()) {
+        Ok(hours) => hours,
+        Err(response) => return response,
+    };
+    let now = now_unix_ms();
+    let window_ms = (hours * 3_600_000.0).round() as i64;
+    let stats = state.engine.read_ignoring_poison().buy_stats(Timestamp(now - window_ms));
+    let uptime = state.started.elapsed();
+    axum::Json(json!({
+        "uptime_seconds": uptime.as_secs_f64(),
+        "uptime_formatted": format_uptime(uptime.as_secs()),
+        "total_buys": stats.total.units,
+        "current_time": Timestamp(now).to_rfc3339(),
+        "server_status": "healthy",
+        "n_recent_buys": stats.recent.records,
+        "recent_units": stats.recent.units,
+        "timeframe_hours": hours,
+    }))
+    .into_response()
+}
+
+/// `timeframe_hours` (default 1.0) in [0.1, 168]; otherwise seed 4's 422s.
+fn timeframe_hours(query: Option<&str>) -> Result<f64, Response> {
+    let value = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "timeframe_hours")
+        .map(|(_, value)| value.to_owned());
+    let Some(text) = value else { return Ok(1.0) };
+    let unprocessable = |body: serde_json::Value| {
+        Err((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response())
+    };
+    let Some(hours) = text.parse::<f64>().ok().filter(|hours| hours.is_finite()) else {
+        return unprocessable(json!({"detail": [{
+            "type": "float_parsing",
+            "loc": ["query", "timeframe_hours"],
+            "msg": "Input should be a valid number, unable to parse string as a number",
+            "input": text,
+        }]}));
+    };
+    if !(0.1..=168.0).contains(&hours) {
+        return unprocessable(json!({
+            "detail": format!("timeframe_hours must be between 0.1 and 168.0 hours, got {hours}")
+        }));
+    }
+    Ok(hours)
+}
+
+/// Python's `str(timedelta(seconds=n))`: `2:03:04`, `1 day, 2:03:04`, `3 days, 0:00:05`.
+fn format_uptime(seconds: u64) -> String {
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    match days {
+        0 => clock,
+        1 => format!("1 day, {clock}"),
+        _ => format!("{days} days, {clock}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_reads_like_pythons_timedelta() {
+        assert_eq!(format_uptime(0), "0:00:00");
+        assert_eq!(format_uptime(7384), "2:03:04");
+        assert_eq!(format_uptime(86_400 + 7384), "1 day, 2:03:04");
+        assert_eq!(format_uptime(3 * 86_400 + 5), "3 days, 0:00:05");
+    }
+
+    #[test]
+    fn timeframe_bounds_are_inclusive() {
+        assert_eq!(timeframe_hours(None).ok(), Some(1.0));
+        assert_eq!(timeframe_hours(Some("timeframe_hours=0.1")).ok(), Some(0.1));
+        assert_eq!(timeframe_hours(Some("timeframe_hours=168")).ok(), Some(168.0));
+        assert!(timeframe_hours(Some("timeframe_hours=168.01")).is_err());
+        assert!(timeframe_hours(Some("timeframe_hours=0.09")).is_err());
+        assert!(timeframe_hours(Some("timeframe_hours=abc")).is_err());
+    }
+}

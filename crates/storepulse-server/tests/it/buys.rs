@@ -1,0 +1,120 @@
+//! Seed 4's `/buy` and `/stats`, through the router.
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::support::{TestApp, post};
+
+#[tokio::test]
+async fn buys_count_units_and_stats_count_recent_buys() {
+    let test = TestApp::new();
+    let buy = |quantity: i64| {
+        json!({"user_id": 1001, "promotion_id": 3, "product_id": 150, "product_quantity": quantity})
+            .to_string()
+    };
+    let first = test.post_json("/buy", &buy(3)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.json(),
+        json!({"success": true, "buy_count": 3, "message": "Buy logged successfully. Total buys: 3"})
+    );
+    let second = test.post_json("/buy", &buy(5)).await.json();
+    assert_eq!(second["buy_count"], 8);
+
+    // A buy whose client clock says two hours ago (seed 4's x-client-time, Unix seconds).
+    let two_hours_ago =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            - 7200)
+            .to_string();
+    let request = post("/buy")
+        .header("content-type", "application/json")
+        .header("x-client-time", two_hours_ago)
+        .body(Body::from(buy(2)))
+        .unwrap();
+    assert_eq!(test.send(request).await.json()["buy_count"], 10);
+
+    let stats = test.get("/stats").await;
+    assert_eq!(stats.status, StatusCode::OK);
+    let stats = stats.json();
+    assert_eq!(stats["total_buys"], 10);
+    assert_eq!(stats["n_recent_buys"], 2, "records in the last hour, as seed 4 counted");
+    assert_eq!(stats["recent_units"], 8);
+    assert_eq!(stats["timeframe_hours"], 1.0);
+    assert_eq!(stats["server_status"], "healthy");
+    assert!(stats["uptime_formatted"].as_str().unwrap().contains(':'));
+    let wide = test.get("/stats?timeframe_hours=3").await.json();
+    assert_eq!(
+        (wide["n_recent_buys"].clone(), wide["recent_units"].clone()),
+        (json!(3), json!(10))
+    );
+
+    // The buys are purchases with a promotion: they show in the promotion report too.
+    let promotions = test.get("/api/v1/promotions?range=today").await.json();
+    let promotion = &promotions["groups"][0];
+    assert_eq!(promotion["key"], "3");
+    assert_eq!(promotion["values"]["units"], 10);
+}
+
+#[tokio::test]
+async fn invalid_buys_and_timeframes_answer_seed4s_422s() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id": 1, "promotion_id": "x", "product_id": 2, "product_quantity": 0}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = response.json()["detail"].clone();
+    let locations: Vec<_> = detail.as_array().unwrap().iter().map(|d| d["loc"].clone()).collect();
+    assert!(locations.contains(&json!(["body", "promotion_id"])), "{detail}");
+    assert!(locations.contains(&json!(["body", "product_quantity"])), "{detail}");
+
+    let response = test.post_json("/buy", r#"{"user_id": 1, "promotion_id": 2}"#).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let missing: Vec<_> =
+        response.json()["detail"].as_array().unwrap().iter().map(|d| d["type"].clone()).collect();
+    assert_eq!(missing, vec![json!("missing"), json!("missing")]);
+
+    // Extra keys are ignored, integer strings accepted (pydantic's lax mode).
+    let response = test
+        .post_json("/buy", r#"{"user_id": "7", "promotion_id": 2, "product_id": 9, "product_quantity": "4", "note": "x"}"#)
+        .await;
+    assert_eq!(response.json()["buy_count"], 4);
+
+    for value in ["0.09", "168.5", "-1"] {
+        let response = test.get(&format!("/stats?timeframe_hours={value}")).await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(response.json()["detail"].as_str().unwrap().contains("between 0.1 and 168"));
+    }
+    let response = test.get("/stats?timeframe_hours=soon").await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.json()["detail"][0]["loc"], json!(["query", "timeframe_hours"]));
+    assert_eq!(test.get("/stats?timeframe_hours=168").await.status, StatusCode::OK);
+
+    test.flush_dead_letters();
+    let dead = test.get("/api/v1/dead-letters").await.json();
+    assert_eq!(dead["entries"].as_array().unwrap().len(), 2, "both invalid buys are dead-lettered");
+}
+
+#[tokio::test]
+async fn concurrent_buys_are_counted_exactly() {
+    let test = std::sync::Arc::new(TestApp::new());
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let test = test.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"user_id": n, "promotion_id": 1, "product_id": 1, "product_quantity": 1 + n % 3});
+            test.post_json("/buy", &body.to_string()).await.json()["buy_count"].as_u64().unwrap()
+        }));
+    }
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap());
+    }
+    let expected: u64 = (0..64).map(|n| 1 + n % 3).sum();
+    assert_eq!(*counts.iter().max().unwrap(), expected);
+    assert_eq!(test.get("/stats").await.json()["total_buys"], expected);
+    assert_eq!(test.get("/stats").await.json()["n_recent_buys"], 64);
+}
