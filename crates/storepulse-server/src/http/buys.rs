@@ -78,7 +78,9 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
 async fn get_stats(State(state): State<AppState>, request: Request) -> Response {
     let hours = match timeframe_hours(request.uri().query()) {
         Ok(hours) => hours,
-        Err(response) => return response,
+        Err(detail) => {
+            return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(detail)).into_response();
+        }
     };
     let now = now_unix_ms();
     let window_ms = (hours * 3_600_000.0).round() as i64;
@@ -97,8 +99,8 @@ async fn get_stats(State(state): State<AppState>, request: Request) -> Response 
     .into_response()
 }
 
-/// `timeframe_hours` (default 1.0) in [0.1, 168]; otherwise seed 4's 422s.
-fn timeframe_hours(query: Option<&str>) -> Result<f64, Response> {
+/// `timeframe_hours` (default 1.0) in [0.1, 168]; otherwise the body of seed 4's 422.
+fn timeframe_hours(query: Option<&str>) -> Result<f64, serde_json::Value> {
     let value = query
         .unwrap_or_default()
         .split('&')
@@ -106,11 +108,8 @@ fn timeframe_hours(query: Option<&str>) -> Result<f64, Response> {
         .find(|(key, _)| *key == "timeframe_hours")
         .map(|(_, value)| value.to_owned());
     let Some(text) = value else { return Ok(1.0) };
-    let unprocessable = |body: serde_json::Value| {
-        Err((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response())
-    };
     let Some(hours) = text.parse::<f64>().ok().filter(|hours| hours.is_finite()) else {
-        return unprocessable(json!({"detail": [{
+        return Err(json!({"detail": [{
             "type": "float_parsing",
             "loc": ["query", "timeframe_hours"],
             "msg": "Input should be a valid number, unable to parse string as a number",
@@ -118,7 +117,7 @@ fn timeframe_hours(query: Option<&str>) -> Result<f64, Response> {
         }]}));
     };
     if !(0.1..=168.0).contains(&hours) {
-        return unprocessable(json!({
+        return Err(json!({
             "detail": format!("timeframe_hours must be between 0.1 and 168.0 hours, got {hours}")
         }));
     }
