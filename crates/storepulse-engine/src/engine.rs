@@ -20,7 +20,9 @@ use crate::query::{
     Dimension, Filters, Granularity, MAX_GROUPS, MAX_SERIES_POINTS, Metric, QueryError, QuerySpec,
     Trend, Value, growth_percent, round2, round4,
 };
+use crate::recommend::CoOccurrence;
 use crate::rollup::{DAY_MS, HOUR_MS, MINUTE_MS, RollupRetention, Rollups};
+use crate::trending::TrendingWeights;
 
 /// Window lengths and retention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,7 @@ pub struct Engine {
     rollups: Rollups,
     live: LiveWindows,
     buys: BuyLedger,
+    together: CoOccurrence,
     /// Latest event time applied.
     newest_ms: i64,
     applied: u64,
@@ -110,6 +113,15 @@ fn ordered_map<S: serde::Serializer>(
         map.serialize_entry(key, value)?;
     }
     map.end()
+}
+
+/// A product with a score (trending) or a co-occurrence count (recommendations).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScoredProduct {
+    pub product_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub score: f64,
 }
 
 /// Buys (purchases that carry a promotion) overall and in a trailing window.
@@ -207,6 +219,7 @@ impl Engine {
             rollups: Rollups::new(config.retention),
             live: LiveWindows::new(config.active_window_ms, config.page_window_ms),
             buys: BuyLedger::default(),
+            together: CoOccurrence::new(30 * DAY_MS),
             newest_ms: i64::MIN,
             applied: 0,
             scratch: Vec::new(),
@@ -240,6 +253,12 @@ impl Engine {
             },
             self.newest_ms,
         );
+        if let Some(visitor) = event.visitor_id() {
+            // Product rows follow the event row; each names one product the visitor met.
+            for (key, _) in &rows[1..] {
+                self.together.observe(visitor, key.product, time);
+            }
+        }
         if event.event_type == EventType::Purchase && event.promotion.is_some() {
             self.buys.record(time, rows[0].1.units);
         }
@@ -251,6 +270,87 @@ impl Engine {
     pub fn prune(&mut self, now: Timestamp) {
         self.live.prune(now.0);
         self.rollups.prune(now.0);
+        self.together.prune(now.0);
+    }
+
+    /// The `k` products with the highest decayed weighted score as of `now` (see
+    /// [`crate::trending`]), filtered like any query (store, country, device, category, …).
+    pub fn trending(
+        &self,
+        now: Timestamp,
+        weights: &TrendingWeights,
+        filters: &Filters,
+        k: usize,
+    ) -> Vec<ScoredProduct> {
+        let Some(mut matcher) = self.matcher(filters, None) else { return Vec::new() };
+        matcher.product_level = true;
+        let half_life = weights.half_life_ms();
+        let horizon = (20.0 * half_life).min(1e15) as i64;
+        let now_ms = now.0;
+        let mut scores: FastMap<u32, f64> = FastMap::default();
+        let mut add = |span: crate::rollup::Span, rows: &FastMap<FactKey, Measures>| {
+            let middle = span.start + span.width_ms / 2;
+            let age = (now_ms - middle).max(0) as f64;
+            let decay = (-age / half_life).exp2();
+            for (key, m) in rows {
+                if matcher.admits(key, &self.dims) {
+                    let weighted = weights.view * m.product_views as f64
+                        + weights.cart * m.cart_adds as f64
+                        + weights.checkout * m.checkouts as f64
+                        + weights.purchase * m.orders as f64;
+                    *scores.entry(key.product).or_default() += weighted * decay;
+                }
+            }
+        };
+        // Hours (and minutes at the edges) for the last week, days before that.
+        let week_ago = now_ms - 7 * DAY_MS;
+        let end = now_ms + MINUTE_MS;
+        if now_ms - horizon < week_ago {
+            self.rollups.scan(now_ms - horizon, week_ago, DAY_MS, &mut add);
+        }
+        self.rollups.scan((now_ms - horizon).max(week_ago), end, HOUR_MS, &mut add);
+        let mut ranked: Vec<(u32, f64)> =
+            scores.into_iter().filter(|(_, score)| *score > 0.0).collect();
+        ranked.sort_unstable_by(|a, b| {
+            b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
+        });
+        ranked.truncate(k);
+        ranked.into_iter().map(|(id, score)| self.scored(id, round4(score))).collect()
+    }
+
+    fn scored(&self, id: u32, score: f64) -> ScoredProduct {
+        ScoredProduct {
+            product_id: self.dims.products.name(id).unwrap_or_default().to_owned(),
+            name: self.dims.product_names.get(&id).map(|name| name.to_string()),
+            score,
+        }
+    }
+
+    /// Products met together with `product` by the most visitors.
+    pub fn together_with_product(&self, product: &str, k: usize) -> Option<Vec<ScoredProduct>> {
+        let id = self.dims.products.get(product)?;
+        Some(
+            self.together
+                .for_product(id, k)
+                .into_iter()
+                .map(|(id, count)| self.scored(id, f64::from(count)))
+                .collect(),
+        )
+    }
+
+    /// Recommendations for a visitor from what it met (seed 5's item-item scoring), excluding
+    /// those products; `None` when the visitor is unknown.
+    pub fn recommend_for_visitor(&self, visitor: &str, k: usize) -> Option<Vec<ScoredProduct>> {
+        if self.together.visitor_items(visitor).is_empty() {
+            return None;
+        }
+        Some(
+            self.together
+                .for_visitor(visitor, k)
+                .into_iter()
+                .map(|(id, count)| self.scored(id, f64::from(count)))
+                .collect(),
+        )
     }
 
     pub fn events_applied(&self) -> u64 {
@@ -349,6 +449,7 @@ impl Engine {
             + self.live.heap_bytes()
             + self.buys.heap_bytes()
             + self.orders.len() * (64 + std::mem::size_of::<OrderRecord>())
+            + self.together.heap_bytes()
             + [
                 &self.dims.stores,
                 &self.dims.countries,
@@ -451,8 +552,8 @@ impl Engine {
         let mut series = vec![Sum::default(); points.len()];
         let mut groups: FastMap<u32, Sum> = FastMap::default();
         if let Some(matcher) = self.matcher(&spec.filters, spec.group_by) {
-            self.rollups.scan(from, to, width.min(DAY_MS), |start, rows| {
-                let point = points.partition_point(|p| *p <= start).saturating_sub(1);
+            self.rollups.scan(from, to, width.min(DAY_MS), |span, rows| {
+                let point = points.partition_point(|p| *p <= span.start).saturating_sub(1);
                 for (key, measures) in rows {
                     if !matcher.admits(key, &self.dims) {
                         continue;

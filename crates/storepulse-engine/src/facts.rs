@@ -211,7 +211,20 @@ pub fn rows_of(
             }
             if adding { totals.cart_adds = 1 } else { totals.cart_removes = 1 }
         }
-        EventType::CheckoutStarted => totals.checkouts = 1,
+        EventType::CheckoutStarted => {
+            totals.checkouts = 1;
+            for product in event.product.iter().map(|p| &**p).chain(&event.items) {
+                let id = dims.product(product);
+                rows.push((
+                    FactKey { product: id, ..base },
+                    Measures {
+                        checkouts: 1,
+                        units: u64::from(product.quantity),
+                        ..Measures::default()
+                    },
+                ));
+            }
+        }
         EventType::Purchase => {
             let currency = order.map(|o| currency_bytes(o.currency)).unwrap_or([0; 3]);
             key.currency = currency;

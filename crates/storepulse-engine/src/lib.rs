@@ -9,6 +9,8 @@
 //! - [`live`]: active visitors and sessions, page views and top pages (seed 3);
 //! - [`buys`]: promotion buys in a trailing window (seed 4's `/stats`);
 //! - [`query`]: the one typed query model every front end builds;
+//! - [`trending`]: decayed weighted product scores and the versioned weight registry;
+//! - [`recommend`]: products viewed or bought together (item co-occurrence);
 //! - [`engine`]: the whole, answering queries as of a given time.
 
 /// The engine's hash maps: foldhash is several times faster than the standard SipHash on
@@ -21,7 +23,9 @@ pub mod facts;
 pub mod intern;
 pub mod live;
 pub mod query;
+pub mod recommend;
 pub mod rollup;
+pub mod trending;
 
 pub use engine::{Engine, EngineConfig, QueryResult, Realtime, RealtimeFilter};
 pub use query::{Dimension, Filters, Granularity, Metric, QueryError, QuerySpec};

@@ -86,6 +86,13 @@ impl Table {
     }
 }
 
+/// A visited bucket: its start and width (ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: i64,
+    pub width_ms: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Rollups {
     pub minutes: Table,
@@ -134,7 +141,7 @@ impl Rollups {
         from: i64,
         to: i64,
         max_width_ms: i64,
-        mut visit: impl FnMut(i64, &FastMap<FactKey, Measures>),
+        mut visit: impl FnMut(Span, &FastMap<FactKey, Measures>),
     ) -> (i64, i64) {
         let mut time = from.div_euclid(MINUTE_MS) * MINUTE_MS;
         let end =
@@ -149,7 +156,7 @@ impl Rollups {
                 first = false;
             }
             if let Some(bucket) = table.buckets.get(&start) {
-                visit(start, bucket);
+                visit(Span { start, width_ms: table.width_ms }, bucket);
             }
             time = start + table.width_ms;
         }

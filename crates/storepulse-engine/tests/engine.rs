@@ -392,3 +392,91 @@ fn device_filters_and_groups_use_the_device_type() {
     query.filters.device = Some(DeviceType::Desktop);
     assert_eq!(engine.query(&query).unwrap().totals["page_views"], Value::Count(1));
 }
+
+fn product_event(
+    kind: &str,
+    time: i64,
+    visitor: &str,
+    product: &str,
+    category: &str,
+    country: &str,
+) -> serde_json::Value {
+    let line = json!({"id": product, "category": category, "price": "10.00"});
+    match kind {
+        "purchase" => {
+            json!({"type": "purchase", "timestamp": at(time), "user_id": visitor, "country": country,
+                             "order": {"id": format!("o-{visitor}-{product}-{time}")}, "items": [line]})
+        }
+        other => {
+            json!({"type": other, "timestamp": at(time), "user_id": visitor, "country": country, "product": line})
+        }
+    }
+}
+
+#[test]
+fn trending_scores_decay_with_age_and_follow_the_weights() {
+    use storepulse_engine::trending::TrendingWeights;
+    let now = DAY0 + 10 * DAY;
+    let mut events = Vec::new();
+    for n in 0..10 {
+        events.push(product_event(
+            "product_view",
+            now - HOUR,
+            &format!("v{n}"),
+            "A",
+            "Shoes",
+            "US",
+        ));
+        events.push(product_event(
+            "product_view",
+            now - 48 * HOUR,
+            &format!("w{n}"),
+            "C",
+            "Shoes",
+            "DE",
+        ));
+    }
+    for n in 0..3 {
+        events.push(product_event("purchase", now - HOUR, &format!("b{n}"), "B", "Lamps", "US"));
+    }
+    let engine = engine_with(&events);
+    let defaults = TrendingWeights::default();
+    let ranked = engine.trending(Timestamp(now), &defaults, &Filters::default(), 10);
+    let ids: Vec<&str> = ranked.iter().map(|p| p.product_id.as_str()).collect();
+    assert_eq!(ids, ["A", "B", "C"]);
+    let close = |actual: f64, expected: f64| (actual - expected).abs() / expected < 0.015;
+    assert!(close(ranked[0].score, 10.0 * (-1.0f64 / 24.0).exp2()), "{}", ranked[0].score);
+    assert!(close(ranked[1].score, 9.0 * (-1.0f64 / 24.0).exp2()), "{}", ranked[1].score);
+    assert!(close(ranked[2].score, 10.0 * 0.25), "{}", ranked[2].score);
+
+    let purchases_count_more = TrendingWeights { purchase: 5.0, ..defaults };
+    let ranked = engine.trending(Timestamp(now), &purchases_count_more, &Filters::default(), 2);
+    assert_eq!(ranked.iter().map(|p| p.product_id.as_str()).collect::<Vec<_>>(), ["B", "A"]);
+
+    let germany = Filters { country: Some("DE".into()), ..Filters::default() };
+    let ranked = engine.trending(Timestamp(now), &defaults, &germany, 10);
+    assert_eq!(ranked.iter().map(|p| p.product_id.as_str()).collect::<Vec<_>>(), ["C"]);
+    let lamps = Filters { category: Some("Lamps".into()), ..Filters::default() };
+    assert_eq!(engine.trending(Timestamp(now), &defaults, &lamps, 10)[0].product_id, "B");
+}
+
+#[test]
+fn recommendations_come_from_what_visitors_met_together() {
+    let t = DAY0;
+    let engine = engine_with(&[
+        product_event("product_view", t, "a", "tent", "Outdoor", "US"),
+        product_event("add_to_cart", t, "a", "stove", "Outdoor", "US"),
+        product_event("product_view", t, "b", "tent", "Outdoor", "US"),
+        product_event("purchase", t, "b", "mat", "Outdoor", "US"),
+        product_event("product_view", t, "c", "tent", "Outdoor", "US"),
+        product_event("product_view", t, "c", "mat", "Outdoor", "US"),
+    ]);
+    let together = engine.together_with_product("tent", 5).unwrap();
+    let pairs: Vec<(&str, f64)> =
+        together.iter().map(|p| (p.product_id.as_str(), p.score)).collect();
+    assert_eq!(pairs, [("mat", 2.0), ("stove", 1.0)]);
+    let for_a = engine.recommend_for_visitor("a", 5).unwrap();
+    assert_eq!(for_a.iter().map(|p| p.product_id.as_str()).collect::<Vec<_>>(), ["mat"]);
+    assert!(engine.recommend_for_visitor("stranger", 5).is_none());
+    assert!(engine.together_with_product("unknown", 5).is_none());
+}
