@@ -32,6 +32,7 @@ pub struct App {
     pub clock: ClockPolicy,
     pub default_currency: Currency,
     pub engine: SharedEngine,
+    pub trending: crate::trending_registry::RegistryStore,
 }
 
 /// The analytics engine, shared: the log writer applies stored events under the write lock,
@@ -61,6 +62,7 @@ impl App {
         ));
         let ingest = IngestPipeline::open(&config, metrics.clone(), engine.clone())?;
         let dead_letters = DeadLetterLog::open(&config, metrics.clone())?;
+        let trending = crate::trending_registry::RegistryStore::open(&config.data_dir)?;
         let anonymizer = ClientAnonymizer::new(config.privacy.client_ip, &config.data_dir);
         let rate_limiters = RateLimiters::new(&config.rate_limit);
         let default_currency =
@@ -80,6 +82,7 @@ impl App {
             clock,
             default_currency,
             engine,
+            trending,
         })
     }
 

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod rate_limit;
 pub mod realtime_ingest;
 pub mod segment;
+pub mod trending;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -90,7 +91,8 @@ pub fn router(state: AppState) -> Router {
         .merge(dead_letters::router())
         .merge(ops::router())
         .merge(analytics::router())
-        .merge(buys::read_router());
+        .merge(buys::read_router())
+        .merge(trending::router());
     Router::new()
         .merge(ingest)
         .merge(reads)
@@ -129,7 +131,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 29] = [
+const ROUTE_TEMPLATES: [&str; 36] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -159,6 +161,13 @@ const ROUTE_TEMPLATES: [&str; 29] = [
     "/users/{user_id}/sessions",
     "/buy",
     "/stats",
+    "/api/v1/trending/products",
+    "/api/v1/trending/compare",
+    "/api/v1/trending/versions",
+    "/api/v1/trending/versions/{version}/activate",
+    "/api/v1/recommendations",
+    "/trending_products",
+    "/healthz",
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {

@@ -24,6 +24,7 @@ pub mod privacy;
 pub mod serve;
 pub mod sync;
 pub mod telemetry;
+pub mod trending_registry;
 
 pub use app::{App, AppState};
 pub use config::Config;

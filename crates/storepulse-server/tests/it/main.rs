@@ -14,3 +14,4 @@ mod dead_letters;
 mod ingest;
 mod operations;
 mod segment;
+mod trending;

@@ -1,0 +1,328 @@
+//! Trending products, the weight registry and recommendations (seed 5, fixed):
+//! `GET /api/v1/trending/products`, `GET /api/v1/trending/compare`,
+//! `GET|POST /api/v1/trending/versions`, `POST /api/v1/trending/versions/{version}/activate`,
+//! `GET /api/v1/recommendations`, and seed 5's `GET /trending_products` and `GET /healthz`.
+//!
+//! Scores are computed from stored events (seed 5 served random numbers), `k` is validated the
+//! same way everywhere, and versions order numerically (v1.10 after v1.9).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use storepulse_engine::Filters;
+use storepulse_engine::engine::ScoredProduct;
+use storepulse_engine::trending::{RegistryError, TrendingWeights, VersionName, WeightVersion};
+use storepulse_model::Timestamp;
+use storepulse_model::event::DeviceType;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::ingest::writer::now_unix_ms;
+use crate::sync::RwLockExt;
+use crate::trending_registry::StoreError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/trending/products", get(get_trending))
+        .route("/api/v1/trending/compare", get(get_compare))
+        .route("/api/v1/trending/versions", get(get_versions).post(post_version))
+        .route("/api/v1/trending/versions/{version}/activate", post(post_activate))
+        .route("/api/v1/recommendations", get(get_recommendations))
+        .route("/trending_products", get(get_seed_trending))
+        .route("/healthz", get(get_healthz))
+}
+
+pub const MAX_K: usize = 1000;
+
+fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    ApiError::BadRequest {
+        code: "invalid_parameter",
+        message: format!("{parameter}: {message}"),
+        details: Some(json!({ "parameter": parameter, "reason": message })),
+    }
+}
+
+fn registry_error(error: RegistryError) -> ApiError {
+    match error {
+        RegistryError::Unknown(version) => ApiError::NotFound {
+            message: format!("version {version:?} does not exist"),
+            details: Some(json!({ "parameter": "version" })),
+        },
+        RegistryError::Exists(_) => ApiError::BadRequest {
+            code: "version_exists",
+            message: error.to_string(),
+            details: Some(json!({ "parameter": "version" })),
+        },
+        RegistryError::BadName(_) => invalid("version", error.to_string()),
+        RegistryError::BadWeights(message) => invalid("weights", message),
+    }
+}
+
+/// `k` as text: an integer in 1..=1000 (default 10).
+fn parse_k(text: Option<&str>) -> Result<usize, ApiError> {
+    let Some(text) = text else { return Ok(10) };
+    let k: i64 = text.trim().parse().map_err(|_| invalid("k", "must be an integer"))?;
+    if !(1..=MAX_K as i64).contains(&k) {
+        return Err(invalid("k", format!("must be 1..={MAX_K}")));
+    }
+    Ok(k as usize)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendingParams {
+    k: Option<String>,
+    version: Option<String>,
+    store: Option<String>,
+    country: Option<String>,
+    device: Option<String>,
+    category: Option<String>,
+    a: Option<String>,
+    b: Option<String>,
+}
+
+impl TrendingParams {
+    fn filters(&self) -> Result<Filters, ApiError> {
+        Ok(Filters {
+            store: self.store.clone(),
+            country: self.country.clone(),
+            device: self
+                .device
+                .as_deref()
+                .map(|name| {
+                    DeviceType::parse(name).ok_or_else(|| {
+                        invalid("device", "one of desktop, mobile, tablet, bot, other")
+                    })
+                })
+                .transpose()?,
+            category: self.category.clone(),
+            ..Filters::default()
+        })
+    }
+}
+
+fn rank(
+    state: &AppState,
+    version: &WeightVersion,
+    filters: &Filters,
+    k: usize,
+) -> Vec<ScoredProduct> {
+    let now = Timestamp(now_unix_ms());
+    state.engine.read_ignoring_poison().trending(now, &version.weights, filters, k)
+}
+
+async fn get_trending(
+    State(state): State<AppState>,
+    params: Result<Query<TrendingParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let k = parse_k(params.k.as_deref())?;
+    let version = state.trending.weights(params.version.as_deref()).map_err(registry_error)?;
+    let products = rank(&state, &version, &params.filters()?, k);
+    Ok(Json(json!({
+        "as_of": Timestamp(now_unix_ms()).to_rfc3339(),
+        "version": version.version,
+        "weights": version.weights,
+        "k": k,
+        "products": products,
+    }))
+    .into_response())
+}
+
+async fn get_compare(
+    State(state): State<AppState>,
+    params: Result<Query<TrendingParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let k = parse_k(params.k.as_deref())?;
+    let (Some(a), Some(b)) = (params.a.as_deref(), params.b.as_deref()) else {
+        return Err(invalid("a", "name two versions: a=v1&b=v1.1"));
+    };
+    let filters = params.filters()?;
+    let a = state.trending.weights(Some(a)).map_err(registry_error)?;
+    let b = state.trending.weights(Some(b)).map_err(registry_error)?;
+    let ranked_a = rank(&state, &a, &filters, k);
+    let ranked_b = rank(&state, &b, &filters, k);
+    let position = |list: &[ScoredProduct], id: &str| {
+        list.iter().position(|product| product.product_id == id).map(|index| index + 1)
+    };
+    let mut ids: Vec<&str> = ranked_a.iter().map(|p| p.product_id.as_str()).collect();
+    for product in &ranked_b {
+        if !ids.contains(&product.product_id.as_str()) {
+            ids.push(&product.product_id);
+        }
+    }
+    let side_by_side: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"product_id": id, "rank_a": position(&ranked_a, id), "rank_b": position(&ranked_b, id)}))
+        .collect();
+    Ok(Json(json!({
+        "k": k,
+        "a": {"version": a.version, "weights": a.weights, "products": ranked_a},
+        "b": {"version": b.version, "weights": b.weights, "products": ranked_b},
+        "ranks": side_by_side,
+    }))
+    .into_response())
+}
+
+async fn get_versions(State(state): State<AppState>) -> Response {
+    let registry = state.trending.snapshot();
+    let versions: Vec<&WeightVersion> = registry.sorted();
+    Json(json!({
+        "latest": registry.latest,
+        "versions": versions,
+        "activations": registry.activations,
+    }))
+    .into_response()
+}
+
+/// Weights of a new version; unset ones take the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsBody {
+    view: Option<f64>,
+    cart: Option<f64>,
+    checkout: Option<f64>,
+    purchase: Option<f64>,
+    half_life_hours: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVersion {
+    version: Option<String>,
+    #[serde(default)]
+    weights: WeightsBody,
+    note: Option<String>,
+    #[serde(default)]
+    activate: bool,
+}
+
+async fn post_version(
+    State(state): State<AppState>,
+    body: Result<Json<NewVersion>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|error| invalid("body", error.body_text()))?;
+    let defaults = TrendingWeights::default();
+    let weights = TrendingWeights {
+        view: body.weights.view.unwrap_or(defaults.view),
+        cart: body.weights.cart.unwrap_or(defaults.cart),
+        checkout: body.weights.checkout.unwrap_or(defaults.checkout),
+        purchase: body.weights.purchase.unwrap_or(defaults.purchase),
+        half_life_hours: body.weights.half_life_hours.unwrap_or(defaults.half_life_hours),
+    };
+    let created = state
+        .trending
+        .create(body.version.as_deref(), weights, body.note, body.activate)
+        .map_err(|error| match error {
+            StoreError::Registry(error) => registry_error(error),
+            StoreError::Io(error) => ApiError::Internal(error.to_string()),
+        })?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn post_activate(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    if VersionName::parse(&version).is_none() {
+        return Err(registry_error(RegistryError::BadName(version)));
+    }
+    state.trending.activate(&version).map_err(|error| match error {
+        StoreError::Registry(error) => registry_error(error),
+        StoreError::Io(error) => ApiError::Internal(error.to_string()),
+    })?;
+    Ok(Json(json!({ "latest": version })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendationParams {
+    user_id: Option<String>,
+    product_id: Option<String>,
+    k: Option<String>,
+}
+
+async fn get_recommendations(
+    State(state): State<AppState>,
+    params: Result<Query<RecommendationParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let k = parse_k(params.k.as_deref())?;
+    let engine = state.engine.read_ignoring_poison();
+    let (basis, id, products) = match (params.user_id.as_deref(), params.product_id.as_deref()) {
+        (Some(user), None) => ("user_id", user, engine.recommend_for_visitor(user, k)),
+        (None, Some(product)) => ("product_id", product, engine.together_with_product(product, k)),
+        _ => return Err(invalid("user_id", "give exactly one of user_id or product_id")),
+    };
+    let Some(products) = products else {
+        return Err(ApiError::NotFound {
+            message: format!("no events are known for {basis} {id:?}"),
+            details: Some(json!({ "parameter": basis })),
+        });
+    };
+    Ok(Json(json!({ basis: id, "k": k, "products": products })).into_response())
+}
+
+/// Seed 5's shape: `{"top_k": k, "products": [{"product_id", "score"}]}`; `k <= 0` → 400
+/// `{"detail": "k must be > 0"}`, a non-integer → 422.
+async fn get_seed_trending(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
+    let k_text = request
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "k")
+        .map(|(_, value)| value.to_owned());
+    let k = match k_text.as_deref().map(str::parse::<i64>) {
+        None => 10,
+        Some(Ok(k)) if k <= 0 => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"detail": "k must be > 0"})))
+                .into_response();
+        }
+        Some(Ok(k)) if k > MAX_K as i64 => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"detail": format!("k must be <= {MAX_K}")})),
+            )
+                .into_response();
+        }
+        Some(Ok(k)) => k as usize,
+        Some(Err(_)) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"detail": [{
+                    "type": "int_parsing",
+                    "loc": ["query", "k"],
+                    "msg": "Input should be a valid integer, unable to parse string as an integer",
+                    "input": k_text,
+                }]})),
+            )
+                .into_response();
+        }
+    };
+    let active = state.trending.weights(None);
+    let products = match active {
+        Ok(version) => rank(&state, &version, &Filters::default(), k),
+        Err(_) => Vec::new(),
+    };
+    let products: Vec<_> = products
+        .iter()
+        .map(|product| json!({"product_id": product.product_id, "score": product.score}))
+        .collect();
+    Json(json!({ "top_k": k, "products": products })).into_response()
+}
+
+async fn get_healthz() -> Response {
+    Json(json!({"status": "ok", "timestamp": Timestamp(now_unix_ms()).to_rfc3339()}))
+        .into_response()
+}

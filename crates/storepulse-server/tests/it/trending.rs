@@ -1,0 +1,150 @@
+//! Trending products, the weight registry and recommendations through HTTP (seed 5).
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use storepulse_model::Timestamp;
+
+use crate::support::TestApp;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+async fn send(test: &TestApp, events: Value) {
+    let response = test.post_json("/api/v1/events", &events.to_string()).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+}
+
+fn ids(products: &Value) -> Vec<String> {
+    products
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["product_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn shop(test: &TestApp) {
+    let time = Timestamp(now_ms() - 60_000).to_rfc3339();
+    let mut events = Vec::new();
+    for n in 0..6 {
+        events.push(json!({"type": "product_view", "timestamp": time, "user_id": format!("v{n}"),
+                           "country": "US", "product": {"id": "boot", "category": "Shoes"}}));
+    }
+    for n in 0..3 {
+        events.push(json!({"type": "purchase", "timestamp": time, "user_id": format!("b{n}"), "country": "DE",
+                           "order": {"id": format!("o{n}")}, "items": [{"id": "lamp", "category": "Home", "price": 5}]}));
+    }
+    events.push(json!({"type": "product_view", "timestamp": time, "user_id": "b0", "product": {"id": "boot"}}));
+    send(test, Value::Array(events)).await;
+}
+
+#[tokio::test]
+async fn trending_products_rank_stored_events_and_validate_k() {
+    let test = TestApp::new();
+    shop(&test).await;
+    let body = test.get("/api/v1/trending/products?k=5").await.json();
+    assert_eq!(body["version"], "v1");
+    // boot: 7 views × 1; lamp: 3 purchases × 3 = 9.
+    assert_eq!(ids(&body["products"]), ["lamp", "boot"]);
+    assert_eq!(
+        ids(&test.get("/api/v1/trending/products?country=US").await.json()["products"]),
+        ["boot"]
+    );
+    assert_eq!(
+        ids(&test.get("/api/v1/trending/products?category=Home").await.json()["products"]),
+        ["lamp"]
+    );
+    for k in ["0", "1001", "ten"] {
+        let response = test.get(&format!("/api/v1/trending/products?k={k}")).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "k={k}");
+        assert_eq!(response.json()["error"]["details"]["parameter"], "k");
+    }
+
+    let seed = test.get("/trending_products?k=1").await.json();
+    assert_eq!(seed["top_k"], 1);
+    assert_eq!(ids(&seed["products"]), ["lamp"]);
+    assert!(seed["products"][0]["score"].as_f64().unwrap() > 8.9);
+    let zero = test.get("/trending_products?k=0").await;
+    assert_eq!(zero.status, StatusCode::BAD_REQUEST);
+    assert_eq!(zero.json(), json!({"detail": "k must be > 0"}));
+    assert_eq!(test.get("/trending_products?k=x").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(test.get("/healthz").await.json()["status"], "ok");
+}
+
+#[tokio::test]
+async fn weight_versions_are_created_ordered_activated_compared_and_kept() {
+    let test = TestApp::new();
+    shop(&test).await;
+    for (version, view) in [("v1.9", 1.0), ("v1.10", 5.0)] {
+        let created = test
+            .post_json(
+                "/api/v1/trending/versions",
+                &json!({"version": version, "weights": {"view": view}}).to_string(),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json());
+    }
+    let next =
+        test.post_json("/api/v1/trending/versions", r#"{"weights": {"purchase": 0.5}}"#).await;
+    assert_eq!(next.json()["version"], "v1.11");
+    let duplicate = test.post_json("/api/v1/trending/versions", r#"{"version": "v1.10"}"#).await;
+    assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
+    let bad = test.post_json("/api/v1/trending/versions", r#"{"weights": {"view": -1}}"#).await;
+    assert_eq!(bad.json()["error"]["details"]["parameter"], "weights");
+
+    let listed = test.get("/api/v1/trending/versions").await.json();
+    let order: Vec<&str> = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["v1", "v1.9", "v1.10", "v1.11"]);
+    assert_eq!(listed["latest"], "v1");
+
+    let compared = test.get("/api/v1/trending/compare?a=v1&b=v1.10").await.json();
+    assert_eq!(ids(&compared["a"]["products"]), ["lamp", "boot"]);
+    assert_eq!(ids(&compared["b"]["products"]), ["boot", "lamp"]);
+    assert_eq!(compared["ranks"][0], json!({"product_id": "lamp", "rank_a": 1, "rank_b": 2}));
+
+    let activated = test.post_json("/api/v1/trending/versions/v1.10/activate", "").await;
+    assert_eq!(activated.status, StatusCode::OK);
+    assert_eq!(ids(&test.get("/trending_products").await.json()["products"]), ["boot", "lamp"]);
+    assert_eq!(
+        test.post_json("/api/v1/trending/versions/v7/activate", "").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The registry is on disk: a restart keeps every version and the active one.
+    let test = test.restart(|_| {});
+    let listed = test.get("/api/v1/trending/versions").await.json();
+    assert_eq!(listed["latest"], "v1.10");
+    assert_eq!(listed["versions"].as_array().unwrap().len(), 4);
+    let history: Vec<&str> = listed["activations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["v1", "v1.10"]);
+}
+
+#[tokio::test]
+async fn recommendations_by_user_or_product() {
+    let test = TestApp::new();
+    shop(&test).await;
+    // b0 bought a lamp and viewed a boot; others who bought lamps did not view boots.
+    let by_product = test.get("/api/v1/recommendations?product_id=lamp").await.json();
+    assert_eq!(ids(&by_product["products"]), ["boot"]);
+    let by_user = test.get("/api/v1/recommendations?user_id=b1").await.json();
+    assert_eq!(ids(&by_user["products"]), ["boot"]);
+    let nothing_new = test.get("/api/v1/recommendations?user_id=b0").await.json();
+    assert_eq!(ids(&nothing_new["products"]), Vec::<String>::new());
+    assert_eq!(
+        test.get("/api/v1/recommendations?user_id=ghost").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let both = test.get("/api/v1/recommendations?user_id=a&product_id=b").await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
+}
