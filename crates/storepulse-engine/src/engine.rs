@@ -11,6 +11,7 @@ use storepulse_model::money::{Currency, Money};
 use storepulse_model::time::Timestamp;
 
 use crate::buys::{BuyLedger, BuyTotals};
+use crate::category_trends::{TrendRow, change};
 use crate::facts::{
     Dimensions, FactKey, Measures, OrderRecord, currency_bytes, device_code, device_from_code,
     rows_of,
@@ -324,6 +325,64 @@ impl Engine {
             name: self.dims.product_names.get(&id).map(|name| name.to_string()),
             score,
         }
+    }
+
+    /// Category trend rows as of `now` (see [`crate::category_trends`]): for each category at
+    /// levels 1–3 and each country, revenue (in `currency`) of the last day, 7 days and 30
+    /// days against the period before each.
+    pub fn category_trend_rows(&self, now: Timestamp, currency: Currency) -> Vec<TrendRow> {
+        let money = currency_bytes(currency);
+        let matcher = RowMatcher { product_level: true, ..RowMatcher::any() };
+        // (category id, country id) → [day, previous day, week, previous week, month, previous month]
+        let mut sums: FastMap<(u32, u32), [i64; 6]> = FastMap::default();
+        for (index, length) in [DAY_MS, 7 * DAY_MS, 30 * DAY_MS].into_iter().enumerate() {
+            for (slot, from) in [(2 * index, now.0 - length), (2 * index + 1, now.0 - 2 * length)] {
+                self.rollups.scan(from, from + length, DAY_MS, |_, rows| {
+                    for (key, measures) in rows {
+                        if key.currency != money || !matcher.admits(key, &self.dims) {
+                            continue;
+                        }
+                        for category in self.dims.categories_of(key.product).iter().take(3) {
+                            sums.entry((*category, key.country)).or_default()[slot] +=
+                                measures.gross_revenue;
+                        }
+                    }
+                });
+            }
+        }
+        let date = now.to_rfc3339().chars().take(10).collect::<String>();
+        let scale = 10f64.powi(currency.exponent() as i32);
+        let mut rows: Vec<TrendRow> = sums
+            .into_iter()
+            .filter_map(|((category, country), sums)| {
+                let path = self.dims.categories.name(category)?;
+                let mut levels = path.split(" > ").map(str::to_owned);
+                Some(TrendRow {
+                    event_date: date.clone(),
+                    country: self.dims.countries.name(country).unwrap_or("unknown").to_owned(),
+                    category_level_1: levels.next()?,
+                    category_level_2: levels.next(),
+                    category_level_3: levels.next(),
+                    revenue_week: Some(sums[2] as f64 / scale),
+                    revenue_daily_change: change(sums[0], sums[1]),
+                    revenue_weekly_change: change(sums[2], sums[3]),
+                    revenue_monthly_change: change(sums[4], sums[5]),
+                    commission_daily_change: None,
+                    commission_weekly_change: None,
+                    commission_monthly_change: None,
+                    score: 0.0,
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.category_level_1, &a.category_level_2, &a.category_level_3, &a.country).cmp(&(
+                &b.category_level_1,
+                &b.category_level_2,
+                &b.category_level_3,
+                &b.country,
+            ))
+        });
+        rows
     }
 
     /// Products met together with `product` by the most visitors.
@@ -699,6 +758,21 @@ struct RowMatcher {
 }
 
 impl RowMatcher {
+    /// Matches every row of its level (event rows; set `product_level` for product rows).
+    fn any() -> Self {
+        Self {
+            product_level: false,
+            store: None,
+            country: None,
+            device: None,
+            source: None,
+            promotion: None,
+            sales_rep: None,
+            product: None,
+            category: None,
+        }
+    }
+
     fn admits(&self, key: &FactKey, dims: &Dimensions) -> bool {
         (key.product != 0) == self.product_level
             && self.store.is_none_or(|id| id == key.store)

@@ -10,6 +10,7 @@
 //! - [`buys`]: promotion buys in a trailing window (seed 4's `/stats`);
 //! - [`query`]: the one typed query model every front end builds;
 //! - [`trending`]: decayed weighted product scores and the versioned weight registry;
+//! - [`category_trends`]: revenue change by category and country (seed 1), computed or imported;
 //! - [`recommend`]: products viewed or bought together (item co-occurrence);
 //! - [`engine`]: the whole, answering queries as of a given time.
 
@@ -18,6 +19,7 @@
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub mod buys;
+pub mod category_trends;
 pub mod engine;
 pub mod facts;
 pub mod intern;

@@ -480,3 +480,62 @@ fn recommendations_come_from_what_visitors_met_together() {
     assert!(engine.recommend_for_visitor("stranger", 5).is_none());
     assert!(engine.together_with_product("unknown", 5).is_none());
 }
+
+#[test]
+fn category_trends_compare_each_period_with_the_one_before() {
+    use storepulse_engine::category_trends::{TrendFilter, TrendSettings, rank};
+    let now = DAY0 + 40 * DAY;
+    let sale = |time: i64, id: &str, category: &str, country: &str, price: &str| {
+        json!({"type": "purchase", "timestamp": at(time), "country": country,
+               "order": {"id": format!("{id}-{time}")},
+               "items": [{"id": id, "category": category, "price": price}]})
+    };
+    let engine = engine_with(&[
+        // Shoes, US: today 30, yesterday 20; this week 30+20+50, last week 40; last 30 days 100+40, before 70.
+        sale(now - HOUR, "s1", "Apparel > Shoes > Running", "US", "30.00"),
+        sale(now - DAY - HOUR, "s1", "Apparel > Shoes > Running", "US", "20.00"),
+        sale(now - 3 * DAY, "s2", "Apparel > Shoes > Trail", "US", "50.00"),
+        sale(now - 10 * DAY, "s2", "Apparel > Shoes > Trail", "US", "40.00"),
+        sale(now - 35 * DAY, "s2", "Apparel > Shoes > Trail", "US", "70.00"),
+        // Lamps, DE: falling.
+        sale(now - 2 * DAY, "l1", "Home > Lighting", "DE", "10.00"),
+        sale(now - 9 * DAY, "l1", "Home > Lighting", "DE", "40.00"),
+    ]);
+    let rows = engine.category_trend_rows(Timestamp(now), Currency::USD);
+    let find = |l1: &str, l2: Option<&str>, l3: Option<&str>| {
+        rows.iter()
+            .find(|r| {
+                r.category_level_1 == l1
+                    && r.category_level_2.as_deref() == l2
+                    && r.category_level_3.as_deref() == l3
+            })
+            .unwrap()
+            .clone()
+    };
+    let apparel = find("Apparel", None, None);
+    assert_eq!(apparel.country, "US");
+    assert_eq!(apparel.revenue_daily_change, Some(0.5));
+    assert_eq!(apparel.revenue_weekly_change, Some(1.5));
+    assert_eq!(apparel.revenue_monthly_change, Some(1.0));
+    assert_eq!(apparel.revenue_week, Some(100.0));
+    let running = find("Apparel", Some("Shoes"), Some("Running"));
+    assert_eq!(running.revenue_daily_change, Some(0.5));
+    assert_eq!(running.revenue_weekly_change, None, "nothing the week before");
+    let lighting = find("Home", Some("Lighting"), None);
+    assert_eq!(lighting.revenue_weekly_change, Some(-0.75));
+
+    let ranking = rank(
+        &rows,
+        &TrendSettings::default(),
+        &TrendFilter { level: Some(1), ..TrendFilter::default() },
+        10,
+    );
+    assert_eq!(
+        ranking.gainers.iter().map(|r| r.category_level_1.as_str()).collect::<Vec<_>>(),
+        ["Apparel"]
+    );
+    assert_eq!(
+        ranking.losers.iter().map(|r| r.category_level_1.as_str()).collect::<Vec<_>>(),
+        ["Home"]
+    );
+}

@@ -1,0 +1,227 @@
+//! Category trends (seed 1, computed instead of imported): for each category at levels 1–3 and
+//! each country, revenue change over the last day, week and month against the period before,
+//! as fractions (0.0031 = +0.31 %), and a trend score.
+//!
+//! Seed 1 defined a score, exclusions, outlier caps and a minimum revenue but used none of
+//! them (it ranked by weekly change only); here they all apply:
+//! `score = daily_weight × daily_change + weekly_weight × weekly_change`, rows of excluded
+//! categories, rows whose |daily| or |weekly| change exceeds its cap, rows whose |weekly|
+//! change is below the minimum and rows with less current-week revenue than the minimum are
+//! dropped. Gainers have a positive score (highest first), losers a negative one (lowest
+//! first); a change is `None` when the previous period had no revenue, and such rows rank by
+//! the changes they have. The same rows can come from seed 1's CSV (see [`TrendRow`]).
+
+use serde::{Deserialize, Serialize};
+
+/// One category × country row, computed or imported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrendRow {
+    /// The date the changes are as of (`YYYY-MM-DD`).
+    pub event_date: String,
+    pub country: String,
+    pub category_level_1: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_level_2: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_level_3: Option<String>,
+    /// This week's revenue in major units (computed rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_week: Option<f64>,
+    pub revenue_daily_change: Option<f64>,
+    pub revenue_weekly_change: Option<f64>,
+    pub revenue_monthly_change: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commission_daily_change: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commission_weekly_change: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commission_monthly_change: Option<f64>,
+    /// Filled by [`rank`].
+    #[serde(default)]
+    pub score: f64,
+}
+
+impl TrendRow {
+    /// The deepest category level this row is about.
+    pub fn level(&self) -> u8 {
+        if self.category_level_3.is_some() {
+            3
+        } else if self.category_level_2.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        [
+            Some(self.category_level_1.as_str()),
+            self.category_level_2.as_deref(),
+            self.category_level_3.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Score weights and filters (seed 1's settings, applied).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrendSettings {
+    pub daily_weight: f64,
+    pub weekly_weight: f64,
+    /// Category names (any level, case-insensitive) left out.
+    pub excluded_categories: Vec<String>,
+    /// Rows with |daily change| above this fraction are outliers (3.0 = 300 %).
+    pub max_daily_change: f64,
+    pub max_weekly_change: f64,
+    /// Rows with |weekly change| below this fraction are noise (0.01 = 1 %).
+    pub min_weekly_change: f64,
+    /// Computed rows with less revenue this week (major units) are left out.
+    pub min_revenue: f64,
+}
+
+impl Default for TrendSettings {
+    fn default() -> Self {
+        Self {
+            daily_weight: 0.1,
+            weekly_weight: 0.9,
+            excluded_categories: vec!["religious & ceremonial".into()],
+            max_daily_change: 3.0,
+            max_weekly_change: 3.0,
+            min_weekly_change: 0.01,
+            min_revenue: 0.0,
+        }
+    }
+}
+
+/// What a ranking is about.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrendFilter {
+    /// Any level of the row's path must equal this (case-insensitive).
+    pub category: Option<String>,
+    pub country: Option<String>,
+    /// Only rows of this level (1–3).
+    pub level: Option<u8>,
+}
+
+/// Gainers and losers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ranking {
+    pub gainers: Vec<TrendRow>,
+    pub losers: Vec<TrendRow>,
+}
+
+/// Scores, filters and splits rows into gainers (descending) and losers (ascending).
+pub fn rank(
+    rows: &[TrendRow],
+    settings: &TrendSettings,
+    filter: &TrendFilter,
+    limit: usize,
+) -> Ranking {
+    let excluded: Vec<String> =
+        settings.excluded_categories.iter().map(|name| name.to_lowercase()).collect();
+    let mut kept: Vec<TrendRow> = rows
+        .iter()
+        .filter(|row| !row.names().any(|name| excluded.contains(&name.to_lowercase())))
+        .filter(|row| {
+            filter
+                .category
+                .as_deref()
+                .is_none_or(|wanted| row.names().any(|name| name.eq_ignore_ascii_case(wanted)))
+        })
+        .filter(|row| {
+            filter.country.as_deref().is_none_or(|wanted| row.country.eq_ignore_ascii_case(wanted))
+        })
+        .filter(|row| filter.level.is_none_or(|level| row.level() == level))
+        .filter(|row| row.revenue_daily_change.is_none_or(|c| c.abs() <= settings.max_daily_change))
+        .filter(|row| {
+            row.revenue_weekly_change.is_none_or(|c| {
+                c.abs() <= settings.max_weekly_change && c.abs() >= settings.min_weekly_change
+            })
+        })
+        .filter(|row| row.revenue_week.is_none_or(|revenue| revenue >= settings.min_revenue))
+        .cloned()
+        .map(|mut row| {
+            row.score = settings.daily_weight * row.revenue_daily_change.unwrap_or(0.0)
+                + settings.weekly_weight * row.revenue_weekly_change.unwrap_or(0.0);
+            row
+        })
+        .collect();
+    kept.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal));
+    let mut gainers: Vec<TrendRow> = kept.iter().filter(|row| row.score > 0.0).cloned().collect();
+    let mut losers: Vec<TrendRow> =
+        kept.iter().rev().filter(|row| row.score < 0.0).cloned().collect();
+    gainers.truncate(limit);
+    losers.truncate(limit);
+    Ranking { gainers, losers }
+}
+
+/// Seed 1's ticker: the top 5 gainers and top 5 losers across all countries.
+pub fn ticker(
+    rows: &[TrendRow],
+    settings: &TrendSettings,
+    category: Option<String>,
+) -> Vec<TrendRow> {
+    let ranking = rank(rows, settings, &TrendFilter { category, ..TrendFilter::default() }, 5);
+    ranking.gainers.into_iter().chain(ranking.losers).collect()
+}
+
+/// `(current − previous) / previous`, `None` when previous is 0.
+pub fn change(current: i64, previous: i64) -> Option<f64> {
+    (previous != 0).then(|| {
+        let value = (current - previous) as f64 / previous as f64;
+        (value * 10_000.0).round() / 10_000.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(category: &str, country: &str, daily: f64, weekly: f64) -> TrendRow {
+        TrendRow {
+            event_date: "2025-02-09".into(),
+            country: country.into(),
+            category_level_1: category.into(),
+            category_level_2: None,
+            category_level_3: None,
+            revenue_week: None,
+            revenue_daily_change: Some(daily),
+            revenue_weekly_change: Some(weekly),
+            revenue_monthly_change: None,
+            commission_daily_change: None,
+            commission_weekly_change: None,
+            commission_monthly_change: None,
+            score: 0.0,
+        }
+    }
+
+    #[test]
+    fn score_exclusions_caps_and_split() {
+        let rows = vec![
+            row("toys", "US", 1.0, 0.5),    // 0.1 + 0.45 = 0.55
+            row("garden", "US", -2.0, 0.2), // -0.2 + 0.18 = -0.02
+            row("books", "US", 0.0, -0.3),  // -0.27
+            row("Religious & Ceremonial", "US", 0.0, 0.9),
+            row("outlier", "US", 5.0, 0.5), // daily beyond the cap
+            row("flat", "US", 0.5, 0.001),  // weekly below the minimum
+            row("toys", "DE", 0.0, 0.2),
+        ];
+        let ranking = rank(
+            &rows,
+            &TrendSettings::default(),
+            &TrendFilter { country: Some("us".into()), ..TrendFilter::default() },
+            10,
+        );
+        let names =
+            |rows: &[TrendRow]| rows.iter().map(|r| r.category_level_1.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ranking.gainers), ["toys"]);
+        assert_eq!(names(&ranking.losers), ["books", "garden"]);
+        assert!((ranking.gainers[0].score - 0.55).abs() < 1e-9);
+        let ticker = ticker(&rows, &TrendSettings::default(), None);
+        assert_eq!(names(&ticker), ["toys", "toys", "books", "garden"]);
+        assert_eq!(change(110, 100), Some(0.1));
+        assert_eq!(change(5, 0), None);
+    }
+}
