@@ -33,6 +33,7 @@ pub struct App {
     pub default_currency: Currency,
     pub engine: SharedEngine,
     pub trending: crate::trending_registry::RegistryStore,
+    pub imported_trends: crate::category_trends::ImportedTrends,
 }
 
 /// The analytics engine, shared: the log writer applies stored events under the write lock,
@@ -63,6 +64,7 @@ impl App {
         let ingest = IngestPipeline::open(&config, metrics.clone(), engine.clone())?;
         let dead_letters = DeadLetterLog::open(&config, metrics.clone())?;
         let trending = crate::trending_registry::RegistryStore::open(&config.data_dir)?;
+        let imported_trends = crate::category_trends::ImportedTrends::open(&config.data_dir)?;
         let anonymizer = ClientAnonymizer::new(config.privacy.client_ip, &config.data_dir);
         let rate_limiters = RateLimiters::new(&config.rate_limit);
         let default_currency =
@@ -83,6 +85,7 @@ impl App {
             default_currency,
             engine,
             trending,
+            imported_trends,
         })
     }
 

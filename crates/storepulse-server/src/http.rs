@@ -10,6 +10,7 @@
 
 pub mod analytics;
 pub mod buys;
+pub mod category_trends;
 pub mod client_ip;
 pub mod dead_letters;
 pub mod events;
@@ -92,7 +93,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(analytics::router())
         .merge(buys::read_router())
-        .merge(trending::router());
+        .merge(trending::router())
+        .merge(category_trends::router());
     Router::new()
         .merge(ingest)
         .merge(reads)
@@ -131,7 +133,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 36] = [
+const ROUTE_TEMPLATES: [&str; 40] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -168,6 +170,10 @@ const ROUTE_TEMPLATES: [&str; 36] = [
     "/api/v1/recommendations",
     "/trending_products",
     "/healthz",
+    "/api/v1/category-trends",
+    "/api/v1/category-trends/ticker",
+    "/api/v1/category-trends/rows",
+    "/api/v1/category-trends/import",
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {

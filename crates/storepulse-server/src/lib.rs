@@ -12,6 +12,7 @@
 //! - [`cli`], [`log_commands`], [`loadgen`]: the command line.
 
 pub mod app;
+pub mod category_trends;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;

@@ -8,6 +8,7 @@ mod support;
 
 mod analytics;
 mod buys;
+mod category_trends;
 mod cli;
 mod crash;
 mod dead_letters;

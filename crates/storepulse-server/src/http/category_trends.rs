@@ -1,0 +1,130 @@
+//! Category trends (seed 1): `GET /api/v1/category-trends` (gainers and losers),
+//! `GET /api/v1/category-trends/ticker`, `GET /api/v1/category-trends/rows` and
+//! `POST /api/v1/category-trends/import` (seed 1's CSV).
+//!
+//! `source=computed` (the default) ranks rows computed from stored events as of now;
+//! `source=imported` ranks the last imported CSV. Both go through the same scoring and filters
+//! (`[category_trends]` in the configuration).
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use storepulse_engine::category_trends::{TrendFilter, TrendRow, rank, ticker};
+use storepulse_model::Timestamp;
+use storepulse_model::money::Currency;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::ingest::writer::now_unix_ms;
+use crate::sync::RwLockExt;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/category-trends", get(get_ranking))
+        .route("/api/v1/category-trends/ticker", get(get_ticker))
+        .route("/api/v1/category-trends/rows", get(get_rows))
+        .route("/api/v1/category-trends/import", post(post_import))
+}
+
+fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    ApiError::BadRequest {
+        code: "invalid_parameter",
+        message: format!("{parameter}: {message}"),
+        details: Some(json!({ "parameter": parameter, "reason": message })),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendParams {
+    source: Option<String>,
+    category: Option<String>,
+    country: Option<String>,
+    level: Option<String>,
+    limit: Option<String>,
+    currency: Option<String>,
+}
+
+fn rows(state: &AppState, params: &TrendParams) -> Result<(&'static str, Vec<TrendRow>), ApiError> {
+    match params.source.as_deref().unwrap_or("computed") {
+        "computed" => {
+            let currency = match params.currency.as_deref() {
+                None => state.default_currency,
+                Some(code) => Currency::parse(code).ok_or_else(|| {
+                    invalid("currency", format!("{code:?} is not an ISO 4217 code"))
+                })?,
+            };
+            let now = Timestamp(now_unix_ms());
+            Ok(("computed", state.engine.read_ignoring_poison().category_trend_rows(now, currency)))
+        }
+        "imported" => Ok(("imported", state.imported_trends.rows())),
+        _ => Err(invalid("source", "computed or imported")),
+    }
+}
+
+fn parse_small(
+    parameter: &'static str,
+    text: Option<&str>,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> Result<u64, ApiError> {
+    let Some(text) = text else { return Ok(default) };
+    text.trim().parse::<u64>().ok().filter(|value| range.contains(value)).ok_or_else(|| {
+        invalid(parameter, format!("must be an integer in {}..={}", range.start(), range.end()))
+    })
+}
+
+type Params = Result<Query<TrendParams>, axum::extract::rejection::QueryRejection>;
+
+async fn get_ranking(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let limit = parse_small("limit", params.limit.as_deref(), 1..=1000, 10)? as usize;
+    let level = params
+        .level
+        .as_deref()
+        .map(|text| parse_small("level", Some(text), 1..=3, 1))
+        .transpose()?;
+    let (source, rows) = rows(&state, &params)?;
+    let filter = TrendFilter {
+        category: params.category.clone(),
+        country: params.country.clone(),
+        level: level.map(|level| level as u8),
+    };
+    let ranking = rank(&rows, &state.config.category_trends, &filter, limit);
+    Ok(Json(json!({
+        "source": source,
+        "settings": state.config.category_trends,
+        "gainers": ranking.gainers,
+        "losers": ranking.losers,
+    }))
+    .into_response())
+}
+
+async fn get_ticker(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let (source, rows) = rows(&state, &params)?;
+    let items = ticker(&rows, &state.config.category_trends, params.category.clone());
+    Ok(Json(json!({ "source": source, "items": items })).into_response())
+}
+
+async fn get_rows(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let (_, rows) = rows(&state, &params)?;
+    Ok(Json(rows).into_response())
+}
+
+async fn post_import(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    match state.imported_trends.import(&body) {
+        Ok(Ok(count)) => Ok(Json(json!({ "imported": count })).into_response()),
+        Ok(Err(error)) => Err(ApiError::Unprocessable {
+            message: error.to_string(),
+            details: json!({ "line": error.line, "column": error.column, "reason": error.message }),
+        }),
+        Err(error) => Err(ApiError::Internal(format!("the import cannot be saved: {error}"))),
+    }
+}

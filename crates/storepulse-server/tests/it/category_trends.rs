@@ -1,0 +1,79 @@
+//! Category trends over HTTP: seed 1's CSV imported and ranked, and trends computed from events.
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use serde_json::json;
+use storepulse_model::Timestamp;
+
+use crate::support::{TestApp, post};
+
+const SAMPLE: &[u8] = include_bytes!("../../../../data/category_trends_example.csv");
+
+#[tokio::test]
+async fn seed_ones_csv_is_imported_ranked_and_kept() {
+    let test = TestApp::new();
+    let request = post("/api/v1/category-trends/import")
+        .header("content-type", "text/csv")
+        .body(Body::from(SAMPLE))
+        .unwrap();
+    let response = test.send(request).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    assert_eq!(response.json()["imported"], 380);
+
+    let ranking =
+        test.get("/api/v1/category-trends?source=imported&country=US&limit=5").await.json();
+    let gainers = ranking["gainers"].as_array().unwrap();
+    assert_eq!(gainers.len(), 5);
+    let scores: Vec<f64> = gainers.iter().map(|row| row["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|pair| pair[0] >= pair[1]), "{scores:?}");
+    for row in gainers {
+        assert_eq!(row["country"], "US");
+        let expected = 0.1 * row["revenue_daily_change"].as_f64().unwrap()
+            + 0.9 * row["revenue_weekly_change"].as_f64().unwrap();
+        assert!((row["score"].as_f64().unwrap() - expected).abs() < 1e-9);
+        assert!(row["revenue_daily_change"].as_f64().unwrap().abs() <= 3.0);
+    }
+    let losers = ranking["losers"].as_array().unwrap();
+    assert!(losers.iter().all(|row| row["score"].as_f64().unwrap() < 0.0));
+
+    let ticker = test.get("/api/v1/category-trends/ticker?source=imported").await.json();
+    assert_eq!(ticker["items"].as_array().unwrap().len(), 10);
+    let all = test.get("/api/v1/category-trends/rows?source=imported").await.json();
+    assert_eq!(all.as_array().unwrap().len(), 380);
+
+    let bad = post("/api/v1/category-trends/import")
+        .body(Body::from("event_date,campaign_country\n2025-01-01,US\n"))
+        .unwrap();
+    let response = test.send(bad).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.json()["error"]["details"]["column"], "product_category_level_1");
+
+    let test = test.restart(|_| {});
+    let all = test.get("/api/v1/category-trends/rows?source=imported").await.json();
+    assert_eq!(all.as_array().unwrap().len(), 380, "the import survives a restart");
+    assert_eq!(
+        test.get("/api/v1/category-trends?source=elsewhere").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn trends_are_computed_from_purchases() {
+    let test = TestApp::new();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
+    let sale = |days_ago: i64, price: &str, n: i64| {
+        json!({"type": "purchase", "timestamp": Timestamp(now - days_ago * 86_400_000 - 60_000).to_rfc3339(),
+               "country": "US", "order": {"id": format!("o{n}")},
+               "items": [{"id": "kite", "category": "Toys > Outdoor", "price": price}]})
+    };
+    let events = json!([sale(0, "30.00", 1), sale(8, "10.00", 2)]);
+    let response = test.post_json("/api/v1/events", &events.to_string()).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let ranking = test.get("/api/v1/category-trends?level=1").await.json();
+    assert_eq!(ranking["source"], "computed");
+    assert_eq!(ranking["gainers"][0]["category_level_1"], "Toys");
+    assert_eq!(ranking["gainers"][0]["revenue_weekly_change"], 2.0);
+    assert_eq!(ranking["gainers"][0]["revenue_week"], 30.0);
+}
