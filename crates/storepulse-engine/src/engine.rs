@@ -12,6 +12,7 @@ use storepulse_model::time::Timestamp;
 
 use crate::buys::{BuyLedger, BuyTotals};
 use crate::category_trends::{TrendRow, change};
+use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal};
 use crate::facts::{
     Dimensions, FactKey, Measures, OrderRecord, currency_bytes, device_code, device_from_code,
     rows_of,
@@ -56,6 +57,7 @@ pub struct Engine {
     live: LiveWindows,
     buys: BuyLedger,
     together: CoOccurrence,
+    distinct: DailyDistinct,
     /// Latest event time applied.
     newest_ms: i64,
     applied: u64,
@@ -193,11 +195,13 @@ pub struct Group {
 }
 
 /// Measures summed under a currency: money only from rows in that currency.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Sum {
     measures: Measures,
     /// Orders whose amounts are in the query's currency (the divisor of an average).
     orders_in_currency: u64,
+    /// Merged only when a query asks for a distinct metric.
+    distinct: DistinctSets,
 }
 
 impl Sum {
@@ -221,6 +225,7 @@ impl Engine {
             live: LiveWindows::new(config.active_window_ms, config.page_window_ms),
             buys: BuyLedger::default(),
             together: CoOccurrence::new(30 * DAY_MS),
+            distinct: DailyDistinct::default(),
             newest_ms: i64::MIN,
             applied: 0,
             scratch: Vec::new(),
@@ -254,6 +259,12 @@ impl Engine {
             },
             self.newest_ms,
         );
+        let signal = match event.event_type {
+            EventType::Purchase => SessionSignal::Purchase,
+            EventType::AddToCart => SessionSignal::Cart,
+            _ => SessionSignal::Other,
+        };
+        self.distinct.observe(time, key, event.visitor_id(), event.session_id.as_deref(), signal);
         if let Some(visitor) = event.visitor_id() {
             // Product rows follow the event row; each names one product the visitor met.
             for (key, _) in &rows[1..] {
@@ -272,6 +283,9 @@ impl Engine {
         self.live.prune(now.0);
         self.rollups.prune(now.0);
         self.together.prune(now.0);
+        if self.config.retention.days_ms > 0 {
+            self.distinct.prune_before(now.0 - self.config.retention.days_ms);
+        }
     }
 
     /// The `k` products with the highest decayed weighted score as of `now` (see
@@ -509,6 +523,7 @@ impl Engine {
             + self.buys.heap_bytes()
             + self.orders.len() * (64 + std::mem::size_of::<OrderRecord>())
             + self.together.heap_bytes()
+            + self.distinct.heap_bytes()
             + [
                 &self.dims.stores,
                 &self.dims.countries,
@@ -584,7 +599,13 @@ impl Engine {
         if spec.limit == 0 || spec.limit > MAX_GROUPS {
             return Err(QueryError::new("limit", format!("must be 1..={MAX_GROUPS}")));
         }
-        let series_granularity = spec.granularity.unwrap_or(auto_granularity(to - from));
+        let distinct = spec.metrics.iter().any(|metric| metric.is_distinct());
+        // Distinct sketches are daily, so their implicit series (for trends) is too.
+        let series_granularity = spec.granularity.unwrap_or(if distinct {
+            Granularity::Day
+        } else {
+            auto_granularity(to - from)
+        });
         let points = series_points(from, to, series_granularity);
         if points.len() > MAX_SERIES_POINTS {
             return Err(QueryError::new(
@@ -606,6 +627,22 @@ impl Engine {
                 ),
             ));
         }
+        if distinct {
+            if spec.filters.is_product_level()
+                || spec.group_by.is_some_and(Dimension::is_product_level)
+            {
+                return Err(QueryError::new(
+                    "metrics",
+                    "visitors, sessions, conversion and cart metrics are counted per visit, not per product: leave out the product/category filter or group-by, or ask for them separately",
+                ));
+            }
+            if width < DAY_MS {
+                return Err(QueryError::new(
+                    "granularity",
+                    "distinct metrics (visitors, sessions, conversion, carts, buyers) are kept per UTC day; use day, week or month",
+                ));
+            }
+        }
         let currency = currency_bytes(spec.currency);
         let mut totals = Sum::default();
         let mut series = vec![Sum::default(); points.len()];
@@ -625,6 +662,20 @@ impl Engine {
                     }
                 }
             });
+            if distinct {
+                self.distinct.scan(from, to, |day, key, sets| {
+                    if !matcher.admits(key, &self.dims) {
+                        return;
+                    }
+                    let point = points.partition_point(|p| *p <= day).saturating_sub(1);
+                    totals.distinct.merge(sets);
+                    series[point].distinct.merge(sets);
+                    if let Some(dimension) = spec.group_by {
+                        let group = group_key(dimension, key, &self.dims);
+                        groups.entry(group).or_default().distinct.merge(sets);
+                    }
+                });
+            }
         }
         let values = |sum: &Sum| metric_values(&spec.metrics, sum, spec.currency);
         let mut result = QueryResult {
@@ -719,6 +770,13 @@ impl Engine {
                 }
             }
         });
+        if spec.metrics.iter().any(|metric| metric.is_distinct()) {
+            self.distinct.scan(from, to, |_, key, sets| {
+                if matcher.admits(key, &self.dims) {
+                    sum.distinct.merge(sets);
+                }
+            });
+        }
         sum
     }
 
@@ -856,7 +914,23 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
         Metric::ClickThroughRate => ratio(m.promotion_clicks, m.promotion_views),
         Metric::CheckoutConversionRate => ratio(m.orders, m.checkouts),
         Metric::PromotionConversionRate => ratio(m.orders, m.promotion_clicks),
+        Metric::Visitors => Value::Count(sum.distinct.visitors.estimate() as u64),
+        Metric::Sessions => Value::Count(sum.distinct.sessions.estimate() as u64),
+        Metric::ConversionRate => ratio(
+            sum.distinct.purchase_sessions.estimate() as u64,
+            sum.distinct.sessions.estimate() as u64,
+        ),
+        Metric::CartSessions => Value::Count(sum.distinct.cart_sessions.estimate() as u64),
+        Metric::AbandonedCarts => Value::Count(abandoned(&sum.distinct)),
+        Metric::CartAbandonmentRate => {
+            ratio(abandoned(&sum.distinct), sum.distinct.cart_sessions.estimate() as u64)
+        }
+        Metric::UniqueBuyers => Value::Count(sum.distinct.buyers.estimate() as u64),
     }
+}
+
+fn abandoned(sets: &DistinctSets) -> u64 {
+    (sets.cart_sessions.estimate() as u64).saturating_sub(sets.converted_cart_sessions())
 }
 
 /// A metric as a number, for growth, trend and ranking (money in minor units).

@@ -34,10 +34,24 @@ pub enum Metric {
     CheckoutConversionRate,
     /// Orders / promotion clicks (per promotion: purchases that carried it / its clicks).
     PromotionConversionRate,
+    /// Distinct visitors (user id, else anonymous id); a sketch, see [`crate::distinct`].
+    Visitors,
+    /// Distinct sessions.
+    Sessions,
+    /// Sessions with a purchase / sessions.
+    ConversionRate,
+    /// Sessions with a cart add.
+    CartSessions,
+    /// Sessions with a cart add and no purchase.
+    AbandonedCarts,
+    /// Abandoned carts / sessions with a cart add.
+    CartAbandonmentRate,
+    /// Distinct visitors who bought.
+    UniqueBuyers,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 25] = [
         Metric::Events,
         Metric::PageViews,
         Metric::ProductViews,
@@ -56,6 +70,13 @@ impl Metric {
         Metric::ClickThroughRate,
         Metric::CheckoutConversionRate,
         Metric::PromotionConversionRate,
+        Metric::Visitors,
+        Metric::Sessions,
+        Metric::ConversionRate,
+        Metric::CartSessions,
+        Metric::AbandonedCarts,
+        Metric::CartAbandonmentRate,
+        Metric::UniqueBuyers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +99,13 @@ impl Metric {
             Metric::ClickThroughRate => "click_through_rate",
             Metric::CheckoutConversionRate => "checkout_conversion_rate",
             Metric::PromotionConversionRate => "promotion_conversion_rate",
+            Metric::Visitors => "visitors",
+            Metric::Sessions => "sessions",
+            Metric::ConversionRate => "conversion_rate",
+            Metric::CartSessions => "cart_sessions",
+            Metric::AbandonedCarts => "abandoned_carts",
+            Metric::CartAbandonmentRate => "cart_abandonment_rate",
+            Metric::UniqueBuyers => "unique_buyers",
         }
     }
 
@@ -88,9 +116,24 @@ impl Metric {
             "aov" => "average_order_value",
             "checkouts" => "checkouts_started",
             "ctr" => "click_through_rate",
+            "users" => "visitors",
             other => other,
         };
         Metric::ALL.into_iter().find(|metric| metric.name() == name)
+    }
+
+    /// Counted from the per-day distinct sketches rather than the additive rollups.
+    pub fn is_distinct(self) -> bool {
+        matches!(
+            self,
+            Metric::Visitors
+                | Metric::Sessions
+                | Metric::ConversionRate
+                | Metric::CartSessions
+                | Metric::AbandonedCarts
+                | Metric::CartAbandonmentRate
+                | Metric::UniqueBuyers
+        )
     }
 
     /// Money figures are answered as exact decimal strings in the query's currency.

@@ -539,3 +539,74 @@ fn category_trends_compare_each_period_with_the_one_before() {
         ["Home"]
     );
 }
+
+#[test]
+fn conversion_abandonment_and_distinct_visitors_by_day() {
+    let day = DAY0 + 3 * DAY;
+    let view = |session: &str, user: &str, country: &str, time: i64| {
+        json!({"type": "page_view", "timestamp": at(time), "session_id": session, "user_id": user,
+               "country": country, "page": {"path": "/"}})
+    };
+    let cart = |session: &str, user: &str, time: i64| {
+        json!({"type": "add_to_cart", "timestamp": at(time), "session_id": session, "user_id": user,
+               "country": "US", "product": {"id": "p", "price": 10}})
+    };
+    let buy = |session: &str, user: &str, time: i64| {
+        json!({"type": "purchase", "timestamp": at(time), "session_id": session, "user_id": user,
+               "country": "US", "order": {"id": format!("o-{session}")}, "items": [{"id": "p", "price": 10}],
+               "promotion": {"id": "SPRING"}})
+    };
+    let engine = engine_with(&[
+        view("s1", "u1", "US", day + HOUR),
+        cart("s1", "u1", day + HOUR),
+        buy("s1", "u1", day + 2 * HOUR),
+        view("s2", "u2", "US", day + HOUR),
+        cart("s2", "u2", day + HOUR),
+        view("s3", "u2", "DE", day + 3 * HOUR),
+        view("s4", "u3", "DE", day + DAY + HOUR),
+    ]);
+    let metrics = [
+        Metric::Visitors,
+        Metric::Sessions,
+        Metric::ConversionRate,
+        Metric::CartSessions,
+        Metric::AbandonedCarts,
+        Metric::CartAbandonmentRate,
+        Metric::UniqueBuyers,
+    ];
+    let mut query = spec(&metrics, day, day + DAY);
+    query.compare = true;
+    let result = engine.query(&query).unwrap();
+    let expected: BTreeMap<&str, Value> = [
+        ("visitors", Value::Count(2)),
+        ("sessions", Value::Count(3)),
+        ("conversion_rate", Value::Ratio(Some(0.3333))),
+        ("cart_sessions", Value::Count(2)),
+        ("abandoned_carts", Value::Count(1)),
+        ("cart_abandonment_rate", Value::Ratio(Some(0.5))),
+        ("unique_buyers", Value::Count(1)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(result.totals, expected);
+
+    let mut two_days = spec(&[Metric::Visitors, Metric::Sessions], day, day + 2 * DAY);
+    two_days.granularity = Some(Granularity::Day);
+    two_days.group_by = Some(Dimension::Country);
+    let result = engine.query(&two_days).unwrap();
+    assert_eq!(result.totals["visitors"], Value::Count(3));
+    assert_eq!(result.series[1].values["sessions"], Value::Count(1));
+    let de = result.groups.iter().find(|g| g.key.as_deref() == Some("DE")).unwrap();
+    assert_eq!(de.values["visitors"], Value::Count(2), "u2 and u3");
+
+    let mut by_promotion = spec(&[Metric::UniqueBuyers], day, day + DAY);
+    by_promotion.filters.promotion = Some("SPRING".into());
+    assert_eq!(engine.query(&by_promotion).unwrap().totals["unique_buyers"], Value::Count(1));
+
+    let mut hourly = spec(&[Metric::Sessions], day, day + DAY);
+    hourly.granularity = Some(Granularity::Hour);
+    assert_eq!(engine.query(&hourly).unwrap_err().parameter, "granularity");
+    let mut per_product = spec(&[Metric::Sessions], day, day + DAY);
+    per_product.group_by = Some(Dimension::Product);
+    assert_eq!(engine.query(&per_product).unwrap_err().parameter, "metrics");
+}

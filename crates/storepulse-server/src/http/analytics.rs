@@ -329,7 +329,7 @@ async fn get_promotions(
         ));
     }
     params.metrics = Some(StringOrList::One(
-        "promotion_views,promotion_clicks,orders,units,gross_revenue,click_through_rate,promotion_conversion_rate"
+        "promotion_views,promotion_clicks,orders,units,gross_revenue,unique_buyers,click_through_rate,promotion_conversion_rate"
             .into(),
     ));
     params.group_by = Some("promotion".into());
