@@ -17,6 +17,7 @@ use crate::facts::{
     Dimensions, FactKey, Measures, OrderRecord, currency_bytes, device_code, device_from_code,
     rows_of,
 };
+use crate::funnel::{FunnelLog, FunnelSpec, FunnelSplit, FunnelSteps};
 use crate::live::{LiveFilter, LiveWindows, Place, Sighting};
 use crate::query::{
     Dimension, Filters, Granularity, MAX_GROUPS, MAX_SERIES_POINTS, Metric, QueryError, QuerySpec,
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     /// The live commerce figures (revenue, orders, carts) cover this long.
     pub commerce_window_ms: i64,
     pub retention: RollupRetention,
+    /// How long a session's trail is kept for funnels after its last event.
+    pub funnel_retention_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             page_window_ms: 15 * MINUTE_MS,
             commerce_window_ms: HOUR_MS,
             retention: RollupRetention::default(),
+            funnel_retention_ms: 30 * DAY_MS,
         }
     }
 }
@@ -58,6 +62,7 @@ pub struct Engine {
     buys: BuyLedger,
     together: CoOccurrence,
     distinct: DailyDistinct,
+    funnels: FunnelLog,
     /// Latest event time applied.
     newest_ms: i64,
     applied: u64,
@@ -116,6 +121,21 @@ fn ordered_map<S: serde::Serializer>(
         map.serialize_entry(key, value)?;
     }
     map.end()
+}
+
+/// A funnel overall and per group.
+#[derive(Clone, Debug, Serialize)]
+pub struct FunnelResult {
+    pub overall: FunnelSteps,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<FunnelGroup>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FunnelGroup {
+    pub key: Option<String>,
+    #[serde(flatten)]
+    pub funnel: FunnelSteps,
 }
 
 /// A product with a score (trending) or a co-occurrence count (recommendations).
@@ -226,6 +246,7 @@ impl Engine {
             buys: BuyLedger::default(),
             together: CoOccurrence::new(30 * DAY_MS),
             distinct: DailyDistinct::default(),
+            funnels: FunnelLog::new(config.funnel_retention_ms),
             newest_ms: i64::MIN,
             applied: 0,
             scratch: Vec::new(),
@@ -265,6 +286,18 @@ impl Engine {
             _ => SessionSignal::Other,
         };
         self.distinct.observe(time, key, event.visitor_id(), event.session_id.as_deref(), signal);
+        if let Some(session) = event.session_id.as_deref() {
+            let mut products: Vec<u32> = rows[1..].iter().map(|(key, _)| key.product).collect();
+            products.dedup();
+            self.funnels.observe(
+                session,
+                key.store,
+                key.country,
+                time,
+                event.event_type,
+                &products,
+            );
+        }
         if let Some(visitor) = event.visitor_id() {
             // Product rows follow the event row; each names one product the visitor met.
             for (key, _) in &rows[1..] {
@@ -283,6 +316,7 @@ impl Engine {
         self.live.prune(now.0);
         self.rollups.prune(now.0);
         self.together.prune(now.0);
+        self.funnels.prune(now.0);
         if self.config.retention.days_ms > 0 {
             self.distinct.prune_before(now.0 - self.config.retention.days_ms);
         }
@@ -397,6 +431,71 @@ impl Engine {
             ))
         });
         rows
+    }
+
+    /// Runs a funnel over sessions whose first step falls in the spec's range. Groups are
+    /// largest first (by sessions at the first step), at most `limit`.
+    pub fn funnel(
+        &self,
+        spec: &FunnelSpec,
+        split: FunnelSplit,
+        filters: &RealtimeFilter,
+        limit: usize,
+    ) -> FunnelResult {
+        let live = self.live_filter(filters);
+        let Some(live) = live else {
+            return FunnelResult {
+                overall: FunnelSteps::from_counts(&spec.steps, &vec![0; spec.steps.len()]),
+                groups: Vec::new(),
+            };
+        };
+        let group_of = |product: u32| -> Option<u32> {
+            match split {
+                FunnelSplit::Product => Some(product),
+                FunnelSplit::Category(level) => {
+                    self.dims.categories_of(product).get(usize::from(level) - 1).copied()
+                }
+                _ => None,
+            }
+        };
+        let groups = self.funnels.run(spec, split, live.store, live.country, group_of);
+        let overall_counts = if split == FunnelSplit::None || split == FunnelSplit::Country {
+            let mut overall = vec![0; spec.steps.len()];
+            for counts in groups.values() {
+                for (total, count) in overall.iter_mut().zip(counts) {
+                    *total += count;
+                }
+            }
+            overall
+        } else {
+            self.funnels
+                .run(spec, FunnelSplit::None, live.store, live.country, |_| None)
+                .remove(&0)
+                .unwrap_or_else(|| vec![0; spec.steps.len()])
+        };
+        let mut ranked: Vec<(u32, Vec<u64>)> =
+            if split == FunnelSplit::None { Vec::new() } else { groups.into_iter().collect() };
+        ranked.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        let name = |id: u32| -> Option<String> {
+            match split {
+                FunnelSplit::Country => self.dims.countries.name(id),
+                FunnelSplit::Product => self.dims.products.name(id),
+                FunnelSplit::Category(_) => self.dims.categories.name(id),
+                FunnelSplit::None => None,
+            }
+            .map(str::to_owned)
+        };
+        FunnelResult {
+            overall: FunnelSteps::from_counts(&spec.steps, &overall_counts),
+            groups: ranked
+                .into_iter()
+                .map(|(id, counts)| FunnelGroup {
+                    key: name(id),
+                    funnel: FunnelSteps::from_counts(&spec.steps, &counts),
+                })
+                .collect(),
+        }
     }
 
     /// Products met together with `product` by the most visitors.
@@ -524,6 +623,7 @@ impl Engine {
             + self.orders.len() * (64 + std::mem::size_of::<OrderRecord>())
             + self.together.heap_bytes()
             + self.distinct.heap_bytes()
+            + self.funnels.heap_bytes()
             + [
                 &self.dims.stores,
                 &self.dims.countries,

@@ -7,6 +7,7 @@
 //! - [`facts`]: what one event adds (rows of additive measures keyed by dimension ids);
 //! - [`rollup`]: those rows per minute, hour and day, with retention;
 //! - [`distinct`]: visitors, sessions and buyers over long ranges (mergeable sketches);
+//! - [`funnel`]: sessions through ordered steps, per product, category or country;
 //! - [`live`]: active visitors and sessions, page views and top pages (seed 3);
 //! - [`buys`]: promotion buys in a trailing window (seed 4's `/stats`);
 //! - [`query`]: the one typed query model every front end builds;
@@ -24,6 +25,7 @@ pub mod category_trends;
 pub mod distinct;
 pub mod engine;
 pub mod facts;
+pub mod funnel;
 pub mod intern;
 pub mod live;
 pub mod query;

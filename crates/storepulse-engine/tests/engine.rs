@@ -610,3 +610,70 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     per_product.group_by = Some(Dimension::Product);
     assert_eq!(engine.query(&per_product).unwrap_err().parameter, "metrics");
 }
+
+#[test]
+fn funnels_count_sessions_through_ordered_steps_within_the_window() {
+    use storepulse_engine::engine::RealtimeFilter;
+    use storepulse_engine::funnel::{FunnelSpec, FunnelSplit};
+    let t = DAY0 + 5 * DAY;
+    let ev = |kind: &str, session: &str, product: Option<&str>, time: i64| {
+        let mut value =
+            json!({"type": kind, "timestamp": at(time), "session_id": session, "country": "US"});
+        match (kind, product) {
+            ("purchase", Some(id)) => {
+                value["order"] = json!({"id": format!("o-{session}")});
+                value["items"] = json!([{"id": id, "category": "Gear", "price": 1}]);
+            }
+            (_, Some(id)) => {
+                value["product"] =
+                    json!({"id": id, "category": if id == "A" { "Gear" } else { "Toys" }})
+            }
+            _ => {}
+        }
+        value
+    };
+    let engine = engine_with(&[
+        ev("product_view", "s1", Some("A"), t),
+        ev("add_to_cart", "s1", Some("A"), t + MIN),
+        ev("checkout_started", "s1", None, t + 2 * MIN),
+        ev("purchase", "s1", Some("A"), t + 3 * MIN),
+        ev("product_view", "s2", Some("A"), t),
+        ev("add_to_cart", "s2", Some("B"), t + MIN),
+        ev("product_view", "s3", Some("B"), t),
+        ev("add_to_cart", "s3", Some("B"), t + 2 * HOUR),
+        ev("add_to_cart", "s4", Some("A"), t),
+        ev("purchase", "s5", Some("A"), t),
+        ev("product_view", "s5", Some("A"), t + MIN),
+    ]);
+    let spec = FunnelSpec {
+        steps: FunnelSpec::default_steps(),
+        window_ms: HOUR,
+        from_ms: t - HOUR,
+        to_ms: t + DAY,
+    };
+    let sessions = |steps: &storepulse_engine::funnel::FunnelSteps| {
+        steps.steps.iter().map(|s| s.sessions).collect::<Vec<_>>()
+    };
+    let result = engine.funnel(&spec, FunnelSplit::None, &RealtimeFilter::default(), 10);
+    assert_eq!(sessions(&result.overall), [4, 2, 1, 1]);
+    assert_eq!(result.overall.steps[1].conversion_from_previous, Some(0.5));
+    assert_eq!(result.overall.steps[1].drop_off, 2);
+    assert_eq!(result.overall.steps[3].conversion_from_start, Some(0.25));
+
+    let by_product = engine.funnel(&spec, FunnelSplit::Product, &RealtimeFilter::default(), 10);
+    let groups: Vec<(Option<String>, Vec<u64>)> =
+        by_product.groups.iter().map(|g| (g.key.clone(), sessions(&g.funnel))).collect();
+    assert_eq!(
+        groups,
+        [(Some("A".into()), vec![3, 1, 1, 1]), (Some("B".into()), vec![1, 0, 0, 0])]
+    );
+    let by_category =
+        engine.funnel(&spec, FunnelSplit::Category(1), &RealtimeFilter::default(), 10);
+    assert_eq!(by_category.groups[0].key.as_deref(), Some("Gear"));
+
+    let later = FunnelSpec { from_ms: t + HOUR, ..spec.clone() };
+    assert_eq!(
+        sessions(&engine.funnel(&later, FunnelSplit::None, &RealtimeFilter::default(), 10).overall),
+        [0, 0, 0, 0]
+    );
+}

@@ -199,9 +199,12 @@ pub struct EngineSettings {
     pub minute_retention: Duration,
     #[serde(with = "humantime_serde")]
     pub hour_retention: Duration,
-    /// Unset keeps daily rollups forever.
+    /// Unset keeps daily rollups (and daily distinct sketches) forever.
     #[serde(with = "humantime_serde")]
     pub day_retention: Option<Duration>,
+    /// How long a session's trail is kept for funnels after its last event.
+    #[serde(with = "humantime_serde")]
+    pub funnel_retention: Duration,
 }
 
 impl Default for EngineSettings {
@@ -213,6 +216,7 @@ impl Default for EngineSettings {
             minute_retention: Duration::from_secs(2 * 24 * 3600),
             hour_retention: Duration::from_secs(90 * 24 * 3600),
             day_retention: None,
+            funnel_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -229,6 +233,7 @@ impl EngineSettings {
                 hours_ms: ms(self.hour_retention),
                 days_ms: self.day_retention.map_or(0, ms),
             },
+            funnel_retention_ms: ms(self.funnel_retention),
         }
     }
 }

@@ -133,7 +133,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 40] = [
+const ROUTE_TEMPLATES: [&str; 41] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -159,6 +159,7 @@ const ROUTE_TEMPLATES: [&str; 40] = [
     "/api/v1/realtime",
     "/api/v1/query",
     "/api/v1/promotions",
+    "/api/v1/funnels",
     "/users/active",
     "/users/{user_id}/sessions",
     "/buy",

@@ -1,5 +1,5 @@
 //! Read endpoints over the engine: `GET /api/v1/realtime`, `GET|POST /api/v1/query`,
-//! `GET /api/v1/promotions`, and seed 3's `GET /users/active` and
+//! `GET /api/v1/promotions`, `GET /api/v1/funnels`, and seed 3's `GET /users/active` and
 //! `GET /users/{user_id}/sessions`.
 //!
 //! Every answer is built from one [`QuerySpec`] or one realtime call on the engine, so these
@@ -14,6 +14,7 @@ use chrono::Datelike as _;
 use serde::Deserialize;
 use serde_json::json;
 use storepulse_engine::engine::RealtimeFilter;
+use storepulse_engine::funnel::{FunnelSpec, FunnelSplit};
 use storepulse_engine::query::{MAX_GROUPS, QueryError};
 use storepulse_engine::{Dimension, Filters, Granularity, Metric, QuerySpec};
 use storepulse_model::Timestamp;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/realtime", get(get_realtime))
         .route("/api/v1/query", get(get_query).post(post_query))
         .route("/api/v1/promotions", get(get_promotions))
+        .route("/api/v1/funnels", get(get_funnel))
         .route("/users/active", get(get_active_users))
         .route("/users/{user_id}/sessions", get(get_user_sessions))
 }
@@ -338,4 +340,77 @@ async fn get_promotions(
     // Rows without a promotion are not a promotion.
     result.groups.retain(|group| group.key.is_some());
     Ok(Json(result).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelParams {
+    steps: Option<String>,
+    window: Option<String>,
+    group_by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    range: Option<String>,
+    store: Option<String>,
+    country: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Sessions through ordered steps (default product_view → add_to_cart → checkout_started →
+/// purchase) within `window` (default 1h) of the first, overall or by product, category
+/// (`category`, `category_2`, `category_3`) or country.
+async fn get_funnel(
+    State(state): State<AppState>,
+    params: Result<Query<FunnelParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let steps = match params.steps.as_deref() {
+        None => FunnelSpec::default_steps(),
+        Some(text) => FunnelSpec::parse_steps(text).map_err(|reason| invalid("steps", reason))?,
+    };
+    let window = match params.window.as_deref() {
+        None => std::time::Duration::from_secs(3600),
+        Some(text) => humantime::parse_duration(text)
+            .ok()
+            .filter(|window| !window.is_zero() && window.as_secs() <= 90 * 86_400)
+            .ok_or_else(|| {
+                invalid("window", "a duration such as 30m, 1h or 7d, at most 90 days")
+            })?,
+    };
+    let split: FunnelSplit = params
+        .group_by
+        .as_deref()
+        .unwrap_or("none")
+        .parse()
+        .map_err(|reason: String| invalid("group_by", reason))?;
+    let range_params = QueryParams {
+        from: params.from.clone(),
+        to: params.to.clone(),
+        range: params.range.clone(),
+        ..QueryParams::default()
+    };
+    let (from, to) = time_range(&range_params, now_unix_ms())?;
+    if from >= to {
+        return Err(invalid("to", "must be after `from`"));
+    }
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=MAX_GROUPS).contains(&limit) {
+        return Err(invalid("limit", format!("must be 1..={MAX_GROUPS}")));
+    }
+    let spec = FunnelSpec { steps, window_ms: window.as_millis() as i64, from_ms: from, to_ms: to };
+    let filter = RealtimeFilter {
+        store: params.store.clone(),
+        country: params.country.clone(),
+        ..RealtimeFilter::default()
+    };
+    let result = state.engine.read_ignoring_poison().funnel(&spec, split, &filter, limit);
+    Ok(Json(json!({
+        "from": Timestamp(from).to_rfc3339(),
+        "to": Timestamp(to).to_rfc3339(),
+        "window_seconds": window.as_secs(),
+        "group_by": params.group_by,
+        "overall": result.overall,
+        "groups": result.groups,
+    }))
+    .into_response())
 }

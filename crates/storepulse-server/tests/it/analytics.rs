@@ -157,3 +157,56 @@ async fn numbers_are_the_same_after_a_restart() {
         assert_eq!(live_before[field], live_after[field], "{field}");
     }
 }
+
+#[tokio::test]
+async fn funnels_and_distinct_metrics_over_http() {
+    let test = TestApp::new();
+    let now = now_ms();
+    let t = |offset: i64| at(now - 120_000 + offset);
+    let events = json!([
+        {"type": "product_view", "timestamp": t(0), "session_id": "s1", "user_id": "u1", "country": "US", "product": {"id": "tent", "category": "Outdoor"}},
+        {"type": "add_to_cart", "timestamp": t(1000), "session_id": "s1", "user_id": "u1", "country": "US", "product": {"id": "tent", "price": 100}},
+        {"type": "checkout_started", "timestamp": t(2000), "session_id": "s1", "user_id": "u1", "country": "US"},
+        {"type": "purchase", "timestamp": t(3000), "session_id": "s1", "user_id": "u1", "country": "US", "order": {"id": "o1"}, "items": [{"id": "tent", "price": 100}]},
+        {"type": "product_view", "timestamp": t(0), "session_id": "s2", "user_id": "u2", "country": "DE", "product": {"id": "tent"}},
+        {"type": "add_to_cart", "timestamp": t(500), "session_id": "s2", "user_id": "u2", "country": "DE", "product": {"id": "tent", "price": 100}}
+    ]);
+    assert_eq!(test.post_json("/api/v1/events", &events.to_string()).await.status, StatusCode::OK);
+
+    let funnel = test.get("/api/v1/funnels?range=last_hour&group_by=country").await;
+    assert_eq!(funnel.status, StatusCode::OK, "{:?}", funnel.json());
+    let funnel = funnel.json();
+    let sessions: Vec<u64> = funnel["overall"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sessions"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sessions, [2, 2, 1, 1]);
+    assert_eq!(funnel["overall"]["steps"][2]["drop_off"], 1);
+    assert_eq!(funnel["groups"].as_array().unwrap().len(), 2);
+    let custom = test
+        .get("/api/v1/funnels?range=last_hour&steps=add_to_cart,purchase&window=10m")
+        .await
+        .json();
+    assert_eq!(custom["overall"]["steps"][1]["conversion_from_previous"], 0.5);
+    for (query, parameter) in [
+        ("/api/v1/funnels?steps=product_view", "steps"),
+        ("/api/v1/funnels?steps=view,buy", "steps"),
+        ("/api/v1/funnels?window=forever", "window"),
+        ("/api/v1/funnels?group_by=colour", "group_by"),
+    ] {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(response.json()["error"]["details"]["parameter"], parameter, "{query}");
+    }
+
+    let distinct = test
+        .get("/api/v1/query?metrics=visitors,sessions,conversion_rate,abandoned_carts,cart_abandonment_rate&range=last_24_hours")
+        .await
+        .json();
+    assert_eq!(
+        distinct["totals"],
+        json!({"visitors": 2, "sessions": 2, "conversion_rate": 0.5, "abandoned_carts": 1, "cart_abandonment_rate": 0.5})
+    );
+}

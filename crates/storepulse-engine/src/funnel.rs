@@ -1,0 +1,293 @@
+//! Funnels: how many sessions go through configured steps in order (default
+//! product_view → add_to_cart → checkout_started → purchase), each step within a window of the
+//! session's first step, overall or per product, category or country.
+//!
+//! Every session keeps a short trail of its events (time, type, products; at most
+//! [`MAX_TRAIL`] events) for `retention` after its last event. A session belongs to the range
+//! its first step falls in. Per product, a step counts when its event names that product, or
+//! names no product at all (a page view, a checkout sent without lines).
+
+use std::str::FromStr;
+
+use serde::Serialize;
+use storepulse_model::event::EventType;
+
+use crate::FastMap;
+use crate::distinct::hash_id;
+
+pub const MAX_TRAIL: usize = 256;
+pub const MAX_STEPS: usize = 10;
+
+#[derive(Clone, Debug)]
+struct Mark {
+    time_ms: i64,
+    event_type: EventType,
+    /// Products the event names (empty = none).
+    products: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Trail {
+    pub store: u32,
+    pub country: u32,
+    last_ms: i64,
+    marks: Vec<Mark>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FunnelLog {
+    sessions: FastMap<u64, Trail>,
+    retention_ms: i64,
+}
+
+/// What a funnel is split by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FunnelSplit {
+    None,
+    Country,
+    Product,
+    /// Category at this level (1 = top).
+    Category(u8),
+}
+
+/// A funnel definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunnelSpec {
+    pub steps: Vec<EventType>,
+    pub window_ms: i64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl FunnelSpec {
+    pub fn default_steps() -> Vec<EventType> {
+        vec![
+            EventType::ProductView,
+            EventType::AddToCart,
+            EventType::CheckoutStarted,
+            EventType::Purchase,
+        ]
+    }
+
+    /// Parses `product_view,add_to_cart,...`.
+    pub fn parse_steps(text: &str) -> Result<Vec<EventType>, String> {
+        let steps: Vec<EventType> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                EventType::parse(name).ok_or_else(|| format!("{name:?} is not an event type"))
+            })
+            .collect::<Result<_, _>>()?;
+        if !(2..=MAX_STEPS).contains(&steps.len()) {
+            return Err(format!("name 2 to {MAX_STEPS} steps"));
+        }
+        Ok(steps)
+    }
+}
+
+impl FromStr for FunnelSplit {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(match text {
+            "" | "none" => FunnelSplit::None,
+            "country" => FunnelSplit::Country,
+            "product" => FunnelSplit::Product,
+            "category" | "category_1" => FunnelSplit::Category(1),
+            "category_2" => FunnelSplit::Category(2),
+            "category_3" => FunnelSplit::Category(3),
+            other => {
+                return Err(format!(
+                    "{other:?}: one of country, product, category, category_2, category_3"
+                ));
+            }
+        })
+    }
+}
+
+/// Sessions reaching each step, for one group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FunnelSteps {
+    pub steps: Vec<StepFigures>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepFigures {
+    pub step: &'static str,
+    pub sessions: u64,
+    /// Sessions of this step / sessions of the previous step (`null` for the first step or
+    /// when the previous step had none).
+    pub conversion_from_previous: Option<f64>,
+    /// Sessions of this step / sessions of the first step.
+    pub conversion_from_start: Option<f64>,
+    /// Sessions that reached the previous step but not this one.
+    pub drop_off: u64,
+}
+
+impl FunnelSteps {
+    pub fn from_counts(steps: &[EventType], counts: &[u64]) -> Self {
+        let first = counts.first().copied().unwrap_or(0);
+        let ratio =
+            |n: u64, d: u64| (d > 0).then(|| ((n as f64 / d as f64) * 10_000.0).round() / 10_000.0);
+        FunnelSteps {
+            steps: steps
+                .iter()
+                .zip(counts)
+                .enumerate()
+                .map(|(index, (step, count))| {
+                    let previous = index.checked_sub(1).map(|i| counts[i]);
+                    StepFigures {
+                        step: step.as_str(),
+                        sessions: *count,
+                        conversion_from_previous: previous.and_then(|p| ratio(*count, p)),
+                        conversion_from_start: ratio(*count, first),
+                        drop_off: previous.map_or(0, |p| p.saturating_sub(*count)),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl FunnelLog {
+    pub fn new(retention_ms: i64) -> Self {
+        Self { retention_ms, ..Self::default() }
+    }
+
+    pub fn observe(
+        &mut self,
+        session: &str,
+        store: u32,
+        country: u32,
+        time_ms: i64,
+        event_type: EventType,
+        products: &[u32],
+    ) {
+        if matches!(event_type, EventType::Identify) {
+            return;
+        }
+        let trail = self.sessions.entry(hash_id(session)).or_insert_with(|| Trail {
+            store,
+            country,
+            last_ms: time_ms,
+            marks: Vec::new(),
+        });
+        trail.last_ms = trail.last_ms.max(time_ms);
+        if country != 0 {
+            trail.country = country;
+        }
+        if trail.marks.len() >= MAX_TRAIL {
+            return;
+        }
+        // Usually in order; a late event is put in its place.
+        let index = trail.marks.partition_point(|mark| mark.time_ms <= time_ms);
+        trail.marks.insert(index, Mark { time_ms, event_type, products: products.to_vec() });
+    }
+
+    pub fn prune(&mut self, now_ms: i64) {
+        let from = now_ms - self.retention_ms;
+        self.sessions.retain(|_, trail| trail.last_ms >= from);
+    }
+
+    /// Runs a funnel. `group_of(product)` maps a product to its group for product and category
+    /// splits (`None` = the product has no such group); `store` restricts to one store.
+    pub fn run(
+        &self,
+        spec: &FunnelSpec,
+        split: FunnelSplit,
+        store: Option<u32>,
+        country: Option<u32>,
+        group_of: impl Fn(u32) -> Option<u32>,
+    ) -> FastMap<u32, Vec<u64>> {
+        let mut groups: FastMap<u32, Vec<u64>> = FastMap::default();
+        let steps = &spec.steps;
+        for trail in self.sessions.values() {
+            if store.is_some_and(|store| store != trail.store)
+                || country.is_some_and(|c| c != trail.country)
+            {
+                continue;
+            }
+            match split {
+                FunnelSplit::None | FunnelSplit::Country => {
+                    let reached = progress(&trail.marks, steps, spec, |_| true);
+                    if reached > 0 {
+                        let group = if split == FunnelSplit::Country { trail.country } else { 0 };
+                        let counts = groups.entry(group).or_insert_with(|| vec![0; steps.len()]);
+                        for count in &mut counts[..reached] {
+                            *count += 1;
+                        }
+                    }
+                }
+                FunnelSplit::Product | FunnelSplit::Category(_) => {
+                    // The groups this session's first steps name.
+                    let mut candidates: Vec<u32> = trail
+                        .marks
+                        .iter()
+                        .filter(|mark| mark.event_type == steps[0])
+                        .flat_map(|mark| mark.products.iter().filter_map(|p| group_of(*p)))
+                        .collect();
+                    candidates.sort_unstable();
+                    candidates.dedup();
+                    for group in candidates {
+                        let reached = progress(&trail.marks, steps, spec, |mark| {
+                            mark.products.is_empty()
+                                || mark.products.iter().any(|p| group_of(*p) == Some(group))
+                        });
+                        if reached > 0 {
+                            let counts =
+                                groups.entry(group).or_insert_with(|| vec![0; steps.len()]);
+                            for count in &mut counts[..reached] {
+                                *count += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        groups
+    }
+
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.sessions.values().map(|trail| 64 + trail.marks.capacity() * 48).sum()
+    }
+}
+
+/// How many steps a session reached: the first step in range, then each next step at or after
+/// the previous one and within the window of the first.
+fn progress(
+    marks: &[Mark],
+    steps: &[EventType],
+    spec: &FunnelSpec,
+    matches: impl Fn(&Mark) -> bool,
+) -> usize {
+    let Some(start) = marks.iter().find(|mark| {
+        mark.event_type == steps[0]
+            && mark.time_ms >= spec.from_ms
+            && mark.time_ms < spec.to_ms
+            && matches(mark)
+    }) else {
+        return 0;
+    };
+    let deadline = start.time_ms + spec.window_ms;
+    let mut reached = 1;
+    let mut after = start.time_ms;
+    for step in &steps[1..] {
+        match marks.iter().find(|mark| {
+            mark.event_type == *step
+                && mark.time_ms >= after
+                && mark.time_ms <= deadline
+                && matches(mark)
+        }) {
+            Some(mark) => {
+                reached += 1;
+                after = mark.time_ms;
+            }
+            None => break,
+        }
+    }
+    reached
+}
