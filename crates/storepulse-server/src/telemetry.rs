@@ -70,6 +70,9 @@ pub struct Metrics {
     pub dead_letters: Family<ReasonLabels, Counter>,
     pub dead_letters_dropped: Counter,
     pub rate_limited: Family<ClassLabels, Counter>,
+    pub engine_events_applied: Gauge,
+    pub engine_memory_bytes: Gauge,
+    pub engine_active_visitors: Gauge,
 }
 
 impl Metrics {
@@ -95,6 +98,9 @@ impl Metrics {
             dead_letters: Family::default(),
             dead_letters_dropped: Counter::default(),
             rate_limited: Family::default(),
+            engine_events_applied: Gauge::default(),
+            engine_memory_bytes: Gauge::default(),
+            engine_active_visitors: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("storepulse");
         registry.register(
@@ -162,6 +168,21 @@ impl Metrics {
             "log_next_offset",
             "Offset the next event will get",
             metrics.log_next_offset.clone(),
+        );
+        registry.register(
+            "engine_events_applied",
+            "Events applied to the analytics engine since start (replay included)",
+            metrics.engine_events_applied.clone(),
+        );
+        registry.register(
+            "engine_memory_bytes",
+            "Approximate memory held by the analytics engine",
+            metrics.engine_memory_bytes.clone(),
+        );
+        registry.register(
+            "engine_active_visitors",
+            "Visitors tracked by the live window",
+            metrics.engine_active_visitors.clone(),
         );
         registry.register(
             "ingest_queue_depth",

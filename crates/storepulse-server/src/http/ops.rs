@@ -17,6 +17,7 @@ use storepulse_model::Timestamp;
 
 use crate::app::AppState;
 use crate::ingest::writer::now_unix_ms;
+use crate::sync::RwLockExt;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,6 +46,7 @@ async fn get_health(State(state): State<AppState>) -> Response {
             "last_error": if writable { None } else { status.last_error() },
             "recovered_torn_bytes": state.ingest.recovery.truncated_bytes,
         },
+        "engine": state.engine.read_ignoring_poison().stats(),
     });
     let code = if writable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body)).into_response()

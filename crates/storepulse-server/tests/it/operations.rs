@@ -25,9 +25,12 @@ async fn health_has_seed4_fields_and_log_details() {
         r#"[{"type":"search","query":"a"},{"type":"search","query":"b"}]"#,
     )
     .await;
-    let log = test.get("/health").await.json()["log"].clone();
+    let health = test.get("/health").await.json();
+    let log = health["log"].clone();
     assert_eq!(log["next_offset"], 2);
     assert_eq!(log["durable_offset"], 2);
+    assert_eq!(health["engine"]["events_applied"], 2);
+    assert!(health["engine"]["approx_memory_bytes"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test]
