@@ -89,8 +89,8 @@ impl DailyDistinct {
         &mut self,
         time_ms: i64,
         key: FactKey,
-        visitor: Option<&str>,
-        session: Option<&str>,
+        visitor: Option<u64>,
+        session: Option<u64>,
         signal: SessionSignal,
     ) {
         if visitor.is_none() && session.is_none() {
@@ -98,14 +98,14 @@ impl DailyDistinct {
         }
         let day = time_ms.div_euclid(DAY_MS) * DAY_MS;
         let sets = self.days.entry(day).or_default().entry(key).or_default();
-        // Each id is hashed once for all the sketches it goes into.
-        if let Some(visitor) = visitor.map(hash_id) {
+        // Ids come hashed ([`hash_id`]), once for all the sketches and maps they go into.
+        if let Some(visitor) = visitor {
             sets.visitors.insert_hash(visitor);
             if signal == SessionSignal::Purchase {
                 sets.buyers.insert_hash(visitor);
             }
         }
-        if let Some(session) = session.map(hash_id) {
+        if let Some(session) = session {
             sets.sessions.insert_hash(session);
             match signal {
                 SessionSignal::Purchase => {
@@ -192,7 +192,7 @@ mod tests {
             ("c", SessionSignal::Purchase),
             ("d", SessionSignal::Other),
         ] {
-            daily.observe(0, key, Some(session), Some(session), signal);
+            daily.observe(0, key, Some(hash_id(session)), Some(hash_id(session)), signal);
         }
         let mut total = DistinctSets::default();
         daily.scan(0, 1, |_, _, sets| total.merge(sets));

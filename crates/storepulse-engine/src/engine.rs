@@ -12,7 +12,7 @@ use storepulse_model::time::Timestamp;
 
 use crate::buys::{BuyLedger, BuyTotals};
 use crate::category_trends::{TrendRow, change};
-use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal};
+use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, hash_id};
 use crate::facts::{
     Dimensions, FactKey, Measures, OrderRecord, currency_bytes, device_code, device_from_code,
     rows_of,
@@ -270,12 +270,15 @@ impl Engine {
             .then_some(event.page.as_ref())
             .flatten()
             .and_then(|page| page.path.as_deref().or(page.url.as_deref()));
+        // Each id is hashed once for every map and sketch it goes into.
+        let visitor = event.visitor_id().map(|id| (id, hash_id(id)));
+        let session = event.session_id.as_deref().map(hash_id);
         self.live.observe(
             &Sighting {
                 time_ms: time,
                 place: Place { store: key.store, country: key.country, device: key.device },
-                visitor: event.visitor_id(),
-                session: event.session_id.as_deref(),
+                visitor,
+                session,
                 page_view,
             },
             self.newest_ms,
@@ -285,8 +288,8 @@ impl Engine {
             EventType::AddToCart => SessionSignal::Cart,
             _ => SessionSignal::Other,
         };
-        self.distinct.observe(time, key, event.visitor_id(), event.session_id.as_deref(), signal);
-        if let Some(session) = event.session_id.as_deref() {
+        self.distinct.observe(time, key, visitor.map(|(_, hash)| hash), session, signal);
+        if let Some(session) = session {
             let mut products: Vec<u32> = rows[1..].iter().map(|(key, _)| key.product).collect();
             products.dedup();
             self.funnels.observe(
@@ -298,7 +301,7 @@ impl Engine {
                 &products,
             );
         }
-        if let Some(visitor) = event.visitor_id() {
+        if let Some((_, visitor)) = visitor {
             // Product rows follow the event row; each names one product the visitor met.
             for (key, _) in &rows[1..] {
                 self.together.observe(visitor, key.product, time);

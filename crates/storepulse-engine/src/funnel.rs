@@ -2,8 +2,8 @@
 //! product_view → add_to_cart → checkout_started → purchase), each step within a window of the
 //! session's first step, overall or per product, category or country.
 //!
-//! Every session keeps a short trail of its events (time, type, products; at most
-//! [`MAX_TRAIL`] events) for `retention` after its last event. A session belongs to the range
+//! Every session keeps a short trail of its events (time, type, product; at most
+//! [`MAX_TRAIL`] marks) for `retention` after its last event. A session belongs to the range
 //! its first step falls in. Per product, a step counts when its event names that product, or
 //! names no product at all (a page view, a checkout sent without lines).
 
@@ -13,17 +13,18 @@ use serde::Serialize;
 use storepulse_model::event::EventType;
 
 use crate::FastMap;
-use crate::distinct::hash_id;
 
 pub const MAX_TRAIL: usize = 256;
 pub const MAX_STEPS: usize = 10;
 
-#[derive(Clone, Debug)]
+/// One event of a session, or one product of it: an event naming three products leaves
+/// three marks with the same time (no allocation per event).
+#[derive(Clone, Copy, Debug)]
 struct Mark {
     time_ms: i64,
+    /// The product this mark is about; 0 when the event names none.
+    product: u32,
     event_type: EventType,
-    /// Products the event names (empty = none).
-    products: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -154,9 +155,10 @@ impl FunnelLog {
         Self { retention_ms, ..Self::default() }
     }
 
+    /// Records an event of the session whose id hashes to `session` ([`crate::distinct::hash_id`]).
     pub fn observe(
         &mut self,
-        session: &str,
+        session: u64,
         store: u32,
         country: u32,
         time_ms: i64,
@@ -166,7 +168,7 @@ impl FunnelLog {
         if matches!(event_type, EventType::Identify) {
             return;
         }
-        let trail = self.sessions.entry(hash_id(session)).or_insert_with(|| Trail {
+        let trail = self.sessions.entry(session).or_insert_with(|| Trail {
             store,
             country,
             last_ms: time_ms,
@@ -181,7 +183,12 @@ impl FunnelLog {
         }
         // Usually in order; a late event is put in its place.
         let index = trail.marks.partition_point(|mark| mark.time_ms <= time_ms);
-        trail.marks.insert(index, Mark { time_ms, event_type, products: products.to_vec() });
+        if products.is_empty() {
+            trail.marks.insert(index, Mark { time_ms, product: 0, event_type });
+        } else {
+            let marks = products.iter().map(|&product| Mark { time_ms, product, event_type });
+            trail.marks.splice(index..index, marks);
+        }
     }
 
     pub fn prune(&mut self, now_ms: i64) {
@@ -224,14 +231,15 @@ impl FunnelLog {
                         .marks
                         .iter()
                         .filter(|mark| mark.event_type == steps[0])
-                        .flat_map(|mark| mark.products.iter().filter_map(|p| group_of(*p)))
+                        .filter_map(|mark| {
+                            (mark.product != 0).then(|| group_of(mark.product)).flatten()
+                        })
                         .collect();
                     candidates.sort_unstable();
                     candidates.dedup();
                     for group in candidates {
                         let reached = progress(&trail.marks, steps, spec, |mark| {
-                            mark.products.is_empty()
-                                || mark.products.iter().any(|p| group_of(*p) == Some(group))
+                            mark.product == 0 || group_of(mark.product) == Some(group)
                         });
                         if reached > 0 {
                             let counts =
@@ -252,7 +260,7 @@ impl FunnelLog {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.sessions.values().map(|trail| 64 + trail.marks.capacity() * 48).sum()
+        self.sessions.values().map(|trail| 64 + trail.marks.capacity() * 16).sum()
     }
 }
 

@@ -13,23 +13,30 @@ use compact_str::CompactString;
 pub struct Interner {
     ids: FastMap<CompactString, u32>,
     names: Vec<CompactString>,
+    /// The last id returned: events come in runs of the same store, country, source.
+    last: u32,
 }
 
 impl Default for Interner {
     fn default() -> Self {
-        Self { ids: FastMap::default(), names: vec![CompactString::default()] }
+        Self { ids: FastMap::default(), names: vec![CompactString::default()], last: 0 }
     }
 }
 
 impl Interner {
     /// The id of `name`, assigned on first sight.
     pub fn intern(&mut self, name: &str) -> u32 {
+        if self.last != 0 && self.names[self.last as usize] == name {
+            return self.last;
+        }
         if let Some(&id) = self.ids.get(name) {
+            self.last = id;
             return id;
         }
         let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
         self.names.push(name.into());
         self.ids.insert(name.into(), id);
+        self.last = id;
         id
     }
 

@@ -47,6 +47,13 @@ struct Presence {
     place: Place,
 }
 
+#[derive(Clone, Debug)]
+struct VisitorPresence {
+    last_seen: i64,
+    place: Place,
+    id: CompactString,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct PageKey {
     place: Place,
@@ -57,10 +64,11 @@ struct PageKey {
 pub struct LiveWindows {
     active_window_ms: i64,
     page_window_ms: i64,
-    visitors: FastMap<CompactString, Presence>,
-    sessions: FastMap<CompactString, Presence>,
+    /// Keyed by the id's 64-bit hash ([`crate::distinct::hash_id`]), computed once per event.
+    visitors: FastMap<u64, VisitorPresence>,
+    sessions: FastMap<u64, Presence>,
     /// visitor → its sessions' last-seen, for `GET /users/{id}/sessions`.
-    visitor_sessions: FastMap<CompactString, FastMap<CompactString, i64>>,
+    visitor_sessions: FastMap<u64, Vec<(u64, i64)>>,
     page_views: BTreeMap<i64, FastMap<PageKey, u64>>,
     pages: Interner,
 }
@@ -69,8 +77,9 @@ pub struct LiveWindows {
 pub struct Sighting<'a> {
     pub time_ms: i64,
     pub place: Place,
-    pub visitor: Option<&'a str>,
-    pub session: Option<&'a str>,
+    pub visitor: Option<(&'a str, u64)>,
+    /// The session id's hash.
+    pub session: Option<u64>,
     /// The page of a page view.
     pub page_view: Option<&'a str>,
 }
@@ -93,21 +102,38 @@ impl LiveWindows {
     pub fn observe(&mut self, sighting: &Sighting<'_>, newest_ms: i64) {
         let time = sighting.time_ms;
         if time >= newest_ms - self.active_window_ms {
-            if let Some(visitor) = sighting.visitor {
-                see(&mut self.visitors, visitor, time, sighting.place);
+            let place = sighting.place;
+            if let Some((id, visitor)) = sighting.visitor {
+                match self.visitors.get_mut(&visitor) {
+                    Some(presence) if presence.last_seen >= time => {}
+                    Some(presence) => {
+                        presence.last_seen = time;
+                        presence.place = place;
+                    }
+                    None => {
+                        self.visitors.insert(
+                            visitor,
+                            VisitorPresence { last_seen: time, place, id: id.into() },
+                        );
+                    }
+                }
             }
             if let Some(session) = sighting.session {
-                see(&mut self.sessions, session, time, sighting.place);
-                if let Some(visitor) = sighting.visitor {
-                    let sessions = match self.visitor_sessions.get_mut(visitor) {
-                        Some(sessions) => sessions,
-                        None => self.visitor_sessions.entry(visitor.into()).or_default(),
-                    };
-                    match sessions.get_mut(session) {
-                        Some(last_seen) => *last_seen = (*last_seen).max(time),
-                        None => {
-                            sessions.insert(session.into(), time);
-                        }
+                match self.sessions.get_mut(&session) {
+                    Some(presence) if presence.last_seen >= time => {}
+                    Some(presence) => {
+                        presence.last_seen = time;
+                        presence.place = place;
+                    }
+                    None => {
+                        self.sessions.insert(session, Presence { last_seen: time, place });
+                    }
+                }
+                if let Some((_, visitor)) = sighting.visitor {
+                    let sessions = self.visitor_sessions.entry(visitor).or_default();
+                    match sessions.iter_mut().find(|(id, _)| *id == session) {
+                        Some((_, last_seen)) => *last_seen = (*last_seen).max(time),
+                        None => sessions.push((session, time)),
                     }
                 }
             }
@@ -132,7 +158,7 @@ impl LiveWindows {
         self.visitors.retain(|_, presence| presence.last_seen >= active_from);
         self.sessions.retain(|_, presence| presence.last_seen >= active_from);
         self.visitor_sessions.retain(|_, sessions| {
-            sessions.retain(|_, last_seen| *last_seen >= active_from);
+            sessions.retain(|(_, last_seen)| *last_seen >= active_from);
             !sessions.is_empty()
         });
         let pages_from = page_window_start(now_ms, self.page_window_ms);
@@ -160,9 +186,9 @@ impl LiveWindows {
         let from = now_ms - self.active_window_ms;
         let mut ids: Vec<&str> = self
             .visitors
-            .iter()
-            .filter(|(_, p)| p.last_seen >= from && filter.admits(&p.place))
-            .map(|(id, _)| id.as_str())
+            .values()
+            .filter(|p| p.last_seen >= from && filter.admits(&p.place))
+            .map(|p| p.id.as_str())
             .collect();
         ids.sort_unstable();
         ids
@@ -172,8 +198,8 @@ impl LiveWindows {
     pub fn visitor_active_sessions(&self, now_ms: i64, visitor: &str) -> u64 {
         let from = now_ms - self.active_window_ms;
         self.visitor_sessions
-            .get(visitor)
-            .map_or(0, |sessions| sessions.values().filter(|seen| **seen >= from).count() as u64)
+            .get(&crate::distinct::hash_id(visitor))
+            .map_or(0, |sessions| sessions.iter().filter(|(_, seen)| *seen >= from).count() as u64)
     }
 
     /// Page views in the page window and the `top` pages by count (ties by page, ascending).
@@ -209,25 +235,11 @@ impl LiveWindows {
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        let visitors = self.visitors.capacity() * (24 + 32 + 8);
-        let sessions = self.sessions.capacity() * (24 + 64 + 8);
-        let links: usize =
-            self.visitor_sessions.values().map(|s| 24 + 8 + s.capacity() * (24 + 16)).sum();
+        let visitors = self.visitors.capacity() * (8 + 56);
+        let sessions = self.sessions.capacity() * (8 + 24);
+        let links: usize = self.visitor_sessions.values().map(|s| 32 + s.capacity() * 16).sum();
         let pages: usize = self.page_views.values().map(|b| b.capacity() * 32).sum();
         visitors + sessions + links + pages + self.pages.heap_bytes()
-    }
-}
-
-fn see(map: &mut FastMap<CompactString, Presence>, id: &str, time: i64, place: Place) {
-    match map.get_mut(id) {
-        Some(presence) if presence.last_seen >= time => {}
-        Some(presence) => {
-            presence.last_seen = time;
-            presence.place = place;
-        }
-        None => {
-            map.insert(id.into(), Presence { last_seen: time, place });
-        }
     }
 }
 

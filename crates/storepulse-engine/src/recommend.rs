@@ -7,9 +7,8 @@
 //! [`MAX_ITEMS_PER_VISITOR`] products (older ones stop pairing) and is forgotten after
 //! `visitor_ttl_ms` without events, so memory follows recent activity.
 
-use compact_str::CompactString;
-
 use crate::FastMap;
+use crate::distinct::hash_id;
 
 pub const MAX_ITEMS_PER_VISITOR: usize = 50;
 
@@ -21,7 +20,8 @@ struct VisitorItems {
 
 #[derive(Clone, Debug, Default)]
 pub struct CoOccurrence {
-    visitors: FastMap<CompactString, VisitorItems>,
+    /// Keyed by the visitor id's hash ([`hash_id`]).
+    visitors: FastMap<u64, VisitorItems>,
     pairs: FastMap<u32, FastMap<u32, u32>>,
     visitor_ttl_ms: i64,
 }
@@ -31,14 +31,12 @@ impl CoOccurrence {
         Self { visitor_ttl_ms, ..Self::default() }
     }
 
-    pub fn observe(&mut self, visitor: &str, product: u32, time_ms: i64) {
-        let entry = match self.visitors.get_mut(visitor) {
-            Some(entry) => entry,
-            None => self
-                .visitors
-                .entry(visitor.into())
-                .or_insert(VisitorItems { items: Vec::new(), last_seen: time_ms }),
-        };
+    /// Records that the visitor whose id hashes to `visitor` met `product`.
+    pub fn observe(&mut self, visitor: u64, product: u32, time_ms: i64) {
+        let entry = self
+            .visitors
+            .entry(visitor)
+            .or_insert(VisitorItems { items: Vec::new(), last_seen: time_ms });
         entry.last_seen = entry.last_seen.max(time_ms);
         if entry.items.contains(&product) {
             return;
@@ -72,7 +70,7 @@ impl CoOccurrence {
     /// For a visitor: Σ over its products of each other product's count, excluding what it
     /// already met (seed 5's scoring). Empty for an unknown visitor.
     pub fn for_visitor(&self, visitor: &str, k: usize) -> Vec<(u32, u32)> {
-        let Some(entry) = self.visitors.get(visitor) else { return Vec::new() };
+        let Some(entry) = self.visitors.get(&hash_id(visitor)) else { return Vec::new() };
         let mut scores: FastMap<u32, u32> = FastMap::default();
         for seen in &entry.items {
             if let Some(neighbours) = self.pairs.get(seen) {
@@ -89,7 +87,7 @@ impl CoOccurrence {
     }
 
     pub fn visitor_items(&self, visitor: &str) -> &[u32] {
-        self.visitors.get(visitor).map_or(&[], |entry| entry.items.as_slice())
+        self.visitors.get(&hash_id(visitor)).map_or(&[], |entry| entry.items.as_slice())
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -123,7 +121,7 @@ mod tests {
             ("c", 3),
             ("d", 4),
         ] {
-            model.observe(visitor, product, 0);
+            model.observe(hash_id(visitor), product, 0);
         }
         assert_eq!(model.for_product(1, 10), vec![(2, 2), (3, 2)]);
         assert_eq!(model.for_product(4, 10), vec![]);

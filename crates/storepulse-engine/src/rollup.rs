@@ -6,7 +6,7 @@
 //! after two days, hours after 90 days by default. A scan covers a range with the coarsest
 //! buckets that fit inside it and still exist, and finer ones at the edges.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use crate::FastMap;
 
@@ -33,18 +33,19 @@ impl Default for RollupRetention {
 
 type Bucket = FastMap<FactKey, Measures>;
 
-/// One resolution: bucket start (ms, aligned to the width) → rows.
+/// One resolution: buckets (start in ms, aligned to the width) in time order. Nearly every
+/// event lands in the newest bucket, so that one is found first; others by binary search.
 #[derive(Debug, Clone)]
 pub struct Table {
     width_ms: i64,
-    buckets: BTreeMap<i64, Bucket>,
+    buckets: VecDeque<(i64, Bucket)>,
     /// Buckets before this start were dropped by retention (and the table no longer covers them).
     kept_from: i64,
 }
 
 impl Table {
     fn new(width_ms: i64) -> Self {
-        Self { width_ms, buckets: BTreeMap::new(), kept_from: i64::MIN }
+        Self { width_ms, buckets: VecDeque::new(), kept_from: i64::MIN }
     }
 
     fn bucket_mut(&mut self, time_ms: i64) -> Option<&mut Bucket> {
@@ -52,14 +53,42 @@ impl Table {
         if start < self.kept_from {
             return None;
         }
-        Some(self.buckets.entry(start).or_default())
+        let index = match self.buckets.back() {
+            Some((last, _)) if *last == start => self.buckets.len() - 1,
+            Some((last, _)) if *last < start => {
+                self.buckets.push_back((start, Bucket::default()));
+                self.buckets.len() - 1
+            }
+            None => {
+                self.buckets.push_back((start, Bucket::default()));
+                0
+            }
+            Some(_) => match self.buckets.binary_search_by_key(&start, |(s, _)| *s) {
+                Ok(index) => index,
+                Err(index) => {
+                    self.buckets.insert(index, (start, Bucket::default()));
+                    index
+                }
+            },
+        };
+        self.buckets.get_mut(index).map(|(_, bucket)| bucket)
+    }
+
+    fn get(&self, start: i64) -> Option<&Bucket> {
+        self.buckets
+            .binary_search_by_key(&start, |(s, _)| *s)
+            .ok()
+            .and_then(|index| self.buckets.get(index))
+            .map(|(_, bucket)| bucket)
     }
 
     fn prune_before(&mut self, start: i64) {
         let start = start.div_euclid(self.width_ms) * self.width_ms;
         if start > self.kept_from {
             self.kept_from = start;
-            self.buckets = self.buckets.split_off(&start);
+            while self.buckets.front().is_some_and(|(s, _)| *s < start) {
+                self.buckets.pop_front();
+            }
         }
     }
 
@@ -77,7 +106,7 @@ impl Table {
     }
 
     pub fn row_count(&self) -> usize {
-        self.buckets.values().map(FastMap::len).sum()
+        self.buckets.iter().map(|(_, rows)| rows.len()).sum()
     }
 
     /// Every kept bucket, oldest first.
@@ -155,7 +184,7 @@ impl Rollups {
                 covered_from = start;
                 first = false;
             }
-            if let Some(bucket) = table.buckets.get(&start) {
+            if let Some(bucket) = table.get(start) {
                 visit(Span { start, width_ms: table.width_ms }, bucket);
             }
             time = start + table.width_ms;
