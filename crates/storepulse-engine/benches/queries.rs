@@ -158,7 +158,10 @@ fn query(c: &mut Criterion) {
         .find(|line| line.starts_with("VmRSS"))
         .unwrap_or_default()
         .to_owned();
-    eprintln!("engine after {events} purchases over 30 days, pruned: {:?}; process {rss}", engine.stats());
+    eprintln!(
+        "engine after {events} purchases over 30 days, pruned: {:?}; process {rss}",
+        engine.stats()
+    );
     c.bench_function("query/30d_daily_by_category_2_filters", |b| b.iter(|| engine.query(&spec)));
 }
 

@@ -6,14 +6,14 @@
 //! are shifted (rare, and still exact).
 
 /// One instant with the running totals up to and including it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Mark {
     time_ms: i64,
     records: u64,
     units: u64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct BuyLedger {
     marks: Vec<Mark>,
 }

@@ -28,7 +28,7 @@ pub enum SessionSignal {
 }
 
 /// The sketches of one row.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DistinctSets {
     pub visitors: Sketch,
     pub sessions: Sketch,
@@ -72,7 +72,7 @@ impl DistinctSets {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DailyDistinct {
     days: BTreeMap<i64, FastMap<FactKey, DistinctSets>>,
 }

@@ -28,7 +28,7 @@ use crate::rollup::{DAY_MS, HOUR_MS, MINUTE_MS, RollupRetention, Rollups};
 use crate::trending::TrendingWeights;
 
 /// Window lengths and retention.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineConfig {
     /// A visitor or session is active for this long after its latest event (seed 3: 5 min).
     pub active_window_ms: i64,
@@ -53,6 +53,7 @@ impl Default for EngineConfig {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Engine {
     config: EngineConfig,
     dims: Dimensions,
@@ -66,6 +67,9 @@ pub struct Engine {
     /// Latest event time applied.
     newest_ms: i64,
     applied: u64,
+    /// The event log offset after the last applied event: replay after a snapshot starts here.
+    log_position: u64,
+    #[serde(skip)]
     scratch: Vec<(FactKey, Measures)>,
 }
 
@@ -249,6 +253,7 @@ impl Engine {
             funnels: FunnelLog::new(config.funnel_retention_ms),
             newest_ms: i64::MIN,
             applied: 0,
+            log_position: 0,
             scratch: Vec::new(),
         }
     }
@@ -530,6 +535,25 @@ impl Engine {
 
     pub fn events_applied(&self) -> u64 {
         self.applied
+    }
+
+    /// The log offset after the last event applied (see [`crate::snapshot`]).
+    pub fn log_position(&self) -> u64 {
+        self.log_position
+    }
+
+    /// Records that every log record before `offset` has been applied.
+    pub fn set_log_position(&mut self, offset: u64) {
+        self.log_position = self.log_position.max(offset);
+    }
+
+    /// Takes windows and retention from `config` (after loading a snapshot written under
+    /// another configuration); the next [`Engine::prune`] applies the new retention.
+    pub fn reconfigure(&mut self, config: EngineConfig) {
+        self.config = config;
+        self.rollups.set_retention(config.retention);
+        self.live.set_windows(config.active_window_ms, config.page_window_ms);
+        self.funnels.set_retention(config.funnel_retention_ms);
     }
 
     fn live_filter(&self, filter: &RealtimeFilter) -> Option<LiveFilter> {

@@ -14,7 +14,7 @@ use storepulse_model::money::Currency;
 use crate::intern::Interner;
 
 /// Additive counters of one row. Money is in minor units of the row's currency.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Measures {
     pub events: u64,
     pub page_views: u64,
@@ -57,7 +57,19 @@ impl Measures {
 }
 
 /// The dimensions of a row, as interned ids (0 = none).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct FactKey {
     pub store: u32,
     pub country: u32,
@@ -72,7 +84,7 @@ pub struct FactKey {
 }
 
 /// The dictionaries behind [`FactKey`] ids, plus what the engine knows about each product.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Dimensions {
     pub stores: Interner,
     pub countries: Interner,
@@ -154,7 +166,7 @@ pub fn currency_bytes(currency: Currency) -> [u8; 3] {
 
 /// One order as the engine remembers it, so that a full refund (no amount, no lines) takes
 /// back exactly what was bought.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct OrderRecord {
     /// The sale's row key (with its currency), which its refunds are attributed to.
     pub key: FactKey,

@@ -19,7 +19,7 @@ pub const MAX_STEPS: usize = 10;
 
 /// One event of a session, or one product of it: an event naming three products leaves
 /// three marks with the same time (no allocation per event).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Mark {
     time_ms: i64,
     /// The product this mark is about; 0 when the event names none.
@@ -27,7 +27,7 @@ struct Mark {
     event_type: EventType,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Trail {
     pub store: u32,
     pub country: u32,
@@ -35,7 +35,7 @@ pub struct Trail {
     marks: Vec<Mark>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FunnelLog {
     sessions: FastMap<u64, Trail>,
     retention_ms: i64,
@@ -189,6 +189,10 @@ impl FunnelLog {
             let marks = products.iter().map(|&product| Mark { time_ms, product, event_type });
             trail.marks.splice(index..index, marks);
         }
+    }
+
+    pub fn set_retention(&mut self, retention_ms: i64) {
+        self.retention_ms = retention_ms;
     }
 
     pub fn prune(&mut self, now_ms: i64) {

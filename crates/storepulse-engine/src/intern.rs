@@ -9,7 +9,7 @@ use crate::FastMap;
 use compact_str::CompactString;
 
 /// One dictionary: text ↔ id. Ids are dense and never reused.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Interner {
     ids: FastMap<CompactString, u32>,
     names: Vec<CompactString>,

@@ -14,7 +14,8 @@
 //! - [`trending`]: decayed weighted product scores and the versioned weight registry;
 //! - [`category_trends`]: revenue change by category and country (seed 1), computed or imported;
 //! - [`recommend`]: products viewed or bought together (item co-occurrence);
-//! - [`engine`]: the whole, answering queries as of a given time.
+//! - [`engine`]: the whole, answering queries as of a given time;
+//! - [`snapshot`]: the engine state in a file, so a restart replays only the log's tail.
 
 /// The engine's hash maps: foldhash is several times faster than the standard SipHash on
 /// short keys, and seeded per process, so client-chosen ids cannot be crafted to collide.
@@ -31,6 +32,7 @@ pub mod live;
 pub mod query;
 pub mod recommend;
 pub mod rollup;
+pub mod snapshot;
 pub mod trending;
 
 pub use engine::{Engine, EngineConfig, QueryResult, Realtime, RealtimeFilter};

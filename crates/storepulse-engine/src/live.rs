@@ -35,20 +35,22 @@ impl LiveFilter {
 }
 
 /// Where an active visitor or session was last seen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Place {
     pub store: u32,
     pub country: u32,
     pub device: u8,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Presence {
     last_seen: i64,
     place: Place,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct VisitorPresence {
     last_seen: i64,
     place: Place,
@@ -58,7 +60,7 @@ struct VisitorPresence {
 /// How many visitors (or sessions) were last seen in each second, per place: "active now" is
 /// a sum over the window's seconds instead of a walk over every visitor, so answering stays
 /// fast with hundreds of thousands of active visitors.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ActiveIndex {
     by_second: BTreeMap<i64, FastMap<Place, u32>>,
 }
@@ -98,13 +100,13 @@ impl ActiveIndex {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 struct PageKey {
     place: Place,
     page: u32,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LiveWindows {
     active_window_ms: i64,
     page_window_ms: i64,
@@ -133,6 +135,11 @@ pub struct Sighting<'a> {
 impl LiveWindows {
     pub fn new(active_window_ms: i64, page_window_ms: i64) -> Self {
         Self { active_window_ms, page_window_ms, ..Self::default() }
+    }
+
+    pub fn set_windows(&mut self, active_window_ms: i64, page_window_ms: i64) {
+        self.active_window_ms = active_window_ms;
+        self.page_window_ms = page_window_ms;
     }
 
     pub fn active_window_ms(&self) -> i64 {

@@ -12,13 +12,13 @@ use crate::distinct::hash_id;
 
 pub const MAX_ITEMS_PER_VISITOR: usize = 50;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct VisitorItems {
     items: Vec<u32>,
     last_seen: i64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CoOccurrence {
     /// Keyed by the visitor id's hash ([`hash_id`]).
     visitors: FastMap<u64, VisitorItems>,

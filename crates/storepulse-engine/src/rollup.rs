@@ -17,7 +17,7 @@ pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// How long each resolution is kept, in milliseconds of event time before the newest event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RollupRetention {
     pub minutes_ms: i64,
     pub hours_ms: i64,
@@ -35,7 +35,7 @@ type Bucket = FastMap<FactKey, Measures>;
 
 /// One resolution: buckets (start in ms, aligned to the width) in time order. Nearly every
 /// event lands in the newest bucket, so that one is found first; others by binary search.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Table {
     width_ms: i64,
     buckets: VecDeque<(i64, Bucket)>,
@@ -122,7 +122,7 @@ pub struct Span {
     pub width_ms: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rollups {
     pub minutes: Table,
     pub hours: Table,
@@ -138,6 +138,10 @@ impl Rollups {
             days: Table::new(DAY_MS),
             retention,
         }
+    }
+
+    pub fn set_retention(&mut self, retention: RollupRetention) {
+        self.retention = retention;
     }
 
     /// Adds rows at `time_ms` to every resolution that still keeps that time.

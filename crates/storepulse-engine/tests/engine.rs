@@ -677,3 +677,52 @@ fn funnels_count_sessions_through_ordered_steps_within_the_window() {
         [0, 0, 0, 0]
     );
 }
+
+#[test]
+fn a_snapshot_restores_every_figure() {
+    use storepulse_engine::snapshot;
+    let mut engine = commerce_fixture();
+    let now = DAY0 + DAY + 7 * HOUR;
+    engine.apply(&event(page_view(now - 60_000, "u1", "s1", "/home", "US")));
+    engine.set_log_position(42);
+    let mut bytes = Vec::new();
+    snapshot::encode(&engine, &mut bytes).unwrap();
+    let restored = snapshot::decode(&bytes).unwrap();
+    assert_eq!(restored.log_position(), 42);
+    let mut query = spec(
+        &[Metric::GrossRevenue, Metric::NetRevenue, Metric::Orders, Metric::Sessions],
+        DAY0,
+        DAY0 + 2 * DAY,
+    );
+    query.group_by = Some(Dimension::Country);
+    query.compare = true;
+    let before = serde_json::to_value(engine.query(&query).unwrap()).unwrap();
+    let after = serde_json::to_value(restored.query(&query).unwrap()).unwrap();
+    assert_eq!(before, after);
+    let mut by_category = spec(&[Metric::GrossRevenue, Metric::Units], DAY0, DAY0 + 2 * DAY);
+    by_category.group_by = Some(Dimension::Category(2));
+    let before = serde_json::to_value(engine.query(&by_category).unwrap()).unwrap();
+    assert_eq!(before, serde_json::to_value(restored.query(&by_category).unwrap()).unwrap());
+    let live = |e: &Engine| {
+        serde_json::to_value(e.realtime(
+            Timestamp(now),
+            &RealtimeFilter::default(),
+            5,
+            Currency::USD,
+        ))
+        .unwrap()
+    };
+    assert_eq!(live(&engine), live(&restored));
+    assert_eq!(engine.buy_stats(Timestamp(0)), restored.buy_stats(Timestamp(0)));
+
+    let mut corrupt = bytes.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    assert!(matches!(snapshot::decode(&corrupt), Err(snapshot::SnapshotError::Corrupt)));
+    assert!(matches!(snapshot::decode(b"nonsense"), Err(snapshot::SnapshotError::NotASnapshot)));
+    bytes[6] = 99;
+    assert!(matches!(
+        snapshot::decode(&bytes),
+        Err(snapshot::SnapshotError::Version { found: 99 })
+    ));
+}

@@ -93,5 +93,9 @@ impl App {
     pub fn shutdown(&self) {
         self.ingest.shutdown();
         self.dead_letters.shutdown();
+        // The writer has stopped: the engine holds exactly the stored events.
+        if let Err(error) = crate::engine_snapshots::write(&self.config.data_dir, &self.engine) {
+            tracing::warn!(%error, "engine snapshot at shutdown failed; the next start replays the log");
+        }
     }
 }

@@ -205,6 +205,9 @@ pub struct EngineSettings {
     /// How long a session's trail is kept for funnels after its last event.
     #[serde(with = "humantime_serde")]
     pub funnel_retention: Duration,
+    /// Write an engine snapshot this often (and always at shutdown); unset: only at shutdown.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Option<Duration>,
 }
 
 impl Default for EngineSettings {
@@ -217,6 +220,7 @@ impl Default for EngineSettings {
             hour_retention: Duration::from_secs(90 * 24 * 3600),
             day_retention: None,
             funnel_retention: Duration::from_secs(30 * 24 * 3600),
+            snapshot_interval: Some(Duration::from_secs(300)),
         }
     }
 }

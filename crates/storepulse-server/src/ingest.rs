@@ -81,8 +81,20 @@ impl IngestPipeline {
         let mut dedup = DedupWindow::new(window_ms, config.ingest.dedup_max_ids);
         let rebuilt = rebuild_dedup(&log, &mut dedup, config.ingest.dedup_max_ids as u64)?;
         tracing::info!(next_offset = log.next_offset(), dedup_ids = rebuilt, "event log open");
+        let started = std::time::Instant::now();
+        if let Some(loaded) = crate::engine_snapshots::load(
+            &config.data_dir,
+            config.engine.engine_config(),
+            log.next_offset(),
+        ) {
+            *engine.write_ignoring_poison() = loaded;
+        }
         let replayed = replay_into_engine(&log, &engine)?;
-        tracing::info!(events = replayed, "engine rebuilt from the event log");
+        tracing::info!(
+            events = replayed,
+            millis = started.elapsed().as_millis() as u64,
+            "engine ready (snapshot plus the log after it)"
+        );
 
         let status = Arc::new(WriterStatus::new());
         let stats = log.stats();
@@ -103,6 +115,8 @@ impl IngestPipeline {
                 max_age: config.log.retention_max_age,
                 max_bytes: config.log.retention_max_bytes,
             },
+            snapshot_every: config.engine.snapshot_interval,
+            data_dir: config.data_dir.clone(),
         };
         let writer = {
             let log = log.clone();
@@ -190,11 +204,12 @@ impl Drop for IngestPipeline {
     }
 }
 
-/// Applies every stored event to the engine (start-up; snapshots will shorten this to the
-/// log's tail).
+/// Applies the stored events the engine has not seen: all of them, or those after a loaded
+/// snapshot's position.
 fn replay_into_engine(log: &EventLog, engine: &SharedEngine) -> anyhow::Result<u64> {
     let mut engine = engine.write_ignoring_poison();
-    let reader = log.reader(log.first_offset()).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let from = engine.log_position().max(log.first_offset());
+    let reader = log.reader(from).map_err(|error| anyhow::anyhow!("{error}"))?;
     let mut applied = 0;
     for record in reader {
         let record = record.map_err(|error| anyhow::anyhow!("{error}"))?;
@@ -208,6 +223,7 @@ fn replay_into_engine(log: &EventLog, engine: &SharedEngine) -> anyhow::Result<u
             }
         }
     }
+    engine.set_log_position(log.next_offset());
     engine.prune(storepulse_model::Timestamp(writer::now_unix_ms()));
     Ok(applied)
 }
