@@ -163,6 +163,21 @@ fn query(c: &mut Criterion) {
         engine.stats()
     );
     c.bench_function("query/30d_daily_by_category_2_filters", |b| b.iter(|| engine.query(&spec)));
+
+    // Restart cost: the snapshot of this engine, encoded and decoded once.
+    let started = std::time::Instant::now();
+    let mut bytes = Vec::new();
+    storepulse_engine::snapshot::encode(&engine, &mut bytes).expect("encodes");
+    let encoded = started.elapsed();
+    let started = std::time::Instant::now();
+    let restored = storepulse_engine::snapshot::decode(&bytes).expect("decodes");
+    eprintln!(
+        "snapshot of {events} purchases: {} MB, encode {:?}, decode {:?} ({} events restored)",
+        bytes.len() / 1_000_000,
+        encoded,
+        started.elapsed(),
+        restored.events_applied()
+    );
 }
 
 criterion_group! {

@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub retention: RollupRetention,
     /// How long a session's trail is kept for funnels after its last event.
     pub funnel_retention_ms: i64,
+    /// How long an order is remembered so that a refund naming only its id takes back what
+    /// it bought; a refund after that needs an amount or lines.
+    pub order_memory_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +52,7 @@ impl Default for EngineConfig {
             commerce_window_ms: HOUR_MS,
             retention: RollupRetention::default(),
             funnel_retention_ms: 30 * DAY_MS,
+            order_memory_ms: 180 * DAY_MS,
         }
     }
 }
@@ -325,6 +329,8 @@ impl Engine {
         self.rollups.prune(now.0);
         self.together.prune(now.0);
         self.funnels.prune(now.0);
+        let orders_from = now.0 - self.config.order_memory_ms;
+        self.orders.retain(|_, order| order.time_ms >= orders_from);
         if self.config.retention.days_ms > 0 {
             self.distinct.prune_before(now.0 - self.config.retention.days_ms);
         }

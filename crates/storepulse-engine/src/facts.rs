@@ -170,6 +170,8 @@ pub fn currency_bytes(currency: Currency) -> [u8; 3] {
 pub struct OrderRecord {
     /// The sale's row key (with its currency), which its refunds are attributed to.
     pub key: FactKey,
+    /// The purchase's event time; orders are forgotten after `order_memory` (see the engine).
+    pub time_ms: i64,
     pub total: i64,
     pub lines: Vec<(u32, u64, i64)>,
 }
@@ -240,7 +242,8 @@ pub fn rows_of(
         EventType::Purchase => {
             let currency = order.map(|o| currency_bytes(o.currency)).unwrap_or([0; 3]);
             key.currency = currency;
-            let mut record = OrderRecord { key, ..OrderRecord::default() };
+            let mut record =
+                OrderRecord { key, time_ms: event.event_time.0, ..OrderRecord::default() };
             for item in &event.items {
                 let id = dims.product(item);
                 let units = u64::from(item.quantity);

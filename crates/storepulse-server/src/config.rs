@@ -205,6 +205,9 @@ pub struct EngineSettings {
     /// How long a session's trail is kept for funnels after its last event.
     #[serde(with = "humantime_serde")]
     pub funnel_retention: Duration,
+    /// How long an order is remembered so that a refund naming only its id is a full refund.
+    #[serde(with = "humantime_serde")]
+    pub order_memory: Duration,
     /// Write an engine snapshot this often (and always at shutdown); unset: only at shutdown.
     #[serde(with = "humantime_serde")]
     pub snapshot_interval: Option<Duration>,
@@ -220,6 +223,7 @@ impl Default for EngineSettings {
             hour_retention: Duration::from_secs(90 * 24 * 3600),
             day_retention: None,
             funnel_retention: Duration::from_secs(30 * 24 * 3600),
+            order_memory: Duration::from_secs(180 * 24 * 3600),
             snapshot_interval: Some(Duration::from_secs(300)),
         }
     }
@@ -238,6 +242,7 @@ impl EngineSettings {
                 days_ms: self.day_retention.map_or(0, ms),
             },
             funnel_retention_ms: ms(self.funnel_retention),
+            order_memory_ms: ms(self.order_memory),
         }
     }
 }
