@@ -212,11 +212,9 @@ pub fn run_writer(
         if last_housekeeping.elapsed() >= settings.tick {
             last_housekeeping = Instant::now();
             housekeeping(&log, &mut dedup, &settings, &status, &metrics);
-            let stats = {
-                let mut engine = engine.write_ignoring_poison();
-                engine.prune(storepulse_model::Timestamp(now_unix_ms()));
-                engine.stats()
-            };
+            engine.write_ignoring_poison().prune(storepulse_model::Timestamp(now_unix_ms()));
+            // Sizes are read under the read lock: queries keep running meanwhile.
+            let stats = engine.read_ignoring_poison().stats();
             metrics.engine_events_applied.set(stats.events_applied as i64);
             metrics.engine_memory_bytes.set(stats.approx_memory_bytes as i64);
             metrics.engine_active_visitors.set(stats.active_visitors_tracked as i64);
