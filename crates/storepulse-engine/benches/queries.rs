@@ -8,12 +8,14 @@
 //!   grouped by category, filtered by country and device, over 3,000,000 purchases (2,000
 //!   products in 200 categories, 20 countries, 4 devices, 10 sources).
 
+mod events;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use storepulse_engine::engine::RealtimeFilter;
 use storepulse_engine::{Dimension, Engine, EngineConfig, Filters, Granularity, Metric, QuerySpec};
-use storepulse_model::event::{Device, DeviceType, Event, EventType, Order, Page, Product};
-use storepulse_model::money::{Currency, Money};
-use storepulse_model::time::{TimeSource, Timestamp};
+use storepulse_model::event::{DeviceType, Event, EventType, Page};
+use storepulse_model::money::Currency;
+use storepulse_model::time::Timestamp;
 
 const NOW: i64 = 1_795_000_000_000;
 const DAY: i64 = 86_400_000;
@@ -21,32 +23,8 @@ const DEVICES: [DeviceType; 4] =
     [DeviceType::Desktop, DeviceType::Mobile, DeviceType::Tablet, DeviceType::Other];
 
 fn base(event_type: EventType, n: u64, time: i64) -> Event {
-    Event {
-        event_id: format!("e{n}").into(),
-        event_id_generated: false,
-        store: "demo".into(),
-        event_type,
-        name: None,
-        event_time: Timestamp(time),
-        received_at: Timestamp(time),
-        time_source: TimeSource::Event,
-        clock_distrusted: false,
-        user_id: Some(format!("u{n}").into()),
-        anonymous_id: None,
-        session_id: Some(format!("s{n}").into()),
-        page: None,
-        marketing: None,
-        country: Some(format!("C{}", n % 20).into()),
-        device: Some(Device { device_type: DEVICES[(n % 4) as usize], user_agent: None }),
-        client: None,
-        product: None,
-        order: None,
-        items: Vec::new(),
-        promotion: None,
-        search_query: None,
-        list: None,
-        properties: None,
-    }
+    let country = format!("C{}", n % 20);
+    events::event(event_type, n, n, time, &country, DEVICES[(n % 4) as usize])
 }
 
 fn realtime(c: &mut Criterion) {
@@ -76,32 +54,9 @@ fn realtime(c: &mut Criterion) {
 fn purchase(n: u64, time: i64, promotion: bool) -> Event {
     let mut event = base(EventType::Purchase, n, time);
     let product = n.wrapping_mul(2_654_435_761) % 2_000;
-    event.order = Some(Box::new(Order {
-        id: Some(format!("o{n}").into()),
-        currency: Currency::USD,
-        total: Some(1999),
-        subtotal: None,
-        tax: None,
-        shipping: None,
-        discount: None,
-        coupon: None,
-        status: None,
-        customer_id: None,
-        sales_rep_id: None,
-    }));
-    event.items = vec![Product {
-        id: format!("p{product}").into(),
-        name: None,
-        category: vec![
-            format!("Top{}", product % 20).into(),
-            format!("Mid{}", product % 200).into(),
-        ],
-        brand: None,
-        variant: None,
-        price: Some(Money::new(1999, Currency::USD)),
-        quantity: 1,
-        coupon: None,
-    }];
+    event.order = Some(events::order(n, 1999));
+    let category = [format!("Top{}", product % 20), format!("Mid{}", product % 200)];
+    event.items = vec![events::product(product, &category, 1999, 1)];
     event.promotion = promotion.then(|| {
         Box::new(storepulse_model::event::Promotion {
             id: "P1".into(),

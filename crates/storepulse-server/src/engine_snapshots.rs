@@ -72,14 +72,5 @@ pub fn write(data_dir: &Path, engine: &SharedEngine) -> std::io::Result<usize> {
 }
 
 fn write_bytes(data_dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = snapshot_path(data_dir);
-    let directory = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(directory)?;
-    let temporary = path.with_extension("bin.tmp");
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, &path)?;
-    std::fs::File::open(directory)?.sync_all()
+    crate::files::write_atomically(&snapshot_path(data_dir), bytes)
 }

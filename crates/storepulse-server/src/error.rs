@@ -35,6 +35,18 @@ impl ApiError {
         ApiError::BadRequest { code, message: message.into(), details: None }
     }
 
+    /// A 400 naming the query parameter or body field at fault and why:
+    /// `{"error": {"code": "invalid_parameter", "message": "k: must be 1..=1000",
+    /// "details": {"parameter": "k", "reason": "must be 1..=1000"}}}`.
+    pub fn invalid_parameter(parameter: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::BadRequest {
+            code: "invalid_parameter",
+            message: format!("{parameter}: {message}"),
+            details: Some(json!({ "parameter": parameter, "reason": message })),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,

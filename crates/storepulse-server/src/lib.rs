@@ -18,6 +18,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod engine_snapshots;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod loadgen;

@@ -83,14 +83,7 @@ impl RegistryStore {
     }
 
     fn save(&self, registry: &WeightRegistry) -> std::io::Result<()> {
-        use std::io::Write;
-        let directory = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(directory)?;
-        let temporary = self.path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&serde_json::to_vec_pretty(registry).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, &self.path)?;
-        std::fs::File::open(directory)?.sync_all()
+        let bytes = serde_json::to_vec_pretty(registry).map_err(std::io::Error::other)?;
+        crate::files::write_atomically(&self.path, &bytes)
     }
 }

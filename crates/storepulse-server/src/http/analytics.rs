@@ -37,13 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/users/{user_id}/sessions", get(get_user_sessions))
 }
 
-fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
-    let message = message.into();
-    ApiError::BadRequest {
-        code: "invalid_parameter",
-        message: format!("{parameter}: {message}"),
-        details: Some(json!({ "parameter": parameter, "reason": message })),
-    }
+pub(super) fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid_parameter(parameter, message)
 }
 
 impl From<QueryError> for ApiError {
@@ -64,7 +59,8 @@ pub struct LiveParams {
     currency: Option<String>,
 }
 
-fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError> {
+/// A `device` parameter: one of the device types.
+pub(super) fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError> {
     value
         .map(|name| {
             DeviceType::parse(name)

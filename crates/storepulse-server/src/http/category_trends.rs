@@ -17,6 +17,7 @@ use storepulse_engine::category_trends::{TrendFilter, TrendRow, rank, ticker};
 use storepulse_model::Timestamp;
 use storepulse_model::money::Currency;
 
+use super::analytics::invalid;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -28,15 +29,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/category-trends/ticker", get(get_ticker))
         .route("/api/v1/category-trends/rows", get(get_rows))
         .route("/api/v1/category-trends/import", post(post_import))
-}
-
-fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
-    let message = message.into();
-    ApiError::BadRequest {
-        code: "invalid_parameter",
-        message: format!("{parameter}: {message}"),
-        details: Some(json!({ "parameter": parameter, "reason": message })),
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]

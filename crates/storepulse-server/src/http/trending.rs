@@ -17,8 +17,8 @@ use storepulse_engine::Filters;
 use storepulse_engine::engine::ScoredProduct;
 use storepulse_engine::trending::{RegistryError, TrendingWeights, VersionName, WeightVersion};
 use storepulse_model::Timestamp;
-use storepulse_model::event::DeviceType;
 
+use super::analytics::{device, invalid};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -37,15 +37,6 @@ pub fn router() -> Router<AppState> {
 }
 
 pub const MAX_K: usize = 1000;
-
-fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
-    let message = message.into();
-    ApiError::BadRequest {
-        code: "invalid_parameter",
-        message: format!("{parameter}: {message}"),
-        details: Some(json!({ "parameter": parameter, "reason": message })),
-    }
-}
 
 fn registry_error(error: RegistryError) -> ApiError {
     match error {
@@ -91,15 +82,7 @@ impl TrendingParams {
         Ok(Filters {
             store: self.store.clone(),
             country: self.country.clone(),
-            device: self
-                .device
-                .as_deref()
-                .map(|name| {
-                    DeviceType::parse(name).ok_or_else(|| {
-                        invalid("device", "one of desktop, mobile, tablet, bot, other")
-                    })
-                })
-                .transpose()?,
+            device: device(self.device.as_deref())?,
             category: self.category.clone(),
             ..Filters::default()
         })
