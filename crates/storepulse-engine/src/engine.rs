@@ -325,8 +325,20 @@ impl Engine {
 
     /// Drops what no window or retention keeps any more, as of `now`.
     pub fn prune(&mut self, now: Timestamp) {
+        self.prune_live(now);
+        self.prune_history(now);
+    }
+
+    /// The frequent, cheap part of [`Engine::prune`]: live windows and rollup buckets; costs
+    /// what expired, not what is held.
+    pub fn prune_live(&mut self, now: Timestamp) {
         self.live.prune(now.0);
         self.rollups.prune(now.0);
+    }
+
+    /// The rare part of [`Engine::prune`]: retention measured in days (visitor item sets,
+    /// funnel trails, remembered orders, distinct sketches); walks those maps.
+    pub fn prune_history(&mut self, now: Timestamp) {
         self.together.prune(now.0);
         self.funnels.prune(now.0);
         let orders_from = now.0 - self.config.order_memory_ms;

@@ -39,6 +39,8 @@ pub struct Trail {
 pub struct FunnelLog {
     sessions: FastMap<u64, Trail>,
     retention_ms: i64,
+    /// Marks held by all trails (for the size estimate without walking them).
+    marks: usize,
 }
 
 /// What a funnel is split by.
@@ -183,12 +185,14 @@ impl FunnelLog {
         }
         // Usually in order; a late event is put in its place.
         let index = trail.marks.partition_point(|mark| mark.time_ms <= time_ms);
+        let before = trail.marks.len();
         if products.is_empty() {
             trail.marks.insert(index, Mark { time_ms, product: 0, event_type });
         } else {
             let marks = products.iter().map(|&product| Mark { time_ms, product, event_type });
             trail.marks.splice(index..index, marks);
         }
+        self.marks += trail.marks.len() - before;
     }
 
     pub fn set_retention(&mut self, retention_ms: i64) {
@@ -197,7 +201,15 @@ impl FunnelLog {
 
     pub fn prune(&mut self, now_ms: i64) {
         let from = now_ms - self.retention_ms;
-        self.sessions.retain(|_, trail| trail.last_ms >= from);
+        let mut removed = 0;
+        self.sessions.retain(|_, trail| {
+            let keep = trail.last_ms >= from;
+            if !keep {
+                removed += trail.marks.len();
+            }
+            keep
+        });
+        self.marks -= removed;
     }
 
     /// Runs a funnel. `group_of(product)` maps a product to its group for product and category
@@ -264,7 +276,7 @@ impl FunnelLog {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.sessions.values().map(|trail| 64 + trail.marks.capacity() * 16).sum()
+        self.sessions.capacity() * (8 + std::mem::size_of::<Trail>()) + self.marks * 16
     }
 }
 

@@ -57,30 +57,38 @@ struct VisitorPresence {
     id: CompactString,
 }
 
-/// How many visitors (or sessions) were last seen in each second, per place: "active now" is
-/// a sum over the window's seconds instead of a walk over every visitor, so answering stays
-/// fast with hundreds of thousands of active visitors.
+/// How many visitors (or sessions) were last seen in each second, per place, and which: "active
+/// now" is a sum over the window's seconds instead of a walk over every visitor, and expiry
+/// visits only the ids of the seconds that left the window.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ActiveIndex {
-    by_second: BTreeMap<i64, FastMap<Place, u32>>,
+    by_second: BTreeMap<i64, Second>,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Second {
+    places: FastMap<Place, u32>,
+    /// Ids whose last-seen moved into this second (an id may since have moved on).
+    ids: Vec<u64>,
 }
 
 impl ActiveIndex {
-    fn add(&mut self, time_ms: i64, place: Place) {
-        *self.by_second.entry(time_ms.div_euclid(1000)).or_default().entry(place).or_default() += 1;
+    fn add(&mut self, time_ms: i64, place: Place, id: Option<u64>) {
+        let second = self.by_second.entry(time_ms.div_euclid(1000)).or_default();
+        *second.places.entry(place).or_default() += 1;
+        if let Some(id) = id {
+            second.ids.push(id);
+        }
     }
 
     fn remove(&mut self, time_ms: i64, place: Place) {
-        let second = time_ms.div_euclid(1000);
-        if let Some(places) = self.by_second.get_mut(&second) {
-            if let Some(count) = places.get_mut(&place) {
-                *count -= 1;
-                if *count == 0 {
-                    places.remove(&place);
-                }
-            }
-            if places.is_empty() {
-                self.by_second.remove(&second);
+        let key = time_ms.div_euclid(1000);
+        if let Some(second) = self.by_second.get_mut(&key)
+            && let Some(count) = second.places.get_mut(&place)
+        {
+            *count -= 1;
+            if *count == 0 {
+                second.places.remove(&place);
             }
         }
     }
@@ -89,14 +97,17 @@ impl ActiveIndex {
     fn count(&self, from_ms: i64, filter: &LiveFilter) -> u64 {
         self.by_second
             .range(from_ms.div_euclid(1000)..)
-            .flat_map(|(_, places)| places.iter())
+            .flat_map(|(_, second)| second.places.iter())
             .filter(|(place, _)| filter.admits(place))
             .map(|(_, count)| u64::from(*count))
             .sum()
     }
 
-    fn prune_before(&mut self, from_ms: i64) {
-        self.by_second = self.by_second.split_off(&from_ms.div_euclid(1000));
+    /// Drops the seconds before `from_ms` and returns the ids they held.
+    fn expire_before(&mut self, from_ms: i64) -> Vec<u64> {
+        let kept = self.by_second.split_off(&from_ms.div_euclid(1000));
+        let expired = std::mem::replace(&mut self.by_second, kept);
+        expired.into_values().flat_map(|second| second.ids).collect()
     }
 }
 
@@ -161,12 +172,13 @@ impl LiveWindows {
                     Some(presence) if presence.last_seen >= time => {}
                     Some(presence) => {
                         self.active_visitors.remove(presence.last_seen, presence.place);
-                        self.active_visitors.add(time, place);
+                        let moved = presence.last_seen.div_euclid(1000) != time.div_euclid(1000);
+                        self.active_visitors.add(time, place, moved.then_some(visitor));
                         presence.last_seen = time;
                         presence.place = place;
                     }
                     None => {
-                        self.active_visitors.add(time, place);
+                        self.active_visitors.add(time, place, Some(visitor));
                         self.visitors.insert(
                             visitor,
                             VisitorPresence { last_seen: time, place, id: id.into() },
@@ -179,12 +191,13 @@ impl LiveWindows {
                     Some(presence) if presence.last_seen >= time => {}
                     Some(presence) => {
                         self.active_sessions.remove(presence.last_seen, presence.place);
-                        self.active_sessions.add(time, place);
+                        let moved = presence.last_seen.div_euclid(1000) != time.div_euclid(1000);
+                        self.active_sessions.add(time, place, moved.then_some(session));
                         presence.last_seen = time;
                         presence.place = place;
                     }
                     None => {
-                        self.active_sessions.add(time, place);
+                        self.active_sessions.add(time, place, Some(session));
                         self.sessions.insert(session, Presence { last_seen: time, place });
                     }
                 }
@@ -211,18 +224,22 @@ impl LiveWindows {
         }
     }
 
-    /// Forgets what is outside every window as of `now_ms`.
+    /// Forgets what is outside every window as of `now_ms`. Visits only the ids whose
+    /// last-seen second left the window, so it costs what expired, not what is active.
     pub fn prune(&mut self, now_ms: i64) {
         // Kept to the start of the second the window begins in, like the index.
         let active_from = (now_ms - self.active_window_ms).div_euclid(1000) * 1000;
-        self.visitors.retain(|_, presence| presence.last_seen >= active_from);
-        self.sessions.retain(|_, presence| presence.last_seen >= active_from);
-        self.active_visitors.prune_before(active_from);
-        self.active_sessions.prune_before(active_from);
-        self.visitor_sessions.retain(|_, sessions| {
-            sessions.retain(|(_, last_seen)| *last_seen >= active_from);
-            !sessions.is_empty()
-        });
+        for visitor in self.active_visitors.expire_before(active_from) {
+            if self.visitors.get(&visitor).is_some_and(|p| p.last_seen < active_from) {
+                self.visitors.remove(&visitor);
+                self.visitor_sessions.remove(&visitor);
+            }
+        }
+        for session in self.active_sessions.expire_before(active_from) {
+            if self.sessions.get(&session).is_some_and(|p| p.last_seen < active_from) {
+                self.sessions.remove(&session);
+            }
+        }
         let pages_from = page_window_start(now_ms, self.page_window_ms);
         self.page_views = self.page_views.split_off(&pages_from);
     }
@@ -289,7 +306,7 @@ impl LiveWindows {
     pub fn heap_bytes(&self) -> usize {
         let visitors = self.visitors.capacity() * (8 + 56);
         let sessions = self.sessions.capacity() * (8 + 24);
-        let links: usize = self.visitor_sessions.values().map(|s| 32 + s.capacity() * 16).sum();
+        let links = self.visitor_sessions.capacity() * (8 + 24 + 2 * 16);
         let pages: usize = self.page_views.values().map(|b| b.capacity() * 32).sum();
         visitors + sessions + links + pages + self.pages.heap_bytes()
     }
@@ -352,5 +369,10 @@ mod tests {
                 assert_eq!(live.active_counts(now, &filter), (walk as u64, sessions as u64));
             }
         }
+        // Once the window has passed everyone, expiry leaves nothing behind.
+        live.prune(newest + 400_000);
+        assert_eq!(live.sizes().0 + live.sizes().1, 0);
+        assert!(live.visitor_sessions.is_empty());
+        assert!(live.active_visitors.by_second.is_empty());
     }
 }

@@ -91,8 +91,8 @@ impl CoOccurrence {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        let visitors: usize =
-            self.visitors.values().map(|entry| 48 + entry.items.capacity() * 4).sum();
+        // An estimate that does not walk every visitor (sets average well under their cap).
+        let visitors = self.visitors.capacity() * (8 + 48 + 8 * 4);
         let pairs: usize = self.pairs.values().map(|row| 32 + row.capacity() * 12).sum();
         visitors + pairs
     }

@@ -34,6 +34,7 @@ pub struct App {
     pub engine: SharedEngine,
     pub trending: crate::trending_registry::RegistryStore,
     pub imported_trends: crate::category_trends::ImportedTrends,
+    pub maintenance: crate::engine_maintenance::Maintenance,
 }
 
 /// The analytics engine, shared: the log writer applies stored events under the write lock,
@@ -65,6 +66,12 @@ impl App {
         let dead_letters = DeadLetterLog::open(&config, metrics.clone())?;
         let trending = crate::trending_registry::RegistryStore::open(&config.data_dir)?;
         let imported_trends = crate::category_trends::ImportedTrends::open(&config.data_dir)?;
+        let maintenance = crate::engine_maintenance::Maintenance::start(
+            engine.clone(),
+            metrics.clone(),
+            config.data_dir.clone(),
+            config.engine.snapshot_interval,
+        )?;
         let anonymizer = ClientAnonymizer::new(config.privacy.client_ip, &config.data_dir);
         let rate_limiters = RateLimiters::new(&config.rate_limit);
         let default_currency =
@@ -86,6 +93,7 @@ impl App {
             engine,
             trending,
             imported_trends,
+            maintenance,
         })
     }
 
@@ -93,6 +101,7 @@ impl App {
     pub fn shutdown(&self) {
         self.ingest.shutdown();
         self.dead_letters.shutdown();
+        self.maintenance.stop();
         // The writer has stopped: the engine holds exactly the stored events.
         if let Err(error) = crate::engine_snapshots::write(&self.config.data_dir, &self.engine) {
             tracing::warn!(%error, "engine snapshot at shutdown failed; the next start replays the log");

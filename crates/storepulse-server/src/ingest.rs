@@ -115,8 +115,6 @@ impl IngestPipeline {
                 max_age: config.log.retention_max_age,
                 max_bytes: config.log.retention_max_bytes,
             },
-            snapshot_every: config.engine.snapshot_interval,
-            data_dir: config.data_dir.clone(),
         };
         let writer = {
             let log = log.clone();

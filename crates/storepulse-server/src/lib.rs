@@ -16,6 +16,7 @@ pub mod category_trends;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
+pub mod engine_maintenance;
 pub mod engine_snapshots;
 pub mod error;
 pub mod files;

@@ -157,9 +157,6 @@ pub struct WriterSettings {
     /// fsync at least this often when the policy is `interval`.
     pub sync_every: Option<Duration>,
     pub retention: Retention,
-    /// Write an engine snapshot this often (`None`: only at shutdown).
-    pub snapshot_every: Option<Duration>,
-    pub data_dir: std::path::PathBuf,
 }
 
 pub fn now_unix_ms() -> i64 {
@@ -178,8 +175,6 @@ pub fn run_writer(
 ) {
     let mut last_sync = Instant::now();
     let mut last_housekeeping = Instant::now();
-    let mut last_snapshot = Instant::now();
-    let mut snapshot_writer: Option<std::thread::JoinHandle<()>> = None;
     // With `fsync = "interval"` an idle writer must still wake in time to sync what it wrote.
     let idle_wait = settings.sync_every.map_or(settings.tick, |every| every.min(settings.tick));
     loop {
@@ -212,30 +207,7 @@ pub fn run_writer(
         if last_housekeeping.elapsed() >= settings.tick {
             last_housekeeping = Instant::now();
             housekeeping(&log, &mut dedup, &settings, &status, &metrics);
-            engine.write_ignoring_poison().prune(storepulse_model::Timestamp(now_unix_ms()));
-            // Sizes are read under the read lock: queries keep running meanwhile.
-            let stats = engine.read_ignoring_poison().stats();
-            metrics.engine_events_applied.set(stats.events_applied as i64);
-            metrics.engine_memory_bytes.set(stats.approx_memory_bytes as i64);
-            metrics.engine_active_visitors.set(stats.active_visitors_tracked as i64);
-            if settings.snapshot_every.is_some_and(|every| last_snapshot.elapsed() >= every)
-                && snapshot_writer.as_ref().is_none_or(|writer| writer.is_finished())
-            {
-                last_snapshot = Instant::now();
-                // Encoding takes the engine's read lock (ingest waits only while the state is
-                // copied out); the file is written on its own thread.
-                let data_dir = settings.data_dir.clone();
-                let engine = engine.clone();
-                snapshot_writer = Some(std::thread::spawn(move || {
-                    if let Err(error) = crate::engine_snapshots::write(&data_dir, &engine) {
-                        tracing::warn!(%error, "engine snapshot failed; the next one will retry");
-                    }
-                }));
-            }
         }
-    }
-    if let Some(writer) = snapshot_writer.take() {
-        let _ = writer.join();
     }
     sync_log(&log, &status);
     tracing::info!("log writer stopped; log synced");

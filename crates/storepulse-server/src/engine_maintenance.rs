@@ -1,0 +1,82 @@
+//! The engine's housekeeping thread, kept off the log writer so that commits never wait for it:
+//! every second it expires live windows and rollup buckets (cheap: it costs what expired) and
+//! exports the engine's size; every ten minutes it applies day-scale retention (visitor item
+//! sets, funnel trails, remembered orders, distinct sketches — this walks those maps under
+//! the write lock); every `engine.snapshot_interval` it writes a snapshot.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use storepulse_model::Timestamp;
+
+use crate::app::SharedEngine;
+use crate::ingest::writer::now_unix_ms;
+use crate::sync::RwLockExt;
+use crate::telemetry::Metrics;
+
+const TICK: Duration = Duration::from_secs(1);
+const HISTORY_EVERY: Duration = Duration::from_secs(600);
+
+pub struct Maintenance {
+    stop: Arc<AtomicBool>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Maintenance {
+    pub fn start(
+        engine: SharedEngine,
+        metrics: Metrics,
+        data_dir: PathBuf,
+        snapshot_every: Option<Duration>,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new().name("storepulse-engine".into()).spawn(move || {
+                let mut last_history = Instant::now();
+                let mut last_snapshot = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(TICK);
+                    let now = Timestamp(now_unix_ms());
+                    engine.write_ignoring_poison().prune_live(now);
+                    if last_history.elapsed() >= HISTORY_EVERY {
+                        last_history = Instant::now();
+                        engine.write_ignoring_poison().prune_history(now);
+                    }
+                    let stats = engine.read_ignoring_poison().stats();
+                    metrics.engine_events_applied.set(stats.events_applied as i64);
+                    metrics.engine_memory_bytes.set(stats.approx_memory_bytes as i64);
+                    metrics.engine_active_visitors.set(stats.active_visitors_tracked as i64);
+                    if snapshot_every.is_some_and(|every| last_snapshot.elapsed() >= every) {
+                        last_snapshot = Instant::now();
+                        if let Err(error) = crate::engine_snapshots::write(&data_dir, &engine) {
+                            tracing::warn!(%error, "engine snapshot failed; the next one will retry");
+                        }
+                    }
+                }
+            })?
+        };
+        Ok(Self { stop, thread: std::sync::Mutex::new(Some(thread)) })
+    }
+
+    /// Stops the thread and waits for it (idempotent).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(thread) = thread {
+            thread.thread().unpark();
+            if thread.join().is_err() {
+                tracing::error!("engine maintenance thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
