@@ -23,6 +23,7 @@ pub struct Measures {
     pub cart_removes: u64,
     pub checkouts: u64,
     pub orders: u64,
+    /// Units sold (order lines); cart and checkout lines do not count.
     pub units: u64,
     pub gross_revenue: i64,
     pub refunds: u64,
@@ -215,9 +216,9 @@ pub fn rows_of(
             let adding = event.event_type == EventType::AddToCart;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
                 let id = dims.product(product);
-                let units = u64::from(product.quantity);
+                // `units` counts units sold; a cart line is not a sale.
                 let line = if adding {
-                    Measures { cart_adds: 1, units, ..Measures::default() }
+                    Measures { cart_adds: 1, ..Measures::default() }
                 } else {
                     Measures { cart_removes: 1, ..Measures::default() }
                 };
@@ -231,11 +232,7 @@ pub fn rows_of(
                 let id = dims.product(product);
                 rows.push((
                     FactKey { product: id, ..base },
-                    Measures {
-                        checkouts: 1,
-                        units: u64::from(product.quantity),
-                        ..Measures::default()
-                    },
+                    Measures { checkouts: 1, ..Measures::default() },
                 ));
             }
         }

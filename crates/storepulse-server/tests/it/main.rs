@@ -12,6 +12,7 @@ mod category_trends;
 mod cli;
 mod crash;
 mod dead_letters;
+mod golden;
 mod ingest;
 mod operations;
 mod segment;
