@@ -1,0 +1,276 @@
+//! The engine: applies events in any order and answers queries as of a time passed in.
+//!
+//! This file owns the state and how an event changes it; the answers live beside it:
+//! [`live`] (realtime figures, seed-3 users, buys), [`query`] (the query model's execution)
+//! and [`products`] (trending, recommendations, category trends, funnels).
+
+mod live;
+mod products;
+mod query;
+
+pub use live::{BuyStats, LiveCommerce, Realtime, RealtimeFilter, RealtimeWindows};
+pub use products::{FunnelGroup, FunnelResult, ScoredProduct};
+pub use query::{Comparison, Group, QueryResult, SeriesPoint, normalize_category};
+
+use std::collections::BTreeMap;
+
+use crate::FastMap;
+
+use compact_str::CompactString;
+use serde::Serialize;
+use storepulse_model::event::{Event, EventType};
+use storepulse_model::money::{Currency, Money};
+use storepulse_model::time::Timestamp;
+
+use crate::buys::{BuyLedger, BuyTotals};
+use crate::category_trends::{TrendRow, change};
+use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, hash_id};
+use crate::facts::{
+    Dimensions, FactKey, Measures, OrderRecord, currency_bytes, device_code, device_from_code,
+    rows_of,
+};
+use crate::funnel::{FunnelLog, FunnelSpec, FunnelSplit, FunnelSteps};
+use crate::live::{LiveFilter, LiveWindows, Place, Sighting};
+use crate::query::{
+    Dimension, Filters, Granularity, MAX_GROUPS, MAX_SERIES_POINTS, Metric, QueryError, QuerySpec,
+    Trend, Value, growth_percent, round2, round4,
+};
+use crate::recommend::CoOccurrence;
+use crate::rollup::{DAY_MS, HOUR_MS, MINUTE_MS, RollupRetention, Rollups};
+use crate::trending::TrendingWeights;
+
+/// Window lengths and retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EngineConfig {
+    /// A visitor or session is active for this long after its latest event (seed 3: 5 min).
+    pub active_window_ms: i64,
+    /// Page views and top pages cover this long (seed 3: 15 min).
+    pub page_window_ms: i64,
+    /// The live commerce figures (revenue, orders, carts) cover this long.
+    pub commerce_window_ms: i64,
+    pub retention: RollupRetention,
+    /// How long a session's trail is kept for funnels after its last event.
+    pub funnel_retention_ms: i64,
+    /// How long an order is remembered so that a refund naming only its id takes back what
+    /// it bought; a refund after that needs an amount or lines.
+    pub order_memory_ms: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            active_window_ms: 5 * MINUTE_MS,
+            page_window_ms: 15 * MINUTE_MS,
+            commerce_window_ms: HOUR_MS,
+            retention: RollupRetention::default(),
+            funnel_retention_ms: 30 * DAY_MS,
+            order_memory_ms: 180 * DAY_MS,
+        }
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Engine {
+    config: EngineConfig,
+    dims: Dimensions,
+    orders: FastMap<(u32, CompactString), OrderRecord>,
+    rollups: Rollups,
+    live: LiveWindows,
+    buys: BuyLedger,
+    together: CoOccurrence,
+    distinct: DailyDistinct,
+    funnels: FunnelLog,
+    /// Latest event time applied.
+    newest_ms: i64,
+    applied: u64,
+    /// The event log offset after the last applied event: replay after a snapshot starts here.
+    log_position: u64,
+    #[serde(skip)]
+    scratch: Vec<(FactKey, Measures)>,
+}
+
+/// What the engine holds, for `/health`, `/metrics` and the docs' memory figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineStats {
+    pub events_applied: u64,
+    pub newest_event_time: Option<String>,
+    pub active_visitors_tracked: usize,
+    pub active_sessions_tracked: usize,
+    pub rollup_rows: [usize; 3],
+    pub rollup_buckets: [usize; 3],
+    pub products: usize,
+    pub orders_remembered: usize,
+    pub approx_memory_bytes: usize,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            config,
+            dims: Dimensions::default(),
+            orders: FastMap::default(),
+            rollups: Rollups::new(config.retention),
+            live: LiveWindows::new(config.active_window_ms, config.page_window_ms),
+            buys: BuyLedger::default(),
+            together: CoOccurrence::new(30 * DAY_MS),
+            distinct: DailyDistinct::default(),
+            funnels: FunnelLog::new(config.funnel_retention_ms),
+            newest_ms: i64::MIN,
+            applied: 0,
+            log_position: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Adds one accepted event. Order does not matter for the rollups; the live windows
+    /// ignore events already outside them.
+    pub fn apply(&mut self, event: &Event) {
+        let time = event.event_time.0;
+        self.newest_ms = self.newest_ms.max(time);
+        let mut rows = std::mem::take(&mut self.scratch);
+        rows_of(event, &mut self.dims, &mut self.orders, &mut rows);
+        self.rollups.add(time, &rows);
+        let key = rows[0].0;
+        let page_view = (event.event_type == EventType::PageView)
+            .then_some(event.page.as_ref())
+            .flatten()
+            .and_then(|page| page.path.as_deref().or(page.url.as_deref()));
+        // Each id is hashed once for every map and sketch it goes into.
+        let visitor = event.visitor_id().map(|id| (id, hash_id(id)));
+        let session = event.session_id.as_deref().map(hash_id);
+        self.live.observe(
+            &Sighting {
+                time_ms: time,
+                place: Place { store: key.store, country: key.country, device: key.device },
+                visitor,
+                session,
+                page_view,
+            },
+            self.newest_ms,
+        );
+        let signal = match event.event_type {
+            EventType::Purchase => SessionSignal::Purchase,
+            EventType::AddToCart => SessionSignal::Cart,
+            _ => SessionSignal::Other,
+        };
+        self.distinct.observe(time, key, visitor.map(|(_, hash)| hash), session, signal);
+        if let Some(session) = session {
+            let mut products: Vec<u32> = rows[1..].iter().map(|(key, _)| key.product).collect();
+            products.dedup();
+            self.funnels.observe(
+                session,
+                key.store,
+                key.country,
+                time,
+                event.event_type,
+                &products,
+            );
+        }
+        if let Some((_, visitor)) = visitor {
+            // Product rows follow the event row; each names one product the visitor met.
+            for (key, _) in &rows[1..] {
+                self.together.observe(visitor, key.product, time);
+            }
+        }
+        if event.event_type == EventType::Purchase && event.promotion.is_some() {
+            self.buys.record(time, rows[0].1.units);
+        }
+        self.applied += 1;
+        self.scratch = rows;
+    }
+
+    /// Drops what no window or retention keeps any more, as of `now`.
+    pub fn prune(&mut self, now: Timestamp) {
+        self.prune_live(now);
+        self.prune_history(now);
+    }
+
+    /// The frequent, cheap part of [`Engine::prune`]: live windows and rollup buckets; costs
+    /// what expired, not what is held.
+    pub fn prune_live(&mut self, now: Timestamp) {
+        self.live.prune(now.0);
+        self.rollups.prune(now.0);
+    }
+
+    /// The rare part of [`Engine::prune`]: retention measured in days (visitor item sets,
+    /// funnel trails, remembered orders, distinct sketches); walks those maps.
+    pub fn prune_history(&mut self, now: Timestamp) {
+        self.together.prune(now.0);
+        self.funnels.prune(now.0);
+        let orders_from = now.0 - self.config.order_memory_ms;
+        self.orders.retain(|_, order| order.time_ms >= orders_from);
+        if self.config.retention.days_ms > 0 {
+            self.distinct.prune_before(now.0 - self.config.retention.days_ms);
+        }
+    }
+
+    pub fn events_applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The log offset after the last event applied (see [`crate::snapshot`]).
+    pub fn log_position(&self) -> u64 {
+        self.log_position
+    }
+
+    /// Records that every log record before `offset` has been applied.
+    pub fn set_log_position(&mut self, offset: u64) {
+        self.log_position = self.log_position.max(offset);
+    }
+
+    /// Takes windows and retention from `config` (after loading a snapshot written under
+    /// another configuration); the next [`Engine::prune`] applies the new retention.
+    pub fn reconfigure(&mut self, config: EngineConfig) {
+        self.config = config;
+        self.rollups.set_retention(config.retention);
+        self.live.set_windows(config.active_window_ms, config.page_window_ms);
+        self.funnels.set_retention(config.funnel_retention_ms);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let (visitors, sessions, _) = self.live.sizes();
+        let sizes = self.rollups.sizes();
+        let rows: usize = sizes.iter().map(|(_, rows)| rows).sum();
+        let row_bytes = std::mem::size_of::<(FactKey, Measures)>() + 8;
+        let memory = rows * row_bytes
+            + self.live.heap_bytes()
+            + self.buys.heap_bytes()
+            + self.orders.len() * (64 + std::mem::size_of::<OrderRecord>())
+            + self.together.heap_bytes()
+            + self.distinct.heap_bytes()
+            + self.funnels.heap_bytes()
+            + [
+                &self.dims.stores,
+                &self.dims.countries,
+                &self.dims.sources,
+                &self.dims.promotions,
+                &self.dims.sales_reps,
+                &self.dims.products,
+                &self.dims.categories,
+            ]
+            .iter()
+            .map(|interner| interner.heap_bytes())
+            .sum::<usize>();
+        EngineStats {
+            events_applied: self.applied,
+            newest_event_time: (self.newest_ms != i64::MIN)
+                .then(|| Timestamp(self.newest_ms).to_rfc3339()),
+            active_visitors_tracked: visitors,
+            active_sessions_tracked: sessions,
+            rollup_rows: sizes.map(|(_, rows)| rows),
+            rollup_buckets: sizes.map(|(buckets, _)| buckets),
+            products: self.dims.products.len(),
+            orders_remembered: self.orders.len(),
+            approx_memory_bytes: memory,
+        }
+    }
+
+    /// The rollups, for tests and snapshots.
+    pub fn rollups(&self) -> &Rollups {
+        &self.rollups
+    }
+}

@@ -1,0 +1,234 @@
+//! Product answers: trending scores, recommendations, category trends and funnels.
+
+use super::query::RowMatcher;
+use super::*;
+
+/// A funnel overall and per group.
+#[derive(Clone, Debug, Serialize)]
+pub struct FunnelResult {
+    pub overall: FunnelSteps,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<FunnelGroup>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FunnelGroup {
+    pub key: Option<String>,
+    #[serde(flatten)]
+    pub funnel: FunnelSteps,
+}
+
+/// A product with a score (trending) or a co-occurrence count (recommendations).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScoredProduct {
+    pub product_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub score: f64,
+}
+
+impl Engine {
+    /// The `k` products with the highest decayed weighted score as of `now` (see
+    /// [`crate::trending`]), filtered like any query (store, country, device, category, …).
+    pub fn trending(
+        &self,
+        now: Timestamp,
+        weights: &TrendingWeights,
+        filters: &Filters,
+        k: usize,
+    ) -> Vec<ScoredProduct> {
+        let Some(mut matcher) = self.matcher(filters, None) else { return Vec::new() };
+        matcher.product_level = true;
+        let half_life = weights.half_life_ms();
+        let horizon = (20.0 * half_life).min(1e15) as i64;
+        let now_ms = now.0;
+        let mut scores: FastMap<u32, f64> = FastMap::default();
+        let mut add = |span: crate::rollup::Span, rows: &FastMap<FactKey, Measures>| {
+            let middle = span.start + span.width_ms / 2;
+            let age = (now_ms - middle).max(0) as f64;
+            let decay = (-age / half_life).exp2();
+            for (key, m) in rows {
+                if matcher.admits(key, &self.dims) {
+                    let weighted = weights.view * m.product_views as f64
+                        + weights.cart * m.cart_adds as f64
+                        + weights.checkout * m.checkouts as f64
+                        + weights.purchase * m.orders as f64;
+                    *scores.entry(key.product).or_default() += weighted * decay;
+                }
+            }
+        };
+        // Hours (and minutes at the edges) for the last week, days before that.
+        let week_ago = now_ms - 7 * DAY_MS;
+        let end = now_ms + MINUTE_MS;
+        if now_ms - horizon < week_ago {
+            self.rollups.scan(now_ms - horizon, week_ago, DAY_MS, &mut add);
+        }
+        self.rollups.scan((now_ms - horizon).max(week_ago), end, HOUR_MS, &mut add);
+        let mut ranked: Vec<(u32, f64)> =
+            scores.into_iter().filter(|(_, score)| *score > 0.0).collect();
+        ranked.sort_unstable_by(|a, b| {
+            b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
+        });
+        ranked.truncate(k);
+        ranked.into_iter().map(|(id, score)| self.scored(id, round4(score))).collect()
+    }
+
+    fn scored(&self, id: u32, score: f64) -> ScoredProduct {
+        ScoredProduct {
+            product_id: self.dims.products.name(id).unwrap_or_default().to_owned(),
+            name: self.dims.product_names.get(&id).map(|name| name.to_string()),
+            score,
+        }
+    }
+
+    /// Category trend rows as of `now` (see [`crate::category_trends`]): for each category at
+    /// levels 1–3 and each country, revenue (in `currency`) of the last day, 7 days and 30
+    /// days against the period before each.
+    pub fn category_trend_rows(&self, now: Timestamp, currency: Currency) -> Vec<TrendRow> {
+        let money = currency_bytes(currency);
+        let mut matcher = RowMatcher::any();
+        matcher.product_level = true;
+        // (category id, country id) → [day, previous day, week, previous week, month, previous month]
+        let mut sums: FastMap<(u32, u32), [i64; 6]> = FastMap::default();
+        for (index, length) in [DAY_MS, 7 * DAY_MS, 30 * DAY_MS].into_iter().enumerate() {
+            for (slot, from) in [(2 * index, now.0 - length), (2 * index + 1, now.0 - 2 * length)] {
+                self.rollups.scan(from, from + length, DAY_MS, |_, rows| {
+                    for (key, measures) in rows {
+                        if key.currency != money || !matcher.admits(key, &self.dims) {
+                            continue;
+                        }
+                        for category in self.dims.categories_of(key.product).iter().take(3) {
+                            sums.entry((*category, key.country)).or_default()[slot] +=
+                                measures.gross_revenue;
+                        }
+                    }
+                });
+            }
+        }
+        let date = now.to_rfc3339().chars().take(10).collect::<String>();
+        let scale = 10f64.powi(currency.exponent() as i32);
+        let mut rows: Vec<TrendRow> = sums
+            .into_iter()
+            .filter_map(|((category, country), sums)| {
+                let path = self.dims.categories.name(category)?;
+                let mut levels = path.split(" > ").map(str::to_owned);
+                Some(TrendRow {
+                    event_date: date.clone(),
+                    country: self.dims.countries.name(country).unwrap_or("unknown").to_owned(),
+                    category_level_1: levels.next()?,
+                    category_level_2: levels.next(),
+                    category_level_3: levels.next(),
+                    revenue_week: Some(sums[2] as f64 / scale),
+                    revenue_daily_change: change(sums[0], sums[1]),
+                    revenue_weekly_change: change(sums[2], sums[3]),
+                    revenue_monthly_change: change(sums[4], sums[5]),
+                    commission_daily_change: None,
+                    commission_weekly_change: None,
+                    commission_monthly_change: None,
+                    score: 0.0,
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.category_level_1, &a.category_level_2, &a.category_level_3, &a.country).cmp(&(
+                &b.category_level_1,
+                &b.category_level_2,
+                &b.category_level_3,
+                &b.country,
+            ))
+        });
+        rows
+    }
+
+    /// Runs a funnel over sessions whose first step falls in the spec's range. Groups are
+    /// largest first (by sessions at the first step), at most `limit`.
+    pub fn funnel(
+        &self,
+        spec: &FunnelSpec,
+        split: FunnelSplit,
+        filters: &RealtimeFilter,
+        limit: usize,
+    ) -> FunnelResult {
+        let live = self.live_filter(filters);
+        let Some(live) = live else {
+            return FunnelResult {
+                overall: FunnelSteps::from_counts(&spec.steps, &vec![0; spec.steps.len()]),
+                groups: Vec::new(),
+            };
+        };
+        let group_of = |product: u32| -> Option<u32> {
+            match split {
+                FunnelSplit::Product => Some(product),
+                FunnelSplit::Category(level) => {
+                    self.dims.categories_of(product).get(usize::from(level) - 1).copied()
+                }
+                _ => None,
+            }
+        };
+        let groups = self.funnels.run(spec, split, live.store, live.country, group_of);
+        let overall_counts = if split == FunnelSplit::None || split == FunnelSplit::Country {
+            let mut overall = vec![0; spec.steps.len()];
+            for counts in groups.values() {
+                for (total, count) in overall.iter_mut().zip(counts) {
+                    *total += count;
+                }
+            }
+            overall
+        } else {
+            self.funnels
+                .run(spec, FunnelSplit::None, live.store, live.country, |_| None)
+                .remove(&0)
+                .unwrap_or_else(|| vec![0; spec.steps.len()])
+        };
+        let mut ranked: Vec<(u32, Vec<u64>)> =
+            if split == FunnelSplit::None { Vec::new() } else { groups.into_iter().collect() };
+        ranked.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        let name = |id: u32| -> Option<String> {
+            match split {
+                FunnelSplit::Country => self.dims.countries.name(id),
+                FunnelSplit::Product => self.dims.products.name(id),
+                FunnelSplit::Category(_) => self.dims.categories.name(id),
+                FunnelSplit::None => None,
+            }
+            .map(str::to_owned)
+        };
+        FunnelResult {
+            overall: FunnelSteps::from_counts(&spec.steps, &overall_counts),
+            groups: ranked
+                .into_iter()
+                .map(|(id, counts)| FunnelGroup {
+                    key: name(id),
+                    funnel: FunnelSteps::from_counts(&spec.steps, &counts),
+                })
+                .collect(),
+        }
+    }
+
+    /// Products met together with `product` by the most visitors.
+    pub fn together_with_product(&self, product: &str, k: usize) -> Option<Vec<ScoredProduct>> {
+        let id = self.dims.products.get(product)?;
+        Some(
+            self.together
+                .for_product(id, k)
+                .into_iter()
+                .map(|(id, count)| self.scored(id, f64::from(count)))
+                .collect(),
+        )
+    }
+
+    /// Recommendations for a visitor from what it met (seed 5's item-item scoring), excluding
+    /// those products; `None` when the visitor is unknown.
+    pub fn recommend_for_visitor(&self, visitor: &str, k: usize) -> Option<Vec<ScoredProduct>> {
+        if self.together.visitor_items(visitor).is_empty() {
+            return None;
+        }
+        Some(
+            self.together
+                .for_visitor(visitor, k)
+                .into_iter()
+                .map(|(id, count)| self.scored(id, f64::from(count)))
+                .collect(),
+        )
+    }
+}

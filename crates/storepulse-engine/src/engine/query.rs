@@ -1,0 +1,601 @@
+//! Executing a [`QuerySpec`]: scanning rollups and sketches, series, groups, comparison.
+
+use super::*;
+
+/// The answer to a [`QuerySpec`].
+#[derive(Clone, Debug, Serialize)]
+pub struct QueryResult {
+    pub from: String,
+    pub to: String,
+    pub currency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<Granularity>,
+    pub totals: BTreeMap<&'static str, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Comparison>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub trend: BTreeMap<&'static str, Trend>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesPoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub from: String,
+    pub to: String,
+    pub totals: BTreeMap<&'static str, Value>,
+    /// Per metric: `(current − previous) / previous × 100`, null when previous is 0.
+    pub growth_percent: BTreeMap<&'static str, Option<f64>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesPoint {
+    pub start: String,
+    pub values: BTreeMap<&'static str, Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Group {
+    /// The dimension value (`null` for events without one).
+    pub key: Option<String>,
+    /// A readable name when known (products).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub values: BTreeMap<&'static str, Value>,
+}
+
+/// Measures summed under a currency: money only from rows in that currency.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Sum {
+    pub(super) measures: Measures,
+    /// Orders whose amounts are in the query's currency (the divisor of an average).
+    orders_in_currency: u64,
+    /// Merged only when a query asks for a distinct metric.
+    distinct: DistinctSets,
+}
+
+impl Sum {
+    fn add(&mut self, key: &FactKey, measures: &Measures, currency: [u8; 3]) {
+        if key.currency == currency {
+            self.measures.add(measures);
+            self.orders_in_currency += measures.orders;
+        } else {
+            self.measures.add(&measures.without_money());
+        }
+    }
+}
+
+impl Engine {
+    /// Totals over `[from, to)` with filters (no series, no groups).
+    pub(super) fn sum(&self, from: i64, to: i64, filters: &Filters, currency: Currency) -> Sum {
+        let mut sum = Sum::default();
+        let Some(matcher) = self.matcher(filters, None) else { return sum };
+        let currency = currency_bytes(currency);
+        self.rollups.scan(from, to, DAY_MS, |_, rows| {
+            for (key, measures) in rows {
+                if matcher.admits(key, &self.dims) {
+                    sum.add(key, measures, currency);
+                }
+            }
+        });
+        sum
+    }
+
+    /// Resolves text filters to ids; `None` when a filter names a value never seen (nothing
+    /// can match).
+    pub(super) fn matcher(
+        &self,
+        filters: &Filters,
+        group_by: Option<Dimension>,
+    ) -> Option<RowMatcher> {
+        let dims = &self.dims;
+        Some(RowMatcher {
+            product_level: filters.is_product_level()
+                || group_by.is_some_and(Dimension::is_product_level),
+            store: lookup(filters.store.as_deref(), |s| dims.stores.get(s))?,
+            country: lookup(filters.country.as_deref(), |c| {
+                dims.countries.get(&c.to_ascii_uppercase())
+            })?,
+            device: filters.device.map(|device| device_code(Some(device))),
+            source: lookup(filters.source.as_deref(), |s| dims.sources.get(s))?,
+            promotion: lookup(filters.promotion.as_deref(), |p| dims.promotions.get(p))?,
+            sales_rep: lookup(filters.sales_rep.as_deref(), |r| dims.sales_reps.get(r))?,
+            product: lookup(filters.product.as_deref(), |p| dims.products.get(p))?,
+            category: lookup(filters.category.as_deref(), |c| {
+                dims.categories.get(&normalize_category(c))
+            })?,
+        })
+    }
+
+    /// Runs a query.
+    pub fn query(&self, spec: &QuerySpec) -> Result<QueryResult, QueryError> {
+        let (from, to) = (spec.from.0, spec.to.0);
+        if spec.metrics.is_empty() {
+            return Err(QueryError::new("metrics", "name at least one metric"));
+        }
+        if from >= to {
+            return Err(QueryError::new("to", "must be after `from`"));
+        }
+        if spec.limit == 0 || spec.limit > MAX_GROUPS {
+            return Err(QueryError::new("limit", format!("must be 1..={MAX_GROUPS}")));
+        }
+        let distinct = spec.metrics.iter().any(|metric| metric.is_distinct());
+        // Distinct sketches are daily, so their implicit series (for trends) is too.
+        let series_granularity = spec.granularity.unwrap_or(if distinct {
+            Granularity::Day
+        } else {
+            auto_granularity(to - from)
+        });
+        let points = series_points(from, to, series_granularity);
+        if points.len() > MAX_SERIES_POINTS {
+            return Err(QueryError::new(
+                "granularity",
+                format!(
+                    "{} points; at most {MAX_SERIES_POINTS} per query, choose a coarser granularity or a shorter range",
+                    points.len()
+                ),
+            ));
+        }
+        let width = granularity_width(series_granularity);
+        if self.rollups.finest_width_at(from) > width {
+            return Err(QueryError::new(
+                "granularity",
+                format!(
+                    "data from {} is only kept in {} buckets; choose a coarser granularity",
+                    spec.from.to_rfc3339(),
+                    width_name(self.rollups.finest_width_at(from))
+                ),
+            ));
+        }
+        if distinct {
+            if spec.filters.is_product_level()
+                || spec.group_by.is_some_and(Dimension::is_product_level)
+            {
+                return Err(QueryError::new(
+                    "metrics",
+                    "visitors, sessions, conversion and cart metrics are counted per visit, not per product: leave out the product/category filter or group-by, or ask for them separately",
+                ));
+            }
+            if width < DAY_MS {
+                return Err(QueryError::new(
+                    "granularity",
+                    "distinct metrics (visitors, sessions, conversion, carts, buyers) are kept per UTC day; use day, week or month",
+                ));
+            }
+        }
+        let currency = currency_bytes(spec.currency);
+        let mut totals = Sum::default();
+        let mut series = vec![Sum::default(); points.len()];
+        let mut groups: FastMap<u32, Sum> = FastMap::default();
+        if let Some(matcher) = self.matcher(&spec.filters, spec.group_by) {
+            self.rollups.scan(from, to, width.min(DAY_MS), |span, rows| {
+                let point = points.partition_point(|p| *p <= span.start).saturating_sub(1);
+                for (key, measures) in rows {
+                    if !matcher.admits(key, &self.dims) {
+                        continue;
+                    }
+                    totals.add(key, measures, currency);
+                    series[point].add(key, measures, currency);
+                    if let Some(dimension) = spec.group_by {
+                        let group = group_key(dimension, key, &self.dims);
+                        groups.entry(group).or_default().add(key, measures, currency);
+                    }
+                }
+            });
+            if distinct {
+                self.distinct.scan(from, to, |day, key, sets| {
+                    if !matcher.admits(key, &self.dims) {
+                        return;
+                    }
+                    let point = points.partition_point(|p| *p <= day).saturating_sub(1);
+                    totals.distinct.merge(sets);
+                    series[point].distinct.merge(sets);
+                    if let Some(dimension) = spec.group_by {
+                        let group = group_key(dimension, key, &self.dims);
+                        groups.entry(group).or_default().distinct.merge(sets);
+                    }
+                });
+            }
+        }
+        let values = |sum: &Sum| metric_values(&spec.metrics, sum, spec.currency);
+        let mut result = QueryResult {
+            from: spec.from.to_rfc3339(),
+            to: spec.to.to_rfc3339(),
+            currency: spec.currency.code().to_owned(),
+            granularity: spec.granularity,
+            totals: values(&totals),
+            previous: None,
+            trend: BTreeMap::new(),
+            series: Vec::new(),
+            group_by: spec.group_by.map(Dimension::name),
+            groups: Vec::new(),
+        };
+        if spec.granularity.is_some() {
+            result.series = points
+                .iter()
+                .zip(&series)
+                .map(|(start, sum)| SeriesPoint {
+                    start: Timestamp(*start).to_rfc3339(),
+                    values: values(sum),
+                })
+                .collect();
+        }
+        if let Some(dimension) = spec.group_by {
+            let first = spec.metrics[0];
+            let mut ranked: Vec<(Option<String>, u32, Sum)> = groups
+                .into_iter()
+                .map(|(id, sum)| (group_name(dimension, id, &self.dims), id, sum))
+                .collect();
+            // Largest first by the first metric; ties by name, so answers are stable.
+            ranked.sort_by(|a, b| {
+                metric_number(first, &b.2)
+                    .partial_cmp(&metric_number(first, &a.2))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+            ranked.truncate(spec.limit);
+            result.groups = ranked
+                .into_iter()
+                .map(|(key, id, sum)| Group {
+                    key,
+                    label: (dimension == Dimension::Product)
+                        .then(|| self.dims.product_names.get(&id).map(|name| name.to_string()))
+                        .flatten(),
+                    values: values(&sum),
+                })
+                .collect();
+        }
+        if spec.compare {
+            let length = to - from;
+            let previous = self.sum_filtered(from - length, from, spec);
+            result.previous = Some(Comparison {
+                from: Timestamp(from - length).to_rfc3339(),
+                to: spec.from.to_rfc3339(),
+                totals: values(&previous),
+                growth_percent: spec
+                    .metrics
+                    .iter()
+                    .map(|metric| {
+                        (
+                            metric.name(),
+                            growth_percent(
+                                metric_number(*metric, &totals),
+                                metric_number(*metric, &previous),
+                            ),
+                        )
+                    })
+                    .collect(),
+            });
+            result.trend = spec
+                .metrics
+                .iter()
+                .map(|metric| {
+                    let numbers: Vec<f64> =
+                        series.iter().map(|sum| metric_number(*metric, sum)).collect();
+                    (metric.name(), Trend::of(&numbers))
+                })
+                .collect();
+        }
+        Ok(result)
+    }
+
+    fn sum_filtered(&self, from: i64, to: i64, spec: &QuerySpec) -> Sum {
+        let mut sum = Sum::default();
+        let Some(matcher) = self.matcher(&spec.filters, spec.group_by) else { return sum };
+        let currency = currency_bytes(spec.currency);
+        self.rollups.scan(from, to, DAY_MS, |_, rows| {
+            for (key, measures) in rows {
+                if matcher.admits(key, &self.dims) {
+                    sum.add(key, measures, currency);
+                }
+            }
+        });
+        if spec.metrics.iter().any(|metric| metric.is_distinct()) {
+            self.distinct.scan(from, to, |_, key, sets| {
+                if matcher.admits(key, &self.dims) {
+                    sum.distinct.merge(sets);
+                }
+            });
+        }
+        sum
+    }
+}
+
+/// `Some(None)` for no filter, `Some(Some(id))` for a known value, `None` for an unknown one.
+pub(super) fn lookup(
+    value: Option<&str>,
+    find: impl Fn(&str) -> Option<u32>,
+) -> Option<Option<u32>> {
+    match value {
+        None => Some(None),
+        Some(value) => find(value).map(Some),
+    }
+}
+
+/// `"Apparel>Shoes"`, `"Apparel / Shoes"` → `"Apparel > Shoes"`.
+pub fn normalize_category(path: &str) -> String {
+    storepulse_model::raw::split_category_path(path)
+        .iter()
+        .map(|level| level.as_str())
+        .collect::<Vec<_>>()
+        .join(" > ")
+}
+
+pub(super) struct RowMatcher {
+    pub(super) product_level: bool,
+    store: Option<u32>,
+    country: Option<u32>,
+    device: Option<u8>,
+    source: Option<u32>,
+    promotion: Option<u32>,
+    sales_rep: Option<u32>,
+    product: Option<u32>,
+    category: Option<u32>,
+}
+
+impl RowMatcher {
+    /// Matches every row of its level (event rows; set `product_level` for product rows).
+    pub(super) fn any() -> Self {
+        Self {
+            product_level: false,
+            store: None,
+            country: None,
+            device: None,
+            source: None,
+            promotion: None,
+            sales_rep: None,
+            product: None,
+            category: None,
+        }
+    }
+
+    pub(super) fn admits(&self, key: &FactKey, dims: &Dimensions) -> bool {
+        (key.product != 0) == self.product_level
+            && self.store.is_none_or(|id| id == key.store)
+            && self.country.is_none_or(|id| id == key.country)
+            && self.device.is_none_or(|id| id == key.device)
+            && self.source.is_none_or(|id| id == key.source)
+            && self.promotion.is_none_or(|id| id == key.promotion)
+            && self.sales_rep.is_none_or(|id| id == key.sales_rep)
+            && self.product.is_none_or(|id| id == key.product)
+            && self.category.is_none_or(|id| dims.categories_of(key.product).contains(&id))
+    }
+}
+
+fn group_key(dimension: Dimension, key: &FactKey, dims: &Dimensions) -> u32 {
+    match dimension {
+        Dimension::Store => key.store,
+        Dimension::Country => key.country,
+        Dimension::Device => u32::from(key.device),
+        Dimension::Source => key.source,
+        Dimension::Promotion => key.promotion,
+        Dimension::SalesRep => key.sales_rep,
+        Dimension::Product => key.product,
+        Dimension::Category(level) => {
+            dims.categories_of(key.product).get(usize::from(level) - 1).copied().unwrap_or(0)
+        }
+    }
+}
+
+fn group_name(dimension: Dimension, id: u32, dims: &Dimensions) -> Option<String> {
+    let name = match dimension {
+        Dimension::Store => dims.stores.name(id),
+        Dimension::Country => dims.countries.name(id),
+        Dimension::Device => {
+            return u8::try_from(id).ok().and_then(device_from_code).map(|d| d.as_str().to_owned());
+        }
+        Dimension::Source => dims.sources.name(id),
+        Dimension::Promotion => dims.promotions.name(id),
+        Dimension::SalesRep => dims.sales_reps.name(id),
+        Dimension::Product => dims.products.name(id),
+        Dimension::Category(_) => dims.categories.name(id),
+    };
+    name.map(str::to_owned)
+}
+
+fn money(minor: i64, currency: Currency) -> Value {
+    Value::Money(Some(Money::new(minor, currency).to_decimal_string()))
+}
+
+fn ratio(numerator: u64, denominator: u64) -> Value {
+    Value::Ratio((denominator > 0).then(|| round4(numerator as f64 / denominator as f64)))
+}
+
+/// Average in minor units, rounded half away from zero.
+fn average_minor(total: i64, count: u64) -> Option<i64> {
+    let count = i64::try_from(count).ok().filter(|count| *count > 0)?;
+    let doubled = 2 * total / count;
+    Some(doubled / 2 + doubled % 2)
+}
+
+fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
+    let m = &sum.measures;
+    match metric {
+        Metric::Events => Value::Count(m.events),
+        Metric::PageViews => Value::Count(m.page_views),
+        Metric::ProductViews => Value::Count(m.product_views),
+        Metric::CartAdds => Value::Count(m.cart_adds),
+        Metric::CartRemoves => Value::Count(m.cart_removes),
+        Metric::CheckoutsStarted => Value::Count(m.checkouts),
+        Metric::Orders => Value::Count(m.orders),
+        Metric::Units => Value::Count(m.units),
+        Metric::Refunds => Value::Count(m.refunds),
+        Metric::PromotionViews => Value::Count(m.promotion_views),
+        Metric::PromotionClicks => Value::Count(m.promotion_clicks),
+        Metric::GrossRevenue => money(m.gross_revenue, currency),
+        Metric::RefundedRevenue => money(m.refunded_revenue, currency),
+        Metric::NetRevenue => money(m.gross_revenue - m.refunded_revenue, currency),
+        Metric::AverageOrderValue => Value::Money(
+            average_minor(m.gross_revenue, sum.orders_in_currency)
+                .map(|minor| Money::new(minor, currency).to_decimal_string()),
+        ),
+        Metric::ClickThroughRate => ratio(m.promotion_clicks, m.promotion_views),
+        Metric::CheckoutConversionRate => ratio(m.orders, m.checkouts),
+        Metric::PromotionConversionRate => ratio(m.orders, m.promotion_clicks),
+        Metric::Visitors => Value::Count(sum.distinct.visitors.estimate() as u64),
+        Metric::Sessions => Value::Count(sum.distinct.sessions.estimate() as u64),
+        Metric::ConversionRate => ratio(
+            sum.distinct.purchase_sessions.estimate() as u64,
+            sum.distinct.sessions.estimate() as u64,
+        ),
+        Metric::CartSessions => Value::Count(sum.distinct.cart_sessions.estimate() as u64),
+        Metric::AbandonedCarts => Value::Count(abandoned(&sum.distinct)),
+        Metric::CartAbandonmentRate => {
+            ratio(abandoned(&sum.distinct), sum.distinct.cart_sessions.estimate() as u64)
+        }
+        Metric::UniqueBuyers => Value::Count(sum.distinct.buyers.estimate() as u64),
+    }
+}
+
+fn abandoned(sets: &DistinctSets) -> u64 {
+    (sets.cart_sessions.estimate() as u64).saturating_sub(sets.converted_cart_sessions())
+}
+
+/// A metric as a number, for growth, trend and ranking (money in minor units).
+fn metric_number(metric: Metric, sum: &Sum) -> f64 {
+    match metric_value(metric, sum, Currency::USD) {
+        Value::Count(count) => count as f64,
+        Value::Ratio(ratio) => ratio.unwrap_or(0.0),
+        Value::Money(_) => {
+            let m = &sum.measures;
+            (match metric {
+                Metric::GrossRevenue => m.gross_revenue,
+                Metric::RefundedRevenue => m.refunded_revenue,
+                Metric::NetRevenue => m.gross_revenue - m.refunded_revenue,
+                _ => average_minor(m.gross_revenue, sum.orders_in_currency).unwrap_or(0),
+            }) as f64
+        }
+    }
+}
+
+fn metric_values(
+    metrics: &[Metric],
+    sum: &Sum,
+    currency: Currency,
+) -> BTreeMap<&'static str, Value> {
+    metrics.iter().map(|metric| (metric.name(), metric_value(*metric, sum, currency))).collect()
+}
+
+fn granularity_width(granularity: Granularity) -> i64 {
+    match granularity {
+        Granularity::Minute => MINUTE_MS,
+        Granularity::Hour => HOUR_MS,
+        Granularity::Day | Granularity::Week | Granularity::Month => DAY_MS,
+    }
+}
+
+fn width_name(width: i64) -> &'static str {
+    match width {
+        MINUTE_MS => "minute",
+        HOUR_MS => "hour",
+        _ => "day",
+    }
+}
+
+/// The series resolution used for trends when the query asks for none.
+fn auto_granularity(length_ms: i64) -> Granularity {
+    if length_ms <= 2 * HOUR_MS {
+        Granularity::Minute
+    } else if length_ms <= 2 * DAY_MS {
+        Granularity::Hour
+    } else {
+        Granularity::Day
+    }
+}
+
+/// Start times of the series points covering `[from, to)`; the first point starts at `from`'s
+/// bucket.
+fn series_points(from: i64, to: i64, granularity: Granularity) -> Vec<i64> {
+    let mut points = Vec::new();
+    let mut start = match granularity {
+        Granularity::Minute | Granularity::Hour | Granularity::Day => {
+            let width = granularity_width(granularity);
+            from.div_euclid(width) * width
+        }
+        Granularity::Week => {
+            let day = from.div_euclid(DAY_MS);
+            // 1970-01-01 was a Thursday; Monday-based weekday = (day + 3) mod 7.
+            (day - (day + 3).rem_euclid(7)) * DAY_MS
+        }
+        Granularity::Month => {
+            let (year, month, _) = civil_from_days(from.div_euclid(DAY_MS));
+            days_from_civil(year, month, 1) * DAY_MS
+        }
+    };
+    while start < to && points.len() <= MAX_SERIES_POINTS {
+        points.push(start);
+        start = match granularity {
+            Granularity::Week => start + 7 * DAY_MS,
+            Granularity::Month => {
+                let (year, month, _) = civil_from_days(start.div_euclid(DAY_MS));
+                let (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+                days_from_civil(year, month, 1) * DAY_MS
+            }
+            other => start + granularity_width(other),
+        };
+    }
+    points
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_arithmetic_round_trips() {
+        for days in [-1, 0, 59, 365, 10_957, 20_000, 20_454] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+    }
+
+    #[test]
+    fn weeks_start_on_monday_and_months_on_the_first() {
+        // 2026-11-22 is a Sunday.
+        let sunday = days_from_civil(2026, 11, 22) * DAY_MS;
+        let points = series_points(sunday, sunday + DAY_MS, Granularity::Week);
+        assert_eq!(points, vec![days_from_civil(2026, 11, 16) * DAY_MS]);
+        let points = series_points(sunday, sunday + 40 * DAY_MS, Granularity::Month);
+        assert_eq!(
+            points,
+            vec![days_from_civil(2026, 11, 1) * DAY_MS, days_from_civil(2026, 12, 1) * DAY_MS]
+        );
+    }
+
+    #[test]
+    fn averages_round_half_away_from_zero() {
+        assert_eq!(average_minor(1001, 2), Some(501));
+        assert_eq!(average_minor(1000, 3), Some(333));
+        assert_eq!(average_minor(5, 0), None);
+    }
+}
