@@ -109,7 +109,15 @@ impl Dimensions {
         if self.product_categories.len() <= index {
             self.product_categories.resize(index + 1, Vec::new());
         }
-        if !product.category.is_empty() {
+        // Most events repeat the category the product already has: compare the level names
+        // (a few short strings) before building and interning paths.
+        let known = &self.product_categories[index];
+        let unchanged = known.len() == product.category.len()
+            && known.last().and_then(|last| self.categories.name(*last)).is_some_and(|path| {
+                let mut levels = path.split(" > ");
+                product.category.iter().all(|level| levels.next() == Some(level.as_str()))
+            });
+        if !product.category.is_empty() && !unchanged {
             let mut path = String::new();
             let mut ids = Vec::with_capacity(product.category.len());
             for level in &product.category {
