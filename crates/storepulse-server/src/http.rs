@@ -14,6 +14,7 @@ pub mod category_trends;
 pub mod client_ip;
 pub mod dead_letters;
 pub mod events;
+pub mod feedback;
 pub mod intake;
 pub mod ops;
 pub mod rate_limit;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(segment::router())
         .merge(realtime_ingest::router())
         .merge(buys::ingest_router())
+        .merge(feedback::router())
         // Route-level (innermost): middleware functions only take plain bodies.
         .layer(RequestDecompressionLayer::new());
     let reads = Router::new()
@@ -133,7 +135,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 41] = [
+const ROUTE_TEMPLATES: [&str; 43] = [
     "/api/v1/events",
     "/v1/track",
     "/v1/page",
@@ -155,6 +157,8 @@ const ROUTE_TEMPLATES: [&str; 41] = [
     "/health",
     "/ready",
     "/metrics",
+    "/prometheus",
+    "/feedback",
     "/api/v1/limits",
     "/api/v1/realtime",
     "/api/v1/query",

@@ -1,5 +1,6 @@
 //! Operations endpoints: `GET /health` (seed 4's `status`, `timestamp`, `uptime_seconds`,
-//! plus version and log state), `GET /ready`, `GET /metrics` (Prometheus / OpenMetrics) and
+//! plus version and log state), `GET /ready`, `GET /metrics` (Prometheus / OpenMetrics; JSON
+//! live figures for seed 3's dashboard when JSON is asked for first), `GET /prometheus` and
 //! `GET /api/v1/limits` (the ingest limits in force).
 //!
 //! `/health` answers 503 with `"status": "unhealthy"` while the event log cannot be written,
@@ -9,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/health", get(get_health))
         .route("/ready", get(get_ready))
         .route("/metrics", get(get_metrics))
+        .route("/prometheus", get(get_prometheus))
         .route("/api/v1/limits", get(get_limits))
 }
 
@@ -69,7 +71,30 @@ async fn get_limits(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-async fn get_metrics(State(state): State<AppState>) -> Response {
+/// Prometheus exposition, unless the client asks for JSON first: seed 3's dashboard read its
+/// live figures from `GET /metrics` as JSON (`Accept: application/json, …`), scrapers ask for
+/// OpenMetrics or text. The JSON is `/api/v1/realtime`'s answer, which has seed 3's fields.
+async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|accept| accept.split(',').next())
+        .is_some_and(|first| first.trim().starts_with("application/json"));
+    if wants_json {
+        let now = Timestamp(now_unix_ms());
+        let realtime = state.engine.read_ignoring_poison().realtime(
+            now,
+            &storepulse_engine::RealtimeFilter::default(),
+            5,
+            state.default_currency,
+        );
+        return axum::Json(realtime).into_response();
+    }
+    get_prometheus(State(state)).await
+}
+
+/// Prometheus exposition (also seed 3's `GET /prometheus`).
+async fn get_prometheus(State(state): State<AppState>) -> Response {
     let mut text = String::with_capacity(16 * 1024);
     if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         return crate::error::ApiError::Internal(format!("metrics encoding failed: {error}"))

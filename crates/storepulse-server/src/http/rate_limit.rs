@@ -40,7 +40,7 @@ impl RouteClass {
             || path == "/buy"
         {
             RouteClass::Ingest
-        } else if matches!(path, "/health" | "/ready" | "/metrics" | "/healthz") {
+        } else if matches!(path, "/health" | "/ready" | "/metrics" | "/prometheus" | "/healthz") {
             RouteClass::Ops
         } else {
             RouteClass::Api

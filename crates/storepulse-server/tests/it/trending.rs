@@ -148,3 +148,42 @@ async fn recommendations_by_user_or_product() {
     let both = test.get("/api/v1/recommendations?user_id=a&product_id=b").await;
     assert_eq!(both.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn seed5_feedback_is_stored_and_seed3_reads_metrics_as_json() {
+    let test = TestApp::new();
+    let response = test.post_json("/feedback?product_id=P1&feedback=Great%20product!", "").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(
+        response.json(),
+        json!({"message": "Feedback received", "product_id": "P1", "feedback": "Great product!"})
+    );
+    let stored = test.stored_events();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].name.as_deref(), Some("feedback"));
+    assert_eq!(stored[0].product.as_ref().unwrap().id, "P1");
+    assert!(stored[0].properties.as_deref().unwrap().contains("Great product!"));
+    let empty = test.post_json("/feedback?product_id=P1&feedback=", "").await;
+    assert_eq!(
+        (empty.status, empty.json()),
+        (StatusCode::BAD_REQUEST, json!({"detail": "Invalid feedback data"}))
+    );
+    assert_eq!(
+        test.post_json("/feedback?product_id=P1", "").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // Seed 3's dashboard asked /metrics for JSON; scrapers still get Prometheus text.
+    let request = axum::http::Request::get("/metrics")
+        .header("accept", "application/json, text/plain, */*")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let live = test.send(request).await.json();
+    for field in ["active_users", "active_sessions", "avg_sessions_per_user", "top_pages"] {
+        assert!(live.get(field).is_some(), "{field}");
+    }
+    let text = test.get("/metrics").await;
+    assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
+    let text = test.get("/prometheus").await;
+    assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
+}
