@@ -9,6 +9,7 @@
 //! - [`distinct`]: visitors, sessions and buyers over long ranges (mergeable sketches);
 //! - [`funnel`]: sessions through ordered steps, per product, category or country;
 //! - [`live`]: active visitors and sessions, page views and top pages (seed 3);
+//! - [`carts`]: each session's cart value, for the value of abandoned carts;
 //! - [`buys`]: promotion buys in a trailing window (seed 4's `/stats`);
 //! - [`query`]: the one typed query model every front end builds;
 //! - [`trending`]: decayed weighted product scores and the versioned weight registry;
@@ -22,6 +23,7 @@
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub mod buys;
+pub mod carts;
 pub mod category_trends;
 pub mod distinct;
 pub mod engine;

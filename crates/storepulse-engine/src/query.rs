@@ -46,12 +46,14 @@ pub enum Metric {
     AbandonedCarts,
     /// Abandoned carts / sessions with a cart add.
     CartAbandonmentRate,
+    /// What abandoned carts held (adds − removes at line prices), in the query's currency.
+    AbandonedCartValue,
     /// Distinct visitors who bought.
     UniqueBuyers,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 25] = [
+    pub const ALL: [Metric; 26] = [
         Metric::Events,
         Metric::PageViews,
         Metric::ProductViews,
@@ -77,6 +79,7 @@ impl Metric {
         Metric::AbandonedCarts,
         Metric::CartAbandonmentRate,
         Metric::UniqueBuyers,
+        Metric::AbandonedCartValue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +109,7 @@ impl Metric {
             Metric::AbandonedCarts => "abandoned_carts",
             Metric::CartAbandonmentRate => "cart_abandonment_rate",
             Metric::UniqueBuyers => "unique_buyers",
+            Metric::AbandonedCartValue => "abandoned_cart_value",
         }
     }
 
@@ -133,6 +137,7 @@ impl Metric {
                 | Metric::AbandonedCarts
                 | Metric::CartAbandonmentRate
                 | Metric::UniqueBuyers
+                | Metric::AbandonedCartValue
         )
     }
 
@@ -144,6 +149,7 @@ impl Metric {
                 | Metric::RefundedRevenue
                 | Metric::NetRevenue
                 | Metric::AverageOrderValue
+                | Metric::AbandonedCartValue
         )
     }
 }

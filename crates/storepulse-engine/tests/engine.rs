@@ -573,6 +573,7 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
         Metric::AbandonedCarts,
         Metric::CartAbandonmentRate,
         Metric::UniqueBuyers,
+        Metric::AbandonedCartValue,
     ];
     let mut query = spec(&metrics, day, day + DAY);
     query.compare = true;
@@ -585,6 +586,7 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
         ("abandoned_carts", Value::Count(1)),
         ("cart_abandonment_rate", Value::Ratio(Some(0.5))),
         ("unique_buyers", Value::Count(1)),
+        ("abandoned_cart_value", money("10.00")),
     ]
     .into_iter()
     .collect();

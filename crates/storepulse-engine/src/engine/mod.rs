@@ -23,6 +23,7 @@ use storepulse_model::money::{Currency, Money};
 use storepulse_model::time::Timestamp;
 
 use crate::buys::{BuyLedger, BuyTotals};
+use crate::carts::CartTracker;
 use crate::category_trends::{TrendRow, change};
 use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, hash_id};
 use crate::facts::{
@@ -80,6 +81,7 @@ pub struct Engine {
     together: CoOccurrence,
     distinct: DailyDistinct,
     funnels: FunnelLog,
+    carts: CartTracker,
     /// Latest event time applied.
     newest_ms: i64,
     applied: u64,
@@ -115,6 +117,7 @@ impl Engine {
             together: CoOccurrence::new(30 * DAY_MS),
             distinct: DailyDistinct::default(),
             funnels: FunnelLog::new(config.funnel_retention_ms),
+            carts: CartTracker::new(config.funnel_retention_ms),
             newest_ms: i64::MIN,
             applied: 0,
             log_position: 0,
@@ -159,6 +162,7 @@ impl Engine {
         };
         self.distinct.observe(time, key, visitor.map(|(_, hash)| hash), session, signal);
         if let Some(session) = session {
+            self.track_cart(event, session, key, time);
             let mut products: Vec<u32> = rows[1..].iter().map(|(key, _)| key.product).collect();
             products.dedup();
             self.funnels.observe(
@@ -201,6 +205,7 @@ impl Engine {
     pub fn prune_history(&mut self, now: Timestamp) {
         self.together.prune(now.0);
         self.funnels.prune(now.0);
+        self.carts.prune(now.0);
         let orders_from = now.0 - self.config.order_memory_ms;
         self.orders.retain(|_, order| order.time_ms >= orders_from);
         if self.config.retention.days_ms > 0 {
@@ -229,6 +234,26 @@ impl Engine {
         self.rollups.set_retention(config.retention);
         self.live.set_windows(config.active_window_ms, config.page_window_ms);
         self.funnels.set_retention(config.funnel_retention_ms);
+        self.carts.set_retention(config.funnel_retention_ms);
+    }
+
+    /// Cart adds and removals change the session's cart value; a purchase closes it.
+    fn track_cart(&mut self, event: &Event, session: u64, key: FactKey, time: i64) {
+        let sign = match event.event_type {
+            EventType::AddToCart => 1,
+            EventType::RemoveFromCart => -1,
+            EventType::Purchase => {
+                self.carts.purchase(session, time);
+                return;
+            }
+            _ => return,
+        };
+        for line in event.product.iter().map(|p| &**p).chain(&event.items) {
+            if let Some(price) = line.price {
+                let change = sign * price.minor * i64::from(line.quantity);
+                self.carts.cart(session, key, time, change, currency_bytes(price.currency));
+            }
+        }
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -243,6 +268,7 @@ impl Engine {
             + self.together.heap_bytes()
             + self.distinct.heap_bytes()
             + self.funnels.heap_bytes()
+            + self.carts.heap_bytes()
             + [
                 &self.dims.stores,
                 &self.dims.countries,

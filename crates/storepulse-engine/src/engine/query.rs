@@ -54,6 +54,8 @@ pub(super) struct Sum {
     pub(super) measures: Measures,
     /// Orders whose amounts are in the query's currency (the divisor of an average).
     orders_in_currency: u64,
+    /// Value of abandoned carts in the query's currency (only when asked for).
+    abandoned_value: i64,
     /// Merged only when a query asks for a distinct metric.
     distinct: DistinctSets,
 }
@@ -200,6 +202,21 @@ impl Engine {
                     }
                 });
             }
+            if spec.metrics.contains(&Metric::AbandonedCartValue) {
+                for cart in self.carts.abandoned(from, to) {
+                    if cart.currency != currency || !matcher.admits(&cart.key, &self.dims) {
+                        continue;
+                    }
+                    let point =
+                        points.partition_point(|p| *p <= cart.first_cart_ms).saturating_sub(1);
+                    totals.abandoned_value += cart.value;
+                    series[point].abandoned_value += cart.value;
+                    if let Some(dimension) = spec.group_by {
+                        let group = group_key(dimension, &cart.key, &self.dims);
+                        groups.entry(group).or_default().abandoned_value += cart.value;
+                    }
+                }
+            }
         }
         let values = |sum: &Sum| metric_values(&spec.metrics, sum, spec.currency);
         let mut result = QueryResult {
@@ -300,6 +317,14 @@ impl Engine {
                     sum.distinct.merge(sets);
                 }
             });
+        }
+        if spec.metrics.contains(&Metric::AbandonedCartValue) {
+            sum.abandoned_value = self
+                .carts
+                .abandoned(from, to)
+                .filter(|cart| cart.currency == currency && matcher.admits(&cart.key, &self.dims))
+                .map(|cart| cart.value)
+                .sum();
         }
         sum
     }
@@ -448,6 +473,7 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
             ratio(abandoned(&sum.distinct), sum.distinct.cart_sessions.estimate() as u64)
         }
         Metric::UniqueBuyers => Value::Count(sum.distinct.buyers.estimate() as u64),
+        Metric::AbandonedCartValue => money(sum.abandoned_value, currency),
     }
 }
 
@@ -466,6 +492,7 @@ fn metric_number(metric: Metric, sum: &Sum) -> f64 {
                 Metric::GrossRevenue => m.gross_revenue,
                 Metric::RefundedRevenue => m.refunded_revenue,
                 Metric::NetRevenue => m.gross_revenue - m.refunded_revenue,
+                Metric::AbandonedCartValue => sum.abandoned_value,
                 _ => average_minor(m.gross_revenue, sum.orders_in_currency).unwrap_or(0),
             }) as f64
         }
