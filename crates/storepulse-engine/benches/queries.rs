@@ -8,6 +8,7 @@
 //!   grouped by category, filtered by country and device, over 3,000,000 purchases (2,000
 //!   products in 200 categories, 20 countries, 4 devices, 10 sources).
 
+#[allow(dead_code)] // each bench uses part of the shared builders
 mod events;
 
 use criterion::{Criterion, criterion_group, criterion_main};
