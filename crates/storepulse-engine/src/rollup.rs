@@ -1,10 +1,12 @@
 //! Rollup tables: measures per time bucket and row key, at minute, hour and day resolution.
 //!
-//! Every row is added to all three tables as it is applied, so a coarse bucket is always
-//! exactly the sum of its fine buckets (a property test holds this) and there is no compaction
-//! step that could lose or double data. Old fine buckets are dropped by retention: minutes
-//! after two days, hours after 90 days by default. A scan covers a range with the coarsest
-//! buckets that fit inside it and still exist, and finer ones at the edges.
+//! A row goes into its minute bucket; once event time has moved [`FOLD_LAG_MS`] past a minute,
+//! the minute is folded (added) into its hour and day buckets, once. A row for a minute already
+//! folded (a late event) goes into all three at once. So every coarse bucket is exactly the sum
+//! of its fine buckets (a property test holds this), and the common case writes one table, not
+//! three. Old fine buckets are dropped by retention (folded first): minutes after two days,
+//! hours after 90 days by default. A scan covers a range with the coarsest buckets that fit
+//! inside it, are folded and still exist, and finer ones at the edges.
 
 use std::collections::VecDeque;
 
@@ -15,6 +17,8 @@ use crate::facts::{FactKey, Measures};
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
+/// How far event time must move past a minute before it is folded into hours and days.
+pub const FOLD_LAG_MS: i64 = 2 * MINUTE_MS;
 
 /// How long each resolution is kept, in milliseconds of event time before the newest event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -128,6 +132,8 @@ pub struct Rollups {
     pub hours: Table,
     pub days: Table,
     retention: RollupRetention,
+    /// Minute buckets that start before this have been added to the hour and day tables.
+    folded_until: i64,
 }
 
 impl Rollups {
@@ -137,6 +143,7 @@ impl Rollups {
             hours: Table::new(HOUR_MS),
             days: Table::new(DAY_MS),
             retention,
+            folded_until: i64::MIN,
         }
     }
 
@@ -144,19 +151,58 @@ impl Rollups {
         self.retention = retention;
     }
 
-    /// Adds rows at `time_ms` to every resolution that still keeps that time.
+    /// Adds rows at `time_ms`: to its minute while that minute is not folded yet, else to every
+    /// resolution that still keeps that time.
     pub fn add(&mut self, time_ms: i64, rows: &[(FactKey, Measures)]) {
+        let minute = time_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        if minute >= self.folded_until
+            && let Some(bucket) = self.minutes.bucket_mut(time_ms)
+        {
+            add_rows(bucket, rows);
+            if minute - FOLD_LAG_MS > self.folded_until {
+                self.fold_until(minute - FOLD_LAG_MS);
+            }
+            return;
+        }
         for table in [&mut self.minutes, &mut self.hours, &mut self.days] {
             if let Some(bucket) = table.bucket_mut(time_ms) {
-                for (key, measures) in rows {
-                    bucket.entry(*key).or_default().add(measures);
-                }
+                add_rows(bucket, rows);
             }
         }
     }
 
-    /// Drops buckets that retention no longer keeps, relative to `now_ms`.
+    /// Adds every minute bucket starting in `[folded_until, limit)` to its hour and day.
+    fn fold_until(&mut self, limit: i64) {
+        let limit = limit.div_euclid(MINUTE_MS) * MINUTE_MS;
+        if limit <= self.folded_until {
+            return;
+        }
+        let first = self.minutes.buckets.partition_point(|(start, _)| *start < self.folded_until);
+        let last = self.minutes.buckets.partition_point(|(start, _)| *start < limit);
+        for index in first..last {
+            let (start, rows) = &self.minutes.buckets[index];
+            for table in [&mut self.hours, &mut self.days] {
+                if let Some(bucket) = table.bucket_mut(*start) {
+                    for (key, measures) in rows {
+                        bucket.entry(*key).or_default().add(measures);
+                    }
+                }
+            }
+        }
+        self.folded_until = limit;
+    }
+
+    /// Folds every minute, however recent (tests; a query never needs it).
+    pub fn fold_all(&mut self) {
+        let end =
+            self.minutes.buckets.back().map_or(self.folded_until, |(start, _)| start + MINUTE_MS);
+        self.fold_until(end);
+    }
+
+    /// Drops buckets that retention no longer keeps, relative to `now_ms`; minutes are folded
+    /// before they are dropped.
     pub fn prune(&mut self, now_ms: i64) {
+        self.fold_until(now_ms - self.retention.minutes_ms);
         self.minutes.prune_before(now_ms - self.retention.minutes_ms);
         self.hours.prune_before(now_ms - self.retention.hours_ms);
         if self.retention.days_ms > 0 {
@@ -202,12 +248,13 @@ impl Rollups {
             if width <= max_width_ms
                 && time % width == 0
                 && time + width <= end
+                && time + width <= self.folded_until
                 && table.covers(time)
             {
                 return table;
             }
         }
-        if self.minutes.covers(time) {
+        if self.minutes.covers(time) || time >= self.folded_until {
             &self.minutes
         } else if self.hours.covers(time.div_euclid(HOUR_MS) * HOUR_MS) {
             &self.hours
@@ -234,5 +281,11 @@ impl Rollups {
             (self.hours.bucket_count(), self.hours.row_count()),
             (self.days.bucket_count(), self.days.row_count()),
         ]
+    }
+}
+
+fn add_rows(bucket: &mut FastMap<FactKey, Measures>, rows: &[(FactKey, Measures)]) {
+    for (key, measures) in rows {
+        bucket.entry(*key).or_default().add(measures);
     }
 }
