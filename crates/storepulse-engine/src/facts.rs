@@ -113,10 +113,10 @@ impl Dimensions {
         // (a few short strings) before building and interning paths.
         let known = &self.product_categories[index];
         let unchanged = known.len() == product.category.len()
-            && known.last().and_then(|last| self.categories.name(*last)).is_some_and(|path| {
-                let mut levels = path.split(" > ");
-                product.category.iter().all(|level| levels.next() == Some(level.as_str()))
-            });
+            && known
+                .last()
+                .and_then(|last| self.categories.name(*last))
+                .is_some_and(|path| path_is(path, &product.category));
         if !product.category.is_empty() && !unchanged {
             let mut path = String::new();
             let mut ids = Vec::with_capacity(product.category.len());
@@ -143,6 +143,24 @@ impl Dimensions {
     pub fn categories_of(&self, product: u32) -> &[u32] {
         self.product_categories.get(product as usize).map_or(&[], Vec::as_slice)
     }
+}
+
+/// Whether `path` is `levels` joined with `" > "`, without building the joined text.
+fn path_is(path: &str, levels: &[compact_str::CompactString]) -> bool {
+    let mut rest = path;
+    for (index, level) in levels.iter().enumerate() {
+        if index > 0 {
+            match rest.strip_prefix(" > ") {
+                Some(after) => rest = after,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(level.as_str()) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 pub fn device_code(device: Option<DeviceType>) -> u8 {
@@ -317,4 +335,20 @@ pub fn rows_of(
         | EventType::Custom => {}
     }
     rows.insert(0, (key, totals));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_matches_exactly_its_levels() {
+        let levels = |names: &[&str]| {
+            names.iter().map(|n| compact_str::CompactString::from(*n)).collect::<Vec<_>>()
+        };
+        assert!(path_is("A > B > C", &levels(&["A", "B", "C"])));
+        assert!(!path_is("A > B > C", &levels(&["A", "B"])));
+        assert!(!path_is("A > B", &levels(&["A", "B", "C"])));
+        assert!(!path_is("A > BC", &levels(&["A", "B", "C"])));
+    }
 }

@@ -62,7 +62,8 @@ struct VisitorPresence {
 /// visits only the ids of the seconds that left the window.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ActiveIndex {
-    by_second: BTreeMap<i64, Second>,
+    /// In time order; nearly every update lands in the newest second.
+    by_second: std::collections::VecDeque<(i64, Second)>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -73,8 +74,28 @@ struct Second {
 }
 
 impl ActiveIndex {
+    fn second_mut(&mut self, second: i64) -> &mut Second {
+        let index = match self.by_second.back() {
+            Some((last, _)) if *last == second => self.by_second.len() - 1,
+            Some((last, _)) if *last > second => {
+                match self.by_second.binary_search_by_key(&second, |(s, _)| *s) {
+                    Ok(index) => index,
+                    Err(index) => {
+                        self.by_second.insert(index, (second, Second::default()));
+                        index
+                    }
+                }
+            }
+            _ => {
+                self.by_second.push_back((second, Second::default()));
+                self.by_second.len() - 1
+            }
+        };
+        &mut self.by_second[index].1
+    }
+
     fn add(&mut self, time_ms: i64, place: Place, id: Option<u64>) {
-        let second = self.by_second.entry(time_ms.div_euclid(1000)).or_default();
+        let second = self.second_mut(time_ms.div_euclid(1000));
         *second.places.entry(place).or_default() += 1;
         if let Some(id) = id {
             second.ids.push(id);
@@ -83,20 +104,21 @@ impl ActiveIndex {
 
     fn remove(&mut self, time_ms: i64, place: Place) {
         let key = time_ms.div_euclid(1000);
-        if let Some(second) = self.by_second.get_mut(&key)
-            && let Some(count) = second.places.get_mut(&place)
+        if let Ok(index) = self.by_second.binary_search_by_key(&key, |(s, _)| *s)
+            && let Some(count) = self.by_second[index].1.places.get_mut(&place)
         {
             *count -= 1;
             if *count == 0 {
-                second.places.remove(&place);
+                self.by_second[index].1.places.remove(&place);
             }
         }
     }
 
     /// Everything last seen in a second that overlaps `[from_ms, ∞)`.
     fn count(&self, from_ms: i64, filter: &LiveFilter) -> u64 {
+        let first = self.by_second.partition_point(|(s, _)| *s < from_ms.div_euclid(1000));
         self.by_second
-            .range(from_ms.div_euclid(1000)..)
+            .range(first..)
             .flat_map(|(_, second)| second.places.iter())
             .filter(|(place, _)| filter.admits(place))
             .map(|(_, count)| u64::from(*count))
@@ -105,9 +127,14 @@ impl ActiveIndex {
 
     /// Drops the seconds before `from_ms` and returns the ids they held.
     fn expire_before(&mut self, from_ms: i64) -> Vec<u64> {
-        let kept = self.by_second.split_off(&from_ms.div_euclid(1000));
-        let expired = std::mem::replace(&mut self.by_second, kept);
-        expired.into_values().flat_map(|second| second.ids).collect()
+        let cutoff = from_ms.div_euclid(1000);
+        let mut expired = Vec::new();
+        while self.by_second.front().is_some_and(|(s, _)| *s < cutoff) {
+            if let Some((_, second)) = self.by_second.pop_front() {
+                expired.extend(second.ids);
+            }
+        }
+        expired
     }
 }
 

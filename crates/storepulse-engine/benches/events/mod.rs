@@ -75,9 +75,11 @@ pub fn product(id: u64, category: &[String], price_cents: i64, quantity: u32) ->
 const START: i64 = 1_793_577_600_000;
 const COUNTRIES: [&str; 6] = ["US", "DE", "GB", "FR", "JP", "BR"];
 
+/// One of 500 products, each always in the same category (20 × 3 leaves).
 fn line(n: u64) -> Product {
-    let category = ["Apparel".to_owned(), format!("Sub{}", n % 20), format!("Leaf{}", n % 60)];
-    product(n % 500, &category, 1999, 1 + (n % 3) as u32)
+    let id = n % 500;
+    let category = ["Apparel".to_owned(), format!("Sub{}", id % 20), format!("Leaf{}", id % 60)];
+    product(id, &category, 1999, 1 + (n % 3) as u32)
 }
 
 /// A deterministic mix: 60 % page views, 20 % product views, 10 % carts, 5 % checkouts, 5 %
