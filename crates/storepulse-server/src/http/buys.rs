@@ -33,10 +33,7 @@ pub fn read_router() -> Router<AppState> {
 }
 
 async fn post_buy(State(state): State<AppState>, request: Request) -> Response {
-    match buy(state, request).await {
-        Ok(response) => response,
-        Err(error) => with_retry_after(error),
-    }
+    buy(state, request).await.unwrap_or_else(with_retry_after)
 }
 
 async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {

@@ -36,10 +36,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn post_events(State(state): State<AppState>, request: Request) -> Response {
-    match ingest_native(state, request).await {
-        Ok(response) => response,
-        Err(error) => with_retry_after(error),
-    }
+    ingest_native(state, request).await.unwrap_or_else(with_retry_after)
 }
 
 async fn ingest_native(state: AppState, request: Request) -> Result<Response, ApiError> {

@@ -22,10 +22,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn post_feedback(State(state): State<AppState>, request: Request) -> Response {
-    match feedback(state, request).await {
-        Ok(response) => response,
-        Err(error) => with_retry_after(error),
-    }
+    feedback(state, request).await.unwrap_or_else(with_retry_after)
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

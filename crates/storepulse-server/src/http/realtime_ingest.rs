@@ -26,10 +26,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn post_ingest(State(state): State<AppState>, request: Request) -> Response {
-    match ingest(state, request).await {
-        Ok(response) => response,
-        Err(error) => with_retry_after(error),
-    }
+    ingest(state, request).await.unwrap_or_else(with_retry_after)
 }
 
 async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError> {
