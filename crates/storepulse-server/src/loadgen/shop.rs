@@ -253,6 +253,13 @@ impl ShopGenerator {
             .collect();
         let category = self.products[viewed[0]].category.clone();
         clock += 1500;
+        // Trackers send a page view for every page load, and the commerce event beside it.
+        let mut listing = base(self, "page_view", clock);
+        listing["page"] = json!({
+            "url": format!("https://shop.example/c/{}", slug(&category)),
+            "title": category,
+        });
+        events.push(listing);
         let mut list = base(self, "product_list_view", clock);
         list["list"] = json!({ "id": "category", "category": category });
         events.push(list);
@@ -260,10 +267,14 @@ impl ShopGenerator {
         for &index in &viewed {
             clock += self.rng.random_range(2000..20_000);
             let product = self.product_json(index, currency, 1);
+            let product_page =
+                json!({ "url": format!("https://shop.example/p/{}", self.products[index].id) });
+            let mut page_load = base(self, "page_view", clock);
+            page_load["page"] = product_page.clone();
+            events.push(page_load);
             let mut view = base(self, "product_view", clock);
             view["product"] = product.clone();
-            view["page"] =
-                json!({ "url": format!("https://shop.example/p/{}", self.products[index].id) });
+            view["page"] = product_page;
             events.push(view);
             if self.rng.random_bool(0.3) {
                 let quantity =
@@ -290,6 +301,10 @@ impl ShopGenerator {
             .map(|&(index, quantity)| self.product_json(index, currency, quantity))
             .collect();
         clock += 10_000;
+        let mut checkout_page = base(self, "page_view", clock);
+        checkout_page["page"] =
+            json!({ "url": "https://shop.example/checkout", "title": "Checkout" });
+        events.push(checkout_page);
         let mut checkout = base(self, "checkout_started", clock);
         checkout["order"] = json!({ "currency": currency });
         checkout["items"] = json!(lines);
@@ -348,9 +363,27 @@ impl ShopGenerator {
     }
 }
 
+/// `"Apparel > Shoes"` → `"apparel-shoes"`, for category page URLs.
+fn slug(category: &str) -> String {
+    let mut slug = String::with_capacity(category.len());
+    for word in category.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+        if !slug.is_empty() {
+            slug.push('-');
+        }
+        slug.push_str(&word.to_ascii_lowercase());
+    }
+    slug
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn category_pages_have_readable_slugs() {
+        assert_eq!(slug("Apparel > Shoes > Running"), "apparel-shoes-running");
+        assert_eq!(slug("Home & Garden > Lamps"), "home-garden-lamps");
+    }
 
     #[test]
     fn same_seed_same_events() {
