@@ -13,6 +13,7 @@ use serde::Serialize;
 use storepulse_model::event::EventType;
 
 use crate::FastMap;
+use crate::live::{LiveFilter, Place};
 
 pub const MAX_TRAIL: usize = 256;
 pub const MAX_STEPS: usize = 10;
@@ -29,8 +30,8 @@ struct Mark {
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Trail {
-    pub store: u32,
-    pub country: u32,
+    /// Where the session was seen (country and device of its latest event that named them).
+    pub place: Place,
     last_ms: i64,
     marks: Vec<Mark>,
 }
@@ -161,8 +162,7 @@ impl FunnelLog {
     pub fn observe(
         &mut self,
         session: u64,
-        store: u32,
-        country: u32,
+        place: Place,
         time_ms: i64,
         event_type: EventType,
         products: &[u32],
@@ -171,14 +171,16 @@ impl FunnelLog {
             return;
         }
         let trail = self.sessions.entry(session).or_insert_with(|| Trail {
-            store,
-            country,
+            place,
             last_ms: time_ms,
             marks: Vec::new(),
         });
         trail.last_ms = trail.last_ms.max(time_ms);
-        if country != 0 {
-            trail.country = country;
+        if place.country != 0 {
+            trail.place.country = place.country;
+        }
+        if place.device != 0 {
+            trail.place.device = place.device;
         }
         if trail.marks.len() >= MAX_TRAIL {
             return;
@@ -213,28 +215,27 @@ impl FunnelLog {
     }
 
     /// Runs a funnel. `group_of(product)` maps a product to its group for product and category
-    /// splits (`None` = the product has no such group); `store` restricts to one store.
+    /// splits (`None` = the product has no such group); `filter` keeps sessions by store,
+    /// country and device.
     pub fn run(
         &self,
         spec: &FunnelSpec,
         split: FunnelSplit,
-        store: Option<u32>,
-        country: Option<u32>,
+        filter: &LiveFilter,
         group_of: impl Fn(u32) -> Option<u32>,
     ) -> FastMap<u32, Vec<u64>> {
         let mut groups: FastMap<u32, Vec<u64>> = FastMap::default();
         let steps = &spec.steps;
         for trail in self.sessions.values() {
-            if store.is_some_and(|store| store != trail.store)
-                || country.is_some_and(|c| c != trail.country)
-            {
+            if !filter.admits(&trail.place) {
                 continue;
             }
             match split {
                 FunnelSplit::None | FunnelSplit::Country => {
                     let reached = progress(&trail.marks, steps, spec, |_| true);
                     if reached > 0 {
-                        let group = if split == FunnelSplit::Country { trail.country } else { 0 };
+                        let group =
+                            if split == FunnelSplit::Country { trail.place.country } else { 0 };
                         let counts = groups.entry(group).or_insert_with(|| vec![0; steps.len()]);
                         for count in &mut counts[..reached] {
                             *count += 1;

@@ -27,7 +27,7 @@ pub struct LiveFilter {
 }
 
 impl LiveFilter {
-    fn admits(&self, place: &Place) -> bool {
+    pub(crate) fn admits(&self, place: &Place) -> bool {
         self.store.is_none_or(|store| store == place.store)
             && self.country.is_none_or(|country| country == place.country)
             && self.device.is_none_or(|device| device == place.device)

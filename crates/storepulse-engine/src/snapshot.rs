@@ -11,8 +11,9 @@ use crate::engine::Engine;
 pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// Bumped whenever the engine's state layout changes (postcard is positional, so an old
 /// layout would not fail to decode, it would decode wrong); older snapshots are then refused
-/// and the log replayed. 2: carts, folded rollups, per-second deque index.
-pub const FORMAT_VERSION: u8 = 2;
+/// and the log replayed. 2: carts, folded rollups, per-second deque index. 3: funnel trails
+/// keep the device.
+pub const FORMAT_VERSION: u8 = 3;
 const HEADER_BYTES: usize = 6 + 1 + 8 + 8 + 4;
 
 #[derive(Debug, thiserror::Error)]

@@ -728,3 +728,42 @@ fn a_snapshot_restores_every_figure() {
         Err(snapshot::SnapshotError::Version { found: 99 })
     ));
 }
+
+/// Snapshots are positional (postcard): a state change without a `FORMAT_VERSION` bump would
+/// make old snapshots decode into wrong numbers. This keeps one snapshot per format in
+/// `tests/fixtures/` and checks it still decodes to the same answers. After a deliberate bump,
+/// write the new one with `STOREPULSE_WRITE_SNAPSHOT_FIXTURE=1 cargo test -p storepulse-engine`.
+#[test]
+fn the_snapshot_of_this_format_still_decodes_to_the_same_numbers() {
+    use storepulse_engine::snapshot;
+    let engine = commerce_fixture();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/engine-snapshot-v{}.bin", snapshot::FORMAT_VERSION));
+    if std::env::var_os("STOREPULSE_WRITE_SNAPSHOT_FIXTURE").is_some() {
+        let mut bytes = Vec::new();
+        snapshot::encode(&engine, &mut bytes).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing: a new snapshot format needs its fixture (see this test's doc)",
+            path.display()
+        )
+    });
+    let stored = snapshot::decode(&bytes).expect("this format's fixture decodes");
+    let mut query = spec(
+        &[
+            Metric::Orders,
+            Metric::GrossRevenue,
+            Metric::NetRevenue,
+            Metric::Units,
+            Metric::Sessions,
+        ],
+        DAY0,
+        DAY0 + 2 * DAY,
+    );
+    query.group_by = Some(Dimension::Store);
+    let answer = |e: &Engine| serde_json::to_value(e.query(&query).unwrap()).unwrap();
+    assert_eq!(answer(&stored), answer(&engine));
+    assert_eq!(stored.buy_stats(Timestamp(0)), engine.buy_stats(Timestamp(0)));
+}

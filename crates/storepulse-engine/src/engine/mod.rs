@@ -145,14 +145,9 @@ impl Engine {
         // Each id is hashed once for every map and sketch it goes into.
         let visitor = event.visitor_id().map(|id| (id, hash_id(id)));
         let session = event.session_id.as_deref().map(hash_id);
+        let place = Place { store: key.store, country: key.country, device: key.device };
         self.live.observe(
-            &Sighting {
-                time_ms: time,
-                place: Place { store: key.store, country: key.country, device: key.device },
-                visitor,
-                session,
-                page_view,
-            },
+            &Sighting { time_ms: time, place, visitor, session, page_view },
             self.newest_ms,
         );
         let signal = match event.event_type {
@@ -165,14 +160,7 @@ impl Engine {
             self.track_cart(event, session, key, time);
             let mut products: Vec<u32> = rows[1..].iter().map(|(key, _)| key.product).collect();
             products.dedup();
-            self.funnels.observe(
-                session,
-                key.store,
-                key.country,
-                time,
-                event.event_type,
-                &products,
-            );
+            self.funnels.observe(session, place, time, event.event_type, &products);
         }
         if let Some((_, visitor)) = visitor {
             // Product rows follow the event row; each names one product the visitor met.

@@ -165,7 +165,7 @@ impl Engine {
                 _ => None,
             }
         };
-        let groups = self.funnels.run(spec, split, live.store, live.country, group_of);
+        let groups = self.funnels.run(spec, split, &live, group_of);
         let overall_counts = if split == FunnelSplit::None || split == FunnelSplit::Country {
             let mut overall = vec![0; spec.steps.len()];
             for counts in groups.values() {
@@ -176,7 +176,7 @@ impl Engine {
             overall
         } else {
             self.funnels
-                .run(spec, FunnelSplit::None, live.store, live.country, |_| None)
+                .run(spec, FunnelSplit::None, &live, |_| None)
                 .remove(&0)
                 .unwrap_or_else(|| vec![0; spec.steps.len()])
         };

@@ -349,6 +349,7 @@ pub struct FunnelParams {
     range: Option<String>,
     store: Option<String>,
     country: Option<String>,
+    device: Option<String>,
     limit: Option<usize>,
 }
 
@@ -397,6 +398,7 @@ async fn get_funnel(
     let filter = RealtimeFilter {
         store: params.store.clone(),
         country: params.country.clone(),
+        device: device(params.device.as_deref())?,
         ..RealtimeFilter::default()
     };
     let result = state.engine.read_ignoring_poison().funnel(&spec, split, &filter, limit);

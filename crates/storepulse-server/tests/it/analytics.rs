@@ -195,6 +195,7 @@ async fn funnels_and_distinct_metrics_over_http() {
         ("/api/v1/funnels?steps=view,buy", "steps"),
         ("/api/v1/funnels?window=forever", "window"),
         ("/api/v1/funnels?group_by=colour", "group_by"),
+        ("/api/v1/funnels?device=toaster", "device"),
     ] {
         let response = test.get(query).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
