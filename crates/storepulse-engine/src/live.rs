@@ -196,14 +196,12 @@ impl LiveWindows {
             let place = sighting.place;
             if let Some((id, visitor)) = sighting.visitor {
                 match self.visitors.get_mut(&visitor) {
-                    Some(presence) if presence.last_seen >= time => {}
-                    Some(presence) => {
-                        self.active_visitors.remove(presence.last_seen, presence.place);
-                        let moved = presence.last_seen.div_euclid(1000) != time.div_euclid(1000);
-                        self.active_visitors.add(time, place, moved.then_some(visitor));
-                        presence.last_seen = time;
-                        presence.place = place;
-                    }
+                    Some(presence) => advance(
+                        &mut self.active_visitors,
+                        &mut presence.last_seen,
+                        &mut presence.place,
+                        (time, place, visitor),
+                    ),
                     None => {
                         self.active_visitors.add(time, place, Some(visitor));
                         self.visitors.insert(
@@ -215,14 +213,12 @@ impl LiveWindows {
             }
             if let Some(session) = sighting.session {
                 match self.sessions.get_mut(&session) {
-                    Some(presence) if presence.last_seen >= time => {}
-                    Some(presence) => {
-                        self.active_sessions.remove(presence.last_seen, presence.place);
-                        let moved = presence.last_seen.div_euclid(1000) != time.div_euclid(1000);
-                        self.active_sessions.add(time, place, moved.then_some(session));
-                        presence.last_seen = time;
-                        presence.place = place;
-                    }
+                    Some(presence) => advance(
+                        &mut self.active_sessions,
+                        &mut presence.last_seen,
+                        &mut presence.place,
+                        (time, place, session),
+                    ),
                     None => {
                         self.active_sessions.add(time, place, Some(session));
                         self.sessions.insert(session, Presence { last_seen: time, place });
@@ -337,6 +333,25 @@ impl LiveWindows {
         let pages: usize = self.page_views.values().map(|b| b.capacity() * 32).sum();
         visitors + sessions + links + pages + self.pages.heap_bytes()
     }
+}
+
+/// Moves a known visitor's or session's last-seen forward to `time` (never back: a late event
+/// changes nothing), keeping the per-second index in step. The id is listed under the new
+/// second only when the second changes, so expiry finds it there.
+fn advance(
+    index: &mut ActiveIndex,
+    last_seen: &mut i64,
+    seen_at: &mut Place,
+    (time, place, id): (i64, Place, u64),
+) {
+    if *last_seen >= time {
+        return;
+    }
+    index.remove(*last_seen, *seen_at);
+    let moved = last_seen.div_euclid(1000) != time.div_euclid(1000);
+    index.add(time, place, moved.then_some(id));
+    *last_seen = time;
+    *seen_at = place;
 }
 
 /// The first 10-second bucket inside the page window ending at `now_ms`.

@@ -3,6 +3,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use serde_json::json;
@@ -10,10 +12,8 @@ use storepulse_engine::engine::RealtimeFilter;
 use storepulse_engine::query::{Trend, Value};
 use storepulse_engine::{Dimension, Engine, EngineConfig, Filters, Granularity, Metric, QuerySpec};
 use storepulse_model::event::{DeviceType, Event};
-use storepulse_model::limits::Limits;
 use storepulse_model::money::Currency;
-use storepulse_model::time::{ClockPolicy, Timestamp};
-use storepulse_model::validate::{ValidationContext, decode_native_event};
+use storepulse_model::time::Timestamp;
 
 /// 2026-11-02T00:00:00Z, a Monday.
 const DAY0: i64 = 1_793_577_600_000;
@@ -22,22 +22,7 @@ const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
 
 fn event(value: serde_json::Value) -> Event {
-    let limits = Limits::default();
-    let new_id = || compact_str::CompactString::from("generated");
-    let context = ValidationContext {
-        received_at: Timestamp(DAY0 + 400 * DAY),
-        header_time: None,
-        clock: ClockPolicy { max_future_skew_ms: i64::MAX / 4 },
-        default_store: "default",
-        default_currency: Currency::USD,
-        client: None,
-        user_agent: None,
-        country: None,
-        limits: &limits,
-        new_event_id: &new_id,
-        address_policy: None,
-    };
-    decode_native_event(&value.to_string(), &context).expect("fixture events are valid")
+    common::validated(&value)
 }
 
 fn at(ms: i64) -> String {

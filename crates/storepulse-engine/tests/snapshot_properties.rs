@@ -4,6 +4,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use proptest::prelude::*;
 use serde_json::json;
 use storepulse_engine::engine::RealtimeFilter;
@@ -11,10 +13,8 @@ use storepulse_engine::{
     Dimension, Engine, EngineConfig, Filters, Granularity, Metric, QuerySpec, snapshot,
 };
 use storepulse_model::event::Event;
-use storepulse_model::limits::Limits;
 use storepulse_model::money::Currency;
-use storepulse_model::time::{ClockPolicy, Timestamp};
-use storepulse_model::validate::{ValidationContext, decode_native_event};
+use storepulse_model::time::Timestamp;
 
 const START: i64 = 1_793_577_600_000;
 const KINDS: [&str; 6] =
@@ -37,22 +37,7 @@ fn event(kind: usize, visitor: u8, product: u8, minute: u16, n: usize) -> Event 
         "refund" => value["order"] = json!({"id": format!("o{}", n.saturating_sub(1))}),
         _ => {}
     }
-    let limits = Limits::default();
-    let ids = || compact_str::CompactString::from("id");
-    let context = ValidationContext {
-        received_at: Timestamp(START + 30 * 86_400_000),
-        header_time: None,
-        clock: ClockPolicy { max_future_skew_ms: i64::MAX / 4 },
-        default_store: "default",
-        default_currency: Currency::USD,
-        client: None,
-        user_agent: None,
-        country: None,
-        limits: &limits,
-        new_event_id: &ids,
-        address_policy: None,
-    };
-    decode_native_event(&value.to_string(), &context).expect("generated events are valid")
+    common::validated(&value)
 }
 
 fn answers(engine: &Engine) -> serde_json::Value {

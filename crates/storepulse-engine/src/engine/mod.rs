@@ -89,6 +89,9 @@ pub struct Engine {
     log_position: u64,
     #[serde(skip)]
     scratch: Vec<(FactKey, Measures)>,
+    /// Reused per event for the products a funnel mark names (no allocation per event).
+    #[serde(skip)]
+    product_scratch: Vec<u32>,
 }
 
 /// What the engine holds, for `/health`, `/metrics` and the docs' memory figures.
@@ -122,6 +125,7 @@ impl Engine {
             applied: 0,
             log_position: 0,
             scratch: Vec::new(),
+            product_scratch: Vec::new(),
         }
     }
 
@@ -158,9 +162,12 @@ impl Engine {
         self.distinct.observe(time, key, visitor.map(|(_, hash)| hash), session, signal);
         if let Some(session) = session {
             self.track_cart(event, session, key, time);
-            let mut products: Vec<u32> = rows[1..].iter().map(|(key, _)| key.product).collect();
+            let mut products = std::mem::take(&mut self.product_scratch);
+            products.clear();
+            products.extend(rows[1..].iter().map(|(key, _)| key.product));
             products.dedup();
             self.funnels.observe(session, place, time, event.event_type, &products);
+            self.product_scratch = products;
         }
         if let Some((_, visitor)) = visitor {
             // Product rows follow the event row; each names one product the visitor met.
