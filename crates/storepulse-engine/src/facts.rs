@@ -14,39 +14,43 @@ use storepulse_model::money::Currency;
 use crate::intern::Interner;
 
 /// Additive counters of one row. Money is in minor units of the row's currency.
+///
+/// Rollup rows are most of the engine's memory at scale, so counts are `u32`: one row's count
+/// in one bucket never nears 4 billion, and the rare overflow saturates instead of wrapping.
+/// Sums over many rows are taken in [`Totals`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Measures {
-    pub events: u64,
-    pub page_views: u64,
-    pub product_views: u64,
-    pub cart_adds: u64,
-    pub cart_removes: u64,
-    pub checkouts: u64,
-    pub orders: u64,
+    pub events: u32,
+    pub page_views: u32,
+    pub product_views: u32,
+    pub cart_adds: u32,
+    pub cart_removes: u32,
+    pub checkouts: u32,
+    pub orders: u32,
     /// Units sold (order lines); cart and checkout lines do not count.
-    pub units: u64,
+    pub units: u32,
+    pub refunds: u32,
+    pub promotion_views: u32,
+    pub promotion_clicks: u32,
     pub gross_revenue: i64,
-    pub refunds: u64,
     pub refunded_revenue: i64,
-    pub promotion_views: u64,
-    pub promotion_clicks: u64,
 }
 
 impl Measures {
     pub fn add(&mut self, other: &Measures) {
-        self.events += other.events;
-        self.page_views += other.page_views;
-        self.product_views += other.product_views;
-        self.cart_adds += other.cart_adds;
-        self.cart_removes += other.cart_removes;
-        self.checkouts += other.checkouts;
-        self.orders += other.orders;
-        self.units += other.units;
+        self.events = self.events.saturating_add(other.events);
+        self.page_views = self.page_views.saturating_add(other.page_views);
+        self.product_views = self.product_views.saturating_add(other.product_views);
+        self.cart_adds = self.cart_adds.saturating_add(other.cart_adds);
+        self.cart_removes = self.cart_removes.saturating_add(other.cart_removes);
+        self.checkouts = self.checkouts.saturating_add(other.checkouts);
+        self.orders = self.orders.saturating_add(other.orders);
+        self.units = self.units.saturating_add(other.units);
+        self.refunds = self.refunds.saturating_add(other.refunds);
+        self.promotion_views = self.promotion_views.saturating_add(other.promotion_views);
+        self.promotion_clicks = self.promotion_clicks.saturating_add(other.promotion_clicks);
         self.gross_revenue += other.gross_revenue;
-        self.refunds += other.refunds;
         self.refunded_revenue += other.refunded_revenue;
-        self.promotion_views += other.promotion_views;
-        self.promotion_clicks += other.promotion_clicks;
     }
 
     /// These measures without their money (for rows in another currency than the query's).
@@ -54,6 +58,42 @@ impl Measures {
         self.gross_revenue = 0;
         self.refunded_revenue = 0;
         self
+    }
+}
+
+/// [`Measures`] summed over any number of rows (a query's totals), in 64 bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub events: u64,
+    pub page_views: u64,
+    pub product_views: u64,
+    pub cart_adds: u64,
+    pub cart_removes: u64,
+    pub checkouts: u64,
+    pub orders: u64,
+    pub units: u64,
+    pub refunds: u64,
+    pub promotion_views: u64,
+    pub promotion_clicks: u64,
+    pub gross_revenue: i64,
+    pub refunded_revenue: i64,
+}
+
+impl Totals {
+    pub fn add(&mut self, row: &Measures) {
+        self.events += u64::from(row.events);
+        self.page_views += u64::from(row.page_views);
+        self.product_views += u64::from(row.product_views);
+        self.cart_adds += u64::from(row.cart_adds);
+        self.cart_removes += u64::from(row.cart_removes);
+        self.checkouts += u64::from(row.checkouts);
+        self.orders += u64::from(row.orders);
+        self.units += u64::from(row.units);
+        self.refunds += u64::from(row.refunds);
+        self.promotion_views += u64::from(row.promotion_views);
+        self.promotion_clicks += u64::from(row.promotion_clicks);
+        self.gross_revenue += row.gross_revenue;
+        self.refunded_revenue += row.refunded_revenue;
     }
 }
 
@@ -200,7 +240,8 @@ pub struct OrderRecord {
     /// The purchase's event time; orders are forgotten after `order_memory` (see the engine).
     pub time_ms: i64,
     pub total: i64,
-    pub lines: Vec<(u32, u64, i64)>,
+    /// (product, units, line total)
+    pub lines: Vec<(u32, u32, i64)>,
 }
 
 /// The rows one event adds: `(key, measures)` pairs, the event row first.
@@ -269,11 +310,11 @@ pub fn rows_of(
                 OrderRecord { key, time_ms: event.event_time.0, ..OrderRecord::default() };
             for item in &event.items {
                 let id = dims.product(item);
-                let units = u64::from(item.quantity);
+                let units = item.quantity;
                 let line_total =
                     item.price.map_or(0, |price| price.minor * i64::from(item.quantity));
                 record.lines.push((id, units, line_total));
-                totals.units += units;
+                totals.units = totals.units.saturating_add(units);
                 rows.push((
                     FactKey { product: id, currency, ..base },
                     Measures { orders: 1, units, gross_revenue: line_total, ..Measures::default() },

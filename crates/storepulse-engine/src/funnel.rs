@@ -3,7 +3,8 @@
 //! session's first step, overall or per product, category or country.
 //!
 //! Every session keeps a short trail of its events (time, type, product; at most
-//! [`MAX_TRAIL`] marks) for `retention` after its last event. A session belongs to the range
+//! [`MAX_TRAIL`] marks, 12 bytes each, times as offsets from the trail's first event, so a
+//! trail covers a session's first 49 days) for `retention` after its last event. A session belongs to the range
 //! its first step falls in. Per product, a step counts when its event names that product, or
 //! names no product at all (a page view, a checkout sent without lines).
 
@@ -17,12 +18,15 @@ use crate::live::{LiveFilter, Place};
 
 pub const MAX_TRAIL: usize = 256;
 pub const MAX_STEPS: usize = 10;
+/// A session without events for this long is taken as ended (see [`FunnelLog::prune`]).
+const ENDED_AFTER_MS: i64 = 30 * 60_000;
 
 /// One event of a session, or one product of it: an event naming three products leaves
 /// three marks with the same time (no allocation per event).
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Mark {
-    time_ms: i64,
+    /// Milliseconds after the trail's `base_ms`.
+    offset_ms: u32,
     /// The product this mark is about; 0 when the event names none.
     product: u32,
     event_type: EventType,
@@ -32,8 +36,37 @@ struct Mark {
 pub struct Trail {
     /// Where the session was seen (country and device of its latest event that named them).
     pub place: Place,
-    last_ms: i64,
+    /// The session's latest event, in milliseconds after `base_ms`.
+    last_offset_ms: u32,
+    /// The session's earliest event.
+    base_ms: i64,
     marks: Vec<Mark>,
+}
+
+impl Trail {
+    fn time_of(&self, mark: &Mark) -> i64 {
+        self.base_ms + i64::from(mark.offset_ms)
+    }
+
+    fn last_ms(&self) -> i64 {
+        self.base_ms + i64::from(self.last_offset_ms)
+    }
+
+    /// `time_ms` as an offset, moving the base back first when the event is earlier than any
+    /// so far; `None` when it would not fit (more than 49 days from the session's other
+    /// events).
+    fn offset_of(&mut self, time_ms: i64) -> Option<u32> {
+        if time_ms < self.base_ms {
+            // Every offset grows by the shift; the latest must still fit.
+            let shift = u32::try_from(self.base_ms - time_ms).ok()?;
+            self.last_offset_ms = self.last_offset_ms.checked_add(shift)?;
+            for mark in &mut self.marks {
+                mark.offset_ms += shift;
+            }
+            self.base_ms = time_ms;
+        }
+        u32::try_from(time_ms - self.base_ms).ok()
+    }
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -172,27 +205,28 @@ impl FunnelLog {
         }
         let trail = self.sessions.entry(session).or_insert_with(|| Trail {
             place,
-            last_ms: time_ms,
+            last_offset_ms: 0,
+            base_ms: time_ms,
             marks: Vec::new(),
         });
-        trail.last_ms = trail.last_ms.max(time_ms);
         if place.country != 0 {
             trail.place.country = place.country;
         }
         if place.device != 0 {
             trail.place.device = place.device;
         }
-        if trail.marks.len() >= MAX_TRAIL {
-            return;
-        }
-        // Usually in order; a late event is put in its place.
-        let index = trail.marks.partition_point(|mark| mark.time_ms <= time_ms);
         let before = trail.marks.len();
-        if products.is_empty() {
-            trail.marks.insert(index, Mark { time_ms, product: 0, event_type });
-        } else {
-            let marks = products.iter().map(|&product| Mark { time_ms, product, event_type });
-            trail.marks.splice(index..index, marks);
+        let Some(offset_ms) = trail.offset_of(time_ms) else { return };
+        trail.last_offset_ms = trail.last_offset_ms.max(offset_ms);
+        if before < MAX_TRAIL {
+            // Usually in order; a late event is put in its place.
+            let index = trail.marks.partition_point(|mark| mark.offset_ms <= offset_ms);
+            if products.is_empty() {
+                trail.marks.insert(index, Mark { offset_ms, product: 0, event_type });
+            } else {
+                let marks = products.iter().map(|&product| Mark { offset_ms, product, event_type });
+                trail.marks.splice(index..index, marks);
+            }
         }
         self.marks += trail.marks.len() - before;
     }
@@ -203,13 +237,20 @@ impl FunnelLog {
 
     pub fn prune(&mut self, now_ms: i64) {
         let from = now_ms - self.retention_ms;
+        // Sessions quiet for this long have (nearly always) ended: their trails stop growing,
+        // so they give back what their vectors reserved for growth.
+        let ended = now_ms - ENDED_AFTER_MS;
         let mut removed = 0;
         self.sessions.retain(|_, trail| {
-            let keep = trail.last_ms >= from;
-            if !keep {
+            let last = trail.last_ms();
+            if last < from {
                 removed += trail.marks.len();
+                return false;
             }
-            keep
+            if last < ended {
+                trail.marks.shrink_to_fit();
+            }
+            true
         });
         self.marks -= removed;
     }
@@ -232,7 +273,7 @@ impl FunnelLog {
             }
             match split {
                 FunnelSplit::None | FunnelSplit::Country => {
-                    let reached = progress(&trail.marks, steps, spec, |_| true);
+                    let reached = progress(trail, steps, spec, |_| true);
                     if reached > 0 {
                         let group =
                             if split == FunnelSplit::Country { trail.place.country } else { 0 };
@@ -255,7 +296,7 @@ impl FunnelLog {
                     candidates.sort_unstable();
                     candidates.dedup();
                     for group in candidates {
-                        let reached = progress(&trail.marks, steps, spec, |mark| {
+                        let reached = progress(trail, steps, spec, |mark| {
                             mark.product == 0 || group_of(mark.product) == Some(group)
                         });
                         if reached > 0 {
@@ -277,42 +318,86 @@ impl FunnelLog {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.sessions.capacity() * (8 + std::mem::size_of::<Trail>()) + self.marks * 16
+        self.sessions.capacity() * (8 + std::mem::size_of::<Trail>())
+            + self.marks * std::mem::size_of::<Mark>()
     }
 }
 
 /// How many steps a session reached: the first step in range, then each next step at or after
 /// the previous one and within the window of the first.
 fn progress(
-    marks: &[Mark],
+    trail: &Trail,
     steps: &[EventType],
     spec: &FunnelSpec,
     matches: impl Fn(&Mark) -> bool,
 ) -> usize {
-    let Some(start) = marks.iter().find(|mark| {
-        mark.event_type == steps[0]
-            && mark.time_ms >= spec.from_ms
-            && mark.time_ms < spec.to_ms
-            && matches(mark)
+    let marks = &trail.marks;
+    let Some(start) = marks.iter().map(|mark| (mark, trail.time_of(mark))).find(|(mark, time)| {
+        mark.event_type == steps[0] && *time >= spec.from_ms && *time < spec.to_ms && matches(mark)
     }) else {
         return 0;
     };
-    let deadline = start.time_ms + spec.window_ms;
+    let deadline = start.1 + spec.window_ms;
     let mut reached = 1;
-    let mut after = start.time_ms;
+    let mut after = start.1;
     for step in &steps[1..] {
-        match marks.iter().find(|mark| {
-            mark.event_type == *step
-                && mark.time_ms >= after
-                && mark.time_ms <= deadline
-                && matches(mark)
+        match marks.iter().map(|mark| (mark, trail.time_of(mark))).find(|(mark, time)| {
+            mark.event_type == *step && *time >= after && *time <= deadline && matches(mark)
         }) {
-            Some(mark) => {
+            Some((_, time)) => {
                 reached += 1;
-                after = mark.time_ms;
+                after = time;
             }
             None => break,
         }
     }
     reached
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn spec(from_ms: i64, to_ms: i64) -> FunnelSpec {
+        FunnelSpec { steps: FunnelSpec::default_steps(), window_ms: HOUR, from_ms, to_ms }
+    }
+
+    fn reached(log: &FunnelLog, spec: &FunnelSpec) -> Vec<u64> {
+        let groups = log.run(spec, FunnelSplit::None, &LiveFilter::default(), |_| None);
+        groups.get(&0).cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn late_events_earlier_than_the_trail_move_its_base_back() {
+        let mut log = FunnelLog::new(30 * 24 * HOUR);
+        let place = Place::default();
+        let base = 1_800_000_000_000;
+        log.observe(7, place, base + 10_000, EventType::Purchase, &[]);
+        log.observe(7, place, base + 8_000, EventType::CheckoutStarted, &[]);
+        log.observe(7, place, base + 2_000, EventType::ProductView, &[3]);
+        log.observe(7, place, base + 5_000, EventType::AddToCart, &[3]);
+        assert_eq!(reached(&log, &spec(base, base + HOUR)), [1, 1, 1, 1]);
+        // The range is by the first step's time, which the rebase kept exact.
+        assert!(reached(&log, &spec(base + 2_001, base + HOUR)).is_empty());
+    }
+
+    #[test]
+    fn a_mark_takes_twelve_bytes() {
+        // The module docs and the memory figures in docs/performance.md rely on it.
+        assert_eq!(std::mem::size_of::<Mark>(), 12);
+    }
+
+    #[test]
+    fn events_beyond_what_a_trail_spans_are_left_out() {
+        let mut log = FunnelLog::new(365 * 24 * HOUR);
+        let place = Place::default();
+        let base = 1_800_000_000_000;
+        log.observe(1, place, base, EventType::ProductView, &[]);
+        log.observe(1, place, base + 60 * 24 * HOUR, EventType::AddToCart, &[]);
+        log.observe(1, place, base - 60 * 24 * HOUR, EventType::AddToCart, &[]);
+        log.observe(1, place, base + 1_000, EventType::AddToCart, &[]);
+        assert_eq!(reached(&log, &spec(base - 100 * 24 * HOUR, base + HOUR)), [1, 1, 0, 0]);
+    }
 }

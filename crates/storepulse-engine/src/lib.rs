@@ -5,7 +5,8 @@
 //! replay and the live server all get the same answers for the same events.
 //!
 //! - [`facts`]: what one event adds (rows of additive measures keyed by dimension ids);
-//! - [`rollup`]: those rows per minute, hour and day, with retention;
+//! - [`rollup`]: those rows per minute, hour and day, with retention; [`bucket`]: one
+//!   bucket's rows, compact;
 //! - [`distinct`]: visitors, sessions and buyers over long ranges (mergeable sketches);
 //! - [`funnel`]: sessions through ordered steps, per product, category or country;
 //! - [`live`]: active visitors and sessions, page views and top pages (seed 3);
@@ -22,6 +23,7 @@
 /// short keys, and seeded per process, so client-chosen ids cannot be crafted to collide.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+pub mod bucket;
 pub mod buys;
 pub mod carts;
 pub mod category_trends;

@@ -10,8 +10,7 @@
 
 use std::collections::VecDeque;
 
-use crate::FastMap;
-
+use crate::bucket::Bucket;
 use crate::facts::{FactKey, Measures};
 
 pub const MINUTE_MS: i64 = 60_000;
@@ -35,8 +34,6 @@ impl Default for RollupRetention {
     }
 }
 
-type Bucket = FastMap<FactKey, Measures>;
-
 /// One resolution: buckets (start in ms, aligned to the width) in time order. Nearly every
 /// event lands in the newest bucket, so that one is found first; others by binary search.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -45,11 +42,13 @@ pub struct Table {
     buckets: VecDeque<(i64, Bucket)>,
     /// Buckets before this start were dropped by retention (and the table no longer covers them).
     kept_from: i64,
+    /// Buckets before this start are complete and were sealed (see [`Bucket::seal`]).
+    sealed_until: i64,
 }
 
 impl Table {
     fn new(width_ms: i64) -> Self {
-        Self { width_ms, buckets: VecDeque::new(), kept_from: i64::MIN }
+        Self { width_ms, buckets: VecDeque::new(), kept_from: i64::MIN, sealed_until: i64::MIN }
     }
 
     fn bucket_mut(&mut self, time_ms: i64) -> Option<&mut Bucket> {
@@ -96,6 +95,30 @@ impl Table {
         }
     }
 
+    /// Seals the buckets that end at or before `limit` and were not sealed yet.
+    fn seal_before(&mut self, limit: i64) {
+        let end = limit.div_euclid(self.width_ms) * self.width_ms;
+        if end <= self.sealed_until {
+            return;
+        }
+        let first = self.buckets.partition_point(|(start, _)| *start < self.sealed_until);
+        let last = self.buckets.partition_point(|(start, _)| *start < end);
+        for index in first..last {
+            self.buckets[index].1.seal();
+        }
+        self.sealed_until = end;
+    }
+
+    /// Seals again the sealed buckets that late rows with new keys reopened.
+    fn reseal(&mut self) {
+        let end = self.buckets.partition_point(|(start, _)| *start < self.sealed_until);
+        for (_, bucket) in self.buckets.range_mut(..end) {
+            if bucket.has_open_rows() {
+                bucket.seal();
+            }
+        }
+    }
+
     /// Whether the bucket starting at `start` is still kept (it may also simply be empty).
     fn covers(&self, start: i64) -> bool {
         start >= self.kept_from
@@ -113,8 +136,13 @@ impl Table {
         self.buckets.iter().map(|(_, rows)| rows.len()).sum()
     }
 
+    pub fn heap_bytes(&self) -> usize {
+        let buckets = self.buckets.capacity() * std::mem::size_of::<(i64, Bucket)>();
+        buckets + self.buckets.iter().map(|(_, rows)| rows.heap_bytes()).sum::<usize>()
+    }
+
     /// Every kept bucket, oldest first.
-    pub fn buckets(&self) -> impl Iterator<Item = (i64, &FastMap<FactKey, Measures>)> {
+    pub fn buckets(&self) -> impl Iterator<Item = (i64, &Bucket)> {
         self.buckets.iter().map(|(start, rows)| (*start, rows))
     }
 }
@@ -183,13 +211,16 @@ impl Rollups {
             let (start, rows) = &self.minutes.buckets[index];
             for table in [&mut self.hours, &mut self.days] {
                 if let Some(bucket) = table.bucket_mut(*start) {
-                    for (key, measures) in rows {
-                        bucket.entry(*key).or_default().add(measures);
-                    }
+                    bucket.add_bucket(rows);
                 }
             }
         }
         self.folded_until = limit;
+        // Minutes are kept two days and their buckets are small: sealing them would cost a sort
+        // every minute for little memory, so only hours and days are sealed.
+        for table in [&mut self.hours, &mut self.days] {
+            table.seal_before(limit);
+        }
     }
 
     /// Folds every minute, however recent (tests; a query never needs it).
@@ -210,6 +241,14 @@ impl Rollups {
         }
     }
 
+    /// Seals again the complete buckets that late events reopened (see [`Bucket::seal`]);
+    /// housekeeping calls this now and then, since late rows only cost a little memory.
+    pub fn reseal(&mut self) {
+        for table in [&mut self.minutes, &mut self.hours, &mut self.days] {
+            table.reseal();
+        }
+    }
+
     /// Visits the buckets that together cover `[from, to)` exactly, coarsest first where they
     /// fit: whole days, then whole hours, then minutes. Where a fine resolution was dropped by
     /// retention the coarser bucket that contains the edge is used, so the covered span can
@@ -220,7 +259,7 @@ impl Rollups {
         from: i64,
         to: i64,
         max_width_ms: i64,
-        mut visit: impl FnMut(Span, &FastMap<FactKey, Measures>),
+        mut visit: impl FnMut(Span, &Bucket),
     ) -> (i64, i64) {
         let mut time = from.div_euclid(MINUTE_MS) * MINUTE_MS;
         let end =
@@ -274,6 +313,10 @@ impl Rollups {
         }
     }
 
+    pub fn heap_bytes(&self) -> usize {
+        self.minutes.heap_bytes() + self.hours.heap_bytes() + self.days.heap_bytes()
+    }
+
     /// (buckets, rows) per resolution: minutes, hours, days.
     pub fn sizes(&self) -> [(usize, usize); 3] {
         [
@@ -284,8 +327,8 @@ impl Rollups {
     }
 }
 
-fn add_rows(bucket: &mut FastMap<FactKey, Measures>, rows: &[(FactKey, Measures)]) {
+fn add_rows(bucket: &mut Bucket, rows: &[(FactKey, Measures)]) {
     for (key, measures) in rows {
-        bucket.entry(*key).or_default().add(measures);
+        bucket.add(*key, measures);
     }
 }

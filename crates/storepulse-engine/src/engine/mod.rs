@@ -70,27 +70,26 @@ impl Default for EngineConfig {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// The fields are the crate's so that [`crate::snapshot`] writes and reads them in parallel
+/// sections.
 pub struct Engine {
-    config: EngineConfig,
-    dims: Dimensions,
-    orders: FastMap<(u32, CompactString), OrderRecord>,
-    rollups: Rollups,
-    live: LiveWindows,
-    buys: BuyLedger,
-    together: CoOccurrence,
-    distinct: DailyDistinct,
-    funnels: FunnelLog,
-    carts: CartTracker,
+    pub(crate) config: EngineConfig,
+    pub(crate) dims: Dimensions,
+    pub(crate) orders: FastMap<(u32, CompactString), OrderRecord>,
+    pub(crate) rollups: Rollups,
+    pub(crate) live: LiveWindows,
+    pub(crate) buys: BuyLedger,
+    pub(crate) together: CoOccurrence,
+    pub(crate) distinct: DailyDistinct,
+    pub(crate) funnels: FunnelLog,
+    pub(crate) carts: CartTracker,
     /// Latest event time applied.
-    newest_ms: i64,
-    applied: u64,
+    pub(crate) newest_ms: i64,
+    pub(crate) applied: u64,
     /// The event log offset after the last applied event: replay after a snapshot starts here.
-    log_position: u64,
-    #[serde(skip)]
+    pub(crate) log_position: u64,
     scratch: Vec<(FactKey, Measures)>,
     /// Reused per event for the products a funnel mark names (no allocation per event).
-    #[serde(skip)]
     product_scratch: Vec<u32>,
 }
 
@@ -106,24 +105,85 @@ pub struct EngineStats {
     pub products: usize,
     pub orders_remembered: usize,
     pub approx_memory_bytes: usize,
+    /// `approx_memory_bytes` by the part of the state that holds it.
+    pub memory_by_part: MemoryByPart,
+}
+
+/// Approximate heap bytes of each part of the engine's state (estimates from sizes and
+/// capacities, so reading them never walks the maps).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct MemoryByPart {
+    pub rollups: usize,
+    pub live_windows: usize,
+    pub distinct_sketches: usize,
+    pub funnel_trails: usize,
+    pub cart_values: usize,
+    pub co_occurrence: usize,
+    pub remembered_orders: usize,
+    pub buys: usize,
+    pub dimensions: usize,
+}
+
+impl MemoryByPart {
+    pub fn total(&self) -> usize {
+        self.rollups
+            + self.live_windows
+            + self.distinct_sketches
+            + self.funnel_trails
+            + self.cart_values
+            + self.co_occurrence
+            + self.remembered_orders
+            + self.buys
+            + self.dimensions
+    }
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Self {
+        Self::from_parts(
+            config,
+            Dimensions::default(),
+            FastMap::default(),
+            Rollups::new(config.retention),
+            LiveWindows::new(config.active_window_ms, config.page_window_ms),
+            BuyLedger::default(),
+            CoOccurrence::new(30 * DAY_MS),
+            DailyDistinct::default(),
+            FunnelLog::new(config.funnel_retention_ms),
+            CartTracker::new(config.funnel_retention_ms),
+            (i64::MIN, 0, 0),
+        )
+    }
+
+    /// An engine from its parts (see [`crate::snapshot`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        config: EngineConfig,
+        dims: Dimensions,
+        orders: FastMap<(u32, CompactString), OrderRecord>,
+        rollups: Rollups,
+        live: LiveWindows,
+        buys: BuyLedger,
+        together: CoOccurrence,
+        distinct: DailyDistinct,
+        funnels: FunnelLog,
+        carts: CartTracker,
+        (newest_ms, applied, log_position): (i64, u64, u64),
+    ) -> Self {
         Self {
             config,
-            dims: Dimensions::default(),
-            orders: FastMap::default(),
-            rollups: Rollups::new(config.retention),
-            live: LiveWindows::new(config.active_window_ms, config.page_window_ms),
-            buys: BuyLedger::default(),
-            together: CoOccurrence::new(30 * DAY_MS),
-            distinct: DailyDistinct::default(),
-            funnels: FunnelLog::new(config.funnel_retention_ms),
-            carts: CartTracker::new(config.funnel_retention_ms),
-            newest_ms: i64::MIN,
-            applied: 0,
-            log_position: 0,
+            dims,
+            orders,
+            rollups,
+            live,
+            buys,
+            together,
+            distinct,
+            funnels,
+            carts,
+            newest_ms,
+            applied,
+            log_position,
             scratch: Vec::new(),
             product_scratch: Vec::new(),
         }
@@ -176,7 +236,7 @@ impl Engine {
             }
         }
         if event.event_type == EventType::Purchase && event.promotion.is_some() {
-            self.buys.record(time, rows[0].1.units);
+            self.buys.record(time, rows[0].1.units.into());
         }
         self.applied += 1;
         self.scratch = rows;
@@ -196,8 +256,10 @@ impl Engine {
     }
 
     /// The rare part of [`Engine::prune`]: retention measured in days (visitor item sets,
-    /// funnel trails, remembered orders, distinct sketches); walks those maps.
+    /// funnel trails, remembered orders, distinct sketches); walks those maps. Also seals
+    /// again the rollup buckets late events reopened.
     pub fn prune_history(&mut self, now: Timestamp) {
+        self.rollups.reseal();
         self.together.prune(now.0);
         self.funnels.prune(now.0);
         self.carts.prune(now.0);
@@ -254,17 +316,16 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let (visitors, sessions, _) = self.live.sizes();
         let sizes = self.rollups.sizes();
-        let rows: usize = sizes.iter().map(|(_, rows)| rows).sum();
-        let row_bytes = std::mem::size_of::<(FactKey, Measures)>() + 8;
-        let memory = rows * row_bytes
-            + self.live.heap_bytes()
-            + self.buys.heap_bytes()
-            + self.orders.len() * (64 + std::mem::size_of::<OrderRecord>())
-            + self.together.heap_bytes()
-            + self.distinct.heap_bytes()
-            + self.funnels.heap_bytes()
-            + self.carts.heap_bytes()
-            + [
+        let memory = MemoryByPart {
+            rollups: self.rollups.heap_bytes(),
+            live_windows: self.live.heap_bytes(),
+            distinct_sketches: self.distinct.heap_bytes(),
+            funnel_trails: self.funnels.heap_bytes(),
+            cart_values: self.carts.heap_bytes(),
+            co_occurrence: self.together.heap_bytes(),
+            remembered_orders: self.orders.len() * (64 + std::mem::size_of::<OrderRecord>()),
+            buys: self.buys.heap_bytes(),
+            dimensions: [
                 &self.dims.stores,
                 &self.dims.countries,
                 &self.dims.sources,
@@ -275,7 +336,8 @@ impl Engine {
             ]
             .iter()
             .map(|interner| interner.heap_bytes())
-            .sum::<usize>();
+            .sum::<usize>(),
+        };
         EngineStats {
             events_applied: self.applied,
             newest_event_time: (self.newest_ms != i64::MIN)
@@ -286,7 +348,8 @@ impl Engine {
             rollup_buckets: sizes.map(|(buckets, _)| buckets),
             products: self.dims.products.len(),
             orders_remembered: self.orders.len(),
-            approx_memory_bytes: memory,
+            approx_memory_bytes: memory.total(),
+            memory_by_part: memory,
         }
     }
 

@@ -43,11 +43,11 @@ impl Engine {
         let horizon = (20.0 * half_life).min(1e15) as i64;
         let now_ms = now.0;
         let mut scores: FastMap<u32, f64> = FastMap::default();
-        let mut add = |span: crate::rollup::Span, rows: &FastMap<FactKey, Measures>| {
+        let mut add = |span: crate::rollup::Span, rows: &crate::bucket::Bucket| {
             let middle = span.start + span.width_ms / 2;
             let age = (now_ms - middle).max(0) as f64;
             let decay = (-age / half_life).exp2();
-            for (key, m) in rows {
+            for (key, m) in rows.iter() {
                 if matcher.admits(key, &self.dims) {
                     let weighted = weights.view * m.product_views as f64
                         + weights.cart * m.cart_adds as f64
@@ -93,7 +93,7 @@ impl Engine {
         for (index, length) in [DAY_MS, 7 * DAY_MS, 30 * DAY_MS].into_iter().enumerate() {
             for (slot, from) in [(2 * index, now.0 - length), (2 * index + 1, now.0 - 2 * length)] {
                 self.rollups.scan(from, from + length, DAY_MS, |_, rows| {
-                    for (key, measures) in rows {
+                    for (key, measures) in rows.iter() {
                         if key.currency != money || !matcher.admits(key, &self.dims) {
                             continue;
                         }

@@ -1,6 +1,7 @@
 //! Executing a [`QuerySpec`]: scanning rollups and sketches, series, groups, comparison.
 
 use super::*;
+use crate::facts::Totals;
 
 /// The answer to a [`QuerySpec`].
 #[derive(Clone, Debug, Serialize)]
@@ -51,7 +52,7 @@ pub struct Group {
 /// Measures summed under a currency: money only from rows in that currency.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Sum {
-    pub(super) measures: Measures,
+    pub(super) measures: Totals,
     /// Orders whose amounts are in the query's currency (the divisor of an average).
     orders_in_currency: u64,
     /// Value of abandoned carts in the query's currency (only when asked for).
@@ -64,7 +65,7 @@ impl Sum {
     fn add(&mut self, key: &FactKey, measures: &Measures, currency: [u8; 3]) {
         if key.currency == currency {
             self.measures.add(measures);
-            self.orders_in_currency += measures.orders;
+            self.orders_in_currency += u64::from(measures.orders);
         } else {
             self.measures.add(&measures.without_money());
         }
@@ -78,7 +79,7 @@ impl Engine {
         let Some(matcher) = self.matcher(filters, None) else { return sum };
         let currency = currency_bytes(currency);
         self.rollups.scan(from, to, DAY_MS, |_, rows| {
-            for (key, measures) in rows {
+            for (key, measures) in rows.iter() {
                 if matcher.admits(key, &self.dims) {
                     sum.add(key, measures, currency);
                 }
@@ -176,7 +177,7 @@ impl Engine {
         if let Some(matcher) = self.matcher(&spec.filters, spec.group_by) {
             self.rollups.scan(from, to, width.min(DAY_MS), |span, rows| {
                 let point = points.partition_point(|p| *p <= span.start).saturating_sub(1);
-                for (key, measures) in rows {
+                for (key, measures) in rows.iter() {
                     if !matcher.admits(key, &self.dims) {
                         continue;
                     }
@@ -305,7 +306,7 @@ impl Engine {
         let Some(matcher) = self.matcher(&spec.filters, spec.group_by) else { return sum };
         let currency = currency_bytes(spec.currency);
         self.rollups.scan(from, to, DAY_MS, |_, rows| {
-            for (key, measures) in rows {
+            for (key, measures) in rows.iter() {
                 if matcher.admits(key, &self.dims) {
                     sum.add(key, measures, currency);
                 }

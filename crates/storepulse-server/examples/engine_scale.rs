@@ -1,0 +1,257 @@
+//! The engine at shop scale: applies N events of `storepulse loadgen`'s shop traffic (default
+//! 100 million, about a million a simulated day), then reports apply throughput, memory by
+//! part, the snapshot's size and encode/decode times (the restart cost) and the issue-3 query
+//! (a 30-day daily series grouped by category with two filters) on the restored engine.
+//!
+//! ```sh
+//! cargo run --release -p storepulse-server --example engine_scale -- 100000000
+//! ```
+//!
+//! The events are real loadgen sessions decoded and validated like ingest does; to reach
+//! 100 million without generating each one, a pool of one simulated day is replayed day after
+//! day with its sessions, anonymous visitors and orders renamed per day (signed-in users keep
+//! their ids: they come back). Pruning runs on the simulated clock as the server's housekeeping
+//! would. Figures go to docs/performance.md.
+
+use std::time::{Duration, Instant};
+
+use compact_str::{CompactString, format_compact};
+use storepulse_engine::engine::RealtimeFilter;
+use storepulse_engine::{Dimension, Engine, EngineConfig, Filters, Granularity, Metric, QuerySpec};
+use storepulse_model::event::{DeviceType, Event};
+use storepulse_model::limits::Limits;
+use storepulse_model::money::Currency;
+use storepulse_model::time::{ClockPolicy, Timestamp};
+use storepulse_model::validate::{ValidationContext, decode_native_event};
+use storepulse_server::loadgen::shop::ShopGenerator;
+
+const DAY_MS: i64 = 86_400_000;
+/// 2026-11-01T00:00:00Z.
+const START_MS: i64 = 1_793_491_200_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("restore") {
+        restore(&args[2], args[3].parse().expect("a time"));
+        return;
+    }
+    let total: u64 = args.get(1).map_or(100_000_000, |n| n.parse().expect("a count"));
+    let per_day: usize = args.get(2).map_or(1_000_000, |n| n.parse().expect("a count"));
+    let started = Instant::now();
+    let pool = day_pool(per_day);
+    println!(
+        "pool: {} events of one simulated day, generated and validated in {:.1?}",
+        pool.len(),
+        started.elapsed()
+    );
+
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut applying = Duration::ZERO;
+    let mut pruning = Duration::ZERO;
+    let mut applied = 0u64;
+    let mut day = 0i64;
+    let mut renamed = pool.clone();
+    while applied < total {
+        rename_for_day(&pool, &mut renamed, day);
+        let count = (total - applied).min(renamed.len() as u64) as usize;
+        // Housekeeping on the simulated clock: live windows every few thousand events,
+        // day-scale retention four times a simulated day.
+        for (chunk_index, chunk) in renamed[..count].chunks(4096).enumerate() {
+            let started = Instant::now();
+            for event in chunk {
+                engine.apply(event);
+            }
+            applying += started.elapsed();
+            let now = Timestamp(chunk.last().map_or(0, |event| event.event_time.0));
+            let started = Instant::now();
+            engine.prune_live(now);
+            if chunk_index % 64 == 63 && (chunk_index / 64) % 4 == 0 {
+                engine.prune_history(now);
+            }
+            pruning += started.elapsed();
+        }
+        applied += count as u64;
+        day += 1;
+        if day % 10 == 0 {
+            println!(
+                "{applied} events ({day} days): {:.2} M events/s applying, engine estimate {} MB",
+                applied as f64 / applying.as_secs_f64() / 1e6,
+                engine.stats().approx_memory_bytes / 1_000_000
+            );
+        }
+    }
+    let now = Timestamp(START_MS + day * DAY_MS);
+    engine.prune(now);
+    let stats = engine.stats();
+    println!(
+        "applied {applied} events over {day} simulated days in {:.1?} ({:.2} M events/s on one \
+         core; pruning another {:.1?})",
+        applying,
+        applied as f64 / applying.as_secs_f64() / 1e6,
+        pruning
+    );
+    println!("engine: {}", serde_json::to_string_pretty(&stats).expect("stats serialize"));
+    drop(renamed);
+    drop(pool);
+
+    let started = Instant::now();
+    let mut bytes = Vec::new();
+    storepulse_engine::snapshot::encode(&engine, &mut bytes).expect("encodes");
+    let encoded = started.elapsed();
+    let path = std::env::temp_dir().join(format!("engine-scale-{}.snapshot", std::process::id()));
+    std::fs::write(&path, &bytes).expect("the snapshot is written");
+    println!("snapshot: {} MB, encoded in {encoded:.1?}", bytes.len() / 1_000_000);
+    drop(bytes);
+    let answers = answers(&engine, now);
+    drop(engine);
+
+    // The restart, in a fresh process, as the server does it: read the file, decode.
+    let output = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .args(["restore", &path.to_string_lossy(), &now.0.to_string()])
+        .output()
+        .expect("the restore runs");
+    let _ = std::fs::remove_file(&path);
+    let report = String::from_utf8_lossy(&output.stdout);
+    print!("{report}");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        report.contains(&format!("answers {answers}")),
+        "the restored engine answers as before"
+    );
+}
+
+/// Loads a snapshot in this fresh process: the restart's time and the memory the engine
+/// really holds (resident memory before and after), then the issue's query.
+fn restore(path: &str, now: i64) {
+    let rss_before = rss_kib();
+    let started = Instant::now();
+    let bytes = std::fs::read(path).expect("the snapshot is readable");
+    let read = started.elapsed();
+    let engine = storepulse_engine::snapshot::decode(&bytes).expect("decodes");
+    let total = started.elapsed();
+    drop(bytes);
+    let grown_kib = rss_kib() - rss_before;
+    let events = engine.events_applied();
+    println!(
+        "restart: read {read:.1?} + decode {:.1?} = {total:.1?}; resident memory of the \
+         restored engine {} MiB, {:.0} MB per million events",
+        total - read,
+        grown_kib / 1024,
+        grown_kib as f64 * 1024.0 / 1e6 / (events as f64 / 1e6)
+    );
+    let now = Timestamp(now);
+    let spec = issue_query(now);
+    let mut timings: Vec<Duration> = (0..50)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(engine.query(&spec).expect("valid query"));
+            started.elapsed()
+        })
+        .collect();
+    timings.sort();
+    println!(
+        "30-day daily series by category, two filters: median {:.2?}, max {:.2?} over 50 runs",
+        timings[timings.len() / 2],
+        timings[timings.len() - 1]
+    );
+    println!("answers {}", answers(&engine, now));
+}
+
+/// A digest of the engine's answers (the issue's query and the realtime figures), to show
+/// the restored engine answers as the one that wrote the snapshot.
+fn answers(engine: &Engine, now: Timestamp) -> u64 {
+    let query = engine.query(&issue_query(now)).expect("valid query");
+    let realtime = engine.realtime(now, &RealtimeFilter::default(), 5, Currency::USD);
+    let text = format!(
+        "{}{}",
+        serde_json::to_string(&query).expect("serializes"),
+        serde_json::to_string(&realtime).expect("serializes")
+    );
+    fnv1a(text.as_bytes())
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// One simulated day of loadgen sessions, validated, in event-time order.
+fn day_pool(events: usize) -> Vec<Event> {
+    let limits = Limits::default();
+    let new_id = || CompactString::from("generated");
+    let context = ValidationContext {
+        received_at: Timestamp(START_MS + 10_000 * DAY_MS),
+        header_time: None,
+        clock: ClockPolicy { max_future_skew_ms: i64::MAX / 4 },
+        default_store: "default",
+        default_currency: Currency::USD,
+        client: None,
+        user_agent: None,
+        country: None,
+        limits: &limits,
+        new_event_id: &new_id,
+        address_policy: None,
+    };
+    let mut generator = ShopGenerator::new(42, "demo");
+    let mut sessions = Vec::new();
+    let mut count = 0;
+    while count < events {
+        // ~12 events a session: spread the day's sessions evenly over it.
+        let end = START_MS + (count as i64 * DAY_MS) / events as i64;
+        let session = generator.session(end.max(START_MS + 60_000));
+        count += session.len();
+        sessions.push(session);
+    }
+    let mut pool: Vec<Event> = sessions
+        .iter()
+        .flatten()
+        .map(|value| decode_native_event(&value.to_string(), &context).expect("loadgen is valid"))
+        .collect();
+    pool.sort_by_key(|event| event.event_time.0);
+    pool
+}
+
+/// `renamed` = `pool` moved `day` days on, with that day's own sessions, anonymous visitors
+/// and orders.
+fn rename_for_day(pool: &[Event], renamed: &mut [Event], day: i64) {
+    let suffix = |id: &CompactString| format_compact!("{id}~{day}");
+    for (original, event) in pool.iter().zip(renamed.iter_mut()) {
+        event.event_time = Timestamp(original.event_time.0 + day * DAY_MS);
+        event.received_at = event.event_time;
+        event.session_id = original.session_id.as_ref().map(suffix);
+        event.anonymous_id = original.anonymous_id.as_ref().map(suffix);
+        if let (Some(order), Some(original)) = (&mut event.order, &original.order) {
+            order.id = original.id.as_ref().map(suffix);
+        }
+    }
+}
+
+/// Issue 3's query: a 30-day daily series grouped by top-level category, filtered by country
+/// and device.
+fn issue_query(now: Timestamp) -> QuerySpec {
+    QuerySpec {
+        metrics: vec![Metric::GrossRevenue, Metric::Orders, Metric::Units],
+        from: Timestamp(now.0 - 30 * DAY_MS),
+        to: now,
+        granularity: Some(Granularity::Day),
+        filters: Filters {
+            country: Some("US".into()),
+            device: Some(DeviceType::Mobile),
+            ..Filters::default()
+        },
+        group_by: Some(Dimension::Category(1)),
+        limit: 100,
+        currency: Currency::USD,
+        compare: false,
+    }
+}
+
+fn rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
