@@ -4,6 +4,10 @@
 #[allow(dead_code)] // each bench uses part of the shared builders
 mod events;
 
+// The server's allocator, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use storepulse_engine::{Engine, EngineConfig};
 

@@ -11,6 +11,10 @@
 #[allow(dead_code)] // each bench uses part of the shared builders
 mod events;
 
+// The server's allocator, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use storepulse_engine::engine::RealtimeFilter;
 use storepulse_engine::{Dimension, Engine, EngineConfig, Filters, Granularity, Metric, QuerySpec};

@@ -15,6 +15,7 @@ use crate::facts::{FactKey, Measures};
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Bucket {
     /// Sorted by key, no key twice; empty until the bucket is first sealed.
+    #[serde(deserialize_with = "crate::presized::vec")]
     sealed: Vec<(FactKey, Measures)>,
     /// Rows of keys `sealed` does not hold.
     open: FastMap<FactKey, Measures>,

@@ -22,6 +22,7 @@ pub struct SessionCart {
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CartTracker {
+    #[serde(deserialize_with = "crate::presized::map")]
     sessions: FastMap<u64, SessionCart>,
     retention_ms: i64,
 }

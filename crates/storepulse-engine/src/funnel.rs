@@ -71,6 +71,7 @@ impl Trail {
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FunnelLog {
+    #[serde(deserialize_with = "crate::presized::map")]
     sessions: FastMap<u64, Trail>,
     retention_ms: i64,
     /// Marks held by all trails (for the size estimate without walking them).

@@ -33,6 +33,7 @@ pub mod facts;
 pub mod funnel;
 pub mod intern;
 pub mod live;
+mod presized;
 pub mod query;
 pub mod recommend;
 pub mod rollup;

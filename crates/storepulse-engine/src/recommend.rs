@@ -21,6 +21,7 @@ struct VisitorItems {
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CoOccurrence {
     /// Keyed by the visitor id's hash ([`hash_id`]).
+    #[serde(deserialize_with = "crate::presized::map")]
     visitors: FastMap<u64, VisitorItems>,
     pairs: FastMap<u32, FastMap<u32, u32>>,
     visitor_ttl_ms: i64,

@@ -3,13 +3,22 @@
 //!
 //! Layout: the magic `SPSNAP`, a format version byte, the log position (u64 LE) the state
 //! covers, then [`SECTIONS`] sections, each its payload length (u64 LE), a CRC32C of the
-//! payload and the payload (postcard). The sections are independent parts of the state (the
-//! rollups, the funnel trails, everything else), encoded and decoded on threads of their own:
-//! on a restart with a large state the decode is most of the time, and it then uses every core.
+//! payload and the payload (postcard). The sections are independent parts of the state
+//! (funnel trails, rollups, remembered orders, carts, co-occurrence, distinct sketches, the
+//! rest), encoded on threads of their own and decoded each on its own thread as soon as it
+//! has been read: on a restart with a large state the decode is most of the time, and this way
+//! it uses every core and overlaps the reading of the file. Large maps and vectors are read at
+//! their full size at once ([`crate::presized`]).
+//!
 //! A snapshot that fails any check is refused with the reason; the caller then rebuilds from
 //! the whole log, which is always correct, only slower.
 
-use crate::FastMap;
+use std::io::Read;
+use std::thread::{Scope, ScopedJoinHandle};
+
+use compact_str::CompactString;
+use serde::de::DeserializeOwned;
+
 use crate::buys::BuyLedger;
 use crate::carts::CartTracker;
 use crate::distinct::DailyDistinct;
@@ -17,6 +26,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::facts::{Dimensions, OrderRecord};
 use crate::funnel::FunnelLog;
 use crate::live::LiveWindows;
+use crate::presized::PresizedMap;
 use crate::recommend::CoOccurrence;
 use crate::rollup::Rollups;
 
@@ -24,13 +34,14 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// Bumped whenever the engine's state layout changes (postcard is positional, so an old
 /// layout would not fail to decode, it would decode wrong); older snapshots are then refused
 /// and the log replayed. 2: carts, folded rollups, per-second deque index. 3: funnel trails
-/// keep the device. 4: sections decoded in parallel; compact rollup buckets (sealed rows,
-/// 32-bit counters) and funnel marks (time offsets).
-pub const FORMAT_VERSION: u8 = 4;
+/// keep the device. 4: three sections; compact rollup buckets (sealed rows, 32-bit counters)
+/// and funnel marks (time offsets). 5: seven sections.
+pub const FORMAT_VERSION: u8 = 5;
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
-/// Core (everything below), rollups, funnel trails.
-pub const SECTIONS: usize = 3;
+/// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
+/// the rest ([`Rest`]); the slowest to decode first, so they start first.
+pub const SECTIONS: usize = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -44,44 +55,43 @@ pub enum SnapshotError {
     Decode(#[from] postcard::Error),
 }
 
-/// The engine's state other than its two largest parts, in one section.
-type Core = (
+/// The engine's state outside the large parts, in one section.
+type Rest = (
     EngineConfig,
     Dimensions,
-    FastMap<(u32, compact_str::CompactString), OrderRecord>,
     LiveWindows,
     BuyLedger,
-    CoOccurrence,
-    DailyDistinct,
-    CartTracker,
     // newest event time, events applied, log position
     (i64, u64, u64),
 );
 
 /// Serializes `engine` into `out` (cleared first).
 pub fn encode(engine: &Engine, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
-    let core = (
+    let rest = (
         &engine.config,
         &engine.dims,
-        &engine.orders,
         &engine.live,
         &engine.buys,
-        &engine.together,
-        &engine.distinct,
-        &engine.carts,
         (engine.newest_ms, engine.applied, engine.log_position),
     );
-    let [core, rollups, funnels] = std::thread::scope(|scope| {
-        let rollups = scope.spawn(|| postcard::to_stdvec(&engine.rollups));
-        let funnels = scope.spawn(|| postcard::to_stdvec(&engine.funnels));
-        let core = postcard::to_stdvec(&core);
-        [core, joined(rollups), joined(funnels)]
+    let sections = std::thread::scope(|scope| {
+        let encoding = [
+            scope.spawn(|| postcard::to_stdvec(&engine.funnels)),
+            scope.spawn(|| postcard::to_stdvec(&engine.rollups)),
+            scope.spawn(|| postcard::to_stdvec(&engine.orders)),
+            scope.spawn(|| postcard::to_stdvec(&engine.carts)),
+            scope.spawn(|| postcard::to_stdvec(&engine.together)),
+            scope.spawn(|| postcard::to_stdvec(&engine.distinct)),
+            scope.spawn(|| postcard::to_stdvec(&rest)),
+        ];
+        encoding.map(joined)
     });
     out.clear();
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
     out.extend_from_slice(&engine.log_position.to_le_bytes());
-    for payload in [core?, rollups?, funnels?] {
+    for payload in sections {
+        let payload = payload?;
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
         out.extend_from_slice(&payload);
@@ -91,64 +101,82 @@ pub fn encode(engine: &Engine, out: &mut Vec<u8>) -> Result<(), postcard::Error>
 
 /// Reads a snapshot written by [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<Engine, SnapshotError> {
-    if bytes.len() < HEADER_BYTES || &bytes[..6] != MAGIC {
-        return Err(SnapshotError::NotASnapshot);
-    }
-    if bytes[6] != FORMAT_VERSION {
-        return Err(SnapshotError::Version { found: bytes[6] });
-    }
-    let mut rest = &bytes[HEADER_BYTES..];
-    let mut sections = [&[][..]; SECTIONS];
-    for section in &mut sections {
-        (*section, rest) = split_section(rest)?;
-    }
-    if !rest.is_empty() {
-        return Err(SnapshotError::Corrupt);
-    }
-    let [core, rollups, funnels] = sections;
-    let (core, rollups, funnels) = std::thread::scope(|scope| {
-        let rollups = scope.spawn(|| postcard::from_bytes::<Rollups>(rollups));
-        let funnels = scope.spawn(|| postcard::from_bytes::<FunnelLog>(funnels));
-        let core = postcard::from_bytes::<Core>(core);
-        (core, joined(rollups), joined(funnels))
-    });
-    let (config, dims, orders, live, buys, together, distinct, carts, counters) = core?;
-    let (newest_ms, applied, log_position) = counters;
-    Ok(Engine::from_parts(
-        config,
-        dims,
-        orders,
-        rollups?,
-        live,
-        buys,
-        together,
-        distinct,
-        funnels?,
-        carts,
-        (newest_ms, applied, log_position),
-    ))
+    read(bytes)
 }
 
-/// One section off the front of `bytes`, checked: (its payload, what follows).
-fn split_section(bytes: &[u8]) -> Result<(&[u8], &[u8]), SnapshotError> {
-    let header = bytes.get(..SECTION_HEADER_BYTES).ok_or(SnapshotError::Corrupt)?;
+/// Reads a snapshot written by [`encode`] from `reader` (a file), decoding each section while
+/// the next is read.
+pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
+    let mut header = [0; HEADER_BYTES];
+    reader.read_exact(&mut header).map_err(|_| SnapshotError::NotASnapshot)?;
+    if &header[..6] != MAGIC {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    if header[6] != FORMAT_VERSION {
+        return Err(SnapshotError::Version { found: header[6] });
+    }
+    std::thread::scope(|scope| {
+        let funnels = decoding::<FunnelLog>(scope, next_section(&mut reader)?);
+        let rollups = decoding::<Rollups>(scope, next_section(&mut reader)?);
+        let orders = decoding::<PresizedMap<(u32, CompactString), OrderRecord>>(
+            scope,
+            next_section(&mut reader)?,
+        );
+        let carts = decoding::<CartTracker>(scope, next_section(&mut reader)?);
+        let together = decoding::<CoOccurrence>(scope, next_section(&mut reader)?);
+        let distinct = decoding::<DailyDistinct>(scope, next_section(&mut reader)?);
+        let rest: Rest = postcard::from_bytes(&next_section(&mut reader)?)?;
+        let mut trailing = [0; 1];
+        if !matches!(reader.read(&mut trailing), Ok(0)) {
+            return Err(SnapshotError::Corrupt);
+        }
+        let (config, dims, live, buys, counters) = rest;
+        let PresizedMap(orders) = joined(orders)?;
+        Ok(Engine::from_parts(
+            config,
+            dims,
+            orders,
+            joined(rollups)?,
+            live,
+            buys,
+            joined(together)?,
+            joined(distinct)?,
+            joined(funnels)?,
+            joined(carts)?,
+            counters,
+        ))
+    })
+}
+
+/// The next section's payload, checked.
+fn next_section(reader: &mut impl Read) -> Result<Vec<u8>, SnapshotError> {
+    let mut header = [0; SECTION_HEADER_BYTES];
+    reader.read_exact(&mut header).map_err(|_| SnapshotError::Corrupt)?;
     let (length, checksum) = header.split_at(8);
     let length = u64::from_le_bytes(length.try_into().map_err(|_| SnapshotError::Corrupt)?);
     let checksum = u32::from_le_bytes(checksum.try_into().map_err(|_| SnapshotError::Corrupt)?);
-    let rest = &bytes[SECTION_HEADER_BYTES..];
-    let length = usize::try_from(length).map_err(|_| SnapshotError::Corrupt)?;
-    if rest.len() < length {
+    // Reserved whole so the read lands in place; a damaged length fails here or in the read.
+    let mut payload = Vec::new();
+    payload
+        .try_reserve_exact(usize::try_from(length).map_err(|_| SnapshotError::Corrupt)?)
+        .map_err(|_| SnapshotError::Corrupt)?;
+    reader.take(length).read_to_end(&mut payload).map_err(|_| SnapshotError::Corrupt)?;
+    if payload.len() as u64 != length || crc32c::crc32c(&payload) != checksum {
         return Err(SnapshotError::Corrupt);
     }
-    let (payload, rest) = rest.split_at(length);
-    if crc32c::crc32c(payload) != checksum {
-        return Err(SnapshotError::Corrupt);
-    }
-    Ok((payload, rest))
+    Ok(payload)
+}
+
+/// Decodes `payload` on a thread of its own.
+fn decoding<'scope, T: DeserializeOwned + Send + 'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    payload: Vec<u8>,
+) -> ScopedJoinHandle<'scope, Result<T, postcard::Error>> {
+    scope.spawn(move || postcard::from_bytes(&payload))
 }
 
 /// A scoped thread's result; a panic in it is resumed here (encoding and decoding do not
 /// panic on any input, so this only passes a bug on).
-fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+fn joined<T>(handle: ScopedJoinHandle<'_, T>) -> T {
     handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

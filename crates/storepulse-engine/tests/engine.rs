@@ -706,6 +706,13 @@ fn a_snapshot_restores_every_figure() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 1;
     assert!(matches!(snapshot::decode(&corrupt), Err(snapshot::SnapshotError::Corrupt)));
+    // Cut anywhere (a section header, a payload) or followed by anything: refused.
+    for cut in [20, bytes.len() / 2, bytes.len() - 1] {
+        assert!(matches!(snapshot::decode(&bytes[..cut]), Err(snapshot::SnapshotError::Corrupt)));
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(snapshot::decode(&longer), Err(snapshot::SnapshotError::Corrupt)));
     assert!(matches!(snapshot::decode(b"nonsense"), Err(snapshot::SnapshotError::NotASnapshot)));
     bytes[6] = 99;
     assert!(matches!(

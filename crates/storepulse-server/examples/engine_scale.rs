@@ -25,6 +25,10 @@ use storepulse_model::time::{ClockPolicy, Timestamp};
 use storepulse_model::validate::{ValidationContext, decode_native_event};
 use storepulse_server::loadgen::shop::ShopGenerator;
 
+// The server's allocator, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DAY_MS: i64 = 86_400_000;
 /// 2026-11-01T00:00:00Z.
 const START_MS: i64 = 1_793_491_200_000;
@@ -110,7 +114,15 @@ fn main() {
         .args(["restore", &path.to_string_lossy(), &now.0.to_string()])
         .output()
         .expect("the restore runs");
-    let _ = std::fs::remove_file(&path);
+    if std::env::var_os("ENGINE_SCALE_KEEP_SNAPSHOT").is_some() {
+        println!(
+            "snapshot kept: {} (restore it: engine_scale restore <path> {})",
+            path.display(),
+            now.0
+        );
+    } else {
+        let _ = std::fs::remove_file(&path);
+    }
     let report = String::from_utf8_lossy(&output.stdout);
     print!("{report}");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -125,17 +137,15 @@ fn main() {
 fn restore(path: &str, now: i64) {
     let rss_before = rss_kib();
     let started = Instant::now();
-    let bytes = std::fs::read(path).expect("the snapshot is readable");
-    let read = started.elapsed();
-    let engine = storepulse_engine::snapshot::decode(&bytes).expect("decodes");
+    // As the server loads it: sections decode while the next ones are read.
+    let file = std::fs::File::open(path).expect("the snapshot is readable");
+    let engine = storepulse_engine::snapshot::read(file).expect("decodes");
     let total = started.elapsed();
-    drop(bytes);
     let grown_kib = rss_kib() - rss_before;
     let events = engine.events_applied();
     println!(
-        "restart: read {read:.1?} + decode {:.1?} = {total:.1?}; resident memory of the \
-         restored engine {} MiB, {:.0} MB per million events",
-        total - read,
+        "restart: read and decode {total:.1?}; resident memory of the restored engine {} MiB, \
+         {:.0} MB per million events",
         grown_kib / 1024,
         grown_kib as f64 * 1024.0 / 1e6 / (events as f64 / 1e6)
     );

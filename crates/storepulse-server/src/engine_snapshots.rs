@@ -20,21 +20,22 @@ pub fn snapshot_path(data_dir: &Path) -> PathBuf {
 pub fn load(data_dir: &Path, config: EngineConfig, log_next_offset: u64) -> Option<Engine> {
     let path = snapshot_path(data_dir);
     let started = Instant::now();
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
         Err(error) => {
             tracing::warn!(path = %path.display(), %error, "engine snapshot unreadable; replaying the whole log");
             return None;
         }
     };
-    match snapshot::decode(&bytes) {
+    let bytes = file.metadata().map_or(0, |metadata| metadata.len());
+    match snapshot::read(file) {
         Ok(mut engine) if engine.log_position() <= log_next_offset => {
             engine.reconfigure(config);
             tracing::info!(
                 position = engine.log_position(),
                 events = engine.events_applied(),
-                bytes = bytes.len(),
+                bytes,
                 millis = started.elapsed().as_millis() as u64,
                 "engine snapshot loaded"
             );
