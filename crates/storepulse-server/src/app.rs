@@ -37,9 +37,8 @@ pub struct App {
     pub maintenance: crate::engine_maintenance::Maintenance,
 }
 
-/// The analytics engine, shared: the log writer applies stored events under the write lock,
-/// queries read it.
-pub type SharedEngine = Arc<std::sync::RwLock<storepulse_engine::Engine>>;
+/// The analytics engine, shared (see [`crate::shared_engine`]).
+pub type SharedEngine = Arc<crate::shared_engine::EngineCell>;
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<App>);
@@ -59,7 +58,7 @@ impl App {
         })?;
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
-        let engine: SharedEngine = Arc::new(std::sync::RwLock::new(
+        let engine: SharedEngine = Arc::new(crate::shared_engine::EngineCell::new(
             storepulse_engine::Engine::new(config.engine.engine_config()),
         ));
         let ingest = IngestPipeline::open(&config, metrics.clone(), engine.clone())?;

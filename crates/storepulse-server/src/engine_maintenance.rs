@@ -41,10 +41,14 @@ impl Maintenance {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::park_timeout(TICK);
                     let now = Timestamp(now_unix_ms());
-                    engine.write_ignoring_poison().prune_live(now);
-                    if last_history.elapsed() >= HISTORY_EVERY {
-                        last_history = Instant::now();
-                        engine.write_ignoring_poison().prune_history(now);
+                    // Skipped while a snapshot is encoded: waiting for the write lock then would
+                    // also hold up every query behind this thread.
+                    if let Some(mut engine) = engine.write_unless_snapshotting() {
+                        engine.prune_live(now);
+                        if last_history.elapsed() >= HISTORY_EVERY {
+                            last_history = Instant::now();
+                            engine.prune_history(now);
+                        }
                     }
                     let stats = engine.read_ignoring_poison().stats();
                     metrics.engine_events_applied.set(stats.events_applied as i64);

@@ -10,7 +10,6 @@ use std::time::Instant;
 use storepulse_engine::{Engine, EngineConfig, snapshot};
 
 use crate::app::SharedEngine;
-use crate::sync::RwLockExt;
 
 pub fn snapshot_path(data_dir: &Path) -> PathBuf {
     data_dir.join("engine").join("snapshot.bin")
@@ -56,11 +55,14 @@ pub fn load(data_dir: &Path, config: EngineConfig, log_next_offset: u64) -> Opti
     }
 }
 
-/// Encodes the engine under its read lock, then writes the file without holding the lock.
+/// Encodes the engine under its read lock (ingest does not wait for it, see
+/// [`crate::shared_engine`]), then writes the file without holding the lock.
 pub fn write(data_dir: &Path, engine: &SharedEngine) -> std::io::Result<usize> {
     let started = Instant::now();
     let mut bytes = Vec::new();
-    snapshot::encode(&engine.read_ignoring_poison(), &mut bytes).map_err(std::io::Error::other)?;
+    engine
+        .snapshot(|engine| snapshot::encode(engine, &mut bytes))
+        .map_err(std::io::Error::other)?;
     let encoded = started.elapsed();
     write_bytes(data_dir, &bytes)?;
     tracing::info!(

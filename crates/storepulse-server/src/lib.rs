@@ -8,6 +8,8 @@
 //! - [`dead_letter`]: rejected input, paging and replay.
 //! - [`http`]: router, middleware and handlers; [`serve`]: the listener and shutdown.
 //! - [`privacy`]: what of a client address is stored.
+//! - [`shared_engine`], [`engine_snapshots`], [`engine_maintenance`]: the analytics engine as
+//!   the server shares, snapshots and tends it.
 //! - [`telemetry`]: Prometheus metrics and tracing.
 //! - [`cli`], [`log_commands`], [`loadgen`]: the command line.
 
@@ -26,6 +28,7 @@ pub mod loadgen;
 pub mod log_commands;
 pub mod privacy;
 pub mod serve;
+pub mod shared_engine;
 pub mod sync;
 pub mod telemetry;
 pub mod trending_registry;

@@ -73,6 +73,7 @@ pub struct Metrics {
     pub engine_events_applied: Gauge,
     pub engine_memory_bytes: Gauge,
     pub engine_active_visitors: Gauge,
+    pub engine_backlog: Gauge,
 }
 
 impl Metrics {
@@ -101,6 +102,7 @@ impl Metrics {
             engine_events_applied: Gauge::default(),
             engine_memory_bytes: Gauge::default(),
             engine_active_visitors: Gauge::default(),
+            engine_backlog: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("storepulse");
         registry.register(
@@ -183,6 +185,11 @@ impl Metrics {
             "engine_active_visitors",
             "Visitors tracked by the live window",
             metrics.engine_active_visitors.clone(),
+        );
+        registry.register(
+            "engine_backlog_events",
+            "Stored events waiting for the engine while a snapshot is encoded",
+            metrics.engine_backlog.clone(),
         );
         registry.register(
             "ingest_queue_depth",

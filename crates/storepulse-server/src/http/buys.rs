@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use storepulse_engine::buys::BuyTotals;
 use storepulse_model::Timestamp;
 use storepulse_model::compat::promotion_buy::decode_promotion_buy;
 
@@ -21,7 +22,7 @@ use super::realtime_ingest::fastapi_detail;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::ClientIp;
-use crate::ingest::writer::{PreparedBatch, now_unix_ms};
+use crate::ingest::writer::{EventOutcome, PreparedBatch, now_unix_ms};
 use crate::sync::RwLockExt;
 
 pub fn ingest_router() -> Router<AppState> {
@@ -61,15 +62,38 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
     batch
         .push(event)
         .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))?;
-    commit(&state, batch, "promotion_buy").await?;
-    // The writer applied the buy before answering, so the total includes it.
-    let total = state.engine.read_ignoring_poison().buy_stats(Timestamp(now_unix_ms())).total;
+    let outcomes = commit(&state, batch, "promotion_buy").await?;
+    let total = match outcomes.first() {
+        Some(EventOutcome::Stored { offset }) => total_including(&state, *offset).await,
+        _ => state.engine.read_ignoring_poison().buy_stats(Timestamp(now_unix_ms())).total,
+    };
     Ok(axum::Json(json!({
         "success": true,
         "buy_count": total.units,
         "message": format!("Buy logged successfully. Total buys: {}", total.units),
     }))
     .into_response())
+}
+
+/// The running total once the engine has applied the buy stored at `offset`. The writer applies
+/// it before answering, except while a snapshot is being encoded: the buy then waits in the
+/// writer's backlog until the snapshot is done (seconds at most), and so does this answer.
+/// Should the engine not get there within a minute (it would be a bug), the answer is the
+/// total without it: the buy is stored, and an error would make the client buy again.
+async fn total_including(state: &AppState, offset: u64) -> BuyTotals {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        {
+            let engine = state.engine.read_ignoring_poison();
+            if engine.log_position() > offset || std::time::Instant::now() >= deadline {
+                if engine.log_position() <= offset {
+                    tracing::warn!(offset, "the engine has not applied a stored buy after 60 s");
+                }
+                return engine.buy_stats(Timestamp(now_unix_ms())).total;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 async fn get_stats(State(state): State<AppState>, request: Request) -> Response {

@@ -7,6 +7,11 @@
 //! only then answers every request in the group. Many concurrent requests therefore share one
 //! fsync, and no request is answered before its events are durable.
 //!
+//! After the commit and before answering, the engine applies the stored events, so a client
+//! reads its own writes — except while a snapshot is being encoded: the events then wait in a
+//! backlog (they are durable already) and are applied as soon as the snapshot is done, so
+//! acknowledgements never wait seconds for a snapshot (see [`crate::shared_engine`]).
+//!
 //! A failed write or fsync answers the whole group with an error (nothing in it was
 //! acknowledged) and marks the log unwritable; the thread keeps probing with `sync` and
 //! recovers by itself when the disk accepts writes again.
@@ -27,6 +32,34 @@ use super::dedup::{DedupWindow, dedup_key};
 use crate::app::SharedEngine;
 use crate::sync::RwLockExt;
 use crate::telemetry::Metrics;
+
+/// Stored events the engine has not applied yet (a snapshot was being encoded when they were
+/// committed), oldest first, and the log offset after the last of them.
+#[derive(Default)]
+struct Backlog {
+    events: Vec<Event>,
+    next_offset: u64,
+}
+
+impl Backlog {
+    /// Applies the backlog, if the engine is not being snapshotted.
+    fn apply_if_free(&mut self, engine: &SharedEngine, metrics: &Metrics) {
+        if self.events.is_empty() {
+            return;
+        }
+        if let Some(mut engine) = engine.write_unless_snapshotting() {
+            self.apply(&mut engine, metrics);
+        }
+    }
+
+    fn apply(&mut self, engine: &mut storepulse_engine::Engine, metrics: &Metrics) {
+        for event in self.events.drain(..) {
+            engine.apply(&event);
+        }
+        engine.set_log_position(self.next_offset);
+        metrics.engine_backlog.set(0);
+    }
+}
 
 /// The events of one request, encoded for the log: every record in one buffer (one
 /// allocation per request rather than per event), each with its de-duplication key. The
@@ -175,10 +208,13 @@ pub fn run_writer(
 ) {
     let mut last_sync = Instant::now();
     let mut last_housekeeping = Instant::now();
+    let mut backlog = Backlog::default();
     // With `fsync = "interval"` an idle writer must still wake in time to sync what it wrote.
     let idle_wait = settings.sync_every.map_or(settings.tick, |every| every.min(settings.tick));
     loop {
-        let first = match requests.recv_timeout(idle_wait) {
+        // A backlog is applied as soon as the snapshot that caused it is done, traffic or not.
+        let wait = if backlog.events.is_empty() { idle_wait } else { BACKLOG_POLL };
+        let first = match requests.recv_timeout(wait) {
             Ok(request) => Some(request),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
@@ -196,7 +232,9 @@ pub fn run_writer(
                 }
             }
             metrics.ingest_queue_depth.set(requests.len() as i64);
-            commit_group(&log, group, &mut dedup, &status, &metrics, &engine);
+            commit_group(&log, group, &mut dedup, &status, &metrics, &engine, &mut backlog);
+        } else {
+            backlog.apply_if_free(&engine, &metrics);
         }
         if let Some(every) = settings.sync_every
             && last_sync.elapsed() >= every
@@ -210,16 +248,24 @@ pub fn run_writer(
         }
     }
     sync_log(&log, &status);
+    if !backlog.events.is_empty() {
+        // The shutdown snapshot comes after this, and should cover every stored event.
+        backlog.apply(&mut engine.write_ignoring_poison(), &metrics);
+    }
     tracing::info!("log writer stopped; log synced");
 }
 
+/// How often a writer with a backlog checks whether the snapshot is done.
+const BACKLOG_POLL: Duration = Duration::from_millis(5);
+
 fn commit_group(
     log: &std::sync::Mutex<EventLog>,
-    group: Vec<CommitRequest>,
+    mut group: Vec<CommitRequest>,
     dedup: &mut DedupWindow,
     status: &WriterStatus,
     metrics: &Metrics,
     engine: &SharedEngine,
+    backlog: &mut Backlog,
 ) {
     let now = now_unix_ms();
     // Plan: which events are new. Later copies inside the same group are duplicates too.
@@ -264,9 +310,9 @@ fn commit_group(
             }
             mark_writable(status);
             // The engine sees stored events before anyone is answered, so a client reads its
-            // own writes (seed 4's `/buy` answers the running total including its buy).
-            {
-                let mut engine = engine.write_ignoring_poison();
+            // own writes — unless a snapshot is being encoded (see the module docs).
+            if let Some(mut engine) = engine.write_unless_snapshotting() {
+                backlog.apply(&mut engine, metrics);
                 for (request, plan) in group.iter().zip(&plans) {
                     for (event, slot) in request.batch.decoded.iter().zip(plan) {
                         if slot.is_some() {
@@ -275,6 +321,14 @@ fn commit_group(
                     }
                 }
                 engine.set_log_position(outcome.next_offset);
+            } else {
+                for (request, plan) in group.iter_mut().zip(&plans) {
+                    let events = std::mem::take(&mut request.batch.decoded);
+                    let stored = events.into_iter().zip(plan).filter(|(_, slot)| slot.is_some());
+                    backlog.events.extend(stored.map(|(event, _)| event));
+                }
+                backlog.next_offset = outcome.next_offset;
+                metrics.engine_backlog.set(backlog.events.len() as i64);
             }
             for (request, plan) in group.into_iter().zip(plans) {
                 let outcomes: Vec<EventOutcome> = plan

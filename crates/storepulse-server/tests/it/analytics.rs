@@ -249,3 +249,40 @@ async fn a_restart_loads_the_snapshot_and_replays_only_the_tail() {
     assert_eq!(test.get(query).await.json()["totals"], before["totals"]);
     assert_eq!(test.get("/health").await.json()["engine"]["events_applied"], 7);
 }
+
+/// A snapshot being encoded does not hold up acknowledgements: events committed meanwhile are
+/// answered at once and applied as soon as the snapshot is done, and `/buy` still answers a
+/// total that includes its own buy (it waits for the snapshot).
+#[test]
+fn acknowledgements_do_not_wait_for_a_snapshot() {
+    use storepulse_server::sync::RwLockExt;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let test = TestApp::new();
+    let engine = test.app.engine.clone();
+    let page = json!({"type": "page_view", "timestamp": at(now_ms()), "user_id": "u1", "session_id": "s1", "page": {"path": "/"}})
+        .to_string();
+    let buy = json!({"user_id": 7, "promotion_id": 3, "product_id": 150, "product_quantity": 4})
+        .to_string();
+    let applied = engine.read_ignoring_poison().events_applied();
+    std::thread::scope(|scope| {
+        let buying = engine.snapshot(|during| {
+            let answer = runtime.block_on(async {
+                let acknowledged = test.post_json("/api/v1/events", &page);
+                tokio::time::timeout(std::time::Duration::from_secs(10), acknowledged).await
+            });
+            let answer = answer.expect("acknowledged while the snapshot is encoded");
+            assert_eq!(answer.status, StatusCode::OK);
+            assert_eq!(answer.json()["accepted"], 1);
+            assert_eq!(during.events_applied(), applied, "stored, not yet applied");
+            let buying = scope.spawn(|| runtime.block_on(test.post_json("/buy", &buy)));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            assert!(!buying.is_finished(), "/buy waits until its buy is counted");
+            buying
+        });
+        let answer = buying.join().unwrap();
+        assert_eq!(answer.json()["buy_count"], 4);
+    });
+    assert_eq!(engine.read_ignoring_poison().events_applied(), applied + 2);
+    let realtime = runtime.block_on(test.get("/api/v1/realtime")).json();
+    assert_eq!(realtime["active_users"], 2);
+}
