@@ -54,6 +54,9 @@ impl Maintenance {
                     metrics.engine_events_applied.set(stats.events_applied as i64);
                     metrics.engine_memory_bytes.set(stats.approx_memory_bytes as i64);
                     metrics.engine_active_visitors.set(stats.active_visitors_tracked as i64);
+                    if let Some(bytes) = crate::telemetry::resident_bytes() {
+                        metrics.process_resident_bytes.set(bytes as i64);
+                    }
                     if snapshot_every.is_some_and(|every| last_snapshot.elapsed() >= every) {
                         last_snapshot = Instant::now();
                         if let Err(error) = crate::engine_snapshots::write(&data_dir, &engine) {

@@ -49,6 +49,7 @@ async fn get_health(State(state): State<AppState>) -> Response {
             "recovered_torn_bytes": state.ingest.recovery.truncated_bytes,
         },
         "engine": state.engine.read_ignoring_poison().stats(),
+        "process": { "resident_bytes": crate::telemetry::resident_bytes() },
     });
     let code = if writable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body)).into_response()

@@ -30,7 +30,16 @@ async fn health_has_seed4_fields_and_log_details() {
     assert_eq!(log["next_offset"], 2);
     assert_eq!(log["durable_offset"], 2);
     assert_eq!(health["engine"]["events_applied"], 2);
-    assert!(health["engine"]["approx_memory_bytes"].as_u64().unwrap() > 0);
+    let engine = &health["engine"];
+    assert!(engine["approx_memory_bytes"].as_u64().unwrap() > 0);
+    let parts = engine["memory_by_part"].as_object().unwrap();
+    let sum: u64 = parts.values().map(|bytes| bytes.as_u64().unwrap()).sum();
+    assert_eq!(sum, engine["approx_memory_bytes"].as_u64().unwrap(), "{parts:?}");
+    assert!(parts["rollups"].as_u64().unwrap() > 0);
+    // The whole process, allocator included (Linux).
+    if cfg!(target_os = "linux") {
+        assert!(health["process"]["resident_bytes"].as_u64().unwrap() > sum);
+    }
 }
 
 #[tokio::test]
