@@ -318,6 +318,29 @@ impl FunnelLog {
         self.sessions.len()
     }
 
+    pub fn retention_ms(&self) -> i64 {
+        self.retention_ms
+    }
+
+    /// Every kept session with an event in `[from_ms, to_ms)`: where it was seen and its marks
+    /// as (time, event type, product; 0 = none), in time order.
+    pub fn trails(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Iterator<Item = (Place, impl Iterator<Item = (i64, EventType, u32)> + '_)> + '_ {
+        self.sessions
+            .values()
+            .filter(move |trail| trail.last_ms() >= from_ms && trail.base_ms < to_ms)
+            .map(|trail| {
+                let marks = trail
+                    .marks
+                    .iter()
+                    .map(|mark| (trail.time_of(mark), mark.event_type, mark.product));
+                (trail.place, marks)
+            })
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.sessions.capacity() * (8 + std::mem::size_of::<Trail>())
             + self.marks * std::mem::size_of::<Mark>()

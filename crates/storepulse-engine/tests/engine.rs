@@ -590,12 +590,73 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     by_promotion.filters.promotion = Some("SPRING".into());
     assert_eq!(engine.query(&by_promotion).unwrap().totals["unique_buyers"], Value::Count(1));
 
-    let mut hourly = spec(&[Metric::Sessions], day, day + DAY);
+    // Below a day and by product, session metrics are counted exactly from session trails.
+    let sessions_and_carts =
+        [Metric::Sessions, Metric::ConversionRate, Metric::CartSessions, Metric::AbandonedCarts];
+    let mut hourly = spec(&sessions_and_carts, day, day + DAY);
     hourly.granularity = Some(Granularity::Hour);
-    assert_eq!(engine.query(&hourly).unwrap_err().parameter, "granularity");
-    let mut per_product = spec(&[Metric::Sessions], day, day + DAY);
+    let result = engine.query(&hourly).unwrap();
+    assert_eq!(result.totals["sessions"], Value::Count(3), "as the daily sketches say");
+    let hour = |n: usize, metric: &str| result.series[n].values[metric].clone();
+    assert_eq!(hour(1, "sessions"), Value::Count(2), "s1 and s2");
+    assert_eq!(hour(1, "conversion_rate"), Value::Ratio(Some(0.0)));
+    assert_eq!(hour(1, "abandoned_carts"), Value::Count(2), "nobody bought in that hour");
+    assert_eq!(hour(2, "sessions"), Value::Count(1));
+    assert_eq!(hour(2, "conversion_rate"), Value::Ratio(Some(1.0)));
+    assert_eq!(hour(3, "sessions"), Value::Count(1), "s3");
+    assert_eq!(hour(4, "sessions"), Value::Count(0));
+
+    let mut per_product = spec(
+        &[sessions_and_carts.as_slice(), &[Metric::CartAbandonmentRate, Metric::Units]].concat(),
+        day,
+        day + DAY,
+    );
     per_product.group_by = Some(Dimension::Product);
-    assert_eq!(engine.query(&per_product).unwrap_err().parameter, "metrics");
+    let result = engine.query(&per_product).unwrap();
+    let expected: BTreeMap<&str, Value> = [
+        ("sessions", Value::Count(2)),
+        ("conversion_rate", Value::Ratio(Some(0.5))),
+        ("cart_sessions", Value::Count(2)),
+        ("abandoned_carts", Value::Count(1)),
+        ("cart_abandonment_rate", Value::Ratio(Some(0.5))),
+        ("units", Value::Count(1)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(result.groups[0].key.as_deref(), Some("p"));
+    assert_eq!(result.groups[0].values, expected, "s1 carted and bought p, s2 only carted it");
+    assert_eq!(result.totals["sessions"], Value::Count(2), "sessions that met a product");
+    let mut product_by_country = per_product.clone();
+    product_by_country.group_by = Some(Dimension::Country);
+    product_by_country.filters.product = Some("p".into());
+    let result = engine.query(&product_by_country).unwrap();
+    assert_eq!(result.groups.len(), 1, "{:?}", result.groups);
+    assert_eq!(result.groups[0].key.as_deref(), Some("US"));
+    assert_eq!(result.groups[0].values["conversion_rate"], Value::Ratio(Some(0.5)));
+
+    // What the trails cannot answer is refused, naming the parameter.
+    let refused = |change: &dyn Fn(&mut QuerySpec)| {
+        let mut query = per_product.clone();
+        change(&mut query);
+        engine.query(&query).unwrap_err().parameter
+    };
+    assert_eq!(refused(&|q| q.metrics = vec![Metric::Visitors]), "metrics");
+    assert_eq!(refused(&|q| q.filters.source = Some("google".into())), "source");
+    assert_eq!(
+        refused(&|q| {
+            q.group_by = Some(Dimension::Promotion);
+            q.filters.product = Some("p".into());
+        }),
+        "group_by"
+    );
+    assert_eq!(refused(&|q| q.from = Timestamp(day - 40 * DAY)), "from");
+    assert_eq!(
+        refused(&|q| {
+            q.from = Timestamp(day - 20 * DAY);
+            q.compare = true;
+        }),
+        "compare"
+    );
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! The engine: applies events in any order and answers queries as of a time passed in.
 //!
 //! This file owns the state and how an event changes it; the answers live beside it:
-//! [`live`] (realtime figures, seed-3 users, buys), [`query`] (the query model's execution)
-//! and [`products`] (trending, recommendations, category trends, funnels).
+//! [`live`] (realtime figures, seed-3 users, buys), [`query`] (the query model's execution),
+//! [`sessions`] (exact session metrics from the trails) and [`products`] (trending,
+//! recommendations, category trends, funnels).
 
 mod live;
 mod products;
 mod query;
+mod sessions;
 
 pub use live::{BuyStats, LiveCommerce, Realtime, RealtimeFilter, RealtimeWindows};
 pub use products::{FunnelGroup, FunnelResult, ScoredProduct};
@@ -100,6 +102,8 @@ pub struct EngineStats {
     pub newest_event_time: Option<String>,
     pub active_visitors_tracked: usize,
     pub active_sessions_tracked: usize,
+    /// Sessions whose trails are kept (funnels and exact session metrics).
+    pub session_trails: usize,
     pub rollup_rows: [usize; 3],
     pub rollup_buckets: [usize; 3],
     pub products: usize,
@@ -344,6 +348,7 @@ impl Engine {
                 .then(|| Timestamp(self.newest_ms).to_rfc3339()),
             active_visitors_tracked: visitors,
             active_sessions_tracked: sessions,
+            session_trails: self.funnels.sessions(),
             rollup_rows: sizes.map(|(_, rows)| rows),
             rollup_buckets: sizes.map(|(buckets, _)| buckets),
             products: self.dims.products.len(),

@@ -1,5 +1,6 @@
 //! Executing a [`QuerySpec`]: scanning rollups and sketches, series, groups, comparison.
 
+use super::sessions::{self, SessionCounts};
 use super::*;
 use crate::facts::Totals;
 
@@ -59,6 +60,8 @@ pub(super) struct Sum {
     abandoned_value: i64,
     /// Merged only when a query asks for a distinct metric.
     distinct: DistinctSets,
+    /// Exact session counts, when they come from the session trails (see [`super::sessions`]).
+    pub(super) sessions: Option<SessionCounts>,
 }
 
 impl Sum {
@@ -154,20 +157,12 @@ impl Engine {
                 ),
             ));
         }
-        if distinct {
-            if spec.filters.is_product_level()
-                || spec.group_by.is_some_and(Dimension::is_product_level)
-            {
-                return Err(QueryError::new(
-                    "metrics",
-                    "visitors, sessions, conversion and cart metrics are counted per visit, not per product: leave out the product/category filter or group-by, or ask for them separately",
-                ));
-            }
-            if width < DAY_MS {
-                return Err(QueryError::new(
-                    "granularity",
-                    "distinct metrics (visitors, sessions, conversion, carts, buyers) are kept per UTC day; use day, week or month",
-                ));
+        // Session metrics by product or below a day come from the session trails, exactly.
+        let trails = sessions::from_trails(spec, width);
+        if trails {
+            self.check_trail_query(spec, from)?;
+            if spec.compare {
+                self.check_trail_query(spec, from - (to - from))?;
             }
         }
         let currency = currency_bytes(spec.currency);
@@ -189,7 +184,19 @@ impl Engine {
                     }
                 }
             });
-            if distinct {
+            if trails {
+                let range = (from, to);
+                let (series, groups) = (&mut series, &mut groups);
+                self.count_sessions(
+                    range,
+                    &matcher,
+                    spec.group_by,
+                    &points,
+                    &mut totals,
+                    series,
+                    groups,
+                );
+            } else if distinct {
                 self.distinct.scan(from, to, |day, key, sets| {
                     if !matcher.admits(key, &self.dims) {
                         return;
@@ -312,7 +319,11 @@ impl Engine {
                 }
             }
         });
-        if spec.metrics.iter().any(|metric| metric.is_distinct()) {
+        let width = spec.granularity.map_or(DAY_MS, granularity_width);
+        if sessions::from_trails(spec, width) {
+            let mut no_groups = FastMap::default();
+            self.count_sessions((from, to), &matcher, None, &[], &mut sum, &mut [], &mut no_groups);
+        } else if spec.metrics.iter().any(|metric| metric.is_distinct()) {
             self.distinct.scan(from, to, |_, key, sets| {
                 if matcher.admits(key, &self.dims) {
                     sum.distinct.merge(sets);
@@ -379,6 +390,23 @@ impl RowMatcher {
         }
     }
 
+    /// This matcher's product and category filters alone, for product rows of any place.
+    pub(super) fn products_only(&self) -> RowMatcher {
+        RowMatcher {
+            product_level: true,
+            product: self.product,
+            category: self.category,
+            ..RowMatcher::any()
+        }
+    }
+
+    /// Whether a row of this place could match (its store, country and device).
+    pub(super) fn admits_place(&self, place: &crate::live::Place) -> bool {
+        self.store.is_none_or(|id| id == place.store)
+            && self.country.is_none_or(|id| id == place.country)
+            && self.device.is_none_or(|id| id == place.device)
+    }
+
     pub(super) fn admits(&self, key: &FactKey, dims: &Dimensions) -> bool {
         (key.product != 0) == self.product_level
             && self.store.is_none_or(|id| id == key.store)
@@ -392,7 +420,7 @@ impl RowMatcher {
     }
 }
 
-fn group_key(dimension: Dimension, key: &FactKey, dims: &Dimensions) -> u32 {
+pub(super) fn group_key(dimension: Dimension, key: &FactKey, dims: &Dimensions) -> u32 {
     match dimension {
         Dimension::Store => key.store,
         Dimension::Country => key.country,
@@ -462,6 +490,15 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
         Metric::ClickThroughRate => ratio(m.promotion_clicks, m.promotion_views),
         Metric::CheckoutConversionRate => ratio(m.orders, m.checkouts),
         Metric::PromotionConversionRate => ratio(m.orders, m.promotion_clicks),
+        Metric::Sessions
+        | Metric::ConversionRate
+        | Metric::CartSessions
+        | Metric::AbandonedCarts
+        | Metric::CartAbandonmentRate
+            if sum.sessions.is_some() =>
+        {
+            session_value(metric, &sum.sessions.unwrap_or_default())
+        }
         Metric::Visitors => Value::Count(sum.distinct.visitors.estimate() as u64),
         Metric::Sessions => Value::Count(sum.distinct.sessions.estimate() as u64),
         Metric::ConversionRate => ratio(
@@ -475,6 +512,17 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
         }
         Metric::UniqueBuyers => Value::Count(sum.distinct.buyers.estimate() as u64),
         Metric::AbandonedCartValue => money(sum.abandoned_value, currency),
+    }
+}
+
+/// A session metric from exact counts.
+fn session_value(metric: Metric, counts: &SessionCounts) -> Value {
+    match metric {
+        Metric::Sessions => Value::Count(counts.sessions),
+        Metric::ConversionRate => ratio(counts.purchased, counts.sessions),
+        Metric::CartSessions => Value::Count(counts.carted),
+        Metric::AbandonedCarts => Value::Count(counts.abandoned()),
+        _ => ratio(counts.abandoned(), counts.carted),
     }
 }
 

@@ -286,3 +286,34 @@ fn acknowledgements_do_not_wait_for_a_snapshot() {
     let realtime = runtime.block_on(test.get("/api/v1/realtime")).json();
     assert_eq!(realtime["active_users"], 2);
 }
+
+/// Conversion and cart abandonment by category and by hour come from the session trails.
+#[tokio::test]
+async fn session_metrics_by_category_and_by_hour() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    let by_category = test
+        .get("/api/v1/query?metrics=sessions,conversion_rate,cart_sessions,cart_abandonment_rate&range=last_24_hours&group_by=category")
+        .await;
+    assert_eq!(by_category.status, StatusCode::OK, "{:?}", by_category.json());
+    let groups = by_category.json()["groups"].clone();
+    let apparel = groups.as_array().unwrap().iter().find(|g| g["key"] == "Apparel").unwrap();
+    // s2 carted the shoe and bought it (with a lamp).
+    assert_eq!(
+        apparel["values"],
+        json!({"sessions": 1, "conversion_rate": 1.0, "cart_sessions": 1, "cart_abandonment_rate": 0.0})
+    );
+    let home = groups.as_array().unwrap().iter().find(|g| g["key"] == "Home").unwrap();
+    assert_eq!(home["values"]["cart_sessions"], 0);
+    assert_eq!(home["values"]["cart_abandonment_rate"], Value::Null);
+
+    let hourly = test
+        .get("/api/v1/query?metrics=sessions,conversion_rate&range=last_24_hours&granularity=hour")
+        .await
+        .json();
+    assert_eq!(hourly["totals"], json!({"sessions": 3, "conversion_rate": 0.3333}));
+    let refused =
+        test.get("/api/v1/query?metrics=visitors&range=last_24_hours&group_by=product").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json()["error"]["details"]["parameter"], "metrics");
+}

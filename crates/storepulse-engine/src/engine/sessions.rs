@@ -1,0 +1,202 @@
+//! Session metrics counted exactly from the session trails, for what the daily sketches cannot
+//! answer: by product or category (a session counts for a product when one of its events in the
+//! range names it; it converted for that product when a purchase in the range names it) and
+//! below a day (a session counts in every bucket it has an event in). Trails are kept
+//! `engine.funnel_retention` (30 days) and know a session's store, country and device, not its
+//! source, promotion or sales rep: queries outside that are refused, naming the parameter.
+
+use super::query::{RowMatcher, Sum, group_key};
+use super::*;
+
+/// Exact session counts of one total, series point or group.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SessionCounts {
+    pub(super) sessions: u64,
+    pub(super) purchased: u64,
+    pub(super) carted: u64,
+    pub(super) carted_and_purchased: u64,
+}
+
+const ACTIVE: u8 = 1;
+const PURCHASED: u8 = 2;
+const CARTED: u8 = 4;
+
+impl SessionCounts {
+    fn add(&mut self, flags: u8) {
+        if flags & ACTIVE == 0 {
+            return;
+        }
+        self.sessions += 1;
+        self.purchased += u64::from(flags & PURCHASED != 0);
+        self.carted += u64::from(flags & CARTED != 0);
+        self.carted_and_purchased += u64::from(flags & (CARTED | PURCHASED) == CARTED | PURCHASED);
+    }
+
+    pub(super) fn abandoned(&self) -> u64 {
+        self.carted - self.carted_and_purchased
+    }
+}
+
+/// Whether the session metrics of `spec` come from the trails (see the module docs) rather
+/// than from the daily sketches.
+pub(super) fn from_trails(spec: &QuerySpec, width_ms: i64) -> bool {
+    spec.metrics.iter().any(|metric| metric.is_distinct())
+        && (width_ms < DAY_MS
+            || spec.filters.is_product_level()
+            || spec.group_by.is_some_and(Dimension::is_product_level))
+}
+
+impl Engine {
+    /// Refuses what the trails cannot answer over `[from, to)`.
+    pub(super) fn check_trail_query(&self, spec: &QuerySpec, from: i64) -> Result<(), QueryError> {
+        const WHY: &str = "session metrics by product or category or below a day are counted \
+                           from session trails";
+        if let Some(metric) = spec.metrics.iter().find(|metric| {
+            matches!(metric, Metric::Visitors | Metric::UniqueBuyers | Metric::AbandonedCartValue)
+        }) {
+            return Err(QueryError::new(
+                "metrics",
+                format!(
+                    "{} is counted per day and visit: not by product or category, nor below a \
+                     day (ask for it separately, by day)",
+                    metric.name()
+                ),
+            ));
+        }
+        let filters = &spec.filters;
+        for (parameter, set) in [
+            ("source", filters.source.is_some()),
+            ("promotion", filters.promotion.is_some()),
+            ("sales_rep", filters.sales_rep.is_some()),
+        ] {
+            if set {
+                return Err(QueryError::new(
+                    parameter,
+                    format!("{WHY}, which keep a session's store, country and device only"),
+                ));
+            }
+        }
+        if matches!(
+            spec.group_by,
+            Some(Dimension::Source | Dimension::Promotion | Dimension::SalesRep)
+        ) {
+            return Err(QueryError::new(
+                "group_by",
+                format!("{WHY}, which keep a session's store, country and device only"),
+            ));
+        }
+        let kept_from = self.newest_ms.saturating_sub(self.funnels.retention_ms());
+        if self.newest_ms != i64::MIN && from < kept_from {
+            return Err(QueryError::new(
+                if from < spec.from.0 { "compare" } else { "from" },
+                format!(
+                    "{WHY}, kept {} days (engine.funnel_retention): start at {} or later",
+                    self.funnels.retention_ms() / DAY_MS,
+                    Timestamp(kept_from).to_rfc3339()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds exact session counts over `[from, to)` to `totals`, to the series point each event
+    /// falls in (`points`: their starts; none for no series) and to `groups`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn count_sessions(
+        &self,
+        (from, to): (i64, i64),
+        matcher: &RowMatcher,
+        group_by: Option<Dimension>,
+        points: &[i64],
+        totals: &mut Sum,
+        series: &mut [Sum],
+        groups: &mut FastMap<u32, Sum>,
+    ) {
+        totals.sessions.get_or_insert_default();
+        for point in series.iter_mut() {
+            point.sessions.get_or_insert_default();
+        }
+        let by_product = group_by.is_some_and(Dimension::is_product_level);
+        // For product-level queries, each product's group once per query (`None`: the product
+        // filter or category filter leaves it out), not per event.
+        let product_groups: Vec<Option<u32>> = if matcher.product_level {
+            let products = matcher.products_only();
+            (0..=self.dims.products.len() as u32)
+                .map(|product| {
+                    let key = FactKey { product, ..FactKey::default() };
+                    (product != 0 && products.admits(&key, &self.dims)).then(|| {
+                        group_by.map_or(0, |dimension| group_key(dimension, &key, &self.dims))
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Per session: the flags of each point and group it touched (reused, no allocation
+        // per session).
+        let mut by_point: Vec<(usize, u8)> = Vec::new();
+        let mut by_group: Vec<(u32, u8)> = Vec::new();
+        for (place, marks) in self.funnels.trails(from, to) {
+            if !matcher.admits_place(&place) {
+                continue;
+            }
+            let place_key = FactKey {
+                store: place.store,
+                country: place.country,
+                device: place.device,
+                ..FactKey::default()
+            };
+            let place_group =
+                group_by.map_or(0, |dimension| group_key(dimension, &place_key, &self.dims));
+            let mut total = 0;
+            by_point.clear();
+            by_group.clear();
+            for (time, event_type, product) in marks {
+                if time < from || time >= to {
+                    continue;
+                }
+                let group = if matcher.product_level {
+                    match product_groups.get(product as usize) {
+                        Some(Some(group)) if by_product => *group,
+                        Some(Some(_)) => place_group,
+                        _ => continue,
+                    }
+                } else {
+                    place_group
+                };
+                let flags = ACTIVE
+                    | match event_type {
+                        EventType::Purchase => PURCHASED,
+                        EventType::AddToCart => CARTED,
+                        _ => 0,
+                    };
+                total |= flags;
+                if !points.is_empty() {
+                    by_point
+                        .push((points.partition_point(|p| *p <= time).saturating_sub(1), flags));
+                }
+                if group_by.is_some() {
+                    by_group.push((group, flags));
+                }
+            }
+            if total == 0 {
+                continue;
+            }
+            totals.sessions.get_or_insert_default().add(total);
+            for (point, flags) in merged(&mut by_point) {
+                series[point].sessions.get_or_insert_default().add(flags);
+            }
+            for (group, flags) in merged(&mut by_group) {
+                groups.entry(group).or_default().sessions.get_or_insert_default().add(flags);
+            }
+        }
+    }
+}
+
+/// `(key, flags)` pairs with one entry per key, flags or-ed.
+fn merged<K: Ord + Copy>(pairs: &mut [(K, u8)]) -> impl Iterator<Item = (K, u8)> + '_ {
+    pairs.sort_unstable_by_key(|(key, _)| *key);
+    pairs
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|run| (run[0].0, run.iter().fold(0, |all, (_, f)| all | f)))
+}
