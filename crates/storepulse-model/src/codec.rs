@@ -56,6 +56,25 @@ impl postcard::ser_flavors::Flavor for AppendToVec<'_> {
     }
 }
 
+/// What de-duplication needs of a record: the first fields of [`Event`], in its order (postcard
+/// is positional), read without decoding the rest or copying the text.
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct RecordIdentity<'a> {
+    pub event_id: &'a str,
+    pub event_id_generated: bool,
+    pub store: &'a str,
+}
+
+/// Reads a record's [`RecordIdentity`]: a restart re-learns a million recent event ids this
+/// way in a fraction of what decoding the events would take.
+pub fn decode_identity(record: &[u8]) -> Result<RecordIdentity<'_>, CodecError> {
+    let (&version, body) = record.split_first().ok_or(CodecError::Empty)?;
+    if version != EVENT_RECORD_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    Ok(postcard::take_from_bytes(body)?.0)
+}
+
 /// Decodes a record written by [`encode_event`].
 pub fn decode_event(record: &[u8]) -> Result<Event, CodecError> {
     let (&version, body) = record.split_first().ok_or(CodecError::Empty)?;

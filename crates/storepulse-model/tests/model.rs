@@ -379,6 +379,21 @@ fn events_round_trip_through_the_record_codec() {
     let mut buffer = Vec::new();
     storepulse_model::codec::encode_event(&event, &mut buffer).unwrap();
     assert_eq!(storepulse_model::codec::decode_event(&buffer).unwrap(), event);
+    // The identity is read from the same bytes (it must follow the event's field order).
+    let identity = storepulse_model::codec::decode_identity(&buffer).unwrap();
+    assert_eq!(
+        (identity.event_id, identity.event_id_generated, identity.store),
+        (event.event_id.as_str(), event.event_id_generated, event.store.as_str())
+    );
+    let sent = native(r#"{"type":"search","query":"boots","event_id":"retry-me","store":"eu"}"#).unwrap();
+    let mut buffer = Vec::new();
+    storepulse_model::codec::encode_event(&sent, &mut buffer).unwrap();
+    let identity = storepulse_model::codec::decode_identity(&buffer).unwrap();
+    assert_eq!(
+        (identity.event_id, identity.event_id_generated, identity.store),
+        ("retry-me", false, "eu")
+    );
+    assert!(storepulse_model::codec::decode_identity(&[9, 1, 2]).is_err());
     assert!(storepulse_model::codec::decode_event(&[9, 1, 2]).is_err());
     assert!(storepulse_model::codec::decode_event(&[]).is_err());
 }

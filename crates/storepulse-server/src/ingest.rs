@@ -15,7 +15,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError};
 use storepulse_log::{EventLog, FsyncPolicy, LogConfig, RecoveryReport, Retention};
 use storepulse_model::Event;
-use storepulse_model::codec::decode_event;
+use storepulse_model::codec::{decode_event, decode_identity};
 use tokio::sync::oneshot;
 
 use self::dedup::{DedupWindow, dedup_key};
@@ -79,20 +79,39 @@ impl IngestPipeline {
         }
         let window_ms = config.ingest.dedup_window.as_millis() as i64;
         let mut dedup = DedupWindow::new(window_ms, config.ingest.dedup_max_ids);
-        let rebuilt = rebuild_dedup(&log, &mut dedup, config.ingest.dedup_max_ids as u64)?;
-        tracing::info!(next_offset = log.next_offset(), dedup_ids = rebuilt, "event log open");
-        let started = std::time::Instant::now();
-        if let Some(loaded) = crate::engine_snapshots::load(
-            &config.data_dir,
-            config.engine.engine_config(),
-            log.next_offset(),
-        ) {
-            *engine.write_ignoring_poison() = loaded;
-        }
-        let replayed = replay_into_engine(&log, &engine)?;
+        // Both read the log and neither needs the other: the recent ids are re-learnt while
+        // the engine loads its snapshot, so a restart takes the longer of the two, not both.
+        let (rebuilt, replayed) = std::thread::scope(|scope| {
+            let rebuilding = scope.spawn(|| {
+                let started = std::time::Instant::now();
+                let rebuilt = rebuild_dedup(&log, &mut dedup, config.ingest.dedup_max_ids as u64);
+                (rebuilt, started.elapsed())
+            });
+            let started = std::time::Instant::now();
+            if let Some(loaded) = crate::engine_snapshots::load(
+                &config.data_dir,
+                config.engine.engine_config(),
+                log.next_offset(),
+            ) {
+                *engine.write_ignoring_poison() = loaded;
+            }
+            let replayed =
+                replay_into_engine(&log, &engine).map(|events| (events, started.elapsed()));
+            let rebuilt =
+                rebuilding.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (rebuilt, replayed)
+        });
+        let (rebuilt, rebuild_time) = (rebuilt.0?, rebuilt.1);
+        let (replayed, engine_time) = replayed?;
+        tracing::info!(
+            next_offset = log.next_offset(),
+            dedup_ids = rebuilt,
+            dedup_millis = rebuild_time.as_millis() as u64,
+            "event log open"
+        );
         tracing::info!(
             events = replayed,
-            millis = started.elapsed().as_millis() as u64,
+            millis = engine_time.as_millis() as u64,
             "engine ready (snapshot plus the log after it)"
         );
 
@@ -241,9 +260,9 @@ fn rebuild_dedup(log: &EventLog, dedup: &mut DedupWindow, max_ids: u64) -> anyho
         if record.appended_at_unix_ms < cutoff {
             continue;
         }
-        match decode_event(&record.payload) {
+        match decode_identity(&record.payload) {
             Ok(event) if !event.event_id_generated => {
-                dedup.insert(dedup_key(&event.store, &event.event_id), record.appended_at_unix_ms);
+                dedup.insert(dedup_key(event.store, event.event_id), record.appended_at_unix_ms);
             }
             Ok(_) => {}
             Err(error) => {
