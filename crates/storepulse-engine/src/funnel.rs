@@ -4,9 +4,11 @@
 //!
 //! Every session keeps a short trail of its events (time, type, product; at most
 //! [`MAX_TRAIL`] marks, 12 bytes each, times as offsets from the trail's first event, so a
-//! trail covers a session's first 49 days) for `retention` after its last event. A session belongs to the range
-//! its first step falls in. Per product, a step counts when its event names that product, or
-//! names no product at all (a page view, a checkout sent without lines).
+//! trail covers a session's first 49 days) for `retention` after its last event. A session
+//! belongs to the range its first step falls in. Per product, a step counts when its event
+//! names that product, or names no product at all (a page view, a checkout sent without
+//! lines). The trails also give the exact session metrics by product and below a day (see
+//! `engine::sessions`).
 
 use std::str::FromStr;
 

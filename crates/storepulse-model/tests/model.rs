@@ -385,7 +385,8 @@ fn events_round_trip_through_the_record_codec() {
         (identity.event_id, identity.event_id_generated, identity.store),
         (event.event_id.as_str(), event.event_id_generated, event.store.as_str())
     );
-    let sent = native(r#"{"type":"search","query":"boots","event_id":"retry-me","store":"eu"}"#).unwrap();
+    let sent =
+        native(r#"{"type":"search","query":"boots","event_id":"retry-me","store":"eu"}"#).unwrap();
     let mut buffer = Vec::new();
     storepulse_model::codec::encode_event(&sent, &mut buffer).unwrap();
     let identity = storepulse_model::codec::decode_identity(&buffer).unwrap();

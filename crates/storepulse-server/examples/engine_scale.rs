@@ -151,18 +151,10 @@ fn restore(path: &str, now: i64) {
     );
     let now = Timestamp(now);
     let spec = issue_query(now);
-    let mut timings: Vec<Duration> = (0..50)
-        .map(|_| {
-            let started = Instant::now();
-            std::hint::black_box(engine.query(&spec).expect("valid query"));
-            started.elapsed()
-        })
-        .collect();
-    timings.sort();
+    let (median, max) = timed(50, || engine.query(&spec));
     println!(
-        "30-day daily series by category, two filters: median {:.2?}, max {:.2?} over 50 runs",
-        timings[timings.len() / 2],
-        timings[timings.len() - 1]
+        "30-day daily series by category, two filters: median {median:.2?}, max {max:.2?} over \
+         50 runs"
     );
     // Session metrics by category come from the session trails: a walk over every one.
     let mut by_category = issue_query(now);
@@ -170,20 +162,29 @@ fn restore(path: &str, now: i64) {
         vec![Metric::Sessions, Metric::ConversionRate, Metric::CartAbandonmentRate];
     by_category.filters = Filters::default();
     by_category.granularity = None;
-    let mut timings: Vec<Duration> = (0..5)
+    let (median, _) = timed(5, || engine.query(&by_category));
+    println!(
+        "30-day conversion and cart abandonment by category ({} session trails): median \
+         {median:.2?}",
+        engine.stats().session_trails
+    );
+    println!("answers {}", answers(&engine, now));
+}
+
+/// The median and the longest of `runs` runs of `query`.
+fn timed<T, E: std::fmt::Debug>(
+    runs: usize,
+    query: impl Fn() -> Result<T, E>,
+) -> (Duration, Duration) {
+    let mut timings: Vec<Duration> = (0..runs)
         .map(|_| {
             let started = Instant::now();
-            std::hint::black_box(engine.query(&by_category).expect("valid query"));
+            std::hint::black_box(query().expect("valid query"));
             started.elapsed()
         })
         .collect();
     timings.sort();
-    println!(
-        "30-day conversion and cart abandonment by category ({} session trails): median {:.2?}",
-        engine.stats().session_trails,
-        timings[timings.len() / 2]
-    );
-    println!("answers {}", answers(&engine, now));
+    (timings[runs / 2], timings[runs - 1])
 }
 
 /// A digest of the engine's answers (the issue's query and the realtime figures), to show

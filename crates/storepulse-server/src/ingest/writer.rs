@@ -257,6 +257,8 @@ pub fn run_writer(
 
 /// How often a writer with a backlog checks whether the snapshot is done.
 const BACKLOG_POLL: Duration = Duration::from_millis(5);
+/// Events a backlog holds at most (about half a gigabyte) before commits wait for the snapshot.
+const MAX_BACKLOG: usize = 1_000_000;
 
 fn commit_group(
     log: &std::sync::Mutex<EventLog>,
@@ -310,8 +312,14 @@ fn commit_group(
             }
             mark_writable(status);
             // The engine sees stored events before anyone is answered, so a client reads its
-            // own writes — unless a snapshot is being encoded (see the module docs).
-            if let Some(mut engine) = engine.write_unless_snapshotting() {
+            // own writes — unless a snapshot is being encoded (see the module docs). A backlog
+            // that has grown to its cap waits for the snapshot instead: memory stays bounded.
+            let free = if backlog.events.len() < MAX_BACKLOG {
+                engine.write_unless_snapshotting()
+            } else {
+                Some(engine.write_ignoring_poison())
+            };
+            if let Some(mut engine) = free {
                 backlog.apply(&mut engine, metrics);
                 for (request, plan) in group.iter().zip(&plans) {
                     for (event, slot) in request.batch.decoded.iter().zip(plan) {
