@@ -6,7 +6,9 @@
 //! of its fine buckets (a property test holds this), and the common case writes one table, not
 //! three. Old fine buckets are dropped by retention (folded first): minutes after two days,
 //! hours after 90 days by default. A scan covers a range with the coarsest buckets that fit
-//! inside it, are folded and still exist, and finer ones at the edges.
+//! inside it, are folded and still exist, and finer ones at the edges. Hour and day buckets
+//! are sealed once complete (their rows in one sorted vector, see [`crate::bucket`]), which is
+//! where most of the rows live.
 
 use std::collections::VecDeque;
 
