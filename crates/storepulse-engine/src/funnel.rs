@@ -42,6 +42,8 @@ pub struct Trail {
     last_offset_ms: u32,
     /// The session's earliest event.
     base_ms: i64,
+    /// The hash of the visitor of the session's latest event naming one; 0 = none.
+    visitor: u64,
     marks: Vec<Mark>,
 }
 
@@ -194,10 +196,12 @@ impl FunnelLog {
         Self { retention_ms, ..Self::default() }
     }
 
-    /// Records an event of the session whose id hashes to `session` ([`crate::distinct::hash_id`]).
+    /// Records an event of the session whose id hashes to `session` ([`crate::distinct::hash_id`]),
+    /// by the visitor whose id hashes to `visitor`.
     pub fn observe(
         &mut self,
         session: u64,
+        visitor: Option<u64>,
         place: Place,
         time_ms: i64,
         event_type: EventType,
@@ -210,8 +214,12 @@ impl FunnelLog {
             place,
             last_offset_ms: 0,
             base_ms: time_ms,
+            visitor: 0,
             marks: Vec::new(),
         });
+        if let Some(visitor) = visitor {
+            trail.visitor = visitor;
+        }
         if place.country != 0 {
             trail.place.country = place.country;
         }
@@ -324,13 +332,14 @@ impl FunnelLog {
         self.retention_ms
     }
 
-    /// Every kept session with an event in `[from_ms, to_ms)`: where it was seen and its marks
-    /// as (time, event type, product; 0 = none), in time order.
+    /// Every kept session with an event in `[from_ms, to_ms)`: where it was seen, its visitor's
+    /// hash (0 = none) and its marks as (time, event type, product; 0 = none), in time order.
     pub fn trails(
         &self,
         from_ms: i64,
         to_ms: i64,
-    ) -> impl Iterator<Item = (Place, impl Iterator<Item = (i64, EventType, u32)> + '_)> + '_ {
+    ) -> impl Iterator<Item = (Place, u64, impl Iterator<Item = (i64, EventType, u32)> + '_)> + '_
+    {
         self.sessions
             .values()
             .filter(move |trail| trail.last_ms() >= from_ms && trail.base_ms < to_ms)
@@ -339,7 +348,7 @@ impl FunnelLog {
                     .marks
                     .iter()
                     .map(|mark| (trail.time_of(mark), mark.event_type, mark.product));
-                (trail.place, marks)
+                (trail.place, trail.visitor, marks)
             })
     }
 
@@ -400,10 +409,10 @@ mod tests {
         let mut log = FunnelLog::new(30 * 24 * HOUR);
         let place = Place::default();
         let base = 1_800_000_000_000;
-        log.observe(7, place, base + 10_000, EventType::Purchase, &[]);
-        log.observe(7, place, base + 8_000, EventType::CheckoutStarted, &[]);
-        log.observe(7, place, base + 2_000, EventType::ProductView, &[3]);
-        log.observe(7, place, base + 5_000, EventType::AddToCart, &[3]);
+        log.observe(7, None, place, base + 10_000, EventType::Purchase, &[]);
+        log.observe(7, None, place, base + 8_000, EventType::CheckoutStarted, &[]);
+        log.observe(7, None, place, base + 2_000, EventType::ProductView, &[3]);
+        log.observe(7, None, place, base + 5_000, EventType::AddToCart, &[3]);
         assert_eq!(reached(&log, &spec(base, base + HOUR)), [1, 1, 1, 1]);
         // The range is by the first step's time, which the rebase kept exact.
         assert!(reached(&log, &spec(base + 2_001, base + HOUR)).is_empty());
@@ -420,10 +429,10 @@ mod tests {
         let mut log = FunnelLog::new(365 * 24 * HOUR);
         let place = Place::default();
         let base = 1_800_000_000_000;
-        log.observe(1, place, base, EventType::ProductView, &[]);
-        log.observe(1, place, base + 60 * 24 * HOUR, EventType::AddToCart, &[]);
-        log.observe(1, place, base - 60 * 24 * HOUR, EventType::AddToCart, &[]);
-        log.observe(1, place, base + 1_000, EventType::AddToCart, &[]);
+        log.observe(1, None, place, base, EventType::ProductView, &[]);
+        log.observe(1, None, place, base + 60 * 24 * HOUR, EventType::AddToCart, &[]);
+        log.observe(1, None, place, base - 60 * 24 * HOUR, EventType::AddToCart, &[]);
+        log.observe(1, None, place, base + 1_000, EventType::AddToCart, &[]);
         assert_eq!(reached(&log, &spec(base - 100 * 24 * HOUR, base + HOUR)), [1, 1, 0, 0]);
     }
 }

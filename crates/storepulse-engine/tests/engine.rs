@@ -605,6 +605,15 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     assert_eq!(hour(2, "conversion_rate"), Value::Ratio(Some(1.0)));
     assert_eq!(hour(3, "sessions"), Value::Count(1), "s3");
     assert_eq!(hour(4, "sessions"), Value::Count(0));
+    let mut visitors_hourly = spec(&[Metric::Visitors, Metric::UniqueBuyers], day, day + DAY);
+    visitors_hourly.granularity = Some(Granularity::Hour);
+    let result = engine.query(&visitors_hourly).unwrap();
+    assert_eq!(result.totals["visitors"], Value::Count(2), "u2's two sessions count once");
+    assert_eq!(result.totals["unique_buyers"], Value::Count(1));
+    let hour = |n: usize, metric: &str| result.series[n].values[metric].clone();
+    assert_eq!((hour(1, "visitors"), hour(1, "unique_buyers")), (Value::Count(2), Value::Count(0)));
+    assert_eq!((hour(2, "visitors"), hour(2, "unique_buyers")), (Value::Count(1), Value::Count(1)));
+    assert_eq!(hour(3, "visitors"), Value::Count(1), "u2 again, in DE");
 
     let mut per_product = spec(
         &[sessions_and_carts.as_slice(), &[Metric::CartAbandonmentRate, Metric::Units]].concat(),
@@ -626,6 +635,11 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     assert_eq!(result.groups[0].key.as_deref(), Some("p"));
     assert_eq!(result.groups[0].values, expected, "s1 carted and bought p, s2 only carted it");
     assert_eq!(result.totals["sessions"], Value::Count(2), "sessions that met a product");
+    let mut product_visitors = per_product.clone();
+    product_visitors.metrics = vec![Metric::Visitors, Metric::UniqueBuyers];
+    let result = engine.query(&product_visitors).unwrap();
+    assert_eq!(result.groups[0].values["visitors"], Value::Count(2), "u1 and u2 met p");
+    assert_eq!(result.groups[0].values["unique_buyers"], Value::Count(1));
     let mut product_by_country = per_product.clone();
     product_by_country.group_by = Some(Dimension::Country);
     product_by_country.filters.product = Some("p".into());
@@ -640,7 +654,7 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
         change(&mut query);
         engine.query(&query).unwrap_err().parameter
     };
-    assert_eq!(refused(&|q| q.metrics = vec![Metric::Visitors]), "metrics");
+    assert_eq!(refused(&|q| q.metrics = vec![Metric::AbandonedCartValue]), "metrics");
     assert_eq!(refused(&|q| q.filters.source = Some("google".into())), "source");
     assert_eq!(
         refused(&|q| {

@@ -230,7 +230,8 @@ impl Engine {
             products.clear();
             products.extend(rows[1..].iter().map(|(key, _)| key.product));
             products.dedup();
-            self.funnels.observe(session, place, time, event.event_type, &products);
+            let visitor = visitor.map(|(_, hash)| hash);
+            self.funnels.observe(session, visitor, place, time, event.event_type, &products);
             self.product_scratch = products;
         }
         if let Some((_, visitor)) = visitor {

@@ -189,6 +189,7 @@ impl Engine {
                 let (series, groups) = (&mut series, &mut groups);
                 self.count_sessions(
                     range,
+                    &spec.metrics,
                     &matcher,
                     spec.group_by,
                     &points,
@@ -322,7 +323,18 @@ impl Engine {
         let width = spec.granularity.map_or(DAY_MS, granularity_width);
         if sessions::from_trails(spec, width) {
             let mut no_groups = FastMap::default();
-            self.count_sessions((from, to), &matcher, None, &[], &mut sum, &mut [], &mut no_groups);
+            let range = (from, to);
+            let metrics = &spec.metrics;
+            self.count_sessions(
+                range,
+                metrics,
+                &matcher,
+                None,
+                &[],
+                &mut sum,
+                &mut [],
+                &mut no_groups,
+            );
         } else if spec.metrics.iter().any(|metric| metric.is_distinct()) {
             self.distinct.scan(from, to, |_, key, sets| {
                 if matcher.admits(key, &self.dims) {
@@ -490,7 +502,9 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
         Metric::ClickThroughRate => ratio(m.promotion_clicks, m.promotion_views),
         Metric::CheckoutConversionRate => ratio(m.orders, m.checkouts),
         Metric::PromotionConversionRate => ratio(m.orders, m.promotion_clicks),
-        Metric::Sessions
+        Metric::Visitors
+        | Metric::UniqueBuyers
+        | Metric::Sessions
         | Metric::ConversionRate
         | Metric::CartSessions
         | Metric::AbandonedCarts
@@ -518,6 +532,8 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
 /// A session metric from exact counts.
 fn session_value(metric: Metric, counts: &SessionCounts) -> Value {
     match metric {
+        Metric::Visitors => Value::Count(counts.visitors),
+        Metric::UniqueBuyers => Value::Count(counts.buyers),
         Metric::Sessions => Value::Count(counts.sessions),
         Metric::ConversionRate => ratio(counts.purchased, counts.sessions),
         Metric::CartSessions => Value::Count(counts.carted),

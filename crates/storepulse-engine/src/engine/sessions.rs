@@ -2,8 +2,9 @@
 //! answer: by product or category (a session counts for a product when one of its events in the
 //! range names it; it converted for that product when a purchase in the range names it) and
 //! below a day (a session counts in every bucket it has an event in). Trails are kept
-//! `engine.funnel_retention` (30 days) and know a session's store, country and device, not its
-//! source, promotion or sales rep: queries outside that are refused, naming the parameter.
+//! `engine.funnel_retention` (30 days) and know a session's store, country, device and visitor
+//! (of its latest event naming one; distinct visitors and buyers are counted from those), not
+//! its source, promotion or sales rep: queries outside that are refused, naming the parameter.
 
 use super::query::{RowMatcher, Sum, group_key};
 use super::*;
@@ -15,6 +16,9 @@ pub(super) struct SessionCounts {
     pub(super) purchased: u64,
     pub(super) carted: u64,
     pub(super) carted_and_purchased: u64,
+    /// Distinct visitors of those sessions, and those who bought (counted only when asked for).
+    pub(super) visitors: u64,
+    pub(super) buyers: u64,
 }
 
 const ACTIVE: u8 = 1;
@@ -51,16 +55,11 @@ impl Engine {
     pub(super) fn check_trail_query(&self, spec: &QuerySpec, from: i64) -> Result<(), QueryError> {
         const WHY: &str = "session metrics by product or category or below a day are counted \
                            from session trails";
-        if let Some(metric) = spec.metrics.iter().find(|metric| {
-            matches!(metric, Metric::Visitors | Metric::UniqueBuyers | Metric::AbandonedCartValue)
-        }) {
+        if spec.metrics.contains(&Metric::AbandonedCartValue) {
             return Err(QueryError::new(
                 "metrics",
-                format!(
-                    "{} is counted per day and visit: not by product or category, nor below a \
-                     day (ask for it separately, by day)",
-                    metric.name()
-                ),
+                "abandoned_cart_value is counted per cart: not by product or category, nor below \
+                 a day (ask for it separately, by day)",
             ));
         }
         let filters = &spec.filters;
@@ -105,6 +104,7 @@ impl Engine {
     pub(super) fn count_sessions(
         &self,
         (from, to): (i64, i64),
+        metrics: &[Metric],
         matcher: &RowMatcher,
         group_by: Option<Dimension>,
         points: &[i64],
@@ -136,7 +136,10 @@ impl Engine {
         // per session).
         let mut by_point: Vec<(usize, u8)> = Vec::new();
         let mut by_group: Vec<(u32, u8)> = Vec::new();
-        for (place, marks) in self.funnels.trails(from, to) {
+        // (where, visitor, flags) for each session's visitor, when distinct visitors are asked.
+        let want_visitors = spec_wants_visitors(metrics);
+        let mut visits: Vec<(Target, u64, u8)> = Vec::new();
+        for (place, visitor, marks) in self.funnels.trails(from, to) {
             if !matcher.admits_place(&place) {
                 continue;
             }
@@ -183,14 +186,50 @@ impl Engine {
                 continue;
             }
             totals.sessions.get_or_insert_default().add(total);
+            let visited = want_visitors && visitor != 0;
+            if visited {
+                visits.push((Target::Total, visitor, total));
+            }
             for (point, flags) in merged(&mut by_point) {
                 series[point].sessions.get_or_insert_default().add(flags);
+                if visited {
+                    visits.push((Target::Point(point), visitor, flags));
+                }
             }
             for (group, flags) in merged(&mut by_group) {
                 groups.entry(group).or_default().sessions.get_or_insert_default().add(flags);
+                if visited {
+                    visits.push((Target::Group(group), visitor, flags));
+                }
             }
         }
+        // Each visitor once per total, point and group: sorted, runs merged.
+        visits.sort_unstable_by_key(|(target, visitor, _)| (*target, *visitor));
+        for run in visits.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let flags = run.iter().fold(0, |all, (_, _, flags)| all | flags);
+            let counts = match run[0].0 {
+                Target::Total => totals.sessions.get_or_insert_default(),
+                Target::Point(point) => series[point].sessions.get_or_insert_default(),
+                Target::Group(group) => {
+                    groups.entry(group).or_default().sessions.get_or_insert_default()
+                }
+            };
+            counts.visitors += 1;
+            counts.buyers += u64::from(flags & PURCHASED != 0);
+        }
     }
+}
+
+/// Where a visitor is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Total,
+    Point(usize),
+    Group(u32),
+}
+
+fn spec_wants_visitors(metrics: &[Metric]) -> bool {
+    metrics.iter().any(|metric| matches!(metric, Metric::Visitors | Metric::UniqueBuyers))
 }
 
 /// `(key, flags)` pairs with one entry per key, flags or-ed.

@@ -312,8 +312,9 @@ async fn session_metrics_by_category_and_by_hour() {
         .await
         .json();
     assert_eq!(hourly["totals"], json!({"sessions": 3, "conversion_rate": 0.3333}));
-    let refused =
-        test.get("/api/v1/query?metrics=visitors&range=last_24_hours&group_by=product").await;
+    let refused = test
+        .get("/api/v1/query?metrics=abandoned_cart_value&range=last_24_hours&group_by=product")
+        .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(refused.json()["error"]["details"]["parameter"], "metrics");
 }
