@@ -56,6 +56,31 @@ pub struct ValidationContext<'a> {
     pub address_policy: Option<&'a dyn AddressPolicy>,
 }
 
+impl<'a> ValidationContext<'a> {
+    /// A context for events from a trusted generator or fixture rather than a request: no
+    /// client, headers or address policy, the default store and currency, and event times
+    /// taken as sent (any clock skew allowed against `received_at`).
+    pub fn for_trusted_events(
+        received_at: Timestamp,
+        limits: &'a Limits,
+        new_event_id: &'a (dyn Fn() -> CompactString + Sync),
+    ) -> Self {
+        ValidationContext {
+            received_at,
+            header_time: None,
+            clock: ClockPolicy { max_future_skew_ms: i64::MAX / 4 },
+            default_store: "default",
+            default_currency: Currency::USD,
+            client: None,
+            user_agent: None,
+            country: None,
+            limits,
+            new_event_id,
+            address_policy: None,
+        }
+    }
+}
+
 /// Turns a client address into what may be written to disk (the server hashes it by default).
 pub trait AddressPolicy: Sync {
     fn stored_address(&self, ip: std::net::IpAddr, at: Timestamp) -> Option<String>;

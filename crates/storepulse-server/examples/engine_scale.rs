@@ -21,7 +21,7 @@ use storepulse_engine::{Dimension, Engine, EngineConfig, Filters, Granularity, M
 use storepulse_model::event::{DeviceType, Event};
 use storepulse_model::limits::Limits;
 use storepulse_model::money::Currency;
-use storepulse_model::time::{ClockPolicy, Timestamp};
+use storepulse_model::time::Timestamp;
 use storepulse_model::validate::{ValidationContext, decode_native_event};
 use storepulse_server::loadgen::shop::ShopGenerator;
 
@@ -210,19 +210,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 fn day_pool(events: usize) -> Vec<Event> {
     let limits = Limits::default();
     let new_id = || CompactString::from("generated");
-    let context = ValidationContext {
-        received_at: Timestamp(START_MS + 10_000 * DAY_MS),
-        header_time: None,
-        clock: ClockPolicy { max_future_skew_ms: i64::MAX / 4 },
-        default_store: "default",
-        default_currency: Currency::USD,
-        client: None,
-        user_agent: None,
-        country: None,
-        limits: &limits,
-        new_event_id: &new_id,
-        address_policy: None,
-    };
+    let received_at = Timestamp(START_MS + 10_000 * DAY_MS);
+    let context = ValidationContext::for_trusted_events(received_at, &limits, &new_id);
     let mut generator = ShopGenerator::new(42, "demo");
     let mut sessions = Vec::new();
     let mut count = 0;
