@@ -137,7 +137,7 @@ impl Engine {
         let mut by_point: Vec<(usize, u8)> = Vec::new();
         let mut by_group: Vec<(u32, u8)> = Vec::new();
         // (where, visitor, flags) for each session's visitor, when distinct visitors are asked.
-        let want_visitors = spec_wants_visitors(metrics);
+        let want_visitors = wants_visitors(metrics);
         let mut visits: Vec<(Target, u64, u8)> = Vec::new();
         for (place, visitor, marks) in self.funnels.trails(from, to) {
             if !matcher.admits_place(&place) {
@@ -228,7 +228,7 @@ enum Target {
     Group(u32),
 }
 
-fn spec_wants_visitors(metrics: &[Metric]) -> bool {
+fn wants_visitors(metrics: &[Metric]) -> bool {
     metrics.iter().any(|metric| matches!(metric, Metric::Visitors | Metric::UniqueBuyers))
 }
 
