@@ -83,7 +83,9 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Up to 128 distinct values a sketch is exact, whatever the values and repeats.
+    /// Up to 128 distinct values a sketch is exact, whatever the values and repeats — except
+    /// when two values share a 25-bit hash encoding (odds ~n²/2^27, see `distinct`), which
+    /// makes it one low; two such pairs in one case (~10^-8) are not expected.
     #[test]
     fn sketches_are_exact_for_small_counts(values in proptest::collection::vec("[a-z0-9]{1,12}", 0..400)) {
         let distinct: std::collections::HashSet<&String> = values.iter().take(128 * 3).collect();
@@ -92,7 +94,8 @@ proptest! {
         for value in &values {
             sketch.insert(value);
         }
-        prop_assert_eq!(sketch.estimate(), distinct.len());
+        let estimate = sketch.estimate();
+        prop_assert!(estimate == distinct.len() || estimate + 1 == distinct.len(), "{estimate} for {}", distinct.len());
     }
 }
 
@@ -109,4 +112,16 @@ proptest! {
         let error = (sketch.estimate() as f64 - count as f64).abs() / count as f64;
         prop_assert!(error <= 0.01, "count {} estimate {} error {}", count, sketch.estimate(), error);
     }
+}
+
+/// The one collision the property test above found: two ids whose hash encodings coincide are
+/// counted once. Pinned so the documented caveat stays true of the library version in use.
+#[test]
+fn two_ids_sharing_a_hash_encoding_count_once() {
+    let mut sketch = storepulse_engine::distinct::Sketch::new();
+    sketch.insert("3f");
+    sketch.insert("9s2q1j8t");
+    assert_eq!(sketch.estimate(), 1);
+    sketch.insert("3g");
+    assert_eq!(sketch.estimate(), 2);
 }
