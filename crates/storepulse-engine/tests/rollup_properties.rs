@@ -100,7 +100,15 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(6))]
+    // The estimate's error is random with a standard error of 0.3–0.4 % here, so a 1 % bound
+    // fails for about one random sample in a few hundred: the samples are drawn from a fixed
+    // seed, so the test checks the same twelve sizes and salts on every run instead of
+    // failing now and then.
+    #![proptest_config(ProptestConfig {
+        cases: 12,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
+        ..ProptestConfig::default()
+    })]
 
     /// At high cardinality the estimate is within 1 % (standard error ≈ 0.41 %).
     #[test]
