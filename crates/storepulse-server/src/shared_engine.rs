@@ -8,7 +8,7 @@
 //! kept as soon as the snapshot is done. Outside snapshots a client reads its own writes.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockWriteGuard, TryLockError};
 use std::time::Duration;
 
@@ -18,27 +18,28 @@ use crate::sync::RwLockExt;
 
 pub struct EngineCell {
     lock: RwLock<Engine>,
-    snapshotting: AtomicBool,
+    /// Snapshots being encoded (a count, so two at once cannot clear each other's flag).
+    snapshotting: AtomicUsize,
 }
 
 impl EngineCell {
     pub fn new(engine: Engine) -> Self {
-        Self { lock: RwLock::new(engine), snapshotting: AtomicBool::new(false) }
+        Self { lock: RwLock::new(engine), snapshotting: AtomicUsize::new(0) }
     }
 
     /// Runs `encode` on the engine under the read lock, telling the writer not to wait for it.
     pub fn snapshot<R>(&self, encode: impl FnOnce(&Engine) -> R) -> R {
-        self.snapshotting.store(true, Ordering::Release);
-        let result = encode(&self.lock.read_ignoring_poison());
-        self.snapshotting.store(false, Ordering::Release);
-        result
+        self.snapshotting.fetch_add(1, Ordering::AcqRel);
+        // Lowered on the way out whatever happens, or the writer would stop applying for good.
+        let _lowered = Lowered(&self.snapshotting);
+        encode(&self.lock.read_ignoring_poison())
     }
 
     /// Write access for applying events, or `None` while a snapshot is being encoded. Waits
     /// out readers otherwise (queries hold the read lock for milliseconds).
     pub fn write_unless_snapshotting(&self) -> Option<RwLockWriteGuard<'_, Engine>> {
         loop {
-            if self.snapshotting.load(Ordering::Acquire) {
+            if self.snapshotting.load(Ordering::Acquire) > 0 {
                 return None;
             }
             match self.lock.try_write() {
@@ -48,6 +49,14 @@ impl EngineCell {
                 Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_micros(50)),
             }
         }
+    }
+}
+
+struct Lowered<'a>(&'a AtomicUsize);
+
+impl Drop for Lowered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
