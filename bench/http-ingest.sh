@@ -31,7 +31,7 @@ wait_port "$ECHO_ADDR"; wait_port "$SP_ADDR"
 
 run() { # name url script connections
   echo "== $1: wrk -t1 -c$4 -d$DURATION --latency -s $3 $2" >&2
-  wrk -t1 -c"$4" -d"$DURATION" --latency -s "$3" "$2" | tee /dev/stderr
+  wrk -t1 -c"$4" -d"$DURATION" --latency -s "$3" "$2" | tee >(cat >&2)
 }
 
 echo_single=$(run "echo, one event per request" "http://$ECHO_ADDR/api/v1/events" bench/wrk/single_event.lua "$CONNECTIONS" | rps)
@@ -41,13 +41,18 @@ echo_batch=$(run "echo, 1000 events per request" "http://$ECHO_ADDR/api/v1/event
 sp_batch=$(run "storepulse, 1000 events per request, fsync=$FSYNC" "http://$SP_ADDR/api/v1/events" bench/wrk/batch_1000.lua 4 | rps)
 
 # Latency at half of the measured maximum rate: 32 paced connections, each pausing between
-# its requests. The pause is calibrated: a 3-second run shows how long the answers themselves
-# take at this rate, and the pause is what remains of each connection's share of the period.
+# its requests. The pause is calibrated by three 2-second trial runs: each shows how long the
+# answers themselves take at that rate, the pause becomes what remains of each connection's
+# share of the period, averaged with the previous pause (one noisy trial must not swing it).
 half=$(awk -v r="$sp_single" 'BEGIN { printf "%d", r / 2 }')
 delay=$(awk -v h="$half" 'BEGIN { d = 32 * 1000 / h - 0.3; if (d < 0) d = 0; printf "%.2f", d }')
-calibration=$(DELAY_MS="$delay" wrk -t1 -c32 -d3s -s bench/wrk/paced_single_event.lua "http://$SP_ADDR/api/v1/events" | rps)
-delay=$(awk -v h="$half" -v a="$calibration" -v d="$delay" 'BEGIN {
-  answer = 32 * 1000 / a - d; n = 32 * 1000 / h - answer; if (n < 0) n = 0; printf "%.2f", n }')
+for _ in 1 2 3; do
+  trial=$(DELAY_MS="$delay" wrk -t1 -c32 -d2s -s bench/wrk/paced_single_event.lua "http://$SP_ADDR/api/v1/events" | rps)
+  delay=$(awk -v h="$half" -v a="$trial" -v d="$delay" 'BEGIN {
+    answer = 32 * 1000 / a - d; n = 32 * 1000 / h - answer; if (n < 0) n = 0;
+    printf "%.2f", (n + d) / 2 }')
+  echo "pacing trial: ${trial} req/s for a target of ${half}; next pause ${delay} ms" >&2
+done
 paced=$(DELAY_MS="$delay" run "storepulse paced at ~$half req/s (32 connections, ${delay} ms pause)" "http://$SP_ADDR/api/v1/events" bench/wrk/paced_single_event.lua 32)
 paced_rps=$(echo "$paced" | rps)
 paced_p99=$(echo "$paced" | awk '$1 == "99%" {print $2}')
