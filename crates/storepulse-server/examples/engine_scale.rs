@@ -135,19 +135,20 @@ fn main() {
 /// Loads a snapshot in this fresh process: the restart's time and the memory the engine
 /// really holds (resident memory before and after), then the issue's query.
 fn restore(path: &str, now: i64) {
-    let rss_before = rss_kib();
+    let resident = || storepulse_server::telemetry::resident_bytes().unwrap_or(0) as f64;
+    let rss_before = resident();
     let started = Instant::now();
     // As the server loads it: sections decode while the next ones are read.
     let file = std::fs::File::open(path).expect("the snapshot is readable");
     let engine = storepulse_engine::snapshot::read(file).expect("decodes");
     let total = started.elapsed();
-    let grown_kib = rss_kib() - rss_before;
-    let events = engine.events_applied();
+    let grown = resident() - rss_before;
+    let events = engine.events_applied() as f64;
     println!(
-        "restart: read and decode {total:.1?}; resident memory of the restored engine {} MiB, \
+        "restart: read and decode {total:.1?}; resident memory of the restored engine {:.0} MiB, \
          {:.0} MB per million events",
-        grown_kib / 1024,
-        grown_kib as f64 * 1024.0 / 1e6 / (events as f64 / 1e6)
+        grown / (1024.0 * 1024.0),
+        grown / 1e6 / (events / 1e6)
     );
     let now = Timestamp(now);
     let spec = issue_query(now);
@@ -264,13 +265,4 @@ fn issue_query(now: Timestamp) -> QuerySpec {
         currency: Currency::USD,
         compare: false,
     }
-}
-
-fn rss_kib() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
