@@ -35,8 +35,9 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// layout would not fail to decode, it would decode wrong); older snapshots are then refused
 /// and the log replayed. 2: carts, folded rollups, per-second deque index. 3: funnel trails
 /// keep the device. 4: three sections; compact rollup buckets (sealed rows, 32-bit counters)
-/// and funnel marks (time offsets). 5: seven sections. 6: trails keep their visitor.
-pub const FORMAT_VERSION: u8 = 6;
+/// and funnel marks (time offsets). 5: seven sections. 6: trails keep their visitor. 7: a
+/// visitor's live sessions live in its presence entry.
+pub const FORMAT_VERSION: u8 = 7;
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
