@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use std::hash::BuildHasher;
+
 use cardinality_estimator::CardinalityEstimator;
 use wyhash::WyHash;
 
@@ -77,9 +79,58 @@ impl DistinctSets {
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DailyDistinct {
     days: BTreeMap<i64, FastMap<FactKey, DistinctSets>>,
+    /// Bumped whenever days are dropped, so that no [`SketchMemo`] taken before can vouch for
+    /// a day row that was dropped and then made again by a late event.
+    #[serde(skip)]
+    generation: u64,
+}
+
+/// What one visitor or session last put into the sketches: the row (day and key, as a
+/// fingerprint) and which of its sketches. A session's events nearly all fall in one day and
+/// one row, and inserting a hash a sketch already holds changes nothing, so with the memo kept
+/// in the visitor's and session's live entries (already in cache for the live windows) most
+/// events skip the sketches and their cache misses altogether. A memo that is lost or stale
+/// only means inserting again, which is harmless; so memos are not part of snapshots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SketchMemo {
+    row: u64,
+    inserted: u8,
+}
+
+/// The memos of an event's visitor and session, where the live windows keep them.
+#[derive(Debug, Default)]
+pub struct SketchMemos<'a> {
+    pub visitor: Option<&'a mut SketchMemo>,
+    pub session: Option<&'a mut SketchMemo>,
+}
+
+// Bits of `SketchMemo::inserted`, for a visitor's and for a session's sketches.
+const VISITORS: u8 = 1;
+const BUYERS: u8 = 2;
+const SESSIONS: u8 = 1;
+const PURCHASE_SESSIONS: u8 = 2;
+const CART_SESSIONS: u8 = 4;
+
+/// The sketches of `need` not yet in `memo`'s row, and the memo updated to hold them all.
+fn still_to_insert(memo: Option<&mut SketchMemo>, row: u64, need: u8) -> u8 {
+    match memo {
+        None => need,
+        Some(memo) => {
+            if memo.row != row {
+                *memo = SketchMemo { row, inserted: 0 };
+            }
+            let missing = need & !memo.inserted;
+            memo.inserted |= need;
+            missing
+        }
+    }
 }
 
 pub const DAY_MS: i64 = 86_400_000;
+
+/// Fingerprints of (generation, day, row key) for [`SketchMemo`]; fixed, as memos never leave
+/// the process.
+const ROW_FINGERPRINT: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5107);
 
 /// The 64-bit hash every engine sketch is fed (sketches merge only if fed the same hash).
 pub fn hash_id(id: &str) -> u64 {
@@ -87,38 +138,57 @@ pub fn hash_id(id: &str) -> u64 {
 }
 
 impl DailyDistinct {
+    /// Adds the event's visitor and session hashes ([`hash_id`], computed once for all the
+    /// sketches and maps they go into) to the sketches of its day and row, skipping what
+    /// `memos` show they already hold.
     pub fn observe(
         &mut self,
         time_ms: i64,
         key: FactKey,
-        visitor: Option<u64>,
-        session: Option<u64>,
+        (visitor, session): (Option<u64>, Option<u64>),
         signal: SessionSignal,
+        memos: SketchMemos<'_>,
     ) {
         if visitor.is_none() && session.is_none() {
             return;
         }
         let day = time_ms.div_euclid(DAY_MS) * DAY_MS;
+        let row = ROW_FINGERPRINT.hash_one((self.generation, day, key));
+        let visitor_need = match signal {
+            SessionSignal::Purchase => VISITORS | BUYERS,
+            _ => VISITORS,
+        };
+        let session_need = match signal {
+            SessionSignal::Purchase => SESSIONS | PURCHASE_SESSIONS,
+            SessionSignal::Cart => SESSIONS | CART_SESSIONS,
+            SessionSignal::Other => SESSIONS,
+        };
+        let visitor_todo = visitor.map_or(0, |_| still_to_insert(memos.visitor, row, visitor_need));
+        let session_todo = session.map_or(0, |_| still_to_insert(memos.session, row, session_need));
+        if visitor_todo == 0 && session_todo == 0 {
+            return;
+        }
         let sets = self.days.entry(day).or_default().entry(key).or_default();
-        // Ids come hashed ([`hash_id`]), once for all the sketches and maps they go into.
         if let Some(visitor) = visitor {
-            sets.visitors.insert_hash(visitor);
-            if signal == SessionSignal::Purchase {
+            if visitor_todo & VISITORS != 0 {
+                sets.visitors.insert_hash(visitor);
+            }
+            if visitor_todo & BUYERS != 0 {
                 sets.buyers.insert_hash(visitor);
             }
         }
         if let Some(session) = session {
-            sets.sessions.insert_hash(session);
-            match signal {
-                SessionSignal::Purchase => {
-                    sets.purchase_sessions.insert_hash(session);
-                    sets.cart_or_purchase_sessions.insert_hash(session);
-                }
-                SessionSignal::Cart => {
-                    sets.cart_sessions.insert_hash(session);
-                    sets.cart_or_purchase_sessions.insert_hash(session);
-                }
-                SessionSignal::Other => {}
+            if session_todo & SESSIONS != 0 {
+                sets.sessions.insert_hash(session);
+            }
+            if session_todo & PURCHASE_SESSIONS != 0 {
+                sets.purchase_sessions.insert_hash(session);
+            }
+            if session_todo & CART_SESSIONS != 0 {
+                sets.cart_sessions.insert_hash(session);
+            }
+            if session_todo & (PURCHASE_SESSIONS | CART_SESSIONS) != 0 {
+                sets.cart_or_purchase_sessions.insert_hash(session);
             }
         }
     }
@@ -126,7 +196,10 @@ impl DailyDistinct {
     /// Drops days before `from_ms`'s day.
     pub fn prune_before(&mut self, from_ms: i64) {
         let day = from_ms.div_euclid(DAY_MS) * DAY_MS;
-        self.days = self.days.split_off(&day);
+        if self.days.first_key_value().is_some_and(|(first, _)| *first < day) {
+            self.days = self.days.split_off(&day);
+            self.generation += 1;
+        }
     }
 
     /// Visits every row of every day touching `[from, to)`.
@@ -195,7 +268,8 @@ mod tests {
             ("c", SessionSignal::Purchase),
             ("d", SessionSignal::Other),
         ] {
-            daily.observe(0, key, Some(hash_id(session)), Some(hash_id(session)), signal);
+            let id = Some(hash_id(session));
+            daily.observe(0, key, (id, id), signal, SketchMemos::default());
         }
         let mut total = DistinctSets::default();
         daily.scan(0, 1, |_, _, sets| total.merge(sets));
@@ -203,5 +277,89 @@ mod tests {
         assert_eq!(total.cart_sessions.estimate(), 2);
         assert_eq!(total.converted_cart_sessions(), 1);
         assert_eq!(total.buyers.estimate(), 2);
+    }
+
+    /// Sketches fed through memos (kept, lost, stale, across prunes) hold exactly what
+    /// sketches fed every event hold.
+    mod memos {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Step {
+            Event { entity: u8, day: u8, country: u8, signal: u8, with_visitor: bool },
+            ForgetMemos { entity: u8 },
+            PruneBefore { day: u8 },
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                8 => (0..12u8, 0..4u8, 0..3u8, 0..3u8, any::<bool>()).prop_map(
+                    |(entity, day, country, signal, with_visitor)| Step::Event {
+                        entity, day, country, signal, with_visitor
+                    }
+                ),
+                1 => (0..12u8).prop_map(|entity| Step::ForgetMemos { entity }),
+                1 => (0..4u8).prop_map(|day| Step::PruneBefore { day }),
+            ]
+        }
+
+        fn estimates(daily: &DailyDistinct) -> Vec<(i64, FactKey, [usize; 6])> {
+            let mut rows = Vec::new();
+            daily.scan(i64::MIN / 2, i64::MAX / 2, |day, key, sets| {
+                rows.push((
+                    day,
+                    *key,
+                    [
+                        sets.visitors.estimate(),
+                        sets.sessions.estimate(),
+                        sets.purchase_sessions.estimate(),
+                        sets.cart_sessions.estimate(),
+                        sets.cart_or_purchase_sessions.estimate(),
+                        sets.buyers.estimate(),
+                    ],
+                ));
+            });
+            rows.sort_by_key(|(day, key, _)| (*day, *key));
+            rows
+        }
+
+        proptest! {
+            #[test]
+            fn memos_never_change_what_the_sketches_hold(
+                steps in proptest::collection::vec(step(), 1..300)
+            ) {
+                let mut plain = DailyDistinct::default();
+                let mut memoized = DailyDistinct::default();
+                let mut memos = vec![(SketchMemo::default(), SketchMemo::default()); 12];
+                for step in steps {
+                    match step {
+                        Step::Event { entity, day, country, signal, with_visitor } => {
+                            let time = i64::from(day) * DAY_MS + 1_000;
+                            let key = FactKey { country: u32::from(country), ..FactKey::default() };
+                            let signal = [SessionSignal::Other, SessionSignal::Cart, SessionSignal::Purchase]
+                                [usize::from(signal)];
+                            let visitor = with_visitor.then(|| hash_id(&format!("v{}", entity / 2)));
+                            let ids = (visitor, Some(hash_id(&format!("s{entity}"))));
+                            plain.observe(time, key, ids, signal, SketchMemos::default());
+                            let (visitor_memo, session_memo) = &mut memos[usize::from(entity)];
+                            let memos = SketchMemos {
+                                visitor: Some(visitor_memo),
+                                session: Some(session_memo),
+                            };
+                            memoized.observe(time, key, ids, signal, memos);
+                        }
+                        Step::ForgetMemos { entity } => {
+                            memos[usize::from(entity)] = Default::default();
+                        }
+                        Step::PruneBefore { day } => {
+                            plain.prune_before(i64::from(day) * DAY_MS);
+                            memoized.prune_before(i64::from(day) * DAY_MS);
+                        }
+                    }
+                    prop_assert_eq!(estimates(&plain), estimates(&memoized));
+                }
+            }
+        }
     }
 }

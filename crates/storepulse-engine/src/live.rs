@@ -16,6 +16,7 @@ use crate::FastMap;
 use compact_str::CompactString;
 use smallvec::SmallVec;
 
+use crate::distinct::{SketchMemo, SketchMemos};
 use crate::intern::Interner;
 
 pub const PAGE_BUCKET_MS: i64 = 10_000;
@@ -50,6 +51,9 @@ pub struct Place {
 struct Presence {
     last_seen: i64,
     place: Place,
+    /// Kept here for [`crate::distinct`], which runs right after on the same entry.
+    #[serde(skip)]
+    sketched: SketchMemo,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -61,6 +65,8 @@ struct VisitorPresence {
     /// in the visitor's own entry (nearly always one or two, inline) because a separate map
     /// cost every event one more cache miss.
     sessions: SmallVec<[(u64, i64); 2]>,
+    #[serde(skip)]
+    sketched: SketchMemo,
 }
 
 /// How many visitors (or sessions) were last seen in each second, per place, and which: "active
@@ -193,9 +199,11 @@ impl LiveWindows {
     }
 
     /// Records a sighting. Events older than the windows as of `newest_ms` (the latest event
-    /// time applied) change nothing here; they still count in the rollups.
-    pub fn observe(&mut self, sighting: &Sighting<'_>, newest_ms: i64) {
+    /// time applied) change nothing here; they still count in the rollups. Returns the
+    /// sketch memos of the visitor's and session's entries (none for such old events).
+    pub fn observe(&mut self, sighting: &Sighting<'_>, newest_ms: i64) -> SketchMemos<'_> {
         let time = sighting.time_ms;
+        let mut memos = SketchMemos::default();
         if time >= newest_ms - self.active_window_ms {
             let place = sighting.place;
             let mut visitor_sessions = None;
@@ -218,24 +226,35 @@ impl LiveWindows {
                             place,
                             id: id.into(),
                             sessions: SmallVec::new(),
+                            sketched: SketchMemo::default(),
                         })
                     }
                 };
                 visitor_sessions = Some(&mut presence.sessions);
+                memos.visitor = Some(&mut presence.sketched);
             }
             if let Some(session) = sighting.session {
-                match self.sessions.get_mut(&session) {
-                    Some(presence) => advance(
-                        &mut self.active_sessions,
-                        &mut presence.last_seen,
-                        &mut presence.place,
-                        (time, place, session),
-                    ),
-                    None => {
-                        self.active_sessions.add(time, place, Some(session));
-                        self.sessions.insert(session, Presence { last_seen: time, place });
+                let presence = match self.sessions.entry(session) {
+                    Entry::Occupied(entry) => {
+                        let presence = entry.into_mut();
+                        advance(
+                            &mut self.active_sessions,
+                            &mut presence.last_seen,
+                            &mut presence.place,
+                            (time, place, session),
+                        );
+                        presence
                     }
-                }
+                    Entry::Vacant(entry) => {
+                        self.active_sessions.add(time, place, Some(session));
+                        entry.insert(Presence {
+                            last_seen: time,
+                            place,
+                            sketched: SketchMemo::default(),
+                        })
+                    }
+                };
+                memos.session = Some(&mut presence.sketched);
                 if let Some(sessions) = visitor_sessions {
                     match sessions.iter_mut().find(|(id, _)| *id == session) {
                         Some((_, last_seen)) => *last_seen = (*last_seen).max(time),
@@ -256,6 +275,7 @@ impl LiveWindows {
                 .entry(PageKey { place: sighting.place, page })
                 .or_default() += 1;
         }
+        memos
     }
 
     /// Forgets what is outside every window as of `now_ms`. Visits only the ids whose

@@ -214,7 +214,7 @@ impl Engine {
         let visitor = event.visitor_id().map(|id| (id, hash_id(id)));
         let session = event.session_id.as_deref().map(hash_id);
         let place = Place { store: key.store, country: key.country, device: key.device };
-        self.live.observe(
+        let memos = self.live.observe(
             &Sighting { time_ms: time, place, visitor, session, page_view },
             self.newest_ms,
         );
@@ -223,7 +223,7 @@ impl Engine {
             EventType::AddToCart => SessionSignal::Cart,
             _ => SessionSignal::Other,
         };
-        self.distinct.observe(time, key, visitor.map(|(_, hash)| hash), session, signal);
+        self.distinct.observe(time, key, (visitor.map(|(_, hash)| hash), session), signal, memos);
         if let Some(session) = session {
             self.track_cart(event, session, key, time);
             let mut products = std::mem::take(&mut self.product_scratch);
