@@ -42,9 +42,15 @@ impl CoOccurrence {
         if entry.items.contains(&product) {
             return;
         }
-        for &other in &entry.items {
-            *self.pairs.entry(product).or_default().entry(other).or_default() += 1;
-            *self.pairs.entry(other).or_default().entry(product).or_default() += 1;
+        if !entry.items.is_empty() {
+            // The new product's row once, then one lookup per other product's row.
+            let row = self.pairs.entry(product).or_default();
+            for &other in &entry.items {
+                *row.entry(other).or_default() += 1;
+            }
+            for &other in &entry.items {
+                *self.pairs.entry(other).or_default().entry(product).or_default() += 1;
+            }
         }
         if entry.items.len() == MAX_ITEMS_PER_VISITOR {
             entry.items.remove(0);
