@@ -36,6 +36,8 @@ struct Mark {
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Trail {
+    /// The session's id hash.
+    session: u64,
     /// Where the session was seen (country and device of its latest event that named them).
     pub place: Place,
     /// The session's latest event, in milliseconds after `base_ms`.
@@ -48,6 +50,20 @@ pub struct Trail {
 }
 
 impl Trail {
+    /// A slot whose trail was pruned, until a new session takes it.
+    const FREE: Trail = Trail {
+        session: 0,
+        place: Place { store: 0, country: 0, device: 0 },
+        last_offset_ms: 0,
+        base_ms: i64::MIN,
+        visitor: 0,
+        marks: Vec::new(),
+    };
+
+    fn is_free(&self) -> bool {
+        self.base_ms == i64::MIN
+    }
+
     fn time_of(&self, mark: &Mark) -> i64 {
         self.base_ms + i64::from(mark.offset_ms)
     }
@@ -75,11 +91,32 @@ impl Trail {
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FunnelLog {
+    /// Every trail in a slot of its own (pruned trails leave free slots that new sessions
+    /// take), so that a session's live entry can remember its slot: an event of a session seen
+    /// in the last minutes goes straight to its trail without a lookup in `slots` (a cache
+    /// miss per event at shop scale). Queries walk the slots contiguously.
+    #[serde(deserialize_with = "crate::presized::vec")]
+    trails: Vec<Trail>,
+    /// Session id hash → slot.
     #[serde(deserialize_with = "crate::presized::map")]
-    sessions: FastMap<u64, Trail>,
+    slots: FastMap<u64, u32>,
+    free: Vec<u32>,
     retention_ms: i64,
     /// Marks held by all trails (for the size estimate without walking them).
     marks: usize,
+}
+
+/// Where a session's trail was last found (see [`FunnelLog::observe_remembering`]), kept in
+/// the session's live entry. Only ever a shortcut: a stale hint is noticed and corrected, so
+/// hints are not part of snapshots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrailHint(u32);
+
+impl TrailHint {
+    /// The slot, if one is remembered (stored plus one, so that the default remembers none).
+    fn slot(self) -> Option<usize> {
+        (self.0 > 0).then(|| self.0 as usize - 1)
+    }
 }
 
 /// What a funnel is split by.
@@ -207,16 +244,35 @@ impl FunnelLog {
         event_type: EventType,
         products: &[u32],
     ) {
+        self.observe_remembering(
+            session,
+            &mut TrailHint::default(),
+            visitor,
+            place,
+            time_ms,
+            event_type,
+            products,
+        );
+    }
+
+    /// [`FunnelLog::observe`] with the session's remembered slot, which is checked before it is
+    /// used and updated after.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_remembering(
+        &mut self,
+        session: u64,
+        hint: &mut TrailHint,
+        visitor: Option<u64>,
+        place: Place,
+        time_ms: i64,
+        event_type: EventType,
+        products: &[u32],
+    ) {
         if matches!(event_type, EventType::Identify) {
             return;
         }
-        let trail = self.sessions.entry(session).or_insert_with(|| Trail {
-            place,
-            last_offset_ms: 0,
-            base_ms: time_ms,
-            visitor: 0,
-            marks: Vec::new(),
-        });
+        let slot = self.slot_of(session, hint, place, time_ms);
+        let trail = &mut self.trails[slot];
         if let Some(visitor) = visitor {
             trail.visitor = visitor;
         }
@@ -242,6 +298,44 @@ impl FunnelLog {
         self.marks += trail.marks.len() - before;
     }
 
+    /// The slot of `session`'s trail, made (at `time_ms`, `place`) when it has none.
+    fn slot_of(&mut self, session: u64, hint: &mut TrailHint, place: Place, time_ms: i64) -> usize {
+        if let Some(slot) = hint.slot()
+            && self
+                .trails
+                .get(slot)
+                .is_some_and(|trail| !trail.is_free() && trail.session == session)
+        {
+            return slot;
+        }
+        let slot = match self.slots.entry(session) {
+            std::collections::hash_map::Entry::Occupied(entry) => *entry.get() as usize,
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let trail = Trail {
+                    session,
+                    place,
+                    last_offset_ms: 0,
+                    base_ms: time_ms,
+                    visitor: 0,
+                    marks: Vec::new(),
+                };
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.trails[slot as usize] = trail;
+                        slot
+                    }
+                    None => {
+                        self.trails.push(trail);
+                        u32::try_from(self.trails.len() - 1).unwrap_or(u32::MAX)
+                    }
+                };
+                *entry.insert(slot) as usize
+            }
+        };
+        *hint = TrailHint(slot as u32 + 1);
+        slot
+    }
+
     pub fn set_retention(&mut self, retention_ms: i64) {
         self.retention_ms = retention_ms;
     }
@@ -252,17 +346,20 @@ impl FunnelLog {
         // so they give back what their vectors reserved for growth.
         let ended = now_ms - ENDED_AFTER_MS;
         let mut removed = 0;
-        self.sessions.retain(|_, trail| {
+        for (slot, trail) in self.trails.iter_mut().enumerate() {
+            if trail.is_free() {
+                continue;
+            }
             let last = trail.last_ms();
             if last < from {
                 removed += trail.marks.len();
-                return false;
-            }
-            if last < ended {
+                self.slots.remove(&trail.session);
+                *trail = Trail::FREE;
+                self.free.push(slot as u32);
+            } else if last < ended {
                 trail.marks.shrink_to_fit();
             }
-            true
-        });
+        }
         self.marks -= removed;
     }
 
@@ -278,7 +375,7 @@ impl FunnelLog {
     ) -> FastMap<u32, Vec<u64>> {
         let mut groups: FastMap<u32, Vec<u64>> = FastMap::default();
         let steps = &spec.steps;
-        for trail in self.sessions.values() {
+        for trail in self.trails.iter().filter(|trail| !trail.is_free()) {
             if !filter.admits(&trail.place) {
                 continue;
             }
@@ -325,7 +422,7 @@ impl FunnelLog {
     }
 
     pub fn sessions(&self) -> usize {
-        self.sessions.len()
+        self.slots.len()
     }
 
     pub fn retention_ms(&self) -> i64 {
@@ -340,9 +437,11 @@ impl FunnelLog {
         to_ms: i64,
     ) -> impl Iterator<Item = (Place, u64, impl Iterator<Item = (i64, EventType, u32)> + '_)> + '_
     {
-        self.sessions
-            .values()
-            .filter(move |trail| trail.last_ms() >= from_ms && trail.base_ms < to_ms)
+        self.trails
+            .iter()
+            .filter(move |trail| {
+                !trail.is_free() && trail.last_ms() >= from_ms && trail.base_ms < to_ms
+            })
             .map(|trail| {
                 let marks = trail
                     .marks
@@ -353,7 +452,9 @@ impl FunnelLog {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.sessions.capacity() * (8 + std::mem::size_of::<Trail>())
+        self.trails.capacity() * std::mem::size_of::<Trail>()
+            + self.slots.capacity() * (8 + 4)
+            + self.free.capacity() * 4
             + self.marks * std::mem::size_of::<Mark>()
     }
 }
@@ -416,6 +517,32 @@ mod tests {
         assert_eq!(reached(&log, &spec(base, base + HOUR)), [1, 1, 1, 1]);
         // The range is by the first step's time, which the rebase kept exact.
         assert!(reached(&log, &spec(base + 2_001, base + HOUR)).is_empty());
+    }
+
+    /// A hint left from a pruned trail, whose slot another session took since, must not send
+    /// events to that other session's trail.
+    #[test]
+    fn a_stale_trail_hint_finds_its_own_trail() {
+        let mut log = FunnelLog::new(HOUR);
+        let place = Place::default();
+        let base = 1_800_000_000_000;
+        let mut hint_a = TrailHint::default();
+        log.observe_remembering(1, &mut hint_a, None, place, base, EventType::ProductView, &[]);
+        log.prune(base + 2 * HOUR);
+        assert_eq!(log.sessions(), 0);
+        let mut hint_b = TrailHint::default();
+        let later = base + 3 * HOUR;
+        log.observe_remembering(2, &mut hint_b, None, place, later, EventType::ProductView, &[]);
+        assert_eq!(hint_a, hint_b, "session 2 took the freed slot");
+        for step in [EventType::AddToCart, EventType::CheckoutStarted] {
+            log.observe_remembering(1, &mut hint_a, None, place, later + 1, step, &[]);
+        }
+        assert_ne!(hint_a, hint_b);
+        assert_eq!(log.sessions(), 2);
+        let mut marks: Vec<usize> =
+            log.trails(later, later + HOUR).map(|(_, _, marks)| marks.count()).collect();
+        marks.sort_unstable();
+        assert_eq!(marks, [1, 2], "session 2 keeps its one mark, session 1 has its two");
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::FastMap;
 use compact_str::CompactString;
 use smallvec::SmallVec;
 
-use crate::distinct::{SketchMemo, SketchMemos};
+use crate::distinct::SketchMemo;
+use crate::funnel::TrailHint;
 use crate::intern::Interner;
 
 pub const PAGE_BUCKET_MS: i64 = 10_000;
@@ -51,9 +52,12 @@ pub struct Place {
 struct Presence {
     last_seen: i64,
     place: Place,
-    /// Kept here for [`crate::distinct`], which runs right after on the same entry.
+    /// Kept here for [`crate::distinct`] and [`crate::funnel`], which run right after on the
+    /// same event: this entry is in cache by then, their own maps may not be.
     #[serde(skip)]
     sketched: SketchMemo,
+    #[serde(skip)]
+    trail: TrailHint,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -169,6 +173,15 @@ pub struct LiveWindows {
     pages: Interner,
 }
 
+/// What other parts of the engine keep in the live entries of an event's visitor and session
+/// (none for an event older than the active window).
+#[derive(Debug, Default)]
+pub struct Remembered<'a> {
+    pub visitor_sketches: Option<&'a mut SketchMemo>,
+    pub session_sketches: Option<&'a mut SketchMemo>,
+    pub trail: Option<&'a mut TrailHint>,
+}
+
 /// One visitor's or session's observation, as the engine passes it in.
 pub struct Sighting<'a> {
     pub time_ms: i64,
@@ -199,11 +212,11 @@ impl LiveWindows {
     }
 
     /// Records a sighting. Events older than the windows as of `newest_ms` (the latest event
-    /// time applied) change nothing here; they still count in the rollups. Returns the
-    /// sketch memos of the visitor's and session's entries (none for such old events).
-    pub fn observe(&mut self, sighting: &Sighting<'_>, newest_ms: i64) -> SketchMemos<'_> {
+    /// time applied) change nothing here; they still count in the rollups. Returns what the
+    /// rest of the engine remembers in the visitor's and session's entries.
+    pub fn observe(&mut self, sighting: &Sighting<'_>, newest_ms: i64) -> Remembered<'_> {
         let time = sighting.time_ms;
-        let mut memos = SketchMemos::default();
+        let mut remembered = Remembered::default();
         if time >= newest_ms - self.active_window_ms {
             let place = sighting.place;
             let mut visitor_sessions = None;
@@ -231,7 +244,7 @@ impl LiveWindows {
                     }
                 };
                 visitor_sessions = Some(&mut presence.sessions);
-                memos.visitor = Some(&mut presence.sketched);
+                remembered.visitor_sketches = Some(&mut presence.sketched);
             }
             if let Some(session) = sighting.session {
                 let presence = match self.sessions.entry(session) {
@@ -251,10 +264,12 @@ impl LiveWindows {
                             last_seen: time,
                             place,
                             sketched: SketchMemo::default(),
+                            trail: TrailHint::default(),
                         })
                     }
                 };
-                memos.session = Some(&mut presence.sketched);
+                remembered.session_sketches = Some(&mut presence.sketched);
+                remembered.trail = Some(&mut presence.trail);
                 if let Some(sessions) = visitor_sessions {
                     match sessions.iter_mut().find(|(id, _)| *id == session) {
                         Some((_, last_seen)) => *last_seen = (*last_seen).max(time),
@@ -275,7 +290,7 @@ impl LiveWindows {
                 .entry(PageKey { place: sighting.place, page })
                 .or_default() += 1;
         }
-        memos
+        remembered
     }
 
     /// Forgets what is outside every window as of `now_ms`. Visits only the ids whose

@@ -27,12 +27,12 @@ use storepulse_model::time::Timestamp;
 use crate::buys::{BuyLedger, BuyTotals};
 use crate::carts::CartTracker;
 use crate::category_trends::{TrendRow, change};
-use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, hash_id};
+use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, SketchMemos, hash_id};
 use crate::facts::{
     Dimensions, FactKey, Measures, OrderRecord, currency_bytes, device_code, device_from_code,
     rows_of,
 };
-use crate::funnel::{FunnelLog, FunnelSpec, FunnelSplit, FunnelSteps};
+use crate::funnel::{FunnelLog, FunnelSpec, FunnelSplit, FunnelSteps, TrailHint};
 use crate::live::{LiveFilter, LiveWindows, Place, Sighting};
 use crate::query::{
     Dimension, Filters, Granularity, MAX_GROUPS, MAX_SERIES_POINTS, Metric, QueryError, QuerySpec,
@@ -214,7 +214,7 @@ impl Engine {
         let visitor = event.visitor_id().map(|id| (id, hash_id(id)));
         let session = event.session_id.as_deref().map(hash_id);
         let place = Place { store: key.store, country: key.country, device: key.device };
-        let memos = self.live.observe(
+        let remembered = self.live.observe(
             &Sighting { time_ms: time, place, visitor, session, page_view },
             self.newest_ms,
         );
@@ -223,16 +223,31 @@ impl Engine {
             EventType::AddToCart => SessionSignal::Cart,
             _ => SessionSignal::Other,
         };
-        self.distinct.observe(time, key, (visitor.map(|(_, hash)| hash), session), signal, memos);
+        let sketch_memos = SketchMemos {
+            visitor: remembered.visitor_sketches,
+            session: remembered.session_sketches,
+        };
+        let ids = (visitor.map(|(_, hash)| hash), session);
+        self.distinct.observe(time, key, ids, signal, sketch_memos);
         if let Some(session) = session {
-            self.track_cart(event, session, key, time);
             let mut products = std::mem::take(&mut self.product_scratch);
             products.clear();
             products.extend(rows[1..].iter().map(|(key, _)| key.product));
             products.dedup();
             let visitor = visitor.map(|(_, hash)| hash);
-            self.funnels.observe(session, visitor, place, time, event.event_type, &products);
+            let mut no_hint = TrailHint::default();
+            let hint = remembered.trail.unwrap_or(&mut no_hint);
+            self.funnels.observe_remembering(
+                session,
+                hint,
+                visitor,
+                place,
+                time,
+                event.event_type,
+                &products,
+            );
             self.product_scratch = products;
+            self.track_cart(event, session, key, time);
         }
         if let Some((_, visitor)) = visitor {
             // Product rows follow the event row; each names one product the visitor met.
