@@ -217,7 +217,8 @@ impl LiveWindows {
     pub fn observe(&mut self, sighting: &Sighting<'_>, newest_ms: i64) -> Remembered<'_> {
         let time = sighting.time_ms;
         let mut remembered = Remembered::default();
-        if time >= newest_ms - self.active_window_ms {
+        let window = self.active_window_ms;
+        if time >= newest_ms - window {
             let place = sighting.place;
             let mut visitor_sessions = None;
             if let Some((id, visitor)) = sighting.visitor {
@@ -273,7 +274,16 @@ impl LiveWindows {
                 if let Some(sessions) = visitor_sessions {
                     match sessions.iter_mut().find(|(id, _)| *id == session) {
                         Some((_, last_seen)) => *last_seen = (*last_seen).max(time),
-                        None => sessions.push((session, time)),
+                        None => {
+                            // A visitor opening session after session (a bot, a broken tracker)
+                            // must not grow a list scanned on each of its events: sessions
+                            // that left the window no longer count anyway.
+                            if sessions.len() >= 8 {
+                                let from = (newest_ms - window).div_euclid(1000) * 1000;
+                                sessions.retain(|(_, seen)| *seen >= from);
+                            }
+                            sessions.push((session, time));
+                        }
                     }
                 }
             }
@@ -412,6 +422,32 @@ fn page_window_start(now_ms: i64, window_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A visitor that opens a new session every minute keeps a short list, and the count of
+    /// its active sessions stays right.
+    #[test]
+    fn a_visitor_with_many_sessions_keeps_only_those_in_the_window() {
+        let mut live = LiveWindows::new(300_000, 900_000);
+        let id = "bot";
+        let visitor = Some((id, crate::distinct::hash_id(id)));
+        let mut newest = 0;
+        for minute in 0..20 {
+            newest = minute * 60_000;
+            let place = Place::default();
+            let sighting = Sighting {
+                time_ms: newest,
+                place,
+                visitor,
+                session: Some(minute as u64 + 1),
+                page_view: None,
+            };
+            live.observe(&sighting, newest);
+        }
+        // Sessions seen at minutes 14..=19 are within five minutes (to the second) of minute 19.
+        assert_eq!(live.visitor_active_sessions(newest, id), 6);
+        let kept = live.visitors.values().map(|p| p.sessions.len()).sum::<usize>();
+        assert!(kept <= 9, "{kept} sessions kept");
+    }
 
     /// The per-second index agrees with a walk over every visitor and session.
     #[test]
