@@ -332,7 +332,8 @@ impl FunnelLog {
                 *entry.insert(slot) as usize
             }
         };
-        *hint = TrailHint(slot as u32 + 1);
+        // (Beyond 4 billion trails a slot is simply not remembered.)
+        *hint = TrailHint(u32::try_from(slot + 1).unwrap_or(0));
         slot
     }
 
