@@ -2,10 +2,12 @@
 //! fsync failures, retention, clean reopens and simulated power losses.
 //!
 //! The model is the list of payloads by offset plus the durable boundary. A crash drops the log
-//! and then damages only what the log never claimed durable: the active segment is cut anywhere
-//! between its durable length and its current length (after optionally appending frames of a
-//! write that never returned), and part of that unsynced region may be overwritten with random
-//! bytes. The law: after reopening, every durable record is there exactly once, in order, with
+//! and then damages only what the log never claimed durable: frames of a write that never
+//! returned may sit at the end of the data (over the zero-filled space, as the writer writes
+//! them), then everything from a point between the durable length and the end of those frames
+//! is lost — either cut off the file, or turned back to zeros up to the file's end (unsynced
+//! pages of space zero-filled earlier), and part of that unsynced region may be overwritten
+//! with random bytes. The law: after reopening, every durable record is there exactly once, in order, with
 //! its payload; anything beyond is an intact prefix of what was written; nothing else appears.
 
 use std::fs::OpenOptions;
@@ -26,6 +28,8 @@ enum Op {
     Crash {
         torn_frames: Vec<Vec<u8>>,
         cut_permille: u16,
+        /// The lost bytes read back as zeros instead of being cut off the file.
+        zeroed: bool,
         garbage: Option<(u16, Vec<u8>)>,
     },
     Reopen,
@@ -55,11 +59,13 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (
             prop::collection::vec(payload(), 0..3),
             0u16..=1000,
+            any::<bool>(),
             prop::option::of((0u16..1000, prop::collection::vec(any::<u8>(), 1..64))),
         )
-            .prop_map(|(torn_frames, cut_permille, garbage)| Op::Crash {
+            .prop_map(|(torn_frames, cut_permille, zeroed, garbage)| Op::Crash {
                 torn_frames,
                 cut_permille,
+                zeroed,
                 garbage,
             }),
         1 => Just(Op::Reopen),
@@ -187,8 +193,8 @@ impl Harness {
                     Ok(()) => assert_eq!(self.log().next_offset(), durable_before),
                 }
             }
-            Op::Crash { torn_frames, cut_permille, garbage } => {
-                self.crash(torn_frames, *cut_permille, garbage.as_ref());
+            Op::Crash { torn_frames, cut_permille, zeroed, garbage } => {
+                self.crash(torn_frames, *cut_permille, *zeroed, garbage.as_ref());
             }
         }
         self.check_contents();
@@ -198,6 +204,7 @@ impl Harness {
         &mut self,
         torn_frames: &[Vec<u8>],
         cut_permille: u16,
+        zeroed: bool,
         garbage: Option<&(u16, Vec<u8>)>,
     ) {
         let stats = self.log().stats();
@@ -221,8 +228,12 @@ impl Harness {
             candidates.push(payload.clone());
         }
         let mut file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        assert_eq!(file.metadata().unwrap().len(), stats.active_segment_bytes);
-        file.seek(SeekFrom::End(0)).unwrap();
+        let file_len = file.metadata().unwrap().len();
+        assert!(file_len >= stats.active_segment_bytes);
+        if self.config.fsync == FsyncPolicy::Never {
+            assert_eq!(file_len, stats.active_segment_bytes, "no zero-fill without fsyncs");
+        }
+        file.seek(SeekFrom::Start(stats.active_segment_bytes)).unwrap();
         file.write_all(&torn).unwrap();
         let len = stats.active_segment_bytes + torn.len() as u64;
         let cut = durable_len + (len - durable_len) * u64::from(cut_permille) / 1000;
@@ -232,12 +243,19 @@ impl Harness {
             file.seek(SeekFrom::Start(at)).unwrap();
             file.write_all(&bytes[..n]).unwrap();
         }
-        file.set_len(cut).unwrap();
+        let end = file.metadata().unwrap().len();
+        if zeroed && end > cut {
+            file.seek(SeekFrom::Start(cut)).unwrap();
+            file.write_all(&vec![0u8; (end - cut) as usize]).unwrap();
+        } else {
+            file.set_len(cut).unwrap();
+        }
+        let damaged_len = file.metadata().unwrap().len();
         drop(file);
 
         let (log, report) = EventLog::open(self.config.clone())
             .unwrap_or_else(|error| panic!("reopen after a crash must succeed: {error}"));
-        assert!(report.truncated_bytes <= len - durable_len);
+        assert!(report.truncated_bytes <= damaged_len - durable_len);
         self.log = Some(log);
         let first = self.log().first_offset() as usize;
         let survivors: Vec<_> =

@@ -17,8 +17,15 @@
 //!   could have touched, which proves acknowledged data was damaged: refuse to open.
 //! - With `FsyncPolicy::Never` there is no such bound, so any tail after the first bad frame is
 //!   treated as torn and cut. This is the documented weaker guarantee of that policy.
+//! - **Zero-filled space.** With a syncing policy the writer keeps zeros written ahead of the
+//!   active segment's data (see `event_log`). A bad frame followed only by zero bytes up to the
+//!   end of the file is that space — the clean end of the data, whether it held no write yet or
+//!   a crash left unsynced pages unwritten there: the zeros stay for the writer to reuse and
+//!   nothing is reported as cut. Anything else non-zero after the first bad frame is judged by
+//!   the rules above.
 //! - A last segment that ends with a valid seal means the crash hit between sealing and creating
-//!   the next segment: that segment is created now.
+//!   the next segment: that segment is created now (zeros after the seal are cut first, so the
+//!   sealed file ends with its seal).
 //! - After recovery the active segment is fsynced, so everything that survived is durable.
 
 use std::collections::VecDeque;
@@ -73,7 +80,10 @@ pub(crate) struct RecoveredActive {
     pub base: u64,
     pub path: PathBuf,
     pub file: File,
+    /// Length of the valid data.
     pub len: u64,
+    /// Length of the file: `len` plus the zero-filled space after it.
+    pub file_len: u64,
     pub record_count: u64,
     pub newest_appended_at_unix_ms: Option<i64>,
 }
@@ -111,6 +121,7 @@ pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
             path,
             file,
             len: 0,
+            file_len: 0,
             record_count: 0,
             newest_appended_at_unix_ms: None,
         };
@@ -138,7 +149,12 @@ pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
 
     let scan = scan_active(config, &last)?;
     let file = segment::open_segment_for_append(&last.path)?;
-    if scan.valid_len < last.len {
+    let mut file_len = last.len;
+    if scan.zero_tail && scan.seal.is_some() {
+        // A sealed segment must end with its seal: `read_seal` reads the file's last bytes.
+        file.set_len(scan.valid_len).context("cut zeros after the seal of segment", &last.path)?;
+        file_len = scan.valid_len;
+    } else if scan.valid_len < last.len && !scan.zero_tail {
         tracing::warn!(
             segment = %last.path.display(),
             position = scan.valid_len,
@@ -149,6 +165,7 @@ pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
         file.set_len(scan.valid_len).context("truncate torn tail of segment", &last.path)?;
         report.truncated_bytes = last.len - scan.valid_len;
         report.truncation_reason = scan.bad_reason.clone();
+        file_len = scan.valid_len;
     }
     // Whatever survived becomes durable now, so `durable_offset == next_offset` after open.
     file.sync_all().context("fsync segment after recovery", &last.path)?;
@@ -171,6 +188,7 @@ pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
                 path,
                 file,
                 len: 0,
+                file_len: 0,
                 record_count: 0,
                 newest_appended_at_unix_ms: None,
             }
@@ -180,6 +198,7 @@ pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
             path: last.path.clone(),
             file,
             len: scan.valid_len,
+            file_len,
             record_count: scan.record_count,
             newest_appended_at_unix_ms: scan.newest_appended_at_unix_ms,
         },
@@ -217,6 +236,8 @@ struct ActiveScan {
     /// `(record_count, newest)` when the segment ends with a valid seal.
     seal: Option<(u64, i64)>,
     bad_reason: Option<String>,
+    /// Everything after `valid_len` is zero: the writer's zero-filled space, not damage.
+    zero_tail: bool,
 }
 
 fn scan_active(config: &LogConfig, segment: &SegmentFile) -> Result<ActiveScan> {
@@ -228,6 +249,7 @@ fn scan_active(config: &LogConfig, segment: &SegmentFile) -> Result<ActiveScan> 
         newest_appended_at_unix_ms: None,
         seal: None,
         bad_reason: None,
+        zero_tail: false,
     };
     let (bad_position, reason) = loop {
         let step = scanner.next_frame(true).context("scan active segment", &segment.path)?;
@@ -255,6 +277,10 @@ fn scan_active(config: &LogConfig, segment: &SegmentFile) -> Result<ActiveScan> 
     };
     let expected_offset = scanner.expected_offset();
     drop(scanner);
+    if segment::zeros_from(&segment.path, bad_position)? {
+        scan.zero_tail = true;
+        return Ok(scan);
+    }
 
     if config.fsync != FsyncPolicy::Never {
         let tail = read_tail(&segment.path, bad_position)?;

@@ -1,5 +1,6 @@
 //! Segment files on disk: naming, listing, creation (with the directory fsync that makes a new
-//! file survive a crash) and the cheap seal check used at startup.
+//! file survive a crash), the cheap seal check used at startup, and recognising the zero-filled
+//! space the writer lays down ahead of the active segment's data (see `event_log`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -85,6 +86,23 @@ pub fn open_segment_for_append(path: &Path) -> Result<File> {
     OpenOptions::new().read(true).write(true).open(path).context("open segment for append", path)
 }
 
+/// True when every byte of the file at `path` from `position` to its end is zero: the space
+/// the writer zero-filled ahead of its data, not a torn or damaged write.
+pub fn zeros_from(path: &Path, position: u64) -> Result<bool> {
+    let mut file = File::open(path).context("open segment", path)?;
+    file.seek(SeekFrom::Start(position)).context("seek in segment", path)?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = file.read(&mut chunk).context("read segment", path)?;
+        if read == 0 {
+            return Ok(true);
+        }
+        if chunk[..read].iter().any(|&byte| byte != 0) {
+            return Ok(false);
+        }
+    }
+}
+
 /// What a valid seal says about a sealed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealInfo {
@@ -125,6 +143,22 @@ mod tests {
         assert_eq!(parse_segment_file_name("0000000000000000004x.seg"), None);
         assert_eq!(parse_segment_file_name("00000000000000000042.seg.tail"), None);
         assert!(segment_file_name(9) < segment_file_name(10));
+    }
+
+    #[test]
+    fn only_an_all_zero_rest_of_the_file_counts_as_zero_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut bytes = vec![7u8; 10];
+        bytes.extend(vec![0u8; 200_000]);
+        fs::write(&path, &bytes).unwrap();
+        assert!(zeros_from(&path, 10).unwrap());
+        assert!(zeros_from(&path, bytes.len() as u64).unwrap());
+        assert!(!zeros_from(&path, 9).unwrap());
+        // A non-zero byte far past the first read chunk is found too.
+        bytes[150_000] = 1;
+        fs::write(&path, &bytes).unwrap();
+        assert!(!zeros_from(&path, 10).unwrap());
     }
 
     #[test]

@@ -94,7 +94,8 @@ pub struct RepairReport {
 
 /// Reads every frame of every segment of `dir` and reports all problems with segment file name
 /// and byte position. Read-only; needs no lock (a concurrently appended tail may show up as a
-/// torn write). Frame lengths are bounded by the format limit, since the configured
+/// torn write). Zeros after the last segment's data are the writer's zero-filled space, not a
+/// problem. Frame lengths are bounded by the format limit, since the configured
 /// `max_record_bytes` is not known here.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let segments = segment::list_segments(dir)?;
@@ -144,7 +145,9 @@ fn scan_segments(segments: &[SegmentFile]) -> Result<VerifyReport> {
             match scanner.next_frame(true).context("read segment for verify", &segment.path)? {
                 Scanned::Record { .. } => report.records += 1,
                 Scanned::Seal { .. } => {
-                    if scanner.position() != segment.len {
+                    let zeros_after =
+                        is_last && segment::zeros_from(&segment.path, scanner.position())?;
+                    if scanner.position() != segment.len && !zeros_after {
                         report.problems.push(problem(
                             ProblemKind::DataAfterSeal,
                             scanner.position(),
@@ -164,6 +167,12 @@ fn scan_segments(segments: &[SegmentFile]) -> Result<VerifyReport> {
                             "segment is followed by another segment but has no seal frame".into(),
                         ));
                     }
+                    break;
+                }
+                // The writer's zero-filled space after the active segment's data.
+                Scanned::Bad { position, .. }
+                    if is_last && segment::zeros_from(&segment.path, position)? =>
+                {
                     break;
                 }
                 Scanned::Bad { position, reason } => {

@@ -12,7 +12,7 @@ use storepulse_log::frame::{HEADER_LEN, SEAL_FRAME_LEN};
 use storepulse_log::segment::segment_path;
 use storepulse_log::{
     EventLog, FsyncPolicy, LogConfig, LogError, ProblemKind, QUARANTINE_DIR_NAME, Record,
-    Retention, repair, verify,
+    Retention, ZERO_FILL_CHUNK, repair, verify,
 };
 
 fn small_segments(dir: &Path) -> LogConfig {
@@ -158,15 +158,115 @@ fn torn_tail_of_the_active_segment_is_cut_on_open() {
     let active = segment_path(dir.path(), log.stats().active_segment_base);
     let len = log.stats().active_segment_bytes;
     drop(log);
-    // Half a frame header, as a crash in the middle of a write leaves it.
-    let mut file = OpenOptions::new().append(true).open(&active).unwrap();
+    // Half a frame header at the end of the data (over the zero-filled space after it), as a
+    // crash in the middle of a write leaves it.
+    let file_len = fs::metadata(&active).unwrap().len();
+    let mut file = OpenOptions::new().write(true).open(&active).unwrap();
+    file.seek(SeekFrom::Start(len)).unwrap();
     file.write_all(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).unwrap();
     drop(file);
     let (mut log, report) = EventLog::open(LogConfig::new(dir.path())).unwrap();
-    assert_eq!(report.truncated_bytes, 10);
+    assert_eq!(report.truncated_bytes, file_len.max(len + 10) - len);
     assert!(report.truncation_reason.unwrap().contains(&format!("byte {len}")));
     assert_eq!(fs::metadata(&active).unwrap().len(), len);
     append_numbered(&mut log, 5, 5, 20);
+    assert_numbered(&read_from(&log, 0), 0);
+}
+
+#[test]
+fn small_appends_write_into_zero_filled_space_that_reopen_keeps_and_verify_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    append_numbered(&mut log, 10, 1, 10);
+    let active = segment_path(dir.path(), 0);
+    let data_len = log.stats().active_segment_bytes;
+    let file_len = fs::metadata(&active).unwrap().len();
+    // The first append laid down a chunk of zeros; the next ones wrote into it.
+    assert_eq!(file_len, (HEADER_LEN + payload(0).len()) as u64 + ZERO_FILL_CHUNK);
+    assert!(data_len < file_len);
+    assert!(verify(dir.path()).unwrap().is_clean());
+    drop(log);
+
+    let (mut log, report) = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    assert_eq!((report.truncated_bytes, report.truncation_reason), (0, None));
+    assert_eq!(fs::metadata(&active).unwrap().len(), file_len, "the zeros are reused");
+    append_numbered(&mut log, 5, 1, 20);
+    assert_eq!(fs::metadata(&active).unwrap().len(), file_len);
+    assert_numbered(&read_from(&log, 0), 0);
+}
+
+#[test]
+fn a_rolled_segment_ends_with_its_seal_not_with_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 4096, ..LogConfig::new(dir.path()) };
+    let (mut log, _) = EventLog::open(config.clone()).unwrap();
+    append_numbered(&mut log, 200, 1, 10);
+    let files = segment_files(dir.path());
+    assert!(files.len() > 2);
+    for sealed in &files[..files.len() - 1] {
+        let bytes = fs::read(sealed).unwrap();
+        assert_ne!(bytes[bytes.len() - SEAL_FRAME_LEN..], [0u8; SEAL_FRAME_LEN]);
+        // The zero-filled space never reaches past the segment size.
+        assert!(
+            bytes.len() as u64 <= 4096 + (HEADER_LEN + payload(0).len() + SEAL_FRAME_LEN) as u64
+        );
+    }
+    drop(log);
+    let (log, report) = EventLog::open(config).unwrap();
+    assert_eq!(report.truncated_bytes, 0);
+    assert!(verify(dir.path()).unwrap().is_clean());
+    assert_numbered(&read_from(&log, 0), 0);
+}
+
+#[test]
+fn zeros_left_by_a_larger_segment_size_are_cut_before_the_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    append_numbered(&mut log, 3, 1, 10);
+    drop(log);
+    // Reopened with a segment size the data already exceeds: the next append rolls.
+    let (mut log, _) = EventLog::open(small_segments(dir.path())).unwrap();
+    append_numbered(&mut log, 40, 1, 20);
+    let first = fs::read(segment_path(dir.path(), 0)).unwrap();
+    assert_ne!(first[first.len() - SEAL_FRAME_LEN..], [0u8; SEAL_FRAME_LEN]);
+    drop(log);
+    let (log, _) = EventLog::open(small_segments(dir.path())).unwrap();
+    assert!(verify(dir.path()).unwrap().is_clean());
+    assert_numbered(&read_from(&log, 0), 0);
+}
+
+#[test]
+fn garbage_in_the_zero_filled_space_is_a_torn_write_and_zeros_after_a_seal_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    append_numbered(&mut log, 10, 1, 10);
+    let active = segment_path(dir.path(), 0);
+    let data_len = log.stats().active_segment_bytes;
+    drop(log);
+    // One stray byte deep inside the zeros: no valid frame follows, so it is a torn write.
+    let mut file = OpenOptions::new().write(true).open(&active).unwrap();
+    file.seek(SeekFrom::Start(data_len + 5000)).unwrap();
+    file.write_all(&[9]).unwrap();
+    drop(file);
+    assert!(!verify(dir.path()).unwrap().is_clean());
+    let (log, report) = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    assert!(report.truncated_bytes > 5000);
+    assert_eq!(fs::metadata(&active).unwrap().len(), data_len);
+    assert_eq!(log.next_offset(), 10);
+    drop(log);
+
+    // A seal followed by zeros (a crash after sealing, before the cut reached the disk).
+    let mut bytes = fs::read(&active).unwrap();
+    let mut seal = Vec::new();
+    storepulse_log::frame::encode_seal(&mut seal, 10, 10, 10);
+    bytes.extend_from_slice(&seal);
+    bytes.extend(vec![0u8; 3000]);
+    fs::write(&active, &bytes).unwrap();
+    let (log, report) = EventLog::open(LogConfig::new(dir.path())).unwrap();
+    assert!(report.created_active_segment);
+    assert_eq!(fs::metadata(&active).unwrap().len(), data_len + SEAL_FRAME_LEN as u64);
+    drop(log);
+    let (log, _) = EventLog::open(LogConfig::new(dir.path())).unwrap();
     assert_numbered(&read_from(&log, 0), 0);
 }
 
