@@ -1,4 +1,5 @@
-//! The engine's housekeeping thread, kept off the log writer so that commits never wait for it:
+//! The engine's housekeeping thread, kept off the log writer and the engine applier so that
+//! commits never wait for it:
 //! every second it expires live windows and rollup buckets (cheap: it costs what expired) and
 //! exports the engine's size; every ten minutes it applies day-scale retention (visitor item
 //! sets, funnel trails, remembered orders, distinct sketches — this walks those maps under

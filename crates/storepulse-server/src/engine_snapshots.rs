@@ -1,5 +1,5 @@
 //! Engine snapshots on disk: `<data_dir>/engine/snapshot.bin`, written atomically (temp file,
-//! fsync, rename, directory fsync) on a schedule by the log writer and once more at shutdown.
+//! fsync, rename, directory fsync) on a schedule by the maintenance thread and once more at shutdown.
 //! At start the snapshot is loaded and only the log records after its position are replayed;
 //! a missing, stale or damaged snapshot falls back to replaying the whole log (logged, never
 //! fatal: the log is the source of truth).

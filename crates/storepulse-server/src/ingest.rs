@@ -2,9 +2,10 @@
 //!
 //! [`IngestPipeline::open`] opens the event log (recovering a torn tail), rebuilds the
 //! de-duplication window from the log's recent records, and starts the writer thread
-//! ([`writer`]). Handlers call [`IngestPipeline::commit`] with validated events and get, per
+//! ([`writer`]) and the engine applier thread behind it ([`applier`]). Handlers call [`IngestPipeline::commit`] with validated events and get, per
 //! event, its log offset or "duplicate" — only after the events are durable.
 
+pub mod applier;
 pub mod dedup;
 pub mod writer;
 
@@ -41,6 +42,7 @@ pub enum IngestError {
 pub struct IngestPipeline {
     sender: Mutex<Option<Sender<CommitRequest>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    applier: Mutex<Option<JoinHandle<()>>>,
     log: Arc<Mutex<EventLog>>,
     status: Arc<WriterStatus>,
     metrics: Metrics,
@@ -49,8 +51,8 @@ pub struct IngestPipeline {
 }
 
 impl IngestPipeline {
-    /// Opens the log, replays it into `engine`, and starts the writer, which applies every
-    /// newly stored event to `engine` before acknowledging it.
+    /// Opens the log, replays it into `engine`, and starts the writer and the applier, which
+    /// applies every newly stored event to `engine` before acknowledging it.
     pub fn open(
         config: &Config,
         metrics: Metrics,
@@ -135,17 +137,19 @@ impl IngestPipeline {
                 max_bytes: config.log.retention_max_bytes,
             },
         };
+        let (to_applier, applier) = applier::start(engine, metrics.clone())?;
         let writer = {
             let log = log.clone();
             let status = status.clone();
             let metrics = metrics.clone();
             std::thread::Builder::new().name("storepulse-log-writer".into()).spawn(move || {
-                run_writer(log, receiver, dedup, settings, status, metrics, engine)
+                run_writer(log, receiver, dedup, settings, status, metrics, to_applier)
             })?
         };
         Ok(IngestPipeline {
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
+            applier: Mutex::new(Some(applier)),
             log,
             status,
             metrics,
@@ -204,13 +208,20 @@ impl IngestPipeline {
         &self.log
     }
 
-    /// Stops taking requests, lets the writer drain the queue, and waits for its final sync.
+    /// Stops taking requests, lets the writer drain the queue, and waits for its final sync
+    /// and for the engine to apply everything stored.
     pub fn shutdown(&self) {
         self.sender.lock_ignoring_poison().take();
         if let Some(writer) = self.writer.lock_ignoring_poison().take()
             && writer.join().is_err()
         {
             tracing::error!("log writer thread panicked");
+        }
+        // The writer has dropped its end of the channel: the applier drains it and stops.
+        if let Some(applier) = self.applier.lock_ignoring_poison().take()
+            && applier.join().is_err()
+        {
+            tracing::error!("engine applier thread panicked");
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The analytics engine as the server shares it: the log writer applies stored events under
-//! the write lock, queries read it, and snapshots encode it under a read lock.
+//! The analytics engine as the server shares it: the engine applier applies stored events
+//! under the write lock, queries read it, and snapshots encode it under a read lock.
 //!
 //! A snapshot of a large state takes seconds to encode (8 s at 100 million events), and the
-//! writer applies every committed group before acknowledging it. So that acknowledgements never
-//! wait for a snapshot, the snapshot raises a flag while it encodes; the writer, seeing it, keeps
-//! the group's events aside (they are already durable), answers at once, and applies what it
-//! kept as soon as the snapshot is done. Outside snapshots a client reads its own writes.
+//! applier applies every committed group before acknowledging it. So that acknowledgements
+//! never wait for a snapshot, the snapshot raises a flag while it encodes; the applier, seeing
+//! it, keeps the group's events aside (they are already durable), answers at once, and applies
+//! what it kept as soon as the snapshot is done. Outside snapshots a client reads its own
+//! writes.
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -75,9 +75,9 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
     .into_response())
 }
 
-/// The running total once the engine has applied the buy stored at `offset`. The writer applies
+/// The running total once the engine has applied the buy stored at `offset`. The applier applies
 /// it before answering, except while a snapshot is being encoded: the buy then waits in the
-/// writer's backlog until the snapshot is done (seconds at most), and so does this answer.
+/// applier's backlog until the snapshot is done (seconds at most), and so does this answer.
 /// Should the engine not get there within a minute (it would be a bug), the answer is the
 /// total without it: the buy is stored, and an error would make the client buy again.
 async fn total_including(state: &AppState, offset: u64) -> BuyTotals {

@@ -4,13 +4,11 @@
 //! [`CommitRequest`] to this single thread. It takes the first waiting request and everything
 //! else already queued (up to `max_commit_bytes`), drops ids it has already stored, writes the
 //! rest with **one** `append_batch` — one write and, with the default policy, one fsync — and
-//! only then answers every request in the group. Many concurrent requests therefore share one
-//! fsync, and no request is answered before its events are durable.
-//!
-//! After the commit and before answering, the engine applies the stored events, so a client
-//! reads its own writes — except while a snapshot is being encoded: the events then wait in a
-//! backlog (they are durable already) and are applied as soon as the snapshot is done, so
-//! acknowledgements never wait seconds for a snapshot (see [`crate::shared_engine`]).
+//! only then hands the group to the engine applier ([`super::applier`]), which applies the
+//! stored events and answers every request in the group (small groups the writer applies
+//! itself when the applier is idle). Many concurrent requests therefore
+//! share one fsync, no request is answered before its events are durable, and a client reads
+//! its own writes; the next group is written and fsynced while the engine applies this one.
 //!
 //! A failed write or fsync answers the whole group with an error (nothing in it was
 //! acknowledged) and marks the log unwritable; the thread keeps probing with `sync` and
@@ -23,43 +21,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::sync::MutexExt;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use storepulse_log::{EventLog, Retention};
-use tokio::sync::oneshot;
 
 use storepulse_model::Event;
 use storepulse_model::codec::{CodecError, encode_event};
 
+use super::applier::{ApplierHandle, CommittedGroup, CommittedRequest, Reply};
 use super::dedup::{DedupWindow, dedup_key};
-use crate::app::SharedEngine;
-use crate::sync::RwLockExt;
 use crate::telemetry::Metrics;
-
-/// Stored events the engine has not applied yet (a snapshot was being encoded when they were
-/// committed), oldest first, and the log offset after the last of them.
-#[derive(Default)]
-struct Backlog {
-    events: Vec<Event>,
-    next_offset: u64,
-}
-
-impl Backlog {
-    /// Applies the backlog, if the engine is not being snapshotted.
-    fn apply_if_free(&mut self, engine: &SharedEngine, metrics: &Metrics) {
-        if self.events.is_empty() {
-            return;
-        }
-        if let Some(mut engine) = engine.write_unless_snapshotting() {
-            self.apply(&mut engine, metrics);
-        }
-    }
-
-    fn apply(&mut self, engine: &mut storepulse_engine::Engine, metrics: &Metrics) {
-        for event in self.events.drain(..) {
-            engine.apply(&event);
-        }
-        engine.set_log_position(self.next_offset);
-        metrics.engine_backlog.set(0);
-    }
-}
 
 /// The events of one request, encoded for the log: every record in one buffer (one
 /// allocation per request rather than per event), each with its de-duplication key. The
@@ -141,7 +109,7 @@ pub enum CommitError {
 pub struct CommitRequest {
     pub batch: PreparedBatch,
     pub source: &'static str,
-    pub reply: oneshot::Sender<Result<Vec<EventOutcome>, CommitError>>,
+    pub reply: Reply,
 }
 
 impl CommitRequest {
@@ -196,7 +164,8 @@ pub fn now_unix_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
-/// Runs until every sender is dropped, then syncs the log and returns.
+/// Runs until every sender is dropped, then syncs the log and returns; dropping `applier` on
+/// return lets the applier thread finish too.
 pub fn run_writer(
     log: Arc<std::sync::Mutex<EventLog>>,
     requests: Receiver<CommitRequest>,
@@ -204,17 +173,14 @@ pub fn run_writer(
     settings: WriterSettings,
     status: Arc<WriterStatus>,
     metrics: Metrics,
-    engine: SharedEngine,
+    applier: ApplierHandle,
 ) {
     let mut last_sync = Instant::now();
     let mut last_housekeeping = Instant::now();
-    let mut backlog = Backlog::default();
     // With `fsync = "interval"` an idle writer must still wake in time to sync what it wrote.
     let idle_wait = settings.sync_every.map_or(settings.tick, |every| every.min(settings.tick));
     loop {
-        // A backlog is applied as soon as the snapshot that caused it is done, traffic or not.
-        let wait = if backlog.events.is_empty() { idle_wait } else { BACKLOG_POLL };
-        let first = match requests.recv_timeout(wait) {
+        let first = match requests.recv_timeout(idle_wait) {
             Ok(request) => Some(request),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
@@ -232,9 +198,7 @@ pub fn run_writer(
                 }
             }
             metrics.ingest_queue_depth.set(requests.len() as i64);
-            commit_group(&log, group, &mut dedup, &status, &metrics, &engine, &mut backlog);
-        } else {
-            backlog.apply_if_free(&engine, &metrics);
+            commit_group(&log, group, &mut dedup, &status, &metrics, &applier);
         }
         if let Some(every) = settings.sync_every
             && last_sync.elapsed() >= every
@@ -248,26 +212,16 @@ pub fn run_writer(
         }
     }
     sync_log(&log, &status);
-    if !backlog.events.is_empty() {
-        // The shutdown snapshot comes after this, and should cover every stored event.
-        backlog.apply(&mut engine.write_ignoring_poison(), &metrics);
-    }
     tracing::info!("log writer stopped; log synced");
 }
 
-/// How often a writer with a backlog checks whether the snapshot is done.
-const BACKLOG_POLL: Duration = Duration::from_millis(5);
-/// Events a backlog holds at most (about half a gigabyte) before commits wait for the snapshot.
-const MAX_BACKLOG: usize = 1_000_000;
-
 fn commit_group(
     log: &std::sync::Mutex<EventLog>,
-    mut group: Vec<CommitRequest>,
+    group: Vec<CommitRequest>,
     dedup: &mut DedupWindow,
     status: &WriterStatus,
     metrics: &Metrics,
-    engine: &SharedEngine,
-    backlog: &mut Backlog,
+    applier: &ApplierHandle,
 ) {
     let now = now_unix_ms();
     // Plan: which events are new. Later copies inside the same group are duplicates too.
@@ -311,34 +265,9 @@ fn commit_group(
                 status.durable_offset.store(outcome.next_offset, Ordering::Relaxed);
             }
             mark_writable(status);
-            // The engine sees stored events before anyone is answered, so a client reads its
-            // own writes — unless a snapshot is being encoded (see the module docs). A backlog
-            // that has grown to its cap waits for the snapshot instead: memory stays bounded.
-            let free = if backlog.events.len() < MAX_BACKLOG {
-                engine.write_unless_snapshotting()
-            } else {
-                Some(engine.write_ignoring_poison())
-            };
-            if let Some(mut engine) = free {
-                backlog.apply(&mut engine, metrics);
-                for (request, plan) in group.iter().zip(&plans) {
-                    for (event, slot) in request.batch.decoded.iter().zip(plan) {
-                        if slot.is_some() {
-                            engine.apply(event);
-                        }
-                    }
-                }
-                engine.set_log_position(outcome.next_offset);
-            } else {
-                for (request, plan) in group.iter_mut().zip(&plans) {
-                    let events = std::mem::take(&mut request.batch.decoded);
-                    let stored = events.into_iter().zip(plan).filter(|(_, slot)| slot.is_some());
-                    backlog.events.extend(stored.map(|(event, _)| event));
-                }
-                backlog.next_offset = outcome.next_offset;
-                metrics.engine_backlog.set(backlog.events.len() as i64);
-            }
+            let mut committed = Vec::with_capacity(group.len());
             for (request, plan) in group.into_iter().zip(plans) {
+                let stored = plan.iter().map(Option::is_some).collect();
                 let outcomes: Vec<EventOutcome> = plan
                     .into_iter()
                     .map(|slot| match slot {
@@ -348,19 +277,27 @@ fn commit_group(
                         None => EventOutcome::Duplicate,
                     })
                     .collect();
-                let stored = outcomes
+                let stored_count = outcomes
                     .iter()
                     .filter(|outcome| matches!(outcome, EventOutcome::Stored { .. }))
                     .count();
                 let labels = crate::telemetry::SourceLabels { source: request.source };
-                metrics.events_accepted.get_or_create(&labels).inc_by(stored as u64);
+                metrics.events_accepted.get_or_create(&labels).inc_by(stored_count as u64);
                 metrics
                     .events_duplicate
                     .get_or_create(&labels)
-                    .inc_by((outcomes.len() - stored) as u64);
-                // The requester may have gone away (client disconnect); its events are stored.
-                let _ = request.reply.send(Ok(outcomes));
+                    .inc_by((outcomes.len() - stored_count) as u64);
+                committed.push(CommittedRequest {
+                    events: request.batch.decoded,
+                    stored,
+                    outcomes,
+                    reply: request.reply,
+                });
             }
+            applier.apply_and_answer(CommittedGroup {
+                requests: committed,
+                next_offset: outcome.next_offset,
+            });
         }
         Err(error) => {
             metrics.log_append_errors.inc();

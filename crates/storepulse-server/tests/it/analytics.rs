@@ -250,6 +250,46 @@ async fn a_restart_loads_the_snapshot_and_replays_only_the_tail() {
     assert_eq!(test.get("/health").await.json()["engine"]["events_applied"], 7);
 }
 
+/// Batches (applied on the applier thread while the writer goes on) and single events (applied
+/// by the writer itself) from many clients at once: each client reads back its own events, and
+/// every event is counted once. (That an answer waits for the engine is asserted
+/// deterministically in `ingest::applier`'s tests.)
+#[test]
+fn concurrent_batches_and_single_events_are_read_back_at_once() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let test = TestApp::new();
+    let now = now_ms();
+    let page = |user: String, path: &str| json!({"type": "page_view", "timestamp": at(now - 1000), "user_id": user, "page": {"path": path}});
+    std::thread::scope(|scope| {
+        for client in 0..8 {
+            let (test, runtime) = (&test, &runtime);
+            scope.spawn(move || {
+                runtime.block_on(async {
+                    let batch: Vec<Value> =
+                        (0..300).map(|i| page(format!("b{client}-{i}"), "/batch")).collect();
+                    let body = Value::Array(batch).to_string();
+                    let answer = test.post_json("/api/v1/events", &body).await;
+                    assert_eq!(answer.json()["accepted"], 300);
+                    let realtime = test.get("/api/v1/realtime").await.json();
+                    assert!(realtime["active_users"].as_u64().unwrap() >= 300, "{realtime}");
+                    for step in 0..5 {
+                        let body = page(format!("s{client}"), &format!("/step-{step}")).to_string();
+                        assert_eq!(
+                            test.post_json("/api/v1/events", &body).await.json()["accepted"],
+                            1
+                        );
+                        let realtime = test.get("/api/v1/realtime").await.json();
+                        assert!(realtime["active_users"].as_u64().unwrap() >= 301, "{realtime}");
+                    }
+                });
+            });
+        }
+    });
+    let realtime = runtime.block_on(test.get("/api/v1/realtime")).json();
+    assert_eq!(realtime["active_users"], 8 * 300 + 8);
+    assert_eq!(realtime["page_views"], 8 * 300 + 8 * 5);
+}
+
 /// A snapshot being encoded does not hold up acknowledgements: events committed meanwhile are
 /// answered at once and applied as soon as the snapshot is done, and `/buy` still answers a
 /// total that includes its own buy (it waits for the snapshot).
