@@ -16,6 +16,14 @@ request = function()
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end
 
+-- wrk truncates the pause to whole milliseconds (2.9 becomes 2), so a fractional DELAY_MS is
+-- dithered: floor or floor + 1 at random, averaging DELAY_MS.
+local whole_ms = math.floor(delay_ms)
+local fraction = delay_ms - whole_ms
+
 delay = function()
-  return delay_ms
+  if math.random() < fraction then
+    return whole_ms + 1
+  end
+  return whole_ms
 end
