@@ -123,6 +123,11 @@ impl LogError {
     pub fn is_corruption(&self) -> bool {
         matches!(self, LogError::Corrupt { .. })
     }
+
+    /// Returns true when the device ran out of space.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, LogError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+    }
 }
 
 /// Extension to attach an action and a path to `io::Result`s.

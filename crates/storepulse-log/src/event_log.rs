@@ -29,7 +29,9 @@
 //! active.file_len)` are zeros; recovery treats an all-zero rest of the file as the clean end
 //! of the data (see `recovery`), and a segment is cut to its data before it is sealed. Large
 //! batches (at least [`ZERO_FILL_MAX_BATCH`]) simply append: their own data dominates their
-//! fsync, and zero-filling ahead of them would double what they write.
+//! fsync, and zero-filling ahead of them would double what they write. On a nearly full disk
+//! the zeros must not cost an event that fits: a write with zeros that fails for want of space
+//! is retried without them, and the segment gets no more zeros (until the next one).
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -124,6 +126,8 @@ struct ActiveSegment {
     durable_newest_appended_at_unix_ms: Option<i64>,
     /// A seal frame has been written and fsynced; only the creation of the next segment is left.
     sealed: bool,
+    /// A write with zeros ran out of space: no more zero-filling in this segment.
+    zero_fill_off: bool,
 }
 
 impl ActiveSegment {
@@ -139,6 +143,7 @@ impl ActiveSegment {
             newest_appended_at_unix_ms: None,
             durable_newest_appended_at_unix_ms: None,
             sealed: false,
+            zero_fill_off: false,
         }
     }
 }
@@ -210,6 +215,7 @@ impl EventLog {
                 newest_appended_at_unix_ms: active.newest_appended_at_unix_ms,
                 durable_newest_appended_at_unix_ms: active.newest_appended_at_unix_ms,
                 sealed: false,
+                zero_fill_off: false,
             },
             next_offset,
             durable_offset: next_offset,
@@ -268,7 +274,7 @@ impl EventLog {
         }
 
         let first_offset = self.next_offset;
-        let zero_fill = self.zero_fill_after(batch_bytes);
+        let mut zero_fill = self.zero_fill_after(batch_bytes);
         let mut buffer = std::mem::take(&mut self.buffer);
         buffer.clear();
         buffer.reserve((batch_bytes + zero_fill) as usize);
@@ -276,7 +282,15 @@ impl EventLog {
             frame::encode_record(&mut buffer, first_offset + index as u64, now_unix_ms, record);
         }
         buffer.resize(buffer.len() + zero_fill as usize, 0);
-        let written = self.write_at_end(&buffer);
+        let mut written = self.write_at_end(&buffer);
+        if zero_fill > 0 && written.as_ref().is_err_and(LogError::is_storage_full) {
+            // Perhaps only the zeros do not fit: the records alone may (see the module doc).
+            tracing::warn!(segment = %self.active.path.display(), "disk full while zero-filling log space ahead; writing without it");
+            self.active.zero_fill_off = true;
+            zero_fill = 0;
+            buffer.truncate(batch_bytes as usize);
+            written = self.restore_if_needed().and_then(|()| self.write_at_end(&buffer));
+        }
         self.buffer = buffer;
         written?;
 
@@ -433,7 +447,10 @@ impl EventLog {
     /// while the batch fits in the space already zero-filled, for large batches, or without
     /// fsyncs; else a chunk, but never past the segment's size unless the batch itself is.
     fn zero_fill_after(&self, batch_bytes: u64) -> u64 {
-        if self.config.fsync == FsyncPolicy::Never || batch_bytes >= ZERO_FILL_MAX_BATCH {
+        if self.config.fsync == FsyncPolicy::Never
+            || batch_bytes >= ZERO_FILL_MAX_BATCH
+            || self.active.zero_fill_off
+        {
             return 0;
         }
         let end = self.active.len + batch_bytes;
@@ -647,6 +664,28 @@ mod tests {
         let (log, report) = EventLog::open(config(dir.path())).unwrap();
         assert_eq!(report.truncated_bytes, 0);
         assert_eq!(read_all(&log), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn a_disk_too_full_for_the_zeros_still_takes_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = EventLog::open(LogConfig::new(dir.path())).unwrap();
+        // The first append zero-fills; its write runs out of space, the retry without zeros
+        // does not.
+        log.fault_injector().fail_next_writes(1);
+        let outcome = log.append_batch(&[b"a"], 1).unwrap();
+        assert_eq!((outcome.first_offset, outcome.synced), (0, true));
+        let path = log.active.path.clone();
+        let file_len = || fs::metadata(&path).unwrap().len();
+        assert_eq!(file_len(), log.stats().active_segment_bytes, "no zeros were written");
+        // The segment gets no more zeros; the records keep coming.
+        log.append_batch(&[b"b"], 2).unwrap();
+        assert_eq!(file_len(), log.stats().active_segment_bytes);
+        assert_eq!(read_all(&log), vec![b"a".to_vec(), b"b".to_vec()]);
+        drop(log);
+        let (log, report) = EventLog::open(LogConfig::new(dir.path())).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(read_all(&log), vec![b"a".to_vec(), b"b".to_vec()]);
     }
 
     #[test]

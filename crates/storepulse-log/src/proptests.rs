@@ -168,7 +168,8 @@ impl Harness {
             Op::FailWrite(batch) => {
                 let next_before = self.log().next_offset();
                 let faults = self.log().fault_injector();
-                faults.fail_next_writes(1);
+                // Two: an append that zero-fills retries once without the zeros.
+                faults.fail_next_writes(2);
                 let result = self.append(batch);
                 faults.fail_next_writes(0);
                 assert!(result.is_err());

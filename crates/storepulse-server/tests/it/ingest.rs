@@ -259,7 +259,8 @@ async fn storage_failures_are_never_acknowledged_and_ingest_recovers() {
     assert_eq!(response.header("retry-after"), Some("1"));
     assert_eq!(test.get("/health").await.status, StatusCode::SERVICE_UNAVAILABLE);
 
-    faults.fail_next_writes(1);
+    // A full disk: the write fails, and so does the log's retry without its zero-filled space.
+    faults.fail_next_writes(2);
     assert_eq!(
         test.post_json("/api/v1/events", PAGE_VIEW).await.status,
         StatusCode::SERVICE_UNAVAILABLE
