@@ -6,9 +6,9 @@
 //! rest with **one** `append_batch` — one write and, with the default policy, one fsync — and
 //! only then hands the group to the engine applier ([`super::applier`]), which applies the
 //! stored events and answers every request in the group (small groups the writer applies
-//! itself when the applier is idle). Many concurrent requests therefore
-//! share one fsync, no request is answered before its events are durable, and a client reads
-//! its own writes; the next group is written and fsynced while the engine applies this one.
+//! itself when the applier is idle). Many concurrent requests therefore share one fsync, no
+//! request is answered before its events are durable, and a client reads its own writes; the
+//! next group is written and fsynced while the engine applies this one.
 //!
 //! A failed write or fsync answers the whole group with an error (nothing in it was
 //! acknowledged) and marks the log unwritable; the thread keeps probing with `sync` and
