@@ -332,21 +332,28 @@ fn derive_marketing(
 /// The referrer's host, lower case, without a leading `www.` or a port.
 pub fn referrer_host(referrer: &str) -> Option<CompactString> {
     let rest = after_scheme(referrer)?;
-    let authority = rest.split(['/', '?', '#']).next()?;
+    // Byte scans and no temporary `String`: this runs for every event with a referrer.
+    let end = rest.bytes().position(|byte| matches!(byte, b'/' | b'?' | b'#'));
+    let authority = &rest[..end.unwrap_or(rest.len())];
     let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    // A port follows the last colon of a name, or the `]` of a bracketed IPv6 address; an
+    // unbracketed IPv6 address has colons of its own and is left whole.
     let host = match host.rsplit_once(':') {
         Some((name, port))
-            if !name.ends_with(']') && port.bytes().all(|byte| byte.is_ascii_digit()) =>
+            if port.bytes().all(|byte| byte.is_ascii_digit())
+                && (!name.contains(':') || name.ends_with(']')) =>
         {
             name
         }
         _ => host,
     };
-    if host.is_empty() {
-        return None;
-    }
-    let host = host.to_ascii_lowercase();
-    Some(host.strip_prefix("www.").unwrap_or(&host).into())
+    let mut host = CompactString::from(host);
+    host.make_ascii_lowercase();
+    let host = match host.strip_prefix("www.") {
+        Some(rest) => rest.into(),
+        None => host,
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 /// The path of a URL (`https://shop.test/a/b?x=1` → `/a/b`); a relative URL is its own path.
@@ -900,6 +907,10 @@ mod tests {
         );
         assert_eq!(referrer_host("http://user@news.test:8080/x").as_deref(), Some("news.test"));
         assert_eq!(referrer_host("android-app://com.app"), Some("com.app".into()));
+        assert_eq!(referrer_host("HTTPS://WWW.Shop.Test:443?q").as_deref(), Some("shop.test"));
+        assert_eq!(referrer_host("https://[::1]:8080/").as_deref(), Some("[::1]"));
+        assert_eq!(referrer_host("https://www./x"), None);
+        assert_eq!(referrer_host("https:///path"), None);
         assert_eq!(referrer_host("not a url"), None);
     }
 }
