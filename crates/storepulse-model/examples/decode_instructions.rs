@@ -18,7 +18,7 @@ fn main() {
     let mut valid = 0;
     let mut record = Vec::with_capacity(512);
     for _ in 0..20 {
-        let _ = for_each_element::<RawEvent>(&body, BodyFormat::Json, |_, json, decoded| {
+        let _ = for_each_element::<Box<RawEvent>>(&body, BodyFormat::Json, |_, json, decoded| {
             if let Ok(json) = json
                 && let Ok(event) = validate_native_element(json, decoded, &context)
             {
