@@ -333,8 +333,9 @@ fn derive_marketing(
 /// The referrer's host, lower case, without a leading `www.` or a port.
 pub fn referrer_host(referrer: &str) -> Option<CompactString> {
     let rest = after_scheme(referrer)?;
-    // Byte scans and no temporary `String`: this runs for every event with a referrer.
-    let end = rest.bytes().position(|byte| matches!(byte, b'/' | b'?' | b'#'));
+    // Vectorised byte scans and no temporary `String`: this runs for every event with a
+    // referrer.
+    let end = memchr::memchr3(b'/', b'?', b'#', rest.as_bytes());
     let authority = &rest[..end.unwrap_or(rest.len())];
     let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     // A port follows the last colon of a name, or the `]` of a bracketed IPv6 address; an
@@ -359,16 +360,13 @@ pub fn referrer_host(referrer: &str) -> Option<CompactString> {
 
 /// The path of a URL (`https://shop.test/a/b?x=1` → `/a/b`); a relative URL is its own path.
 ///
-/// Byte scans rather than `split`/`find` with patterns: this runs for every page view.
+/// Vectorised byte scans rather than `split`/`find` with patterns: this runs for every page
+/// view.
 pub fn url_path(url: &str) -> &str {
-    let bytes = url.as_bytes();
-    let end = bytes.iter().position(|byte| *byte == b'?' || *byte == b'#').unwrap_or(bytes.len());
+    let end = memchr::memchr2(b'?', b'#', url.as_bytes()).unwrap_or(url.len());
     let without_query = &url[..end];
     match after_scheme(without_query) {
-        Some(rest) => {
-            let slash = rest.as_bytes().iter().position(|byte| *byte == b'/');
-            slash.map_or("/", |slash| &rest[slash..])
-        }
+        Some(rest) => memchr::memchr(b'/', rest.as_bytes()).map_or("/", |slash| &rest[slash..]),
         None => without_query,
     }
 }
