@@ -39,6 +39,12 @@ pub struct ClassLabels {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppliedByLabels {
+    /// writer (a small group, applied in line) or applier (its own thread)
+    pub by: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~1.6 s
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
@@ -74,6 +80,7 @@ pub struct Metrics {
     pub engine_memory_bytes: Gauge,
     pub engine_active_visitors: Gauge,
     pub engine_backlog: Gauge,
+    pub engine_apply_duration: Family<AppliedByLabels, Histogram, fn() -> Histogram>,
     pub process_resident_bytes: Gauge,
 }
 
@@ -104,6 +111,7 @@ impl Metrics {
             engine_memory_bytes: Gauge::default(),
             engine_active_visitors: Gauge::default(),
             engine_backlog: Gauge::default(),
+            engine_apply_duration: Family::new_with_constructor(latency_histogram),
             process_resident_bytes: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("storepulse");
@@ -192,6 +200,11 @@ impl Metrics {
             "process_resident_bytes",
             "Resident memory of the process (Linux; the engine's share is most of it)",
             metrics.process_resident_bytes.clone(),
+        );
+        registry.register(
+            "engine_apply_duration_seconds",
+            "Time to apply one committed group to the engine, by the thread that applied it",
+            metrics.engine_apply_duration.clone(),
         );
         registry.register(
             "engine_backlog_events",

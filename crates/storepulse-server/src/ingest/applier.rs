@@ -74,9 +74,15 @@ impl CommittedGroup {
         self.requests.iter().flat_map(CommittedRequest::stored_events)
     }
 
-    fn apply(&self, engine: &mut storepulse_engine::Engine) {
+    fn apply(&self, engine: &mut storepulse_engine::Engine, metrics: &Metrics, by: &'static str) {
+        let started = std::time::Instant::now();
         self.stored_events().for_each(|event| engine.apply(event));
         engine.set_log_position(self.next_offset);
+        let labels = crate::telemetry::AppliedByLabels { by };
+        metrics
+            .engine_apply_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
     }
 
     fn answer(self) {
@@ -104,6 +110,7 @@ pub struct ApplierHandle {
     groups: Sender<CommittedGroup>,
     idleness: Arc<Idleness>,
     engine: SharedEngine,
+    metrics: Metrics,
 }
 
 impl ApplierHandle {
@@ -115,7 +122,7 @@ impl ApplierHandle {
             && group.stored_events().count() <= INLINE_MAX_EVENTS
             && let Some(mut engine) = self.engine.write_unless_snapshotting()
         {
-            group.apply(&mut engine);
+            group.apply(&mut engine, &self.metrics, "writer");
             drop(engine);
             group.answer();
             return;
@@ -137,13 +144,12 @@ pub fn start(
     let (groups, committed) = crossbeam_channel::bounded(PIPELINE_DEPTH);
     let idleness = Arc::new(Idleness::default());
     let thread = {
-        let engine = engine.clone();
-        let idleness = idleness.clone();
+        let (engine, idleness, metrics) = (engine.clone(), idleness.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("storepulse-applier".into())
             .spawn(move || run_applier(committed, &idleness, engine, metrics))?
     };
-    Ok((ApplierHandle { groups, idleness, engine }, thread))
+    Ok((ApplierHandle { groups, idleness, engine, metrics }, thread))
 }
 
 /// Stored events the engine has not applied yet (a snapshot was being encoded when they were
@@ -224,7 +230,7 @@ fn apply_group(
     match free {
         Some(mut engine) => {
             backlog.apply(&mut engine, metrics);
-            group.apply(&mut engine);
+            group.apply(&mut engine, metrics, "applier");
         }
         None => {
             for request in &mut group.requests {

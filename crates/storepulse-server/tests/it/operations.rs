@@ -57,6 +57,8 @@ async fn metrics_count_requests_events_and_rejections() {
         "storepulse_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1",
         "storepulse_log_commit_duration_seconds_bucket",
         "storepulse_log_appended_events_total 1",
+        // One event: the writer applied its group itself, the applier being idle.
+        "storepulse_engine_apply_duration_seconds_count{by=\"writer\"} 1",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
