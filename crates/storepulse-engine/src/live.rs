@@ -222,53 +222,33 @@ impl LiveWindows {
             let place = sighting.place;
             let mut visitor_sessions = None;
             if let Some((id, visitor)) = sighting.visitor {
-                let presence = match self.visitors.entry(visitor) {
-                    Entry::Occupied(entry) => {
-                        let presence = entry.into_mut();
-                        advance(
-                            &mut self.active_visitors,
-                            &mut presence.last_seen,
-                            &mut presence.place,
-                            (time, place, visitor),
-                        );
-                        presence
-                    }
-                    Entry::Vacant(entry) => {
-                        self.active_visitors.add(time, place, Some(visitor));
-                        entry.insert(VisitorPresence {
-                            last_seen: time,
-                            place,
-                            id: id.into(),
-                            sessions: SmallVec::new(),
-                            sketched: SketchMemo::default(),
-                        })
-                    }
-                };
+                let presence = sight(
+                    &mut self.visitors,
+                    &mut self.active_visitors,
+                    (time, place, visitor),
+                    || VisitorPresence {
+                        last_seen: time,
+                        place,
+                        id: id.into(),
+                        sessions: SmallVec::new(),
+                        sketched: SketchMemo::default(),
+                    },
+                );
                 visitor_sessions = Some(&mut presence.sessions);
                 remembered.visitor_sketches = Some(&mut presence.sketched);
             }
             if let Some(session) = sighting.session {
-                let presence = match self.sessions.entry(session) {
-                    Entry::Occupied(entry) => {
-                        let presence = entry.into_mut();
-                        advance(
-                            &mut self.active_sessions,
-                            &mut presence.last_seen,
-                            &mut presence.place,
-                            (time, place, session),
-                        );
-                        presence
-                    }
-                    Entry::Vacant(entry) => {
-                        self.active_sessions.add(time, place, Some(session));
-                        entry.insert(Presence {
-                            last_seen: time,
-                            place,
-                            sketched: SketchMemo::default(),
-                            trail: TrailHint::default(),
-                        })
-                    }
-                };
+                let presence = sight(
+                    &mut self.sessions,
+                    &mut self.active_sessions,
+                    (time, place, session),
+                    || Presence {
+                        last_seen: time,
+                        place,
+                        sketched: SketchMemo::default(),
+                        trail: TrailHint::default(),
+                    },
+                );
                 remembered.session_sketches = Some(&mut presence.sketched);
                 remembered.trail = Some(&mut presence.trail);
                 if let Some(sessions) = visitor_sessions {
@@ -386,6 +366,45 @@ impl LiveWindows {
         let sessions = self.sessions.capacity() * (8 + std::mem::size_of::<Presence>());
         let pages: usize = self.page_views.values().map(|b| b.capacity() * 32).sum();
         visitors + sessions + pages + self.pages.heap_bytes()
+    }
+}
+
+/// A live entry the per-second index follows: a visitor's or a session's.
+trait Seen {
+    fn seen(&mut self) -> (&mut i64, &mut Place);
+}
+
+impl Seen for Presence {
+    fn seen(&mut self) -> (&mut i64, &mut Place) {
+        (&mut self.last_seen, &mut self.place)
+    }
+}
+
+impl Seen for VisitorPresence {
+    fn seen(&mut self) -> (&mut i64, &mut Place) {
+        (&mut self.last_seen, &mut self.place)
+    }
+}
+
+/// The entry of `id`, made by `make` when it is new; either way `index` counts it in the
+/// second and place it was last seen in.
+fn sight<'m, P: Seen>(
+    map: &'m mut FastMap<u64, P>,
+    index: &mut ActiveIndex,
+    (time, place, id): (i64, Place, u64),
+    make: impl FnOnce() -> P,
+) -> &'m mut P {
+    match map.entry(id) {
+        Entry::Occupied(entry) => {
+            let presence = entry.into_mut();
+            let (last_seen, seen_at) = presence.seen();
+            advance(index, last_seen, seen_at, (time, place, id));
+            presence
+        }
+        Entry::Vacant(entry) => {
+            index.add(time, place, Some(id));
+            entry.insert(make())
+        }
     }
 }
 
