@@ -5,10 +5,13 @@
 //! A syntax error in a JSON body makes the whole body unreadable (the caller answers 400);
 //! in NDJSON only that line is rejected and the other lines are kept.
 //!
-//! Typed decoding takes the fast path (`serde_json::from_str`) for good events. Only when it
-//! fails do we pay for the slow path: parse into a `Value`, decode with
+//! Typed decoding takes a fast path for good events: a reader written for the native event's
+//! shape ([`native_reader`]), then `serde_json::from_str`. Only when both fail do we pay for
+//! the slow path: parse into a `Value`, decode with
 //! `serde_path_to_error` to learn the failing field, blank that field, and try again, so a
 //! client learns about every bad field in one round trip instead of one per retry.
+
+mod native_reader;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -16,6 +19,46 @@ use serde_json::value::RawValue;
 use serde_path_to_error::Segment;
 
 use crate::error::{ErrorCode, FieldError};
+use crate::raw::RawEvent;
+
+/// What [`for_each_element`] decodes each element into: serde's decode, with a faster
+/// reader tried first where the type has one.
+pub trait WalkElement<'a>: serde::Deserialize<'a> {
+    /// The value at the start of `json` and the length of its text, or `None` to leave the
+    /// element to serde (which then decodes it, or finds what is wrong with it).
+    fn read_fast(json: &'a str) -> Option<(Self, usize)> {
+        let _ = json;
+        None
+    }
+}
+
+impl WalkElement<'_> for Box<RawEvent> {
+    fn read_fast(json: &str) -> Option<(Self, usize)> {
+        // Filled in place: a `RawEvent` is ~480 bytes, and moving it into a box is a copy.
+        let mut event = Box::<RawEvent>::default();
+        let length = native_reader::read_event(json, &mut event)?;
+        Some((event, length))
+    }
+}
+
+impl WalkElement<'_> for RawEvent {
+    fn read_fast(json: &str) -> Option<(Self, usize)> {
+        let mut event = RawEvent::default();
+        let length = native_reader::read_event(json, &mut event)?;
+        Some((event, length))
+    }
+}
+
+impl<'a> WalkElement<'a> for &'a RawValue {}
+
+/// The native event that `json` holds (nothing but whitespace after it), when the fast reader
+/// takes it; `None` leaves it to serde.
+pub(crate) fn read_whole_native_event(json: &str) -> Option<RawEvent> {
+    let mut event = RawEvent::default();
+    let length = native_reader::read_event(json, &mut event)?;
+    let rest = &json.as_bytes()[length..];
+    rest.iter().all(|byte| matches!(byte, b' ' | b'\n' | b'\r' | b'\t')).then_some(event)
+}
 
 /// How a request body is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +146,7 @@ fn split_json(body: &str) -> Result<Vec<BodyElement<'_>>, BodyError> {
 /// errors or came from NDJSON or a single object). A syntax error in a JSON body is an `Err`
 /// for the whole body, found before or after earlier elements were visited — callers should
 /// act on visited elements only when this returns `Ok`.
-pub fn for_each_element<'a, T: serde::Deserialize<'a>>(
+pub fn for_each_element<'a, T: WalkElement<'a>>(
     body: &'a str,
     format: BodyFormat,
     mut visit: impl FnMut(usize, Result<&'a str, FieldError>, Option<T>),
@@ -140,14 +183,19 @@ pub fn for_each_element<'a, T: serde::Deserialize<'a>>(
         loop {
             let start = position;
             let rest = &body[start..];
-            let mut typed = serde_json::Deserializer::from_str(rest).into_iter::<T>();
-            let end = match typed.next() {
-                Some(Ok(value)) => {
-                    let end = start + typed.byte_offset();
-                    visit(index, Ok(&body[start..end]), Some(value));
-                    end
+            let decoded = T::read_fast(rest).or_else(|| {
+                let mut typed = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+                match typed.next() {
+                    Some(Ok(value)) => Some((value, typed.byte_offset())),
+                    _ => None,
                 }
-                _ => {
+            });
+            let end = match decoded {
+                Some((value, length)) => {
+                    visit(index, Ok(&rest[..length]), Some(value));
+                    start + length
+                }
+                None => {
                     // Type errors stop the typed decoder mid-element; find the element's end
                     // syntactically and let the caller take the slow path on it.
                     let mut raw = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();

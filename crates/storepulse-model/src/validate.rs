@@ -102,6 +102,9 @@ pub fn decode_native_event(
             ),
         )));
     }
+    if let Some(raw) = crate::decode::read_whole_native_event(json) {
+        return validate_event(raw, Vec::new(), context);
+    }
     let (raw, type_errors) = decode_collecting::<RawEvent>(json);
     match raw {
         Some(raw) => validate_event(raw, type_errors, context),

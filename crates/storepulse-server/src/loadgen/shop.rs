@@ -379,6 +379,25 @@ fn slug(category: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The generator sends what shops send, so ingest's fast reader must take all of it, and
+    /// read it as serde does (see `storepulse_model::decode::WalkElement`).
+    #[test]
+    fn every_generated_event_takes_the_fast_reader() {
+        use storepulse_model::decode::WalkElement;
+        use storepulse_model::raw::RawEvent;
+        let mut generator = ShopGenerator::new(11, "default");
+        for _ in 0..300 {
+            for event in generator.session(1_700_000_000_000) {
+                let json = event.to_string();
+                let (fast, length) = <Box<RawEvent> as WalkElement>::read_fast(&json)
+                    .unwrap_or_else(|| panic!("the fast reader declined {json}"));
+                assert_eq!(length, json.len());
+                let slow: RawEvent = serde_json::from_str(&json).unwrap();
+                assert_eq!(format!("{fast:?}"), format!("{:?}", Box::new(slow)));
+            }
+        }
+    }
+
     #[test]
     fn category_pages_have_readable_slugs() {
         assert_eq!(slug("Apparel > Shoes > Running"), "apparel-shoes-running");

@@ -1,0 +1,827 @@
+//! A reader for the common shape of a native event, tried before serde.
+//!
+//! serde_json's derive-driven decode of a 330-byte page view costs ~8,000 instructions, about
+//! half of them in visitor layers (`Option` wrappers, field identifiers, string visitors), and
+//! ingest pays it for every event. This reader walks the bytes once and fills the same
+//! [`RawEvent`] directly.
+//!
+//! It only answers where it decodes exactly as serde would. On anything else — an escape or a
+//! control character in a string, an unknown or repeated field, a value of the wrong type, an
+//! exponent, a float where serde's float parsing could round — it gives up (`None`) and the
+//! caller takes the serde path, which also reports every error with its field. The property
+//! test below checks that both agree wherever this reader answers, and that it answers for
+//! the events clients really send.
+
+use compact_str::{CompactString, ToCompactString};
+use serde_json::value::RawValue;
+
+use crate::money::DecimalAmount;
+use crate::raw::{
+    CategoryPath, RawDevice, RawEvent, RawList, RawMarketing, RawOrder, RawPage, RawProduct,
+    RawPromotion, RawText, RawTime, split_category_path,
+};
+
+/// Reads the event object at the start of `json` into `event` (which must be default) and
+/// returns the length of its text, or `None` to leave the element to serde.
+pub(crate) fn read_event(json: &str, event: &mut RawEvent) -> Option<usize> {
+    let mut reader = Reader { text: json, bytes: json.as_bytes(), at: 0 };
+    reader.event(event)?;
+    Some(reader.at)
+}
+
+/// Declines to go on when a field appears twice (serde refuses a repeated field).
+struct Seen(u32);
+
+impl Seen {
+    fn first(&mut self, field: u32) -> Option<()> {
+        let bit = 1 << field;
+        if self.0 & bit != 0 {
+            return None;
+        }
+        self.0 |= bit;
+        Some(())
+    }
+}
+
+/// A cursor over JSON text. Every method returns `None` when the text is not in the shape
+/// this reader handles (including when it is not JSON at all).
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// The next byte after whitespace, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// `null`, consumed; `false` (nothing consumed) for anything else.
+    fn null(&mut self) -> bool {
+        let is_null = self.peek() == Some(b'n') && self.bytes[self.at..].starts_with(b"null");
+        if is_null {
+            self.at += 4;
+        }
+        is_null
+    }
+
+    /// A string without escapes or control characters, borrowed from the text.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let length = string_length(&self.bytes[start..])?;
+        self.at = start + length + 1;
+        Some(&self.text[start..start + length])
+    }
+
+    /// The text of a JSON number without an exponent, checked against JSON's grammar.
+    fn number(&mut self) -> Option<&'a str> {
+        self.peek()?;
+        let start = self.at;
+        let digits = |at: &mut usize| {
+            let from = *at;
+            while self.bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            *at - from
+        };
+        let mut at = start + usize::from(self.bytes[start] == b'-');
+        match self.bytes.get(at) {
+            Some(b'0') => at += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut at);
+            }
+            _ => return None,
+        }
+        if self.bytes.get(at) == Some(&b'.') {
+            at += 1;
+            if digits(&mut at) == 0 {
+                return None;
+            }
+        }
+        if matches!(self.bytes.get(at), Some(b'e' | b'E')) {
+            return None;
+        }
+        self.at = at;
+        Some(&self.text[start..at])
+    }
+
+    /// The text of a number serde_json reads as an integer: no fraction, and not `-0` (which
+    /// it reads as the float −0.0).
+    fn integer_text(&mut self) -> Option<&'a str> {
+        let text = self.number()?;
+        (!text.contains('.') && text != "-0").then_some(text)
+    }
+
+    /// A JSON integer that fits an `i64` (serde refuses larger ones for these fields).
+    fn integer(&mut self) -> Option<i64> {
+        self.integer_text()?.parse().ok()
+    }
+
+    /// Walks an object, calling `member` with each key; `member` reads the value.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            member(self, key)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Walks an array, calling `element` for each value.
+    fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `null` (`Some(None)`) or what `read` makes of the value.
+    fn nullable<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.null() { Some(None) } else { read(self).map(Some) }
+    }
+
+    fn text(&mut self) -> Option<Option<CompactString>> {
+        self.nullable(|reader| reader.string().map(CompactString::from))
+    }
+
+    fn boxed<T: Default>(
+        &mut self,
+        read: impl FnOnce(&mut Self, &mut T) -> Option<()>,
+    ) -> Option<Option<Box<T>>> {
+        self.nullable(|reader| {
+            let mut value = Box::<T>::default();
+            read(reader, &mut value)?;
+            Some(value)
+        })
+    }
+
+    fn inline<T: Default>(
+        &mut self,
+        read: impl FnOnce(&mut Self, &mut T) -> Option<()>,
+    ) -> Option<Option<T>> {
+        self.nullable(|reader| {
+            let mut value = T::default();
+            read(reader, &mut value)?;
+            Some(value)
+        })
+    }
+
+    fn event(&mut self, event: &mut RawEvent) -> Option<()> {
+        let mut seen = Seen(0);
+        self.object(|reader, key| {
+            match key {
+                "event_id" => {
+                    seen.first(0)?;
+                    event.event_id = reader.text()?;
+                }
+                "type" | "event_type" => {
+                    seen.first(1)?;
+                    event.r#type = reader.text()?;
+                }
+                "name" => {
+                    seen.first(2)?;
+                    event.name = reader.text()?;
+                }
+                "timestamp" => {
+                    seen.first(3)?;
+                    event.timestamp = reader.nullable(Reader::time)?;
+                }
+                "store" => {
+                    seen.first(4)?;
+                    event.store = reader.text()?;
+                }
+                "user_id" => {
+                    seen.first(5)?;
+                    event.user_id = reader.text()?;
+                }
+                "anonymous_id" => {
+                    seen.first(6)?;
+                    event.anonymous_id = reader.text()?;
+                }
+                "session_id" => {
+                    seen.first(7)?;
+                    event.session_id = reader.text()?;
+                }
+                "page" => {
+                    seen.first(8)?;
+                    event.page = reader.inline(Reader::page)?;
+                }
+                "marketing" => {
+                    seen.first(9)?;
+                    event.marketing = reader.boxed(Reader::marketing)?;
+                }
+                "country" => {
+                    seen.first(10)?;
+                    event.country = reader.text()?;
+                }
+                "device" => {
+                    seen.first(11)?;
+                    event.device = reader.inline(Reader::device)?;
+                }
+                "ip" => {
+                    seen.first(12)?;
+                    event.ip = reader.text()?;
+                }
+                "product" => {
+                    seen.first(13)?;
+                    event.product = reader.boxed(Reader::product)?;
+                }
+                "order" => {
+                    seen.first(14)?;
+                    event.order = reader.boxed(Reader::order)?;
+                }
+                "items" => {
+                    seen.first(15)?;
+                    event.items = reader.nullable(Reader::items)?;
+                }
+                "promotion" => {
+                    seen.first(16)?;
+                    event.promotion = reader.boxed(Reader::promotion)?;
+                }
+                "query" => {
+                    seen.first(17)?;
+                    event.query = reader.text()?;
+                }
+                "list" => {
+                    seen.first(18)?;
+                    event.list = reader.boxed(Reader::list)?;
+                }
+                "properties" => {
+                    seen.first(19)?;
+                    event.properties = reader.nullable(Reader::raw_value)?;
+                }
+                _ => return None,
+            }
+            Some(())
+        })
+    }
+
+    fn page(&mut self, page: &mut RawPage) -> Option<()> {
+        let mut seen = Seen(0);
+        self.object(|reader, key| {
+            let (field, slot) = match key {
+                "url" => (0, &mut page.url),
+                "path" => (1, &mut page.path),
+                "title" => (2, &mut page.title),
+                "referrer" => (3, &mut page.referrer),
+                _ => return None,
+            };
+            seen.first(field)?;
+            *slot = reader.text()?;
+            Some(())
+        })
+    }
+
+    fn marketing(&mut self, marketing: &mut RawMarketing) -> Option<()> {
+        let mut seen = Seen(0);
+        self.object(|reader, key| {
+            let (field, slot) = match key {
+                "utm_source" => (0, &mut marketing.utm_source),
+                "utm_medium" => (1, &mut marketing.utm_medium),
+                "utm_campaign" => (2, &mut marketing.utm_campaign),
+                "utm_term" => (3, &mut marketing.utm_term),
+                "utm_content" => (4, &mut marketing.utm_content),
+                "referrer_host" => (5, &mut marketing.referrer_host),
+                _ => return None,
+            };
+            seen.first(field)?;
+            *slot = reader.text()?;
+            Some(())
+        })
+    }
+
+    fn device(&mut self, device: &mut RawDevice) -> Option<()> {
+        let mut seen = Seen(0);
+        self.object(|reader, key| {
+            let (field, slot) = match key {
+                "type" => (0, &mut device.r#type),
+                "user_agent" => (1, &mut device.user_agent),
+                _ => return None,
+            };
+            seen.first(field)?;
+            *slot = reader.text()?;
+            Some(())
+        })
+    }
+
+    fn product(&mut self, product: &mut RawProduct) -> Option<()> {
+        let mut seen = Seen(0);
+        self.object(|reader, key| {
+            let (field, slot) = match key {
+                "id" | "product_id" => (0, &mut product.id),
+                "name" => (1, &mut product.name),
+                "brand" => (2, &mut product.brand),
+                "variant" => (3, &mut product.variant),
+                "currency" => (4, &mut product.currency),
+                "coupon" => (5, &mut product.coupon),
+                "category" => {
+                    seen.first(6)?;
+                    product.category = reader.nullable(Reader::category)?;
+                    return Some(());
+                }
+                "price" => {
+                    seen.first(7)?;
+                    product.price = reader.nullable(Reader::amount)?;
+                    return Some(());
+                }
+                "quantity" => {
+                    seen.first(8)?;
+                    product.quantity = reader.nullable(Reader::integer)?;
+                    return Some(());
+                }
+                _ => return None,
+            };
+            seen.first(field)?;
+            *slot = reader.text()?;
+            Some(())
+        })
+    }
+
+    fn order(&mut self, order: &mut RawOrder) -> Option<()> {
+        let mut seen = Seen(0);
+        self.object(|reader, key| {
+            let (field, amount) = match key {
+                "total" => (0, &mut order.total),
+                "subtotal" => (1, &mut order.subtotal),
+                "tax" => (2, &mut order.tax),
+                "shipping" => (3, &mut order.shipping),
+                "discount" => (4, &mut order.discount),
+                _ => {
+                    let (field, slot) = match key {
+                        "id" | "order_id" => (5, &mut order.id),
+                        "coupon" => (6, &mut order.coupon),
+                        "currency" => (7, &mut order.currency),
+                        "status" => (8, &mut order.status),
+                        "customer_id" => (9, &mut order.customer_id),
+                        "sales_rep_id" => (10, &mut order.sales_rep_id),
+                        _ => return None,
+                    };
+                    seen.first(field)?;
+                    *slot = reader.text()?;
+                    return Some(());
+                }
+            };
+            seen.first(field)?;
+            *amount = reader.nullable(Reader::amount)?;
+            Some(())
+        })
+    }
+
+    fn promotion(&mut self, promotion: &mut RawPromotion) -> Option<()> {
+        let mut seen = Seen(0);
+        self.object(|reader, key| {
+            let (field, slot) = match key {
+                "id" | "promotion_id" => (0, &mut promotion.id),
+                "name" => (1, &mut promotion.name),
+                "creative" => (2, &mut promotion.creative),
+                "position" => {
+                    seen.first(3)?;
+                    promotion.position = reader.nullable(Reader::loose_text)?;
+                    return Some(());
+                }
+                _ => return None,
+            };
+            seen.first(field)?;
+            *slot = reader.text()?;
+            Some(())
+        })
+    }
+
+    fn list(&mut self, list: &mut RawList) -> Option<()> {
+        let mut seen = Seen(0);
+        self.object(|reader, key| {
+            let (field, slot) = match key {
+                "id" | "list_id" => (0, &mut list.id),
+                "category" => (1, &mut list.category),
+                _ => return None,
+            };
+            seen.first(field)?;
+            *slot = reader.text()?;
+            Some(())
+        })
+    }
+
+    fn items(&mut self) -> Option<Vec<Option<RawProduct>>> {
+        let mut items = Vec::new();
+        self.array(|reader| {
+            items.push(reader.inline(Reader::product)?);
+            Some(())
+        })?;
+        Some(items)
+    }
+
+    /// RFC 3339 text (parsed as [`RawTime`]'s serde impl does) or an integer; a float is left
+    /// to serde, whose float parsing this reader does not reproduce.
+    fn time(&mut self) -> Option<RawTime> {
+        if self.peek()? == b'"' {
+            return self
+                .string()
+                .map(|text| RawTime::Text(crate::time::parse_timestamp_text(text)));
+        }
+        self.integer().map(RawTime::Integer)
+    }
+
+    /// `"A > B"` or `["A", "B"]`, as [`CategoryPath`]'s serde impl reads them.
+    fn category(&mut self) -> Option<CategoryPath> {
+        if self.peek()? == b'"' {
+            return self.string().map(|text| CategoryPath(split_category_path(text)));
+        }
+        let mut levels = Vec::new();
+        self.array(|reader| {
+            levels.push(reader.string()?.trim().into());
+            Some(())
+        })?;
+        Some(CategoryPath(levels))
+    }
+
+    /// An amount as [`DecimalAmount`]'s serde impl reads it. A fraction is read from its
+    /// digits, which equals serde's reading (through an `f64` and its shortest text) only
+    /// while the digits fit an `f64` exactly: at most 15 digits in all.
+    fn amount(&mut self) -> Option<DecimalAmount> {
+        if self.peek()? == b'"' {
+            return DecimalAmount::parse(self.string()?);
+        }
+        let text = self.number()?;
+        if !text.contains('.') {
+            return text.parse().ok().map(DecimalAmount::from_i64);
+        }
+        let digits = text.bytes().filter(u8::is_ascii_digit).count();
+        if digits > 15 {
+            return None;
+        }
+        DecimalAmount::parse(text)
+    }
+
+    /// A string, or an integer written as its decimal text (see [`RawText`]).
+    fn loose_text(&mut self) -> Option<RawText> {
+        if self.peek()? == b'"' {
+            return self.string().map(|text| RawText(text.into()));
+        }
+        let text = self.integer_text()?;
+        match text.parse::<i64>() {
+            Ok(value) => Some(RawText(value.to_compact_string())),
+            Err(_) => text.parse::<u64>().ok().map(|value| RawText(value.to_compact_string())),
+        }
+    }
+
+    /// Free-form JSON, cut out by serde_json itself (it checks the syntax, escapes included).
+    fn raw_value(&mut self) -> Option<Box<RawValue>> {
+        self.peek()?;
+        let rest = &self.text[self.at..];
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Box<RawValue>>();
+        let value = values.next()?.ok()?;
+        self.at += values.byte_offset();
+        Some(value)
+    }
+}
+
+/// The length of a string's text up to its closing quote; `None` when an escape or a control
+/// character (which JSON forbids raw) comes first, or the quote never does. Eight bytes at a
+/// time with the bit trick serde_json uses: a byte equal to `"`, `\` or below 0x20 sets its
+/// high bit in `hits`; bytes after the first such byte may be flagged wrongly, so only the
+/// lowest flag is read.
+fn string_length(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES << 7;
+    let stop = |byte: u8| byte == b'"' || byte == b'\\' || byte < 0x20;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let hits = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(ONES * 0x20) & !word);
+        if hits & HIGH != 0 {
+            let length = offset + (hits & HIGH).trailing_zeros() as usize / 8;
+            return (bytes[length] == b'"').then_some(length);
+        }
+        offset += 8;
+    }
+    let length = offset + chunks.remainder().iter().position(|&byte| stop(byte))?;
+    (bytes[length] == b'"').then_some(length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// serde's reading of the element at the start of `json` and the length of its text.
+    fn serde_read(json: &str) -> Option<(RawEvent, usize)> {
+        let mut values = serde_json::Deserializer::from_str(json).into_iter::<RawEvent>();
+        let event = values.next()?.ok()?;
+        Some((event, values.byte_offset()))
+    }
+
+    fn fast_read(json: &str) -> Option<(RawEvent, usize)> {
+        let mut event = RawEvent::default();
+        let end = read_event(json, &mut event)?;
+        Some((event, end))
+    }
+
+    /// Where the reader answers, serde must answer the same.
+    fn agree(json: &str) {
+        if let Some((fast, end)) = fast_read(json) {
+            let (slow, slow_end) = serde_read(json)
+                .unwrap_or_else(|| panic!("the reader took what serde refuses: {json}"));
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{json}");
+            assert_eq!(end, slow_end, "{json}");
+        }
+    }
+
+    #[test]
+    fn reads_a_full_purchase_as_serde_does() {
+        let json = r#"{"event_id":"e-1","event_type":"purchase","timestamp":1795300000123,
+            "store":"eu","user_id":"u-1","anonymous_id":null,"session_id":"s-1",
+            "page":{"url":"https://shop.example/checkout","title":"Thanks","referrer":null},
+            "marketing":{"utm_source":"newsletter","utm_campaign":"winter"},"country":"de",
+            "device":{"type":"desktop","user_agent":"Mozilla/5.0 (X11; Linux) Firefox/133"},
+            "ip":"203.0.113.9","order":{"order_id":"o-1","total":59.97,"tax":"9.57",
+            "shipping":0,"discount":-5,"currency":"EUR","sales_rep_id":"rep-7"},
+            "items":[{"product_id":"p-1","name":"Runner","category":"Shoes > Running",
+            "price":19.99,"quantity":3},null,{"id":"p-2","category":["A ","B"]}],
+            "promotion":{"promotion_id":"pr-1","position":2},"list":{"list_id":"l"},
+            "query":"shoes","properties":{"gift":true,"note":"caf\u00e9","n":[1,2.5e3]}} ,"#;
+        let (fast, end) = fast_read(json).expect("the reader takes a plain purchase");
+        assert_eq!(&json[end..], " ,");
+        agree(json);
+        assert_eq!(fast.items.as_ref().map(Vec::len), Some(3));
+        assert_eq!(fast.timestamp, Some(RawTime::Integer(1_795_300_000_123)));
+    }
+
+    #[test]
+    fn declines_what_it_cannot_read_exactly() {
+        for json in [
+            r#"{"user_id":"a\"b"}"#,                     // escape
+            "{\"user_id\":\"a\tb\"}",                    // raw control character
+            r#"{"user_id":"u","user_id":"v"}"#,          // repeated field
+            r#"{"type":"a","event_type":"b"}"#,          // a field and its alias
+            r#"{"usr_id":"u"}"#,                         // unknown field
+            r#"{"user_id":5}"#,                          // wrong type
+            r#"{"timestamp":1.5}"#,                      // float time
+            r#"{"order":{"total":1e3}}"#,                // exponent
+            r#"{"order":{"total":0.1234567890123456}}"#, // more digits than an f64 holds
+            r#"{"items":[{"quantity":1.0}]}"#,           // float quantity
+            r#"{"items":[{"quantity":01}]}"#,            // leading zero
+            r#"{"user_id":"u",}"#,                       // trailing comma
+            r#"["not an object"]"#,
+            r#"{"user_id":"u""#,
+        ] {
+            assert!(fast_read(json).is_none(), "{json}");
+        }
+    }
+
+    /// Any JSON value, often not the one a field expects.
+    fn any_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => text(),
+            1 => "[a-z\\\\\"\u{e9}\u{1F600}\t]{0,4}".prop_map(|text| {
+                serde_json::to_string(&text).unwrap_or_default()
+            }),
+            1 => Just("null".to_owned()),
+            3 => number(),
+            1 => Just("true".to_owned()),
+            1 => Just("{\"a\": [1, \"x\", null]}".to_owned()),
+            1 => Just("[\"A\", \" B \"]".to_owned()),
+            1 => Just("\"2026-11-21T10:00:00.250+02:00\"".to_owned()),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 ./:>_-]{0,12}".prop_map(|text| format!("\"{text}\""))
+    }
+
+    /// JSON numbers of every form: integers, fractions, exponents, −0, too many digits.
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "-?(0|[1-9][0-9]{0,19})(\\.[0-9]{1,18})?([eE][+-]?[0-9]{1,2})?",
+            2 => "-?(0|[1-9][0-9]{0,4})(\\.[0-9]{1,4})?",
+            1 => Just("-0".to_owned()),
+            1 => Just("-0.0".to_owned()),
+        ]
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Kind {
+        Text,
+        Time,
+        Amount,
+        Quantity,
+        Category,
+        Position,
+        Free,
+    }
+
+    /// A value of `kind` nine times in ten, anything the tenth.
+    fn value_of(kind: Kind) -> BoxedStrategy<String> {
+        let typed = match kind {
+            Kind::Text => prop_oneof![9 => text(), 1 => Just("null".to_owned())].boxed(),
+            Kind::Time => prop_oneof![
+                "[0-9]{10,16}",
+                Just("\"2026-11-21T10:00:00Z\"".to_owned()),
+                Just("\"2026-11-21 10:00:00.5-05:30\"".to_owned()),
+                Just("\"yesterday\"".to_owned()),
+            ]
+            .boxed(),
+            Kind::Amount => prop_oneof![
+                number(),
+                "-?[0-9]{1,4}(\\.[0-9]{1,3})?".prop_map(|amount| format!("\"{amount}\"")),
+            ]
+            .boxed(),
+            Kind::Quantity => "-?[0-9]{1,3}".boxed(),
+            Kind::Category => prop_oneof![
+                Just("\"Apparel > Shoes\"".to_owned()),
+                Just("\"A/B/\"".to_owned()),
+                Just("[\" Home \", \"Lamps\"]".to_owned()),
+                Just("[]".to_owned()),
+            ]
+            .boxed(),
+            Kind::Position => prop_oneof![text(), "-?[0-9]{1,20}"].boxed(),
+            Kind::Free => prop_oneof![
+                Just("{\"gift\": true, \"tags\": [\"a\", 1.5e2, null]}".to_owned()),
+                Just("[1, {\"b\": \"caf\\u00e9\"}]".to_owned()),
+                Just("\"x\"".to_owned()),
+            ]
+            .boxed(),
+        };
+        prop_oneof![9 => typed, 1 => any_value()].boxed()
+    }
+
+    /// An object with a random subset of `fields`, each mostly of its kind, and now and then
+    /// an unknown or repeated key; keys and values spaced at random.
+    fn object_of(fields: &'static [(&'static str, Kind)]) -> BoxedStrategy<String> {
+        let members = prop::sample::subsequence(fields.to_vec(), 0..=fields.len().min(6))
+            .prop_flat_map(|chosen| {
+                chosen
+                    .into_iter()
+                    .map(|(key, kind)| (Just(key), value_of(kind), " ?"))
+                    .collect::<Vec<_>>()
+            });
+        let extra =
+            prop::option::weighted(0.1, (prop::sample::select(fields.to_vec()), prop::bool::ANY));
+        (members, extra)
+            .prop_map(|(members, extra)| {
+                let mut members: Vec<String> = members
+                    .into_iter()
+                    .map(|(key, value, space)| format!("{space}\"{key}\":{space}{value}"))
+                    .collect();
+                match extra {
+                    Some(((key, _), true)) => members.push(format!("\"{key}\":null")),
+                    Some((_, false)) => members.push("\"unknown\":1".to_owned()),
+                    None => {}
+                }
+                format!("{{{}}}", members.join(","))
+            })
+            .boxed()
+    }
+
+    const TOP: [(&str, Kind); 12] = [
+        ("event_id", Kind::Text),
+        ("type", Kind::Text),
+        ("event_type", Kind::Text),
+        ("user_id", Kind::Text),
+        ("anonymous_id", Kind::Text),
+        ("session_id", Kind::Text),
+        ("store", Kind::Text),
+        ("country", Kind::Text),
+        ("query", Kind::Text),
+        ("ip", Kind::Text),
+        ("timestamp", Kind::Time),
+        ("properties", Kind::Free),
+    ];
+    const PRODUCT: [(&str, Kind); 8] = [
+        ("id", Kind::Text),
+        ("product_id", Kind::Text),
+        ("name", Kind::Text),
+        ("brand", Kind::Text),
+        ("currency", Kind::Text),
+        ("price", Kind::Amount),
+        ("quantity", Kind::Quantity),
+        ("category", Kind::Category),
+    ];
+    const ORDER: [(&str, Kind); 7] = [
+        ("order_id", Kind::Text),
+        ("total", Kind::Amount),
+        ("tax", Kind::Amount),
+        ("discount", Kind::Amount),
+        ("currency", Kind::Text),
+        ("status", Kind::Text),
+        ("sales_rep_id", Kind::Text),
+    ];
+    const PROMOTION: [(&str, Kind); 3] =
+        [("promotion_id", Kind::Text), ("position", Kind::Position), ("creative", Kind::Text)];
+    const PAGE: [(&str, Kind); 4] = [
+        ("url", Kind::Text),
+        ("path", Kind::Text),
+        ("title", Kind::Text),
+        ("referrer", Kind::Text),
+    ];
+
+    fn event() -> impl Strategy<Value = String> {
+        let item = prop_oneof![9 => object_of(&PRODUCT), 1 => Just("null".to_owned())];
+        (
+            object_of(&TOP),
+            prop::option::of(object_of(&PAGE)),
+            prop::option::of(object_of(&PRODUCT)),
+            prop::option::of(object_of(&ORDER)),
+            prop::option::of(prop::collection::vec(item, 0..3)),
+            prop::option::of(object_of(&PROMOTION)),
+        )
+            .prop_map(|(top, page, product, order, items, promotion)| {
+                let mut parts = vec![top.trim_start_matches('{').trim_end_matches('}').to_owned()];
+                let nested = [
+                    ("page", page),
+                    ("product", product),
+                    ("order", order),
+                    ("promotion", promotion),
+                ];
+                for (key, object) in nested {
+                    if let Some(object) = object {
+                        parts.push(format!("\"{key}\":{object}"));
+                    }
+                }
+                if let Some(items) = items {
+                    parts.push(format!("\"items\":[{}]", items.join(",")));
+                }
+                parts.retain(|part| !part.is_empty());
+                format!("{{{}}}", parts.join(","))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn the_reader_agrees_with_serde(json in event()) {
+            agree(&json);
+        }
+    }
+
+    /// The property test is only worth something if the reader answers for a good share of
+    /// its cases (the rest check that it declines).
+    #[test]
+    fn the_property_test_reaches_the_reader() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let cases = 2_000;
+        let answered = (0..cases)
+            .filter(|_| {
+                let json = event().new_tree(&mut runner).expect("a case").current();
+                fast_read(&json).is_some()
+            })
+            .count();
+        assert!(answered * 5 >= cases, "the reader answered {answered} of {cases} cases");
+    }
+
+    #[test]
+    fn the_reader_takes_the_events_clients_send() {
+        for json in [
+            r#"{"event_id":"4b1f2c9e-1","type":"page_view","user_id":"u-1234","session_id":"s-99","timestamp":"2026-11-21T10:00:00Z","page":{"url":"https://shop.example/p/sku-00042","title":"Runner 42","referrer":"https://www.google.com/"},"country":"US","device":{"type":"mobile"}}"#,
+            r#"{ "type": "add_to_cart", "anonymous_id": "a-9", "session_id": "s-1",
+                 "timestamp": 1795300000, "product": { "id": "sku-1", "name": "Lamp",
+                 "category": "Home > Lamps", "brand": "Lux", "price": "24.50",
+                 "currency": "GBP", "quantity": 2 } }"#,
+            r#"{"type":"promotion_click","user_id":"u","promotion":{"id":"p","name":"Winter","creative":"banner","position":"top"}}"#,
+        ] {
+            assert!(fast_read(json).is_some(), "{json}");
+            agree(json);
+        }
+    }
+}
