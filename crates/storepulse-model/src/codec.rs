@@ -3,7 +3,10 @@
 //! A record is one version byte followed by the postcard encoding of the event. postcard is
 //! compact (varints, no field names) and fast, which matters because every event is encoded
 //! once on ingest and decoded on every replay. The version byte lets a later release read
-//! records written by this one.
+//! records written by this one. Records are written by [`writer`] (postcard's format, by
+//! hand, for speed) and read by postcard itself.
+
+mod writer;
 
 use crate::event::Event;
 
@@ -21,39 +24,9 @@ pub enum CodecError {
 }
 
 /// Appends the record form of `event` to `buffer`.
-pub fn encode_event(event: &Event, buffer: &mut Vec<u8>) -> Result<(), CodecError> {
+pub fn encode_event(event: &Event, buffer: &mut Vec<u8>) {
     buffer.push(EVENT_RECORD_VERSION);
-    postcard::serialize_with_flavor(event, AppendToVec(buffer))?;
-    Ok(())
-}
-
-/// A postcard output that appends to a borrowed buffer. postcard's own `Vec` outputs push
-/// strings one byte at a time; here runs are copied whole, except the one-to-three-byte
-/// varints, for which a call to `memcpy` costs more than the bytes.
-struct AppendToVec<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for AppendToVec<'_> {
-    type Output = ();
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() <= 4 {
-            for &byte in data {
-                self.0.push(byte);
-            }
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
+    writer::write_event(event, buffer);
 }
 
 /// What de-duplication needs of a record: the first fields of [`Event`], in its order (postcard

@@ -30,6 +30,11 @@ impl Currency {
         std::str::from_utf8(&self.0).unwrap_or("XXX")
     }
 
+    /// The code's three bytes, as the record format stores them.
+    pub(crate) fn bytes(&self) -> [u8; 3] {
+        self.0
+    }
+
     /// Number of decimal places of the minor unit (2 for USD, 0 for JPY, 3 for KWD).
     pub fn exponent(&self) -> u32 {
         iso_currency::Currency::from_code(self.code())

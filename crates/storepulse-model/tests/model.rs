@@ -377,7 +377,7 @@ fn seed3_ingest_payloads() {
 fn events_round_trip_through_the_record_codec() {
     let event = native(r#"{"type":"purchase","order":{"id":"o","total":"10.00"},"items":[{"id":"a","price":10}],"properties":{"k":"v"}}"#).unwrap();
     let mut buffer = Vec::new();
-    storepulse_model::codec::encode_event(&event, &mut buffer).unwrap();
+    storepulse_model::codec::encode_event(&event, &mut buffer);
     assert_eq!(storepulse_model::codec::decode_event(&buffer).unwrap(), event);
     // The identity is read from the same bytes (it must follow the event's field order).
     let identity = storepulse_model::codec::decode_identity(&buffer).unwrap();
@@ -388,7 +388,7 @@ fn events_round_trip_through_the_record_codec() {
     let sent =
         native(r#"{"type":"search","query":"boots","event_id":"retry-me","store":"eu"}"#).unwrap();
     let mut buffer = Vec::new();
-    storepulse_model::codec::encode_event(&sent, &mut buffer).unwrap();
+    storepulse_model::codec::encode_event(&sent, &mut buffer);
     let identity = storepulse_model::codec::decode_identity(&buffer).unwrap();
     assert_eq!(
         (identity.event_id, identity.event_id_generated, identity.store),
@@ -405,7 +405,7 @@ fn the_record_encoder_writes_exactly_postcards_bytes() {
     // be plain postcard after the version byte, or older records stop decoding.
     let event = native(r#"{"type":"purchase","user_id":"a-user-id-longer-than-twenty-four-bytes","page":{"url":"https://shop.test/checkout?step=3"},"order":{"id":"o-1","total":"1234.56","currency":"EUR"},"items":[{"id":"a","price":10,"quantity":300,"category":"A > B > C"}]}"#).unwrap();
     let mut buffer = vec![0xAA];
-    storepulse_model::codec::encode_event(&event, &mut buffer).unwrap();
+    storepulse_model::codec::encode_event(&event, &mut buffer);
     let mut expected = vec![0xAA, storepulse_model::codec::EVENT_RECORD_VERSION];
     expected.extend(postcard::to_allocvec(&event).unwrap());
     assert_eq!(buffer, expected);

@@ -35,8 +35,6 @@ pub enum IngestError {
     Commit(#[from] CommitError),
     #[error("the ingest queue is full; retry shortly")]
     QueueFull,
-    #[error("event cannot be encoded: {0}")]
-    Encode(String),
 }
 
 pub struct IngestPipeline {
@@ -166,7 +164,7 @@ impl IngestPipeline {
     ) -> Result<Vec<EventOutcome>, IngestError> {
         let mut batch = PreparedBatch::with_capacity(events.len(), events.len() * 320);
         for event in events {
-            batch.push(event).map_err(|error| IngestError::Encode(error.to_string()))?;
+            batch.push(event);
         }
         self.commit_prepared(batch, source).await
     }

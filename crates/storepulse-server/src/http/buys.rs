@@ -59,9 +59,7 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
         }
     };
     let mut batch = PreparedBatch::with_capacity(1, 512);
-    batch
-        .push(event)
-        .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))?;
+    batch.push(event);
     let outcomes = commit(&state, batch, "promotion_buy").await?;
     let total = match outcomes.first() {
         Some(EventOutcome::Stored { offset }) => total_including(&state, *offset).await,

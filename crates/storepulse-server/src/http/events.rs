@@ -92,7 +92,6 @@ fn validate_body(
     // readable (a syntax error later in the body refuses the whole request).
     let mut validated = Validated::with_capacity(bytes.len());
     let mut rejects = Vec::new();
-    let mut encode_error = None;
     let walked = for_each_element::<Box<RawEvent>>(text, format, |index, json, decoded| {
         if index >= limit {
             return; // counted, not validated: the request is refused below
@@ -104,11 +103,7 @@ fn validate_body(
             Err(error) => Err((ValidationErrors::single(error), "")),
         };
         match result {
-            Ok(event) => {
-                if let Err(error) = validated.accept(event) {
-                    encode_error = Some(error);
-                }
-            }
+            Ok(event) => validated.accept(event),
             Err(reject) => rejects.push((index, reject)),
         }
     });
@@ -135,9 +130,6 @@ fn validate_body(
             bytes,
         );
         return Err(ApiError::PayloadTooLarge { limit: state.config.http.max_body_bytes, message });
-    }
-    if let Some(error) = encode_error {
-        return Err(error);
     }
     for (index, (errors, payload)) in rejects {
         context.dead_letter_event(state, Some(index), &errors, payload.as_bytes());

@@ -80,9 +80,7 @@ async fn feedback(state: AppState, request: Request) -> Result<Response, ApiErro
         }
     };
     let mut batch = PreparedBatch::with_capacity(1, 256);
-    batch
-        .push(event)
-        .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))?;
+    batch.push(event);
     commit(&state, batch, "feedback").await?;
     Ok(axum::Json(
         json!({"message": "Feedback received", "product_id": product_id, "feedback": text}),

@@ -274,13 +274,11 @@ impl Validated {
     }
 
     /// Encodes a valid event for the log; the `Event` itself is not kept.
-    pub fn accept(&mut self, event: Event) -> Result<(), ApiError> {
+    pub fn accept(&mut self, event: Event) {
         if self.first_event_id.is_none() {
             self.first_event_id = Some(event.event_id.clone());
         }
-        self.batch
-            .push(event)
-            .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))
+        self.batch.push(event);
     }
 }
 
@@ -320,7 +318,6 @@ pub async fn commit(
             code: "shutting_down",
             message: "the server is shutting down; retry".into(),
         },
-        IngestError::Encode(message) => ApiError::Internal(message),
     })
 }
 

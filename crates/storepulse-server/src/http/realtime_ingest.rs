@@ -50,9 +50,7 @@ async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError>
     };
     let id = event.event_id.clone();
     let mut batch = PreparedBatch::with_capacity(1, 512);
-    batch
-        .push(event)
-        .map_err(|error| ApiError::Internal(format!("event cannot be encoded: {error}")))?;
+    batch.push(event);
     commit(&state, batch, "realtime_ingest").await?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "id": id })))
         .into_response())

@@ -171,11 +171,7 @@ fn validate(
                      call: Option<SegmentCall>,
                      sent_at: Option<&serde_json::Value>| {
         match decode_segment_message(json, call, sent_at, &validation) {
-            Ok(event) => {
-                if let Err(error) = validated.accept(event) {
-                    tracing::error!(%error, "segment event not encodable");
-                }
-            }
+            Ok(event) => validated.accept(event),
             Err(errors) => {
                 context.dead_letter_event(state, index, &errors, json.as_bytes());
                 validated.rejected.push(Rejected { index: index.unwrap_or(0), errors: errors.0 });

@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use storepulse_log::{EventLog, Retention};
 
 use storepulse_model::Event;
-use storepulse_model::codec::{CodecError, encode_event};
+use storepulse_model::codec::encode_event;
 
 use super::applier::{ApplierHandle, CommittedGroup, CommittedRequest, Reply};
 use super::dedup::{DedupWindow, dedup_key};
@@ -58,17 +58,13 @@ impl PreparedBatch {
     }
 
     /// Encodes `event` at the end of the batch.
-    pub fn push(&mut self, event: Event) -> Result<(), CodecError> {
+    pub fn push(&mut self, event: Event) {
         let start = self.buffer.len();
-        if let Err(error) = encode_event(&event, &mut self.buffer) {
-            self.buffer.truncate(start);
-            return Err(error);
-        }
+        encode_event(&event, &mut self.buffer);
         let dedup_key =
             (!event.event_id_generated).then(|| dedup_key(&event.store, &event.event_id));
         self.events.push(PreparedEvent { dedup_key, start, end: self.buffer.len() });
         self.decoded.push(event);
-        Ok(())
     }
 
     pub fn len(&self) -> usize {
