@@ -19,7 +19,13 @@ BIN="$CARGO_TARGET_DIR/release/storepulse"
 ECHO="$CARGO_TARGET_DIR/release/examples/echo_server"
 DATA=$(mktemp -d /tmp/storepulse-bench.XXXXXX)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$DATA"; }
+# Waits for the servers to exit before removing the data: Storepulse writes its shutdown
+# snapshot on the way out, which would otherwise land in a directory already removed.
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$DATA"
+}
 trap cleanup EXIT
 
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1" >&2; exit 1; }
