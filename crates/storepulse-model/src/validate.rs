@@ -336,29 +336,43 @@ fn derive_marketing(
 /// The referrer's host, lower case, without a leading `www.` or a port.
 pub fn referrer_host(referrer: &str) -> Option<CompactString> {
     let rest = after_scheme(referrer)?;
-    // Vectorised byte scans and no temporary `String`: this runs for every event with a
-    // referrer.
-    let end = memchr::memchr3(b'/', b'?', b'#', rest.as_bytes());
-    let authority = &rest[..end.unwrap_or(rest.len())];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    // A port follows the last colon of a name, or the `]` of a bracketed IPv6 address; an
-    // unbracketed IPv6 address has colons of its own and is left whole.
-    let host = match host.rsplit_once(':') {
-        Some((name, port))
-            if port.bytes().all(|byte| byte.is_ascii_digit())
-                && (!name.contains(':') || name.ends_with(']')) =>
-        {
-            name
+    // One pass over the authority, which ends at the first `/`, `?` or `#`, and no temporary
+    // `String`: this runs for every event with a referrer. User info ends at the last `@`; a
+    // port follows the host's last colon.
+    let (mut host_start, mut end, mut last_colon, mut colons) = (0, rest.len(), None, 0);
+    for (index, byte) in rest.bytes().enumerate() {
+        match byte {
+            b'/' | b'?' | b'#' => {
+                end = index;
+                break;
+            }
+            b'@' => (host_start, last_colon, colons) = (index + 1, None, 0),
+            b':' => (last_colon, colons) = (Some(index), colons + 1),
+            _ => {}
         }
+    }
+    // A port needs a name without colons of its own before it, or the `]` of a bracketed
+    // IPv6 address; an unbracketed IPv6 address is left whole.
+    let host = match last_colon {
+        Some(colon)
+            if rest.as_bytes()[colon + 1..end].iter().all(u8::is_ascii_digit)
+                && (colons == 1 || rest[host_start..colon].ends_with(']')) =>
+        {
+            &rest[host_start..colon]
+        }
+        _ => &rest[host_start..end],
+    };
+    // The first four bytes are ASCII when they match, so byte 4 starts a character.
+    let host = match host.as_bytes().get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(b"www.") => &host[4..],
         _ => host,
     };
+    if host.is_empty() {
+        return None;
+    }
     let mut host = CompactString::from(host);
     host.make_ascii_lowercase();
-    let host = match host.strip_prefix("www.") {
-        Some(rest) => rest.into(),
-        None => host,
-    };
-    (!host.is_empty()).then_some(host)
+    Some(host)
 }
 
 /// The path of a URL (`https://shop.test/a/b?x=1` → `/a/b`); a relative URL is its own path.
@@ -911,6 +925,9 @@ mod tests {
         assert_eq!(referrer_host("android-app://com.app"), Some("com.app".into()));
         assert_eq!(referrer_host("HTTPS://WWW.Shop.Test:443?q").as_deref(), Some("shop.test"));
         assert_eq!(referrer_host("https://[::1]:8080/").as_deref(), Some("[::1]"));
+        assert_eq!(referrer_host("https://[::1]/").as_deref(), Some("[::1]"));
+        assert_eq!(referrer_host("http://a:b@c@Host.test:80#x").as_deref(), Some("host.test"));
+        assert_eq!(referrer_host("http://caf\u{e9}.test:x/").as_deref(), Some("caf\u{e9}.test:x"));
         assert_eq!(referrer_host("https://www./x"), None);
         assert_eq!(referrer_host("https:///path"), None);
         assert_eq!(referrer_host("not a url"), None);
