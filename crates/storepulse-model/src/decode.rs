@@ -56,8 +56,7 @@ impl<'a> WalkElement<'a> for &'a RawValue {}
 pub(crate) fn read_whole_native_event(json: &str) -> Option<RawEvent> {
     let mut event = RawEvent::default();
     let length = native_reader::read_event(json, &mut event)?;
-    let rest = &json.as_bytes()[length..];
-    rest.iter().all(|byte| matches!(byte, b' ' | b'\n' | b'\r' | b'\t')).then_some(event)
+    json[length..].trim_matches(JSON_WHITESPACE).is_empty().then_some(event)
 }
 
 /// How a request body is laid out.
@@ -156,6 +155,16 @@ pub fn for_each_element<'a, T: WalkElement<'a>>(
         BodyFormat::Sniff => sniff(body),
         other => other,
     };
+    // A single object (one event per request, the common case for trackers) read by the fast
+    // reader needs no syntax pass of its own.
+    let json_trimmed = body.trim_matches(JSON_WHITESPACE);
+    if format == BodyFormat::Json
+        && let Some((value, length)) = T::read_fast(json_trimmed)
+        && length == json_trimmed.len()
+    {
+        visit(0, Ok(json_trimmed), Some(value));
+        return Ok(1);
+    }
     let trimmed = body.trim_start();
     if format == BodyFormat::Ndjson || !trimmed.starts_with('[') {
         let elements = split_body(body, format)?;
@@ -232,6 +241,9 @@ pub fn for_each_element<'a, T: WalkElement<'a>>(
     }
     Ok(index)
 }
+
+/// What JSON counts as whitespace (`str::trim` also takes Unicode spaces, which JSON refuses).
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
 /// Some Windows tools start UTF-8 text with a byte order mark; JSON parsers refuse it.
 fn without_byte_order_mark(body: &str) -> &str {
@@ -435,6 +447,16 @@ mod tests {
         );
         assert_eq!(walk("[]").unwrap(), vec![]);
         assert_eq!(walk("[ 7 ]").unwrap(), vec![(0, "7".to_owned(), false)]);
+    }
+
+    #[test]
+    fn a_single_object_is_decoded_in_the_walk() {
+        let seen = walk(" \n{\"type\":\"a\"}\r\n").unwrap();
+        assert_eq!(seen, vec![(0, r#"{"type":"a"}"#.to_owned(), true)]);
+        // Left to serde: type errors, and what JSON does not allow around a value.
+        assert_eq!(walk(r#"{"type":5}"#).unwrap(), vec![(0, r#"{"type":5}"#.to_owned(), false)]);
+        assert!(walk("{\"type\":\"a\"}\u{a0}").is_err());
+        assert!(walk(r#"{"type":"a"} {"type":"b"}"#).is_err());
     }
 
     #[test]
