@@ -13,6 +13,9 @@ use workload::PAGE_VIEW;
 const PURCHASE: &str = r#"{"event_id":"4b1f2c9e-2","type":"purchase","user_id":"u-1234","session_id":"s-99","timestamp":"2026-11-21T10:00:00Z","country":"DE","order":{"id":"o-1","currency":"EUR","shipping":"4.99","tax":3.8,"customer_id":"u-1234"},"items":[{"id":"sku-1","name":"Tee","category":"Apparel > Tops > Classic","price":"19.99","quantity":2},{"id":"sku-2","price":5.5},{"id":"sku-3","price":"120.00","brand":"Northwind"}]}"#;
 const SEGMENT_ORDER: &str = r#"{"type":"track","event":"Order Completed","userId":"u-1","messageId":"m-1","timestamp":"2026-11-21T10:00:00Z","context":{"userAgent":"Mozilla/5.0 (iPhone) Mobile","page":{"url":"https://shop.example/checkout"}},"properties":{"order_id":"o-1","total":45.49,"currency":"USD","products":[{"product_id":"sku-1","price":19.99,"quantity":2},{"product_id":"sku-2","price":5.51}]}}"#;
 
+const BROWSER_PAGE_VIEW: &str = r#"{"type":"page_view","anonymous_id":"a-77","session_id":"s-99","page":{"url":"https://shop.example/p/sku-00042","title":"Runner 42","referrer":"https://www.google.com/"}}"#;
+const BROWSER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+
 fn bench(criterion: &mut Criterion) {
     let limits = Limits::default();
     let context = workload::context(&limits);
@@ -20,6 +23,11 @@ fn bench(criterion: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("native_page_view", |bencher| {
         bencher.iter(|| decode_native_event(PAGE_VIEW, &context).is_ok())
+    });
+    // A browser tracker's event: no device named, so the request's User-Agent decides it.
+    let browser_context = ValidationContext { user_agent: Some(BROWSER_AGENT), ..context };
+    group.bench_function("native_page_view_browser_user_agent", |bencher| {
+        bencher.iter(|| decode_native_event(BROWSER_PAGE_VIEW, &browser_context).is_ok())
     });
     group.bench_function("native_purchase_3_items", |bencher| {
         bencher.iter(|| decode_native_event(PURCHASE, &context).is_ok())

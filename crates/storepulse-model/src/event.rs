@@ -173,19 +173,44 @@ impl DeviceType {
             .map(|(_, device_type)| *device_type)
     }
 
-    /// A coarse classification from a User-Agent string, good enough for dashboards.
+    /// A coarse classification from a User-Agent string, good enough for dashboards. It runs
+    /// for every event from a browser that names no device, so the words are looked for with
+    /// searchers built once, in a lower-case copy on the stack.
     pub fn from_user_agent(user_agent: &str) -> DeviceType {
-        let lower = user_agent.to_ascii_lowercase();
-        if ["bot", "crawler", "spider", "slurp", "headless"].iter().any(|word| lower.contains(word))
-        {
-            DeviceType::Bot
-        } else if lower.contains("ipad") || lower.contains("tablet") {
-            DeviceType::Tablet
-        } else if lower.contains("mobi") || lower.contains("iphone") || lower.contains("android") {
-            DeviceType::Mobile
-        } else {
-            DeviceType::Desktop
-        }
+        static WORDS: std::sync::LazyLock<[(memchr::memmem::Finder<'static>, DeviceType); 10]> =
+            std::sync::LazyLock::new(|| {
+                let word = |text: &'static str, device| (memchr::memmem::Finder::new(text), device);
+                // In precedence order: a bot on a phone is a bot, an iPad is not a phone.
+                [
+                    word("bot", DeviceType::Bot),
+                    word("crawler", DeviceType::Bot),
+                    word("spider", DeviceType::Bot),
+                    word("slurp", DeviceType::Bot),
+                    word("headless", DeviceType::Bot),
+                    word("ipad", DeviceType::Tablet),
+                    word("tablet", DeviceType::Tablet),
+                    word("mobi", DeviceType::Mobile),
+                    word("iphone", DeviceType::Mobile),
+                    word("android", DeviceType::Mobile),
+                ]
+            });
+        let mut buffer = [0_u8; 512];
+        let heap;
+        let lower: &[u8] = match buffer.get_mut(..user_agent.len()) {
+            Some(copy) => {
+                copy.copy_from_slice(user_agent.as_bytes());
+                copy.make_ascii_lowercase();
+                copy
+            }
+            None => {
+                heap = user_agent.to_ascii_lowercase();
+                heap.as_bytes()
+            }
+        };
+        WORDS
+            .iter()
+            .find(|(finder, _)| finder.find(lower).is_some())
+            .map_or(DeviceType::Desktop, |(_, device)| *device)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -283,4 +308,33 @@ pub struct Promotion {
 pub struct ProductList {
     pub id: Option<CompactString>,
     pub category: Option<CompactString>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agents_are_classified() {
+        let long = format!("Mozilla/5.0 (Linux; Android 14) {} Mobile Safari", "x".repeat(600));
+        for (agent, expected) in [
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148",
+                DeviceType::Mobile,
+            ),
+            ("Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) Mobile/15E148", DeviceType::Tablet),
+            ("Mozilla/5.0 (Linux; Android 14; SM-X710) Safari/537.36", DeviceType::Mobile),
+            (
+                "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+                DeviceType::Bot,
+            ),
+            ("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0 Mobile", DeviceType::Bot),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0", DeviceType::Desktop),
+            ("MOZILLA/5.0 (IPHONE)", DeviceType::Mobile),
+            ("", DeviceType::Desktop),
+            (long.as_str(), DeviceType::Mobile),
+        ] {
+            assert_eq!(DeviceType::from_user_agent(agent), expected, "{agent}");
+        }
+    }
 }

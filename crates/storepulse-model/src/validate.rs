@@ -400,8 +400,15 @@ fn after_scheme(url: &str) -> Option<&str> {
     url[colon..].strip_prefix("://")
 }
 
+/// The first `max_chars` characters of `text`. Copied whole when it is short enough (its byte
+/// length bounds its character count), not character by character: a browser's User-Agent
+/// header goes through here for every event that names no device.
 fn truncate_chars(text: &str, max_chars: usize) -> CompactString {
-    text.chars().take(max_chars).collect()
+    if text.len() <= max_chars {
+        return CompactString::from(text);
+    }
+    let end = text.char_indices().nth(max_chars).map_or(text.len(), |(cut, _)| cut);
+    CompactString::from(&text[..end])
 }
 
 /// [`normalize_country`] reusing the sender's string.
@@ -910,6 +917,14 @@ fn computed_total(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_counts_characters_not_bytes() {
+        assert_eq!(truncate_chars("ab\u{e9}\u{e9}c", 3), "ab\u{e9}");
+        assert_eq!(truncate_chars("ab\u{e9}", 3), "ab\u{e9}");
+        assert_eq!(truncate_chars("abcd", 4), "abcd");
+        assert_eq!(truncate_chars("abcde", 4), "abcd");
+    }
 
     #[test]
     fn url_paths_and_hosts() {
