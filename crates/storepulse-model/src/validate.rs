@@ -696,7 +696,10 @@ impl Checker<'_> {
                         "levels must not be empty",
                     );
                     Vec::new()
-                } else if levels.iter().any(|level| level.chars().count() > limits.max_id_chars) {
+                } else if levels.iter().any(|level| {
+                    // Byte length bounds char length from above: most levels need one compare.
+                    level.len() > limits.max_id_chars && level.chars().count() > limits.max_id_chars
+                }) {
                     self.push(
                         Sub(path, "category"),
                         ErrorCode::TooLong,
