@@ -131,8 +131,18 @@ pub fn read_log_offline(dir: &std::path::Path) -> Vec<Event> {
 
 // ---- Running the real binary ----
 
+/// A port nothing listens on now, never the same one twice in this test process: the tests
+/// run in parallel and each server binds its port only after the probe released it, so two
+/// tests handed the same port would race for it (or one would talk to the other's server).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if HANDED_OUT.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Starts `storepulse serve` on `data_dir` and waits until it listens.
