@@ -6,12 +6,11 @@
 //! [`RawEvent`] directly.
 //!
 //! It only answers where it decodes exactly as serde would. On anything else — a control
-//! character or a bad escape in a string, an escape in a key, an unknown or repeated field, a
-//! value of the wrong type, an exponent, a float where serde's float parsing could round — it
-//! gives up (`None`) and the
-//! caller takes the serde path, which also reports every error with its field. The property
-//! test below checks that both agree wherever this reader answers, and that it answers for
-//! the events clients really send.
+//! character or a bad escape in a string, an escape in a key, a time or an amount, an unknown
+//! or repeated field, a value of the wrong type, an exponent, a float where serde's float
+//! parsing could round — it gives up (`None`) and the caller takes the serde path, which also
+//! reports every error with its field. The property test below checks that both agree
+//! wherever this reader answers, and that it answers for the events clients really send.
 
 use std::borrow::Cow;
 
