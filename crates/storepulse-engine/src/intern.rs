@@ -15,27 +15,60 @@ pub struct Interner {
     names: Vec<CompactString>,
     /// The last id returned: events come in runs of the same store, country, source.
     last: u32,
+    /// Ids of names of at most 7 bytes (countries, stores, most sources), keyed by the name
+    /// packed into an integer ([`short_key`]): one integer hash and compare instead of hashing
+    /// and comparing text, ~35 instructions instead of ~190. A cache in front of `ids`, filled
+    /// as names are looked up (so it is not kept in snapshots).
+    #[serde(skip)]
+    short: FastMap<u64, u32>,
 }
 
 impl Default for Interner {
     fn default() -> Self {
-        Self { ids: FastMap::default(), names: vec![CompactString::default()], last: 0 }
+        Self {
+            ids: FastMap::default(),
+            names: vec![CompactString::default()],
+            last: 0,
+            short: FastMap::default(),
+        }
     }
+}
+
+/// A name of at most 7 bytes as an integer: its bytes, and its length in the top byte (so
+/// that `"US"` and `"US\0"` differ).
+fn short_key(name: &str) -> Option<u64> {
+    let bytes = name.as_bytes();
+    let mut word = [0; 8];
+    word.get_mut(..bytes.len()).filter(|_| bytes.len() < 8)?.copy_from_slice(bytes);
+    word[7] = bytes.len() as u8;
+    Some(u64::from_le_bytes(word))
 }
 
 impl Interner {
     /// The id of `name`, assigned on first sight.
     pub fn intern(&mut self, name: &str) -> u32 {
-        if self.last != 0 && self.names[self.last as usize] == name {
-            return self.last;
+        let key = short_key(name);
+        match key {
+            Some(key) => {
+                if let Some(&id) = self.short.get(&key) {
+                    return id;
+                }
+            }
+            None if self.last != 0 && self.names[self.last as usize] == name => return self.last,
+            None => {}
         }
-        if let Some(&id) = self.ids.get(name) {
-            self.last = id;
-            return id;
+        let id = match self.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+                self.names.push(name.into());
+                self.ids.insert(name.into(), id);
+                id
+            }
+        };
+        if let Some(key) = key {
+            self.short.insert(key, id);
         }
-        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
         self.last = id;
         id
     }
@@ -67,7 +100,7 @@ impl Interner {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         let text: usize = self.names.iter().map(|name| name.len().max(24)).sum();
-        text * 2 + self.ids.capacity() * 8
+        text * 2 + self.ids.capacity() * 8 + self.short.capacity() * 16
     }
 }
 
@@ -86,5 +119,20 @@ mod tests {
         assert_eq!(interner.name(0), None);
         assert_eq!(interner.get("FR"), None);
         assert_eq!(interner.len(), 2);
+    }
+
+    #[test]
+    fn short_and_long_names_keep_their_ids_across_a_snapshot() {
+        let mut interner = Interner::default();
+        let names = ["", "US", "US\0", "default", "default-store", "/p/1", "a-much-longer-name"];
+        let ids: Vec<u32> = names.iter().map(|name| interner.intern(name)).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7], "every name is new, so every id is");
+        assert_eq!(names.map(|name| interner.intern(name)).to_vec(), ids, "the same ids again");
+        // A snapshot does not keep the short-name cache: the ids must not change after one.
+        let bytes = postcard::to_allocvec(&interner).unwrap();
+        let mut restored: Interner = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(names.map(|name| restored.intern(name)).to_vec(), ids);
+        assert_eq!(restored.intern("new"), 8);
+        assert_eq!(restored.name(2), Some("US"));
     }
 }
