@@ -372,51 +372,49 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn page(&mut self, page: &mut RawPage) -> Option<()> {
+    /// An object whose members are all text: `slot` names each key's field (its index for
+    /// [`Seen`] and where its value goes), `None` for a key the object does not have.
+    fn text_members<T>(
+        &mut self,
+        target: &mut T,
+        slot: for<'t> fn(&'t mut T, &str) -> Option<(u32, &'t mut Option<CompactString>)>,
+    ) -> Option<()> {
         let mut seen = Seen(0);
         self.object(|reader, key| {
-            let (field, slot) = match key {
-                "url" => (0, &mut page.url),
-                "path" => (1, &mut page.path),
-                "title" => (2, &mut page.title),
-                "referrer" => (3, &mut page.referrer),
-                _ => return None,
-            };
+            let (field, value) = slot(target, key)?;
             seen.first(field)?;
-            *slot = reader.text()?;
+            *value = reader.text()?;
             Some(())
+        })
+    }
+
+    fn page(&mut self, page: &mut RawPage) -> Option<()> {
+        self.text_members(page, |page, key| match key {
+            "url" => Some((0, &mut page.url)),
+            "path" => Some((1, &mut page.path)),
+            "title" => Some((2, &mut page.title)),
+            "referrer" => Some((3, &mut page.referrer)),
+            _ => None,
         })
     }
 
     fn marketing(&mut self, marketing: &mut RawMarketing) -> Option<()> {
-        let mut seen = Seen(0);
-        self.object(|reader, key| {
-            let (field, slot) = match key {
-                "utm_source" => (0, &mut marketing.utm_source),
-                "utm_medium" => (1, &mut marketing.utm_medium),
-                "utm_campaign" => (2, &mut marketing.utm_campaign),
-                "utm_term" => (3, &mut marketing.utm_term),
-                "utm_content" => (4, &mut marketing.utm_content),
-                "referrer_host" => (5, &mut marketing.referrer_host),
-                _ => return None,
-            };
-            seen.first(field)?;
-            *slot = reader.text()?;
-            Some(())
+        self.text_members(marketing, |marketing, key| match key {
+            "utm_source" => Some((0, &mut marketing.utm_source)),
+            "utm_medium" => Some((1, &mut marketing.utm_medium)),
+            "utm_campaign" => Some((2, &mut marketing.utm_campaign)),
+            "utm_term" => Some((3, &mut marketing.utm_term)),
+            "utm_content" => Some((4, &mut marketing.utm_content)),
+            "referrer_host" => Some((5, &mut marketing.referrer_host)),
+            _ => None,
         })
     }
 
     fn device(&mut self, device: &mut RawDevice) -> Option<()> {
-        let mut seen = Seen(0);
-        self.object(|reader, key| {
-            let (field, slot) = match key {
-                "type" => (0, &mut device.r#type),
-                "user_agent" => (1, &mut device.user_agent),
-                _ => return None,
-            };
-            seen.first(field)?;
-            *slot = reader.text()?;
-            Some(())
+        self.text_members(device, |device, key| match key {
+            "type" => Some((0, &mut device.r#type)),
+            "user_agent" => Some((1, &mut device.user_agent)),
+            _ => None,
         })
     }
 
@@ -504,16 +502,10 @@ impl<'a> Reader<'a> {
     }
 
     fn list(&mut self, list: &mut RawList) -> Option<()> {
-        let mut seen = Seen(0);
-        self.object(|reader, key| {
-            let (field, slot) = match key {
-                "id" | "list_id" => (0, &mut list.id),
-                "category" => (1, &mut list.category),
-                _ => return None,
-            };
-            seen.first(field)?;
-            *slot = reader.text()?;
-            Some(())
+        self.text_members(list, |list, key| match key {
+            "id" | "list_id" => Some((0, &mut list.id)),
+            "category" => Some((1, &mut list.category)),
+            _ => None,
         })
     }
 
