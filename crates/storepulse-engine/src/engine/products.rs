@@ -64,13 +64,17 @@ impl Engine {
             self.rollups.scan(now_ms - horizon, week_ago, DAY_MS, &mut add);
         }
         self.rollups.scan((now_ms - horizon).max(week_ago), end, HOUR_MS, &mut add);
-        let mut ranked: Vec<(u32, f64)> =
-            scores.into_iter().filter(|(_, score)| *score > 0.0).collect();
-        ranked.sort_unstable_by(|a, b| {
-            b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
-        });
+        // Ranked by the score as shown: the sums' last bits depend on the order the rows were
+        // visited in (hash-map order, which differs after a restart), and products whose
+        // shown scores are equal must keep one order, by id.
+        let mut ranked: Vec<(u32, f64)> = scores
+            .into_iter()
+            .filter(|(_, score)| *score > 0.0)
+            .map(|(id, score)| (id, round4(score)))
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.truncate(k);
-        ranked.into_iter().map(|(id, score)| self.scored(id, round4(score))).collect()
+        ranked.into_iter().map(|(id, score)| self.scored(id, score)).collect()
     }
 
     fn scored(&self, id: u32, score: f64) -> ScoredProduct {

@@ -31,6 +31,10 @@ pub(crate) fn read_event(json: &str, event: &mut RawEvent) -> Option<usize> {
     Some(reader.at)
 }
 
+/// Where a member of an all-text object goes: its index for [`Seen`] and its field; `None`
+/// for a key the object does not have.
+type TextSlot<T> = for<'t> fn(&'t mut T, &str) -> Option<(u32, &'t mut Option<CompactString>)>;
+
 /// Declines to go on when a field appears twice (serde refuses a repeated field).
 struct Seen(u32);
 
@@ -372,13 +376,8 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// An object whose members are all text: `slot` names each key's field (its index for
-    /// [`Seen`] and where its value goes), `None` for a key the object does not have.
-    fn text_members<T>(
-        &mut self,
-        target: &mut T,
-        slot: for<'t> fn(&'t mut T, &str) -> Option<(u32, &'t mut Option<CompactString>)>,
-    ) -> Option<()> {
+    /// An object whose members are all text, each key's field named by `slot`.
+    fn text_members<T>(&mut self, target: &mut T, slot: TextSlot<T>) -> Option<()> {
         let mut seen = Seen(0);
         self.object(|reader, key| {
             let (field, value) = slot(target, key)?;
