@@ -41,16 +41,6 @@ impl WalkElement<'_> for Box<RawEvent> {
     }
 }
 
-impl WalkElement<'_> for RawEvent {
-    fn read_fast(json: &str) -> Option<(Self, usize)> {
-        let mut event = RawEvent::default();
-        let length = native_reader::read_event(json, &mut event)?;
-        Some((event, length))
-    }
-}
-
-impl<'a> WalkElement<'a> for &'a RawValue {}
-
 /// The native event that `json` holds (nothing but whitespace after it), when the fast reader
 /// takes it; `None` leaves it to serde.
 pub(crate) fn read_whole_native_event(json: &str) -> Option<RawEvent> {
@@ -428,7 +418,7 @@ mod tests {
 
     fn walk(body: &str) -> Result<Vec<(usize, String, bool)>, BodyError> {
         let mut seen = Vec::new();
-        for_each_element::<RawEvent>(body, BodyFormat::Json, |index, json, decoded| {
+        for_each_element::<Box<RawEvent>>(body, BodyFormat::Json, |index, json, decoded| {
             seen.push((index, json.unwrap().to_owned(), decoded.is_some()));
         })?;
         Ok(seen)

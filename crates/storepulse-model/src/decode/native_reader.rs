@@ -286,42 +286,23 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// One arm per field, spelt out: matching the text fields first and the others after
+    /// cost 5 % more instructions on the whole decode path.
     fn event(&mut self, event: &mut RawEvent) -> Option<()> {
         let mut seen = Seen(0);
         self.object(|reader, key| {
             match key {
-                "event_id" => {
-                    seen.first(0)?;
-                    event.event_id = reader.text()?;
-                }
-                "type" | "event_type" => {
-                    seen.first(1)?;
-                    event.r#type = reader.text()?;
-                }
-                "name" => {
-                    seen.first(2)?;
-                    event.name = reader.text()?;
-                }
+                "event_id" => reader.text_into(&mut seen, 0, &mut event.event_id)?,
+                "type" | "event_type" => reader.text_into(&mut seen, 1, &mut event.r#type)?,
+                "name" => reader.text_into(&mut seen, 2, &mut event.name)?,
                 "timestamp" => {
                     seen.first(3)?;
                     event.timestamp = reader.nullable(Reader::time)?;
                 }
-                "store" => {
-                    seen.first(4)?;
-                    event.store = reader.text()?;
-                }
-                "user_id" => {
-                    seen.first(5)?;
-                    event.user_id = reader.text()?;
-                }
-                "anonymous_id" => {
-                    seen.first(6)?;
-                    event.anonymous_id = reader.text()?;
-                }
-                "session_id" => {
-                    seen.first(7)?;
-                    event.session_id = reader.text()?;
-                }
+                "store" => reader.text_into(&mut seen, 4, &mut event.store)?,
+                "user_id" => reader.text_into(&mut seen, 5, &mut event.user_id)?,
+                "anonymous_id" => reader.text_into(&mut seen, 6, &mut event.anonymous_id)?,
+                "session_id" => reader.text_into(&mut seen, 7, &mut event.session_id)?,
                 "page" => {
                     seen.first(8)?;
                     event.page = reader.inline(Reader::page)?;
@@ -330,18 +311,12 @@ impl<'a> Reader<'a> {
                     seen.first(9)?;
                     event.marketing = reader.boxed(Reader::marketing)?;
                 }
-                "country" => {
-                    seen.first(10)?;
-                    event.country = reader.text()?;
-                }
+                "country" => reader.text_into(&mut seen, 10, &mut event.country)?,
                 "device" => {
                     seen.first(11)?;
                     event.device = reader.inline(Reader::device)?;
                 }
-                "ip" => {
-                    seen.first(12)?;
-                    event.ip = reader.text()?;
-                }
+                "ip" => reader.text_into(&mut seen, 12, &mut event.ip)?,
                 "product" => {
                     seen.first(13)?;
                     event.product = reader.boxed(Reader::product)?;
@@ -358,10 +333,7 @@ impl<'a> Reader<'a> {
                     seen.first(16)?;
                     event.promotion = reader.boxed(Reader::promotion)?;
                 }
-                "query" => {
-                    seen.first(17)?;
-                    event.query = reader.text()?;
-                }
+                "query" => reader.text_into(&mut seen, 17, &mut event.query)?,
                 "list" => {
                     seen.first(18)?;
                     event.list = reader.boxed(Reader::list)?;
@@ -376,14 +348,24 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A text member into `slot`, refusing a repeated one.
+    fn text_into(
+        &mut self,
+        seen: &mut Seen,
+        field: u32,
+        slot: &mut Option<CompactString>,
+    ) -> Option<()> {
+        seen.first(field)?;
+        *slot = self.text()?;
+        Some(())
+    }
+
     /// An object whose members are all text, each key's field named by `slot`.
     fn text_members<T>(&mut self, target: &mut T, slot: TextSlot<T>) -> Option<()> {
         let mut seen = Seen(0);
         self.object(|reader, key| {
             let (field, value) = slot(target, key)?;
-            seen.first(field)?;
-            *value = reader.text()?;
-            Some(())
+            reader.text_into(&mut seen, field, value)
         })
     }
 
@@ -444,9 +426,7 @@ impl<'a> Reader<'a> {
                 }
                 _ => return None,
             };
-            seen.first(field)?;
-            *slot = reader.text()?;
-            Some(())
+            reader.text_into(&mut seen, field, slot)
         })
     }
 
@@ -469,9 +449,7 @@ impl<'a> Reader<'a> {
                         "sales_rep_id" => (10, &mut order.sales_rep_id),
                         _ => return None,
                     };
-                    seen.first(field)?;
-                    *slot = reader.text()?;
-                    return Some(());
+                    return reader.text_into(&mut seen, field, slot);
                 }
             };
             seen.first(field)?;
@@ -494,9 +472,7 @@ impl<'a> Reader<'a> {
                 }
                 _ => return None,
             };
-            seen.first(field)?;
-            *slot = reader.text()?;
-            Some(())
+            reader.text_into(&mut seen, field, slot)
         })
     }
 
