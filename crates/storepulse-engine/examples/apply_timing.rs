@@ -1,0 +1,39 @@
+//! Wall-clock engine apply on the `apply` bench's mix, for comparing builds on a noisy
+//! machine: many rounds, each on a fresh engine, reporting the fastest and the median round
+//! (noise only ever adds time, so the fastest round is the steadiest figure). Only applying is
+//! timed, not making or dropping the engine.
+//! `cargo run --release -p storepulse-engine --example apply_timing [ROUNDS]`.
+
+#[path = "../benches/events/mod.rs"]
+#[allow(dead_code)]
+mod events;
+
+// The server's allocator, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::time::{Duration, Instant};
+use storepulse_engine::{Engine, EngineConfig};
+
+fn main() {
+    let rounds: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(15);
+    let events = events::mixed_workload(100_000);
+    let mut times: Vec<Duration> = Vec::with_capacity(rounds);
+    for _ in 0..rounds.max(1) {
+        let mut engine = Engine::new(EngineConfig::default());
+        let started = Instant::now();
+        for event in &events {
+            engine.apply(event);
+        }
+        times.push(started.elapsed());
+        assert_eq!(engine.events_applied(), events.len() as u64);
+    }
+    times.sort_unstable();
+    let rate = |time: Duration| events.len() as f64 / time.as_secs_f64() / 1e6;
+    println!(
+        "engine apply: fastest {:.3} M events/s, median {:.3} M events/s ({} rounds)",
+        rate(times[0]),
+        rate(times[times.len() / 2]),
+        times.len(),
+    );
+}
