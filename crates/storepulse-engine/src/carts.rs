@@ -5,8 +5,8 @@
 //! dimensions (store, country, device, source, …). A cart counts as abandoned when the session
 //! never bought. Carts are kept `retention` after the session's last cart or purchase event.
 
-use crate::FastMap;
 use crate::facts::FactKey;
+use crate::id_table::IdTable;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SessionCart {
@@ -22,8 +22,7 @@ pub struct SessionCart {
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CartTracker {
-    #[serde(deserialize_with = "crate::presized::map")]
-    sessions: FastMap<u64, SessionCart>,
+    sessions: IdTable<SessionCart>,
     retention_ms: i64,
 }
 
@@ -45,7 +44,7 @@ impl CartTracker {
         change: i64,
         currency: [u8; 3],
     ) {
-        let cart = self.sessions.entry(session).or_insert(SessionCart {
+        let (cart, _) = self.sessions.get_or_insert_with(session, || SessionCart {
             first_cart_ms: time_ms,
             last_ms: time_ms,
             key,
@@ -65,7 +64,7 @@ impl CartTracker {
 
     /// A purchase in the session: its cart, if any, was not abandoned.
     pub fn purchase(&mut self, session: u64, time_ms: i64) {
-        if let Some(cart) = self.sessions.get_mut(&session) {
+        if let Some(cart) = self.sessions.get_mut(session) {
             cart.purchased = true;
             cart.last_ms = cart.last_ms.max(time_ms);
         }
@@ -84,6 +83,6 @@ impl CartTracker {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.sessions.capacity() * (8 + std::mem::size_of::<SessionCart>())
+        self.sessions.heap_bytes()
     }
 }

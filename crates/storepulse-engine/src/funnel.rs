@@ -16,10 +16,13 @@ use serde::Serialize;
 use storepulse_model::event::EventType;
 
 use crate::FastMap;
+use crate::id_table::IdTable;
 use crate::live::{LiveFilter, Place};
 
 pub const MAX_TRAIL: usize = 256;
 pub const MAX_STEPS: usize = 10;
+/// Room a new trail starts with.
+const FIRST_MARKS: usize = 8;
 /// A session without events for this long is taken as ended (see [`FunnelLog::prune`]).
 const ENDED_AFTER_MS: i64 = 30 * 60_000;
 
@@ -98,8 +101,7 @@ pub struct FunnelLog {
     #[serde(deserialize_with = "crate::presized::vec")]
     trails: Vec<Trail>,
     /// Session id hash → slot.
-    #[serde(deserialize_with = "crate::presized::map")]
-    slots: FastMap<u64, u32>,
+    slots: IdTable<u32>,
     free: Vec<u32>,
     retention_ms: i64,
     /// Marks held by all trails (for the size estimate without walking them).
@@ -288,10 +290,12 @@ impl FunnelLog {
         if before < MAX_TRAIL {
             // Usually in order; a late event is put in its place.
             let index = trail.marks.partition_point(|mark| mark.offset_ms <= offset_ms);
+            let marks = products.iter().map(|&product| Mark { offset_ms, product, event_type });
             if products.is_empty() {
                 trail.marks.insert(index, Mark { offset_ms, product: 0, event_type });
+            } else if index == trail.marks.len() {
+                trail.marks.extend(marks);
             } else {
-                let marks = products.iter().map(|&product| Mark { offset_ms, product, event_type });
                 trail.marks.splice(index..index, marks);
             }
         }
@@ -308,30 +312,30 @@ impl FunnelLog {
         {
             return slot;
         }
-        let slot = match self.slots.entry(session) {
-            std::collections::hash_map::Entry::Occupied(entry) => *entry.get() as usize,
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let trail = Trail {
-                    session,
-                    place,
-                    last_offset_ms: 0,
-                    base_ms: time_ms,
-                    visitor: 0,
-                    marks: Vec::new(),
-                };
-                let slot = match self.free.pop() {
-                    Some(slot) => {
-                        self.trails[slot as usize] = trail;
-                        slot
-                    }
-                    None => {
-                        self.trails.push(trail);
-                        u32::try_from(self.trails.len() - 1).unwrap_or(u32::MAX)
-                    }
-                };
-                *entry.insert(slot) as usize
+        let (trails, free) = (&mut self.trails, &mut self.free);
+        let (slot, _) = self.slots.get_or_insert_with(session, || {
+            let trail = Trail {
+                session,
+                place,
+                last_offset_ms: 0,
+                base_ms: time_ms,
+                visitor: 0,
+                // Most sessions leave a handful of marks: one allocation instead of growing
+                // through 4 and 8.
+                marks: Vec::with_capacity(FIRST_MARKS),
+            };
+            match free.pop() {
+                Some(slot) => {
+                    trails[slot as usize] = trail;
+                    slot
+                }
+                None => {
+                    trails.push(trail);
+                    u32::try_from(trails.len() - 1).unwrap_or(u32::MAX)
+                }
             }
-        };
+        });
+        let slot = *slot as usize;
         // (Beyond 4 billion trails a slot is simply not remembered.)
         *hint = TrailHint(u32::try_from(slot + 1).unwrap_or(0));
         slot
@@ -354,7 +358,7 @@ impl FunnelLog {
             let last = trail.last_ms();
             if last < from {
                 removed += trail.marks.len();
-                self.slots.remove(&trail.session);
+                self.slots.remove(trail.session);
                 *trail = Trail::FREE;
                 self.free.push(slot as u32);
             } else if last < ended {
@@ -454,9 +458,10 @@ impl FunnelLog {
 
     pub fn heap_bytes(&self) -> usize {
         self.trails.capacity() * std::mem::size_of::<Trail>()
-            + self.slots.capacity() * (8 + 4)
+            + self.slots.heap_bytes()
             + self.free.capacity() * 4
-            + self.marks * std::mem::size_of::<Mark>()
+            // Each trail holds at least room for FIRST_MARKS.
+            + self.marks.max(self.slots.len() * FIRST_MARKS) * std::mem::size_of::<Mark>()
     }
 }
 

@@ -31,6 +31,7 @@ pub mod distinct;
 pub mod engine;
 pub mod facts;
 pub mod funnel;
+pub mod id_table;
 pub mod intern;
 pub mod live;
 mod presized;

@@ -9,6 +9,7 @@
 
 use crate::FastMap;
 use crate::distinct::hash_id;
+use crate::id_table::IdTable;
 
 pub const MAX_ITEMS_PER_VISITOR: usize = 50;
 
@@ -21,8 +22,7 @@ struct VisitorItems {
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CoOccurrence {
     /// Keyed by the visitor id's hash ([`hash_id`]).
-    #[serde(deserialize_with = "crate::presized::map")]
-    visitors: FastMap<u64, VisitorItems>,
+    visitors: IdTable<VisitorItems>,
     pairs: FastMap<u32, FastMap<u32, u32>>,
     visitor_ttl_ms: i64,
 }
@@ -34,10 +34,9 @@ impl CoOccurrence {
 
     /// Records that the visitor whose id hashes to `visitor` met `product`.
     pub fn observe(&mut self, visitor: u64, product: u32, time_ms: i64) {
-        let entry = self
+        let (entry, _) = self
             .visitors
-            .entry(visitor)
-            .or_insert(VisitorItems { items: Vec::new(), last_seen: time_ms });
+            .get_or_insert_with(visitor, || VisitorItems { items: Vec::new(), last_seen: time_ms });
         entry.last_seen = entry.last_seen.max(time_ms);
         if entry.items.contains(&product) {
             return;
@@ -77,7 +76,7 @@ impl CoOccurrence {
     /// For a visitor: Σ over its products of each other product's count, excluding what it
     /// already met (seed 5's scoring). Empty for an unknown visitor.
     pub fn for_visitor(&self, visitor: &str, k: usize) -> Vec<(u32, u32)> {
-        let Some(entry) = self.visitors.get(&hash_id(visitor)) else { return Vec::new() };
+        let Some(entry) = self.visitors.get(hash_id(visitor)) else { return Vec::new() };
         let mut scores: FastMap<u32, u32> = FastMap::default();
         for seen in &entry.items {
             if let Some(neighbours) = self.pairs.get(seen) {
@@ -94,12 +93,12 @@ impl CoOccurrence {
     }
 
     pub fn visitor_items(&self, visitor: &str) -> &[u32] {
-        self.visitors.get(&hash_id(visitor)).map_or(&[], |entry| entry.items.as_slice())
+        self.visitors.get(hash_id(visitor)).map_or(&[], |entry| entry.items.as_slice())
     }
 
     pub fn heap_bytes(&self) -> usize {
         // An estimate that does not walk every visitor (sets average well under their cap).
-        let visitors = self.visitors.capacity() * (8 + 48 + 8 * 4);
+        let visitors = self.visitors.heap_bytes() + self.visitors.len() * 8 * 4;
         let pairs: usize = self.pairs.values().map(|row| 32 + row.capacity() * 12).sum();
         visitors + pairs
     }
