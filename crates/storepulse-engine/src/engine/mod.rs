@@ -42,22 +42,6 @@ use crate::recommend::CoOccurrence;
 use crate::rollup::{DAY_MS, HOUR_MS, MINUTE_MS, RollupRetention, Rollups};
 use crate::trending::TrendingWeights;
 
-/// An event's visitor and session ids, hashed once for every map and sketch they go into.
-#[derive(Clone, Copy)]
-struct IdHashes {
-    visitor: Option<u64>,
-    session: Option<u64>,
-}
-
-impl IdHashes {
-    fn of(event: &Event) -> Self {
-        Self {
-            visitor: event.visitor_id().map(hash_id),
-            session: event.session_id.as_deref().map(hash_id),
-        }
-    }
-}
-
 /// Window lengths and retention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineConfig {
@@ -216,10 +200,6 @@ impl Engine {
     /// Adds one accepted event. Order does not matter for the rollups; the live windows
     /// ignore events already outside them.
     pub fn apply(&mut self, event: &Event) {
-        self.apply_hashed(event, IdHashes::of(event));
-    }
-
-    fn apply_hashed(&mut self, event: &Event, hashes: IdHashes) {
         let time = event.event_time.0;
         self.newest_ms = self.newest_ms.max(time);
         let mut rows = std::mem::take(&mut self.scratch);
@@ -230,8 +210,9 @@ impl Engine {
             .then_some(event.page.as_ref())
             .flatten()
             .and_then(|page| page.path.as_deref().or(page.url.as_deref()));
-        let visitor = event.visitor_id().zip(hashes.visitor);
-        let session = hashes.session;
+        // Each id is hashed once for every map and sketch it goes into.
+        let visitor = event.visitor_id().map(|id| (id, hash_id(id)));
+        let session = event.session_id.as_deref().map(hash_id);
         let place = Place { store: key.store, country: key.country, device: key.device };
         let remembered = self.live.observe(
             &Sighting { time_ms: time, place, visitor, session, page_view },
