@@ -55,6 +55,8 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 pub const ZERO_FILL_CHUNK: u64 = 1024 * 1024;
 /// Batches at least this large append without zero-filling.
 pub const ZERO_FILL_MAX_BATCH: u64 = 256 * 1024;
+/// The page size the kernel's page cache works in (x86_64, aarch64 Linux defaults).
+const PAGE: u64 = 4096;
 
 /// Result of a successful `append_batch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -530,6 +532,7 @@ impl EventLog {
         match result {
             Ok(()) => {
                 self.last_fsync_duration = Some(started.elapsed());
+                self.release_synced_pages();
                 self.mark_durable();
                 Ok(())
             }
@@ -539,6 +542,32 @@ impl EventLog {
             }
         }
     }
+
+    /// Tells the kernel it may drop the page cache of what the fsync just made durable (as
+    /// PostgreSQL does for its WAL): nothing reads it back soon (the engine is fed in memory,
+    /// replay reads after a restart), and a log written at hundreds of megabytes a second
+    /// would otherwise grow the page cache into ever new memory — on a VM each page the guest
+    /// has not touched lately costs a hypervisor fault on first write, and copying batches
+    /// into such pages took a quarter of the server's CPU (see `docs/performance.md`, seventh
+    /// session). Dropped pages are reused by the next writes. The page holding the end of the
+    /// data is kept: the next append writes into it and would otherwise read it back from
+    /// disk first. A hint only, so its failure is ignored.
+    #[cfg(target_os = "linux")]
+    fn release_synced_pages(&self) {
+        let from = self.active.durable_len & !(PAGE - 1);
+        let to = self.active.len & !(PAGE - 1);
+        if let Some(length) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+            let _ = rustix::fs::fadvise(
+                &self.active.file,
+                from,
+                Some(length),
+                rustix::fs::Advice::DontNeed,
+            );
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn release_synced_pages(&self) {}
 
     fn mark_durable(&mut self) {
         self.fsync_count += 1;
