@@ -24,6 +24,14 @@ pub struct Bucket {
 const ROW_BYTES: usize = std::mem::size_of::<(FactKey, Measures)>();
 
 impl Bucket {
+    /// An empty bucket whose open rows have room for `rows` keys.
+    pub fn with_room(rows: usize) -> Self {
+        Bucket {
+            sealed: Vec::new(),
+            open: FastMap::with_capacity_and_hasher(rows, Default::default()),
+        }
+    }
+
     #[inline]
     pub fn add(&mut self, key: FactKey, measures: &Measures) {
         self.row_mut(key).add(measures);
