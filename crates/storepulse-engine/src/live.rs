@@ -92,9 +92,114 @@ struct ActiveIndex {
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Second {
-    places: FastMap<Place, u32>,
+    places: PlaceCounts,
     /// Ids whose last-seen moved into this second (an id may since have moved on).
-    ids: Vec<u64>,
+    ids: SmallVec<[u64; 4]>,
+}
+
+/// Places with more visitors or sessions in one second than this go to a hash map.
+const FEW_PLACES: usize = 16;
+
+/// How many visitors (or sessions) one second holds per place. Most seconds hold a handful of
+/// events, so a short list scanned in order (no allocation, no hashing) beats a hash map
+/// until [`FEW_PLACES`]; a busier second moves to a map. Serialized as a map either way.
+#[derive(Clone, Debug)]
+enum PlaceCounts {
+    Few(SmallVec<[(Place, u32); 4]>),
+    Many(FastMap<Place, u32>),
+}
+
+impl Default for PlaceCounts {
+    fn default() -> Self {
+        PlaceCounts::Few(SmallVec::new())
+    }
+}
+
+impl PlaceCounts {
+    /// Empty, with room for as many places as `like` holds.
+    fn sized_like(like: &PlaceCounts) -> Self {
+        match like {
+            PlaceCounts::Many(map) => {
+                PlaceCounts::Many(FastMap::with_capacity_and_hasher(map.len(), Default::default()))
+            }
+            PlaceCounts::Few(_) => PlaceCounts::default(),
+        }
+    }
+
+    fn add(&mut self, place: Place) {
+        match self {
+            PlaceCounts::Few(list) => {
+                if let Some((_, count)) = list.iter_mut().find(|(held, _)| *held == place) {
+                    *count += 1;
+                } else if list.len() < FEW_PLACES {
+                    list.push((place, 1));
+                } else {
+                    let mut map: FastMap<Place, u32> = list.drain(..).collect();
+                    map.insert(place, 1);
+                    *self = PlaceCounts::Many(map);
+                }
+            }
+            PlaceCounts::Many(map) => *map.entry(place).or_default() += 1,
+        }
+    }
+
+    /// One fewer at `place` (a place whose count reaches zero is dropped).
+    fn remove(&mut self, place: Place) {
+        match self {
+            PlaceCounts::Few(list) => {
+                if let Some(index) = list.iter().position(|(held, _)| *held == place) {
+                    list[index].1 -= 1;
+                    if list[index].1 == 0 {
+                        list.swap_remove(index);
+                    }
+                }
+            }
+            PlaceCounts::Many(map) => {
+                if let Some(count) = map.get_mut(&place) {
+                    *count -= 1;
+                    if *count == 0 {
+                        map.remove(&place);
+                    }
+                }
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Place, &u32)> {
+        let (few, many) = match self {
+            PlaceCounts::Few(list) => {
+                (Some(list.iter().map(|(place, count)| (place, count))), None)
+            }
+            PlaceCounts::Many(map) => (None, Some(map.iter())),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+}
+
+impl serde::Serialize for PlaceCounts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let held = match self {
+            PlaceCounts::Few(list) => list.len(),
+            PlaceCounts::Many(map) => map.len(),
+        };
+        let mut map = serializer.serialize_map(Some(held))?;
+        for (place, count) in self.iter() {
+            map.serialize_entry(place, count)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PlaceCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = FastMap::<Place, u32>::deserialize(deserializer)?;
+        Ok(if map.len() <= FEW_PLACES {
+            PlaceCounts::Few(map.into_iter().collect())
+        } else {
+            PlaceCounts::Many(map)
+        })
+    }
 }
 
 impl ActiveIndex {
@@ -115,11 +220,8 @@ impl ActiveIndex {
                 // through every power of two.
                 let fresh =
                     self.by_second.back().map_or_else(Second::default, |(_, last)| Second {
-                        places: FastMap::with_capacity_and_hasher(
-                            last.places.len(),
-                            Default::default(),
-                        ),
-                        ids: Vec::with_capacity(last.ids.len()),
+                        places: PlaceCounts::sized_like(&last.places),
+                        ids: SmallVec::with_capacity(last.ids.len()),
                     });
                 self.by_second.push_back((second, fresh));
                 self.by_second.len() - 1
@@ -130,7 +232,7 @@ impl ActiveIndex {
 
     fn add(&mut self, time_ms: i64, place: Place, id: Option<u64>) {
         let second = self.second_mut(time_ms.div_euclid(1000));
-        *second.places.entry(place).or_default() += 1;
+        second.places.add(place);
         if let Some(id) = id {
             second.ids.push(id);
         }
@@ -151,13 +253,8 @@ impl ActiveIndex {
     }
 
     fn remove(&mut self, time_ms: i64, place: Place) {
-        if let Some(index) = self.position(time_ms.div_euclid(1000))
-            && let Some(count) = self.by_second[index].1.places.get_mut(&place)
-        {
-            *count -= 1;
-            if *count == 0 {
-                self.by_second[index].1.places.remove(&place);
-            }
+        if let Some(index) = self.position(time_ms.div_euclid(1000)) {
+            self.by_second[index].1.places.remove(place);
         }
     }
 
@@ -495,9 +592,17 @@ mod tests {
         assert!(kept <= 9, "{kept} sessions kept");
     }
 
-    /// The per-second index agrees with a walk over every visitor and session.
+    /// The per-second index agrees with a walk over every visitor and session, also with 40
+    /// countries (busy seconds then hold more places than the short list does and move to a
+    /// map) and after a snapshot of the live windows.
     #[test]
     fn the_active_index_matches_a_full_walk() {
+        for countries in [3, 40] {
+            active_index_matches_a_full_walk(countries);
+        }
+    }
+
+    fn active_index_matches_a_full_walk(countries: u64) {
         let mut live = LiveWindows::new(300_000, 900_000);
         let mut newest = 0;
         let mut state: u64 = 7;
@@ -510,7 +615,7 @@ mod tests {
             // index then has missing seconds and must search).
             let time = n * 37 + (n / 2_000) * 4_000 - ((state >> 20) % 90_000) as i64;
             newest = newest.max(time);
-            let place = Place { store: 1, country: (state % 3) as u32, device: 0 };
+            let place = Place { store: 1, country: (state % countries) as u32, device: 0 };
             let id = format!("v{visitor}");
             let sighting = Sighting {
                 time_ms: time,
@@ -524,6 +629,8 @@ mod tests {
                 live.prune(newest);
             }
         }
+        let bytes = postcard::to_allocvec(&live).expect("live windows encode");
+        let restored: LiveWindows = postcard::from_bytes(&bytes).expect("live windows decode");
         for now in [newest, newest + 60_000, newest + 200_000] {
             let from = (now - 300_000).div_euclid(1000) * 1000;
             for filter in
@@ -540,6 +647,7 @@ mod tests {
                     .filter(|p| p.last_seen >= from && filter.admits(&p.place))
                     .count();
                 assert_eq!(live.active_counts(now, &filter), (walk as u64, sessions as u64));
+                assert_eq!(restored.active_counts(now, &filter), (walk as u64, sessions as u64));
             }
         }
         // Once the window has passed everyone, expiry leaves nothing behind.
