@@ -97,7 +97,7 @@ struct Second {
     ids: SmallVec<[u64; 4]>,
 }
 
-/// Places with more visitors or sessions in one second than this go to a hash map.
+/// A second holding more places than this keeps its counts in a hash map.
 const FEW_PLACES: usize = 16;
 
 /// How many visitors (or sessions) one second holds per place. Most seconds hold a handful of
@@ -238,9 +238,9 @@ impl ActiveIndex {
         }
     }
 
-    /// Where `second` is, if held. Seconds are distinct and ascending, so while traffic has
-    /// had no gap of a whole second (nearly always) `second` is exactly `second - first`
-    /// places in; otherwise a binary search finds it.
+    /// Where `second` is, if held. Seconds are distinct and ascending, so when no second
+    /// since the first held one went without events (busy traffic) `second` is exactly
+    /// `second - first` places in; otherwise a binary search finds it.
     fn position(&self, second: i64) -> Option<usize> {
         let first = self.by_second.front()?.0;
         let at_most = usize::try_from(second.checked_sub(first)?).ok()?;
