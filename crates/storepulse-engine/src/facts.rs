@@ -263,6 +263,9 @@ pub fn rows_of(
     rows: &mut Vec<(FactKey, Measures)>,
 ) {
     rows.clear();
+    // The event row's place, filled in last (inserting it at the front would move every
+    // product row).
+    rows.push((FactKey::default(), Measures::default()));
     let marketing = event.marketing.as_deref();
     let source = marketing.and_then(|m| m.utm_source.as_deref().or(m.referrer_host.as_deref()));
     let order = event.order.as_deref();
@@ -386,7 +389,7 @@ pub fn rows_of(
         | EventType::Identify
         | EventType::Custom => {}
     }
-    rows.insert(0, (key, totals));
+    rows[0] = (key, totals);
 }
 
 #[cfg(test)]
