@@ -23,6 +23,8 @@ pub const MAX_TRAIL: usize = 256;
 pub const MAX_STEPS: usize = 10;
 /// Room a new trail starts with.
 const FIRST_MARKS: usize = 8;
+/// Free slots are compacted away once there are at least this many and they are the majority.
+const COMPACT_MIN_FREE: usize = 1024;
 /// A session without events for this long is taken as ended (see [`FunnelLog::prune`]).
 const ENDED_AFTER_MS: i64 = 30 * 60_000;
 
@@ -95,7 +97,7 @@ impl Trail {
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FunnelLog {
     /// Every trail in a slot of its own (pruned trails leave free slots that new sessions
-    /// take), so that a session's live entry can remember its slot: an event of a session seen
+    /// take; once most slots are free they are compacted away), so that a session's live entry can remember its slot: an event of a session seen
     /// in the last minutes goes straight to its trail without a lookup in `slots` (a cache
     /// miss per event at shop scale). Queries walk the slots contiguously.
     #[serde(deserialize_with = "crate::presized::vec")]
@@ -366,6 +368,23 @@ impl FunnelLog {
             }
         }
         self.marks -= removed;
+        if self.free.len() >= COMPACT_MIN_FREE && self.free.len() * 2 > self.trails.len() {
+            self.compact();
+        }
+    }
+
+    /// Moves the live trails together and drops the free slots, once most slots are free (a
+    /// traffic peak's sessions have passed retention): memory and query walks then follow the
+    /// trails kept, not the peak. Hints in live entries now point at other slots; each is
+    /// noticed as stale (the slot's session differs) and corrected on its session's next event.
+    fn compact(&mut self) {
+        self.trails.retain(|trail| !trail.is_free());
+        self.trails.shrink_to_fit();
+        self.free = Vec::new();
+        self.slots = IdTable::with_capacity(self.trails.len());
+        for (slot, trail) in self.trails.iter().enumerate() {
+            self.slots.insert(trail.session, u32::try_from(slot).unwrap_or(u32::MAX));
+        }
     }
 
     /// Runs a funnel. `group_of(product)` maps a product to its group for product and category
@@ -549,6 +568,44 @@ mod tests {
             log.trails(later, later + HOUR).map(|(_, _, marks)| marks.count()).collect();
         marks.sort_unstable();
         assert_eq!(marks, [1, 2], "session 2 keeps its one mark, session 1 has its two");
+    }
+
+    /// After a peak of sessions has passed retention, the free slots are given back, and a
+    /// surviving session's events (its hint now stale) still reach its own trail.
+    #[test]
+    fn a_peak_of_pruned_trails_is_compacted_away() {
+        let mut log = FunnelLog::new(HOUR);
+        let place = Place::default();
+        let base = 1_800_000_000_000;
+        for session in 1..=3_000u64 {
+            log.observe(session, None, place, base, EventType::ProductView, &[]);
+        }
+        // The last session stays active: its hint points at the last slot.
+        let survivor = 3_001;
+        let mut hint = TrailHint::default();
+        let later = base + 2 * HOUR;
+        log.observe_remembering(
+            survivor,
+            &mut hint,
+            None,
+            place,
+            later,
+            EventType::ProductView,
+            &[],
+        );
+        assert_eq!(hint.slot(), Some(3_000));
+        log.prune(later + 1);
+        assert_eq!(log.sessions(), 1);
+        assert_eq!(log.trails.len(), 1, "the 3,000 free slots are gone");
+        assert!(log.free.is_empty());
+        for step in [EventType::AddToCart, EventType::CheckoutStarted, EventType::Purchase] {
+            log.observe_remembering(survivor, &mut hint, None, place, later + 1_000, step, &[]);
+        }
+        assert_eq!(hint.slot(), Some(0), "the stale hint was corrected");
+        assert_eq!(reached(&log, &spec(later, later + HOUR)), [1, 1, 1, 1]);
+        // New sessions are appended after the survivor.
+        log.observe(9, None, place, later + 2_000, EventType::ProductView, &[]);
+        assert_eq!((log.sessions(), log.trails.len()), (2, 2));
     }
 
     #[test]
