@@ -479,8 +479,9 @@ impl FunnelLog {
         self.trails.capacity() * std::mem::size_of::<Trail>()
             + self.slots.heap_bytes()
             + self.free.capacity() * 4
-            // Each trail holds at least room for FIRST_MARKS.
-            + self.marks.max(self.slots.len() * FIRST_MARKS) * std::mem::size_of::<Mark>()
+            // Ended sessions' trails are shrunk to their marks (see `prune`); the few live
+            // ones may hold up to FIRST_MARKS of room beyond theirs, not counted.
+            + self.marks * std::mem::size_of::<Mark>()
     }
 }
 

@@ -46,8 +46,9 @@ pub struct Place {
     pub device: u8,
 }
 
-/// One word instead of three fields: the per-second index hashes a place several times per
-/// event. Ids past 2^24 only share hash bits; equality still compares every field.
+/// One word instead of three fields: page-view counts and busy seconds of the active index
+/// hash a place on every event. Ids past 2^24 only share hash bits; equality still compares
+/// every field.
 impl std::hash::Hash for Place {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let word =
