@@ -55,6 +55,7 @@ fn main() {
     let mut applied = 0u64;
     let mut day = 0i64;
     let mut renamed = pool.clone();
+    let cpu_before = thread_cpu();
     while applied < total {
         rename_for_day(&pool, &mut renamed, day);
         let count = (total - applied).min(renamed.len() as u64) as usize;
@@ -84,6 +85,10 @@ fn main() {
             );
         }
     }
+    let cpu = thread_cpu().map(|after| {
+        let before = cpu_before.unwrap_or_default();
+        (after.0 - before.0, after.1 - before.1)
+    });
     let now = Timestamp(START_MS + day * DAY_MS);
     engine.prune(now);
     let stats = engine.stats();
@@ -94,6 +99,15 @@ fn main() {
         applied as f64 / applying.as_secs_f64() / 1e6,
         pruning
     );
+    if let Some((user, kernel)) = cpu {
+        // The kernel's share is page faults on memory the process touches for the first time
+        // (the engine's growth, the day's renamed events): on these VMs a hypervisor fault
+        // per page, see docs/performance.md.
+        println!(
+            "this thread over the loop (applying, pruning, renaming the day's events): \
+             {user:.2} s user, {kernel:.2} s kernel"
+        );
+    }
     println!("engine: {}", serde_json::to_string_pretty(&stats).expect("stats serialize"));
     drop(renamed);
     drop(pool);
@@ -205,6 +219,17 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// This thread's CPU time so far, user and kernel, in seconds (Linux; `None` elsewhere).
+fn thread_cpu() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command (which may hold spaces) end with ')'; utime and stime are the
+    // 14th and 15th fields, in clock ticks (100 a second on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let ticks = |field: Option<&str>| field?.parse::<f64>().ok().map(|t| t / 100.0);
+    Some((ticks(fields.next())?, ticks(fields.next())?))
 }
 
 /// One simulated day of loadgen sessions, validated, in event-time order.
