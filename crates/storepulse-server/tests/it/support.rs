@@ -23,8 +23,26 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
     // Tests send bursts from one address; rate limiting has its own tests.
     config.rate_limit.enabled = false;
+    // The fixtures are dated (November 2026); with the default retention, which counts back
+    // from today's clock, their funnels, carts and hourly rollups would be pruned as the
+    // calendar moves on. Retention itself is tested in the engine with a clock passed in.
+    let engine = &mut config.engine;
+    engine.hour_retention = FIXTURE_RETENTION;
+    engine.funnel_retention = FIXTURE_RETENTION;
+    engine.order_memory = FIXTURE_RETENTION;
     config
 }
+
+/// Retention long enough that the dated fixtures stay inside it for as long as they are used.
+pub const FIXTURE_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The same retention for a server started as a process, as `STOREPULSE_*` variables.
+const FIXTURE_RETENTION_ENV: [(&str, &str); 3] = [
+    ("STOREPULSE_ENGINE__HOUR_RETENTION", "100years"),
+    ("STOREPULSE_ENGINE__FUNNEL_RETENTION", "100years"),
+    ("STOREPULSE_ENGINE__ORDER_MEMORY", "100years"),
+];
 
 impl TestApp {
     pub fn new() -> Self {
@@ -145,18 +163,39 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A `storepulse serve` process that is killed when dropped, so a failing assertion does not
+/// leave a server running (and holding the test runner's output open) after the test.
+pub struct Server(std::process::Child);
+
+impl std::ops::Deref for Server {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Both fail harmlessly when the test already stopped the process.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `storepulse serve` on `data_dir` and waits until it listens.
-pub fn start(data_dir: &std::path::Path, port: u16) -> std::process::Child {
+pub fn start(data_dir: &std::path::Path, port: u16) -> Server {
     start_with_env(data_dir, port, &[])
 }
 
-// The child is waited on by every caller (kill + wait, or SIGTERM + try_wait).
+// The child is waited on when the `Server` guard drops.
 #[allow(clippy::zombie_processes)]
-pub fn start_with_env(
-    data_dir: &std::path::Path,
-    port: u16,
-    env: &[(&str, &str)],
-) -> std::process::Child {
+pub fn start_with_env(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"));
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -166,10 +205,10 @@ pub fn start_with_env(
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit());
-    for (key, value) in env {
+    for (key, value) in FIXTURE_RETENTION_ENV.iter().chain(env) {
         command.env(key, value);
     }
-    let child = command.spawn().expect("the storepulse binary starts");
+    let child = Server(command.spawn().expect("the storepulse binary starts"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::time::Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
