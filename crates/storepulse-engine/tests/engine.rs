@@ -541,7 +541,7 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
                "country": "US", "order": {"id": format!("o-{session}")}, "items": [{"id": "p", "price": 10}],
                "promotion": {"id": "SPRING"}})
     };
-    let engine = engine_with(&[
+    let mut engine = engine_with(&[
         view("s1", "u1", "US", day + HOUR),
         cart("s1", "u1", day + HOUR),
         buy("s1", "u1", day + 2 * HOUR),
@@ -648,6 +648,16 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     assert_eq!(result.groups[0].key.as_deref(), Some("US"));
     assert_eq!(result.groups[0].values["conversion_rate"], Value::Ratio(Some(0.5)));
 
+    // Pruning as of the last event drops nothing here, but from now on the trails are only
+    // known to be whole from 30 days before it.
+    engine.prune_history(Timestamp(day + DAY + HOUR));
+    let mut carts_by_day = spec(&[Metric::AbandonedCartValue], day - 30 * DAY, day + DAY);
+    assert_eq!(engine.query(&carts_by_day).unwrap_err().parameter, "from");
+    carts_by_day.from = Timestamp(day - 20 * DAY);
+    assert_eq!(engine.query(&carts_by_day).unwrap().totals["abandoned_cart_value"], money("10.00"));
+    carts_by_day.compare = true;
+    assert_eq!(engine.query(&carts_by_day).unwrap_err().parameter, "compare");
+
     // What the trails cannot answer is refused, naming the parameter.
     let refused = |change: &dyn Fn(&mut QuerySpec)| {
         let mut query = per_product.clone();
@@ -694,7 +704,7 @@ fn funnels_count_sessions_through_ordered_steps_within_the_window() {
         }
         value
     };
-    let engine = engine_with(&[
+    let mut engine = engine_with(&[
         ev("product_view", "s1", Some("A"), t),
         ev("add_to_cart", "s1", Some("A"), t + MIN),
         ev("checkout_started", "s1", None, t + 2 * MIN),
@@ -716,28 +726,37 @@ fn funnels_count_sessions_through_ordered_steps_within_the_window() {
     let sessions = |steps: &storepulse_engine::funnel::FunnelSteps| {
         steps.steps.iter().map(|s| s.sessions).collect::<Vec<_>>()
     };
-    let result = engine.funnel(&spec, FunnelSplit::None, &RealtimeFilter::default(), 10);
+    let everyone = RealtimeFilter::default();
+    let result = engine.funnel(&spec, FunnelSplit::None, &everyone, 10).unwrap();
     assert_eq!(sessions(&result.overall), [4, 2, 1, 1]);
     assert_eq!(result.overall.steps[1].conversion_from_previous, Some(0.5));
     assert_eq!(result.overall.steps[1].drop_off, 2);
     assert_eq!(result.overall.steps[3].conversion_from_start, Some(0.25));
 
-    let by_product = engine.funnel(&spec, FunnelSplit::Product, &RealtimeFilter::default(), 10);
+    let by_product = engine.funnel(&spec, FunnelSplit::Product, &everyone, 10).unwrap();
     let groups: Vec<(Option<String>, Vec<u64>)> =
         by_product.groups.iter().map(|g| (g.key.clone(), sessions(&g.funnel))).collect();
     assert_eq!(
         groups,
         [(Some("A".into()), vec![3, 1, 1, 1]), (Some("B".into()), vec![1, 0, 0, 0])]
     );
-    let by_category =
-        engine.funnel(&spec, FunnelSplit::Category(1), &RealtimeFilter::default(), 10);
+    let by_category = engine.funnel(&spec, FunnelSplit::Category(1), &everyone, 10).unwrap();
     assert_eq!(by_category.groups[0].key.as_deref(), Some("Gear"));
 
     let later = FunnelSpec { from_ms: t + HOUR, ..spec.clone() };
     assert_eq!(
-        sessions(&engine.funnel(&later, FunnelSplit::None, &RealtimeFilter::default(), 10).overall),
+        sessions(&engine.funnel(&later, FunnelSplit::None, &everyone, 10).unwrap().overall),
         [0, 0, 0, 0]
     );
+
+    // Forty days on, retention (30 days) has dropped these trails: a funnel over their day is
+    // refused rather than answered with zeros; one inside what is kept is answered.
+    engine.prune_history(Timestamp(t + 40 * DAY));
+    let error = engine.funnel(&spec, FunnelSplit::None, &everyone, 10).unwrap_err();
+    assert_eq!(error.parameter, "from");
+    assert!(error.message.contains(&at(t + 10 * DAY)), "{}", error.message);
+    let kept = FunnelSpec { from_ms: t + 10 * DAY, to_ms: t + 40 * DAY, ..spec.clone() };
+    assert!(engine.funnel(&kept, FunnelSplit::None, &everyone, 10).is_ok());
 }
 
 #[test]

@@ -87,6 +87,10 @@ pub struct Engine {
     pub(crate) carts: CartTracker,
     /// Latest event time applied.
     pub(crate) newest_ms: i64,
+    /// Session trails and carts whose last event is before this were dropped by
+    /// [`Engine::prune_history`] (funnel retention counted from the `now` passed in). Not in
+    /// the snapshot: the server prunes once right after loading one.
+    trails_pruned_before_ms: i64,
     pub(crate) applied: u64,
     /// The event log offset after the last applied event: replay after a snapshot starts here.
     pub(crate) log_position: u64,
@@ -186,6 +190,7 @@ impl Engine {
             funnels,
             carts,
             newest_ms,
+            trails_pruned_before_ms: i64::MIN,
             applied,
             log_position,
             scratch: Vec::new(),
@@ -283,11 +288,24 @@ impl Engine {
         self.together.prune(now.0);
         self.funnels.prune(now.0);
         self.carts.prune(now.0);
+        self.trails_pruned_before_ms =
+            self.trails_pruned_before_ms.max(now.0.saturating_sub(self.funnels.retention_ms()));
         let orders_from = now.0 - self.config.order_memory_ms;
         self.orders.retain(|_, order| order.time_ms >= orders_from);
         if self.config.retention.days_ms > 0 {
             self.distinct.prune_before(now.0 - self.config.retention.days_ms);
         }
+    }
+
+    /// From when session trails and carts are complete, so that funnels, exact session metrics
+    /// and abandoned cart value over a range starting there or later are whole; `None` while
+    /// pruning has dropped nothing. This is what pruning dropped (retention counted back from
+    /// the `now` it was given), not retention counted back from the newest event: a shop that
+    /// stopped sending still has its last month, and a clock a little ahead does not refuse
+    /// `last_30_days`.
+    pub fn trails_kept_from(&self) -> Option<Timestamp> {
+        (self.trails_pruned_before_ms != i64::MIN)
+            .then_some(Timestamp(self.trails_pruned_before_ms))
     }
 
     pub fn events_applied(&self) -> u64 {

@@ -145,20 +145,22 @@ impl Engine {
     }
 
     /// Runs a funnel over sessions whose first step falls in the spec's range. Groups are
-    /// largest first (by sessions at the first step), at most `limit`.
+    /// largest first (by sessions at the first step), at most `limit`. A range starting before
+    /// the kept trails is refused (`from`), not answered from the part that is left.
     pub fn funnel(
         &self,
         spec: &FunnelSpec,
         split: FunnelSplit,
         filters: &RealtimeFilter,
         limit: usize,
-    ) -> FunnelResult {
+    ) -> Result<FunnelResult, QueryError> {
+        self.check_trails_cover(spec.from_ms, "from", "funnels are counted from session trails")?;
         let live = self.live_filter(filters);
         let Some(live) = live else {
-            return FunnelResult {
+            return Ok(FunnelResult {
                 overall: FunnelSteps::from_counts(&spec.steps, &vec![0; spec.steps.len()]),
                 groups: Vec::new(),
-            };
+            });
         };
         let group_of = |product: u32| -> Option<u32> {
             match split {
@@ -197,7 +199,7 @@ impl Engine {
             }
             .map(str::to_owned)
         };
-        FunnelResult {
+        Ok(FunnelResult {
             overall: FunnelSteps::from_counts(&spec.steps, &overall_counts),
             groups: ranked
                 .into_iter()
@@ -206,7 +208,7 @@ impl Engine {
                     funnel: FunnelSteps::from_counts(&spec.steps, &counts),
                 })
                 .collect(),
-        }
+        })
     }
 
     /// Products met together with `product` by the most visitors.

@@ -164,6 +164,12 @@ impl Engine {
             if spec.compare {
                 self.check_trail_query(spec, from - (to - from))?;
             }
+        } else if spec.metrics.contains(&Metric::AbandonedCartValue) {
+            const WHY: &str = "abandoned_cart_value is counted from the sessions' carts";
+            self.check_trails_cover(from, "from", WHY)?;
+            if spec.compare {
+                self.check_trails_cover(from - (to - from), "compare", WHY)?;
+            }
         }
         let currency = currency_bytes(spec.currency);
         let mut totals = Sum::default();

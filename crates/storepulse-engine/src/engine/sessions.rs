@@ -84,18 +84,28 @@ impl Engine {
                 format!("{WHY}, which keep a session's store, country and device only"),
             ));
         }
-        let kept_from = self.newest_ms.saturating_sub(self.funnels.retention_ms());
-        if self.newest_ms != i64::MIN && from < kept_from {
-            return Err(QueryError::new(
-                if from < spec.from.0 { "compare" } else { "from" },
+        self.check_trails_cover(from, if from < spec.from.0 { "compare" } else { "from" }, WHY)
+    }
+
+    /// Refuses a range starting at `from` when trails (and carts) before it are no longer
+    /// kept, rather than answering with what is left; `parameter` and `why` say what to change.
+    pub(super) fn check_trails_cover(
+        &self,
+        from: i64,
+        parameter: &'static str,
+        why: &str,
+    ) -> Result<(), QueryError> {
+        match self.trails_kept_from() {
+            Some(kept_from) if from < kept_from.0 => Err(QueryError::new(
+                parameter,
                 format!(
-                    "{WHY}, kept {} days (engine.funnel_retention): start at {} or later",
+                    "{why}, kept {} days (engine.funnel_retention): start at {} or later",
                     self.funnels.retention_ms() / DAY_MS,
-                    Timestamp(kept_from).to_rfc3339()
+                    kept_from.to_rfc3339()
                 ),
-            ));
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Adds exact session counts over `[from, to)` to `totals`, to the series point each event

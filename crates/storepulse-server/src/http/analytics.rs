@@ -401,7 +401,7 @@ async fn get_funnel(
         device: device(params.device.as_deref())?,
         ..RealtimeFilter::default()
     };
-    let result = state.engine.read_ignoring_poison().funnel(&spec, split, &filter, limit);
+    let result = state.engine.read_ignoring_poison().funnel(&spec, split, &filter, limit)?;
     Ok(Json(json!({
         "from": Timestamp(from).to_rfc3339(),
         "to": Timestamp(to).to_rfc3339(),

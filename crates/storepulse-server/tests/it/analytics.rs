@@ -212,6 +212,36 @@ async fn funnels_and_distinct_metrics_over_http() {
     );
 }
 
+/// A range reaching back past `engine.funnel_retention` is refused naming `from`, with the
+/// earliest start that is still whole, instead of being answered from what retention left.
+#[tokio::test]
+async fn funnels_and_carts_before_their_retention_are_refused() {
+    let test = TestApp::with_config(|config| {
+        config.engine.funnel_retention = std::time::Duration::from_secs(7 * 86_400)
+    });
+    let now = now_ms();
+    let ten_days_ago = |offset: i64| at(now - 10 * 86_400_000 + offset);
+    let events = json!([
+        {"type": "add_to_cart", "timestamp": ten_days_ago(0), "session_id": "old", "product": {"id": "tent", "price": 100}},
+        {"type": "add_to_cart", "timestamp": at(now - 60_000), "session_id": "new", "product": {"id": "tent", "price": 100}}
+    ]);
+    assert_eq!(test.post_json("/api/v1/events", &events.to_string()).await.status, StatusCode::OK);
+    let from = ten_days_ago(-3_600_000);
+    for query in [
+        format!("/api/v1/funnels?from={from}&steps=add_to_cart,purchase"),
+        format!("/api/v1/query?from={from}&metrics=abandoned_cart_value"),
+    ] {
+        let response = test.get(&query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}: {:?}", response.json());
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "from", "{query}");
+        assert!(error["message"].as_str().unwrap().contains("kept 7 days"), "{error}");
+    }
+    let funnel = test.get("/api/v1/funnels?range=last_7_days&steps=add_to_cart,purchase").await;
+    assert_eq!(funnel.status, StatusCode::OK, "{:?}", funnel.json());
+    assert_eq!(funnel.json()["overall"]["steps"][0]["sessions"], 1, "the new session only");
+}
+
 #[tokio::test]
 async fn a_restart_loads_the_snapshot_and_replays_only_the_tail() {
     let test = TestApp::new();
