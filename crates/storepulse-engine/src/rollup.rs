@@ -1,11 +1,13 @@
 //! Rollup tables: measures per time bucket and row key, at minute, hour and day resolution.
 //!
 //! A row goes into its minute bucket; once event time has moved [`FOLD_LAG_MS`] past a minute,
-//! the minute is folded (added) into its hour and day buckets, once. A row for a minute already
-//! folded (a late event) goes into all three at once. So every coarse bucket is exactly the sum
-//! of its fine buckets (a property test holds this), and the common case writes one table, not
-//! three. Old fine buckets are dropped by retention (folded first): minutes after two days,
-//! hours after 90 days by default. A scan covers a range with the coarsest buckets that fit
+//! the minute is folded (added) into its hour, once, and an hour whose minutes are all folded
+//! is folded into its day, once (so a day reads 24 hours' rows, not 1,440 minutes'). A row for
+//! a minute already folded (a late event) goes into its minute and hour, and into its day too
+//! when that hour is folded. So every coarse bucket is exactly the sum of its fine buckets (a
+//! property test holds this), and the common case writes one table, not three. Old fine
+//! buckets are dropped by retention (folded first): minutes after two days, hours after 90
+//! days by default. A scan covers a range with the coarsest buckets that fit
 //! inside it, are folded and still exist, and finer ones at the edges. Hour and day buckets
 //! are sealed once complete (their rows in one sorted vector, see [`crate::bucket`]), which is
 //! where most of the rows live.
@@ -166,7 +168,8 @@ pub struct Rollups {
     pub hours: Table,
     pub days: Table,
     retention: RollupRetention,
-    /// Minute buckets that start before this have been added to the hour and day tables.
+    /// Minute buckets that start before this have been added to the hour table, and hour
+    /// buckets that end at or before it to the day table.
     folded_until: i64,
 }
 
@@ -186,7 +189,7 @@ impl Rollups {
     }
 
     /// Adds rows at `time_ms`: to its minute while that minute is not folded yet, else to every
-    /// resolution that still keeps that time.
+    /// resolution that still keeps that time and has it folded in.
     pub fn add(&mut self, time_ms: i64, rows: &[(FactKey, Measures)]) {
         let minute = time_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
         if minute >= self.folded_until
@@ -198,14 +201,21 @@ impl Rollups {
             }
             return;
         }
-        for table in [&mut self.minutes, &mut self.hours, &mut self.days] {
+        for table in [&mut self.minutes, &mut self.hours] {
             if let Some(bucket) = table.bucket_mut(time_ms) {
                 add_rows(bucket, rows);
             }
         }
+        let hour = time_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        if hour + HOUR_MS <= self.folded_until
+            && let Some(bucket) = self.days.bucket_mut(time_ms)
+        {
+            add_rows(bucket, rows);
+        }
     }
 
-    /// Adds every minute bucket starting in `[folded_until, limit)` to its hour and day.
+    /// Adds every minute bucket starting in `[folded_until, limit)` to its hour, then every
+    /// hour that this completes to its day.
     fn fold_until(&mut self, limit: i64) {
         let limit = limit.div_euclid(MINUTE_MS) * MINUTE_MS;
         if limit <= self.folded_until {
@@ -215,33 +225,44 @@ impl Rollups {
         let last = self.minutes.buckets.partition_point(|(start, _)| *start < limit);
         for index in first..last {
             let (start, rows) = &self.minutes.buckets[index];
-            for table in [&mut self.hours, &mut self.days] {
-                if let Some(bucket) = table.bucket_mut(*start) {
-                    bucket.add_bucket(rows);
-                }
+            if let Some(bucket) = self.hours.bucket_mut(*start) {
+                bucket.add_bucket(rows);
+            }
+        }
+        // Minutes are kept two days and their buckets are small: sealing them would cost a sort
+        // every minute for little memory, so only hours and days are sealed. An hour is sealed
+        // before it is folded into its day, which then reads its rows in key order.
+        self.hours.seal_before(limit);
+        let ends_by = |end: i64| move |(start, _): &(i64, Bucket)| *start + HOUR_MS <= end;
+        let first = self.hours.buckets.partition_point(ends_by(self.folded_until));
+        let last = self.hours.buckets.partition_point(ends_by(limit));
+        for index in first..last {
+            let (start, rows) = &self.hours.buckets[index];
+            if let Some(bucket) = self.days.bucket_mut(*start) {
+                bucket.add_bucket(rows);
             }
         }
         self.folded_until = limit;
-        // Minutes are kept two days and their buckets are small: sealing them would cost a sort
-        // every minute for little memory, so only hours and days are sealed.
-        for table in [&mut self.hours, &mut self.days] {
-            table.seal_before(limit);
-        }
+        self.days.seal_before(limit);
     }
 
-    /// Folds every minute, however recent (tests; a query never needs it).
+    /// Folds every minute and hour, however recent (tests; a query never needs it): up to the
+    /// end of the newest minute's hour, so rows later in that hour go into all three tables.
     pub fn fold_all(&mut self) {
-        let end =
-            self.minutes.buckets.back().map_or(self.folded_until, |(start, _)| start + MINUTE_MS);
-        self.fold_until(end);
+        let Some((newest, _)) = self.minutes.buckets.back() else { return };
+        self.fold_until(newest.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS);
     }
 
-    /// Drops buckets that retention no longer keeps, relative to `now_ms`; minutes are folded
-    /// before they are dropped.
+    /// Drops buckets that retention no longer keeps, relative to `now_ms`; minutes and hours
+    /// are folded before they are dropped (an hour not folded into its day yet is kept until
+    /// it is, whatever the retention).
     pub fn prune(&mut self, now_ms: i64) {
         self.fold_until(now_ms - self.retention.minutes_ms);
         self.minutes.prune_before(now_ms - self.retention.minutes_ms);
-        self.hours.prune_before(now_ms - self.retention.hours_ms);
+        if self.folded_until != i64::MIN {
+            let folded_hours_end = self.folded_until.div_euclid(HOUR_MS) * HOUR_MS;
+            self.hours.prune_before((now_ms - self.retention.hours_ms).min(folded_hours_end));
+        }
         if self.retention.days_ms > 0 {
             self.days.prune_before(now_ms - self.retention.days_ms);
         }
