@@ -853,3 +853,31 @@ fn the_snapshot_of_this_format_still_decodes_to_the_same_numbers() {
     assert_eq!(answer(&stored), answer(&engine));
     assert_eq!(stored.buy_stats(Timestamp(0)), engine.buy_stats(Timestamp(0)));
 }
+
+/// A range is counted in whole buckets: a response says which span its counts cover, the
+/// minutes around `from` and `to` while they are kept, the hour holding `from` once they are not.
+#[test]
+fn a_query_says_which_span_its_counts_cover() {
+    let day = DAY0 + 2 * DAY;
+    let mut engine = engine_with(&[
+        page_view(day + 10 * HOUR + 5 * MIN, "u1", "s1", "/", "US"),
+        page_view(day + 10 * HOUR + 40 * MIN, "u1", "s1", "/", "US"),
+        page_view(day + 11 * HOUR + 20 * MIN, "u2", "s2", "/", "US"),
+    ]);
+    let query = spec(&[Metric::PageViews], day + 10 * HOUR + 30 * MIN + 30_000, day + 12 * HOUR);
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.totals["page_views"], Value::Count(2), "10:40 and 11:20");
+    assert_eq!(result.covered_from, at(day + 10 * HOUR + 30 * MIN), "the minute of `from`");
+    assert_eq!(result.covered_to, at(day + 12 * HOUR));
+
+    // Three days on, the minutes are gone (kept two days): the 10:00 hour counts whole. With
+    // no granularity asked the series is hourly rather than refused; minutes are refused.
+    engine.prune(Timestamp(day + 3 * DAY));
+    let mut by_minute = query.clone();
+    by_minute.granularity = Some(Granularity::Minute);
+    assert_eq!(engine.query(&by_minute).unwrap_err().parameter, "granularity");
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.totals["page_views"], Value::Count(3), "10:05 comes with its hour");
+    assert_eq!(result.covered_from, at(day + 10 * HOUR));
+    assert_eq!(result.covered_to, at(day + 12 * HOUR));
+}

@@ -9,6 +9,12 @@ use crate::facts::Totals;
 pub struct QueryResult {
     pub from: String,
     pub to: String,
+    /// The span the counts and amounts add up over: `from` and `to` widened to whole minutes,
+    /// and to the hour (or day) holding `from` once its minutes (or hours) are no longer kept.
+    /// Distinct metrics from the daily sketches cover the whole days the range touches; those
+    /// counted from session trails cover `from`–`to` exactly.
+    pub covered_from: String,
+    pub covered_to: String,
     pub currency: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granularity: Option<Granularity>,
@@ -131,10 +137,18 @@ impl Engine {
         }
         let distinct = spec.metrics.iter().any(|metric| metric.is_distinct());
         // Distinct sketches are daily, so their implicit series (for trends) is too.
-        let series_granularity = spec.granularity.unwrap_or(if distinct {
-            Granularity::Day
-        } else {
-            auto_granularity(to - from)
+        // Left to us, the series is never finer than what is still kept where it starts: a
+        // short range of last month is read in hours rather than refused.
+        let series_granularity = spec.granularity.unwrap_or_else(|| {
+            if distinct {
+                Granularity::Day
+            } else {
+                match (auto_granularity(to - from), self.rollups.finest_width_at(from)) {
+                    (Granularity::Minute, HOUR_MS) => Granularity::Hour,
+                    (Granularity::Minute | Granularity::Hour, DAY_MS) => Granularity::Day,
+                    (auto, _) => auto,
+                }
+            }
         });
         let points = series_points(from, to, series_granularity);
         if points.len() > MAX_SERIES_POINTS {
@@ -175,8 +189,10 @@ impl Engine {
         let mut totals = Sum::default();
         let mut series = vec![Sum::default(); points.len()];
         let mut groups: FastMap<u32, Sum> = FastMap::default();
+        // What the rollup buckets cover; with no matching rows, the same span read for nothing.
+        let mut covered = self.rollups.scan(from, to, width.min(DAY_MS), |_, _| {});
         if let Some(matcher) = self.matcher(&spec.filters, spec.group_by) {
-            self.rollups.scan(from, to, width.min(DAY_MS), |span, rows| {
+            covered = self.rollups.scan(from, to, width.min(DAY_MS), |span, rows| {
                 let point = points.partition_point(|p| *p <= span.start).saturating_sub(1);
                 for (key, measures) in rows.iter() {
                     if !matcher.admits(key, &self.dims) {
@@ -237,6 +253,8 @@ impl Engine {
         let mut result = QueryResult {
             from: spec.from.to_rfc3339(),
             to: spec.to.to_rfc3339(),
+            covered_from: Timestamp(covered.0).to_rfc3339(),
+            covered_to: Timestamp(covered.1).to_rfc3339(),
             currency: spec.currency.code().to_owned(),
             granularity: spec.granularity,
             totals: values(&totals),
