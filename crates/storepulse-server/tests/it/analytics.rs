@@ -120,6 +120,9 @@ async fn the_query_api_answers_kpis_groups_and_names_bad_parameters() {
     assert_eq!(posted.status, StatusCode::OK, "{:?}", posted.json());
     assert_eq!(posted.json()["totals"]["orders"], 1);
     assert_eq!(posted.json()["series"].as_array().unwrap().len(), 61);
+    let minute = |ms: i64| at(ms.div_euclid(60_000) * 60_000);
+    assert_eq!(posted.json()["covered_from"], minute(now - 3_600_000), "widened to the minute");
+    assert_eq!(posted.json()["covered_to"], minute(now + 1 + 59_999));
 
     for (query, parameter) in [
         ("/api/v1/query?range=today", "metrics"),
