@@ -189,10 +189,10 @@ impl Engine {
         let mut totals = Sum::default();
         let mut series = vec![Sum::default(); points.len()];
         let mut groups: FastMap<u32, Sum> = FastMap::default();
-        // What the rollup buckets cover; with no matching rows, the same span read for nothing.
-        let mut covered = self.rollups.scan(from, to, width.min(DAY_MS), |_, _| {});
+        // The span the rollup buckets read cover.
+        let mut covered = None;
         if let Some(matcher) = self.matcher(&spec.filters, spec.group_by) {
-            covered = self.rollups.scan(from, to, width.min(DAY_MS), |span, rows| {
+            covered = Some(self.rollups.scan(from, to, width.min(DAY_MS), |span, rows| {
                 let point = points.partition_point(|p| *p <= span.start).saturating_sub(1);
                 for (key, measures) in rows.iter() {
                     if !matcher.admits(key, &self.dims) {
@@ -205,7 +205,7 @@ impl Engine {
                         groups.entry(group).or_default().add(key, measures, currency);
                     }
                 }
-            });
+            }));
             if trails {
                 let range = (from, to);
                 let (series, groups) = (&mut series, &mut groups);
@@ -249,6 +249,9 @@ impl Engine {
                 }
             }
         }
+        // With no matching rows, the same span is read for nothing.
+        let covered =
+            covered.unwrap_or_else(|| self.rollups.scan(from, to, width.min(DAY_MS), |_, _| {}));
         let values = |sum: &Sum| metric_values(&spec.metrics, sum, spec.currency);
         let mut result = QueryResult {
             from: spec.from.to_rfc3339(),
