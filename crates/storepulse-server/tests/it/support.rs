@@ -34,7 +34,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
 }
 
 /// Retention long enough that the dated fixtures stay inside it for as long as they are used.
-pub const FIXTURE_RETENTION: std::time::Duration =
+const FIXTURE_RETENTION: std::time::Duration =
     std::time::Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The same retention for a server started as a process, as `STOREPULSE_*` variables.
