@@ -94,13 +94,16 @@ impl Trail {
     }
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+/// In a snapshot only the trails and the retention are written; the slot map, the free slots
+/// and the mark count follow from the trails and are rebuilt when it is read.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(from = "StoredFunnelLog")]
 pub struct FunnelLog {
     /// Every trail in a slot of its own (pruned trails leave free slots that new sessions
-    /// take; once most slots are free they are compacted away), so that a session's live entry can remember its slot: an event of a session seen
-    /// in the last minutes goes straight to its trail without a lookup in `slots` (a cache
-    /// miss per event at shop scale). Queries walk the slots contiguously.
-    #[serde(deserialize_with = "crate::presized::vec")]
+    /// take; once most slots are free they are compacted away), so that a session's live entry
+    /// can remember its slot: an event of a session seen in the last minutes goes straight to
+    /// its trail without a lookup in `slots` (a cache miss per event at shop scale). Queries
+    /// walk the slots contiguously.
     trails: Vec<Trail>,
     /// Session id hash → slot.
     slots: IdTable<u32>,
@@ -108,6 +111,47 @@ pub struct FunnelLog {
     retention_ms: i64,
     /// Marks held by all trails (for the size estimate without walking them).
     marks: usize,
+}
+
+/// What a snapshot holds of a [`FunnelLog`].
+#[derive(serde::Deserialize)]
+struct StoredFunnelLog {
+    #[serde(deserialize_with = "crate::presized::vec")]
+    trails: Vec<Trail>,
+    retention_ms: i64,
+}
+
+/// [`StoredFunnelLog`] borrowed, for writing without a copy of the trails.
+#[derive(serde::Serialize)]
+struct StoredFunnelLogRef<'a> {
+    trails: &'a [Trail],
+    retention_ms: i64,
+}
+
+impl serde::Serialize for FunnelLog {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredFunnelLogRef { trails: &self.trails, retention_ms: self.retention_ms }
+            .serialize(serializer)
+    }
+}
+
+impl From<StoredFunnelLog> for FunnelLog {
+    fn from(stored: StoredFunnelLog) -> Self {
+        let StoredFunnelLog { trails, retention_ms } = stored;
+        let mut slots = IdTable::with_capacity(trails.len());
+        let mut free = Vec::new();
+        let mut marks = 0;
+        for (slot, trail) in trails.iter().enumerate() {
+            let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+            if trail.is_free() {
+                free.push(slot);
+            } else {
+                slots.insert(trail.session, slot);
+                marks += trail.marks.len();
+            }
+        }
+        FunnelLog { trails, slots, free, retention_ms, marks }
+    }
 }
 
 /// Where a session's trail was last found (see [`FunnelLog::observe_remembering`]), kept in
@@ -607,6 +651,29 @@ mod tests {
         // New sessions are appended after the survivor.
         log.observe(9, None, place, later + 2_000, EventType::ProductView, &[]);
         assert_eq!((log.sessions(), log.trails.len()), (2, 2));
+    }
+
+    #[test]
+    fn a_stored_log_rebuilds_its_slots_free_list_and_mark_count() {
+        let mut log = FunnelLog::new(HOUR);
+        let place = Place::default();
+        let base = 1_800_000_000_000;
+        for session in 1..=4u64 {
+            log.observe(session, None, place, base, EventType::ProductView, &[]);
+        }
+        log.observe(5, None, place, base + 2 * HOUR, EventType::ProductView, &[7, 8]);
+        log.prune(base + 2 * HOUR);
+        assert_eq!((log.sessions(), log.free.len(), log.marks), (1, 4, 2));
+
+        let bytes = postcard::to_stdvec(&log).unwrap();
+        let mut stored: FunnelLog = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!((stored.sessions(), stored.free.len(), stored.marks), (1, 4, 2));
+        // The kept session still finds its trail; a new one takes a free slot.
+        let later = base + 2 * HOUR + 1_000;
+        stored.observe(5, None, place, later, EventType::AddToCart, &[7]);
+        stored.observe(6, None, place, later, EventType::ProductView, &[]);
+        assert_eq!((stored.sessions(), stored.trails.len(), stored.marks), (2, 5, 4));
+        assert_eq!(reached(&stored, &spec(base + HOUR, later + 1)), [2, 1, 0, 0]);
     }
 
     #[test]

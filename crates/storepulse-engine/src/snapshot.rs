@@ -37,8 +37,9 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// keep the device. 4: three sections; compact rollup buckets (sealed rows, 32-bit counters)
 /// and funnel marks (time offsets). 5: seven sections. 6: trails keep their visitor. 7: a
 /// visitor's live sessions live in its presence entry. 8: funnel trails in slots. 9: days
-/// hold the hours folded into them, no longer every folded minute.
-pub const FORMAT_VERSION: u8 = 9;
+/// hold the hours folded into them, no longer every folded minute. 10: funnel trails without
+/// their slot map (rebuilt from the trails).
+pub const FORMAT_VERSION: u8 = 10;
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
