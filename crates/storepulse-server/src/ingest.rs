@@ -88,21 +88,23 @@ impl IngestPipeline {
                 (rebuilt, started.elapsed())
             });
             let started = std::time::Instant::now();
-            if let Some(loaded) = crate::engine_snapshots::load(
+            let loaded = crate::engine_snapshots::load(
                 &config.data_dir,
                 config.engine.engine_config(),
                 log.next_offset(),
-            ) {
+            );
+            let from_snapshot = loaded.is_some();
+            if let Some(loaded) = loaded {
                 *engine.write_ignoring_poison() = loaded;
             }
-            let replayed =
-                replay_into_engine(&log, &engine).map(|events| (events, started.elapsed()));
+            let replayed = replay_into_engine(&log, &engine)
+                .map(|events| (events, started.elapsed(), from_snapshot));
             let rebuilt =
                 rebuilding.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (rebuilt, replayed)
         });
         let (rebuilt, rebuild_time) = (rebuilt.0?, rebuilt.1);
-        let (replayed, engine_time) = replayed?;
+        let (replayed, engine_time, from_snapshot) = replayed?;
         tracing::info!(
             next_offset = log.next_offset(),
             dedup_ids = rebuilt,
@@ -110,9 +112,10 @@ impl IngestPipeline {
             "event log open"
         );
         tracing::info!(
-            events = replayed,
+            events_replayed = replayed,
             millis = engine_time.as_millis() as u64,
-            "engine ready (snapshot plus the log after it)"
+            "engine ready ({})",
+            if from_snapshot { "snapshot plus the log after it" } else { "the whole log replayed" }
         );
 
         let status = Arc::new(WriterStatus::new());
