@@ -121,6 +121,23 @@ struct StoredFunnelLog {
     retention_ms: i64,
 }
 
+/// A [`FunnelLog`] as snapshot formats 8 and 9 held it, slot map and all.
+#[derive(serde::Deserialize)]
+pub(crate) struct FunnelLogUpToV9 {
+    #[serde(deserialize_with = "crate::presized::vec")]
+    trails: Vec<Trail>,
+    _slots: IdTable<u32>,
+    _free: Vec<u32>,
+    retention_ms: i64,
+    _marks: usize,
+}
+
+impl From<FunnelLogUpToV9> for FunnelLog {
+    fn from(old: FunnelLogUpToV9) -> Self {
+        StoredFunnelLog { trails: old.trails, retention_ms: old.retention_ms }.into()
+    }
+}
+
 /// [`StoredFunnelLog`] borrowed, for writing without a copy of the trails.
 #[derive(serde::Serialize)]
 struct StoredFunnelLogRef<'a> {

@@ -246,6 +246,29 @@ impl Rollups {
         self.days.seal_before(limit);
     }
 
+    /// Makes the state of a format 8 snapshot, which folded every minute into its hour and its
+    /// day, what this build keeps (a day holds whole hours only): the rest of the hour in
+    /// progress is folded the old way, into both, so that its day then holds that whole hour.
+    pub(crate) fn upgrade_from_minute_folded_days(&mut self) {
+        if self.folded_until == i64::MIN || self.folded_until % HOUR_MS == 0 {
+            return;
+        }
+        let hour_end = self.folded_until.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS;
+        let first = self.minutes.buckets.partition_point(|(start, _)| *start < self.folded_until);
+        let last = self.minutes.buckets.partition_point(|(start, _)| *start < hour_end);
+        for index in first..last {
+            let (start, rows) = &self.minutes.buckets[index];
+            for table in [&mut self.hours, &mut self.days] {
+                if let Some(bucket) = table.bucket_mut(*start) {
+                    bucket.add_bucket(rows);
+                }
+            }
+        }
+        self.folded_until = hour_end;
+        self.hours.seal_before(hour_end);
+        self.days.seal_before(hour_end);
+    }
+
     /// Folds every minute and hour, however recent (tests; a query never needs it): up to the
     /// end of the newest minute's hour, so rows later in that hour go into all three tables.
     pub fn fold_all(&mut self) {

@@ -24,7 +24,7 @@ use crate::carts::CartTracker;
 use crate::distinct::DailyDistinct;
 use crate::engine::{Engine, EngineConfig};
 use crate::facts::{Dimensions, OrderRecord};
-use crate::funnel::FunnelLog;
+use crate::funnel::{FunnelLog, FunnelLogUpToV9};
 use crate::live::LiveWindows;
 use crate::presized::PresizedMap;
 use crate::recommend::CoOccurrence;
@@ -40,6 +40,10 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// hold the hours folded into them, no longer every folded minute. 10: funnel trails without
 /// their slot map (rebuilt from the trails).
 pub const FORMAT_VERSION: u8 = 10;
+/// Older formats still read, converted on load, so that an upgrade keeps history the log no
+/// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, and 8's
+/// days held every folded minute rather than whole hours.
+pub const OLDER_FORMATS_READ: [u8; 2] = [8, 9];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
@@ -50,7 +54,9 @@ pub const SECTIONS: usize = 7;
 pub enum SnapshotError {
     #[error("not a Storepulse engine snapshot")]
     NotASnapshot,
-    #[error("snapshot format {found}, this build reads {FORMAT_VERSION}")]
+    #[error(
+        "snapshot format {found}, this build reads {FORMAT_VERSION} and {OLDER_FORMATS_READ:?}"
+    )]
     Version { found: u8 },
     #[error("snapshot is truncated or its checksum does not match")]
     Corrupt,
@@ -115,11 +121,19 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
     if &header[..6] != MAGIC {
         return Err(SnapshotError::NotASnapshot);
     }
-    if header[6] != FORMAT_VERSION {
-        return Err(SnapshotError::Version { found: header[6] });
+    let version = header[6];
+    if version != FORMAT_VERSION && !OLDER_FORMATS_READ.contains(&version) {
+        return Err(SnapshotError::Version { found: version });
     }
     std::thread::scope(|scope| {
-        let funnels = decoding::<FunnelLog>(scope, next_section(&mut reader)?);
+        let payload = next_section(&mut reader)?;
+        let funnels = scope.spawn(move || {
+            if version < 10 {
+                postcard::from_bytes::<FunnelLogUpToV9>(&payload).map(FunnelLog::from)
+            } else {
+                postcard::from_bytes::<FunnelLog>(&payload)
+            }
+        });
         let rollups = decoding::<Rollups>(scope, next_section(&mut reader)?);
         let orders = decoding::<PresizedMap<(u32, CompactString), OrderRecord>>(
             scope,
@@ -135,11 +149,15 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
         }
         let (config, dims, live, buys, counters) = rest;
         let PresizedMap(orders) = joined(orders)?;
+        let mut rollups = joined(rollups)?;
+        if version < 9 {
+            rollups.upgrade_from_minute_folded_days();
+        }
         Ok(Engine::from_parts(
             config,
             dims,
             orders,
-            joined(rollups)?,
+            rollups,
             live,
             buys,
             joined(together)?,

@@ -817,26 +817,23 @@ fn a_snapshot_restores_every_figure() {
 
 /// Snapshots are positional (postcard): a state change without a `FORMAT_VERSION` bump would
 /// make old snapshots decode into wrong numbers. This keeps one snapshot per format in
-/// `tests/fixtures/` and checks it still decodes to the same answers. After a deliberate bump,
-/// write the new one with `STOREPULSE_WRITE_SNAPSHOT_FIXTURE=1 cargo test -p storepulse-engine`.
+/// `tests/fixtures/` and checks it still decodes to the same answers, as do the older formats
+/// this build converts on load — also after more events, which is when a state kept under
+/// other rules (a day holding part of an hour, then the whole hour again) would count twice.
+/// After a deliberate bump, write the new one with
+/// `STOREPULSE_WRITE_SNAPSHOT_FIXTURE=1 cargo test -p storepulse-engine`.
 #[test]
-fn the_snapshot_of_this_format_still_decodes_to_the_same_numbers() {
+fn the_snapshots_of_this_and_older_formats_decode_to_the_same_numbers() {
     use storepulse_engine::snapshot;
-    let engine = commerce_fixture();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/fixtures/engine-snapshot-v{}.bin", snapshot::FORMAT_VERSION));
+    let fixture = |version: u8| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/engine-snapshot-v{version}.bin"))
+    };
     if std::env::var_os("STOREPULSE_WRITE_SNAPSHOT_FIXTURE").is_some() {
         let mut bytes = Vec::new();
-        snapshot::encode(&engine, &mut bytes).unwrap();
-        std::fs::write(&path, bytes).unwrap();
+        snapshot::encode(&commerce_fixture(), &mut bytes).unwrap();
+        std::fs::write(fixture(snapshot::FORMAT_VERSION), bytes).unwrap();
     }
-    let bytes = std::fs::read(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} is missing: a new snapshot format needs its fixture (see this test's doc)",
-            path.display()
-        )
-    });
-    let stored = snapshot::decode(&bytes).expect("this format's fixture decodes");
     let mut query = spec(
         &[
             Metric::Orders,
@@ -846,12 +843,30 @@ fn the_snapshot_of_this_format_still_decodes_to_the_same_numbers() {
             Metric::Sessions,
         ],
         DAY0,
-        DAY0 + 2 * DAY,
+        DAY0 + 3 * DAY,
     );
     query.group_by = Some(Dimension::Store);
+    query.granularity = Some(Granularity::Day);
     let answer = |e: &Engine| serde_json::to_value(e.query(&query).unwrap()).unwrap();
-    assert_eq!(answer(&stored), answer(&engine));
-    assert_eq!(stored.buy_stats(Timestamp(0)), engine.buy_stats(Timestamp(0)));
+    // A day later: the fixture's last hour and day are complete and folded.
+    let later = event(page_view(DAY0 + 2 * DAY + HOUR, "u9", "s9", "/", "US"));
+    for version in snapshot::OLDER_FORMATS_READ.into_iter().chain([snapshot::FORMAT_VERSION]) {
+        let path = fixture(version);
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: each format read needs its fixture (see this test's doc)",
+                path.display()
+            )
+        });
+        let mut stored = snapshot::decode(&bytes)
+            .unwrap_or_else(|error| panic!("format {version}'s fixture decodes: {error}"));
+        let mut engine = commerce_fixture();
+        assert_eq!(answer(&stored), answer(&engine), "format {version}");
+        assert_eq!(stored.buy_stats(Timestamp(0)), engine.buy_stats(Timestamp(0)));
+        stored.apply(&later);
+        engine.apply(&later);
+        assert_eq!(answer(&stored), answer(&engine), "format {version}, after a later event");
+    }
 }
 
 /// A range is counted in whole buckets: a response says which span its counts cover, the
