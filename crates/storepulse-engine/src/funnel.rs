@@ -121,20 +121,22 @@ struct StoredFunnelLog {
     retention_ms: i64,
 }
 
-/// A [`FunnelLog`] as snapshot formats 8 and 9 held it, slot map and all.
+/// A [`FunnelLog`] as snapshot formats 8 and 9 held it, slot map and all (already decoded,
+/// so it is kept rather than rebuilt).
 #[derive(serde::Deserialize)]
 pub(crate) struct FunnelLogUpToV9 {
     #[serde(deserialize_with = "crate::presized::vec")]
     trails: Vec<Trail>,
-    _slots: IdTable<u32>,
-    _free: Vec<u32>,
+    slots: IdTable<u32>,
+    free: Vec<u32>,
     retention_ms: i64,
-    _marks: usize,
+    marks: usize,
 }
 
 impl From<FunnelLogUpToV9> for FunnelLog {
     fn from(old: FunnelLogUpToV9) -> Self {
-        StoredFunnelLog { trails: old.trails, retention_ms: old.retention_ms }.into()
+        let FunnelLogUpToV9 { trails, slots, free, retention_ms, marks } = old;
+        FunnelLog { trails, slots, free, retention_ms, marks }
     }
 }
 

@@ -33,12 +33,13 @@ use crate::rollup::Rollups;
 pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// Bumped whenever the engine's state layout changes (postcard is positional, so an old
 /// layout would not fail to decode, it would decode wrong); older snapshots are then
-/// converted ([`OLDER_FORMATS_READ`]) or refused and the log replayed. 2: carts, folded rollups, per-second deque index. 3: funnel trails
-/// keep the device. 4: three sections; compact rollup buckets (sealed rows, 32-bit counters)
-/// and funnel marks (time offsets). 5: seven sections. 6: trails keep their visitor. 7: a
-/// visitor's live sessions live in its presence entry. 8: funnel trails in slots. 9: days
-/// hold the hours folded into them, no longer every folded minute. 10: funnel trails without
-/// their slot map (rebuilt from the trails).
+/// converted ([`OLDER_FORMATS_READ`]) or refused and the log replayed. 2: carts, folded
+/// rollups, per-second deque index. 3: funnel trails keep the device. 4: three sections;
+/// compact rollup buckets (sealed rows, 32-bit counters) and funnel marks (time offsets).
+/// 5: seven sections. 6: trails keep their visitor. 7: a visitor's live sessions live in its
+/// presence entry. 8: funnel trails in slots. 9: days hold the hours folded into them, no
+/// longer every folded minute. 10: funnel trails without their slot map (rebuilt from the
+/// trails).
 pub const FORMAT_VERSION: u8 = 10;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, and 8's
