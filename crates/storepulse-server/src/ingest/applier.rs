@@ -74,15 +74,33 @@ impl CommittedGroup {
         self.requests.iter().flat_map(CommittedRequest::stored_events)
     }
 
-    fn apply(&self, engine: &mut storepulse_engine::Engine, metrics: &Metrics, by: &'static str) {
+    /// Applies the group request by request and answers each as soon as its own events are
+    /// in: the first client of a large group does not wait for the last one's thousands of
+    /// events. It still reads its own writes, because the engine stays locked for writing
+    /// until the whole group is in (and its log position with it), so a query it sends at
+    /// once waits for the lock. Returns the applied events, for the caller to drop once it has
+    /// unlocked the engine.
+    #[must_use = "drop the events after unlocking the engine"]
+    fn apply_and_answer(
+        self,
+        engine: &mut storepulse_engine::Engine,
+        metrics: &Metrics,
+        by: &'static str,
+    ) -> Vec<Vec<Event>> {
         let started = std::time::Instant::now();
-        self.stored_events().for_each(|event| engine.apply(event));
+        let mut applied = Vec::with_capacity(self.requests.len());
+        for mut request in self.requests {
+            request.stored_events().for_each(|event| engine.apply(event));
+            applied.push(std::mem::take(&mut request.events));
+            request.answer();
+        }
         engine.set_log_position(self.next_offset);
         let labels = crate::telemetry::AppliedByLabels { by };
         metrics
             .engine_apply_duration
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
+        applied
     }
 
     fn answer(self) {
@@ -122,9 +140,9 @@ impl ApplierHandle {
             && group.stored_events().count() <= INLINE_MAX_EVENTS
             && let Some(mut engine) = self.engine.write_unless_snapshotting()
         {
-            group.apply(&mut engine, &self.metrics, "writer");
+            let applied = group.apply_and_answer(&mut engine, &self.metrics, "writer");
             drop(engine);
-            group.answer();
+            drop(applied);
             return;
         }
         self.idleness.pending.fetch_add(1, Ordering::AcqRel);
@@ -230,7 +248,9 @@ fn apply_group(
     match free {
         Some(mut engine) => {
             backlog.apply(&mut engine, metrics);
-            group.apply(&mut engine, metrics, "applier");
+            let applied = group.apply_and_answer(&mut engine, metrics, "applier");
+            drop(engine);
+            drop(applied);
         }
         None => {
             for request in &mut group.requests {
@@ -240,9 +260,9 @@ fn apply_group(
             }
             backlog.next_offset = group.next_offset;
             metrics.engine_backlog.set(backlog.events.len() as i64);
+            group.answer();
         }
     }
-    group.answer();
 }
 
 #[cfg(test)]
