@@ -2,7 +2,8 @@
 //! instruction counting, which unlike wall time is repeatable on a noisy machine:
 //! `valgrind --tool=callgrind target/release/examples/decode_instructions` (20,000 page views
 //! walked out of 1,000-event arrays), or `... decode_instructions browser` (20,000 single page
-//! views from a browser tracker: no device named, the request's User-Agent decides it).
+//! views from a browser tracker: no device named, the request's User-Agent decides it), or
+//! `... decode_instructions wrk` (the HTTP batch benchmark's page views, in 1,000-event arrays).
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
@@ -15,6 +16,7 @@ use storepulse_model::validate::{decode_native_event, validate_native_element};
 use workload::PAGE_VIEW;
 
 const BROWSER_PAGE_VIEW: &str = r#"{"type":"page_view","anonymous_id":"a-77","session_id":"s-99","page":{"url":"https://shop.example/p/sku-00042","title":"Runner 42","referrer":"https://www.google.com/"}}"#;
+const WRK_PAGE_VIEW: &str = r#"{"type":"page_view","user_id":"u-42","session_id":"s-42","page":{"url":"https://shop.example/p/sku-00042","title":"Product"},"country":"US","device":{"type":"desktop"}}"#;
 const BROWSER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
 
 fn main() {
@@ -34,7 +36,14 @@ fn main() {
         println!("{valid} valid events");
         return;
     }
-    let body = format!("[{}]", vec![PAGE_VIEW; 1000].join(","));
+    // `wrk`: the page views of `bench/wrk/batch_1000.lua` (no event id, no timestamp: the
+    // server stamps both), so the figures match the HTTP batch benchmark's events.
+    let element = if std::env::args().nth(1).as_deref() == Some("wrk") {
+        WRK_PAGE_VIEW
+    } else {
+        PAGE_VIEW
+    };
+    let body = format!("[{}]", vec![element; 1000].join(","));
     for _ in 0..20 {
         let _ = for_each_element::<Box<RawEvent>>(&body, BodyFormat::Json, |_, json, decoded| {
             if let Ok(json) = json
