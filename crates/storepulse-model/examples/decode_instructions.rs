@@ -38,11 +38,8 @@ fn main() {
     }
     // `wrk`: the page views of `bench/wrk/batch_1000.lua` (no event id, no timestamp: the
     // server stamps both), so the figures match the HTTP batch benchmark's events.
-    let element = if std::env::args().nth(1).as_deref() == Some("wrk") {
-        WRK_PAGE_VIEW
-    } else {
-        PAGE_VIEW
-    };
+    let element =
+        if std::env::args().nth(1).as_deref() == Some("wrk") { WRK_PAGE_VIEW } else { PAGE_VIEW };
     let body = format!("[{}]", vec![element; 1000].join(","));
     for _ in 0..20 {
         let _ = for_each_element::<Box<RawEvent>>(&body, BodyFormat::Json, |_, json, decoded| {
