@@ -7,9 +7,12 @@
 //! [`MAX_ITEMS_PER_VISITOR`] products (older ones stop pairing) and is forgotten after
 //! `visitor_ttl_ms` without events, so memory follows recent activity.
 
+mod pair_counts;
+
 use crate::FastMap;
 use crate::distinct::hash_id;
 use crate::id_table::IdTable;
+use pair_counts::PairCounts;
 
 pub const MAX_ITEMS_PER_VISITOR: usize = 50;
 
@@ -23,7 +26,7 @@ struct VisitorItems {
 pub struct CoOccurrence {
     /// Keyed by the visitor id's hash ([`hash_id`]).
     visitors: IdTable<VisitorItems>,
-    pairs: FastMap<u32, FastMap<u32, u32>>,
+    pairs: PairCounts,
     visitor_ttl_ms: i64,
 }
 
@@ -41,15 +44,9 @@ impl CoOccurrence {
         if entry.items.contains(&product) {
             return;
         }
-        if !entry.items.is_empty() {
-            // The new product's row once, then one lookup per other product's row.
-            let row = self.pairs.entry(product).or_default();
-            for &other in &entry.items {
-                *row.entry(other).or_default() += 1;
-            }
-            for &other in &entry.items {
-                *self.pairs.entry(other).or_default().entry(product).or_default() += 1;
-            }
+        for &other in &entry.items {
+            self.pairs.add(product, other);
+            self.pairs.add(other, product);
         }
         if entry.items.len() == MAX_ITEMS_PER_VISITOR {
             entry.items.remove(0);
@@ -64,11 +61,7 @@ impl CoOccurrence {
 
     /// Products most often together with `product`, best first (ties by id).
     pub fn for_product(&self, product: u32, k: usize) -> Vec<(u32, u32)> {
-        let mut ranked: Vec<(u32, u32)> = self
-            .pairs
-            .get(&product)
-            .map(|neighbours| neighbours.iter().map(|(id, count)| (*id, *count)).collect())
-            .unwrap_or_default();
+        let mut ranked: Vec<(u32, u32)> = self.pairs.row(product).into_iter().collect();
         rank(&mut ranked, k);
         ranked
     }
@@ -79,11 +72,9 @@ impl CoOccurrence {
         let Some(entry) = self.visitors.get(hash_id(visitor)) else { return Vec::new() };
         let mut scores: FastMap<u32, u32> = FastMap::default();
         for seen in &entry.items {
-            if let Some(neighbours) = self.pairs.get(seen) {
-                for (id, count) in neighbours {
-                    if !entry.items.contains(id) {
-                        *scores.entry(*id).or_default() += count;
-                    }
+            for (id, count) in self.pairs.row(*seen) {
+                if !entry.items.contains(&id) {
+                    *scores.entry(id).or_default() += count;
                 }
             }
         }
@@ -99,8 +90,7 @@ impl CoOccurrence {
     pub fn heap_bytes(&self) -> usize {
         // An estimate that does not walk every visitor (sets average well under their cap).
         let visitors = self.visitors.heap_bytes() + self.visitors.len() * 8 * 4;
-        let pairs: usize = self.pairs.values().map(|row| 32 + row.capacity() * 12).sum();
-        visitors + pairs
+        visitors + self.pairs.heap_bytes()
     }
 }
 

@@ -224,10 +224,22 @@ fn timed<T, E: std::fmt::Debug>(
 fn answers(engine: &Engine, now: Timestamp) -> u64 {
     let query = engine.query(&issue_query(now)).expect("valid query");
     let realtime = engine.realtime(now, &RealtimeFilter::default(), 5, Currency::USD);
+    // "Bought together" for the trending products, so that co-occurrence is compared too.
+    let trending = engine.trending(
+        now,
+        &storepulse_engine::trending::TrendingWeights::default(),
+        &Filters::default(),
+        5,
+    );
+    let together: Vec<_> = trending
+        .iter()
+        .map(|product| engine.together_with_product(&product.product_id, 10))
+        .collect();
     let text = format!(
-        "{}{}",
+        "{}{}{}",
         serde_json::to_string(&query).expect("serializes"),
-        serde_json::to_string(&realtime).expect("serializes")
+        serde_json::to_string(&realtime).expect("serializes"),
+        serde_json::to_string(&together).expect("serializes")
     );
     fnv1a(text.as_bytes())
 }
