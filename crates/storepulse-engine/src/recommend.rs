@@ -72,11 +72,11 @@ impl CoOccurrence {
         let Some(entry) = self.visitors.get(hash_id(visitor)) else { return Vec::new() };
         let mut scores: FastMap<u32, u32> = FastMap::default();
         for seen in &entry.items {
-            for (id, count) in self.pairs.row(*seen) {
+            self.pairs.for_each(*seen, |id, count| {
                 if !entry.items.contains(&id) {
                     *scores.entry(id).or_default() += count;
                 }
-            }
+            });
         }
         let mut ranked: Vec<(u32, u32)> = scores.into_iter().collect();
         rank(&mut ranked, k);

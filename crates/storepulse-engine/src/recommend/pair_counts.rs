@@ -59,6 +59,18 @@ impl PairCounts {
         row
     }
 
+    /// Calls `add(other, count)` for `product`'s folded counts and `add(other, 1)` for each
+    /// pending increment: an `other` may come more than once, so this suits callers that sum
+    /// (no copy of the row, unlike [`PairCounts::row`]).
+    pub(super) fn for_each(&self, product: u32, mut add: impl FnMut(u32, u32)) {
+        for (&other, &count) in self.rows.get(&product).into_iter().flatten() {
+            add(other, count);
+        }
+        for &other in self.pending.get(&product).into_iter().flatten() {
+            add(other, 1);
+        }
+    }
+
     pub(super) fn heap_bytes(&self) -> usize {
         let rows: usize = self.rows.values().map(|row| 32 + row.capacity() * 12).sum();
         let pending: usize = self.pending.values().map(|others| 32 + others.capacity() * 4).sum();
@@ -120,7 +132,11 @@ mod tests {
         }
         assert!(!counts.rows.is_empty() && counts.pending_count > 0, "some folded, some not");
         for product in 0..300 {
-            assert_eq!(counts.row(product), expected.get(&product).cloned().unwrap_or_default());
+            let expected_row = expected.get(&product).cloned().unwrap_or_default();
+            assert_eq!(counts.row(product), expected_row);
+            let mut summed: FastMap<u32, u32> = FastMap::default();
+            counts.for_each(product, |other, count| *summed.entry(other).or_default() += count);
+            assert_eq!(summed, expected_row);
         }
         let bytes = postcard::to_allocvec(&counts).unwrap();
         let plain: FastMap<u32, FastMap<u32, u32>> = postcard::from_bytes(&bytes).unwrap();
