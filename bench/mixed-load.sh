@@ -7,16 +7,13 @@
 #   bench/mixed-load.sh ROUNDS BINARY...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/fresh-server.sh
 rounds=$1
 shift
 addr=127.0.0.1:18095
 for round in $(seq 1 "$rounds"); do
   for binary in "$@"; do
-    data=$(mktemp -d /tmp/storepulse-mixed.XXXXXX)
-    STOREPULSE_RATE_LIMIT__ENABLED=false RUST_LOG=warn "$binary" serve --data-dir "$data" \
-      --listen "$addr" --fsync always >/dev/null 2>&1 &
-    pid=$!
-    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null && break; sleep 0.1; done
+    start_fresh_server "$binary" "$addr"
     batches=$(mktemp)
     wrk -t1 -c4 -d8s -s bench/wrk/batch_1000.lua "http://$addr/api/v1/events" >"$batches" &
     background=$!
@@ -27,6 +24,6 @@ for round in $(seq 1 "$rounds"); do
     wait "$background"
     echo "round $round $binary single events: $single; batches: $(awk '/Requests\/sec/ {print $2}' "$batches") req/s"
     rm -f "$batches"
-    kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$data"
+    stop_fresh_server
   done
 done
