@@ -1,5 +1,6 @@
 //! The engine applier thread: applies each committed group's stored events to the engine, in
-//! log order, and only then answers the group's requests — so a client reads its own writes.
+//! log order, and answers each request once its own events are in — so a client reads its own
+//! writes.
 //!
 //! It runs beside the log writer ([`super::writer`]) rather than inside it so that applying
 //! one group overlaps with writing and fsyncing the next: a group of 1,000-event batches spends
