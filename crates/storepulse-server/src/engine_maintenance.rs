@@ -3,7 +3,8 @@
 //! every second it expires live windows and rollup buckets (cheap: it costs what expired) and
 //! exports the engine's size; every ten minutes it applies day-scale retention (visitor item
 //! sets, funnel trails, remembered orders, distinct sketches — this walks those maps under
-//! the write lock); every `engine.snapshot_interval` it writes a snapshot.
+//! the write lock); every `engine.snapshot_interval` it writes a snapshot. How long each pass
+//! held the engine is in `storepulse_engine_housekeeping_duration_seconds`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,10 +46,13 @@ impl Maintenance {
                     // Skipped while a snapshot is encoded: waiting for the write lock then would
                     // also hold up every query behind this thread.
                     if let Some(mut engine) = engine.write_unless_snapshotting() {
+                        let started = Instant::now();
                         engine.prune_live(now);
+                        held_for(&metrics, "live", started);
                         if last_history.elapsed() >= HISTORY_EVERY {
                             last_history = Instant::now();
                             engine.prune_history(now);
+                            held_for(&metrics, "history", last_history);
                         }
                     }
                     let stats = engine.read_ignoring_poison().stats();
@@ -81,6 +85,15 @@ impl Maintenance {
             }
         }
     }
+}
+
+/// Records how long a housekeeping pass that began at `started` held the engine.
+fn held_for(metrics: &Metrics, pass: &'static str, started: Instant) {
+    let labels = crate::telemetry::HousekeepingLabels { pass };
+    metrics
+        .engine_housekeeping_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
 }
 
 impl Drop for Maintenance {

@@ -45,6 +45,12 @@ pub struct AppliedByLabels {
     pub by: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HousekeepingLabels {
+    /// live (expiry, every second) or history (day-scale retention, every ten minutes)
+    pub pass: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~1.6 s
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
@@ -81,6 +87,7 @@ pub struct Metrics {
     pub engine_active_visitors: Gauge,
     pub engine_backlog: Gauge,
     pub engine_apply_duration: Family<AppliedByLabels, Histogram, fn() -> Histogram>,
+    pub engine_housekeeping_duration: Family<HousekeepingLabels, Histogram, fn() -> Histogram>,
     pub process_resident_bytes: Gauge,
 }
 
@@ -112,6 +119,7 @@ impl Metrics {
             engine_active_visitors: Gauge::default(),
             engine_backlog: Gauge::default(),
             engine_apply_duration: Family::new_with_constructor(latency_histogram),
+            engine_housekeeping_duration: Family::new_with_constructor(latency_histogram),
             process_resident_bytes: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("storepulse");
@@ -205,6 +213,12 @@ impl Metrics {
             "engine_apply_duration_seconds",
             "Time to apply one committed group to the engine, by the thread that applied it",
             metrics.engine_apply_duration.clone(),
+        );
+        registry.register(
+            "engine_housekeeping_duration_seconds",
+            "Time the engine's housekeeping held it (queries and acknowledgements wait \
+             meanwhile), by pass: live (expiry, every second) or history (day-scale retention)",
+            metrics.engine_housekeeping_duration.clone(),
         );
         registry.register(
             "engine_backlog_events",

@@ -65,6 +65,25 @@ async fn metrics_count_requests_events_and_rejections() {
     assert!(!text.contains("/nowhere"), "raw paths must not become labels");
 }
 
+/// Housekeeping holds the engine (queries and acknowledgements wait): each pass's time is
+/// exported. The live pass runs every second.
+#[tokio::test]
+async fn metrics_show_how_long_housekeeping_held_the_engine() {
+    let test = TestApp::new();
+    let expected = "storepulse_engine_housekeeping_duration_seconds_count{pass=\"live\"}";
+    let started = std::time::Instant::now();
+    loop {
+        let response = test.get("/metrics").await;
+        let text = String::from_utf8(response.bytes.clone()).unwrap();
+        if text.contains(expected) {
+            assert!(text.contains("storepulse_engine_housekeeping_duration_seconds_bucket"));
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 10, "missing {expected:?} in\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_response_has_a_process_time_and_request_id() {
     let test = TestApp::new();
