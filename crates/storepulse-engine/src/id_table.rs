@@ -186,18 +186,7 @@ impl<V> IdTable<V> {
             }
         }
         if slots > MIN_SLOTS && self.len * 100 < slots * MAX_LOAD_PERCENT / 8 {
-            self.shrink();
-        }
-    }
-
-    /// Moves the entries into a table sized for them.
-    fn shrink(&mut self) {
-        let old = std::mem::take(&mut self.slots);
-        self.len = 0;
-        let entries: Vec<(u64, V)> = old.into_iter().flatten().collect();
-        self.reserve(entries.len());
-        for (key, value) in entries {
-            self.insert(key, value);
+            self.resize_for(self.len);
         }
     }
 
@@ -216,10 +205,14 @@ impl<V> IdTable<V> {
     /// Makes room for `more` entries beyond those held.
     pub fn reserve(&mut self, more: usize) {
         let needed = self.len + more;
-        if needed * 100 <= self.slots.len() * MAX_LOAD_PERCENT {
-            return;
+        if needed * 100 > self.slots.len() * MAX_LOAD_PERCENT {
+            self.resize_for(needed);
         }
-        let slots = (needed * 100 / MAX_LOAD_PERCENT + 1).next_power_of_two().max(MIN_SLOTS);
+    }
+
+    /// Moves the entries into a new table with room for `entries` (grown or shrunk).
+    fn resize_for(&mut self, entries: usize) {
+        let slots = (entries * 100 / MAX_LOAD_PERCENT + 1).next_power_of_two().max(MIN_SLOTS);
         let old = std::mem::take(&mut self.slots);
         self.slots.resize_with(slots, || None);
         for (key, value) in old.into_iter().flatten() {
