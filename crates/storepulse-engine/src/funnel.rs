@@ -16,6 +16,7 @@ use serde::Serialize;
 use storepulse_model::event::EventType;
 
 use crate::FastMap;
+use crate::chunked::ChunkedVec;
 use crate::id_table::IdTable;
 use crate::live::{LiveFilter, Place};
 
@@ -104,7 +105,7 @@ pub struct FunnelLog {
     /// can remember its slot: an event of a session seen in the last minutes goes straight to
     /// its trail without a lookup in `slots` (a cache miss per event at shop scale). Queries
     /// walk the slots contiguously.
-    trails: Vec<Trail>,
+    trails: ChunkedVec<Trail>,
     /// Session id hash → slot.
     slots: IdTable<u32>,
     free: Vec<u32>,
@@ -116,8 +117,7 @@ pub struct FunnelLog {
 /// What a snapshot holds of a [`FunnelLog`].
 #[derive(serde::Deserialize)]
 struct StoredFunnelLog {
-    #[serde(deserialize_with = "crate::presized::vec")]
-    trails: Vec<Trail>,
+    trails: ChunkedVec<Trail>,
     retention_ms: i64,
 }
 
@@ -125,8 +125,7 @@ struct StoredFunnelLog {
 /// so it is kept rather than rebuilt).
 #[derive(serde::Deserialize)]
 pub(crate) struct FunnelLogUpToV9 {
-    #[serde(deserialize_with = "crate::presized::vec")]
-    trails: Vec<Trail>,
+    trails: ChunkedVec<Trail>,
     slots: IdTable<u32>,
     free: Vec<u32>,
     retention_ms: i64,
@@ -143,7 +142,7 @@ impl From<FunnelLogUpToV9> for FunnelLog {
 /// [`StoredFunnelLog`] borrowed, for writing without a copy of the trails.
 #[derive(serde::Serialize)]
 struct StoredFunnelLogRef<'a> {
-    trails: &'a [Trail],
+    trails: &'a ChunkedVec<Trail>,
     retention_ms: i64,
 }
 
@@ -442,7 +441,6 @@ impl FunnelLog {
     /// noticed as stale (the slot's session differs) and corrected on its session's next event.
     fn compact(&mut self) {
         self.trails.retain(|trail| !trail.is_free());
-        self.trails.shrink_to_fit();
         self.free = Vec::new();
         self.slots = IdTable::with_capacity(self.trails.len());
         for (slot, trail) in self.trails.iter().enumerate() {
@@ -539,7 +537,7 @@ impl FunnelLog {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.trails.capacity() * std::mem::size_of::<Trail>()
+        self.trails.heap_bytes()
             + self.slots.heap_bytes()
             + self.free.capacity() * 4
             // Ended sessions' trails are shrunk to their marks (see `prune`); the few live

@@ -27,6 +27,7 @@ pub mod bucket;
 pub mod buys;
 pub mod carts;
 pub mod category_trends;
+pub mod chunked;
 pub mod distinct;
 pub mod engine;
 pub mod facts;
