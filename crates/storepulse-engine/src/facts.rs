@@ -242,6 +242,14 @@ pub fn currency_bytes(currency: Currency) -> [u8; 3] {
     bytes
 }
 
+/// Remembered orders by (store, order id), for attributing refunds to their sale.
+///
+/// Grows a little per insert (griddle), not by rehashing everything at once: at shop scale a
+/// single doubling held the engine for up to a quarter of a second (see
+/// `docs/performance.md`, twelfth session).
+pub type OrderMemory =
+    griddle::HashMap<(u32, compact_str::CompactString), OrderRecord, foldhash::fast::RandomState>;
+
 /// One order as the engine remembers it, so that a full refund (no amount, no lines) takes
 /// back exactly what was bought.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -259,7 +267,7 @@ pub struct OrderRecord {
 pub fn rows_of(
     event: &Event,
     dims: &mut Dimensions,
-    orders: &mut FastMap<(u32, compact_str::CompactString), OrderRecord>,
+    orders: &mut OrderMemory,
     rows: &mut Vec<(FactKey, Measures)>,
 ) {
     rows.clear();

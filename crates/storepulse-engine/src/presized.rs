@@ -18,20 +18,48 @@ use crate::FastMap;
 /// The most entries reserved before any is read (a bound, should a length ever be wrong).
 const MAX_RESERVED: usize = 1 << 26;
 
-pub fn map<'de, D, K, V>(deserializer: D) -> Result<FastMap<K, V>, D::Error>
+/// A map that can be made with room for a number of entries, and filled.
+pub trait Presizable<K, V> {
+    fn with_room(entries: usize) -> Self;
+    fn put(&mut self, key: K, value: V);
+}
+
+impl<K: Eq + Hash, V> Presizable<K, V> for FastMap<K, V> {
+    fn with_room(entries: usize) -> Self {
+        FastMap::with_capacity_and_hasher(entries, Default::default())
+    }
+
+    fn put(&mut self, key: K, value: V) {
+        self.insert(key, value);
+    }
+}
+
+impl<K: Eq + Hash, V> Presizable<K, V> for griddle::HashMap<K, V, foldhash::fast::RandomState> {
+    fn with_room(entries: usize) -> Self {
+        griddle::HashMap::with_capacity_and_hasher(entries, Default::default())
+    }
+
+    fn put(&mut self, key: K, value: V) {
+        self.insert(key, value);
+    }
+}
+
+pub fn map<'de, D, K, V, M>(deserializer: D) -> Result<M, D::Error>
 where
     D: Deserializer<'de>,
-    K: Deserialize<'de> + Eq + Hash,
+    K: Deserialize<'de>,
     V: Deserialize<'de>,
+    M: Presizable<K, V>,
 {
-    struct MapVisitor<K, V>(PhantomData<(K, V)>);
+    struct MapVisitor<K, V, M>(PhantomData<(K, V, M)>);
 
-    impl<'de, K, V> Visitor<'de> for MapVisitor<K, V>
+    impl<'de, K, V, M> Visitor<'de> for MapVisitor<K, V, M>
     where
-        K: Deserialize<'de> + Eq + Hash,
+        K: Deserialize<'de>,
         V: Deserialize<'de>,
+        M: Presizable<K, V>,
     {
-        type Value = FastMap<K, V>;
+        type Value = M;
 
         fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
             formatter.write_str("a map")
@@ -39,9 +67,9 @@ where
 
         fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
             let reserved = access.size_hint().unwrap_or(0).min(MAX_RESERVED);
-            let mut map = FastMap::with_capacity_and_hasher(reserved, Default::default());
+            let mut map = M::with_room(reserved);
             while let Some((key, value)) = access.next_entry()? {
-                map.insert(key, value);
+                map.put(key, value);
             }
             Ok(map)
         }
@@ -76,20 +104,6 @@ where
     deserializer.deserialize_seq(VecVisitor(PhantomData))
 }
 
-/// A map deserialized at its full size, for a snapshot section that is one map.
-#[derive(Debug, Default)]
-pub struct PresizedMap<K, V>(pub FastMap<K, V>);
-
-impl<'de, K, V> Deserialize<'de> for PresizedMap<K, V>
-where
-    K: Deserialize<'de> + Eq + Hash,
-    V: Deserialize<'de>,
-{
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        map(deserializer).map(PresizedMap)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,10 +127,5 @@ mod tests {
         assert_eq!(read, both);
         assert_eq!(read.items.capacity(), 300_000);
         assert!(read.map.capacity() >= 100_000 && read.map.capacity() < 200_000);
-        let PresizedMap(map) = postcard::from_bytes::<PresizedMap<u64, String>>(
-            &postcard::to_stdvec(&both.map).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(map, both.map);
     }
 }

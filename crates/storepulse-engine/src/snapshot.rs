@@ -16,17 +16,15 @@
 use std::io::Read;
 use std::thread::{Scope, ScopedJoinHandle};
 
-use compact_str::CompactString;
 use serde::de::DeserializeOwned;
 
 use crate::buys::BuyLedger;
 use crate::carts::CartTracker;
 use crate::distinct::DailyDistinct;
 use crate::engine::{Engine, EngineConfig};
-use crate::facts::{Dimensions, OrderRecord};
+use crate::facts::{Dimensions, OrderMemory};
 use crate::funnel::{FunnelLog, FunnelLogUpToV9};
 use crate::live::LiveWindows;
-use crate::presized::PresizedMap;
 use crate::recommend::CoOccurrence;
 use crate::rollup::Rollups;
 
@@ -64,6 +62,10 @@ pub enum SnapshotError {
     #[error("snapshot does not decode: {0}")]
     Decode(#[from] postcard::Error),
 }
+
+/// The remembered orders' section, read at its full size at once.
+#[derive(serde::Deserialize)]
+struct StoredOrders(#[serde(deserialize_with = "crate::presized::map")] OrderMemory);
 
 /// The engine's state outside the large parts, in one section.
 type Rest = (
@@ -136,10 +138,7 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
             }
         });
         let rollups = decoding::<Rollups>(scope, next_section(&mut reader)?);
-        let orders = decoding::<PresizedMap<(u32, CompactString), OrderRecord>>(
-            scope,
-            next_section(&mut reader)?,
-        );
+        let orders = decoding::<StoredOrders>(scope, next_section(&mut reader)?);
         let carts = decoding::<CartTracker>(scope, next_section(&mut reader)?);
         let together = decoding::<CoOccurrence>(scope, next_section(&mut reader)?);
         let distinct = decoding::<DailyDistinct>(scope, next_section(&mut reader)?);
@@ -149,7 +148,7 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
             return Err(SnapshotError::Corrupt);
         }
         let (config, dims, live, buys, counters) = rest;
-        let PresizedMap(orders) = joined(orders)?;
+        let StoredOrders(orders) = joined(orders)?;
         let mut rollups = joined(rollups)?;
         if version < 9 {
             rollups.upgrade_from_minute_folded_days();

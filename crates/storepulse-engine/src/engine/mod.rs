@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 
 use crate::FastMap;
 
-use compact_str::CompactString;
 use serde::Serialize;
 use storepulse_model::event::{Event, EventType};
 use storepulse_model::money::{Currency, Money};
@@ -29,8 +28,8 @@ use crate::carts::CartTracker;
 use crate::category_trends::{TrendRow, change};
 use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, SketchMemos, hash_id};
 use crate::facts::{
-    Dimensions, FactKey, Measures, OrderRecord, currency_bytes, device_code, device_from_code,
-    rows_of,
+    Dimensions, FactKey, Measures, OrderMemory, OrderRecord, currency_bytes, device_code,
+    device_from_code, rows_of,
 };
 use crate::funnel::{FunnelLog, FunnelSpec, FunnelSplit, FunnelSteps, TrailHint};
 use crate::live::{LiveFilter, LiveWindows, Place, Sighting};
@@ -77,7 +76,7 @@ impl Default for EngineConfig {
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) dims: Dimensions,
-    pub(crate) orders: FastMap<(u32, CompactString), OrderRecord>,
+    pub(crate) orders: OrderMemory,
     pub(crate) rollups: Rollups,
     pub(crate) live: LiveWindows,
     pub(crate) buys: BuyLedger,
@@ -151,7 +150,7 @@ impl Engine {
         Self::from_parts(
             config,
             Dimensions::default(),
-            FastMap::default(),
+            OrderMemory::default(),
             Rollups::new(config.retention),
             LiveWindows::new(config.active_window_ms, config.page_window_ms),
             BuyLedger::default(),
@@ -168,7 +167,7 @@ impl Engine {
     pub(crate) fn from_parts(
         config: EngineConfig,
         dims: Dimensions,
-        orders: FastMap<(u32, CompactString), OrderRecord>,
+        orders: OrderMemory,
         rollups: Rollups,
         live: LiveWindows,
         buys: BuyLedger,
