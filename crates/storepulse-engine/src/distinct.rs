@@ -83,6 +83,9 @@ pub struct DailyDistinct {
     /// a day row that was dropped and then made again by a late event.
     #[serde(skip)]
     generation: u64,
+    /// The latest day an event opened or found; a later one is a new day to presize.
+    #[serde(skip)]
+    newest_day: i64,
 }
 
 /// What one visitor or session last put into the sketches: the row (day and key, as a
@@ -167,6 +170,16 @@ impl DailyDistinct {
         let session_todo = session.map_or(0, |_| still_to_insert(memos.session, row, session_need));
         if visitor_todo == 0 && session_todo == 0 {
             return;
+        }
+        if day > self.newest_day {
+            self.newest_day = day;
+            // Room for as many keys as the day before had: a day's map otherwise doubles its
+            // way up, the last doublings into megabytes of fresh memory, each held as one pause
+            // of the engine (up to 16 ms on shop traffic).
+            let room = self.days.range(..day).next_back().map_or(0, |(_, earlier)| earlier.len());
+            self.days
+                .entry(day)
+                .or_insert_with(|| FastMap::with_capacity_and_hasher(room, Default::default()));
         }
         let sets = self.days.entry(day).or_default().entry(key).or_default();
         if let Some(visitor) = visitor {
