@@ -42,5 +42,5 @@ pub mod rollup;
 pub mod snapshot;
 pub mod trending;
 
-pub use engine::{Engine, EngineConfig, QueryResult, Realtime, RealtimeFilter};
+pub use engine::{Engine, EngineConfig, HistoryPart, QueryResult, Realtime, RealtimeFilter};
 pub use query::{Dimension, Filters, Granularity, Metric, QueryError, QuerySpec};

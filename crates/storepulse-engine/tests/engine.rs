@@ -896,3 +896,45 @@ fn a_query_says_which_span_its_counts_cover() {
     assert_eq!(result.covered_from, at(day + 10 * HOUR));
     assert_eq!(result.covered_to, at(day + 12 * HOUR));
 }
+
+/// Day-scale retention run a part at a time (as the server runs it, one part per housekeeping
+/// tick) ends where running it at once ends; from the funnel trails' part on, what the pass is
+/// about to drop already counts as dropped, so no query is answered from half-pruned trails
+/// and carts.
+#[test]
+fn retention_in_parts_ends_where_retention_at_once_does() {
+    use storepulse_engine::HistoryPart;
+    let unpruned = commerce_fixture();
+    let mut at_once = commerce_fixture();
+    let mut in_parts = commerce_fixture();
+    // Past every retention: funnel trails and carts (30 days), remembered orders (180 days).
+    let now = Timestamp(DAY0 + 200 * DAY);
+    at_once.prune_history(now);
+    let stats = |engine: &Engine| serde_json::to_value(engine.stats()).unwrap();
+    for part in HistoryPart::ALL {
+        let kept_before = in_parts.trails_kept_from();
+        in_parts.prune_history_part(now, part);
+        match part {
+            HistoryPart::Rollups | HistoryPart::CoOccurrence => {
+                assert_eq!(in_parts.trails_kept_from(), None, "after {part:?}")
+            }
+            HistoryPart::FunnelTrails => {
+                assert_eq!(kept_before, None);
+                assert_eq!(in_parts.trails_kept_from(), at_once.trails_kept_from());
+            }
+            HistoryPart::Carts | HistoryPart::Orders => {
+                assert_eq!(in_parts.trails_kept_from(), kept_before, "after {part:?}")
+            }
+        }
+    }
+    assert!(at_once.trails_kept_from().is_some());
+    assert_eq!(stats(&in_parts), stats(&at_once));
+    // Each part did its work: the orders, the trails and the buyer's item set are gone.
+    let held = |engine: &Engine| {
+        let stats = engine.stats();
+        let items = engine.recommend_for_visitor("buyer", 5).is_some();
+        (stats.orders_remembered > 0, stats.session_trails > 0, items)
+    };
+    assert_eq!(held(&unpruned), (true, true, true));
+    assert_eq!(held(&in_parts), (false, false, false));
+}

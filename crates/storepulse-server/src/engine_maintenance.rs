@@ -3,7 +3,8 @@
 //! every second it expires live windows and rollup buckets (cheap: it costs what expired) and
 //! exports the engine's size; every ten minutes it applies day-scale retention (visitor item
 //! sets, funnel trails, remembered orders, distinct sketches — this walks those maps under
-//! the write lock); every `engine.snapshot_interval` it writes a snapshot. How long each pass
+//! the write lock), one part per tick so that queries and acknowledgements wait for one map's
+//! walk at most; every `engine.snapshot_interval` it writes a snapshot. How long each pass
 //! held the engine is in `storepulse_engine_housekeeping_duration_seconds`.
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use storepulse_engine::HistoryPart;
 use storepulse_model::Timestamp;
 
 use crate::app::SharedEngine;
@@ -39,6 +41,9 @@ impl Maintenance {
             let stop = stop.clone();
             std::thread::Builder::new().name("storepulse-engine".into()).spawn(move || {
                 let mut last_history = Instant::now();
+                // The day-scale pass under way: its `now`, and its parts still to run (last
+                // first), one per tick.
+                let mut history: Option<(Timestamp, Vec<HistoryPart>)> = None;
                 let mut last_snapshot = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::park_timeout(TICK);
@@ -49,10 +54,20 @@ impl Maintenance {
                         let started = Instant::now();
                         engine.prune_live(now);
                         held_for(&metrics, "live", started);
-                        if last_history.elapsed() >= HISTORY_EVERY {
+                        if history.is_none() && last_history.elapsed() >= HISTORY_EVERY {
                             last_history = Instant::now();
-                            engine.prune_history(now);
-                            held_for(&metrics, "history", last_history);
+                            let parts = HistoryPart::ALL.iter().rev().copied().collect();
+                            history = Some((now, parts));
+                        }
+                        if let Some((pass_now, parts)) = &mut history {
+                            if let Some(part) = parts.pop() {
+                                let started = Instant::now();
+                                engine.prune_history_part(*pass_now, part);
+                                held_for(&metrics, "history", started);
+                            }
+                            if parts.is_empty() {
+                                history = None;
+                            }
                         }
                     }
                     let stats = engine.read_ignoring_poison().stats();
