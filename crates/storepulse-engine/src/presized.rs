@@ -127,5 +127,16 @@ mod tests {
         assert_eq!(read, both);
         assert_eq!(read.items.capacity(), 300_000);
         assert!(read.map.capacity() >= 100_000 && read.map.capacity() < 200_000);
+        // A snapshot section that is one map (the remembered orders, a griddle map) reads the
+        // same bytes, at its full size.
+        #[derive(serde::Deserialize)]
+        struct OneMap(
+            #[serde(deserialize_with = "map")]
+            griddle::HashMap<u64, String, foldhash::fast::RandomState>,
+        );
+        let OneMap(map) = postcard::from_bytes(&postcard::to_stdvec(&both.map).unwrap()).unwrap();
+        assert_eq!(map.len(), both.map.len());
+        assert!(both.map.iter().all(|(key, value)| map.get(key) == Some(value)));
+        assert!(map.capacity() >= 100_000 && map.capacity() < 200_000);
     }
 }

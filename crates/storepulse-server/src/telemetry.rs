@@ -47,7 +47,8 @@ pub struct AppliedByLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HousekeepingLabels {
-    /// live (expiry, every second) or history (day-scale retention, every ten minutes)
+    /// live (expiry, every second) or history (one part of the day-scale retention run every
+    /// ten minutes, a part per second)
     pub pass: &'static str,
 }
 
@@ -217,7 +218,8 @@ impl Metrics {
         registry.register(
             "engine_housekeeping_duration_seconds",
             "Time the engine's housekeeping held it (queries and acknowledgements wait \
-             meanwhile), by pass: live (expiry, every second) or history (day-scale retention)",
+             meanwhile), by pass: live (expiry, every second) or history (one part of \
+             day-scale retention)",
             metrics.engine_housekeeping_duration.clone(),
         );
         registry.register(
