@@ -24,7 +24,7 @@ use crate::distinct::DailyDistinct;
 use crate::engine::{Engine, EngineConfig};
 use crate::facts::{Dimensions, OrderMemory};
 use crate::funnel::{FunnelLog, FunnelLogUpToV9};
-use crate::live::LiveWindows;
+use crate::live::{LiveWindows, LiveWindowsUpToV10};
 use crate::recommend::CoOccurrence;
 use crate::rollup::Rollups;
 
@@ -37,12 +37,13 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// 5: seven sections. 6: trails keep their visitor. 7: a visitor's live sessions live in its
 /// presence entry. 8: funnel trails in slots. 9: days hold the hours folded into them, no
 /// longer every folded minute. 10: funnel trails without their slot map (rebuilt from the
-/// trails).
-pub const FORMAT_VERSION: u8 = 10;
+/// trails). 11: the live windows' active index counts per place, no longer per second.
+pub const FORMAT_VERSION: u8 = 11;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
-/// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, and 8's
-/// days held every folded minute rather than whole hours.
-pub const OLDER_FORMATS_READ: [u8; 2] = [8, 9];
+/// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
+/// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
+/// sessions per second and place.
+pub const OLDER_FORMATS_READ: [u8; 3] = [8, 9, 10];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
@@ -68,10 +69,10 @@ pub enum SnapshotError {
 struct StoredOrders(#[serde(deserialize_with = "crate::presized::map")] OrderMemory);
 
 /// The engine's state outside the large parts, in one section.
-type Rest = (
+type Rest<Live = LiveWindows> = (
     EngineConfig,
     Dimensions,
-    LiveWindows,
+    Live,
     BuyLedger,
     // newest event time, events applied, log position
     (i64, u64, u64),
@@ -142,7 +143,14 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
         let carts = decoding::<CartTracker>(scope, next_section(&mut reader)?);
         let together = decoding::<CoOccurrence>(scope, next_section(&mut reader)?);
         let distinct = decoding::<DailyDistinct>(scope, next_section(&mut reader)?);
-        let rest: Rest = postcard::from_bytes(&next_section(&mut reader)?)?;
+        let rest_payload = next_section(&mut reader)?;
+        let rest: Rest = if version < 11 {
+            let (config, dims, live, buys, counters) =
+                postcard::from_bytes::<Rest<LiveWindowsUpToV10>>(&rest_payload)?;
+            (config, dims, LiveWindows::from(live), buys, counters)
+        } else {
+            postcard::from_bytes(&rest_payload)?
+        };
         let mut trailing = [0; 1];
         if !matches!(reader.read(&mut trailing), Ok(0)) {
             return Err(SnapshotError::Corrupt);

@@ -863,6 +863,20 @@ fn the_snapshots_of_this_and_older_formats_decode_to_the_same_numbers() {
         let mut engine = commerce_fixture();
         assert_eq!(answer(&stored), answer(&engine), "format {version}");
         assert_eq!(stored.buy_stats(Timestamp(0)), engine.buy_stats(Timestamp(0)));
+        // The buyer and its session are active a minute after o4 (GB), and only then.
+        let active = |e: &Engine, now: i64, country: &str| {
+            let filter = RealtimeFilter { country: Some(country.into()), ..Default::default() };
+            let realtime = e.realtime(Timestamp(now), &filter, 5, Currency::USD);
+            (realtime.active_users, realtime.active_sessions)
+        };
+        for (now, country, expected) in [
+            (DAY0 + DAY + 4 * HOUR + MIN, "GB", (1, 1)),
+            (DAY0 + DAY + 4 * HOUR + MIN, "US", (0, 0)),
+            (DAY0 + DAY + 5 * HOUR, "GB", (0, 0)),
+        ] {
+            assert_eq!(active(&stored, now, country), expected, "format {version} at {now}");
+            assert_eq!(active(&engine, now, country), expected);
+        }
         stored.apply(&later);
         engine.apply(&later);
         assert_eq!(answer(&stored), answer(&engine), "format {version}, after a later event");
