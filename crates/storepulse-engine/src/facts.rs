@@ -123,15 +123,23 @@ pub struct FactKey {
     pub currency: [u8; 3],
 }
 
-/// Every event looks up several rows by key: hashing the key as four words instead of eight
-/// fields halves the hasher's rounds (all fields are in the words, so equal keys hash equal).
+/// Every event looks up several rows by key: the key is hashed as two 128-bit words holding
+/// every field (so equal keys hash equal). The engine's maps hash with foldhash, which folds
+/// a 128-bit word straight into its state with one multiply; four smaller words went through
+/// its buffering first, 72 instructions a key instead of ~20 (callgrind, thirteenth session).
 impl std::hash::Hash for FactKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let [c0, c1, c2] = self.currency;
-        state.write_u64(u64::from(self.store) | u64::from(self.country) << 32);
-        state.write_u64(u64::from(self.source) | u64::from(self.promotion) << 32);
-        state.write_u64(u64::from(self.sales_rep) | u64::from(self.product) << 32);
-        state.write_u32(u32::from_le_bytes([self.device, c0, c1, c2]));
+        let word = |low: u32, high: u32| u64::from(low) | u64::from(high) << 32;
+        let device_currency = u32::from_le_bytes([self.device, c0, c1, c2]);
+        state.write_u128(
+            u128::from(word(self.store, self.country))
+                | u128::from(word(self.source, self.promotion)) << 64,
+        );
+        state.write_u128(
+            u128::from(word(self.sales_rep, self.product))
+                | u128::from(u64::from(device_currency)) << 64,
+        );
     }
 }
 

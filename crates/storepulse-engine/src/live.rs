@@ -46,9 +46,8 @@ pub struct Place {
     pub device: u8,
 }
 
-/// One word instead of three fields: page-view counts hash a place on every page view, and
-/// the active index's counts per place on every change of place once a shop has many. Ids past 2^24 only share hash bits; equality still compares
-/// every field.
+/// One word instead of three fields: page-view counts hash a place on every page view. Ids
+/// past 2^24 only share hash bits; equality still compares every field.
 impl std::hash::Hash for Place {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let word =
