@@ -81,6 +81,7 @@ impl<'a> Reader<'a> {
 
     /// A string without escapes or control characters, borrowed from the text (keys, times,
     /// amounts: an escape there is left to serde).
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
