@@ -21,6 +21,10 @@ pub struct Interner {
     /// as names are looked up (so it is not kept in snapshots).
     #[serde(skip)]
     short: FastMap<u64, u32>,
+    /// The key and id of the last short name looked up: most events name the same store, and
+    /// many the same country, as the event before.
+    #[serde(skip, default = "no_last_short")]
+    last_short: (u64, u32),
 }
 
 impl Default for Interner {
@@ -30,8 +34,14 @@ impl Default for Interner {
             names: vec![CompactString::default()],
             last: 0,
             short: FastMap::default(),
+            last_short: no_last_short(),
         }
     }
+}
+
+/// No short name's key: its length byte would say 255.
+fn no_last_short() -> (u64, u32) {
+    (u64::MAX, 0)
 }
 
 /// A name of at most 7 bytes as an integer: its bytes (little-endian), and its length in the
@@ -69,8 +79,10 @@ impl Interner {
     pub fn intern(&mut self, name: &str) -> u32 {
         let key = short_key(name);
         match key {
+            Some(key) if key == self.last_short.0 => return self.last_short.1,
             Some(key) => {
                 if let Some(&id) = self.short.get(&key) {
+                    self.last_short = (key, id);
                     return id;
                 }
             }
@@ -88,6 +100,7 @@ impl Interner {
         };
         if let Some(key) = key {
             self.short.insert(key, id);
+            self.last_short = (key, id);
         }
         self.last = id;
         id
