@@ -245,7 +245,6 @@ impl<'a> Reader<'a> {
         if self.null() { Some(None) } else { read(self).map(Some) }
     }
 
-
     /// [`Reader::text`] of a string the borrowed read declined at `before`: one with an
     /// escape, decoded (or one with a control character, refused). Out of line so that the
     /// common path stays as small as it was.
