@@ -313,11 +313,19 @@ impl<V> IdTable<V> {
             removed += retain_in(&mut self.draining.slots, &self.hasher, &mut keep);
         }
         self.len -= removed;
+        self.shrink_if_sparse();
+    }
+
+    /// Gives memory back once most entries are gone: the prepared table's when growing is far
+    /// off, and the table's own, rebuilt at a fitting size, when it is under an eighth full.
+    /// Costs one comparison unless it does either; the rebuild walks every slot, which only a
+    /// table emptied after a spike (or after a replay that kept every visitor) ever pays, once.
+    pub fn shrink_if_sparse(&mut self) {
         let slots = self.slots.len();
-        if self.len * 100 < slots * MAX_LOAD_PERCENT / 2 {
-            // Growing is far off (as far as just after doubling): give the prepared table's
-            // memory back. Not sooner, so that a table whose load hovers around where
-            // preparing starts does not prepare its next table over and over.
+        if self.len * 100 < slots * MAX_LOAD_PERCENT / 2 && self.spare.capacity() > 0 {
+            // Growing is far off (as far as just after doubling). Not sooner, so that a table
+            // whose load hovers around where preparing starts does not prepare its next table
+            // over and over.
             self.spare = Vec::new();
         }
         if self.draining.left == 0

@@ -483,6 +483,10 @@ impl LiveWindows {
         self.active_visitors.forget(&mut self.visitors, visitors, active_from);
         let sessions = self.active_sessions.expire_before(active_from);
         self.active_sessions.forget(&mut self.sessions, sessions, active_from);
+        // After a spike, or a replay that applied days of events before its first prune, the
+        // tables would otherwise keep the size of the largest crowd they ever held.
+        self.visitors.shrink_if_sparse();
+        self.sessions.shrink_if_sparse();
         let pages_from = page_window_start(now_ms, self.page_window_ms);
         self.page_views = self.page_views.split_off(&pages_from);
     }
@@ -666,6 +670,36 @@ mod tests {
         assert_eq!(live.visitor_active_sessions(newest, id), 6);
         let kept = live.visitors.values().map(|p| p.sessions.len()).sum::<usize>();
         assert!(kept <= 9, "{kept} sessions kept");
+    }
+
+    /// Memory follows the active set: once a crowd has left the window, the tables that held
+    /// it shrink, and those who stayed are still found.
+    #[test]
+    fn the_tables_shrink_when_the_crowd_leaves() {
+        let mut live = LiveWindows::new(300_000, 900_000);
+        let sighting = |n: u64, time_ms: i64| Sighting {
+            time_ms,
+            place: Place::default(),
+            visitor: None,
+            session: Some(n),
+            page_view: None,
+        };
+        for n in 0..20_000 {
+            live.observe(&sighting(n, 1_000), 1_000);
+        }
+        let crowded = live.heap_bytes();
+        // Ten of them come back later; everyone else leaves the window.
+        for n in 0..10 {
+            live.observe(&sighting(n, 400_000), 400_000);
+        }
+        live.prune(400_000);
+        assert_eq!(live.sizes().1, 10);
+        assert!(live.heap_bytes() * 100 < crowded, "{} of {crowded} bytes", live.heap_bytes());
+        assert_eq!(live.active_counts(400_000, &LiveFilter::default()), (0, 10));
+        for n in 0..10 {
+            live.observe(&sighting(n, 401_000), 401_000);
+        }
+        assert_eq!(live.sizes().1, 10, "the ten are found again, not added twice");
     }
 
     /// The per-second index agrees with a walk over every visitor and session: visitors move
