@@ -355,6 +355,11 @@ impl Engine {
         self.applied
     }
 
+    /// The latest event time applied, if any event was.
+    pub fn newest_event_time(&self) -> Option<Timestamp> {
+        (self.newest_ms != i64::MIN).then_some(Timestamp(self.newest_ms))
+    }
+
     /// The log offset after the last event applied (see [`crate::snapshot`]).
     pub fn log_position(&self) -> u64 {
         self.log_position
