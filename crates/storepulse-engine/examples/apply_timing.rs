@@ -6,8 +6,9 @@
 //!
 //! With `fresh`, each 1,000 events are copied just before they are applied (the copy and the
 //! drop untimed), as the server's applier gets a request's events moments after they were
-//! decoded, still in cache; without it the rounds read a pool of 100,000 events (~40 MB) that
-//! is not, so they also time fetching the input from memory.
+//! decoded, still in cache; without it the rounds read a pool of 100,000 events (~50 MB: 456
+//! bytes each, and their strings) that is not, so they also time fetching the input from
+//! memory.
 
 #[path = "../benches/events/mod.rs"]
 #[allow(dead_code)]
