@@ -40,10 +40,7 @@ impl Maintenance {
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new().name("storepulse-engine".into()).spawn(move || {
-                let mut last_history = Instant::now();
-                // The day-scale pass under way: its `now`, and its parts still to run (last
-                // first), one per tick.
-                let mut history: Option<(Timestamp, Vec<HistoryPart>)> = None;
+                let mut history = HistorySchedule::new(HISTORY_EVERY, Instant::now());
                 let mut last_snapshot = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::park_timeout(TICK);
@@ -54,20 +51,10 @@ impl Maintenance {
                         let started = Instant::now();
                         engine.prune_live(now);
                         held_for(&metrics, "live", started);
-                        if history.is_none() && last_history.elapsed() >= HISTORY_EVERY {
-                            last_history = Instant::now();
-                            let parts = HistoryPart::ALL.iter().rev().copied().collect();
-                            history = Some((now, parts));
-                        }
-                        if let Some((pass_now, parts)) = &mut history {
-                            if let Some(part) = parts.pop() {
-                                let started = Instant::now();
-                                engine.prune_history_part(*pass_now, part);
-                                held_for(&metrics, "history", started);
-                            }
-                            if parts.is_empty() {
-                                history = None;
-                            }
+                        if let Some((pass_now, part)) = history.on_tick(Instant::now(), now) {
+                            let started = Instant::now();
+                            engine.prune_history_part(pass_now, part);
+                            held_for(&metrics, "history", started);
                         }
                     }
                     let stats = engine.read_ignoring_poison().stats();
@@ -102,6 +89,36 @@ impl Maintenance {
     }
 }
 
+/// When day-scale retention runs: a pass starts every `every`, and its parts run one per tick
+/// (not all at once: each walks a large map under the write lock), each with the `now` the
+/// pass started with.
+struct HistorySchedule {
+    every: Duration,
+    last_start: Instant,
+    /// The pass under way: its `now`, and its parts still to run, last first.
+    pass: Option<(Timestamp, Vec<HistoryPart>)>,
+}
+
+impl HistorySchedule {
+    fn new(every: Duration, started: Instant) -> Self {
+        Self { every, last_start: started, pass: None }
+    }
+
+    /// The part to run on a tick at `clock` (wall time `now`), with its pass's `now`.
+    fn on_tick(&mut self, clock: Instant, now: Timestamp) -> Option<(Timestamp, HistoryPart)> {
+        if self.pass.is_none() && clock.duration_since(self.last_start) >= self.every {
+            self.last_start = clock;
+            self.pass = Some((now, HistoryPart::ALL.iter().rev().copied().collect()));
+        }
+        let (pass_now, parts) = self.pass.as_mut()?;
+        let due = parts.pop().map(|part| (*pass_now, part));
+        if parts.is_empty() {
+            self.pass = None;
+        }
+        due
+    }
+}
+
 /// Records how long a housekeeping pass that began at `started` held the engine.
 fn held_for(metrics: &Metrics, pass: &'static str, started: Instant) {
     let labels = crate::telemetry::HousekeepingLabels { pass };
@@ -114,5 +131,42 @@ fn held_for(metrics: &Metrics, pass: &'static str, started: Instant) {
 impl Drop for Maintenance {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pass every ten minutes, run a part per tick, every part with the `now` its pass
+    /// started with; no pass starts while one is under way, and none sooner than ten minutes
+    /// after the one before started.
+    #[test]
+    fn day_scale_retention_runs_one_part_per_tick_every_ten_minutes() {
+        let start = Instant::now();
+        let mut schedule = HistorySchedule::new(HISTORY_EVERY, start);
+        let tick = |seconds: u64| start + Duration::from_secs(seconds);
+        let wall = |seconds: u64| Timestamp(1_800_000_000_000 + seconds as i64 * 1000);
+        assert_eq!(schedule.on_tick(tick(1), wall(1)), None);
+        assert_eq!(schedule.on_tick(tick(599), wall(599)), None);
+        let mut parts = Vec::new();
+        for second in 600..600 + HistoryPart::ALL.len() as u64 {
+            let (pass_now, part) = schedule.on_tick(tick(second), wall(second)).expect("a part");
+            assert_eq!(pass_now, wall(600), "every part with its pass's now");
+            parts.push(part);
+        }
+        assert_eq!(parts, HistoryPart::ALL, "each part once, in order");
+        assert_eq!(schedule.on_tick(tick(606), wall(606)), None);
+        assert_eq!(schedule.on_tick(tick(1199), wall(1199)), None);
+        assert_eq!(
+            schedule.on_tick(tick(1200), wall(1200)),
+            Some((wall(1200), HistoryPart::ALL[0]))
+        );
+        // Ticks skipped (a snapshot being encoded) past the next start: the pass under way
+        // goes on first.
+        assert_eq!(
+            schedule.on_tick(tick(2000), wall(2000)),
+            Some((wall(1200), HistoryPart::ALL[1]))
+        );
     }
 }
