@@ -160,8 +160,18 @@ fn main() {
     storepulse_engine::snapshot::encode(&engine, &mut bytes).expect("encodes");
     let encoded = started.elapsed();
     let path = std::env::temp_dir().join(format!("engine-scale-{}.snapshot", std::process::id()));
-    std::fs::write(&path, &bytes).expect("the snapshot is written");
-    println!("snapshot: {} MB, encoded in {encoded:.1?}", bytes.len() / 1_000_000);
+    // Synced, as the server writes its snapshots, so that the restore below reads a file the
+    // kernel has finished writing back, as a restarted server does.
+    let started = Instant::now();
+    let mut file = std::fs::File::create(&path).expect("the snapshot is created");
+    std::io::Write::write_all(&mut file, &bytes).expect("the snapshot is written");
+    file.sync_all().expect("the snapshot is synced");
+    drop(file);
+    let written = started.elapsed();
+    println!(
+        "snapshot: {} MB, encoded in {encoded:.1?}, written and synced in {written:.1?}",
+        bytes.len() / 1_000_000
+    );
     drop(bytes);
     let answers = answers(&engine, now);
     drop(engine);
