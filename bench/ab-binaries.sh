@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
 # Alternates two or more storepulse binaries under the same wrk load, a fresh server and data
 # directory per run, so that a change is judged against the machine's drift in the same minutes.
+# Every other round runs the binaries in reverse order (ABBA): on this machine the first run
+# of a round was often the fastest, which a fixed order credits to one binary. Prints each run,
+# then each binary's total over all rounds.
 #
-#   bench/ab-binaries.sh bench/wrk/batch_1000.lua 4 5s 3 /tmp/storepulse-before /tmp/storepulse-after
+#   bench/ab-binaries.sh bench/wrk/batch_1000.lua 16 10s 4 /tmp/storepulse-before /tmp/storepulse-after
 #   (script, connections, duration per run, rounds, binaries...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/fresh-server.sh
 script=$1 connections=$2 duration=$3 rounds=$4
 shift 4
+binaries=("$@")
 addr=127.0.0.1:18095
+declare -A total
 for round in $(seq 1 "$rounds"); do
-  for binary in "$@"; do
+  order=("${binaries[@]}")
+  if (( round % 2 == 0 )); then
+    order=()
+    for (( i=${#binaries[@]}-1; i>=0; i-- )); do order+=("${binaries[i]}"); done
+  fi
+  for binary in "${order[@]}"; do
     start_fresh_server "$binary" "$addr"
     rps=$(wrk -t1 -c"$connections" -d"$duration" -s "$script" "http://$addr/api/v1/events" \
       | awk '/Requests\/sec/ {print $2}')
     echo "round $round $binary $rps req/s"
+    total[$binary]=$(awk -v a="${total[$binary]:-0}" -v b="$rps" 'BEGIN { print a + b }')
     stop_fresh_server
   done
+done
+for binary in "${binaries[@]}"; do
+  echo "total $binary ${total[$binary]} req/s over $rounds runs"
 done
