@@ -352,8 +352,13 @@ impl FunnelLog {
         let Some(offset_ms) = trail.offset_of(time_ms) else { return };
         trail.last_offset_ms = trail.last_offset_ms.max(offset_ms);
         if before < MAX_TRAIL {
-            // Usually in order; a late event is put in its place.
-            let index = trail.marks.partition_point(|mark| mark.offset_ms <= offset_ms);
+            // Usually in order (checked first: no search); a late event is put in its place.
+            let in_order = trail.marks.last().is_none_or(|mark| mark.offset_ms <= offset_ms);
+            let index = if in_order {
+                trail.marks.len()
+            } else {
+                trail.marks.partition_point(|mark| mark.offset_ms <= offset_ms)
+            };
             let marks = products.iter().map(|&product| Mark { offset_ms, product, event_type });
             if products.is_empty() {
                 trail.marks.insert(index, Mark { offset_ms, product: 0, event_type });
@@ -604,6 +609,32 @@ mod tests {
         assert_eq!(reached(&log, &spec(base, base + HOUR)), [1, 1, 1, 1]);
         // The range is by the first step's time, which the rebase kept exact.
         assert!(reached(&log, &spec(base + 2_001, base + HOUR)).is_empty());
+    }
+
+    /// A late event takes its place in time order, so a funnel reads the same whatever order
+    /// the events came in: it starts at the session's first product view (minute 0), and the
+    /// cart add at minute 70 is past that view's hour.
+    #[test]
+    fn a_late_event_is_read_in_its_place() {
+        let place = Place::default();
+        let base = 1_800_000_000_000;
+        let minute = 60_000;
+        let events = [
+            (20 * minute, EventType::ProductView),
+            (70 * minute, EventType::AddToCart),
+            (0, EventType::ProductView),
+            (30 * minute, EventType::ProductView),
+        ];
+        let mut in_time_order = events;
+        in_time_order.sort_by_key(|(offset, _)| *offset);
+        let range = spec(base, base + 2 * HOUR);
+        for order in [events, in_time_order] {
+            let mut log = FunnelLog::new(30 * 24 * HOUR);
+            for (offset, event_type) in order {
+                log.observe(7, None, place, base + offset, event_type, &[3]);
+            }
+            assert_eq!(reached(&log, &range), [1, 0, 0, 0], "{order:?}");
+        }
     }
 
     /// A hint left from a pruned trail, whose slot another session took since, must not send
