@@ -318,8 +318,8 @@ impl<V> IdTable<V> {
 
     /// Gives memory back once most entries are gone: the prepared table's when growing is far
     /// off, and the table's own, rebuilt at a fitting size, when it is under an eighth full.
-    /// Costs one comparison unless it does either; the rebuild walks every slot, which only a
-    /// table emptied after a spike (or after a replay that kept every visitor) ever pays, once.
+    /// Costs a few comparisons unless it does either (the live windows call it every second);
+    /// the rebuild walks every slot, which only a table emptied after a spike pays, once.
     pub fn shrink_if_sparse(&mut self) {
         let slots = self.slots.len();
         if self.len * 100 < slots * MAX_LOAD_PERCENT / 2 && self.spare.capacity() > 0 {
