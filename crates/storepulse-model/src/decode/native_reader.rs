@@ -33,7 +33,7 @@ pub(crate) fn read_event(json: &str, event: &mut RawEvent) -> Option<usize> {
 
 /// Where a member of an all-text object goes: its index for [`Seen`] and its field; `None`
 /// for a key the object does not have.
-type TextSlot<T> = for<'t> fn(&'t mut T, &str) -> Option<(u32, &'t mut Option<CompactString>)>;
+type TextSlot<T> = for<'t> fn(&'t mut T, &[u8]) -> Option<(u32, &'t mut Option<CompactString>)>;
 
 /// Declines to go on when a field appears twice (serde refuses a repeated field).
 struct Seen(u32);
@@ -79,15 +79,29 @@ impl<'a> Reader<'a> {
         is_null
     }
 
-    /// A string without escapes or control characters, borrowed from the text (keys, times,
+    /// Where the text of a string without escapes or control characters lies, consumed.
+    #[inline(always)]
+    fn plain_string(&mut self) -> Option<std::ops::Range<usize>> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let end = start + quoted_length(&self.bytes[start..])?;
+        self.at = end + 1;
+        Some(start..end)
+    }
+
+    /// A string without escapes or control characters, borrowed from the text (times,
     /// amounts: an escape there is left to serde).
     #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let length = quoted_length(&self.bytes[start..])?;
-        self.at = start + length + 1;
-        Some(&self.text[start..start + length])
+        self.plain_string().map(|text| &self.text[text])
+    }
+
+    /// A key, as bytes: matched against the field names as bytes, it needs no check that its
+    /// ends are character boundaries (2 % of the decode path's instructions). An escape in a
+    /// key is left to serde.
+    #[inline(always)]
+    fn key(&mut self) -> Option<&'a [u8]> {
+        self.plain_string().map(|text| &self.bytes[text])
     }
 
     /// A string value, escapes decoded as serde_json decodes them (PHP's `json_encode` writes
@@ -199,14 +213,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Walks an object, calling `member` with each key; `member` reads the value.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.at += 1;
             return Some(());
         }
         loop {
-            let key = self.string()?;
+            let key = self.key()?;
             self.eat(b':')?;
             member(self, key)?;
             match self.peek()? {
@@ -283,53 +297,53 @@ impl<'a> Reader<'a> {
         let mut seen = Seen(0);
         self.object(|reader, key| {
             match key {
-                "event_id" => reader.text_into(&mut seen, 0, &mut event.event_id)?,
-                "type" | "event_type" => reader.text_into(&mut seen, 1, &mut event.r#type)?,
-                "name" => reader.text_into(&mut seen, 2, &mut event.name)?,
-                "timestamp" => {
+                b"event_id" => reader.text_into(&mut seen, 0, &mut event.event_id)?,
+                b"type" | b"event_type" => reader.text_into(&mut seen, 1, &mut event.r#type)?,
+                b"name" => reader.text_into(&mut seen, 2, &mut event.name)?,
+                b"timestamp" => {
                     seen.first(3)?;
                     event.timestamp = reader.nullable(Reader::time)?;
                 }
-                "store" => reader.text_into(&mut seen, 4, &mut event.store)?,
-                "user_id" => reader.text_into(&mut seen, 5, &mut event.user_id)?,
-                "anonymous_id" => reader.text_into(&mut seen, 6, &mut event.anonymous_id)?,
-                "session_id" => reader.text_into(&mut seen, 7, &mut event.session_id)?,
-                "page" => {
+                b"store" => reader.text_into(&mut seen, 4, &mut event.store)?,
+                b"user_id" => reader.text_into(&mut seen, 5, &mut event.user_id)?,
+                b"anonymous_id" => reader.text_into(&mut seen, 6, &mut event.anonymous_id)?,
+                b"session_id" => reader.text_into(&mut seen, 7, &mut event.session_id)?,
+                b"page" => {
                     seen.first(8)?;
                     event.page = reader.inline(Reader::page)?;
                 }
-                "marketing" => {
+                b"marketing" => {
                     seen.first(9)?;
                     event.marketing = reader.boxed(Reader::marketing)?;
                 }
-                "country" => reader.text_into(&mut seen, 10, &mut event.country)?,
-                "device" => {
+                b"country" => reader.text_into(&mut seen, 10, &mut event.country)?,
+                b"device" => {
                     seen.first(11)?;
                     event.device = reader.inline(Reader::device)?;
                 }
-                "ip" => reader.text_into(&mut seen, 12, &mut event.ip)?,
-                "product" => {
+                b"ip" => reader.text_into(&mut seen, 12, &mut event.ip)?,
+                b"product" => {
                     seen.first(13)?;
                     event.product = reader.boxed(Reader::product)?;
                 }
-                "order" => {
+                b"order" => {
                     seen.first(14)?;
                     event.order = reader.boxed(Reader::order)?;
                 }
-                "items" => {
+                b"items" => {
                     seen.first(15)?;
                     event.items = reader.nullable(Reader::items)?;
                 }
-                "promotion" => {
+                b"promotion" => {
                     seen.first(16)?;
                     event.promotion = reader.boxed(Reader::promotion)?;
                 }
-                "query" => reader.text_into(&mut seen, 17, &mut event.query)?,
-                "list" => {
+                b"query" => reader.text_into(&mut seen, 17, &mut event.query)?,
+                b"list" => {
                     seen.first(18)?;
                     event.list = reader.boxed(Reader::list)?;
                 }
-                "properties" => {
+                b"properties" => {
                     seen.first(19)?;
                     event.properties = reader.nullable(Reader::raw_value)?;
                 }
@@ -374,30 +388,30 @@ impl<'a> Reader<'a> {
 
     fn page(&mut self, page: &mut RawPage) -> Option<()> {
         self.text_members(page, |page, key| match key {
-            "url" => Some((0, &mut page.url)),
-            "path" => Some((1, &mut page.path)),
-            "title" => Some((2, &mut page.title)),
-            "referrer" => Some((3, &mut page.referrer)),
+            b"url" => Some((0, &mut page.url)),
+            b"path" => Some((1, &mut page.path)),
+            b"title" => Some((2, &mut page.title)),
+            b"referrer" => Some((3, &mut page.referrer)),
             _ => None,
         })
     }
 
     fn marketing(&mut self, marketing: &mut RawMarketing) -> Option<()> {
         self.text_members(marketing, |marketing, key| match key {
-            "utm_source" => Some((0, &mut marketing.utm_source)),
-            "utm_medium" => Some((1, &mut marketing.utm_medium)),
-            "utm_campaign" => Some((2, &mut marketing.utm_campaign)),
-            "utm_term" => Some((3, &mut marketing.utm_term)),
-            "utm_content" => Some((4, &mut marketing.utm_content)),
-            "referrer_host" => Some((5, &mut marketing.referrer_host)),
+            b"utm_source" => Some((0, &mut marketing.utm_source)),
+            b"utm_medium" => Some((1, &mut marketing.utm_medium)),
+            b"utm_campaign" => Some((2, &mut marketing.utm_campaign)),
+            b"utm_term" => Some((3, &mut marketing.utm_term)),
+            b"utm_content" => Some((4, &mut marketing.utm_content)),
+            b"referrer_host" => Some((5, &mut marketing.referrer_host)),
             _ => None,
         })
     }
 
     fn device(&mut self, device: &mut RawDevice) -> Option<()> {
         self.text_members(device, |device, key| match key {
-            "type" => Some((0, &mut device.r#type)),
-            "user_agent" => Some((1, &mut device.user_agent)),
+            b"type" => Some((0, &mut device.r#type)),
+            b"user_agent" => Some((1, &mut device.user_agent)),
             _ => None,
         })
     }
@@ -406,23 +420,23 @@ impl<'a> Reader<'a> {
         let mut seen = Seen(0);
         self.object(|reader, key| {
             let (field, slot) = match key {
-                "id" | "product_id" => (0, &mut product.id),
-                "name" => (1, &mut product.name),
-                "brand" => (2, &mut product.brand),
-                "variant" => (3, &mut product.variant),
-                "currency" => (4, &mut product.currency),
-                "coupon" => (5, &mut product.coupon),
-                "category" => {
+                b"id" | b"product_id" => (0, &mut product.id),
+                b"name" => (1, &mut product.name),
+                b"brand" => (2, &mut product.brand),
+                b"variant" => (3, &mut product.variant),
+                b"currency" => (4, &mut product.currency),
+                b"coupon" => (5, &mut product.coupon),
+                b"category" => {
                     seen.first(6)?;
                     product.category = reader.nullable(Reader::category)?;
                     return Some(());
                 }
-                "price" => {
+                b"price" => {
                     seen.first(7)?;
                     product.price = reader.nullable(Reader::amount)?;
                     return Some(());
                 }
-                "quantity" => {
+                b"quantity" => {
                     seen.first(8)?;
                     product.quantity = reader.nullable(Reader::integer)?;
                     return Some(());
@@ -437,19 +451,19 @@ impl<'a> Reader<'a> {
         let mut seen = Seen(0);
         self.object(|reader, key| {
             let (field, amount) = match key {
-                "total" => (0, &mut order.total),
-                "subtotal" => (1, &mut order.subtotal),
-                "tax" => (2, &mut order.tax),
-                "shipping" => (3, &mut order.shipping),
-                "discount" => (4, &mut order.discount),
+                b"total" => (0, &mut order.total),
+                b"subtotal" => (1, &mut order.subtotal),
+                b"tax" => (2, &mut order.tax),
+                b"shipping" => (3, &mut order.shipping),
+                b"discount" => (4, &mut order.discount),
                 _ => {
                     let (field, slot) = match key {
-                        "id" | "order_id" => (5, &mut order.id),
-                        "coupon" => (6, &mut order.coupon),
-                        "currency" => (7, &mut order.currency),
-                        "status" => (8, &mut order.status),
-                        "customer_id" => (9, &mut order.customer_id),
-                        "sales_rep_id" => (10, &mut order.sales_rep_id),
+                        b"id" | b"order_id" => (5, &mut order.id),
+                        b"coupon" => (6, &mut order.coupon),
+                        b"currency" => (7, &mut order.currency),
+                        b"status" => (8, &mut order.status),
+                        b"customer_id" => (9, &mut order.customer_id),
+                        b"sales_rep_id" => (10, &mut order.sales_rep_id),
                         _ => return None,
                     };
                     return reader.text_into(&mut seen, field, slot);
@@ -465,10 +479,10 @@ impl<'a> Reader<'a> {
         let mut seen = Seen(0);
         self.object(|reader, key| {
             let (field, slot) = match key {
-                "id" | "promotion_id" => (0, &mut promotion.id),
-                "name" => (1, &mut promotion.name),
-                "creative" => (2, &mut promotion.creative),
-                "position" => {
+                b"id" | b"promotion_id" => (0, &mut promotion.id),
+                b"name" => (1, &mut promotion.name),
+                b"creative" => (2, &mut promotion.creative),
+                b"position" => {
                     seen.first(3)?;
                     promotion.position = reader.nullable(Reader::loose_text)?;
                     return Some(());
@@ -481,8 +495,8 @@ impl<'a> Reader<'a> {
 
     fn list(&mut self, list: &mut RawList) -> Option<()> {
         self.text_members(list, |list, key| match key {
-            "id" | "list_id" => Some((0, &mut list.id)),
-            "category" => Some((1, &mut list.category)),
+            b"id" | b"list_id" => Some((0, &mut list.id)),
+            b"category" => Some((1, &mut list.category)),
             _ => None,
         })
     }
