@@ -1,5 +1,7 @@
 //! Engine apply throughput on a realistic mix (page views, product views, carts, purchases
-//! with several lines), one core: `cargo bench -p storepulse-engine --bench apply`.
+//! with several lines), one core: `cargo bench -p storepulse-engine --bench apply`. Timed on an
+//! empty engine (`mixed_100k`: growing every table is part of it) and on one that has applied
+//! the 100,000 events before (`mixed_100k_warm`: a running server's steady state).
 
 #[allow(dead_code)] // each bench uses part of the shared builders
 mod events;
@@ -23,6 +25,28 @@ fn apply(c: &mut Criterion) {
             || Engine::new(EngineConfig::default()),
             |mut engine| {
                 for event in &events {
+                    engine.apply(event);
+                }
+                engine
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // A running server's engine: its tables grown, its visitors, sessions and products known
+    // from the 100,000 events before (the same 20,000 visitors, 200 s earlier).
+    let mut history = events::mixed_workload(200_000);
+    let later = history.split_off(100_000);
+    group.bench_function("mixed_100k_warm", |b| {
+        b.iter_batched(
+            || {
+                let mut engine = Engine::new(EngineConfig::default());
+                for event in &history {
+                    engine.apply(event);
+                }
+                engine
+            },
+            |mut engine| {
+                for event in &later {
                     engine.apply(event);
                 }
                 engine
