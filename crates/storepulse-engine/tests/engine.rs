@@ -237,6 +237,54 @@ fn group_values(
     result.groups.iter().map(|group| (group.key.clone(), group.values[metric].clone())).collect()
 }
 
+/// A product's category is its latest event's (a shop re-files a product): every sale of it
+/// counts there, and an event without a category leaves it where it is.
+#[test]
+fn a_product_counts_under_the_category_its_latest_event_named() {
+    let line = |category: Option<&str>| {
+        let mut line = json!({"id": "mug", "price": "10.00", "quantity": 1});
+        if let Some(category) = category {
+            line["category"] = json!(category);
+        }
+        json!([line])
+    };
+    let by_top_category = |engine: &Engine| {
+        let mut query = spec(&[Metric::Units], DAY0, DAY0 + DAY);
+        query.group_by = Some(Dimension::Category(1));
+        group_values(&engine.query(&query).unwrap(), "units")
+    };
+    let mut engine = engine_with(&[purchase(
+        DAY0 + HOUR,
+        "o1",
+        "main",
+        line(Some("Home > Kitchen")),
+        json!({}),
+    )]);
+    assert_eq!(by_top_category(&engine), vec![(Some("Home".into()), Value::Count(1))]);
+    for (order, category, expected) in [
+        ("o2", Some("Gifts > Mugs"), "Gifts"),
+        ("o3", None, "Gifts"),
+        ("o4", Some("Gifts > Mugs"), "Gifts"),
+        ("o5", Some("Home > Kitchen"), "Home"),
+        ("o6", Some("Home"), "Home"),
+    ] {
+        engine.apply(&event(purchase(DAY0 + 2 * HOUR, order, "main", line(category), json!({}))));
+        let units = engine.events_applied();
+        assert_eq!(
+            by_top_category(&engine),
+            vec![(Some(expected.into()), Value::Count(units))],
+            "after {order}"
+        );
+    }
+    let mut query = spec(&[Metric::Units], DAY0, DAY0 + DAY);
+    query.group_by = Some(Dimension::Category(2));
+    assert_eq!(
+        group_values(&engine.query(&query).unwrap(), "units"),
+        vec![(None, Value::Count(6))],
+        "\"Home\" has no second level"
+    );
+}
+
 #[test]
 fn group_by_category_levels_products_reps_and_promotions() {
     let engine = commerce_fixture();
