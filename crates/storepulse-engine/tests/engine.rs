@@ -237,49 +237,57 @@ fn group_values(
     result.groups.iter().map(|group| (group.key.clone(), group.values[metric].clone())).collect()
 }
 
-/// A product's category is its latest event's (a shop re-files a product): every sale of it
-/// counts there, and an event without a category leaves it where it is.
+/// A product's category and name are its latest event's (a shop re-files or renames a
+/// product): every sale of it counts there, under that name, and an event without them
+/// leaves them as they were.
 #[test]
-fn a_product_counts_under_the_category_its_latest_event_named() {
-    let line = |category: Option<&str>| {
+fn a_product_counts_under_the_category_and_name_its_latest_event_sent() {
+    let line = |category: Option<&str>, name: Option<&str>| {
         let mut line = json!({"id": "mug", "price": "10.00", "quantity": 1});
         if let Some(category) = category {
             line["category"] = json!(category);
         }
+        if let Some(name) = name {
+            line["name"] = json!(name);
+        }
         json!([line])
     };
-    let by_top_category = |engine: &Engine| {
+    let grouped = |engine: &Engine, by: Dimension| {
         let mut query = spec(&[Metric::Units], DAY0, DAY0 + DAY);
-        query.group_by = Some(Dimension::Category(1));
-        group_values(&engine.query(&query).unwrap(), "units")
+        query.group_by = Some(by);
+        let result = engine.query(&query).unwrap();
+        let labels = result.groups.iter().map(|group| group.label.clone()).collect::<Vec<_>>();
+        (group_values(&result, "units"), labels)
     };
-    let mut engine = engine_with(&[purchase(
-        DAY0 + HOUR,
-        "o1",
-        "main",
-        line(Some("Home > Kitchen")),
-        json!({}),
-    )]);
-    assert_eq!(by_top_category(&engine), vec![(Some("Home".into()), Value::Count(1))]);
-    for (order, category, expected) in [
-        ("o2", Some("Gifts > Mugs"), "Gifts"),
-        ("o3", None, "Gifts"),
-        ("o4", Some("Gifts > Mugs"), "Gifts"),
-        ("o5", Some("Home > Kitchen"), "Home"),
-        ("o6", Some("Home"), "Home"),
+    let first = line(Some("Home > Kitchen"), Some("Mug"));
+    let mut engine = engine_with(&[purchase(DAY0 + HOUR, "o1", "main", first, json!({}))]);
+    assert_eq!(
+        grouped(&engine, Dimension::Category(1)).0,
+        vec![(Some("Home".into()), Value::Count(1))]
+    );
+    for (order, category, name, expected_category, expected_name) in [
+        ("o2", Some("Gifts > Mugs"), Some("Big mug"), "Gifts", "Big mug"),
+        ("o3", None, None, "Gifts", "Big mug"),
+        ("o4", Some("Gifts > Mugs"), Some("Mug"), "Gifts", "Mug"),
+        ("o5", Some("Home > Kitchen"), Some("Mug"), "Home", "Mug"),
+        ("o6", Some("Home"), Some("Big mug"), "Home", "Big mug"),
     ] {
-        engine.apply(&event(purchase(DAY0 + 2 * HOUR, order, "main", line(category), json!({}))));
-        let units = engine.events_applied();
+        let sale = purchase(DAY0 + 2 * HOUR, order, "main", line(category, name), json!({}));
+        engine.apply(&event(sale));
+        let units = Value::Count(engine.events_applied());
         assert_eq!(
-            by_top_category(&engine),
-            vec![(Some(expected.into()), Value::Count(units))],
-            "after {order}"
+            grouped(&engine, Dimension::Category(1)).0,
+            vec![(Some(expected_category.into()), units.clone())],
+            "category after {order}"
+        );
+        assert_eq!(
+            grouped(&engine, Dimension::Product),
+            (vec![(Some("mug".into()), units)], vec![Some(expected_name.into())]),
+            "name after {order}"
         );
     }
-    let mut query = spec(&[Metric::Units], DAY0, DAY0 + DAY);
-    query.group_by = Some(Dimension::Category(2));
     assert_eq!(
-        group_values(&engine.query(&query).unwrap(), "units"),
+        grouped(&engine, Dimension::Category(2)).0,
         vec![(None, Value::Count(6))],
         "\"Home\" has no second level"
     );
