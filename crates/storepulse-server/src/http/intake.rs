@@ -273,7 +273,7 @@ impl Validated {
         }
     }
 
-    /// Encodes a valid event for the log; the `Event` itself is not kept.
+    /// Adds a valid event to the batch: encoded for the log, and kept for the engine.
     pub fn accept(&mut self, event: Event) {
         if self.first_event_id.is_none() {
             self.first_event_id = Some(event.event_id.clone());
