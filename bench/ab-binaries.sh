@@ -7,6 +7,13 @@
 #
 #   bench/ab-binaries.sh bench/wrk/batch_1000.lua 16 10s 4 /tmp/storepulse-before /tmp/storepulse-after
 #   (script, connections, duration per run, rounds, binaries...)
+#
+# Build an older commit with a target directory of its own:
+#   git worktree add /tmp/before REV && cd /tmp/before &&
+#   CARGO_TARGET_DIR=/tmp/before-target cargo build --release -p storepulse-server --bin storepulse
+# Built into the shared one, its artifacts take the names this checkout's build uses (cargo
+# hashes path dependencies relative to the workspace), and this checkout's sources edited
+# before then look older than them: cargo keeps the old code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/fresh-server.sh
