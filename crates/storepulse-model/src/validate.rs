@@ -378,7 +378,8 @@ pub fn referrer_host(referrer: &str) -> Option<CompactString> {
 /// The path of a URL (`https://shop.test/a/b?x=1` → `/a/b`); a relative URL is its own path.
 ///
 /// Vectorised byte scans rather than `split`/`find` with patterns: this runs for every page
-/// view.
+/// view. (A single byte-by-byte pass over scheme, host and path cost 30 % more on a 32-byte
+/// URL: callgrind, fourteenth session.)
 pub fn url_path(url: &str) -> &str {
     let end = memchr::memchr2(b'?', b'#', url.as_bytes()).unwrap_or(url.len());
     let without_query = &url[..end];
@@ -952,6 +953,12 @@ mod tests {
         assert_eq!(url_path("https://shop.test"), "/");
         assert_eq!(url_path("https://shop.test?x"), "/");
         assert_eq!(url_path("/cart?step=2"), "/cart");
+        // No scheme (none before `:`, or no `//` after it): the text is its own path.
+        assert_eq!(url_path("://x/y"), "://x/y");
+        assert_eq!(url_path("https:/x?y"), "https:/x");
+        assert_eq!(url_path("a?b://x/y"), "a");
+        assert_eq!(url_path("https://#/y"), "/");
+        assert_eq!(url_path("https://shop.test/a?b/c"), "/a");
         assert_eq!(
             referrer_host("https://www.Google.com/search?q=x").as_deref(),
             Some("google.com")
