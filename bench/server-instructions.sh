@@ -3,7 +3,9 @@
 # benchmark: a release server under callgrind takes 100 POSTs of the 1,000 page views of
 # bench/wrk/batch_1000.lua, one at a time, and callgrind counts from the first of them to the
 # last answer. Unlike wrk's requests per second, this count does not move with the machine's
-# load, so it can judge a change of a few percent. Needs valgrind, curl and python3.
+# load, so it can judge a change of a few percent. Needs valgrind, curl and python3. One
+# request at a time makes each group commit one 170 KB request, so the log zero-fills space
+# ahead (~170 instructions an event), which wrk's bigger groups never do.
 #
 #   bench/server-instructions.sh [BINARY]       # default: the release build of this checkout
 #   callgrind_annotate --inclusive=yes <the printed file>   # where the instructions go
