@@ -287,6 +287,13 @@ fn derive_marketing(
     raw: Option<crate::raw::RawMarketing>,
     page: Option<&Page>,
 ) -> Option<Marketing> {
+    // Most events carry no marketing at all: answer before building (and comparing) one.
+    let page_has_marketing = page.is_some_and(|page| {
+        page.referrer.is_some() || page.url.as_deref().is_some_and(|url| url.contains('?'))
+    });
+    if raw.is_none() && !page_has_marketing {
+        return None;
+    }
     let limit = check.limits.max_text_chars;
     let mut marketing = match raw {
         Some(raw) => Marketing {
