@@ -285,15 +285,18 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn inline<T: Default>(
+    /// `null` or an object read into `slot` in place: built on the stack and returned, the
+    /// value was moved twice more (through `Option<Option<_>>`) on its way into the event.
+    fn inline_into<T: Default>(
         &mut self,
+        slot: &mut Option<T>,
         read: impl FnOnce(&mut Self, &mut T) -> Option<()>,
-    ) -> Option<Option<T>> {
-        self.nullable(|reader| {
-            let mut value = T::default();
-            read(reader, &mut value)?;
-            Some(value)
-        })
+    ) -> Option<()> {
+        if self.null() {
+            *slot = None;
+            return Some(());
+        }
+        read(self, slot.insert(T::default()))
     }
 
     /// One arm per field, spelt out: matching the text fields first and the others after
@@ -315,7 +318,7 @@ impl<'a> Reader<'a> {
                 b"session_id" => reader.text_into(&mut seen, 7, &mut event.session_id)?,
                 b"page" => {
                     seen.first(8)?;
-                    event.page = reader.inline(Reader::page)?;
+                    reader.inline_into(&mut event.page, Reader::page)?;
                 }
                 b"marketing" => {
                     seen.first(9)?;
@@ -324,7 +327,7 @@ impl<'a> Reader<'a> {
                 b"country" => reader.text_into(&mut seen, 10, &mut event.country)?,
                 b"device" => {
                     seen.first(11)?;
-                    event.device = reader.inline(Reader::device)?;
+                    reader.inline_into(&mut event.device, Reader::device)?;
                 }
                 b"ip" => reader.text_into(&mut seen, 12, &mut event.ip)?,
                 b"product" => {
@@ -509,7 +512,9 @@ impl<'a> Reader<'a> {
     fn items(&mut self) -> Option<Vec<Option<RawProduct>>> {
         let mut items = Vec::new();
         self.array(|reader| {
-            items.push(reader.inline(Reader::product)?);
+            let mut item = None;
+            reader.inline_into(&mut item, Reader::product)?;
+            items.push(item);
             Some(())
         })?;
         Some(items)
