@@ -21,7 +21,7 @@ script=$1 connections=$2 duration=$3 rounds=$4
 shift 4
 binaries=("$@")
 addr=127.0.0.1:18095
-declare -A total
+declare -A total cpu_total
 for round in $(seq 1 "$rounds"); do
   order=("${binaries[@]}")
   if (( round % 2 == 0 )); then
@@ -30,13 +30,21 @@ for round in $(seq 1 "$rounds"); do
   fi
   for binary in "${order[@]}"; do
     start_fresh_server "$binary" "$addr"
+    cpu_before=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
     rps=$(wrk -t1 -c"$connections" -d"$duration" -s "$script" "http://$addr/api/v1/events" \
       | awk '/Requests\/sec/ {print $2}')
-    echo "round $round $binary $rps req/s"
+    cpu_after=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+    # The server's CPU time (user + system, clock ticks) per request answered: steadier than
+    # the request rate when other machines' load slows this one.
+    cpu=$(awk -v ticks="$(getconf CLK_TCK)" -v used=$((cpu_after - cpu_before)) -v rps="$rps" \
+      -v seconds="${duration%s}" 'BEGIN { printf "%.0f", used / ticks * 1e6 / (rps * seconds) }')
+    echo "round $round $binary $rps req/s, $cpu us of server CPU per request"
+    cpu_total[$binary]=$(( ${cpu_total[$binary]:-0} + cpu ))
     total[$binary]=$(awk -v a="${total[$binary]:-0}" -v b="$rps" 'BEGIN { print a + b }')
     stop_fresh_server
   done
 done
 for binary in "${binaries[@]}"; do
-  echo "total $binary ${total[$binary]} req/s over $rounds runs"
+  echo "total $binary ${total[$binary]} req/s over $rounds runs," \
+    "$(( cpu_total[$binary] / rounds )) us of server CPU per request on average"
 done
