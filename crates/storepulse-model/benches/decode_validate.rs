@@ -58,7 +58,7 @@ fn bench(criterion: &mut Criterion) {
 /// Walks a JSON array body the way the server does and counts the valid events.
 fn count_valid(body: &str, context: &ValidationContext<'_>) -> usize {
     let mut valid = 0;
-    let _ = for_each_element::<Box<RawEvent>>(body, BodyFormat::Json, |_, json, decoded| {
+    let _ = for_each_element::<RawEvent>(body, BodyFormat::Json, |_, json, decoded| {
         if let Ok(json) = json
             && validate_native_element(json, decoded, context).is_ok()
         {

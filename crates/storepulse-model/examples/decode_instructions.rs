@@ -42,7 +42,7 @@ fn main() {
         if std::env::args().nth(1).as_deref() == Some("wrk") { WRK_PAGE_VIEW } else { PAGE_VIEW };
     let body = format!("[{}]", vec![element; 1000].join(","));
     for _ in 0..20 {
-        let _ = for_each_element::<Box<RawEvent>>(&body, BodyFormat::Json, |_, json, decoded| {
+        let _ = for_each_element::<RawEvent>(&body, BodyFormat::Json, |_, json, decoded| {
             if let Ok(json) = json
                 && let Ok(event) = validate_native_element(json, decoded, &context)
             {

@@ -113,16 +113,16 @@ pub fn decode_native_event(
 }
 
 /// Validates one element of a body: `decoded` is the event when the body walk already decoded
-/// it (see [`crate::decode::for_each_element`]); otherwise `json` is decoded here. Boxed: the
-/// walk hands the value through several layers, and each would copy all ~480 bytes of it.
+/// it (see [`crate::decode::for_each_element`]), whose fields are taken out of it; otherwise
+/// `json` is decoded here.
 pub fn validate_native_element(
     json: &str,
-    decoded: Option<Box<RawEvent>>,
+    decoded: Option<&mut RawEvent>,
     context: &ValidationContext<'_>,
 ) -> Result<Event, ValidationErrors> {
     match decoded {
         Some(raw) if json.len() <= context.limits.max_event_bytes => {
-            validate_event(*raw, Vec::new(), context)
+            validate_taking(raw, Vec::new(), context)
         }
         _ => decode_native_event(json, context),
     }
@@ -131,7 +131,17 @@ pub fn validate_native_element(
 /// Validates a decoded event. `prior_errors` are type errors found while decoding; fields
 /// they name are not reported twice.
 pub fn validate_event(
-    raw: RawEvent,
+    mut raw: RawEvent,
+    prior_errors: Vec<FieldError>,
+    context: &ValidationContext<'_>,
+) -> Result<Event, ValidationErrors> {
+    validate_taking(&mut raw, prior_errors, context)
+}
+
+/// [`validate_event`] taking the fields out of `raw`, which the body walk reuses for every
+/// element (see [`crate::decode::for_each_element`]).
+fn validate_taking(
+    raw: &mut RawEvent,
     prior_errors: Vec<FieldError>,
     context: &ValidationContext<'_>,
 ) -> Result<Event, ValidationErrors> {
@@ -153,36 +163,38 @@ pub fn validate_event(
     };
 
     let event_id_generated = raw.event_id.is_none();
-    let event_id = match raw.event_id {
+    let event_id = match raw.event_id.take() {
         Some(id) => check.id("event_id", id),
         None => Some((context.new_event_id)()),
     };
-    let store = match raw.store {
+    let store = match raw.store.take() {
         Some(store) => check.store(store),
         None => Some(context.default_store.into()),
     };
-    let name = raw.name.and_then(|name| check.text("name", name, limits.max_id_chars));
-    let user_id = raw.user_id.and_then(|id| check.id("user_id", id));
-    let anonymous_id = raw.anonymous_id.and_then(|id| check.id("anonymous_id", id));
-    let session_id = raw.session_id.and_then(|id| check.id("session_id", id));
-    let event_time = raw.timestamp.and_then(|time| check.timestamp("timestamp", time));
-    let country = match raw.country {
+    let name = raw.name.take().and_then(|name| check.text("name", name, limits.max_id_chars));
+    let user_id = raw.user_id.take().and_then(|id| check.id("user_id", id));
+    let anonymous_id = raw.anonymous_id.take().and_then(|id| check.id("anonymous_id", id));
+    let session_id = raw.session_id.take().and_then(|id| check.id("session_id", id));
+    let event_time = raw.timestamp.take().and_then(|time| check.timestamp("timestamp", time));
+    let country = match raw.country.take() {
         Some(country) => check.country("country", country),
         None => context.country.and_then(normalize_country),
     };
-    let page = raw.page.map(|page| check.page(page));
-    let marketing = derive_marketing(&mut check, raw.marketing.map(|boxed| *boxed), page.as_ref());
-    let device = check.device(raw.device, context.user_agent);
+    let page = raw.page.take().map(|page| check.page(page));
+    let marketing =
+        derive_marketing(&mut check, raw.marketing.take().map(|boxed| *boxed), page.as_ref());
+    let device = check.device(raw.device.take(), context.user_agent);
     let order_currency = raw
         .order
         .as_ref()
         .and_then(|order| order.currency.as_deref())
         .and_then(|code| check.currency("order.currency", code))
         .unwrap_or(context.default_currency);
-    let product = raw.product.map(|product| check.product(&"product", *product, order_currency));
+    let product =
+        raw.product.take().map(|product| check.product(&"product", *product, order_currency));
     let sent_items = raw.items.as_ref().map_or(0, Vec::len);
-    let items = check.items(raw.items, order_currency);
-    let promotion = raw.promotion.map(|promotion| Promotion {
+    let items = check.items(raw.items.take(), order_currency);
+    let promotion = raw.promotion.take().map(|promotion| Promotion {
         id: check.required_id("promotion.id", promotion.id).unwrap_or_default(),
         name: promotion
             .name
@@ -195,8 +207,8 @@ pub fn validate_event(
             .and_then(|position| check.text("promotion.position", position.0, limits.max_id_chars)),
     });
     let search_query =
-        raw.query.and_then(|query| check.text("query", query, limits.max_text_chars));
-    let list = raw.list.map(|list| ProductList {
+        raw.query.take().and_then(|query| check.text("query", query, limits.max_text_chars));
+    let list = raw.list.take().map(|list| ProductList {
         id: list.id.and_then(|id| check.id("list.id", id)),
         category: list
             .category
@@ -217,9 +229,12 @@ pub fn validate_event(
         },
         None => context.client.map(CompactString::from),
     };
-    let properties =
-        raw.properties.and_then(|properties| check.properties("properties", properties.get()));
-    let order = raw.order.map(|order| check.order(*order, order_currency, event_type, &items));
+    let properties = raw
+        .properties
+        .take()
+        .and_then(|properties| check.properties("properties", properties.get()));
+    let order =
+        raw.order.take().map(|order| check.order(*order, order_currency, event_type, &items));
 
     if let Some(event_type) = event_type {
         check.type_requirements(

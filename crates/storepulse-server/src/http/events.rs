@@ -92,7 +92,7 @@ fn validate_body(
     // readable (a syntax error later in the body refuses the whole request).
     let mut validated = Validated::with_capacity(bytes.len());
     let mut rejects = Vec::new();
-    let walked = for_each_element::<Box<RawEvent>>(text, format, |index, json, decoded| {
+    let walked = for_each_element::<RawEvent>(text, format, |index, json, decoded| {
         if index >= limit {
             return; // counted, not validated: the request is refused below
         }
