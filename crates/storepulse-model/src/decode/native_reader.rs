@@ -372,9 +372,9 @@ impl<'a> Reader<'a> {
         // Written straight into `slot`: returned through `Option<Option<_>>` layers, the
         // 24-byte string was copied three times, each copy reading back, as one unaligned
         // word, bytes just stored as two, which stalls until the stores retire; that was three
-        // quarters of this function's time (perf, thirteenth session).
-        // A plain string first, the common case: trying `null` first cost a second look at
-        // the value's first byte for every string.
+        // quarters of this function's time (perf, thirteenth session). A plain string is tried
+        // first, as the common case: trying `null` first looked at every string's first byte
+        // twice.
         let before = self.at;
         if let Some(text) = self.string() {
             *slot = Some(CompactString::from(text));
