@@ -9,18 +9,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, header};
 use ipnet::IpNet;
 
-/// Forwarding headers in the order they are consulted.
-pub const FORWARDING_HEADERS: [&str; 7] = [
-    "x-forwarded-for",
-    "x-real-ip",
-    "cf-connecting-ip",
-    "x-client-ip",
-    "x-forwarded",
-    "forwarded-for",
-    "forwarded",
+/// Forwarding headers in the order they are consulted. Names built once: a lookup by `&str`
+/// parses the name first, and seven of those were ~2,000 instructions per request.
+pub static FORWARDING_HEADERS: [HeaderName; 7] = [
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("x-forwarded"),
+    HeaderName::from_static("forwarded-for"),
+    header::FORWARDED,
 ];
 
 /// Resolves the client address of a request.
@@ -32,10 +33,10 @@ pub fn resolve_client_ip(
     let peer_is_trusted =
         peer.is_some_and(|peer| trusted_proxies.iter().any(|net| net.contains(&canonical(peer))));
     if peer_is_trusted {
-        for name in FORWARDING_HEADERS {
+        for name in &FORWARDING_HEADERS {
             for value in headers.get_all(name) {
                 let Ok(value) = value.to_str() else { continue };
-                let found = if name == "forwarded" {
+                let found = if name == header::FORWARDED {
                     forwarded_for_addresses(value).find(|ip| is_public(*ip))
                 } else {
                     value.split(',').filter_map(parse_address).find(|ip| is_public(*ip))
@@ -151,12 +152,12 @@ mod tests {
     #[test]
     fn headers_are_consulted_in_seed_order() {
         for (index, name) in
-            FORWARDING_HEADERS.iter().enumerate().filter(|(_, name)| **name != "forwarded")
+            FORWARDING_HEADERS.iter().enumerate().filter(|(_, name)| **name != header::FORWARDED)
         {
-            let mut pairs: Vec<(&'static str, &str)> = vec![(name, "9.9.9.9")];
+            let mut pairs: Vec<(&str, &str)> = vec![(name.as_str(), "9.9.9.9")];
             // A later header must not win over an earlier one.
             if let Some(later) = FORWARDING_HEADERS.get(index + 1) {
-                pairs.push((later, "1.1.1.1"));
+                pairs.push((later.as_str(), "1.1.1.1"));
             }
             assert_eq!(resolve(&pairs, "127.0.0.1"), ip("9.9.9.9"), "{name}");
         }
