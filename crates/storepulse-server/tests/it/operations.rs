@@ -120,12 +120,38 @@ async fn browsers_get_cors_preflight_answers() {
     let response = test.send(request).await;
     assert!(response.status.is_success(), "{}", response.status);
     assert_eq!(response.header("access-control-allow-origin"), Some("https://shop.test"));
+    // The answer depends on the origin: caches must keep one per origin.
+    let vary = response.header("vary").unwrap_or_default();
+    assert!(vary.contains("origin"), "vary: {vary:?}");
     let request = Request::options("/api/v1/events")
         .header("origin", "https://evil.test")
         .header("access-control-request-method", "POST")
         .body(Body::empty())
         .unwrap();
     assert_eq!(test.send(request).await.header("access-control-allow-origin"), None);
+}
+
+/// With every origin allowed (the default) the answers are the same for all, and say so.
+#[tokio::test]
+async fn any_origin_gets_a_wildcard_and_no_vary() {
+    let test = TestApp::new();
+    let request = Request::options("/api/v1/events")
+        .header("origin", "https://any.shop.test")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap();
+    let response = test.send(request).await;
+    assert!(response.status.is_success(), "{}", response.status);
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(response.header("vary"), None);
+    let request = Request::get("/health")
+        .header("origin", "https://any.shop.test")
+        .body(Body::empty())
+        .unwrap();
+    let response = test.send(request).await;
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(response.header("vary"), None);
 }
 
 #[tokio::test]
