@@ -3,11 +3,13 @@
 # benchmark: a release server under callgrind takes 100 POSTs of the 1,000 page views of
 # bench/wrk/batch_1000.lua, one at a time, and callgrind counts from the first of them to the
 # last answer. With MODE=single it takes 2,000 POSTs of one page view each instead (those of
-# bench/wrk/single_event.lua, unique event ids), on one kept-alive connection, and counts per
-# request: each is then its own commit, as at low concurrency. Unlike wrk's requests per second, this count does not move with the machine's
-# load, so it can judge a change of a few percent. Needs valgrind, curl and python3. One
-# request at a time makes each group commit one 170 KB request, so the log zero-fills space
-# ahead (~170 instructions an event), which wrk's bigger groups never do.
+# bench/wrk/single_event.lua, unique event ids) on one kept-alive connection, and counts per
+# request: each is then its own commit, as at low concurrency. Unlike wrk's requests per
+# second, this count does not move with the machine's load, so it can judge a change of a few
+# percent. Needs valgrind, curl and python3. One request at a time makes each group commit one
+# 170 KB request, so the log zero-fills space ahead (~170 instructions an event), which wrk's
+# bigger groups never do. Callgrind counts each byte a `rep movsb` copies as an instruction,
+# so large copies weigh more here than in time.
 #
 #   bench/server-instructions.sh [BINARY]       # default: the release build of this checkout
 #   MODE=single bench/server-instructions.sh [BINARY]
