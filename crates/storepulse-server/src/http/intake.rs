@@ -3,7 +3,7 @@
 //! rejects, and the commit to the log.
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use compact_str::CompactString;
 use serde::Serialize;
@@ -28,9 +28,11 @@ pub struct IntakeContext {
     pub received_at: Timestamp,
     pub header_time: Option<HeaderTime>,
     pub client: Option<String>,
-    pub user_agent: Option<String>,
     pub country: Option<CompactString>,
-    pub content_type: Option<String>,
+    /// Kept as the header values (a clone shares the request's bytes) and read as text where
+    /// used: copied into `String`s, they were two allocations per request.
+    user_agent: Option<HeaderValue>,
+    content_type: Option<HeaderValue>,
 }
 
 /// Country headers a trusted proxy may set (Cloudflare's, and a generic one).
@@ -75,39 +77,55 @@ impl IntakeContext {
             received_at,
             header_time,
             client: state.anonymizer.client_value(client_ip.ip, received_at),
-            user_agent: header(&header::USER_AGENT).map(str::to_owned),
+            user_agent: headers.get(header::USER_AGENT).cloned(),
             country,
-            content_type: header(&header::CONTENT_TYPE).map(str::to_owned),
+            content_type: headers.get(header::CONTENT_TYPE).cloned(),
         }
     }
 
     /// The body layout the content type announces; anything else is 415 (and the payload is
     /// dead-lettered).
     pub fn body_format(&self, state: &AppState, payload: &[u8]) -> Result<BodyFormat, ApiError> {
-        let Some(content_type) = self.content_type.as_deref() else { return Ok(BodyFormat::Sniff) };
-        let essence =
-            content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        match essence.as_str() {
-            "application/json" | "application/vnd.api+json" => Ok(BodyFormat::Json),
-            "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonlines"
-            | "application/x-jsonlines" => Ok(BodyFormat::Ndjson),
-            // navigator.sendBeacon sends strings as text/plain.
-            "text/plain" | "" => Ok(BodyFormat::Sniff),
-            _ => {
-                self.dead_letter_request(
-                    state,
-                    FieldError::new(
-                        "",
-                        ErrorCode::UnsupportedContentType,
-                        format!("content type {content_type:?} is not accepted"),
-                    ),
-                    payload,
-                );
-                Err(ApiError::UnsupportedMediaType { content_type: content_type.to_owned() })
-            }
+        let Some(content_type) = self.content_type() else { return Ok(BodyFormat::Sniff) };
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        // Compared without case rather than lower-cased into a new string for every request.
+        let is_one_of =
+            |names: &[&str]| names.iter().any(|name| essence.eq_ignore_ascii_case(name));
+        if is_one_of(&["application/json", "application/vnd.api+json"]) {
+            return Ok(BodyFormat::Json);
         }
+        if is_one_of(&[
+            "application/x-ndjson",
+            "application/ndjson",
+            "application/jsonlines",
+            "application/x-jsonlines",
+        ]) {
+            return Ok(BodyFormat::Ndjson);
+        }
+        // navigator.sendBeacon sends strings as text/plain.
+        if is_one_of(&["text/plain", ""]) {
+            return Ok(BodyFormat::Sniff);
+        }
+        self.dead_letter_request(
+            state,
+            FieldError::new(
+                "",
+                ErrorCode::UnsupportedContentType,
+                format!("content type {content_type:?} is not accepted"),
+            ),
+            payload,
+        );
+        Err(ApiError::UnsupportedMediaType { content_type: content_type.to_owned() })
+    }
+
+    /// The request's `User-Agent`, when it is text.
+    fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_ref().and_then(|value| value.to_str().ok())
+    }
+
+    /// The request's `Content-Type`, when it is text.
+    fn content_type(&self) -> Option<&str> {
+        self.content_type.as_ref().and_then(|value| value.to_str().ok())
     }
 
     /// Reads the whole body, refusing more than `http.max_body_bytes` with 413.
@@ -150,7 +168,7 @@ impl IntakeContext {
             default_store: &state.config.ingest.default_store,
             default_currency: state.default_currency,
             client: self.client.as_deref(),
-            user_agent: self.user_agent.as_deref(),
+            user_agent: self.user_agent(),
             country: self.country.as_deref(),
             limits: &state.config.ingest.limits,
             new_event_id,
@@ -163,7 +181,7 @@ impl IntakeContext {
         state.dead_letters.record(DeadLetter::new(
             self.endpoint,
             None,
-            self.content_type.as_deref(),
+            self.content_type(),
             self.client.clone(),
             vec![reason],
             payload,
@@ -182,7 +200,7 @@ impl IntakeContext {
         state.dead_letters.record(DeadLetter::new(
             self.endpoint,
             index,
-            self.content_type.as_deref(),
+            self.content_type(),
             self.client.clone(),
             errors.0.clone(),
             payload,

@@ -150,6 +150,26 @@ async fn ndjson_and_send_beacon_text_bodies_work() {
     assert_eq!(test.stored_events().len(), 3);
 }
 
+/// Media types are case-insensitive (RFC 9110); parameters are ignored.
+#[tokio::test]
+async fn content_types_are_matched_without_case() {
+    let test = TestApp::new();
+    let two_lines = "{\"type\":\"search\",\"query\":\"a\"}\n{\"type\":\"search\",\"query\":\"b\"}";
+    let request = post("/api/v1/events")
+        .header("content-type", "APPLICATION/X-NDJSON")
+        .body(Body::from(two_lines))
+        .unwrap();
+    let response = test.send(request).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json()["accepted"], 2);
+    // Read as one JSON document, two objects are a syntax error: proof it was taken as JSON.
+    let request = post("/api/v1/events")
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(Body::from(two_lines))
+        .unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn gzip_request_bodies_are_decompressed() {
     let test = TestApp::new();
