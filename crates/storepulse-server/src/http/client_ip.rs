@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use ipnet::IpNet;
 
 /// Forwarding headers in the order they are consulted. Names built once: a lookup by `&str`
@@ -33,17 +33,27 @@ pub fn resolve_client_ip(
     let peer_is_trusted =
         peer.is_some_and(|peer| trusted_proxies.iter().any(|net| net.contains(&canonical(peer))));
     if peer_is_trusted {
-        for name in &FORWARDING_HEADERS {
-            for value in headers.get_all(name) {
-                let Ok(value) = value.to_str() else { continue };
-                let found = if name == header::FORWARDED {
-                    forwarded_for_addresses(value).find(|ip| is_public(*ip))
-                } else {
-                    value.split(',').filter_map(parse_address).find(|ip| is_public(*ip))
-                };
-                if let Some(ip) = found {
-                    return Some(ip);
-                }
+        // One pass over the request's headers (a handful) instead of a lookup per forwarding
+        // header, each hashing its name (~1,300 instructions for the seven); what it finds is
+        // then read in the order of precedence. The sort is stable, so a header sent several
+        // times keeps its values in the order they came.
+        let mut sent: Vec<(usize, &HeaderName, &HeaderValue)> = headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let rank = FORWARDING_HEADERS.iter().position(|wanted| wanted == name)?;
+                Some((rank, name, value))
+            })
+            .collect();
+        sent.sort_by_key(|(rank, _, _)| *rank);
+        for (_, name, value) in sent {
+            let Ok(value) = value.to_str() else { continue };
+            let found = if name == header::FORWARDED {
+                forwarded_for_addresses(value).find(|ip| is_public(*ip))
+            } else {
+                value.split(',').filter_map(parse_address).find(|ip| is_public(*ip))
+            };
+            if let Some(ip) = found {
+                return Some(ip);
             }
         }
     }
@@ -160,7 +170,24 @@ mod tests {
                 pairs.push((later.as_str(), "1.1.1.1"));
             }
             assert_eq!(resolve(&pairs, "127.0.0.1"), ip("9.9.9.9"), "{name}");
+            // Whatever order the request sent them in.
+            pairs.reverse();
+            assert_eq!(resolve(&pairs, "127.0.0.1"), ip("9.9.9.9"), "{name}, sent after");
         }
+    }
+
+    #[test]
+    fn a_later_header_answers_when_the_earlier_ones_hold_no_public_address() {
+        let pairs = [("x-real-ip", "8.8.4.4"), ("x-forwarded-for", "10.0.0.7, 192.168.0.9")];
+        assert_eq!(resolve(&pairs, "127.0.0.1"), ip("8.8.4.4"));
+    }
+
+    #[test]
+    fn a_header_sent_twice_is_read_in_the_order_it_came() {
+        let pairs = [("x-forwarded-for", "10.0.0.7"), ("x-forwarded-for", "9.9.9.9, 1.1.1.1")];
+        assert_eq!(resolve(&pairs, "127.0.0.1"), ip("9.9.9.9"));
+        let pairs = [("x-forwarded-for", "1.1.1.1"), ("x-forwarded-for", "9.9.9.9")];
+        assert_eq!(resolve(&pairs, "127.0.0.1"), ip("1.1.1.1"));
     }
 
     #[test]
