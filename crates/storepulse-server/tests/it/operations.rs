@@ -107,17 +107,21 @@ async fn unknown_paths_are_json_404s_naming_the_path() {
     assert!(body["error"]["message"].as_str().unwrap().contains("/visit"));
 }
 
+/// A browser's CORS preflight for a JSON POST of events from `origin`.
+fn preflight(origin: &str) -> Request<Body> {
+    Request::options("/api/v1/events")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn browsers_get_cors_preflight_answers() {
     let test =
         TestApp::with_config(|config| config.http.cors_origins = vec!["https://shop.test".into()]);
-    let request = Request::options("/api/v1/events")
-        .header("origin", "https://shop.test")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .body(Body::empty())
-        .unwrap();
-    let response = test.send(request).await;
+    let response = test.send(preflight("https://shop.test")).await;
     assert!(response.status.is_success(), "{}", response.status);
     assert_eq!(response.header("access-control-allow-origin"), Some("https://shop.test"));
     // The answer depends on the origin: caches must keep one per origin.
@@ -135,13 +139,7 @@ async fn browsers_get_cors_preflight_answers() {
 #[tokio::test]
 async fn any_origin_gets_a_wildcard_and_no_vary() {
     let test = TestApp::new();
-    let request = Request::options("/api/v1/events")
-        .header("origin", "https://any.shop.test")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .body(Body::empty())
-        .unwrap();
-    let response = test.send(request).await;
+    let response = test.send(preflight("https://any.shop.test")).await;
     assert!(response.status.is_success(), "{}", response.status);
     assert_eq!(response.header("access-control-allow-origin"), Some("*"));
     assert_eq!(response.header("vary"), None);
