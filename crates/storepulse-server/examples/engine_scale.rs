@@ -59,6 +59,143 @@ fn main() {
     // ENGINE_SCALE_FRESH_INPUT=1 each 1,000 events are copied just before they are applied
     // (the copy untimed), which separates the engine's own cache misses from reading its input.
     let fresh_input = std::env::var_os("ENGINE_SCALE_FRESH_INPUT").is_some();
+    // ENGINE_SCALE_ROUNDS=N applies the same events N times, each time into a fresh engine, and
+    // reports every round's rate and the fastest: builds compared that way share one pool and
+    // one machine state, where separate runs differ by a fifth on these machines. The report
+    // below is of the last round.
+    let rounds: usize = std::env::var("ENGINE_SCALE_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut rates = Vec::with_capacity(rounds);
+    let mut run = None;
+    for round in 1..=rounds {
+        // The round before is dropped first, so that rounds start from the same heap.
+        drop(run.take());
+        let this = apply_days(&pool, total, fresh_input);
+        if rounds > 1 {
+            println!("round {round}: {:.3} M events/s", this.rate() / 1e6);
+        }
+        rates.push(this.rate());
+        run = Some(this);
+    }
+    drop(pool);
+    let run = run.expect("at least one round");
+    if rounds > 1 {
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "{rounds} rounds: fastest {:.3} M events/s, median {:.3} M events/s",
+            rates[rounds - 1] / 1e6,
+            rates[rounds / 2] / 1e6
+        );
+    }
+    let Run {
+        mut engine,
+        applied,
+        day,
+        applying,
+        pruning,
+        longest_apply,
+        longest_history,
+        longest_history_part,
+        cpu,
+    } = run;
+    let now = Timestamp(START_MS + day * DAY_MS);
+    engine.prune(now);
+    let stats = engine.stats();
+    println!(
+        "applied {applied} events over {day} simulated days in {:.1?} ({:.2} M events/s on one \
+         core; pruning another {:.1?})",
+        applying,
+        applied as f64 / applying.as_secs_f64() / 1e6,
+        pruning
+    );
+    println!(
+        "longest hold of the engine: {longest_apply:.1?} applying one {}-event group, \
+         {longest_history_part:.1?} in one part of a day-scale retention pass \
+         ({longest_history:.1?} for a whole pass)",
+        if fresh_input { 1000 } else { 4096 }
+    );
+    if let Some((user, kernel)) = cpu {
+        // The kernel's share is page faults on memory the process touches for the first time
+        // (the engine's growth, the day's renamed events): on these VMs a hypervisor fault
+        // per page, see docs/performance.md.
+        println!(
+            "this thread over the loop (applying, pruning, renaming the day's events): \
+             {user:.2} s user, {kernel:.2} s kernel"
+        );
+    }
+    println!("engine: {}", serde_json::to_string_pretty(&stats).expect("stats serialize"));
+
+    let started = Instant::now();
+    let mut bytes = Vec::new();
+    storepulse_engine::snapshot::encode(&engine, &mut bytes).expect("encodes");
+    let encoded = started.elapsed();
+    let path = std::env::temp_dir().join(format!("engine-scale-{}.snapshot", std::process::id()));
+    // Synced, as the server writes its snapshots, so that the restore below reads a file the
+    // kernel has finished writing back, as a restarted server does.
+    let started = Instant::now();
+    let mut file = std::fs::File::create(&path).expect("the snapshot is created");
+    std::io::Write::write_all(&mut file, &bytes).expect("the snapshot is written");
+    file.sync_all().expect("the snapshot is synced");
+    drop(file);
+    let written = started.elapsed();
+    println!(
+        "snapshot: {} MB, encoded in {encoded:.1?}, written and synced in {written:.1?}",
+        bytes.len() / 1_000_000
+    );
+    drop(bytes);
+    let answers = answers(&engine, now);
+    drop(engine);
+
+    // The restart, in a fresh process, as the server does it: read the file, decode.
+    let output = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .args(["restore", &path.to_string_lossy(), &now.0.to_string()])
+        .output()
+        .expect("the restore runs");
+    if std::env::var_os("ENGINE_SCALE_KEEP_SNAPSHOT").is_some() {
+        println!(
+            "snapshot kept: {} (restore it: engine_scale restore <path> {})",
+            path.display(),
+            now.0
+        );
+    } else {
+        let _ = std::fs::remove_file(&path);
+    }
+    let report = String::from_utf8_lossy(&output.stdout);
+    print!("{report}");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        report.contains(&format!("answers {answers}")),
+        "the restored engine answers as before"
+    );
+}
+
+/// One pass over `total` events into a fresh engine, and what it cost.
+struct Run {
+    engine: Engine,
+    applied: u64,
+    day: i64,
+    applying: Duration,
+    pruning: Duration,
+    longest_apply: Duration,
+    longest_history: Duration,
+    longest_history_part: Duration,
+    /// User and kernel seconds of this thread over the loop.
+    cpu: Option<(f64, f64)>,
+}
+
+impl Run {
+    /// Events applied per second of applying.
+    fn rate(&self) -> f64 {
+        self.applied as f64 / self.applying.as_secs_f64()
+    }
+}
+
+/// Applies `total` events of `pool`'s day, renamed day after day, with the server's pruning
+/// on the simulated clock.
+fn apply_days(pool: &[Event], total: u64, fresh_input: bool) -> Run {
     let mut engine = Engine::new(EngineConfig::default());
     let mut applying = Duration::ZERO;
     let mut pruning = Duration::ZERO;
@@ -70,10 +207,10 @@ fn main() {
     let mut longest_history_part = Duration::ZERO;
     let mut applied = 0u64;
     let mut day = 0i64;
-    let mut renamed = pool.clone();
+    let mut renamed = pool.to_vec();
     let cpu_before = thread_cpu();
     while applied < total {
-        rename_for_day(&pool, &mut renamed, day);
+        rename_for_day(pool, &mut renamed, day);
         let count = (total - applied).min(renamed.len() as u64) as usize;
         // Housekeeping on the simulated clock: live windows every few thousand events,
         // day-scale retention four times a simulated day.
@@ -126,77 +263,17 @@ fn main() {
         let before = cpu_before.unwrap_or_default();
         (after.0 - before.0, after.1 - before.1)
     });
-    let now = Timestamp(START_MS + day * DAY_MS);
-    engine.prune(now);
-    let stats = engine.stats();
-    println!(
-        "applied {applied} events over {day} simulated days in {:.1?} ({:.2} M events/s on one \
-         core; pruning another {:.1?})",
+    Run {
+        engine,
+        applied,
+        day,
         applying,
-        applied as f64 / applying.as_secs_f64() / 1e6,
-        pruning
-    );
-    println!(
-        "longest hold of the engine: {longest_apply:.1?} applying one {}-event group, \
-         {longest_history_part:.1?} in one part of a day-scale retention pass \
-         ({longest_history:.1?} for a whole pass)",
-        if fresh_input { 1000 } else { 4096 }
-    );
-    if let Some((user, kernel)) = cpu {
-        // The kernel's share is page faults on memory the process touches for the first time
-        // (the engine's growth, the day's renamed events): on these VMs a hypervisor fault
-        // per page, see docs/performance.md.
-        println!(
-            "this thread over the loop (applying, pruning, renaming the day's events): \
-             {user:.2} s user, {kernel:.2} s kernel"
-        );
+        pruning,
+        longest_apply,
+        longest_history,
+        longest_history_part,
+        cpu,
     }
-    println!("engine: {}", serde_json::to_string_pretty(&stats).expect("stats serialize"));
-    drop(renamed);
-    drop(pool);
-
-    let started = Instant::now();
-    let mut bytes = Vec::new();
-    storepulse_engine::snapshot::encode(&engine, &mut bytes).expect("encodes");
-    let encoded = started.elapsed();
-    let path = std::env::temp_dir().join(format!("engine-scale-{}.snapshot", std::process::id()));
-    // Synced, as the server writes its snapshots, so that the restore below reads a file the
-    // kernel has finished writing back, as a restarted server does.
-    let started = Instant::now();
-    let mut file = std::fs::File::create(&path).expect("the snapshot is created");
-    std::io::Write::write_all(&mut file, &bytes).expect("the snapshot is written");
-    file.sync_all().expect("the snapshot is synced");
-    drop(file);
-    let written = started.elapsed();
-    println!(
-        "snapshot: {} MB, encoded in {encoded:.1?}, written and synced in {written:.1?}",
-        bytes.len() / 1_000_000
-    );
-    drop(bytes);
-    let answers = answers(&engine, now);
-    drop(engine);
-
-    // The restart, in a fresh process, as the server does it: read the file, decode.
-    let output = std::process::Command::new(std::env::current_exe().expect("own path"))
-        .args(["restore", &path.to_string_lossy(), &now.0.to_string()])
-        .output()
-        .expect("the restore runs");
-    if std::env::var_os("ENGINE_SCALE_KEEP_SNAPSHOT").is_some() {
-        println!(
-            "snapshot kept: {} (restore it: engine_scale restore <path> {})",
-            path.display(),
-            now.0
-        );
-    } else {
-        let _ = std::fs::remove_file(&path);
-    }
-    let report = String::from_utf8_lossy(&output.stdout);
-    print!("{report}");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        report.contains(&format!("answers {answers}")),
-        "the restored engine answers as before"
-    );
 }
 
 /// Loads a snapshot in this fresh process: the restart's time and the memory the engine
