@@ -384,6 +384,26 @@ mod tests {
         }
     }
 
+    /// Events written one after another into one buffer (as a request's batch is) are each
+    /// their own postcard bytes, small ones and large ones.
+    #[test]
+    fn events_follow_one_another_in_one_buffer() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let mut small = proptest::strategy::ValueTree::current(
+            &event().new_tree(&mut runner).expect("an event"),
+        );
+        small.properties = None;
+        let mut large = small.clone();
+        large.properties = Some("q".repeat(3_000).into());
+        let mut buffer = vec![7u8];
+        let mut expected = vec![7u8];
+        for event in [&small, &large, &small] {
+            write_event(event, &mut buffer);
+            expected.extend(postcard::to_allocvec(event).expect("postcard encodes any event"));
+        }
+        assert_eq!(buffer, expected);
+    }
+
     /// Lengths past one and two varint bytes, and the extremes of every integer.
     #[test]
     fn long_texts_and_extreme_numbers() {
