@@ -15,16 +15,16 @@ pub struct Interner {
     names: Vec<CompactString>,
     /// The last id returned: events come in runs of the same store, country, source.
     last: u32,
-    /// Ids of names of at most 7 bytes (countries, stores, most sources), keyed by the name
-    /// packed into an integer ([`short_key`]): one integer hash and compare instead of hashing
-    /// and comparing text, ~35 instructions instead of ~190. A cache in front of `ids`, filled
-    /// as names are looked up (so it is not kept in snapshots).
+    /// Ids of names of at most 15 bytes (countries, stores, sources, most product ids and
+    /// page paths), keyed by the name packed into an integer ([`short_key`]): one integer hash
+    /// and compare instead of hashing and comparing text, ~35 instructions instead of ~190. A
+    /// cache in front of `ids`, filled as names are looked up (so it is not kept in snapshots).
     #[serde(skip)]
-    short: FastMap<u64, u32>,
+    short: FastMap<u128, u32>,
     /// The key and id of the last short name looked up: most events name the same store, and
     /// many the same country, as the event before.
     #[serde(skip, default = "no_last_short")]
-    last_short: (u64, u32),
+    last_short: (u128, u32),
 }
 
 impl Default for Interner {
@@ -40,17 +40,17 @@ impl Default for Interner {
 }
 
 /// No short name's key: its length byte would say 255.
-fn no_last_short() -> (u64, u32) {
-    (u64::MAX, 0)
+fn no_last_short() -> (u128, u32) {
+    (u128::MAX, 0)
 }
 
-/// A name of at most 7 bytes as an integer: its bytes (little-endian), and its length in the
+/// A name of at most 15 bytes as an integer: its bytes (little-endian), and its length in the
 /// top byte (so that `"US"` and `"US\0"` differ).
 ///
-/// Read as whole words, not copied byte by byte into an 8-byte buffer and loaded back: a load
-/// that spans several smaller stores waits for them to retire, and that stall was a third of
-/// the interner's time on every event (perf, thirteenth session).
-fn short_key(name: &str) -> Option<u64> {
+/// Read as whole words, not copied byte by byte into a buffer and loaded back: a load that
+/// spans several smaller stores waits for them to retire, and that stall was a third of the
+/// interner's time on every event (perf, thirteenth session).
+fn short_key(name: &str) -> Option<u128> {
     let bytes = name.as_bytes();
     let length = bytes.len();
     let word = match length {
@@ -69,9 +69,23 @@ fn short_key(name: &str) -> Option<u64> {
             let high = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
             u64::from(low) | u64::from(high) << (8 * (length - 4))
         }
+        8..=15 => {
+            // The same with two 8-byte reads: product ids like "sku-00042" and page paths
+            // like "/p/sku-00042" (a tenth of applying a page view went to hashing those).
+            let word = |at: usize| {
+                let mut word = [0; 8];
+                word.copy_from_slice(&bytes[at..at + 8]);
+                u64::from_le_bytes(word)
+            };
+            return Some(
+                u128::from(word(0))
+                    | u128::from(word(length - 8)) << (8 * (length - 8))
+                    | (length as u128) << 120,
+            );
+        }
         _ => return None,
     };
-    Some(word | (length as u64) << 56)
+    Some(u128::from(word) | (length as u128) << 120)
 }
 
 impl Interner {
@@ -133,7 +147,7 @@ impl Interner {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         let text: usize = self.names.iter().map(|name| name.len().max(24)).sum();
-        text * 2 + self.ids.capacity() * 8 + self.short.capacity() * 16
+        text * 2 + self.ids.capacity() * 8 + self.short.capacity() * 32
     }
 }
 
@@ -142,18 +156,36 @@ mod tests {
     use super::*;
 
     /// The key is the name's bytes and its length, whatever the length: every name of up to
-    /// seven bytes has its own key.
+    /// fifteen bytes has its own key.
     #[test]
     fn a_short_key_is_the_bytes_and_the_length() {
-        let names = ["", "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "US", "US\0"];
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdef",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmn",
+            "abcdefghijklmno",
+            "US",
+            "US\0",
+            "sku-00042",
+            "sku-00042\0",
+            "/p/sku-00042",
+        ];
         for name in names {
-            let mut expected = [0u8; 8];
+            let mut expected = [0u8; 16];
             expected[..name.len()].copy_from_slice(name.as_bytes());
-            expected[7] = name.len() as u8;
-            assert_eq!(short_key(name), Some(u64::from_le_bytes(expected)), "{name:?}");
+            expected[15] = name.len() as u8;
+            assert_eq!(short_key(name), Some(u128::from_le_bytes(expected)), "{name:?}");
         }
-        assert_eq!(short_key("abcdefgh"), None);
-        let mut keys: Vec<u64> = names.iter().filter_map(|name| short_key(name)).collect();
+        assert_eq!(short_key("abcdefghijklmnop"), None);
+        let mut keys: Vec<u128> = names.iter().filter_map(|name| short_key(name)).collect();
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), names.len());
