@@ -44,8 +44,8 @@ impl CoOccurrence {
         if entry.items.contains(&product) {
             return;
         }
+        self.pairs.add_all(product, &entry.items);
         for &other in &entry.items {
-            self.pairs.add(product, other);
             self.pairs.add(other, product);
         }
         if entry.items.len() == MAX_ITEMS_PER_VISITOR {

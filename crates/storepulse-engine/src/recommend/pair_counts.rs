@@ -34,6 +34,16 @@ impl PairCounts {
         }
     }
 
+    /// One more visitor with `product` and each of `others` (counted on `product`'s side
+    /// only): [`PairCounts::add`] for each, with `product`'s pending list looked up once.
+    pub(super) fn add_all(&mut self, product: u32, others: &[u32]) {
+        self.pending.entry(product).or_default().extend_from_slice(others);
+        self.pending_count += others.len();
+        if self.pending_count >= FOLD_AT {
+            self.fold();
+        }
+    }
+
     /// Adds every pending increment to its row.
     fn fold(&mut self) {
         for (product, others) in &mut self.pending {
@@ -112,8 +122,8 @@ impl<'de> serde::Deserialize<'de> for PairCounts {
 mod tests {
     use super::*;
 
-    /// Pending increments count like folded ones, in answers and in snapshots, and a snapshot
-    /// decodes as the nested maps it always was.
+    /// Pending increments count like folded ones, in answers and in snapshots, one at a time
+    /// or several at once, and a snapshot decodes as the nested maps it always was.
     #[test]
     fn pending_and_folded_counts_are_the_same_counts() {
         let mut counts = PairCounts::default();
@@ -122,8 +132,17 @@ mod tests {
         for n in 0..(FOLD_AT + FOLD_AT / 2) {
             state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             let (product, other) = ((state >> 40) as u32 % 300, (state >> 20) as u32 % 300);
-            counts.add(product, other);
-            *expected.entry(product).or_default().entry(other).or_default() += 1;
+            if n % 5 == 0 {
+                // A visitor's new product pairs with everything it met before, in one call.
+                let others = [other, (other + 1) % 300, other];
+                counts.add_all(product, &others);
+                for other in others {
+                    *expected.entry(product).or_default().entry(other).or_default() += 1;
+                }
+            } else {
+                counts.add(product, other);
+                *expected.entry(product).or_default().entry(other).or_default() += 1;
+            }
             if n == 1_000 {
                 // Before any fold: everything is pending.
                 assert!(counts.rows.is_empty());
