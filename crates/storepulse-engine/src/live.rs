@@ -467,7 +467,14 @@ impl LiveWindows {
             // Nearly every page view is in the newest bucket: checked before a tree search.
             let counts = match self.page_views.last_entry() {
                 Some(newest) if *newest.key() == bucket => newest.into_mut(),
-                _ => self.page_views.entry(bucket).or_default(),
+                newest => {
+                    // Room for as many pages as the bucket before had, so that a new bucket
+                    // does not rehash its way up through every power of two.
+                    let room = newest.map_or(0, |newest| newest.get().len());
+                    self.page_views.entry(bucket).or_insert_with(|| {
+                        FastMap::with_capacity_and_hasher(room, Default::default())
+                    })
+                }
             };
             *counts.entry(PageKey { place: sighting.place, page }).or_default() += 1;
         }
