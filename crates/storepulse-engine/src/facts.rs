@@ -38,44 +38,19 @@ pub struct Measures {
 
 impl Measures {
     pub fn add(&mut self, other: &Measures) {
-        // Through arrays, so that the eleven saturating additions compile to a few vector
-        // instructions instead of eleven add-compare-select sequences.
-        let mut counts = self.counts();
-        for (count, more) in counts.iter_mut().zip(other.counts()) {
-            *count = count.saturating_add(more);
-        }
-        [
-            self.events,
-            self.page_views,
-            self.product_views,
-            self.cart_adds,
-            self.cart_removes,
-            self.checkouts,
-            self.orders,
-            self.units,
-            self.refunds,
-            self.promotion_views,
-            self.promotion_clicks,
-        ] = counts;
+        self.events = self.events.saturating_add(other.events);
+        self.page_views = self.page_views.saturating_add(other.page_views);
+        self.product_views = self.product_views.saturating_add(other.product_views);
+        self.cart_adds = self.cart_adds.saturating_add(other.cart_adds);
+        self.cart_removes = self.cart_removes.saturating_add(other.cart_removes);
+        self.checkouts = self.checkouts.saturating_add(other.checkouts);
+        self.orders = self.orders.saturating_add(other.orders);
+        self.units = self.units.saturating_add(other.units);
+        self.refunds = self.refunds.saturating_add(other.refunds);
+        self.promotion_views = self.promotion_views.saturating_add(other.promotion_views);
+        self.promotion_clicks = self.promotion_clicks.saturating_add(other.promotion_clicks);
         self.gross_revenue += other.gross_revenue;
         self.refunded_revenue += other.refunded_revenue;
-    }
-
-    #[inline(always)]
-    fn counts(&self) -> [u32; 11] {
-        [
-            self.events,
-            self.page_views,
-            self.product_views,
-            self.cart_adds,
-            self.cart_removes,
-            self.checkouts,
-            self.orders,
-            self.units,
-            self.refunds,
-            self.promotion_views,
-            self.promotion_clicks,
-        ]
     }
 
     /// These measures without their money (for rows in another currency than the query's).
