@@ -90,17 +90,10 @@ fn main() {
             rates[rounds / 2] / 1e6
         );
     }
-    let Run {
-        mut engine,
-        applied,
-        day,
-        applying,
-        pruning,
-        longest_apply,
-        longest_history,
-        longest_history_part,
-        cpu,
-    } = run;
+    let (applied, day, applying, pruning) = (run.applied, run.day, run.applying, run.pruning);
+    let (longest_apply, longest_history_part) = (run.longest_apply, run.longest_history_part);
+    let (longest_history, cpu) = (run.longest_history, run.cpu);
+    let mut engine = run.engine;
     let now = Timestamp(START_MS + day * DAY_MS);
     engine.prune(now);
     let stats = engine.stats();
