@@ -184,16 +184,22 @@ fn validate_taking(
     let marketing =
         derive_marketing(&mut check, raw.marketing.take().map(|boxed| *boxed), page.as_ref());
     let device = check.device(raw.device.take(), context.user_agent);
-    let order_currency = raw
-        .order
-        .as_ref()
-        .and_then(|order| order.currency.as_deref())
-        .and_then(|code| check.currency("order.currency", code))
-        .unwrap_or(context.default_currency);
-    let product =
-        raw.product.take().map(|product| check.product(&"product", *product, order_currency));
+    // An order has one currency: the one it states, else its lines' (trackers often set it on
+    // products only), else the default. Lines of an order in another currency are refused:
+    // their amounts cannot be added to the order's.
+    let order_currency = match raw.order.as_ref().and_then(|order| order.currency.as_deref()) {
+        Some(code) => check.currency("order.currency", code),
+        None => first_line_currency(raw),
+    }
+    .unwrap_or(context.default_currency);
+    let one_currency = matches!(
+        event_type,
+        Some(EventType::Purchase | EventType::Refund | EventType::CheckoutStarted)
+    );
+    let lines = LineCurrency { order: order_currency, one_currency };
+    let product = raw.product.take().map(|product| check.product(&"product", *product, lines));
     let sent_items = raw.items.as_ref().map_or(0, Vec::len);
-    let items = check.items(raw.items.take(), order_currency);
+    let items = check.items(raw.items.take(), lines);
     let promotion = raw.promotion.take().map(|promotion| Promotion {
         id: check.required_id("promotion.id", promotion.id).unwrap_or_default(),
         name: promotion
@@ -695,14 +701,25 @@ impl Checker<'_> {
         &mut self,
         path: &dyn Display,
         raw: RawProduct,
-        order_currency: Currency,
+        lines: LineCurrency,
     ) -> Option<Product> {
         let limits = self.limits;
         let id = self.required_id(Sub(path, "id"), raw.id);
         let currency = match raw.currency.as_deref() {
-            Some(code) => self.currency(Sub(path, "currency"), code).unwrap_or(order_currency),
-            None => order_currency,
+            Some(code) => self.currency(Sub(path, "currency"), code).unwrap_or(lines.order),
+            None => lines.order,
         };
+        if lines.one_currency && currency != lines.order {
+            self.push(
+                Sub(path, "currency"),
+                ErrorCode::InvalidValue,
+                format!(
+                    "is {} but the order is in {}; every line of an order must be in its currency",
+                    currency.code(),
+                    lines.order.code()
+                ),
+            );
+        }
         let price = raw
             .price
             .and_then(|price| self.amount(Sub(path, "price"), price, currency))
@@ -777,11 +794,7 @@ impl Checker<'_> {
         Some(product)
     }
 
-    fn items(
-        &mut self,
-        raw: Option<Vec<Option<RawProduct>>>,
-        order_currency: Currency,
-    ) -> Vec<Product> {
+    fn items(&mut self, raw: Option<Vec<Option<RawProduct>>>, lines: LineCurrency) -> Vec<Product> {
         let Some(raw) = raw else { return Vec::new() };
         if raw.len() > self.limits.max_items {
             self.push(
@@ -796,7 +809,7 @@ impl Checker<'_> {
             let path = Indexed("items", index);
             match item {
                 Some(item) => {
-                    if let Some(product) = self.product(&path, item, order_currency) {
+                    if let Some(product) = self.product(&path, item, lines) {
                         items.push(product);
                     }
                 }
@@ -839,7 +852,7 @@ impl Checker<'_> {
         let total = match (total, event_type) {
             (Some(total), _) => Some(total),
             (None, Some(EventType::Purchase | EventType::CheckoutStarted)) => {
-                computed_total(items, currency, tax, shipping, discount)
+                computed_total(items, subtotal, tax, shipping, discount)
             }
             (None, _) => None,
         };
@@ -942,23 +955,50 @@ impl Checker<'_> {
     }
 }
 
+/// An order's total from its subtotal, else from its priced lines (all in the order's
+/// currency, which validation has checked; a line without a price, such as a gift, adds
+/// nothing), plus tax and shipping, less discount. `None` when there is neither a subtotal nor
+/// a single priced line (seed 4's buys name units only: an order of unknown value), or when
+/// the sum overflows.
 fn computed_total(
     items: &[Product],
-    currency: Currency,
+    subtotal: Option<i64>,
     tax: Option<i64>,
     shipping: Option<i64>,
     discount: Option<i64>,
 ) -> Option<i64> {
-    let mut total: i64 = 0;
-    for item in items {
-        let price = item.price?;
-        if price.currency != currency {
-            return None;
+    let lines = match subtotal {
+        Some(subtotal) => subtotal,
+        None => {
+            let mut priced = items.iter().filter_map(|item| Some((item.price?, item.quantity)));
+            let (price, quantity) = priced.next()?;
+            let first = price.minor.checked_mul(i64::from(quantity))?;
+            priced.try_fold(first, |sum, (price, quantity)| {
+                sum.checked_add(price.minor.checked_mul(i64::from(quantity))?)
+            })?
         }
-        total = total.checked_add(price.minor.checked_mul(i64::from(item.quantity))?)?;
-    }
-    total = total.checked_add(tax.unwrap_or(0))?.checked_add(shipping.unwrap_or(0))?;
+    };
+    let total = lines.checked_add(tax.unwrap_or(0))?.checked_add(shipping.unwrap_or(0))?;
     Some((total - discount.unwrap_or(0)).max(0))
+}
+
+/// The currency lines are read in, and whether they must all be in it (the lines of an order).
+#[derive(Clone, Copy)]
+struct LineCurrency {
+    order: Currency,
+    one_currency: bool,
+}
+
+/// The currency the event's first line states, when it is a valid code (an invalid one is
+/// reported where the line is validated).
+fn first_line_currency(raw: &RawEvent) -> Option<Currency> {
+    let items = raw.items.iter().flatten().flatten();
+    raw.product
+        .as_deref()
+        .into_iter()
+        .chain(items)
+        .find_map(|line| line.currency.as_deref())
+        .and_then(Currency::parse)
 }
 
 #[cfg(test)]

@@ -91,6 +91,31 @@ fn a_full_purchase_is_accepted_with_exact_money() {
 }
 
 #[test]
+fn an_order_total_comes_from_its_subtotal_or_lines_in_the_lines_currency() {
+    let total = |json: &str| native(json).unwrap().order.unwrap().total;
+    // Without a total, the priced lines (a line without a price, such as a gift, adds nothing).
+    let gift = r#"{"type":"purchase","order":{"id":"o","shipping":4.99},"items":[{"id":"a","price":10},{"id":"gift"}]}"#;
+    assert_eq!(total(gift), Some(1_499));
+    // No price anywhere (seed 4's buys): an order of unknown value.
+    assert_eq!(total(r#"{"type":"purchase","order":{"id":"o"},"items":[{"id":"a"}]}"#), None);
+    // The subtotal stands for the lines, priced or not.
+    let with_subtotal = r#"{"type":"purchase","order":{"id":"o","subtotal":"20.00","tax":"1.50"},"items":[{"id":"gift"}]}"#;
+    assert_eq!(total(with_subtotal), Some(2_150));
+    // No order currency: the lines' currency is the order's (not the default USD).
+    let euro_lines = r#"{"type":"purchase","order":{"id":"o"},"items":[{"id":"a","price":"10.00","currency":"EUR"},{"id":"b","price":"5.00"}]}"#;
+    let event = native(euro_lines).unwrap();
+    let order = event.order.unwrap();
+    assert_eq!((order.currency.code(), order.total), ("EUR", Some(1_500)));
+    assert_eq!(event.items[1].price.unwrap().currency.code(), "EUR");
+    // A checkout without a computable total is still accepted, without one.
+    let checkout = r#"{"type":"checkout_started","order":{"id":"o"},"items":[{"id":"a"}]}"#;
+    assert_eq!(total(checkout), None);
+    // Cart lines are not an order: each keeps its own currency.
+    let cart = r#"{"type":"add_to_cart","product":{"id":"a","price":3,"currency":"JPY"}}"#;
+    assert_eq!(native(cart).unwrap().product.unwrap().price.unwrap().currency.code(), "JPY");
+}
+
+#[test]
 fn defaults_fill_in_id_store_and_time() {
     let event = native(r#"{"type":"page_view","page":{"url":"https://shop.test/shoes?utm_source=news&utm_campaign=fall"}}"#).unwrap();
     assert_eq!(event.event_id, "generated-id");
@@ -169,8 +194,16 @@ fn type_requirements_table() {
         (r#"{"type":"page_view","page":{"url":"/"},"properties":[1]}"#, &["properties"]),
         (r#"{"type":"page_view","page":{"url":"/"},"device":{"type":"fridge"}}"#, &["device.type"]),
         (
-            r#"{"type":"purchase","order":{"id":"o","status":"lost"},"items":[{"id":"a"}]}"#,
+            r#"{"type":"purchase","order":{"id":"o","status":"lost"},"items":[{"id":"a","price":1}]}"#,
             &["order.status"],
+        ),
+        (
+            r#"{"type":"purchase","order":{"id":"o","currency":"USD"},"items":[{"id":"a","price":10,"currency":"EUR"},{"id":"b","price":5}]}"#,
+            &["items[0].currency"],
+        ),
+        (
+            r#"{"type":"refund","order":{"id":"o","currency":"GBP"},"product":{"id":"a","price":10,"currency":"EUR"}}"#,
+            &["product.currency"],
         ),
     ];
     for (json, expected) in cases {
