@@ -258,8 +258,10 @@ pub fn currency_bytes(currency: Currency) -> [u8; 3] {
 pub type OrderMemory =
     griddle::HashMap<(u32, compact_str::CompactString), OrderRecord, foldhash::fast::RandomState>;
 
-/// One order as the engine remembers it, so that a full refund (no amount, no lines) takes
-/// back exactly what was bought.
+/// One order as the engine remembers it, so that its refunds take back what was bought and
+/// never more: a full refund (no amount, no lines) refunds what is left of it, a line refunded
+/// without a price is valued at the price it was bought at, and every refund is capped at what
+/// remains unrefunded. A purchase repeating a remembered order's id is not counted again.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct OrderRecord {
     /// The sale's row key (with its currency), which its refunds are attributed to.
@@ -267,8 +269,47 @@ pub struct OrderRecord {
     /// The purchase's event time; orders are forgotten after `order_memory` (see the engine).
     pub time_ms: i64,
     pub total: i64,
-    /// (product, units, line total)
-    pub lines: Vec<(u32, u32, i64)>,
+    /// Refunded so far, at most `total`.
+    pub refunded: i64,
+    pub lines: Vec<OrderLine>,
+}
+
+/// One line of a remembered order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderLine {
+    pub product: u32,
+    pub units: u32,
+    /// Price × units.
+    pub total: i64,
+    /// Refunded so far, at most `total`.
+    pub refunded: i64,
+}
+
+impl OrderLine {
+    fn left(&self) -> i64 {
+        self.total - self.refunded
+    }
+}
+
+/// [`OrderRecord`] as snapshot formats up to 11 stored it, before refunds were tracked.
+#[derive(serde::Deserialize)]
+pub(crate) struct OrderRecordUpToV11 {
+    key: FactKey,
+    time_ms: i64,
+    total: i64,
+    lines: Vec<(u32, u32, i64)>,
+}
+
+impl From<OrderRecordUpToV11> for OrderRecord {
+    /// Refunds applied before the upgrade are not known: the order is taken as unrefunded.
+    fn from(old: OrderRecordUpToV11) -> Self {
+        let lines = old
+            .lines
+            .into_iter()
+            .map(|(product, units, total)| OrderLine { product, units, total, refunded: 0 })
+            .collect();
+        OrderRecord { key: old.key, time_ms: old.time_ms, total: old.total, refunded: 0, lines }
+    }
 }
 
 /// The rows one event adds: `(key, measures)` pairs, the event row first.
@@ -336,6 +377,13 @@ pub fn rows_of(
         EventType::Purchase => {
             let currency = order.map(|o| currency_bytes(o.currency)).unwrap_or([0; 3]);
             key.currency = currency;
+            let order_key = order.and_then(|o| o.id.clone()).map(|id| (base.store, id));
+            // The same order sent again (a retry under a new event id, a second "Order
+            // Completed"): one more event, not one more order.
+            if order_key.as_ref().is_some_and(|order_key| orders.contains_key(order_key)) {
+                rows[0] = (key, totals);
+                return;
+            }
             let mut record =
                 OrderRecord { key, time_ms: event.event_time.0, ..OrderRecord::default() };
             for item in &event.items {
@@ -343,7 +391,7 @@ pub fn rows_of(
                 let units = item.quantity;
                 let line_total =
                     item.price.map_or(0, |price| price.minor * i64::from(item.quantity));
-                record.lines.push((id, units, line_total));
+                record.lines.push(OrderLine { product: id, units, total: line_total, refunded: 0 });
                 totals.units = totals.units.saturating_add(units);
                 rows.push((
                     FactKey { product: id, currency, ..base },
@@ -353,50 +401,41 @@ pub fn rows_of(
             totals.orders = 1;
             totals.gross_revenue = order.and_then(|o| o.total).unwrap_or(0);
             record.total = totals.gross_revenue;
-            if let Some(order_id) = order.and_then(|o| o.id.clone()) {
-                orders.insert((base.store, order_id), record);
+            if let Some(order_key) = order_key {
+                orders.insert(order_key, record);
             }
         }
         EventType::Refund => {
             totals.refunds = 1;
             let original = order
                 .and_then(|o| o.id.clone())
-                .and_then(|order_id| orders.get(&(base.store, order_id)));
+                .and_then(|order_id| orders.get_mut(&(base.store, order_id)));
             // A refund counts against the sale's dimensions (its promotion, rep, source,
             // country), which the refund event itself rarely repeats.
-            let base = original.map_or(base, |original| original.key);
+            let base = original.as_ref().map_or(base, |original| original.key);
             key = base;
             key.currency = order.map_or(base.currency, |o| currency_bytes(o.currency));
             let currency = key.currency;
-            if !event.items.is_empty() {
-                for item in &event.items {
-                    let id = dims.product(item);
-                    let amount = item.price.map_or(0, |p| p.minor * i64::from(item.quantity));
-                    totals.refunded_revenue += amount;
-                    rows.push((
-                        FactKey { product: id, currency, ..base },
-                        Measures { refunds: 1, refunded_revenue: amount, ..Measures::default() },
-                    ));
+            let stated = order.and_then(|o| o.total);
+            let mut line_rows = |product: u32, amount: i64| {
+                rows.push((
+                    FactKey { product, currency, ..base },
+                    Measures { refunds: 1, refunded_revenue: amount, ..Measures::default() },
+                ));
+            };
+            totals.refunded_revenue = match original {
+                Some(original) => refund_remembered(original, event, stated, dims, &mut line_rows),
+                None => {
+                    // An order not remembered: the refund is taken as sent.
+                    let mut lines_sum = 0;
+                    for item in &event.items {
+                        let amount = item.price.map_or(0, |p| p.minor * i64::from(item.quantity));
+                        lines_sum += amount;
+                        line_rows(dims.product(item), amount);
+                    }
+                    stated.unwrap_or(lines_sum)
                 }
-                if let Some(total) = order.and_then(|o| o.total) {
-                    totals.refunded_revenue = total;
-                }
-            } else if let Some(total) = order.and_then(|o| o.total) {
-                totals.refunded_revenue = total;
-            } else if let Some(original) = original {
-                // A full refund: everything the order bought, line by line.
-                totals.refunded_revenue = original.total;
-                for &(product, _, line_total) in &original.lines {
-                    rows.push((
-                        FactKey { product, currency, ..base },
-                        Measures {
-                            refunds: 1,
-                            refunded_revenue: line_total,
-                            ..Measures::default()
-                        },
-                    ));
-                }
-            }
+            };
         }
         EventType::PromotionView => totals.promotion_views = 1,
         EventType::PromotionClick => totals.promotion_clicks = 1,
@@ -406,6 +445,69 @@ pub fn rows_of(
         | EventType::Custom => {}
     }
     rows[0] = (key, totals);
+}
+
+/// Applies a refund to a remembered order and returns the amount refunded: the amount stated,
+/// else the refunded lines' value, else (a full refund) everything left; never more than is
+/// left of the order, nor of a line. `line_rows` receives each product's share.
+fn refund_remembered(
+    original: &mut OrderRecord,
+    event: &Event,
+    stated: Option<i64>,
+    dims: &mut Dimensions,
+    line_rows: &mut impl FnMut(u32, i64),
+) -> i64 {
+    let order_left = original.total - original.refunded;
+    let amount = if !event.items.is_empty() {
+        let mut lines_sum: i64 = 0;
+        for item in &event.items {
+            let product = dims.product(item);
+            let line =
+                original.lines.iter_mut().find(|line| line.product == product && line.left() > 0);
+            let amount = match (item.price, line.as_deref()) {
+                (Some(price), _) => price.minor * i64::from(item.quantity),
+                // A line refunded by id and quantity only: the price it was bought at.
+                (None, Some(line)) if line.units > 0 => {
+                    (i128::from(line.total) * i128::from(item.quantity) / i128::from(line.units))
+                        as i64
+                }
+                (None, _) => 0,
+            };
+            let amount = match line {
+                Some(line) => {
+                    let amount = amount.min(line.left());
+                    line.refunded += amount;
+                    amount
+                }
+                None => amount,
+            };
+            lines_sum += amount;
+            line_rows(product, amount);
+        }
+        stated.unwrap_or(lines_sum)
+    } else {
+        // By amount only, or in full: each line takes its share of what is left of it, so
+        // that by product the refunds add up as they do for the order.
+        let amount = stated.unwrap_or(order_left).clamp(0, order_left.max(0));
+        let lines_left: i64 = original.lines.iter().map(OrderLine::left).sum();
+        if order_left > 0 && lines_left > 0 {
+            let to_lines = (i128::from(amount) * i128::from(lines_left) / i128::from(order_left))
+                .min(i128::from(lines_left));
+            // Shares by running totals, so they add up to `to_lines` exactly.
+            let (mut running, mut given) = (0i128, 0i128);
+            for line in original.lines.iter_mut().filter(|line| line.left() > 0) {
+                running += i128::from(line.left());
+                let share = (to_lines * running / i128::from(lines_left) - given) as i64;
+                given += i128::from(share);
+                line.refunded += share;
+                line_rows(line.product, share);
+            }
+        }
+        amount
+    };
+    let amount = amount.clamp(0, order_left.max(0));
+    original.refunded += amount;
+    amount
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::buys::BuyLedger;
 use crate::carts::CartTracker;
 use crate::distinct::DailyDistinct;
 use crate::engine::{Engine, EngineConfig};
-use crate::facts::{Dimensions, OrderMemory};
+use crate::facts::{Dimensions, OrderMemory, OrderRecord, OrderRecordUpToV11};
 use crate::funnel::{FunnelLog, FunnelLogUpToV9};
 use crate::live::{LiveWindows, LiveWindowsUpToV10};
 use crate::recommend::CoOccurrence;
@@ -38,12 +38,13 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// presence entry. 8: funnel trails in slots. 9: days hold the hours folded into them, no
 /// longer every folded minute. 10: funnel trails without their slot map (rebuilt from the
 /// trails). 11: the live windows' active index counts per place, no longer per second.
-pub const FORMAT_VERSION: u8 = 11;
+/// 12: remembered orders keep what was refunded of them and of each line.
+pub const FORMAT_VERSION: u8 = 12;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
 /// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
-/// sessions per second and place.
-pub const OLDER_FORMATS_READ: [u8; 3] = [8, 9, 10];
+/// sessions per second and place; up to 11 remembered orders without their refunds.
+pub const OLDER_FORMATS_READ: [u8; 4] = [8, 9, 10, 11];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
@@ -67,6 +68,26 @@ pub enum SnapshotError {
 /// The remembered orders' section, read at its full size at once.
 #[derive(serde::Deserialize)]
 struct StoredOrders(#[serde(deserialize_with = "crate::presized::map")] OrderMemory);
+
+/// The remembered orders' section of formats up to 11 (see [`OrderRecordUpToV11`]).
+#[derive(serde::Deserialize)]
+struct StoredOrdersUpToV11(
+    #[serde(deserialize_with = "crate::presized::map")]
+    griddle::HashMap<
+        (u32, compact_str::CompactString),
+        OrderRecordUpToV11,
+        foldhash::fast::RandomState,
+    >,
+);
+
+impl From<StoredOrdersUpToV11> for StoredOrders {
+    fn from(old: StoredOrdersUpToV11) -> Self {
+        let mut orders = OrderMemory::default();
+        orders.reserve(old.0.len());
+        orders.extend(old.0.into_iter().map(|(id, record)| (id, OrderRecord::from(record))));
+        StoredOrders(orders)
+    }
+}
 
 /// The engine's state outside the large parts, in one section.
 type Rest<Live = LiveWindows> = (
@@ -139,7 +160,14 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
             }
         });
         let rollups = decoding::<Rollups>(scope, next_section(&mut reader)?);
-        let orders = decoding::<StoredOrders>(scope, next_section(&mut reader)?);
+        let payload = next_section(&mut reader)?;
+        let orders = scope.spawn(move || {
+            if version < 12 {
+                postcard::from_bytes::<StoredOrdersUpToV11>(&payload).map(StoredOrders::from)
+            } else {
+                postcard::from_bytes::<StoredOrders>(&payload)
+            }
+        });
         let carts = decoding::<CartTracker>(scope, next_section(&mut reader)?);
         let together = decoding::<CoOccurrence>(scope, next_section(&mut reader)?);
         let distinct = decoding::<DailyDistinct>(scope, next_section(&mut reader)?);

@@ -230,6 +230,75 @@ fn commerce_kpis_over_a_range_with_refunds_currencies_and_stores() {
     assert_eq!(result.totals["net_revenue"], money("0.00"));
 }
 
+/// Refunds take back what was bought and never more: a second full refund finds nothing left,
+/// an amount is capped at what is left, a line refunded by id and quantity is valued at its
+/// purchase price, an amount alone is shared among the products; and an order sent twice
+/// (a retry under a new event id) counts once.
+#[test]
+fn refunds_never_exceed_the_order_and_a_repeated_order_counts_once() {
+    let refund = |minutes: i64, order: &str, extra: serde_json::Value| {
+        let mut value = json!({"type": "refund", "timestamp": at(DAY0 + HOUR + minutes * MIN),
+            "store": "main", "order": {"id": order}});
+        for (key, field) in extra.as_object().unwrap() {
+            if key == "total" {
+                value["order"]["total"] = field.clone();
+            } else {
+                value[key] = field.clone();
+            }
+        }
+        value
+    };
+    let lines = json!([{"id": "a", "price": "10.00", "quantity": 3}, {"id": "b", "price": "5.00"}]);
+    let engine = engine_with(&[
+        // o1: 3 × 10 + 5 + 4.99 shipping = 39.99.
+        purchase(DAY0 + HOUR, "o1", "main", lines.clone(), json!({"order": {"shipping": "4.99"}})),
+        // The same order again under another event id: not a second order.
+        purchase(DAY0 + HOUR + MIN, "o1", "main", lines, json!({"order": {"shipping": "4.99"}})),
+        // One `a` back, no price sent: 10.00, its purchase price.
+        refund(2, "o1", json!({"items": [{"id": "a", "quantity": 1}]})),
+        // 50.00 asked, 29.99 left: capped.
+        refund(3, "o1", json!({"total": "50.00"})),
+        // Nothing left: a second full refund takes nothing.
+        refund(4, "o1", json!({})),
+        // o2: 20.00, refunded by amount only (half): its one product takes the half.
+        purchase(DAY0 + HOUR, "o2", "main", json!([{"id": "c", "price": "20.00"}]), json!({})),
+        refund(5, "o2", json!({"total": "10.00"})),
+        // o3, refunded in full twice: once.
+        purchase(DAY0 + HOUR, "o3", "main", json!([{"id": "c", "price": "7.00"}]), json!({})),
+        refund(6, "o3", json!({})),
+        refund(7, "o3", json!({})),
+    ]);
+    let metrics =
+        [Metric::Orders, Metric::GrossRevenue, Metric::RefundedRevenue, Metric::NetRevenue];
+    let result = engine.query(&spec(&metrics, DAY0, DAY0 + DAY)).unwrap();
+    let expected: BTreeMap<&str, Value> = [
+        ("orders", Value::Count(3)),
+        ("gross_revenue", money("66.99")),
+        // o1 39.99 (10.00 + 29.99 + 0), o2 10.00, o3 7.00.
+        ("refunded_revenue", money("56.99")),
+        ("net_revenue", money("10.00")),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(result.totals, expected);
+    // By product, o1's refunds add up to its products' sales (its shipping stays with the
+    // order), and `c` got back o2's half and all of o3.
+    let mut by_product = spec(&[Metric::GrossRevenue, Metric::RefundedRevenue], DAY0, DAY0 + DAY);
+    by_product.group_by = Some(Dimension::Product);
+    let result = engine.query(&by_product).unwrap();
+    let sold = group_values(&result, "gross_revenue");
+    let refunded = group_values(&result, "refunded_revenue");
+    let keyed =
+        |values: Vec<(Option<String>, Value)>| values.into_iter().collect::<BTreeMap<_, _>>();
+    let (sold, refunded) = (keyed(sold), keyed(refunded));
+    for product in ["a", "b"] {
+        let key = Some(product.to_owned());
+        assert_eq!(refunded[&key], sold[&key], "{product}");
+    }
+    let c = Some("c".to_owned());
+    assert_eq!((&sold[&c], &refunded[&c]), (&money("27.00"), &money("17.00")));
+}
+
 fn group_values(
     result: &storepulse_engine::QueryResult,
     metric: &str,

@@ -282,7 +282,11 @@ impl Engine {
                 self.together.observe(visitor, key.product, time);
             }
         }
-        if event.event_type == EventType::Purchase && event.promotion.is_some() {
+        // `orders` is 0 on a purchase repeating a remembered order (see `rows_of`).
+        if event.event_type == EventType::Purchase
+            && event.promotion.is_some()
+            && rows[0].1.orders > 0
+        {
             self.buys.record(time, rows[0].1.units.into());
         }
         self.applied += 1;
