@@ -6,8 +6,15 @@
 //! already in the visitor's set goes up by one. A visitor's set keeps its latest
 //! [`MAX_ITEMS_PER_VISITOR`] products (older ones stop pairing) and is forgotten after
 //! `visitor_ttl_ms` without events, so memory follows recent activity.
+//!
+//! Stores are tenants: a visitor's set is kept per store, and each product remembers the
+//! stores it was met in, so that a recommendation asked for one store draws on that store's
+//! visitors and names only that store's products (two shops may share product ids; pair counts
+//! stay per product id).
 
 mod pair_counts;
+
+use smallvec::SmallVec;
 
 use crate::FastMap;
 use crate::distinct::hash_id;
@@ -24,10 +31,44 @@ struct VisitorItems {
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CoOccurrence {
-    /// Keyed by the visitor id's hash ([`hash_id`]).
+    /// Keyed by the visitor id's hash ([`hash_id`]) in its store ([`in_store`]).
     visitors: IdTable<VisitorItems>,
     pairs: PairCounts,
     visitor_ttl_ms: i64,
+    /// By product id, the stores it was met in. Empty for a product met only before snapshot
+    /// format 12, whose stores are unknown: it may be named in any store.
+    product_stores: Vec<SmallVec<[u32; 2]>>,
+}
+
+/// [`CoOccurrence`] as snapshot formats up to 11 stored it: visitors keyed without their store
+/// (the first store's keys are unchanged by [`in_store`], so a one-store shop keeps them).
+#[derive(serde::Deserialize)]
+pub(crate) struct CoOccurrenceUpToV11 {
+    visitors: IdTable<VisitorItems>,
+    pairs: PairCounts,
+    visitor_ttl_ms: i64,
+}
+
+impl From<CoOccurrenceUpToV11> for CoOccurrence {
+    fn from(old: CoOccurrenceUpToV11) -> Self {
+        let CoOccurrenceUpToV11 { visitors, pairs, visitor_ttl_ms } = old;
+        CoOccurrence { visitors, pairs, visitor_ttl_ms, product_stores: Vec::new() }
+    }
+}
+
+/// Which stores a recommendation draws on.
+#[derive(Clone, Copy, Debug)]
+pub enum StoreScope<'a> {
+    /// This store's visitors and products only.
+    One(u32),
+    /// Every store (the ids of all of them): a visitor's sets in each, any product.
+    All(&'a [u32]),
+}
+
+/// A visitor's key in one store. The first store (id 1) keeps the bare hash, so that state
+/// from before visitors were kept per store still finds a one-store shop's visitors.
+fn in_store(visitor: u64, store: u32) -> u64 {
+    visitor ^ u64::from(store.saturating_sub(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl CoOccurrence {
@@ -35,14 +76,22 @@ impl CoOccurrence {
         Self { visitor_ttl_ms, ..Self::default() }
     }
 
-    /// Records that the visitor whose id hashes to `visitor` met `product`.
-    pub fn observe(&mut self, visitor: u64, product: u32, time_ms: i64) {
-        let (entry, _) = self
-            .visitors
-            .get_or_insert_with(visitor, || VisitorItems { items: Vec::new(), last_seen: time_ms });
+    /// Records that the visitor whose id hashes to `visitor` met `product` in `store`.
+    pub fn observe(&mut self, visitor: u64, store: u32, product: u32, time_ms: i64) {
+        let (entry, _) = self.visitors.get_or_insert_with(in_store(visitor, store), || {
+            VisitorItems { items: Vec::new(), last_seen: time_ms }
+        });
         entry.last_seen = entry.last_seen.max(time_ms);
         if entry.items.contains(&product) {
             return;
+        }
+        // Only a visitor's first meeting with a product gets here, so this costs little.
+        let index = product as usize;
+        if self.product_stores.len() <= index {
+            self.product_stores.resize(index + 1, SmallVec::new());
+        }
+        if !self.product_stores[index].contains(&store) {
+            self.product_stores[index].push(store);
         }
         self.pairs.add_all(product, &entry.items);
         for &other in &entry.items {
@@ -59,21 +108,26 @@ impl CoOccurrence {
         self.visitors.retain(|_, entry| entry.last_seen >= from);
     }
 
-    /// Products most often together with `product`, best first (ties by id).
-    pub fn for_product(&self, product: u32, k: usize) -> Vec<(u32, u32)> {
-        let mut ranked: Vec<(u32, u32)> = self.pairs.row(product).into_iter().collect();
+    /// Products most often together with `product`, best first (ties by id), of `scope`.
+    pub fn for_product(&self, product: u32, scope: StoreScope<'_>, k: usize) -> Vec<(u32, u32)> {
+        let mut ranked: Vec<(u32, u32)> = self
+            .pairs
+            .row(product)
+            .into_iter()
+            .filter(|(other, _)| self.named_in(*other, scope))
+            .collect();
         rank(&mut ranked, k);
         ranked
     }
 
     /// For a visitor: Σ over its products of each other product's count, excluding what it
-    /// already met (seed 5's scoring). Empty for an unknown visitor.
-    pub fn for_visitor(&self, visitor: &str, k: usize) -> Vec<(u32, u32)> {
-        let Some(entry) = self.visitors.get(hash_id(visitor)) else { return Vec::new() };
+    /// already met (seed 5's scoring), within `scope`. Empty for an unknown visitor.
+    pub fn for_visitor(&self, visitor: &str, scope: StoreScope<'_>, k: usize) -> Vec<(u32, u32)> {
+        let seen = self.visitor_items(visitor, scope);
         let mut scores: FastMap<u32, u32> = FastMap::default();
-        for seen in &entry.items {
-            self.pairs.for_each(*seen, |id, count| {
-                if !entry.items.contains(&id) {
+        for item in &seen {
+            self.pairs.for_each(*item, |id, count| {
+                if !seen.contains(&id) && self.named_in(id, scope) {
                     *scores.entry(id).or_default() += count;
                 }
             });
@@ -83,14 +137,42 @@ impl CoOccurrence {
         ranked
     }
 
-    pub fn visitor_items(&self, visitor: &str) -> &[u32] {
-        self.visitors.get(hash_id(visitor)).map_or(&[], |entry| entry.items.as_slice())
+    /// The products the visitor met in `scope` (in each store of it, each product once).
+    pub fn visitor_items(&self, visitor: &str, scope: StoreScope<'_>) -> Vec<u32> {
+        let visitor = hash_id(visitor);
+        let stores = match &scope {
+            StoreScope::One(store) => std::slice::from_ref(store),
+            StoreScope::All(stores) => stores,
+        };
+        let mut items = Vec::new();
+        for &store in stores {
+            if let Some(entry) = self.visitors.get(in_store(visitor, store)) {
+                for &item in &entry.items {
+                    if !items.contains(&item) {
+                        items.push(item);
+                    }
+                }
+            }
+        }
+        items
+    }
+
+    /// Whether `product` may be named in `scope`: met in its store, or of unknown stores.
+    fn named_in(&self, product: u32, scope: StoreScope<'_>) -> bool {
+        match scope {
+            StoreScope::All(_) => true,
+            StoreScope::One(store) => self
+                .product_stores
+                .get(product as usize)
+                .is_none_or(|stores| stores.is_empty() || stores.contains(&store)),
+        }
     }
 
     pub fn heap_bytes(&self) -> usize {
         // An estimate that does not walk every visitor (sets average well under their cap).
         let visitors = self.visitors.heap_bytes() + self.visitors.len() * 8 * 4;
-        visitors + self.pairs.heap_bytes()
+        let stores = self.product_stores.capacity() * std::mem::size_of::<SmallVec<[u32; 2]>>();
+        visitors + self.pairs.heap_bytes() + stores
     }
 }
 
@@ -117,15 +199,32 @@ mod tests {
             ("c", 3),
             ("d", 4),
         ] {
-            model.observe(hash_id(visitor), product, 0);
+            model.observe(hash_id(visitor), 1, product, 0);
         }
-        assert_eq!(model.for_product(1, 10), vec![(2, 2), (3, 2)]);
-        assert_eq!(model.for_product(4, 10), vec![]);
+        let all = StoreScope::All(&[1]);
+        assert_eq!(model.for_product(1, all, 10), vec![(2, 2), (3, 2)]);
+        assert_eq!(model.for_product(4, all, 10), vec![]);
         // "a" has 1 and 2: 3 pairs with 1 (twice: b, c) and with 2 (once: b).
-        assert_eq!(model.for_visitor("a", 10), vec![(3, 3)]);
-        assert_eq!(model.for_visitor("nobody", 10), vec![]);
+        assert_eq!(model.for_visitor("a", all, 10), vec![(3, 3)]);
+        assert_eq!(model.for_visitor("nobody", all, 10), vec![]);
         model.prune(2_000_000);
-        assert_eq!(model.for_visitor("a", 10), vec![]);
-        assert_eq!(model.for_product(1, 1), vec![(2, 2)], "pairs outlive the visitors");
+        assert_eq!(model.for_visitor("a", all, 10), vec![]);
+        assert_eq!(model.for_product(1, all, 1), vec![(2, 2)], "pairs outlive the visitors");
+    }
+
+    #[test]
+    fn a_store_sees_its_own_visitors_and_products_only() {
+        let mut model = CoOccurrence::new(1_000_000);
+        // Store 1: "x" meets 10 (store 1 only) and 20 (a product id both stores use).
+        // Store 2: "y" meets 20; "x" (the same id in another shop) meets 30.
+        for (visitor, store, product) in [("x", 1, 10), ("x", 1, 20), ("y", 2, 20), ("x", 2, 30)] {
+            model.observe(hash_id(visitor), store, product, 0);
+        }
+        assert_eq!(model.for_visitor("y", StoreScope::One(2), 10), vec![]);
+        assert_eq!(model.for_product(20, StoreScope::One(2), 10), vec![]);
+        assert_eq!(model.for_product(20, StoreScope::One(1), 10), vec![(10, 1)]);
+        assert_eq!(model.for_visitor("y", StoreScope::All(&[1, 2]), 10), vec![(10, 1)]);
+        assert_eq!(model.visitor_items("x", StoreScope::One(1)), vec![10, 20]);
+        assert_eq!(model.visitor_items("x", StoreScope::All(&[1, 2])), vec![10, 20, 30]);
     }
 }

@@ -25,7 +25,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::facts::{Dimensions, OrderMemory, OrderRecord, OrderRecordUpToV11};
 use crate::funnel::{FunnelLog, FunnelLogUpToV9};
 use crate::live::{LiveWindows, LiveWindowsUpToV10};
-use crate::recommend::CoOccurrence;
+use crate::recommend::{CoOccurrence, CoOccurrenceUpToV11};
 use crate::rollup::Rollups;
 
 pub const MAGIC: &[u8; 6] = b"SPSNAP";
@@ -38,12 +38,14 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// presence entry. 8: funnel trails in slots. 9: days hold the hours folded into them, no
 /// longer every folded minute. 10: funnel trails without their slot map (rebuilt from the
 /// trails). 11: the live windows' active index counts per place, no longer per second.
-/// 12: remembered orders keep what was refunded of them and of each line.
+/// 12: remembered orders keep what was refunded of them and of each line; co-occurrence keeps
+/// visitors per store and each product's stores.
 pub const FORMAT_VERSION: u8 = 12;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
 /// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
-/// sessions per second and place; up to 11 remembered orders without their refunds.
+/// sessions per second and place; up to 11 remembered orders without their refunds and
+/// co-occurrence without stores.
 pub const OLDER_FORMATS_READ: [u8; 4] = [8, 9, 10, 11];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
@@ -169,7 +171,14 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
             }
         });
         let carts = decoding::<CartTracker>(scope, next_section(&mut reader)?);
-        let together = decoding::<CoOccurrence>(scope, next_section(&mut reader)?);
+        let payload = next_section(&mut reader)?;
+        let together = scope.spawn(move || {
+            if version < 12 {
+                postcard::from_bytes::<CoOccurrenceUpToV11>(&payload).map(CoOccurrence::from)
+            } else {
+                postcard::from_bytes::<CoOccurrence>(&payload)
+            }
+        });
         let distinct = decoding::<DailyDistinct>(scope, next_section(&mut reader)?);
         let rest_payload = next_section(&mut reader)?;
         let rest: Rest = if version < 11 {

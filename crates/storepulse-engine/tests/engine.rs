@@ -581,14 +581,43 @@ fn recommendations_come_from_what_visitors_met_together() {
         product_event("product_view", t, "c", "tent", "Outdoor", "US"),
         product_event("product_view", t, "c", "mat", "Outdoor", "US"),
     ]);
-    let together = engine.together_with_product("tent", 5).unwrap();
+    let together = engine.together_with_product("tent", None, 5).unwrap();
     let pairs: Vec<(&str, f64)> =
         together.iter().map(|p| (p.product_id.as_str(), p.score)).collect();
     assert_eq!(pairs, [("mat", 2.0), ("stove", 1.0)]);
-    let for_a = engine.recommend_for_visitor("a", 5).unwrap();
+    let for_a = engine.recommend_for_visitor("a", None, 5).unwrap();
     assert_eq!(for_a.iter().map(|p| p.product_id.as_str()).collect::<Vec<_>>(), ["mat"]);
-    assert!(engine.recommend_for_visitor("stranger", 5).is_none());
-    assert!(engine.together_with_product("unknown", 5).is_none());
+    assert!(engine.recommend_for_visitor("stranger", None, 5).is_none());
+    assert!(engine.together_with_product("unknown", None, 5).is_none());
+}
+
+/// Stores are tenants: shop B's visitors are never recommended shop A's products, even when
+/// both shops use a product id, and a user id in two shops is two visitors.
+#[test]
+fn recommendations_for_a_store_stay_in_that_store() {
+    let view = |store: &str, user: &str, product: &str| {
+        let mut value = product_event("product_view", DAY0, user, product, "Any", "US");
+        value["store"] = json!(store);
+        value
+    };
+    let engine = engine_with(&[
+        view("shop-a", "ann", "a-secret"),
+        view("shop-a", "ann", "shared"),
+        view("shop-b", "bob", "shared"),
+        view("shop-b", "ann", "b-only"),
+    ]);
+    let names = |products: Option<Vec<storepulse_engine::engine::ScoredProduct>>| {
+        products.unwrap().into_iter().map(|p| p.product_id).collect::<Vec<_>>()
+    };
+    assert!(names(engine.recommend_for_visitor("bob", Some("shop-b"), 5)).is_empty());
+    assert!(names(engine.together_with_product("shared", Some("shop-b"), 5)).is_empty());
+    assert_eq!(names(engine.together_with_product("shared", Some("shop-a"), 5)), ["a-secret"]);
+    // Ann in shop B met only b-only: nothing of shop A's is "already seen" or recommended.
+    assert!(names(engine.recommend_for_visitor("ann", Some("shop-b"), 5)).is_empty());
+    // Across every store (no store asked), as before.
+    assert_eq!(names(engine.recommend_for_visitor("bob", None, 5)), ["a-secret"]);
+    assert!(engine.recommend_for_visitor("bob", Some("shop-a"), 5).is_none());
+    assert!(engine.recommend_for_visitor("bob", Some("no-such-shop"), 5).is_none());
 }
 
 #[test]
@@ -1071,7 +1100,7 @@ fn retention_in_parts_ends_where_retention_at_once_does() {
     // Each part did its work: the orders, the trails and the buyer's item set are gone.
     let held = |engine: &Engine| {
         let stats = engine.stats();
-        let items = engine.recommend_for_visitor("buyer", 5).is_some();
+        let items = engine.recommend_for_visitor("buyer", None, 5).is_some();
         (stats.orders_remembered > 0, stats.session_trails > 0, items)
     };
     assert_eq!(held(&unpruned), (true, true, true));

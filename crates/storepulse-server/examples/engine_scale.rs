@@ -339,7 +339,7 @@ fn answers(engine: &Engine, now: Timestamp) -> u64 {
     );
     let together: Vec<_> = trending
         .iter()
-        .map(|product| engine.together_with_product(&product.product_id, 10))
+        .map(|product| engine.together_with_product(&product.product_id, None, 10))
         .collect();
     let text = format!(
         "{}{}{}",

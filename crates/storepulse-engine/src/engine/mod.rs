@@ -279,7 +279,7 @@ impl Engine {
         if let Some((_, visitor)) = visitor {
             // Product rows follow the event row; each names one product the visitor met.
             for (key, _) in &rows[1..] {
-                self.together.observe(visitor, key.product, time);
+                self.together.observe(visitor, key.store, key.product, time);
             }
         }
         // `orders` is 0 on a purchase repeating a remembered order (see `rows_of`).

@@ -2,6 +2,7 @@
 
 use super::query::RowMatcher;
 use super::*;
+use crate::recommend::StoreScope;
 
 /// A funnel overall and per group.
 #[derive(Clone, Debug, Serialize)]
@@ -211,12 +212,20 @@ impl Engine {
         })
     }
 
-    /// Products met together with `product` by the most visitors.
-    pub fn together_with_product(&self, product: &str, k: usize) -> Option<Vec<ScoredProduct>> {
+    /// Products met together with `product` by the most visitors, in `store` (its products
+    /// only) or in every store; `None` when the product (or the store) is unknown.
+    pub fn together_with_product(
+        &self,
+        product: &str,
+        store: Option<&str>,
+        k: usize,
+    ) -> Option<Vec<ScoredProduct>> {
         let id = self.dims.products.get(product)?;
+        let all_stores = self.store_ids();
+        let scope = self.store_scope(store, &all_stores)?;
         Some(
             self.together
-                .for_product(id, k)
+                .for_product(id, scope, k)
                 .into_iter()
                 .map(|(id, count)| self.scored(id, f64::from(count)))
                 .collect(),
@@ -224,17 +233,38 @@ impl Engine {
     }
 
     /// Recommendations for a visitor from what it met (seed 5's item-item scoring), excluding
-    /// those products; `None` when the visitor is unknown.
-    pub fn recommend_for_visitor(&self, visitor: &str, k: usize) -> Option<Vec<ScoredProduct>> {
-        if self.together.visitor_items(visitor).is_empty() {
+    /// those products, in `store` (its visitors and products only) or in every store; `None`
+    /// when the visitor is unknown there.
+    pub fn recommend_for_visitor(
+        &self,
+        visitor: &str,
+        store: Option<&str>,
+        k: usize,
+    ) -> Option<Vec<ScoredProduct>> {
+        let all_stores = self.store_ids();
+        let scope = self.store_scope(store, &all_stores)?;
+        if self.together.visitor_items(visitor, scope).is_empty() {
             return None;
         }
         Some(
             self.together
-                .for_visitor(visitor, k)
+                .for_visitor(visitor, scope, k)
                 .into_iter()
                 .map(|(id, count)| self.scored(id, f64::from(count)))
                 .collect(),
         )
+    }
+
+    /// Every store's id (they are few).
+    fn store_ids(&self) -> Vec<u32> {
+        (1..=self.dims.stores.len() as u32).collect()
+    }
+
+    /// `store`'s scope, or every store's; `None` for a store no event named.
+    fn store_scope<'a>(&self, store: Option<&str>, all: &'a [u32]) -> Option<StoreScope<'a>> {
+        match store {
+            Some(name) => self.dims.stores.get(name).map(StoreScope::One),
+            None => Some(StoreScope::All(all)),
+        }
     }
 }

@@ -228,6 +228,8 @@ async fn post_activate(
 pub struct RecommendationParams {
     user_id: Option<String>,
     product_id: Option<String>,
+    /// One store's visitors and products only; every store's without it.
+    store: Option<String>,
     k: Option<String>,
 }
 
@@ -237,19 +239,27 @@ async fn get_recommendations(
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
     let k = parse_k(params.k.as_deref())?;
+    let store = params.store.as_deref();
     let engine = state.engine.read_ignoring_poison();
     let (basis, id, products) = match (params.user_id.as_deref(), params.product_id.as_deref()) {
-        (Some(user), None) => ("user_id", user, engine.recommend_for_visitor(user, k)),
-        (None, Some(product)) => ("product_id", product, engine.together_with_product(product, k)),
+        (Some(user), None) => ("user_id", user, engine.recommend_for_visitor(user, store, k)),
+        (None, Some(product)) => {
+            ("product_id", product, engine.together_with_product(product, store, k))
+        }
         _ => return Err(invalid("user_id", "give exactly one of user_id or product_id")),
     };
     let Some(products) = products else {
+        let within = store.map(|store| format!(" in store {store:?}")).unwrap_or_default();
         return Err(ApiError::NotFound {
-            message: format!("no events are known for {basis} {id:?}"),
+            message: format!("no events are known for {basis} {id:?}{within}"),
             details: Some(json!({ "parameter": basis })),
         });
     };
-    Ok(Json(json!({ basis: id, "k": k, "products": products })).into_response())
+    let mut answer = json!({ basis: id, "k": k, "products": products });
+    if let Some(store) = store {
+        answer["store"] = json!(store);
+    }
+    Ok(Json(answer).into_response())
 }
 
 /// Seed 5's shape: `{"top_k": k, "products": [{"product_id", "score"}]}`; `k <= 0` → 400

@@ -147,6 +147,15 @@ async fn recommendations_by_user_or_product() {
     );
     let both = test.get("/api/v1/recommendations?user_id=a&product_id=b").await;
     assert_eq!(both.status, StatusCode::BAD_REQUEST);
+    // One store's: the shop's events carry no store, so they are the default store's.
+    let in_store = test.get("/api/v1/recommendations?user_id=b1&store=default").await.json();
+    assert_eq!(
+        (ids(&in_store["products"]), &in_store["store"]),
+        (vec!["boot".into()], &json!("default"))
+    );
+    let elsewhere = test.get("/api/v1/recommendations?user_id=b1&store=other").await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    assert!(elsewhere.json()["error"]["message"].as_str().unwrap().contains("in store \"other\""));
 }
 
 #[tokio::test]
