@@ -328,10 +328,21 @@ fn unknown_field_name(message: &str) -> Option<String> {
 /// Turns serde's "invalid type: integer `5`, expected a string" into "must be a string, not
 /// a number".
 fn describe_type_error(message: &str, got: &str) -> String {
-    match message.split_once(", expected ") {
-        Some((_, expected)) => format!("must be {expected}, not {got}"),
-        None => message.to_owned(),
+    let Some((_, expected)) = message.split_once(", expected ") else {
+        return message.to_owned();
+    };
+    // Rust's type names mean nothing to a sender.
+    let expected = match expected {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "isize" | "usize" => {
+            "a whole number"
+        }
+        "f32" | "f64" => "a number",
+        other => other,
+    };
+    if expected == "a whole number" && got == "a number" {
+        return "must be a whole number".to_owned();
     }
+    format!("must be {expected}, not {got}")
 }
 
 fn json_type_name(value: &Value) -> &'static str {

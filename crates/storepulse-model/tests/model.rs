@@ -347,6 +347,31 @@ fn segment_errors_use_segment_paths() {
 }
 
 #[test]
+fn segment_calls_name_their_user_and_a_known_type() {
+    let errors =
+        errors_of(segment(r#"{"event":"Signed Up","properties":{}}"#, Some(SegmentCall::Track)));
+    assert_eq!(errors, [("userId".to_owned(), ErrorCode::Missing)]);
+    let blank = errors_of(segment(r#"{"type":"track","event":"X","userId":" "}"#, None));
+    assert!(blank.contains(&("userId".to_owned(), ErrorCode::Missing)), "{blank:?}");
+    let anonymous =
+        r#"{"type":"page","anonymousId":"a-1","properties":{"url":"https://shop.test/"}}"#;
+    assert!(segment(anonymous, None).is_ok());
+    let bogus = errors_of(segment(r#"{"type":"bogus","event":"X","userId":"u"}"#, None));
+    assert_eq!(bogus, [("type".to_owned(), ErrorCode::InvalidValue)]);
+    let untyped = errors_of(segment(r#"{"event":"X","userId":"u"}"#, None));
+    assert_eq!(untyped, [("type".to_owned(), ErrorCode::Missing)]);
+}
+
+#[test]
+fn type_errors_speak_json_not_rust() {
+    let message = |json: &str| native(json).unwrap_err().0[0].message.clone();
+    let fraction = r#"{"type":"add_to_cart","product":{"id":"a","quantity":1.5}}"#;
+    assert_eq!(message(fraction), "must be a whole number");
+    let text = r#"{"type":"add_to_cart","product":{"id":"a","quantity":"two"}}"#;
+    assert_eq!(message(text), "must be a whole number, not a string");
+}
+
+#[test]
 fn segment_original_timestamp_is_corrected_by_sent_at() {
     // The device clock is 1 hour fast: sent "at 03:13:20" but it was received at 02:13:20.
     let event = segment(

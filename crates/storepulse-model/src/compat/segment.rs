@@ -115,6 +115,8 @@ pub fn decode_segment_message(
     let call = match call.or_else(|| message.r#type.as_deref().and_then(SegmentCall::parse)) {
         Some(call) => call,
         None => {
+            let code =
+                if message.r#type.is_some() { ErrorCode::InvalidValue } else { ErrorCode::Missing };
             let message = match message.r#type.as_deref() {
                 Some(other) => format!(
                     "{other:?} is not a Segment call; use track, page, screen, identify, group or alias"
@@ -124,7 +126,7 @@ pub fn decode_segment_message(
                         .into()
                 }
             };
-            errors.push(FieldError::new("type", ErrorCode::Missing, message));
+            errors.push(FieldError::new("type", code, message));
             return Err(ValidationErrors(errors));
         }
     };
@@ -250,6 +252,15 @@ impl Mapper {
         batch_sent_at: Option<&Value>,
         context: &ValidationContext<'_>,
     ) -> RawEvent {
+        // Segment's own rule: every call names its user, by userId or anonymousId.
+        let blank = |id: &Option<RawText>| id.as_ref().is_none_or(|id| id.0.trim().is_empty());
+        if blank(&message.user_id) && blank(&message.anonymous_id) {
+            self.errors.push(FieldError::new(
+                "userId",
+                ErrorCode::Missing,
+                "every call needs userId or anonymousId (Segment's rule)",
+            ));
+        }
         let segment_context = message.context.unwrap_or_default();
         let mut properties = message.properties.unwrap_or_default();
         let mut raw = RawEvent {
