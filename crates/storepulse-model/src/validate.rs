@@ -688,8 +688,13 @@ impl Checker<'_> {
             }
             None => (None, None),
         };
+        // The request's own User-Agent describes the visitor only when a browser sent the
+        // request (a tracker in the page); a shop's backend (curl, an HTTP library) would
+        // otherwise make its whole traffic "desktop" or "other".
         let user_agent = user_agent.or_else(|| {
-            header_agent.map(|agent| truncate_chars(agent, self.limits.max_text_chars))
+            header_agent
+                .filter(|agent| is_browser_agent(agent))
+                .map(|agent| truncate_chars(agent, self.limits.max_text_chars))
         });
         let device_type =
             declared_type.or_else(|| user_agent.as_deref().map(DeviceType::from_user_agent))?;
@@ -980,6 +985,15 @@ fn computed_total(
     };
     let total = lines.checked_add(tax.unwrap_or(0))?.checked_add(shipping.unwrap_or(0))?;
     Some((total - discount.unwrap_or(0)).max(0))
+}
+
+/// Whether a request's User-Agent is a browser's (or a crawler's posing as one): every browser
+/// and the major crawlers send `Mozilla/…` (Opera's old ones `Opera/…`); HTTP libraries and
+/// command-line tools (`curl/8.5`, `python-requests/2.31`, `Go-http-client/1.1`, `okhttp/4`)
+/// do not.
+fn is_browser_agent(agent: &str) -> bool {
+    let agent = agent.trim_start();
+    agent.starts_with("Mozilla/") || agent.starts_with("Opera/")
 }
 
 /// The currency lines are read in, and whether they must all be in it (the lines of an order).

@@ -128,6 +128,36 @@ fn defaults_fill_in_id_store_and_time() {
     assert_eq!(marketing.utm_campaign.as_deref(), Some("fall"));
 }
 
+/// The request's User-Agent gives the device only when a browser sent the request: a shop's
+/// backend posting with curl or an HTTP library says nothing about its visitors' devices.
+#[test]
+fn a_device_comes_from_the_request_only_when_a_browser_sent_it() {
+    let device_with_agent = |agent: &'static str| {
+        with_context(&Limits::default(), None, |context| {
+            let context = ValidationContext { user_agent: Some(agent), ..*context };
+            decode_native_event(r#"{"type":"search","query":"x"}"#, &context)
+                .unwrap()
+                .device
+                .map(|device| device.device_type)
+        })
+    };
+    assert_eq!(device_with_agent("curl/8.5.0"), None);
+    assert_eq!(device_with_agent("python-requests/2.31.0"), None);
+    assert_eq!(device_with_agent("Go-http-client/1.1"), None);
+    let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    assert_eq!(device_with_agent(googlebot), Some(DeviceType::Bot));
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    assert_eq!(device_with_agent(firefox), Some(DeviceType::Desktop));
+    // A user agent in the event itself is the sender's statement about the visitor: kept.
+    let stated =
+        r#"{"type":"search","query":"x","device":{"user_agent":"MyShopApp/3.2 (Android 14)"}}"#;
+    let event = with_context(&Limits::default(), None, |context| {
+        let context = ValidationContext { user_agent: Some("curl/8.5.0"), ..*context };
+        decode_native_event(stated, &context).unwrap()
+    });
+    assert_eq!(event.device.unwrap().device_type, DeviceType::Mobile);
+}
+
 #[test]
 fn header_time_is_used_when_the_event_has_none() {
     let header =
