@@ -31,10 +31,12 @@ pub enum ErrorCode {
     TooLarge,
     /// The request's content type is not accepted.
     UnsupportedContentType,
+    /// The request body could not be read (a `Content-Encoding` it does not match).
+    BodyUnreadable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidType,
         ErrorCode::Missing,
@@ -44,6 +46,7 @@ impl ErrorCode {
         ErrorCode::UnknownEventType,
         ErrorCode::TooLarge,
         ErrorCode::UnsupportedContentType,
+        ErrorCode::BodyUnreadable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +60,7 @@ impl ErrorCode {
             ErrorCode::UnknownEventType => "unknown_event_type",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::UnsupportedContentType => "unsupported_content_type",
+            ErrorCode::BodyUnreadable => "body_unreadable",
         }
     }
 

@@ -146,10 +146,13 @@ impl IntakeContext {
                     );
                     Err(ApiError::PayloadTooLarge { limit, message })
                 } else {
-                    Err(ApiError::bad_request(
-                        "body_unreadable",
-                        format!("the request body could not be read: {error}"),
-                    ))
+                    let message = format!("the request body could not be read: {error}");
+                    self.dead_letter_request(
+                        state,
+                        FieldError::new("", ErrorCode::BodyUnreadable, message.clone()),
+                        b"",
+                    );
+                    Err(ApiError::bad_request("body_unreadable", message))
                 }
             }
         }

@@ -182,6 +182,18 @@ async fn gzip_request_bodies_are_decompressed() {
         .unwrap();
     assert_eq!(test.send(request).await.status, StatusCode::OK);
     assert_eq!(test.stored_events().len(), 1);
+    // A body that says gzip but is not: 400 naming why, and a dead letter with the reason.
+    let broken = post("/api/v1/events")
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(Body::from(PAGE_VIEW))
+        .unwrap();
+    let response = test.send(broken).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.json()["error"]["code"], "body_unreadable");
+    test.flush_dead_letters();
+    let dead = test.get("/api/v1/dead-letters?reason=body_unreadable").await.json();
+    assert_eq!(dead["entries"].as_array().unwrap().len(), 1, "{dead}");
 }
 
 #[tokio::test]
