@@ -592,7 +592,7 @@ impl Checker<'_> {
             self.push(
                 field,
                 ErrorCode::InvalidValue,
-                "must be an RFC 3339 time (2025-01-31T12:00:00Z) or a Unix timestamp in seconds, milliseconds or microseconds",
+                "must be an RFC 3339 time (2025-01-31T12:00:00Z) or a Unix timestamp in seconds, milliseconds, microseconds or nanoseconds (read by magnitude)",
             );
         }
         parsed
