@@ -320,12 +320,7 @@ async fn get_promotions(
     params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(mut params) = params.map_err(|error| invalid("query", error.body_text()))?;
-    if params.metrics.is_some() || params.group_by.is_some() {
-        return Err(invalid(
-            "metrics",
-            "this endpoint has fixed metrics; use /api/v1/query for others",
-        ));
-    }
+    check_promotion_params(&params)?;
     params.metrics = Some(StringOrList::One(
         "promotion_views,promotion_clicks,orders,units,gross_revenue,unique_buyers,click_through_rate,promotion_conversion_rate"
             .into(),
@@ -336,6 +331,47 @@ async fn get_promotions(
     // Rows without a promotion are not a promotion.
     result.groups.retain(|group| group.key.is_some());
     Ok(Json(result).into_response())
+}
+
+/// Refuses what the promotions report cannot answer, naming the parameter that was sent
+/// (the report's own `metrics` and `group_by` are filled in only after this).
+fn check_promotion_params(params: &QueryParams) -> Result<(), ApiError> {
+    if params.metrics.is_some() {
+        return Err(invalid(
+            "metrics",
+            "this report's metrics are fixed (views, clicks, purchases, units, revenue, buyers \
+             and rates); ask /api/v1/query for others",
+        ));
+    }
+    if let Some(group_by) = params.group_by.as_deref().filter(|name| name.trim() != "promotion") {
+        return Err(invalid(
+            "group_by",
+            format!(
+                "this report is always by promotion; for {group_by:?} ask /api/v1/query with \
+                 group_by={group_by} (and promotion= to pick one)"
+            ),
+        ));
+    }
+    // Unique buyers per promotion come from the daily sketches: the session trails that answer
+    // below a day and by product do not keep promotions.
+    let granularity = params.granularity.as_deref().and_then(Granularity::parse);
+    if matches!(granularity, Some(Granularity::Minute | Granularity::Hour)) {
+        return Err(invalid(
+            "granularity",
+            "unique buyers per promotion are counted by day: use day, week or month (or ask \
+             /api/v1/query for promotion_views, promotion_clicks or orders by minute or hour)",
+        ));
+    }
+    for (parameter, set) in [("product", &params.product), ("category", &params.category)] {
+        if set.is_some() {
+            return Err(invalid(
+                parameter,
+                "promotion views and clicks name no product, so this report cannot be narrowed \
+                 to one; ask /api/v1/query with group_by=promotion for orders by product",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -391,3 +391,59 @@ async fn session_metrics_by_category_and_by_hour() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(refused.json()["error"]["details"]["parameter"], "metrics");
 }
+
+/// Two promotion views and a click on "BF", one order carrying it and two orders without
+/// one, by three buyers.
+async fn send_promotion_traffic(test: &TestApp, now: i64) {
+    let promotion = |kind: &str, seconds: i64| {
+        json!({"type": kind, "timestamp": at(now - seconds * 1_000), "user_id": "u1",
+               "session_id": "s1", "promotion": {"id": "BF"}})
+    };
+    let order = |id: &str, user: &str, price: &str, promoted: bool| {
+        let mut order = json!({"type": "purchase", "timestamp": at(now - 20_000), "user_id": user,
+               "session_id": format!("s-{user}"), "order": {"id": id},
+               "items": [{"id": "shoe", "price": price}]});
+        if promoted {
+            order["promotion"] = json!({"id": "BF"});
+        }
+        order
+    };
+    let events = json!([
+        promotion("promotion_view", 50),
+        promotion("promotion_view", 40),
+        promotion("promotion_click", 30),
+        order("o1", "u1", "10.00", true),
+        order("o2", "u2", "20.00", false),
+        order("o3", "u3", "30.00", false),
+    ]);
+    let response = test.post_json("/api/v1/events", &events.to_string()).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+}
+
+/// `group_by=country` was refused naming `metrics` ("fixed metrics"), and a minute series
+/// naming `group_by` (which was never sent): each refusal names what the user sent.
+#[tokio::test]
+async fn promotion_report_refusals_name_the_parameter_sent() {
+    let test = TestApp::new();
+    send_promotion_traffic(&test, now_ms()).await;
+    for (query, parameter) in [
+        ("group_by=country", "group_by"),
+        ("granularity=minute&range=last_hour", "granularity"),
+        ("granularity=hour", "granularity"),
+        ("metrics=orders", "metrics"),
+        ("category=Apparel", "category"),
+        ("product=shoe", "product"),
+        ("granularity=fortnight", "granularity"),
+    ] {
+        let response = test.get(&format!("/api/v1/promotions?{query}")).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], parameter, "{query}: {error}");
+        assert!(error["message"].as_str().unwrap().starts_with(parameter), "{error}");
+    }
+    // What the report is anyway, and a series by day, are answered.
+    for query in ["group_by=promotion", "granularity=day&range=last_24_hours"] {
+        let response = test.get(&format!("/api/v1/promotions?{query}")).await;
+        assert_eq!(response.status, StatusCode::OK, "{query}: {:?}", response.json());
+    }
+}
