@@ -62,6 +62,9 @@ pub(super) struct Sum {
     pub(super) measures: Totals,
     /// Orders whose amounts are in the query's currency (the divisor of an average).
     orders_in_currency: u64,
+    /// Orders carrying a promotion (the numerator of promotion conversion: an order without
+    /// one is no conversion of a promotion click).
+    promoted_orders: u64,
     /// Value of abandoned carts in the query's currency (only when asked for).
     abandoned_value: i64,
     /// Merged only when a query asks for a distinct metric.
@@ -72,6 +75,9 @@ pub(super) struct Sum {
 
 impl Sum {
     fn add(&mut self, key: &FactKey, measures: &Measures, currency: [u8; 3]) {
+        if key.promotion != 0 {
+            self.promoted_orders += u64::from(measures.orders);
+        }
         if key.currency == currency {
             self.measures.add(measures);
             self.orders_in_currency += u64::from(measures.orders);
@@ -120,6 +126,7 @@ impl Engine {
             category: lookup(filters.category.as_deref(), |c| {
                 dims.categories.get(&normalize_category(c))
             })?,
+            promoted: filters.promoted,
         })
     }
 
@@ -411,6 +418,8 @@ pub(super) struct RowMatcher {
     sales_rep: Option<u32>,
     product: Option<u32>,
     category: Option<u32>,
+    /// Only rows with a promotion.
+    promoted: bool,
 }
 
 impl RowMatcher {
@@ -426,6 +435,7 @@ impl RowMatcher {
             sales_rep: None,
             product: None,
             category: None,
+            promoted: false,
         }
     }
 
@@ -453,6 +463,7 @@ impl RowMatcher {
             && self.device.is_none_or(|id| id == key.device)
             && self.source.is_none_or(|id| id == key.source)
             && self.promotion.is_none_or(|id| id == key.promotion)
+            && (!self.promoted || key.promotion != 0)
             && self.sales_rep.is_none_or(|id| id == key.sales_rep)
             && self.product.is_none_or(|id| id == key.product)
             && self.category.is_none_or(|id| dims.categories_of(key.product).contains(&id))
@@ -528,7 +539,7 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
         ),
         Metric::ClickThroughRate => ratio(m.promotion_clicks, m.promotion_views),
         Metric::CheckoutConversionRate => ratio(m.orders, m.checkouts),
-        Metric::PromotionConversionRate => ratio(m.orders, m.promotion_clicks),
+        Metric::PromotionConversionRate => ratio(sum.promoted_orders, m.promotion_clicks),
         Metric::Visitors
         | Metric::UniqueBuyers
         | Metric::Sessions

@@ -305,6 +305,7 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
             sales_rep: params.sales_rep.clone(),
             product: params.product.clone(),
             category: params.category.clone(),
+            promoted: false,
         },
         group_by,
         limit: params.limit.unwrap_or(100).min(MAX_GROUPS + 1),
@@ -326,10 +327,11 @@ async fn get_promotions(
             .into(),
     ));
     params.group_by = Some("promotion".into());
-    let spec = query_spec(&state, &params, now_unix_ms())?;
-    let mut result = state.engine.read_ignoring_poison().query(&spec)?;
-    // Rows without a promotion are not a promotion.
-    result.groups.retain(|group| group.key.is_some());
+    let mut spec = query_spec(&state, &params, now_unix_ms())?;
+    // Rows without a promotion are not a promotion: neither a group nor part of the totals
+    // (which would otherwise count every order, buyer and amount of the range).
+    spec.filters.promoted = true;
+    let result = state.engine.read_ignoring_poison().query(&spec)?;
     Ok(Json(result).into_response())
 }
 

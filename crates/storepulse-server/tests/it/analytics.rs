@@ -447,3 +447,34 @@ async fn promotion_report_refusals_name_the_parameter_sent() {
         assert_eq!(response.status, StatusCode::OK, "{query}: {:?}", response.json());
     }
 }
+
+/// The report's totals counted every order of the range (125 orders, conversion 2.36 and
+/// every buyer, beside promotions adding up to 14): they are over promoted events only, the
+/// sum of the promotions. The query API's promotion conversion counts promoted orders only.
+#[tokio::test]
+async fn promotion_totals_count_only_orders_carrying_a_promotion() {
+    let test = TestApp::new();
+    send_promotion_traffic(&test, now_ms()).await;
+    let report = test.get("/api/v1/promotions?range=last_24_hours").await;
+    assert_eq!(report.status, StatusCode::OK, "{:?}", report.json());
+    let report = report.json();
+    let expected = json!({
+        "promotion_views": 2, "promotion_clicks": 1, "orders": 1, "units": 1,
+        "gross_revenue": "10.00", "unique_buyers": 1, "click_through_rate": 0.5,
+        "promotion_conversion_rate": 1.0,
+    });
+    assert_eq!(report["totals"], expected);
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["key"], "BF");
+    assert_eq!(groups[0]["values"], expected);
+
+    let query = test
+        .get("/api/v1/query?metrics=orders,promotion_clicks,promotion_conversion_rate&range=last_24_hours")
+        .await
+        .json();
+    assert_eq!(
+        query["totals"],
+        json!({"orders": 3, "promotion_clicks": 1, "promotion_conversion_rate": 1.0})
+    );
+}
