@@ -478,3 +478,26 @@ async fn promotion_totals_count_only_orders_carrying_a_promotion() {
         json!({"orders": 3, "promotion_clicks": 1, "promotion_conversion_rate": 1.0})
     );
 }
+
+/// `steps=page_view,page_view` counted a session with one page view at both steps: each
+/// step needs a later event than the previous step's.
+#[tokio::test]
+async fn a_funnel_with_a_repeated_step_needs_as_many_events() {
+    let test = TestApp::new();
+    let now = now_ms();
+    let view = |session: &str, seconds_ago: i64| {
+        json!({"type": "page_view", "timestamp": at(now - seconds_ago * 1_000), "store": "X",
+               "session_id": session, "page": {"path": "/"}})
+    };
+    // s1 views one page, s2 two.
+    let events = json!([view("s1", 60), view("s2", 60), view("s2", 30)]);
+    assert_eq!(test.post_json("/api/v1/events", &events.to_string()).await.status, StatusCode::OK);
+    let funnel =
+        test.get("/api/v1/funnels?store=X&range=last_hour&steps=page_view,page_view").await;
+    assert_eq!(funnel.status, StatusCode::OK, "{:?}", funnel.json());
+    let steps = funnel.json()["overall"]["steps"].clone();
+    let sessions: Vec<u64> =
+        steps.as_array().unwrap().iter().map(|step| step["sessions"].as_u64().unwrap()).collect();
+    assert_eq!(sessions, [2, 1]);
+    assert_eq!(steps[1]["conversion_from_previous"], 0.5);
+}
