@@ -14,6 +14,7 @@
 //! exclusions, caps and minimums.
 
 use serde::{Deserialize, Serialize};
+use storepulse_model::validate::normalize_country;
 
 /// One category × country row, computed or imported.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,8 +121,17 @@ impl TrendFilter {
         self.category
             .as_deref()
             .is_none_or(|wanted| row.names().any(|name| name.eq_ignore_ascii_case(wanted)))
-            && self.country.as_deref().is_none_or(|wanted| row.country.eq_ignore_ascii_case(wanted))
+            && self.country.as_deref().is_none_or(|wanted| same_country(&row.country, wanted))
             && self.level.is_none_or(|level| row.level() == level)
+    }
+}
+
+/// Countries compared as ingest stores them (seed 1's `UK` is ISO's `GB`: computed rows say
+/// `GB`, seed 1's file `UK`); names that are no code (seed 1's `AUSTRALIA`) as text.
+fn same_country(a: &str, b: &str) -> bool {
+    match (normalize_country(a), normalize_country(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.trim().eq_ignore_ascii_case(b.trim()),
     }
 }
 

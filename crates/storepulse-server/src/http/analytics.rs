@@ -21,6 +21,7 @@ use storepulse_model::Timestamp;
 use storepulse_model::event::DeviceType;
 use storepulse_model::money::Currency;
 use storepulse_model::time::parse_timestamp_text;
+use storepulse_model::validate::normalize_country;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -69,6 +70,22 @@ pub(super) fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError
         .transpose()
 }
 
+/// A `country` filter as ingest stores countries (upper case, seed 1's `UK` as ISO's `GB`), so
+/// that `country=uk` finds what was sent as `UK`; anything else than a 2-letter code is refused,
+/// as ingest refuses it (no stored event can carry it).
+pub(super) fn country(value: Option<&str>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|code| {
+            normalize_country(code).map(|code| code.to_string()).ok_or_else(|| {
+                invalid(
+                    "country",
+                    format!("{code:?} is not an ISO 3166-1 alpha-2 code such as \"US\""),
+                )
+            })
+        })
+        .transpose()
+}
+
 fn currency(state: &AppState, value: Option<&str>) -> Result<Currency, ApiError> {
     match value {
         None => Ok(state.default_currency),
@@ -80,7 +97,7 @@ fn currency(state: &AppState, value: Option<&str>) -> Result<Currency, ApiError>
 fn realtime_filter(params: &LiveParams) -> Result<RealtimeFilter, ApiError> {
     Ok(RealtimeFilter {
         store: params.store.clone(),
-        country: params.country.clone(),
+        country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         category: params.category.clone(),
     })
@@ -298,7 +315,7 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
         granularity,
         filters: Filters {
             store: params.store.clone(),
-            country: params.country.clone(),
+            country: country(params.country.as_deref())?,
             device: device(params.device.as_deref())?,
             source: params.source.clone(),
             promotion: params.promotion.clone(),
@@ -435,7 +452,7 @@ async fn get_funnel(
     let spec = FunnelSpec { steps, window_ms: window.as_millis() as i64, from_ms: from, to_ms: to };
     let filter = RealtimeFilter {
         store: params.store.clone(),
-        country: params.country.clone(),
+        country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         ..RealtimeFilter::default()
     };

@@ -501,3 +501,39 @@ async fn a_funnel_with_a_repeated_step_needs_as_many_events() {
     assert_eq!(sessions, [2, 1]);
     assert_eq!(steps[1]["conversion_from_previous"], 0.5);
 }
+
+/// Ingest stores seed 1's `UK` as ISO's `GB`, but `country=UK` was looked up as sent and
+/// matched nothing: filters normalise the code the same way, and refuse what is no code.
+#[tokio::test]
+async fn country_filters_are_normalised_as_ingest_normalises_them() {
+    let test = TestApp::new();
+    let now = now_ms();
+    let order = |id: &str, country: &str| {
+        json!({"type": "purchase", "timestamp": at(now - 20_000), "session_id": id,
+               "user_id": id, "country": country, "order": {"id": id},
+               "items": [{"id": "shoe", "price": "10.00"}]})
+    };
+    let events = json!([order("o1", "UK"), order("o2", "gb"), order("o3", "US")]);
+    assert_eq!(test.post_json("/api/v1/events", &events.to_string()).await.status, StatusCode::OK);
+    for code in ["UK", "uk", "GB", "%20gb"] {
+        let query = format!("/api/v1/query?metrics=orders&range=last_hour&country={code}");
+        let response = test.get(&query).await;
+        assert_eq!(response.status, StatusCode::OK, "{query}: {:?}", response.json());
+        assert_eq!(response.json()["totals"]["orders"], 2, "{query}");
+    }
+    let live = test.get("/api/v1/realtime?country=uk").await.json();
+    assert_eq!(live["commerce"]["orders"], 2);
+    let funnel = test.get("/api/v1/funnels?range=last_hour&country=UK&steps=purchase,refund").await;
+    assert_eq!(funnel.json()["overall"]["steps"][0]["sessions"], 2);
+    for query in [
+        "/api/v1/query?metrics=orders&country=USA",
+        "/api/v1/realtime?country=U",
+        "/api/v1/funnels?country=12",
+        "/api/v1/promotions?country=United%20Kingdom",
+        "/api/v1/trending/products?country=GBR",
+    ] {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(response.json()["error"]["details"]["parameter"], "country", "{query}");
+    }
+}

@@ -103,6 +103,9 @@ async fn trend_rows_are_scored_and_filtered() {
     assert!(rows.iter().any(|row| row["score"].as_f64().unwrap() != 0.0));
     for (query, expected) in [
         ("country=US&level=3&limit=2", 2),
+        // Seed 1's UK is ISO's GB, as ingest stores it; its AUSTRALIA is a name, not a code.
+        ("country=GB", 30),
+        ("country=australia", 25),
         // The sample's rows are all of level 3.
         ("level=1", 0),
         ("category=Marine%20Electronics", 1),
