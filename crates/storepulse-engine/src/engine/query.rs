@@ -159,11 +159,12 @@ impl Engine {
         });
         let points = series_points(from, to, series_granularity);
         if points.len() > MAX_SERIES_POINTS {
+            // `points` stops one past the cap; the message says what was asked for.
             return Err(QueryError::new(
                 "granularity",
                 format!(
                     "{} points; at most {MAX_SERIES_POINTS} per query, choose a coarser granularity or a shorter range",
-                    points.len()
+                    series_point_count(from, to, series_granularity)
                 ),
             ));
         }
@@ -637,11 +638,9 @@ fn auto_granularity(length_ms: i64) -> Granularity {
     }
 }
 
-/// Start times of the series points covering `[from, to)`; the first point starts at `from`'s
-/// bucket.
-fn series_points(from: i64, to: i64, granularity: Granularity) -> Vec<i64> {
-    let mut points = Vec::new();
-    let mut start = match granularity {
+/// The start of the series point holding `from`.
+fn first_point(from: i64, granularity: Granularity) -> i64 {
+    match granularity {
         Granularity::Minute | Granularity::Hour | Granularity::Day => {
             let width = granularity_width(granularity);
             from.div_euclid(width) * width
@@ -655,7 +654,35 @@ fn series_points(from: i64, to: i64, granularity: Granularity) -> Vec<i64> {
             let (year, month, _) = civil_from_days(from.div_euclid(DAY_MS));
             days_from_civil(year, month, 1) * DAY_MS
         }
+    }
+}
+
+/// How many points [`series_points`] would give over `[from, to)` without its cap, counted
+/// rather than listed.
+fn series_point_count(from: i64, to: i64, granularity: Granularity) -> i64 {
+    let start = first_point(from, granularity);
+    if to <= start {
+        return 0;
+    }
+    let width = match granularity {
+        Granularity::Month => {
+            let month_index = |ms: i64| {
+                let (year, month, _) = civil_from_days(ms.div_euclid(DAY_MS));
+                year * 12 + i64::from(month)
+            };
+            return month_index(to - 1) - month_index(start) + 1;
+        }
+        Granularity::Week => 7 * DAY_MS,
+        other => granularity_width(other),
     };
+    (to - start + width - 1) / width
+}
+
+/// Start times of the series points covering `[from, to)`; the first point starts at `from`'s
+/// bucket.
+fn series_points(from: i64, to: i64, granularity: Granularity) -> Vec<i64> {
+    let mut points = Vec::new();
+    let mut start = first_point(from, granularity);
     while start < to && points.len() <= MAX_SERIES_POINTS {
         points.push(start);
         start = match granularity {
@@ -720,6 +747,47 @@ mod tests {
             points,
             vec![days_from_civil(2026, 11, 1) * DAY_MS, days_from_civil(2026, 12, 1) * DAY_MS]
         );
+    }
+
+    #[test]
+    fn point_counts_match_the_listed_points() {
+        let from = days_from_civil(2026, 11, 22) * DAY_MS + 7 * MINUTE_MS + 5;
+        for granularity in [
+            Granularity::Minute,
+            Granularity::Hour,
+            Granularity::Day,
+            Granularity::Week,
+            Granularity::Month,
+        ] {
+            for length in [1, MINUTE_MS, HOUR_MS + 1, 3 * DAY_MS, 40 * DAY_MS, 400 * DAY_MS] {
+                let listed = series_points(from, from + length, granularity).len();
+                if listed <= MAX_SERIES_POINTS {
+                    let count = series_point_count(from, from + length, granularity);
+                    assert_eq!(count, listed as i64, "{granularity:?} over {length} ms");
+                }
+            }
+        }
+    }
+
+    /// A minute series over 90 days was refused as "10001 points" (where listing stopped):
+    /// the message gives the 129,600 asked for.
+    #[test]
+    fn too_many_points_are_refused_with_their_real_number() {
+        let engine = Engine::new(EngineConfig::default());
+        let from = days_from_civil(2026, 8, 1) * DAY_MS;
+        let spec = QuerySpec {
+            metrics: vec![Metric::Orders],
+            from: Timestamp(from),
+            to: Timestamp(from + 90 * DAY_MS),
+            granularity: Some(Granularity::Minute),
+            filters: Filters::default(),
+            group_by: None,
+            limit: 100,
+            currency: Currency::USD,
+            compare: false,
+        };
+        let error = engine.query(&spec).err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(error.starts_with("granularity: 129600 points;"), "{error}");
     }
 
     #[test]
