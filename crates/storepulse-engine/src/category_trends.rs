@@ -10,8 +10,11 @@
 //! dropped. Gainers have a positive score (highest first), losers a negative one (lowest
 //! first); a change is `None` when the previous period had no revenue, and such rows rank by
 //! the changes they have. The same rows can come from seed 1's CSV (see [`TrendRow`]).
+//! [`select`] gives the rows themselves, filtered and scored alike, without the ranking's
+//! exclusions, caps and minimums.
 
 use serde::{Deserialize, Serialize};
+use storepulse_model::validate::normalize_country;
 
 /// One category × country row, computed or imported.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,7 +39,7 @@ pub struct TrendRow {
     pub commission_weekly_change: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commission_monthly_change: Option<f64>,
-    /// Filled by [`rank`].
+    /// Filled by [`rank`] and [`select`] from the configured weights (0 until then).
     #[serde(default)]
     pub score: f64,
 }
@@ -112,6 +115,48 @@ pub struct Ranking {
     pub losers: Vec<TrendRow>,
 }
 
+impl TrendFilter {
+    /// Whether `row` is one this filter asks for.
+    pub fn admits(&self, row: &TrendRow) -> bool {
+        self.category
+            .as_deref()
+            .is_none_or(|wanted| row.names().any(|name| name.eq_ignore_ascii_case(wanted)))
+            && self.country.as_deref().is_none_or(|wanted| same_country(&row.country, wanted))
+            && self.level.is_none_or(|level| row.level() == level)
+    }
+}
+
+/// Countries compared as ingest stores them (seed 1's `UK` is ISO's `GB`: computed rows say
+/// `GB`, seed 1's file `UK`); names that are no code (seed 1's `AUSTRALIA`) as text.
+fn same_country(a: &str, b: &str) -> bool {
+    match (normalize_country(a), normalize_country(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.trim().eq_ignore_ascii_case(b.trim()),
+    }
+}
+
+/// `daily_weight × daily change + weekly_weight × weekly change` (a missing change counts 0).
+pub fn score(row: &TrendRow, settings: &TrendSettings) -> f64 {
+    settings.daily_weight * row.revenue_daily_change.unwrap_or(0.0)
+        + settings.weekly_weight * row.revenue_weekly_change.unwrap_or(0.0)
+}
+
+/// The rows `filter` asks for, each with its [`score`], in their order, at most `limit`: the
+/// data behind a ranking (seed 1's `/api/trends`), so the ranking's exclusions, caps and
+/// minimums do not apply.
+pub fn select(
+    rows: &[TrendRow],
+    settings: &TrendSettings,
+    filter: &TrendFilter,
+    limit: usize,
+) -> Vec<TrendRow> {
+    rows.iter()
+        .filter(|row| filter.admits(row))
+        .take(limit)
+        .map(|row| TrendRow { score: score(row, settings), ..row.clone() })
+        .collect()
+}
+
 /// Scores, filters and splits rows into gainers (descending) and losers (ascending).
 pub fn rank(
     rows: &[TrendRow],
@@ -124,16 +169,7 @@ pub fn rank(
     let mut kept: Vec<TrendRow> = rows
         .iter()
         .filter(|row| !row.names().any(|name| excluded.contains(&name.to_lowercase())))
-        .filter(|row| {
-            filter
-                .category
-                .as_deref()
-                .is_none_or(|wanted| row.names().any(|name| name.eq_ignore_ascii_case(wanted)))
-        })
-        .filter(|row| {
-            filter.country.as_deref().is_none_or(|wanted| row.country.eq_ignore_ascii_case(wanted))
-        })
-        .filter(|row| filter.level.is_none_or(|level| row.level() == level))
+        .filter(|row| filter.admits(row))
         .filter(|row| row.revenue_daily_change.is_none_or(|c| c.abs() <= settings.max_daily_change))
         .filter(|row| {
             row.revenue_weekly_change.is_none_or(|c| {
@@ -141,12 +177,7 @@ pub fn rank(
             })
         })
         .filter(|row| row.revenue_week.is_none_or(|revenue| revenue >= settings.min_revenue))
-        .cloned()
-        .map(|mut row| {
-            row.score = settings.daily_weight * row.revenue_daily_change.unwrap_or(0.0)
-                + settings.weekly_weight * row.revenue_weekly_change.unwrap_or(0.0);
-            row
-        })
+        .map(|row| TrendRow { score: score(row, settings), ..row.clone() })
         .collect();
     kept.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal));
     let mut gainers: Vec<TrendRow> = kept.iter().filter(|row| row.score > 0.0).cloned().collect();
@@ -223,5 +254,25 @@ mod tests {
         assert_eq!(names(&ticker), ["toys", "toys", "books", "garden"]);
         assert_eq!(change(110, 100), Some(0.1));
         assert_eq!(change(5, 0), None);
+    }
+
+    /// Rows are scored as the ranking scores them (they were listed with 0.0) and filtered,
+    /// outliers and excluded categories included: they are the data, not the ranking.
+    #[test]
+    fn selected_rows_are_scored_filtered_and_limited() {
+        let rows = vec![
+            row("toys", "US", 1.0, 0.5),
+            row("outlier", "US", 5.0, 0.5),
+            row("toys", "DE", 0.0, 0.2),
+        ];
+        let settings = TrendSettings::default();
+        let us = TrendFilter { country: Some("us".into()), ..TrendFilter::default() };
+        let selected = select(&rows, &settings, &us, 10);
+        let scores: Vec<f64> = selected.iter().map(|row| row.score).collect();
+        assert_eq!(scores.len(), 2);
+        assert!((scores[0] - 0.55).abs() < 1e-9 && (scores[1] - 0.95).abs() < 1e-9, "{scores:?}");
+        assert_eq!(select(&rows, &settings, &us, 1).len(), 1);
+        let level_2 = TrendFilter { level: Some(2), ..TrendFilter::default() };
+        assert!(select(&rows, &settings, &level_2, 10).is_empty());
     }
 }

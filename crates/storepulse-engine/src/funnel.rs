@@ -7,7 +7,8 @@
 //! trail covers a session's first 49 days) for `retention` after its last event. A session
 //! belongs to the range its first step falls in. Per product, a step counts when its event
 //! names that product, or names no product at all (a page view, a checkout sent without
-//! lines). The trails also give the exact session metrics by product and below a day (see
+//! lines). Each step is matched by a later event than the previous step's, so a repeated step
+//! (`page_view,page_view`) needs as many events. The trails also give the exact session metrics by product and below a day (see
 //! `engine::sessions`).
 
 use std::str::FromStr;
@@ -551,8 +552,10 @@ impl FunnelLog {
     }
 }
 
-/// How many steps a session reached: the first step in range, then each next step at or after
-/// the previous one and within the window of the first.
+/// How many steps a session reached: the first step in range, then each next step matched by
+/// a later event than the one that matched the previous step (later in the trail, which is in
+/// time order) within the window of the first. One event never counts at two steps, so
+/// `page_view,page_view` counts sessions with two page views, not every session with one.
 fn progress(
     trail: &Trail,
     steps: &[EventType],
@@ -560,26 +563,41 @@ fn progress(
     matches: impl Fn(&Mark) -> bool,
 ) -> usize {
     let marks = &trail.marks;
-    let Some(start) = marks.iter().map(|mark| (mark, trail.time_of(mark))).find(|(mark, time)| {
-        mark.event_type == steps[0] && *time >= spec.from_ms && *time < spec.to_ms && matches(mark)
+    let Some(start) = marks.iter().position(|mark| {
+        let time = trail.time_of(mark);
+        mark.event_type == steps[0] && time >= spec.from_ms && time < spec.to_ms && matches(mark)
     }) else {
         return 0;
     };
-    let deadline = start.1 + spec.window_ms;
+    let deadline = trail.time_of(&marks[start]) + spec.window_ms;
     let mut reached = 1;
-    let mut after = start.1;
+    let mut previous = start;
     for step in &steps[1..] {
-        match marks.iter().map(|mark| (mark, trail.time_of(mark))).find(|(mark, time)| {
-            mark.event_type == *step && *time >= after && *time <= deadline && matches(mark)
-        }) {
-            Some((_, time)) => {
+        let after = end_of_event(marks, previous);
+        let next = marks[after..].iter().position(|mark| {
+            mark.event_type == *step && trail.time_of(mark) <= deadline && matches(mark)
+        });
+        match next {
+            Some(offset) => {
                 reached += 1;
-                after = time;
+                previous = after + offset;
             }
             None => break,
         }
     }
     reached
+}
+
+/// The index after the last mark of the event that left `marks[index]`: an event naming
+/// several products leaves one mark per product, side by side, with its time and type (two
+/// events of one type in the same millisecond are taken as one).
+fn end_of_event(marks: &[Mark], index: usize) -> usize {
+    let mark = marks[index];
+    let same_event = marks[index + 1..]
+        .iter()
+        .take_while(|next| next.offset_ms == mark.offset_ms && next.event_type == mark.event_type)
+        .count();
+    index + 1 + same_event
 }
 
 #[cfg(test)]
@@ -722,6 +740,43 @@ mod tests {
         stored.observe(6, None, place, later, EventType::ProductView, &[]);
         assert_eq!((stored.sessions(), stored.trails.len(), stored.marks), (2, 5, 4));
         assert_eq!(reached(&stored, &spec(base + HOUR, later + 1)), [2, 1, 0, 0]);
+    }
+
+    /// A repeated step needs another event: one page view counted at both steps of
+    /// `page_view,page_view`, so "viewed two or more" funnels counted every viewer.
+    #[test]
+    fn a_repeated_step_is_matched_by_a_later_event() {
+        let place = Place::default();
+        let base = 1_800_000_000_000;
+        let twice = |steps: Vec<EventType>| FunnelSpec {
+            steps,
+            window_ms: HOUR,
+            from_ms: base,
+            to_ms: base + HOUR,
+        };
+        let views = twice(vec![EventType::PageView, EventType::PageView]);
+        let mut log = FunnelLog::new(30 * 24 * HOUR);
+        log.observe(1, None, place, base + 1_000, EventType::PageView, &[]);
+        assert_eq!(reached(&log, &views), [1, 0], "one page view: the first step only");
+        log.observe(1, None, place, base + 2_000, EventType::PageView, &[]);
+        assert_eq!(reached(&log, &views), [1, 1], "two page views: both steps");
+        let thrice = twice(vec![EventType::PageView; 3]);
+        assert_eq!(reached(&log, &thrice), [1, 1, 0]);
+
+        // One product view naming two products is one event, whichever split.
+        let product_views = twice(vec![EventType::ProductView, EventType::ProductView]);
+        let mut log = FunnelLog::new(30 * 24 * HOUR);
+        log.observe(2, None, place, base + 1_000, EventType::ProductView, &[7, 8]);
+        assert_eq!(reached(&log, &product_views), [1, 0]);
+        let filter = LiveFilter::default();
+        let by_product = log.run(&product_views, FunnelSplit::Product, &filter, Some);
+        assert_eq!(by_product.get(&7), Some(&vec![1, 0]));
+        assert_eq!(by_product.get(&8), Some(&vec![1, 0]));
+        log.observe(2, None, place, base + 2_000, EventType::ProductView, &[7]);
+        assert_eq!(reached(&log, &product_views), [1, 1]);
+        let by_product = log.run(&product_views, FunnelSplit::Product, &filter, Some);
+        assert_eq!(by_product.get(&7), Some(&vec![1, 1]));
+        assert_eq!(by_product.get(&8), Some(&vec![1, 0]));
     }
 
     #[test]

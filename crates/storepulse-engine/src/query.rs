@@ -30,9 +30,11 @@ pub enum Metric {
     PromotionClicks,
     /// Promotion clicks / promotion views.
     ClickThroughRate,
-    /// Orders / checkouts started.
+    /// Orders / checkouts started: a ratio of events, above 1 when orders arrive without
+    /// checkout events (seed 4's `/buy`, orders sent by a back office).
     CheckoutConversionRate,
-    /// Orders / promotion clicks (per promotion: purchases that carried it / its clicks).
+    /// Orders carrying a promotion / promotion clicks (per promotion: purchases that carried
+    /// it / its clicks).
     PromotionConversionRate,
     /// Distinct visitors (user id, else anonymous id); a sketch, see [`crate::distinct`].
     Visitors,
@@ -246,6 +248,9 @@ pub struct Filters {
     pub product: Option<String>,
     /// A category path at any level, `"Apparel"` or `"Apparel > Shoes"`.
     pub category: Option<String>,
+    /// Only rows carrying a promotion (any): what the promotions report's totals add up, so
+    /// that they are the sum of its promotions rather than of every order.
+    pub promoted: bool,
 }
 
 impl Filters {

@@ -427,6 +427,34 @@ fn group_by_category_levels_products_reps_and_promotions() {
     assert_eq!(result.totals["promotion_conversion_rate"], Value::Ratio(Some(1.0)));
 }
 
+/// Without a promotion filter, promotion conversion was every order over the clicks (4 orders
+/// / 1 click = 4.0 here) although only o1 carried a promotion.
+#[test]
+fn promotion_conversion_counts_only_orders_carrying_a_promotion() {
+    let engine = commerce_fixture();
+    let metrics = [Metric::Orders, Metric::PromotionClicks, Metric::PromotionConversionRate];
+    let mut query = spec(&metrics, DAY0 + DAY, DAY0 + 2 * DAY);
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.totals["orders"], Value::Count(4));
+    assert_eq!(result.totals["promotion_clicks"], Value::Count(1));
+    assert_eq!(result.totals["promotion_conversion_rate"], Value::Ratio(Some(1.0)));
+
+    // By promotion: BF converts its click; orders without a promotion convert none.
+    query.group_by = Some(Dimension::Promotion);
+    let result = engine.query(&query).unwrap();
+    assert_eq!(
+        group_values(&result, "promotion_conversion_rate"),
+        vec![(None, Value::Ratio(None)), (Some("BF".into()), Value::Ratio(Some(1.0)))]
+    );
+
+    // Only promoted rows: the totals are those of the promotions.
+    query.group_by = None;
+    query.filters.promoted = true;
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.totals["orders"], Value::Count(1));
+    assert_eq!(result.totals["promotion_conversion_rate"], Value::Ratio(Some(1.0)));
+}
+
 #[test]
 fn series_by_day_hour_and_week_and_the_trend_direction() {
     let mut events = Vec::new();

@@ -16,6 +16,9 @@ pub enum ApiError {
     Unauthorized { message: String },
     #[error("{message}")]
     NotFound { message: String, details: Option<Value> },
+    /// A served path asked with a method it does not take (the `Allow` header is axum's).
+    #[error("{message}")]
+    MethodNotAllowed { message: String, details: Value },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize, message: String },
     #[error("content type {content_type:?} is not accepted")]
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -66,6 +70,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::Unprocessable { .. } => "validation_failed",
@@ -81,6 +86,9 @@ impl ApiError {
             ApiError::BadRequest { message, details, .. } => (message.clone(), details.clone()),
             ApiError::Unauthorized { message } => (message.clone(), None),
             ApiError::NotFound { message, details } => (message.clone(), details.clone()),
+            ApiError::MethodNotAllowed { message, details } => {
+                (message.clone(), Some(details.clone()))
+            }
             ApiError::PayloadTooLarge { message, limit } => {
                 (message.clone(), Some(json!({ "limit_bytes": limit })))
             }

@@ -101,6 +101,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest)
         .merge(reads)
         .fallback(not_found)
+        // After every route is in: it is set on the routes registered so far. Inside the
+        // layers below, so a 405 gets the request id, `X-Process-Time` and metrics too.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), NewRequestId))
@@ -137,57 +140,62 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     }
 }
 
-/// Route templates served, for metric labels (a closed set: raw paths never become labels).
-const ROUTE_TEMPLATES: [&str; 43] = [
-    "/api/v1/events",
-    "/v1/track",
-    "/v1/page",
-    "/v1/screen",
-    "/v1/identify",
-    "/v1/group",
-    "/v1/alias",
-    "/v1/batch",
-    "/v1/t",
-    "/v1/p",
-    "/v1/s",
-    "/v1/i",
-    "/v1/g",
-    "/v1/a",
-    "/v1/b",
-    "/ingest",
-    "/api/v1/dead-letters",
-    "/api/v1/dead-letters/replay",
-    "/health",
-    "/ready",
-    "/metrics",
-    "/prometheus",
-    "/feedback",
-    "/api/v1/limits",
-    "/api/v1/realtime",
-    "/api/v1/query",
-    "/api/v1/promotions",
-    "/api/v1/funnels",
-    "/users/active",
-    "/users/{user_id}/sessions",
-    "/buy",
-    "/stats",
-    "/api/v1/trending/products",
-    "/api/v1/trending/compare",
-    "/api/v1/trending/versions",
-    "/api/v1/trending/versions/{version}/activate",
-    "/api/v1/recommendations",
-    "/trending_products",
-    "/healthz",
-    "/api/v1/category-trends",
-    "/api/v1/category-trends/ticker",
-    "/api/v1/category-trends/rows",
-    "/api/v1/category-trends/import",
+/// Route templates served, for metric labels (a closed set: raw paths never become labels),
+/// with the methods each answers as axum's `Allow` header lists them (`GET` brings `HEAD`), for
+/// the body of a 405. A test checks the methods against the router's own `Allow` headers.
+pub const ROUTE_TEMPLATES: [(&str, &str); 43] = [
+    ("/api/v1/events", "POST"),
+    ("/v1/track", "POST"),
+    ("/v1/page", "POST"),
+    ("/v1/screen", "POST"),
+    ("/v1/identify", "POST"),
+    ("/v1/group", "POST"),
+    ("/v1/alias", "POST"),
+    ("/v1/batch", "POST"),
+    ("/v1/t", "POST"),
+    ("/v1/p", "POST"),
+    ("/v1/s", "POST"),
+    ("/v1/i", "POST"),
+    ("/v1/g", "POST"),
+    ("/v1/a", "POST"),
+    ("/v1/b", "POST"),
+    ("/ingest", "POST"),
+    ("/api/v1/dead-letters", "GET,HEAD"),
+    ("/api/v1/dead-letters/replay", "POST"),
+    ("/health", "GET,HEAD"),
+    ("/ready", "GET,HEAD"),
+    ("/metrics", "GET,HEAD"),
+    ("/prometheus", "GET,HEAD"),
+    ("/feedback", "POST"),
+    ("/api/v1/limits", "GET,HEAD"),
+    ("/api/v1/realtime", "GET,HEAD"),
+    ("/api/v1/query", "GET,HEAD,POST"),
+    ("/api/v1/promotions", "GET,HEAD"),
+    ("/api/v1/funnels", "GET,HEAD"),
+    ("/users/active", "GET,HEAD"),
+    ("/users/{user_id}/sessions", "GET,HEAD"),
+    ("/buy", "POST"),
+    ("/stats", "GET,HEAD"),
+    ("/api/v1/trending/products", "GET,HEAD"),
+    ("/api/v1/trending/compare", "GET,HEAD"),
+    ("/api/v1/trending/versions", "GET,HEAD,POST"),
+    ("/api/v1/trending/versions/{version}/activate", "POST"),
+    ("/api/v1/recommendations", "GET,HEAD"),
+    ("/trending_products", "GET,HEAD"),
+    ("/healthz", "GET,HEAD"),
+    ("/api/v1/category-trends", "GET,HEAD"),
+    ("/api/v1/category-trends/ticker", "GET,HEAD"),
+    ("/api/v1/category-trends/rows", "GET,HEAD"),
+    ("/api/v1/category-trends/import", "POST"),
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
     let Some(matched) = matched else { return "unmatched" };
     let path = matched.as_str();
-    ROUTE_TEMPLATES.iter().find(|template| **template == path).copied().unwrap_or("other")
+    ROUTE_TEMPLATES
+        .iter()
+        .find(|(template, _)| *template == path)
+        .map_or("other", |(template, _)| template)
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -323,6 +331,27 @@ async fn not_found(request: Request) -> Response {
     ApiError::NotFound {
         message: format!("no route for {} {path}", request.method()),
         details: Some(json!({ "path": path, "available_endpoints": ROUTES })),
+    }
+    .into_response()
+}
+
+/// A served path asked with another method: the 404's JSON shape, naming the method, the path
+/// and the methods the path takes. axum adds the `Allow` header on the way out (after every
+/// layer), which is why the methods come from [`ROUTE_TEMPLATES`] rather than from it.
+async fn method_not_allowed(request: Request) -> Response {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let allowed: Vec<&str> = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|matched| {
+            ROUTE_TEMPLATES.iter().find(|(template, _)| *template == matched.as_str())
+        })
+        .map(|(_, methods)| methods.split(',').collect())
+        .unwrap_or_default();
+    ApiError::MethodNotAllowed {
+        message: format!("{method} is not allowed on {path}; use {}", allowed.join(" or ")),
+        details: json!({ "method": method, "path": path, "allowed_methods": allowed }),
     }
     .into_response()
 }

@@ -62,6 +62,9 @@ pub(super) struct Sum {
     pub(super) measures: Totals,
     /// Orders whose amounts are in the query's currency (the divisor of an average).
     orders_in_currency: u64,
+    /// Orders carrying a promotion (the numerator of promotion conversion: an order without
+    /// one is no conversion of a promotion click).
+    promoted_orders: u64,
     /// Value of abandoned carts in the query's currency (only when asked for).
     abandoned_value: i64,
     /// Merged only when a query asks for a distinct metric.
@@ -72,6 +75,9 @@ pub(super) struct Sum {
 
 impl Sum {
     fn add(&mut self, key: &FactKey, measures: &Measures, currency: [u8; 3]) {
+        if key.promotion != 0 {
+            self.promoted_orders += u64::from(measures.orders);
+        }
         if key.currency == currency {
             self.measures.add(measures);
             self.orders_in_currency += u64::from(measures.orders);
@@ -120,6 +126,7 @@ impl Engine {
             category: lookup(filters.category.as_deref(), |c| {
                 dims.categories.get(&normalize_category(c))
             })?,
+            promoted: filters.promoted,
         })
     }
 
@@ -152,11 +159,12 @@ impl Engine {
         });
         let points = series_points(from, to, series_granularity);
         if points.len() > MAX_SERIES_POINTS {
+            // `points` stops one past the cap; the message says what was asked for.
             return Err(QueryError::new(
                 "granularity",
                 format!(
                     "{} points; at most {MAX_SERIES_POINTS} per query, choose a coarser granularity or a shorter range",
-                    points.len()
+                    series_point_count(from, to, series_granularity)
                 ),
             ));
         }
@@ -411,6 +419,8 @@ pub(super) struct RowMatcher {
     sales_rep: Option<u32>,
     product: Option<u32>,
     category: Option<u32>,
+    /// Only rows with a promotion.
+    promoted: bool,
 }
 
 impl RowMatcher {
@@ -426,6 +436,7 @@ impl RowMatcher {
             sales_rep: None,
             product: None,
             category: None,
+            promoted: false,
         }
     }
 
@@ -453,6 +464,7 @@ impl RowMatcher {
             && self.device.is_none_or(|id| id == key.device)
             && self.source.is_none_or(|id| id == key.source)
             && self.promotion.is_none_or(|id| id == key.promotion)
+            && (!self.promoted || key.promotion != 0)
             && self.sales_rep.is_none_or(|id| id == key.sales_rep)
             && self.product.is_none_or(|id| id == key.product)
             && self.category.is_none_or(|id| dims.categories_of(key.product).contains(&id))
@@ -528,7 +540,7 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
         ),
         Metric::ClickThroughRate => ratio(m.promotion_clicks, m.promotion_views),
         Metric::CheckoutConversionRate => ratio(m.orders, m.checkouts),
-        Metric::PromotionConversionRate => ratio(m.orders, m.promotion_clicks),
+        Metric::PromotionConversionRate => ratio(sum.promoted_orders, m.promotion_clicks),
         Metric::Visitors
         | Metric::UniqueBuyers
         | Metric::Sessions
@@ -626,11 +638,9 @@ fn auto_granularity(length_ms: i64) -> Granularity {
     }
 }
 
-/// Start times of the series points covering `[from, to)`; the first point starts at `from`'s
-/// bucket.
-fn series_points(from: i64, to: i64, granularity: Granularity) -> Vec<i64> {
-    let mut points = Vec::new();
-    let mut start = match granularity {
+/// The start of the series point holding `from`.
+fn first_point(from: i64, granularity: Granularity) -> i64 {
+    match granularity {
         Granularity::Minute | Granularity::Hour | Granularity::Day => {
             let width = granularity_width(granularity);
             from.div_euclid(width) * width
@@ -644,7 +654,35 @@ fn series_points(from: i64, to: i64, granularity: Granularity) -> Vec<i64> {
             let (year, month, _) = civil_from_days(from.div_euclid(DAY_MS));
             days_from_civil(year, month, 1) * DAY_MS
         }
+    }
+}
+
+/// How many points [`series_points`] would give over `[from, to)` without its cap, counted
+/// rather than listed.
+fn series_point_count(from: i64, to: i64, granularity: Granularity) -> i64 {
+    let start = first_point(from, granularity);
+    if to <= start {
+        return 0;
+    }
+    let width = match granularity {
+        Granularity::Month => {
+            let month_index = |ms: i64| {
+                let (year, month, _) = civil_from_days(ms.div_euclid(DAY_MS));
+                year * 12 + i64::from(month)
+            };
+            return month_index(to - 1) - month_index(start) + 1;
+        }
+        Granularity::Week => 7 * DAY_MS,
+        other => granularity_width(other),
     };
+    (to - start + width - 1) / width
+}
+
+/// Start times of the series points covering `[from, to)`; the first point starts at `from`'s
+/// bucket.
+fn series_points(from: i64, to: i64, granularity: Granularity) -> Vec<i64> {
+    let mut points = Vec::new();
+    let mut start = first_point(from, granularity);
     while start < to && points.len() <= MAX_SERIES_POINTS {
         points.push(start);
         start = match granularity {
@@ -709,6 +747,47 @@ mod tests {
             points,
             vec![days_from_civil(2026, 11, 1) * DAY_MS, days_from_civil(2026, 12, 1) * DAY_MS]
         );
+    }
+
+    #[test]
+    fn point_counts_match_the_listed_points() {
+        let from = days_from_civil(2026, 11, 22) * DAY_MS + 7 * MINUTE_MS + 5;
+        for granularity in [
+            Granularity::Minute,
+            Granularity::Hour,
+            Granularity::Day,
+            Granularity::Week,
+            Granularity::Month,
+        ] {
+            for length in [1, MINUTE_MS, HOUR_MS + 1, 3 * DAY_MS, 40 * DAY_MS, 400 * DAY_MS] {
+                let listed = series_points(from, from + length, granularity).len();
+                if listed <= MAX_SERIES_POINTS {
+                    let count = series_point_count(from, from + length, granularity);
+                    assert_eq!(count, listed as i64, "{granularity:?} over {length} ms");
+                }
+            }
+        }
+    }
+
+    /// A minute series over 90 days was refused as "10001 points" (where listing stopped):
+    /// the message gives the 129,600 asked for.
+    #[test]
+    fn too_many_points_are_refused_with_their_real_number() {
+        let engine = Engine::new(EngineConfig::default());
+        let from = days_from_civil(2026, 8, 1) * DAY_MS;
+        let spec = QuerySpec {
+            metrics: vec![Metric::Orders],
+            from: Timestamp(from),
+            to: Timestamp(from + 90 * DAY_MS),
+            granularity: Some(Granularity::Minute),
+            filters: Filters::default(),
+            group_by: None,
+            limit: 100,
+            currency: Currency::USD,
+            compare: false,
+        };
+        let error = engine.query(&spec).err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(error.starts_with("granularity: 129600 points;"), "{error}");
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Engine {
         let filters = &spec.filters;
         for (parameter, set) in [
             ("source", filters.source.is_some()),
-            ("promotion", filters.promotion.is_some()),
+            ("promotion", filters.promotion.is_some() || filters.promoted),
             ("sales_rep", filters.sales_rep.is_some()),
         ] {
             if set {

@@ -21,6 +21,7 @@ use storepulse_model::Timestamp;
 use storepulse_model::event::DeviceType;
 use storepulse_model::money::Currency;
 use storepulse_model::time::parse_timestamp_text;
+use storepulse_model::validate::normalize_country;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -69,6 +70,22 @@ pub(super) fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError
         .transpose()
 }
 
+/// A `country` filter as ingest stores countries (upper case, seed 1's `UK` as ISO's `GB`), so
+/// that `country=uk` finds what was sent as `UK`; anything else than a 2-letter code is refused,
+/// as ingest refuses it (no stored event can carry it).
+pub(super) fn country(value: Option<&str>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|code| {
+            normalize_country(code).map(|code| code.to_string()).ok_or_else(|| {
+                invalid(
+                    "country",
+                    format!("{code:?} is not an ISO 3166-1 alpha-2 code such as \"US\""),
+                )
+            })
+        })
+        .transpose()
+}
+
 fn currency(state: &AppState, value: Option<&str>) -> Result<Currency, ApiError> {
     match value {
         None => Ok(state.default_currency),
@@ -80,7 +97,7 @@ fn currency(state: &AppState, value: Option<&str>) -> Result<Currency, ApiError>
 fn realtime_filter(params: &LiveParams) -> Result<RealtimeFilter, ApiError> {
     Ok(RealtimeFilter {
         store: params.store.clone(),
-        country: params.country.clone(),
+        country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         category: params.category.clone(),
     })
@@ -298,13 +315,14 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
         granularity,
         filters: Filters {
             store: params.store.clone(),
-            country: params.country.clone(),
+            country: country(params.country.as_deref())?,
             device: device(params.device.as_deref())?,
             source: params.source.clone(),
             promotion: params.promotion.clone(),
             sales_rep: params.sales_rep.clone(),
             product: params.product.clone(),
             category: params.category.clone(),
+            promoted: false,
         },
         group_by,
         limit: params.limit.unwrap_or(100).min(MAX_GROUPS + 1),
@@ -320,22 +338,59 @@ async fn get_promotions(
     params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(mut params) = params.map_err(|error| invalid("query", error.body_text()))?;
-    if params.metrics.is_some() || params.group_by.is_some() {
-        return Err(invalid(
-            "metrics",
-            "this endpoint has fixed metrics; use /api/v1/query for others",
-        ));
-    }
+    check_promotion_params(&params)?;
     params.metrics = Some(StringOrList::One(
         "promotion_views,promotion_clicks,orders,units,gross_revenue,unique_buyers,click_through_rate,promotion_conversion_rate"
             .into(),
     ));
     params.group_by = Some("promotion".into());
-    let spec = query_spec(&state, &params, now_unix_ms())?;
-    let mut result = state.engine.read_ignoring_poison().query(&spec)?;
-    // Rows without a promotion are not a promotion.
-    result.groups.retain(|group| group.key.is_some());
+    let mut spec = query_spec(&state, &params, now_unix_ms())?;
+    // Rows without a promotion are not a promotion: neither a group nor part of the totals
+    // (which would otherwise count every order, buyer and amount of the range).
+    spec.filters.promoted = true;
+    let result = state.engine.read_ignoring_poison().query(&spec)?;
     Ok(Json(result).into_response())
+}
+
+/// Refuses what the promotions report cannot answer, naming the parameter that was sent
+/// (the report's own `metrics` and `group_by` are filled in only after this).
+fn check_promotion_params(params: &QueryParams) -> Result<(), ApiError> {
+    if params.metrics.is_some() {
+        return Err(invalid(
+            "metrics",
+            "this report's metrics are fixed (views, clicks, purchases, units, revenue, buyers \
+             and rates); ask /api/v1/query for others",
+        ));
+    }
+    if let Some(group_by) = params.group_by.as_deref().filter(|name| name.trim() != "promotion") {
+        return Err(invalid(
+            "group_by",
+            format!(
+                "this report is always by promotion; for {group_by:?} ask /api/v1/query with \
+                 group_by={group_by} (and promotion= to pick one)"
+            ),
+        ));
+    }
+    // Unique buyers per promotion come from the daily sketches: the session trails that answer
+    // below a day and by product do not keep promotions.
+    let granularity = params.granularity.as_deref().and_then(Granularity::parse);
+    if matches!(granularity, Some(Granularity::Minute | Granularity::Hour)) {
+        return Err(invalid(
+            "granularity",
+            "unique buyers per promotion are counted by day: use day, week or month (or ask \
+             /api/v1/query for promotion_views, promotion_clicks or orders by minute or hour)",
+        ));
+    }
+    for (parameter, set) in [("product", &params.product), ("category", &params.category)] {
+        if set.is_some() {
+            return Err(invalid(
+                parameter,
+                "promotion views and clicks name no product, so this report cannot be narrowed \
+                 to one; ask /api/v1/query with group_by=promotion for orders by product",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -397,7 +452,7 @@ async fn get_funnel(
     let spec = FunnelSpec { steps, window_ms: window.as_millis() as i64, from_ms: from, to_ms: to };
     let filter = RealtimeFilter {
         store: params.store.clone(),
-        country: params.country.clone(),
+        country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         ..RealtimeFilter::default()
     };

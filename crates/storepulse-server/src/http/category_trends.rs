@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use storepulse_engine::category_trends::{TrendFilter, TrendRow, rank, ticker};
+use storepulse_engine::category_trends::{TrendFilter, TrendRow, rank, select, ticker};
 use storepulse_model::Timestamp;
 use storepulse_model::money::Currency;
 
@@ -71,22 +71,27 @@ fn parse_small(
     })
 }
 
-type Params = Result<Query<TrendParams>, axum::extract::rejection::QueryRejection>;
-
-async fn get_ranking(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
-    let limit = parse_small("limit", params.limit.as_deref(), 1..=1000, 10)? as usize;
+/// The `category`, `country` and `level` filters of a request.
+fn trend_filter(params: &TrendParams) -> Result<TrendFilter, ApiError> {
     let level = params
         .level
         .as_deref()
         .map(|text| parse_small("level", Some(text), 1..=3, 1))
         .transpose()?;
-    let (source, rows) = rows(&state, &params)?;
-    let filter = TrendFilter {
+    Ok(TrendFilter {
         category: params.category.clone(),
         country: params.country.clone(),
         level: level.map(|level| level as u8),
-    };
+    })
+}
+
+type Params = Result<Query<TrendParams>, axum::extract::rejection::QueryRejection>;
+
+async fn get_ranking(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let limit = parse_small("limit", params.limit.as_deref(), 1..=1000, 10)? as usize;
+    let filter = trend_filter(&params)?;
+    let (source, rows) = rows(&state, &params)?;
     let ranking = rank(&rows, &state.config.category_trends, &filter, limit);
     Ok(Json(json!({
         "source": source,
@@ -104,11 +109,18 @@ async fn get_ticker(State(state): State<AppState>, params: Params) -> Result<Res
     Ok(Json(json!({ "source": source, "items": items })).into_response())
 }
 
+/// Seed 1's `/api/trends`: the rows themselves (every one by default, in their order), each
+/// scored with the configured weights, narrowed by the same filters as the ranking.
 async fn get_rows(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let limit = parse_small("limit", params.limit.as_deref(), 1..=MAX_ROWS, MAX_ROWS)? as usize;
+    let filter = trend_filter(&params)?;
     let (_, rows) = rows(&state, &params)?;
-    Ok(Json(rows).into_response())
+    Ok(Json(select(&rows, &state.config.category_trends, &filter, limit)).into_response())
 }
+
+/// The most rows one answer lists (every row when no `limit` is given).
+const MAX_ROWS: u64 = 1_000_000;
 
 async fn post_import(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     match state.imported_trends.import(&body) {

@@ -18,7 +18,7 @@ use storepulse_engine::engine::ScoredProduct;
 use storepulse_engine::trending::{RegistryError, TrendingWeights, VersionName, WeightVersion};
 use storepulse_model::Timestamp;
 
-use super::analytics::{device, invalid};
+use super::analytics::{country, device, invalid};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -81,7 +81,7 @@ impl TrendingParams {
     fn filters(&self) -> Result<Filters, ApiError> {
         Ok(Filters {
             store: self.store.clone(),
-            country: self.country.clone(),
+            country: country(self.country.as_deref())?,
             device: device(self.device.as_deref())?,
             category: self.category.clone(),
             ..Filters::default()

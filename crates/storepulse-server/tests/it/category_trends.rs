@@ -77,3 +77,81 @@ async fn trends_are_computed_from_purchases() {
     assert_eq!(ranking["gainers"][0]["revenue_weekly_change"], 2.0);
     assert_eq!(ranking["gainers"][0]["revenue_week"], 30.0);
 }
+
+fn expected_score(row: &serde_json::Value) -> f64 {
+    0.1 * row["revenue_daily_change"].as_f64().unwrap_or(0.0)
+        + 0.9 * row["revenue_weekly_change"].as_f64().unwrap_or(0.0)
+}
+
+/// `/rows` answered `score: 0.0` on every row and ignored its filters
+/// (`?country=IS&limit=1&level=1` listed every row of every country): rows carry the score the
+/// ranking gives them and honour `country`, `category`, `level` and `limit`, imported or
+/// computed; a bad value is a 400 naming it.
+#[tokio::test]
+async fn trend_rows_are_scored_and_filtered() {
+    let test = TestApp::new();
+    let request = post("/api/v1/category-trends/import").body(Body::from(SAMPLE)).unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::OK);
+
+    let rows = test.get("/api/v1/category-trends/rows?source=imported&country=uk").await.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 30);
+    for row in rows {
+        assert_eq!(row["country"], "UK");
+        assert!((row["score"].as_f64().unwrap() - expected_score(row)).abs() < 1e-9, "{row}");
+    }
+    assert!(rows.iter().any(|row| row["score"].as_f64().unwrap() != 0.0));
+    for (query, expected) in [
+        ("country=US&level=3&limit=2", 2),
+        // Seed 1's UK is ISO's GB, as ingest stores it; its AUSTRALIA is a name, not a code.
+        ("country=GB", 30),
+        ("country=australia", 25),
+        // The sample's rows are all of level 3.
+        ("level=1", 0),
+        ("category=Marine%20Electronics", 1),
+        ("", 380),
+    ] {
+        let rows = test.get(&format!("/api/v1/category-trends/rows?source=imported&{query}")).await;
+        assert_eq!(rows.json().as_array().unwrap().len(), expected, "{query}");
+    }
+
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
+    let sale = |days_ago: i64, country: &str, price: &str, n: i64| {
+        json!({"type": "purchase", "timestamp": Timestamp(now - days_ago * 86_400_000 - 60_000).to_rfc3339(),
+               "country": country, "order": {"id": format!("o{n}")},
+               "items": [{"id": "kite", "category": "Toys > Outdoor", "price": price}]})
+    };
+    let events = json!([
+        sale(0, "IS", "30.00", 1),
+        sale(8, "IS", "10.00", 2),
+        sale(0, "US", "50.00", 3),
+        sale(8, "US", "10.00", 4)
+    ]);
+    assert_eq!(test.post_json("/api/v1/events", &events.to_string()).await.status, StatusCode::OK);
+    let rows = test.get("/api/v1/category-trends/rows?country=IS&limit=1&level=1").await.json();
+    assert_eq!(
+        (rows[0]["country"].clone(), rows[0]["category_level_1"].clone()),
+        (json!("IS"), json!("Toys"))
+    );
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert!(rows[0].get("category_level_2").is_none());
+    assert!((rows[0]["score"].as_f64().unwrap() - expected_score(&rows[0])).abs() < 1e-9);
+    assert!((rows[0]["score"].as_f64().unwrap() - 1.8).abs() < 1e-9, "0.9 × +200 % weekly");
+    let ranking = test.get("/api/v1/category-trends?country=IS&level=1").await.json();
+    assert_eq!(ranking["gainers"][0]["score"], rows[0]["score"], "the ranking's score");
+
+    for (query, parameter) in [
+        ("level=4", "level"),
+        ("level=one", "level"),
+        ("limit=0", "limit"),
+        ("source=elsewhere", "source"),
+        ("currency=XXXX", "currency"),
+        ("colour=red", "query"),
+    ] {
+        let response = test.get(&format!("/api/v1/category-trends/rows?{query}")).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(response.json()["error"]["details"]["parameter"], parameter, "{query}");
+    }
+}

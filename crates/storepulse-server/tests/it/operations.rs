@@ -107,6 +107,52 @@ async fn unknown_paths_are_json_404s_naming_the_path() {
     assert!(body["error"]["message"].as_str().unwrap().contains("/visit"));
 }
 
+/// A served path asked with the wrong method used to get a 405 with an empty body; it is the
+/// same JSON error as a 404, names the method, the path and what the path takes, keeps axum's
+/// `Allow` header and passes the same layers (request id, process time).
+#[tokio::test]
+async fn wrong_methods_are_json_405s_naming_the_allowed_methods() {
+    let test = TestApp::new();
+    for (request, path, allowed) in [
+        (Request::get("/api/v1/events"), "/api/v1/events", vec!["POST"]),
+        (Request::delete("/api/v1/query"), "/api/v1/query", vec!["GET", "HEAD", "POST"]),
+    ] {
+        let method = request.method_ref().unwrap().to_string();
+        let response = test.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.header("allow"), Some(allowed.join(",").as_str()));
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        assert!(response.header("x-process-time").is_some());
+        assert_eq!(response.header("x-request-id").unwrap().len(), 36);
+        let error = &response.json()["error"];
+        assert_eq!(error["code"], "method_not_allowed");
+        assert_eq!(error["details"]["method"], method.as_str());
+        assert_eq!(error["details"]["path"], path);
+        assert_eq!(error["details"]["allowed_methods"], serde_json::json!(allowed));
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&method) && message.contains(path), "{message}");
+    }
+}
+
+/// The methods a 405 body names come from a table beside the route templates: it must say
+/// what the router itself says in `Allow`, for every route.
+#[tokio::test]
+async fn the_405_method_table_matches_the_router() {
+    let test = TestApp::new();
+    for (template, methods) in storepulse_server::http::ROUTE_TEMPLATES {
+        let path = template.replace("{user_id}", "u-1").replace("{version}", "v1");
+        let response = test.send(Request::patch(path.as_str()).body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{template}");
+        assert_eq!(response.header("allow"), Some(methods), "{template}");
+        let named: Vec<String> = methods.split(',').map(str::to_owned).collect();
+        assert_eq!(
+            response.json()["error"]["details"]["allowed_methods"],
+            serde_json::json!(named),
+            "{template}"
+        );
+    }
+}
+
 /// A browser's CORS preflight for a JSON POST of events from `origin`.
 fn preflight(origin: &str) -> Request<Body> {
     Request::options("/api/v1/events")
