@@ -50,6 +50,46 @@ impl ApiError {
         }
     }
 
+    /// A query string or JSON body that serde refused (axum's rejection text), as a 400 naming
+    /// the parameter the refusal is about — `stor: unknown field …` → `stor`, `duplicate field
+    /// `k`` → `k`, `k: invalid digit …` → `k` — and `fallback` (`query`, `body`) when it names
+    /// none.
+    pub fn from_serde_refusal(fallback: &'static str, text: &str) -> Self {
+        let reason = [
+            "Failed to deserialize query string: ",
+            "Failed to deserialize the JSON body into the target type: ",
+        ]
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix))
+        .unwrap_or(text);
+        let quoted = |after: &str| {
+            let rest = &reason[reason.find(after)? + after.len()..];
+            Some(rest[..rest.find('`')?].to_owned())
+        };
+        let (parameter, message) = if let Some(field) = quoted("duplicate field `") {
+            (field, "is given more than once".to_owned())
+        } else if let Some(field) = quoted("unknown field `") {
+            let expected = reason.split_once(", expected ").map(|(_, list)| list);
+            let message = match expected {
+                Some(list) => format!("is not a parameter here; expected {list}"),
+                None => "is not a parameter here".to_owned(),
+            };
+            (field, message)
+        } else {
+            match reason.split_once(": ") {
+                Some((path, why)) if !path.is_empty() && !path.contains(' ') => {
+                    (path.to_owned(), why.to_owned())
+                }
+                _ => (fallback.to_owned(), reason.to_owned()),
+            }
+        };
+        ApiError::BadRequest {
+            code: "invalid_parameter",
+            message: format!("{parameter}: {message}"),
+            details: Some(json!({ "parameter": parameter, "reason": message })),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,

@@ -107,7 +107,8 @@ async fn get_realtime(
     State(state): State<AppState>,
     params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let top = params.top.unwrap_or(5);
     if !(1..=100).contains(&top) {
         return Err(invalid("top", "must be 1..=100"));
@@ -123,7 +124,8 @@ async fn get_active_users(
     State(state): State<AppState>,
     params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let filter = realtime_filter(&params)?;
     let now = Timestamp(now_unix_ms());
     let users = state.engine.read_ignoring_poison().active_visitors(now, &filter);
@@ -181,7 +183,8 @@ async fn get_query(
     State(state): State<AppState>,
     params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     run_query(&state, &params)
 }
 
@@ -189,7 +192,8 @@ async fn post_query(
     State(state): State<AppState>,
     body: Result<Json<QueryParams>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(params) = body.map_err(|error| invalid("body", error.body_text()))?;
+    let Json(params) =
+        body.map_err(|error| ApiError::from_serde_refusal("body", &error.body_text()))?;
     run_query(&state, &params)
 }
 
@@ -337,7 +341,8 @@ async fn get_promotions(
     State(state): State<AppState>,
     params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(mut params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(mut params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     check_promotion_params(&params)?;
     params.metrics = Some(StringOrList::One(
         "promotion_views,promotion_clicks,orders,units,gross_revenue,unique_buyers,click_through_rate,promotion_conversion_rate"
@@ -415,7 +420,8 @@ async fn get_funnel(
     State(state): State<AppState>,
     params: Result<Query<FunnelParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let steps = match params.steps.as_deref() {
         None => FunnelSpec::default_steps(),
         Some(text) => FunnelSpec::parse_steps(text).map_err(|reason| invalid("steps", reason))?,

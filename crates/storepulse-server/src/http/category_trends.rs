@@ -88,7 +88,8 @@ fn trend_filter(params: &TrendParams) -> Result<TrendFilter, ApiError> {
 type Params = Result<Query<TrendParams>, axum::extract::rejection::QueryRejection>;
 
 async fn get_ranking(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let limit = parse_small("limit", params.limit.as_deref(), 1..=1000, 10)? as usize;
     let filter = trend_filter(&params)?;
     let (source, rows) = rows(&state, &params)?;
@@ -103,7 +104,8 @@ async fn get_ranking(State(state): State<AppState>, params: Params) -> Result<Re
 }
 
 async fn get_ticker(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let (source, rows) = rows(&state, &params)?;
     let items = ticker(&rows, &state.config.category_trends, params.category.clone());
     Ok(Json(json!({ "source": source, "items": items })).into_response())
@@ -112,7 +114,8 @@ async fn get_ticker(State(state): State<AppState>, params: Params) -> Result<Res
 /// Seed 1's `/api/trends`: the rows themselves (every one by default, in their order), each
 /// scored with the configured weights, narrowed by the same filters as the ranking.
 async fn get_rows(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let limit = parse_small("limit", params.limit.as_deref(), 1..=MAX_ROWS, MAX_ROWS)? as usize;
     let filter = trend_filter(&params)?;
     let (_, rows) = rows(&state, &params)?;

@@ -72,10 +72,7 @@ fn parse(
 }
 
 fn query_error(error: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::bad_request(
-        "invalid_parameter",
-        format!("{} (accepted: from, limit, reason)", error.body_text()),
-    )
+    ApiError::from_serde_refusal("query", &error.body_text())
 }
 
 async fn list_dead_letters(

@@ -103,7 +103,8 @@ async fn get_trending(
     State(state): State<AppState>,
     params: Result<Query<TrendingParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let k = parse_k(params.k.as_deref())?;
     let version = state.trending.weights(params.version.as_deref()).map_err(registry_error)?;
     let products = rank(&state, &version, &params.filters()?, k);
@@ -121,7 +122,8 @@ async fn get_compare(
     State(state): State<AppState>,
     params: Result<Query<TrendingParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let k = parse_k(params.k.as_deref())?;
     let (Some(a), Some(b)) = (params.a.as_deref(), params.b.as_deref()) else {
         return Err(invalid("a", "name two versions: a=v1&b=v1.1"));
@@ -190,7 +192,8 @@ async fn post_version(
     State(state): State<AppState>,
     body: Result<Json<NewVersion>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|error| invalid("body", error.body_text()))?;
+    let Json(body) =
+        body.map_err(|error| ApiError::from_serde_refusal("body", &error.body_text()))?;
     let defaults = TrendingWeights::default();
     let weights = TrendingWeights {
         view: body.weights.view.unwrap_or(defaults.view),
@@ -237,7 +240,8 @@ async fn get_recommendations(
     State(state): State<AppState>,
     params: Result<Query<RecommendationParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|error| invalid("query", error.body_text()))?;
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let k = parse_k(params.k.as_deref())?;
     let store = params.store.as_deref();
     let engine = state.engine.read_ignoring_poison();

@@ -134,7 +134,12 @@ async fn the_query_api_answers_kpis_groups_and_names_bad_parameters() {
         ("/api/v1/query?metrics=orders&currency=XXXX", "currency"),
         ("/api/v1/query?metrics=orders&range=last_90_days&granularity=minute", "granularity"),
         ("/api/v1/query?metrics=orders&limit=0", "limit"),
-        ("/api/v1/query?metrics=orders&colour=red", "query"),
+        // Refusals of the query string itself name the parameter too.
+        ("/api/v1/query?metrics=orders&colour=red", "colour"),
+        ("/api/v1/query?metrics=orders&limit=5&limit=6", "limit"),
+        ("/api/v1/trending/products?k=5&k=6", "k"),
+        ("/api/v1/recommendations?user=u1", "user"),
+        ("/api/v1/dead-letters?page=2", "page"),
     ] {
         let response = test.get(query).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");

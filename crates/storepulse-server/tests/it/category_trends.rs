@@ -148,7 +148,7 @@ async fn trend_rows_are_scored_and_filtered() {
         ("limit=0", "limit"),
         ("source=elsewhere", "source"),
         ("currency=XXXX", "currency"),
-        ("colour=red", "query"),
+        ("colour=red", "colour"),
     ] {
         let response = test.get(&format!("/api/v1/category-trends/rows?{query}")).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
