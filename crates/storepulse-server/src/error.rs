@@ -19,6 +19,9 @@ pub enum ApiError {
     /// A served path asked with a method it does not take (the `Allow` header is axum's).
     #[error("{message}")]
     MethodNotAllowed { message: String, details: Value },
+    /// The request conflicts with what exists (a registry version created twice).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String, details: Option<Value> },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize, message: String },
     #[error("content type {content_type:?} is not accepted")]
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -111,6 +115,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::Unprocessable { .. } => "validation_failed",
@@ -126,6 +131,7 @@ impl ApiError {
             ApiError::BadRequest { message, details, .. } => (message.clone(), details.clone()),
             ApiError::Unauthorized { message } => (message.clone(), None),
             ApiError::NotFound { message, details } => (message.clone(), details.clone()),
+            ApiError::Conflict { message, details, .. } => (message.clone(), details.clone()),
             ApiError::MethodNotAllowed { message, details } => {
                 (message.clone(), Some(details.clone()))
             }

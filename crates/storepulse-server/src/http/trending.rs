@@ -44,7 +44,7 @@ fn registry_error(error: RegistryError) -> ApiError {
             message: format!("version {version:?} does not exist"),
             details: Some(json!({ "parameter": "version" })),
         },
-        RegistryError::Exists(_) => ApiError::BadRequest {
+        RegistryError::Exists(_) => ApiError::Conflict {
             code: "version_exists",
             message: error.to_string(),
             details: Some(json!({ "parameter": "version" })),

@@ -89,7 +89,8 @@ async fn weight_versions_are_created_ordered_activated_compared_and_kept() {
         test.post_json("/api/v1/trending/versions", r#"{"weights": {"purchase": 0.5}}"#).await;
     assert_eq!(next.json()["version"], "v1.11");
     let duplicate = test.post_json("/api/v1/trending/versions", r#"{"version": "v1.10"}"#).await;
-    assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    assert_eq!(duplicate.json()["error"]["code"], "version_exists");
     let bad = test.post_json("/api/v1/trending/versions", r#"{"weights": {"view": -1}}"#).await;
     assert_eq!(bad.json()["error"]["details"]["parameter"], "weights");
 
