@@ -53,25 +53,6 @@ pub struct ClientIp {
     pub peer_trusted: bool,
 }
 
-/// Every public route, for the 404 body.
-pub const ROUTES: [&str; 15] = [
-    "POST /api/v1/events",
-    "POST /v1/track",
-    "POST /v1/page",
-    "POST /v1/screen",
-    "POST /v1/identify",
-    "POST /v1/group",
-    "POST /v1/alias",
-    "POST /v1/batch",
-    "POST /v1/t, /v1/p, /v1/s, /v1/i, /v1/g, /v1/a, /v1/b (analytics.js)",
-    "POST /ingest",
-    "GET /api/v1/dead-letters",
-    "POST /api/v1/dead-letters/replay",
-    "GET /health, GET /ready",
-    "GET /metrics",
-    "GET /api/v1/limits",
-];
-
 pub fn router(state: AppState) -> Router {
     let config = &state.config.http;
     let request_id = HeaderName::from_static("x-request-id");
@@ -330,9 +311,23 @@ async fn not_found(request: Request) -> Response {
     let path = request.uri().path().to_owned();
     ApiError::NotFound {
         message: format!("no route for {} {path}", request.method()),
-        details: Some(json!({ "path": path, "available_endpoints": ROUTES })),
+        details: Some(json!({ "path": path, "available_endpoints": available_endpoints() })),
     }
     .into_response()
+}
+
+/// Every served route as `"GET /api/v1/query"` (HEAD, which every GET answers, left out),
+/// from the same table as the metrics' labels and the 405s, so no route is missing.
+fn available_endpoints() -> Vec<String> {
+    ROUTE_TEMPLATES
+        .iter()
+        .flat_map(|(template, methods)| {
+            methods
+                .split(',')
+                .filter(|method| *method != "HEAD")
+                .map(move |method| format!("{method} {template}"))
+        })
+        .collect()
 }
 
 /// A served path asked with another method: the 404's JSON shape, naming the method, the path

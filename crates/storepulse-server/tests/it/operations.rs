@@ -105,6 +105,12 @@ async fn unknown_paths_are_json_404s_naming_the_path() {
     assert_eq!(body["error"]["code"], "not_found");
     assert_eq!(body["error"]["details"]["path"], "/visit");
     assert!(body["error"]["message"].as_str().unwrap().contains("/visit"));
+    // Every route is listed, the analytics ones too.
+    let listed = body["error"]["details"]["available_endpoints"].as_array().unwrap();
+    for route in ["POST /api/v1/events", "GET /api/v1/query", "POST /api/v1/query", "GET /stats"] {
+        assert!(listed.iter().any(|entry| entry == route), "{route} in {listed:?}");
+    }
+    assert!(!listed.iter().any(|entry| entry.as_str().unwrap().starts_with("HEAD")));
 }
 
 /// A served path asked with the wrong method used to get a 405 with an empty body; it is the
