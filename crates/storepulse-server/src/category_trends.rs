@@ -77,8 +77,14 @@ impl ImportedTrends {
 
 /// Parses seed 1's CSV; the header must name the eleven columns (in any order).
 pub fn parse(csv: &[u8]) -> Result<Vec<TrendRow>, ImportError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(csv);
     let header_error = |message: String| ImportError { line: 1, column: String::new(), message };
+    if csv.iter().all(u8::is_ascii_whitespace) {
+        return Err(header_error(format!(
+            "the body is empty; send seed 1's CSV, its header naming the columns {}",
+            COLUMNS.join(", ")
+        )));
+    }
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(csv);
     let headers = reader.headers().map_err(|error| header_error(error.to_string()))?.clone();
     let mut index = [0usize; 11];
     for (slot, column) in index.iter_mut().zip(COLUMNS) {
@@ -173,5 +179,7 @@ mod tests {
         assert_eq!((error.line, error.column.as_str()), (3, "revenue_weekly_change"));
         let error = parse(b"event_date,campaign_country\n").unwrap_err();
         assert_eq!(error.column, "product_category_level_1");
+        let error = parse(b" \n").unwrap_err();
+        assert!(error.message.starts_with("the body is empty"), "{}", error.message);
     }
 }
