@@ -312,13 +312,16 @@ impl From<OrderRecordUpToV11> for OrderRecord {
     }
 }
 
-/// The rows one event adds: `(key, measures)` pairs, the event row first.
+/// The rows one event adds: `(key, measures)` pairs, the event row first. Returns the event's
+/// own key (its store, country, device, …), which is its event row's but for a refund: that
+/// row counts against the original sale, while the refund's sender (a back office, another
+/// session) is counted as itself by the live windows and the distinct sketches.
 pub fn rows_of(
     event: &Event,
     dims: &mut Dimensions,
     orders: &mut OrderMemory,
     rows: &mut Vec<(FactKey, Measures)>,
-) {
+) -> FactKey {
     rows.clear();
     // The event row's place, filled in last (inserting it at the front would move every
     // product row).
@@ -382,7 +385,7 @@ pub fn rows_of(
             // Completed"): one more event, not one more order.
             if order_key.as_ref().is_some_and(|order_key| orders.contains_key(order_key)) {
                 rows[0] = (key, totals);
-                return;
+                return key;
             }
             let mut record =
                 OrderRecord { key, time_ms: event.event_time.0, ..OrderRecord::default() };
@@ -445,6 +448,7 @@ pub fn rows_of(
         | EventType::Custom => {}
     }
     rows[0] = (key, totals);
+    if event.event_type == EventType::Refund { base } else { key }
 }
 
 /// Applies a refund to a remembered order and returns the amount refunded: the amount stated,

@@ -403,8 +403,9 @@ impl LiveWindows {
     }
 
     /// Records a sighting. Events older than the windows as of `newest_ms` (the latest event
-    /// time applied) change nothing here; they still count in the rollups. Returns what the
-    /// rest of the engine remembers in the visitor's and session's entries.
+    /// time applied that was not ahead of its receive time, see the engine) change nothing
+    /// here; they still count in the rollups. Returns what the rest of the engine remembers in
+    /// the visitor's and session's entries.
     pub fn observe(&mut self, sighting: &Sighting<'_>, newest_ms: i64) -> Remembered<'_> {
         let time = sighting.time_ms;
         let mut remembered = Remembered::default();

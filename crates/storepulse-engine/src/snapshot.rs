@@ -39,7 +39,7 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// longer every folded minute. 10: funnel trails without their slot map (rebuilt from the
 /// trails). 11: the live windows' active index counts per place, no longer per second.
 /// 12: remembered orders keep what was refunded of them and of each line; co-occurrence keeps
-/// visitors per store and each product's stores.
+/// visitors per store and each product's stores; the live windows' reference time.
 pub const FORMAT_VERSION: u8 = 12;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
@@ -92,14 +92,20 @@ impl From<StoredOrdersUpToV11> for StoredOrders {
 }
 
 /// The engine's state outside the large parts, in one section.
-type Rest<Live = LiveWindows> = (
+type Rest<Live = LiveWindows, Counters = (i64, u64, u64, i64)> = (
     EngineConfig,
     Dimensions,
     Live,
     BuyLedger,
-    // newest event time, events applied, log position
-    (i64, u64, u64),
+    // newest event time, events applied, log position, the live windows' reference time
+    Counters,
 );
+
+/// The counters of formats up to 11, before the live windows' reference time: it is taken to
+/// be the newest event time, which it was then.
+fn with_live_reference((newest, applied, position): (i64, u64, u64)) -> (i64, u64, u64, i64) {
+    (newest, applied, position, newest)
+}
 
 /// Serializes `engine` into `out` (cleared first).
 pub fn encode(engine: &Engine, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
@@ -108,7 +114,7 @@ pub fn encode(engine: &Engine, out: &mut Vec<u8>) -> Result<(), postcard::Error>
         &engine.dims,
         &engine.live,
         &engine.buys,
-        (engine.newest_ms, engine.applied, engine.log_position),
+        (engine.newest_ms, engine.applied, engine.log_position, engine.live_reference_ms),
     );
     let sections = std::thread::scope(|scope| {
         let encoding = [
@@ -183,8 +189,12 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
         let rest_payload = next_section(&mut reader)?;
         let rest: Rest = if version < 11 {
             let (config, dims, live, buys, counters) =
-                postcard::from_bytes::<Rest<LiveWindowsUpToV10>>(&rest_payload)?;
-            (config, dims, LiveWindows::from(live), buys, counters)
+                postcard::from_bytes::<Rest<LiveWindowsUpToV10, _>>(&rest_payload)?;
+            (config, dims, LiveWindows::from(live), buys, with_live_reference(counters))
+        } else if version < 12 {
+            let (config, dims, live, buys, counters) =
+                postcard::from_bytes::<Rest<LiveWindows, _>>(&rest_payload)?;
+            (config, dims, live, buys, with_live_reference(counters))
         } else {
             postcard::from_bytes(&rest_payload)?
         };

@@ -92,6 +92,25 @@ fn live_windows_count_distinct_active_visitors_and_sessions_by_latest_event_time
     assert_eq!(no_users.avg_sessions_per_user, 0.0);
 }
 
+/// One sender's clock running minutes fast (within the accepted skew) must not make every
+/// other store's current visitors look too old to be live.
+#[test]
+fn a_fast_client_clock_does_not_hide_other_visitors() {
+    let now = DAY0 + 10 * HOUR;
+    let received_now = |value: serde_json::Value| {
+        let mut event = event(value);
+        event.received_at = Timestamp(now);
+        event
+    };
+    let mut engine = Engine::new(EngineConfig::default());
+    engine.apply(&received_now(page_view(now + 8 * MIN, "fast", "sf", "/", "US")));
+    engine.apply(&received_now(page_view(now - 20_000, "u1", "s1", "/home", "DE")));
+    let live = engine.realtime(Timestamp(now), &RealtimeFilter::default(), 5, Currency::USD);
+    assert_eq!((live.active_users, live.active_sessions), (2, 2));
+    assert_eq!(live.page_views, 2);
+    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1"), 1);
+}
+
 fn purchase(
     time: i64,
     order: &str,
@@ -297,6 +316,37 @@ fn refunds_never_exceed_the_order_and_a_repeated_order_counts_once() {
     }
     let c = Some("c".to_owned());
     assert_eq!((&sold[&c], &refunded[&c]), (&money("27.00"), &money("17.00")));
+}
+
+/// A refund's money counts against the sale's country and promotion, but whoever sent it (a
+/// back office session) is not a session or visitor of that country or promotion.
+#[test]
+fn a_refund_sender_is_not_counted_as_the_sales_visitor() {
+    let engine = engine_with(&[
+        purchase(
+            DAY0 + HOUR,
+            "o1",
+            "main",
+            json!([{"id": "a", "price": "10.00"}]),
+            json!({"country": "US", "promotion": {"id": "PX"}}),
+        ),
+        json!({"type": "refund", "timestamp": at(DAY0 + 2 * HOUR), "store": "main",
+               "user_id": "backoffice", "session_id": "bo-1", "order": {"id": "o1"}}),
+    ]);
+    for by in [Dimension::Country, Dimension::Promotion] {
+        let mut query = spec(
+            &[Metric::Sessions, Metric::Visitors, Metric::ConversionRate, Metric::RefundedRevenue],
+            DAY0,
+            DAY0 + DAY,
+        );
+        query.group_by = Some(by);
+        let result = engine.query(&query).unwrap();
+        let sale = result.groups.iter().find(|group| group.key.is_some()).unwrap();
+        assert_eq!(sale.values["sessions"], Value::Count(1), "{by:?}");
+        assert_eq!(sale.values["visitors"], Value::Count(1), "{by:?}");
+        assert_eq!(sale.values["conversion_rate"], Value::Ratio(Some(1.0)), "{by:?}");
+        assert_eq!(sale.values["refunded_revenue"], money("10.00"), "{by:?}");
+    }
 }
 
 fn group_values(

@@ -109,6 +109,11 @@ pub struct Engine {
     pub(crate) carts: CartTracker,
     /// Latest event time applied.
     pub(crate) newest_ms: i64,
+    /// Latest event time applied that was not ahead of its own receive time: what the live
+    /// windows measure "too old to be live" from. A client clock running minutes fast (within
+    /// the accepted skew) moves `newest_ms` ahead, and measured from there every other store's
+    /// current events looked too old to count as active.
+    pub(crate) live_reference_ms: i64,
     /// Session trails and carts whose last event is before this were dropped by
     /// [`Engine::prune_history`] (funnel retention counted from the `now` passed in). Not in
     /// the snapshot: the server prunes once right after loading one.
@@ -181,7 +186,7 @@ impl Engine {
             DailyDistinct::default(),
             FunnelLog::new(config.funnel_retention_ms),
             CartTracker::new(config.funnel_retention_ms),
-            (i64::MIN, 0, 0),
+            (i64::MIN, 0, 0, i64::MIN),
         )
     }
 
@@ -198,7 +203,7 @@ impl Engine {
         distinct: DailyDistinct,
         funnels: FunnelLog,
         carts: CartTracker,
-        (newest_ms, applied, log_position): (i64, u64, u64),
+        (newest_ms, applied, log_position, live_reference_ms): (i64, u64, u64, i64),
     ) -> Self {
         Self {
             config,
@@ -212,6 +217,7 @@ impl Engine {
             funnels,
             carts,
             newest_ms,
+            live_reference_ms,
             trails_pruned_before_ms: i64::MIN,
             applied,
             log_position,
@@ -229,10 +235,10 @@ impl Engine {
     pub fn apply(&mut self, event: &Event) {
         let time = event.event_time.0;
         self.newest_ms = self.newest_ms.max(time);
+        self.live_reference_ms = self.live_reference_ms.max(time.min(event.received_at.0));
         let mut rows = std::mem::take(&mut self.scratch);
-        rows_of(event, &mut self.dims, &mut self.orders, &mut rows);
+        let key = rows_of(event, &mut self.dims, &mut self.orders, &mut rows);
         self.rollups.add(time, &rows);
-        let key = rows[0].0;
         let page_view = (event.event_type == EventType::PageView)
             .then_some(event.page.as_ref())
             .flatten()
@@ -243,7 +249,7 @@ impl Engine {
         let place = Place { store: key.store, country: key.country, device: key.device };
         let remembered = self.live.observe(
             &Sighting { time_ms: time, place, visitor, session, page_view },
-            self.newest_ms,
+            self.live_reference_ms,
         );
         let signal = match event.event_type {
             EventType::Purchase => SessionSignal::Purchase,
