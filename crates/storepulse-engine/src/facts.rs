@@ -417,9 +417,16 @@ pub fn rows_of(
             // country), which the refund event itself rarely repeats.
             let base = original.as_ref().map_or(base, |original| original.key);
             key = base;
-            key.currency = order.map_or(base.currency, |o| currency_bytes(o.currency));
+            let sent_in = order.map_or(base.currency, |o| currency_bytes(o.currency));
+            // A remembered order's refund is booked in the order's currency: a refund that
+            // states none was read in the default currency (an EUR order's "50.00" as USD),
+            // so its amounts are taken as the same decimal amounts in the order's currency.
+            if original.is_none() {
+                key.currency = sent_in;
+            }
             let currency = key.currency;
-            let stated = order.and_then(|o| o.total);
+            let in_order_currency = |minor: i64| rescale(minor, sent_in, currency);
+            let stated = order.and_then(|o| o.total).map(in_order_currency);
             let mut line_rows = |product: u32, amount: i64| {
                 rows.push((
                     FactKey { product, currency, ..base },
@@ -427,7 +434,14 @@ pub fn rows_of(
                 ));
             };
             totals.refunded_revenue = match original {
-                Some(original) => refund_remembered(original, event, stated, dims, &mut line_rows),
+                Some(original) => refund_remembered(
+                    original,
+                    event,
+                    stated,
+                    in_order_currency,
+                    dims,
+                    &mut line_rows,
+                ),
                 None => {
                     // An order not remembered: the refund is taken as sent.
                     let mut lines_sum = 0;
@@ -451,6 +465,19 @@ pub fn rows_of(
     if event.event_type == EventType::Refund { base } else { key }
 }
 
+/// `minor` units of the currency `from` as minor units of `to`: the same decimal amount (JPY
+/// 300 from USD 300.00), digits `to` has no room for dropped. Unknown codes leave it as is.
+fn rescale(minor: i64, from: [u8; 3], to: [u8; 3]) -> i64 {
+    let exponent = |code: [u8; 3]| {
+        std::str::from_utf8(&code).ok().and_then(Currency::parse).map(|c| c.exponent())
+    };
+    match (exponent(from), exponent(to)) {
+        (Some(from), Some(to)) if to > from => minor.saturating_mul(10i64.pow(to - from)),
+        (Some(from), Some(to)) if from > to => minor / 10i64.pow(from - to),
+        _ => minor,
+    }
+}
+
 /// Applies a refund to a remembered order and returns the amount refunded: the amount stated,
 /// else the refunded lines' value, else (a full refund) everything left; never more than is
 /// left of the order, nor of a line. `line_rows` receives each product's share.
@@ -458,6 +485,7 @@ fn refund_remembered(
     original: &mut OrderRecord,
     event: &Event,
     stated: Option<i64>,
+    in_order_currency: impl Fn(i64) -> i64,
     dims: &mut Dimensions,
     line_rows: &mut impl FnMut(u32, i64),
 ) -> i64 {
@@ -469,7 +497,7 @@ fn refund_remembered(
             let line =
                 original.lines.iter_mut().find(|line| line.product == product && line.left() > 0);
             let amount = match (item.price, line.as_deref()) {
-                (Some(price), _) => price.minor * i64::from(item.quantity),
+                (Some(price), _) => in_order_currency(price.minor * i64::from(item.quantity)),
                 // A line refunded by id and quantity only: the price it was bought at.
                 (None, Some(line)) if line.units > 0 => {
                     (i128::from(line.total) * i128::from(item.quantity) / i128::from(line.units))

@@ -318,6 +318,42 @@ fn refunds_never_exceed_the_order_and_a_repeated_order_counts_once() {
     assert_eq!((&sold[&c], &refunded[&c]), (&money("27.00"), &money("17.00")));
 }
 
+/// A refund of a remembered order is booked in the order's currency, also when it states none
+/// (it is then read in the default currency, USD, as the same decimal amount).
+#[test]
+fn a_refund_is_booked_in_its_orders_currency() {
+    let in_currency = |code: &str| json!({"order": {"currency": code}});
+    let engine = engine_with(&[
+        purchase(
+            DAY0 + HOUR,
+            "oe",
+            "main",
+            json!([{"id": "a", "price": "50.00"}]),
+            in_currency("EUR"),
+        ),
+        purchase(
+            DAY0 + HOUR,
+            "oj",
+            "main",
+            json!([{"id": "b", "price": "1000"}]),
+            in_currency("JPY"),
+        ),
+        json!({"type": "refund", "timestamp": at(DAY0 + 2 * HOUR), "order": {"id": "oe"}, "store": "main"}),
+        json!({"type": "refund", "timestamp": at(DAY0 + 2 * HOUR), "order": {"id": "oj", "total": "300"}, "store": "main"}),
+        json!({"type": "refund", "timestamp": at(DAY0 + 2 * HOUR), "order": {"id": "oj"}, "store": "main",
+               "items": [{"id": "b", "price": "100"}]}),
+    ]);
+    let refunded = |code: &str| {
+        let mut query = spec(&[Metric::RefundedRevenue, Metric::NetRevenue], DAY0, DAY0 + DAY);
+        query.currency = Currency::parse(code).unwrap();
+        let totals = engine.query(&query).unwrap().totals;
+        (totals["refunded_revenue"].clone(), totals["net_revenue"].clone())
+    };
+    assert_eq!(refunded("EUR"), (money("50.00"), money("0.00")));
+    assert_eq!(refunded("JPY"), (money("400"), money("600")));
+    assert_eq!(refunded("USD"), (money("0.00"), money("0.00")));
+}
+
 /// A refund's money counts against the sale's country and promotion, but whoever sent it (a
 /// back office session) is not a session or visitor of that country or promotion.
 #[test]
