@@ -41,6 +41,10 @@ pub struct DeadLetter {
     pub payload: String,
     pub payload_bytes: usize,
     pub payload_truncated: bool,
+    /// The store the request's write key routed it to (Segment with `ingest.write_keys`), so
+    /// that a replay stores it there too; absent for the default store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 impl DeadLetter {
@@ -66,7 +70,14 @@ impl DeadLetter {
             payload: String::from_utf8_lossy(kept).into_owned(),
             payload_bytes,
             payload_truncated: kept.len() < payload_bytes,
+            store: None,
         }
+    }
+
+    /// This entry, recorded as written to `store` by its write key.
+    pub fn in_store(mut self, store: Option<String>) -> Self {
+        self.store = store;
+        self
     }
 
     pub fn has_reason(&self, code: ErrorCode) -> bool {

@@ -7,13 +7,14 @@
 
 use serde::Serialize;
 use storepulse_model::compat::realtime_ingest::decode_realtime_ingest_event;
-use storepulse_model::compat::segment::{SegmentCall, decode_segment_message};
+use storepulse_model::compat::segment::decode_segment_message;
 use storepulse_model::decode::{BodyFormat, split_body};
 use storepulse_model::validate::decode_native_event;
 use storepulse_model::{ErrorCode, Event, ValidationContext};
 
 use super::DeadLetter;
 use crate::app::App;
+use crate::http::segment::SINGLE_CALLS;
 use crate::ingest::writer::EventOutcome;
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -74,7 +75,7 @@ fn revalidate(app: &App, entry: &DeadLetter) -> Vec<Event> {
         received_at: entry.received_at,
         header_time: None,
         clock: app.clock,
-        default_store: &app.config.ingest.default_store,
+        default_store: entry.store.as_deref().unwrap_or(&app.config.ingest.default_store),
         default_currency: app.default_currency,
         client: entry.client.as_deref(),
         user_agent: None,
@@ -86,12 +87,14 @@ fn revalidate(app: &App, entry: &DeadLetter) -> Vec<Event> {
     let payload = entry.payload.as_str();
     let mut events: Vec<Event> = match entry.endpoint.as_str() {
         "/ingest" => decode_realtime_ingest_event(payload, &context).into_iter().collect(),
-        "/v1/batch" if entry.index.is_some() => {
+        "/v1/batch" | "/v1/b" if entry.index.is_some() => {
             decode_segment_message(payload, None, None, &context).into_iter().collect()
         }
-        "/v1/batch" => Vec::new(),
+        "/v1/batch" | "/v1/b" => Vec::new(),
         segment if segment.starts_with("/v1/") => {
-            let call = SegmentCall::parse(segment.trim_start_matches("/v1/"));
+            // The call the path stood for, as when it came in (`/v1/t` is a track call
+            // whatever its body's `type` says).
+            let call = SINGLE_CALLS.iter().find(|(path, _)| *path == segment).map(|(_, c)| *c);
             decode_segment_message(payload, call, None, &context).into_iter().collect()
         }
         _ => match split_body(payload, BodyFormat::Sniff) {

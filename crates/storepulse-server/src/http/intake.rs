@@ -25,6 +25,8 @@ use crate::ingest::writer::{CommitError, EventOutcome, PreparedBatch, now_unix_m
 /// Facts about one ingest request, gathered before its body is read.
 pub struct IntakeContext {
     pub endpoint: &'static str,
+    /// The store a write key routed the request to (Segment), for its dead letters.
+    pub store: Option<String>,
     pub received_at: Timestamp,
     pub header_time: Option<HeaderTime>,
     pub client: Option<String>,
@@ -73,6 +75,7 @@ impl IntakeContext {
             .flatten()
             .and_then(storepulse_model::validate::normalize_country);
         Self {
+            store: None,
             endpoint,
             received_at,
             header_time,
@@ -181,15 +184,18 @@ impl IntakeContext {
 
     /// Records a whole-request rejection.
     pub fn dead_letter_request(&self, state: &AppState, reason: FieldError, payload: &[u8]) {
-        state.dead_letters.record(DeadLetter::new(
-            self.endpoint,
-            None,
-            self.content_type(),
-            self.client.clone(),
-            vec![reason],
-            payload,
-            state.dead_letters.max_payload_bytes,
-        ));
+        state.dead_letters.record(
+            DeadLetter::new(
+                self.endpoint,
+                None,
+                self.content_type(),
+                self.client.clone(),
+                vec![reason],
+                payload,
+                state.dead_letters.max_payload_bytes,
+            )
+            .in_store(self.store.clone()),
+        );
     }
 
     /// Records one rejected event of a request.
@@ -200,15 +206,18 @@ impl IntakeContext {
         errors: &ValidationErrors,
         payload: &[u8],
     ) {
-        state.dead_letters.record(DeadLetter::new(
-            self.endpoint,
-            index,
-            self.content_type(),
-            self.client.clone(),
-            errors.0.clone(),
-            payload,
-            state.dead_letters.max_payload_bytes,
-        ));
+        state.dead_letters.record(
+            DeadLetter::new(
+                self.endpoint,
+                index,
+                self.content_type(),
+                self.client.clone(),
+                errors.0.clone(),
+                payload,
+                state.dead_letters.max_payload_bytes,
+            )
+            .in_store(self.store.clone()),
+        );
     }
 }
 

@@ -27,8 +27,9 @@ use crate::error::ApiError;
 use crate::http::ClientIp;
 
 /// The single-message calls and their paths: the documented ones, and the one-letter ones
-/// analytics.js (the browser library) posts to, as `text/plain`.
-const SINGLE_CALLS: [(&str, SegmentCall); 12] = [
+/// analytics.js (the browser library) posts to, as `text/plain`. A dead letter's replay reads
+/// its call from its path here too.
+pub const SINGLE_CALLS: [(&str, SegmentCall); 12] = [
     ("/v1/track", SegmentCall::Track),
     ("/v1/page", SegmentCall::Page),
     ("/v1/screen", SegmentCall::Screen),
@@ -78,11 +79,12 @@ async fn ingest_segment(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
-    let context = IntakeContext::new(&state, &parts.headers, client_ip, endpoint);
+    let mut context = IntakeContext::new(&state, &parts.headers, client_ip, endpoint);
     // Segment libraries always send JSON; some send no content type at all.
     let bytes = context.read_body(&state, body).await?;
     context.body_format(&state, &bytes)?;
     let store = store_for_write_key(&state, &parts.headers, &bytes)?;
+    context.store.clone_from(&store);
     let job_state = state.clone();
     let mut validated = off_the_async_threads(bytes.len(), move || {
         validate(&job_state, &context, &bytes, call, store.as_deref())

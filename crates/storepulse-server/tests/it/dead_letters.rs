@@ -76,6 +76,29 @@ async fn replay_ingests_what_now_passes_and_only_once() {
     assert_eq!(test.stored_events().len(), 1);
 }
 
+/// A Segment call a write key routed to its store is replayed into that store, and a call
+/// posted to a one-letter path is replayed as the call the path stands for.
+#[tokio::test]
+async fn replay_keeps_the_write_keys_store_and_the_paths_call() {
+    let keyed = |config: &mut storepulse_server::config::Config, max_items: usize| {
+        config.ingest.write_keys.insert("wk_eu".into(), "shop-eu".into());
+        config.ingest.limits.max_items = max_items;
+    };
+    let test = TestApp::with_config(|config| keyed(config, 1));
+    let order = r#"{"event":"Order Completed","userId":"u1","writeKey":"wk_eu","properties":{"order_id":"o1","products":[{"product_id":"a","price":1},{"product_id":"b","price":2}]}}"#;
+    assert_eq!(test.post_json("/v1/track", order).await.status, StatusCode::BAD_REQUEST);
+    // analytics.js's /v1/t is a track call: a page-shaped body is refused, then and now.
+    let page_on_track = r#"{"type":"page","userId":"u1","writeKey":"wk_eu","properties":{"url":"https://shop.test/"}}"#;
+    assert_eq!(test.post_json("/v1/t", page_on_track).await.status, StatusCode::BAD_REQUEST);
+    test.flush_dead_letters();
+    let test = test.restart(|config| keyed(config, 10));
+    let report = replay(&test).await;
+    assert_eq!((report["replayed"].clone(), report["still_invalid"].clone()), (1.into(), 1.into()));
+    let stored = test.stored_events();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].store, "shop-eu");
+}
+
 async fn replay(test: &TestApp) -> serde_json::Value {
     let request = crate::support::post("/api/v1/dead-letters/replay")
         .body(axum::body::Body::empty())
