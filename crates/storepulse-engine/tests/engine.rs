@@ -318,6 +318,28 @@ fn refunds_never_exceed_the_order_and_a_repeated_order_counts_once() {
     assert_eq!((&sold[&c], &refunded[&c]), (&money("27.00"), &money("17.00")));
 }
 
+/// Distinct metrics from the daily sketches count whole days: the answer says so beside the
+/// span its other figures cover.
+#[test]
+fn an_answer_says_which_days_its_sketch_counts_cover() {
+    let engine = engine_with(&[page_view(DAY0 + 10 * HOUR, "u1", "s1", "/", "US")]);
+    let from = DAY0 + 10 * HOUR + 5 * MIN;
+    let answer = |metrics: &[Metric]| {
+        serde_json::to_value(engine.query(&spec(metrics, from, from + 7 * MIN)).unwrap()).unwrap()
+    };
+    let visitors = answer(&[Metric::Visitors, Metric::PageViews]);
+    assert_eq!(visitors["covered_from"], at(from));
+    assert_eq!(visitors["distinct_covered_from"], at(DAY0));
+    assert_eq!(visitors["distinct_covered_to"], at(DAY0 + DAY));
+    // The sketch counted the day's visitor; the page views of the seven minutes, none.
+    assert_eq!(
+        (visitors["totals"]["visitors"].clone(), visitors["totals"]["page_views"].clone()),
+        (1.into(), 0.into())
+    );
+    let page_views = answer(&[Metric::PageViews]);
+    assert!(page_views.get("distinct_covered_from").is_none());
+}
+
 /// A refund of a remembered order is booked in the order's currency, also when it states none
 /// (it is then read in the default currency, USD, as the same decimal amount).
 #[test]

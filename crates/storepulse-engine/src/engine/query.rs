@@ -15,6 +15,12 @@ pub struct QueryResult {
     /// counted from session trails cover `from`–`to` exactly.
     pub covered_from: String,
     pub covered_to: String,
+    /// With distinct metrics from the daily sketches, the span they count over: the whole UTC
+    /// days the range touches (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_covered_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_covered_to: Option<String>,
     pub currency: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granularity: Option<Granularity>,
@@ -266,6 +272,12 @@ impl Engine {
             to: spec.to.to_rfc3339(),
             covered_from: Timestamp(covered.0).to_rfc3339(),
             covered_to: Timestamp(covered.1).to_rfc3339(),
+            distinct_covered_from: (distinct && !trails)
+                .then(|| Timestamp(from.div_euclid(DAY_MS) * DAY_MS).to_rfc3339()),
+            distinct_covered_to: (distinct && !trails).then(|| {
+                let day_end = (to - 1).div_euclid(DAY_MS) * DAY_MS + DAY_MS;
+                Timestamp(day_end.max(from.div_euclid(DAY_MS) * DAY_MS)).to_rfc3339()
+            }),
             currency: spec.currency.code().to_owned(),
             granularity: spec.granularity,
             totals: values(&totals),
