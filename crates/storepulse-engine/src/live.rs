@@ -522,10 +522,21 @@ impl LiveWindows {
     }
 
     /// Active sessions of one visitor.
-    pub fn visitor_active_sessions(&self, now_ms: i64, visitor: &str) -> u64 {
+    /// A visitor's active sessions as of `now_ms` that `filter` admits (each where it was last
+    /// seen: one user id may have sessions in several stores).
+    pub fn visitor_active_sessions(&self, now_ms: i64, visitor: &str, filter: &LiveFilter) -> u64 {
         let from = (now_ms - self.active_window_ms).div_euclid(1000) * 1000;
+        let any_place = *filter == LiveFilter::default();
         self.visitors.get(crate::distinct::hash_id(visitor)).map_or(0, |presence| {
-            presence.sessions.iter().filter(|(_, seen)| *seen >= from).count() as u64
+            let admitted = |session: u64| {
+                any_place
+                    || self.sessions.get(session).is_some_and(|entry| filter.admits(&entry.place))
+            };
+            presence
+                .sessions
+                .iter()
+                .filter(|(session, seen)| *seen >= from && admitted(*session))
+                .count() as u64
         })
     }
 
@@ -675,7 +686,7 @@ mod tests {
             live.observe(&sighting, newest);
         }
         // Sessions seen at minutes 14..=19 are within five minutes (to the second) of minute 19.
-        assert_eq!(live.visitor_active_sessions(newest, id), 6);
+        assert_eq!(live.visitor_active_sessions(newest, id, &LiveFilter::default()), 6);
         let kept = live.visitors.values().map(|p| p.sessions.len()).sum::<usize>();
         assert!(kept <= 9, "{kept} sessions kept");
     }

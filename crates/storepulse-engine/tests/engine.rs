@@ -75,15 +75,25 @@ fn live_windows_count_distinct_active_visitors_and_sessions_by_latest_event_time
     let live = engine.realtime(Timestamp(now), &us, 5, Currency::USD);
     assert_eq!((live.active_users, live.active_sessions), (1, 2));
     assert_eq!(engine.active_visitors(Timestamp(now), &RealtimeFilter::default()), ["u1", "u2"]);
-    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1"), 2);
-    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "nobody"), 0);
+    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1", &RealtimeFilter::default()), 2);
+    assert_eq!(
+        engine.visitor_active_sessions(Timestamp(now), "nobody", &RealtimeFilter::default()),
+        0
+    );
+    // Each session counts where it was last seen: u1's two are in the US, none in DE.
+    let in_country =
+        |code: &str| RealtimeFilter { country: Some(code.into()), ..Default::default() };
+    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1", &in_country("US")), 2);
+    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1", &in_country("DE")), 0);
+    let elsewhere = RealtimeFilter { store: Some("other".into()), ..Default::default() };
+    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1", &elsewhere), 0);
 
     // Five minutes later u1's sessions have expired; pruning forgets them.
     let later = Timestamp(now + 5 * MIN - 20_000);
     engine.prune(later);
     let live = engine.realtime(later, &RealtimeFilter::default(), 5, Currency::USD);
     assert_eq!((live.active_users, live.active_sessions), (1, 1));
-    assert_eq!(engine.visitor_active_sessions(later, "u1"), 0);
+    assert_eq!(engine.visitor_active_sessions(later, "u1", &RealtimeFilter::default()), 0);
 
     // An unknown filter value matches nothing rather than failing.
     let nowhere = RealtimeFilter { store: Some("other".into()), ..RealtimeFilter::default() };
@@ -108,7 +118,7 @@ fn a_fast_client_clock_does_not_hide_other_visitors() {
     let live = engine.realtime(Timestamp(now), &RealtimeFilter::default(), 5, Currency::USD);
     assert_eq!((live.active_users, live.active_sessions), (2, 2));
     assert_eq!(live.page_views, 2);
-    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1"), 1);
+    assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1", &RealtimeFilter::default()), 1);
 }
 
 fn purchase(
@@ -1319,7 +1329,7 @@ fn pruning_while_replaying_changes_no_answer() {
             serde_json::to_value(funnel).unwrap(),
             serde_json::to_value(realtime).unwrap(),
             engine.active_visitors(now, &RealtimeFilter::default()),
-            engine.visitor_active_sessions(now, "u1"),
+            engine.visitor_active_sessions(now, "u1", &RealtimeFilter::default()),
         )
     };
     let expected = answers(&once);

@@ -138,9 +138,16 @@ impl Engine {
         })
     }
 
-    /// Active sessions of one visitor as of `now` (seed 3's `/users/{id}/sessions`).
-    pub fn visitor_active_sessions(&self, now: Timestamp, visitor: &str) -> u64 {
-        self.live.visitor_active_sessions(now.0, visitor)
+    /// Active sessions of one visitor as of `now` (seed 3's `/users/{id}/sessions`), in the
+    /// store, country and device `filter` names (its category does not apply).
+    pub fn visitor_active_sessions(
+        &self,
+        now: Timestamp,
+        visitor: &str,
+        filter: &RealtimeFilter,
+    ) -> u64 {
+        self.live_filter(filter)
+            .map_or(0, |live| self.live.visitor_active_sessions(now.0, visitor, &live))
     }
 
     /// Promotion buys: all of them, and those with an event time at or after `since`.

@@ -132,10 +132,33 @@ async fn get_active_users(
     Ok(Json(json!({ "users": users })).into_response())
 }
 
-async fn get_user_sessions(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
+/// Where a visitor's sessions are counted: by the store, country and device each was last
+/// seen in (one user id may shop in several stores).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionParams {
+    store: Option<String>,
+    country: Option<String>,
+    device: Option<String>,
+}
+
+async fn get_user_sessions(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    params: Result<Query<SessionParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
+    let filter = RealtimeFilter {
+        store: params.store,
+        country: country(params.country.as_deref())?,
+        device: device(params.device.as_deref())?,
+        category: None,
+    };
     let now = Timestamp(now_unix_ms());
-    let sessions = state.engine.read_ignoring_poison().visitor_active_sessions(now, &user_id);
-    Json(json!({ "user_id": user_id, "active_sessions": sessions })).into_response()
+    let engine = state.engine.read_ignoring_poison();
+    let sessions = engine.visitor_active_sessions(now, &user_id, &filter);
+    Ok(Json(json!({ "user_id": user_id, "active_sessions": sessions })).into_response())
 }
 
 /// `GET /api/v1/query` parameters (lists are comma-separated) and the `POST` body.

@@ -62,6 +62,13 @@ async fn realtime_and_seed3_user_endpoints_reflect_acknowledged_events_at_once()
         test.get("/users/u1/sessions").await.json(),
         json!({"user_id": "u1", "active_sessions": 2})
     );
+    let sessions = test.get("/users/u1/sessions?store=default").await.json();
+    assert_eq!(sessions["active_sessions"], 2);
+    let sessions = test.get("/users/u1/sessions?store=elsewhere").await.json();
+    assert_eq!(sessions["active_sessions"], 0);
+    let unknown = test.get("/users/u1/sessions?bogus=1").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json()["error"]["details"]["parameter"], "bogus");
 
     let bad = test.get("/api/v1/realtime?top=0").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
