@@ -22,8 +22,10 @@ pub enum ApiError {
     /// The request conflicts with what exists (a registry version created twice).
     #[error("{message}")]
     Conflict { code: &'static str, message: String, details: Option<Value> },
-    #[error("request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize, message: String },
+    /// Over a size limit: the body's bytes, or a batch's events; `details` names the limit
+    /// (`{"limit_bytes": …}` or `{"max_batch_events": …, "events": …}`).
+    #[error("{message}")]
+    PayloadTooLarge { message: String, details: Value },
     #[error("content type {content_type:?} is not accepted")]
     UnsupportedMediaType { content_type: String },
     #[error("{message}")]
@@ -135,8 +137,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { message, details } => {
                 (message.clone(), Some(details.clone()))
             }
-            ApiError::PayloadTooLarge { message, limit } => {
-                (message.clone(), Some(json!({ "limit_bytes": limit })))
+            ApiError::PayloadTooLarge { message, details } => {
+                (message.clone(), Some(details.clone()))
             }
             ApiError::UnsupportedMediaType { content_type } => (
                 format!("content type {content_type:?} is not accepted"),

@@ -129,7 +129,8 @@ fn validate_body(
             FieldError::new("", ErrorCode::TooLarge, message.clone()),
             bytes,
         );
-        return Err(ApiError::PayloadTooLarge { limit: state.config.http.max_body_bytes, message });
+        let details = json!({ "max_batch_events": limit, "events": count });
+        return Err(ApiError::PayloadTooLarge { message, details });
     }
     for (index, (errors, payload)) in rejects {
         context.dead_letter_event(state, Some(index), &errors, payload.as_bytes());

@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::http::ClientIp;
 use crate::ingest::IngestError;
 use crate::ingest::writer::{CommitError, EventOutcome, PreparedBatch, now_unix_ms};
+use serde_json::json;
 
 /// Facts about one ingest request, gathered before its body is read.
 pub struct IntakeContext {
@@ -147,7 +148,10 @@ impl IntakeContext {
                         FieldError::new("", ErrorCode::TooLarge, message.clone()),
                         b"",
                     );
-                    Err(ApiError::PayloadTooLarge { limit, message })
+                    Err(ApiError::PayloadTooLarge {
+                        message,
+                        details: json!({ "limit_bytes": limit }),
+                    })
                 } else {
                     let message = format!("the request body could not be read: {error}");
                     self.dead_letter_request(

@@ -202,10 +202,8 @@ fn validate(
                     FieldError::new("", ErrorCode::TooLarge, message.clone()),
                     bytes,
                 );
-                return Err(ApiError::PayloadTooLarge {
-                    limit: state.config.http.max_body_bytes,
-                    message,
-                });
+                let details = json!({ "max_batch_events": limit, "events": batch.batch.len() });
+                return Err(ApiError::PayloadTooLarge { message, details });
             }
             for (index, message) in batch.batch.iter().enumerate() {
                 check(Some(index), message.get(), None, batch.sent_at.as_ref());

@@ -109,6 +109,8 @@ async fn too_large_bodies_and_batches_are_413() {
     let response = test.post_json("/api/v1/events", three).await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(response.json()["error"]["message"].as_str().unwrap().contains("limit is 2"));
+    let details = &response.json()["error"]["details"];
+    assert_eq!((&details["max_batch_events"], &details["events"]), (&2.into(), &3.into()));
     assert!(test.stored_events().is_empty());
 }
 
