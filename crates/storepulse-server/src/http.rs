@@ -34,7 +34,7 @@ use serde_json::json;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, Any, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::map_request(drop_unusable_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), NewRequestId))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(compression)
@@ -101,13 +102,20 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
+    // Request headers are mirrored rather than `*`: browsers never let the wildcard cover
+    // `Authorization` (a Segment write key). A preflight is cached for ten minutes (Chrome's
+    // cap is two hours), so a tracker does not send one before every event.
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(Any)
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(std::time::Duration::from_secs(600))
         .expose_headers([
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("x-process-time"),
             HeaderName::from_static("retry-after"),
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
         ]);
     if origins.iter().any(|origin| origin == "*") {
         // Every answer is the same whatever the request's origin or preflight headers, so no
@@ -234,6 +242,22 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
     state.metrics.http_requests.get_or_create(&RequestLabels { route, method, status }).inc();
     state.metrics.http_request_duration.get_or_create(&RouteLabels { route }).observe(elapsed);
     response
+}
+
+/// The longest client request id echoed back and logged as sent.
+const MAX_CLIENT_REQUEST_ID_BYTES: usize = 128;
+
+/// A client's `X-Request-Id` is echoed in the answer and logged: one longer than
+/// [`MAX_CLIENT_REQUEST_ID_BYTES`], or with anything but visible ASCII, is replaced by one of
+/// ours rather than repeated.
+async fn drop_unusable_request_id(mut request: Request) -> Request {
+    let unusable = request.headers().get("x-request-id").is_some_and(|id| {
+        id.len() > MAX_CLIENT_REQUEST_ID_BYTES || !id.as_bytes().iter().all(u8::is_ascii_graphic)
+    });
+    if unusable {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
 }
 
 /// Request ids for requests that come without one: UUIDv7s from the same cheap generator as

@@ -94,6 +94,11 @@ async fn every_response_has_a_process_time_and_request_id() {
     let request =
         Request::get("/health").header("x-request-id", "trace-me").body(Body::empty()).unwrap();
     assert_eq!(test.send(request).await.header("x-request-id"), Some("trace-me"));
+    // An id too long to echo (or log) is replaced by one of ours.
+    let long = "x".repeat(3_000);
+    let request =
+        Request::get("/health").header("x-request-id", long.as_str()).body(Body::empty()).unwrap();
+    assert_eq!(test.send(request).await.header("x-request-id").unwrap().len(), 36);
 }
 
 #[tokio::test]
@@ -179,6 +184,26 @@ async fn browsers_get_cors_preflight_answers() {
     // The answer depends on the origin: caches must keep one per origin.
     let vary = response.header("vary").unwrap_or_default();
     assert!(vary.contains("origin"), "vary: {vary:?}");
+    // Kept by the browser for ten minutes; the asked headers allowed by name (a wildcard never
+    // covers Authorization); the rate limit's headers readable by the page.
+    assert_eq!(response.header("access-control-max-age"), Some("600"));
+    let with_key = Request::options("/v1/track")
+        .header("origin", "https://shop.test")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization,content-type")
+        .body(Body::empty())
+        .unwrap();
+    let answer = test.send(with_key).await;
+    let allowed = answer.header("access-control-allow-headers").unwrap_or_default();
+    assert!(allowed.contains("authorization"), "{allowed:?}");
+    let request = Request::post("/api/v1/events")
+        .header("origin", "https://shop.test")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"type":"search","query":"x"}"#))
+        .unwrap();
+    let answer = test.send(request).await;
+    let exposed = answer.header("access-control-expose-headers").unwrap_or_default();
+    assert!(exposed.contains("x-ratelimit-remaining"), "{exposed:?}");
     let request = Request::options("/api/v1/events")
         .header("origin", "https://evil.test")
         .header("access-control-request-method", "POST")
