@@ -198,6 +198,19 @@ impl Dimensions {
         id
     }
 
+    /// The id of a category path as a filter names it (`"apparel>shoes"` finds
+    /// `"Apparel > Shoes"`): spacing around `>` and, when no path matches exactly, letter case
+    /// do not matter.
+    pub fn category_id(&self, path: &str) -> Option<u32> {
+        let path = crate::engine::normalize_category(path);
+        self.categories.get(&path).or_else(|| {
+            let path = path.to_lowercase();
+            (1..=self.categories.len() as u32).find(|id| {
+                self.categories.name(*id).is_some_and(|name| name.to_lowercase() == path)
+            })
+        })
+    }
+
     /// The category ids of a product's path (empty when unknown).
     pub fn categories_of(&self, product: u32) -> &[u32] {
         self.product_categories.get(product as usize).map_or(&[], Vec::as_slice)

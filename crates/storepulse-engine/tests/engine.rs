@@ -328,6 +328,21 @@ fn refunds_never_exceed_the_order_and_a_repeated_order_counts_once() {
     assert_eq!((&sold[&c], &refunded[&c]), (&money("27.00"), &money("17.00")));
 }
 
+/// A category filter finds its category whatever the letter case and the spacing around `>`.
+#[test]
+fn a_category_filter_ignores_case_and_spacing() {
+    let engine = commerce_fixture();
+    let units = |category: &str| {
+        let mut query = spec(&[Metric::Units], DAY0, DAY0 + 2 * DAY);
+        query.filters.category = Some(category.into());
+        engine.query(&query).unwrap().totals["units"].clone()
+    };
+    assert_ne!(units("Apparel > Shoes"), Value::Count(0));
+    assert_eq!(units("apparel>shoes"), units("Apparel > Shoes"));
+    assert_eq!(units("APPAREL"), units("Apparel"));
+    assert_eq!(units("Apparel > Sock"), Value::Count(0));
+}
+
 /// Distinct metrics from the daily sketches count whole days: the answer says so beside the
 /// span its other figures cover.
 #[test]

@@ -129,9 +129,7 @@ impl Engine {
             promotion: lookup(filters.promotion.as_deref(), |p| dims.promotions.get(p))?,
             sales_rep: lookup(filters.sales_rep.as_deref(), |r| dims.sales_reps.get(r))?,
             product: lookup(filters.product.as_deref(), |p| dims.products.get(p))?,
-            category: lookup(filters.category.as_deref(), |c| {
-                dims.categories.get(&normalize_category(c))
-            })?,
+            category: lookup(filters.category.as_deref(), |c| dims.category_id(c))?,
             promoted: filters.promoted,
         })
     }
