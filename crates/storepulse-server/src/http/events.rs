@@ -45,7 +45,9 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
     let context = IntakeContext::new(&state, &parts.headers, client_ip, "/api/v1/events");
     let bytes = context.read_body(&state, body).await?;
     let format = context.body_format(&state, &bytes)?;
-    let body_is_an_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    // A byte order mark (Windows tools write one) is no part of the JSON.
+    let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let body_is_an_object = text.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
 
     let job_state = state.clone();
     let mut validated = off_the_async_threads(bytes.len(), move || {

@@ -150,6 +150,18 @@ async fn ndjson_and_send_beacon_text_bodies_work() {
     let response = test.send(request).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(test.stored_events().len(), 3);
+    // A byte order mark before the object (as Windows tools write): still one event, its id
+    // returned.
+    let with_bom = format!("\u{feff}{}", PAGE_VIEW.replace("e1", "e-bom"));
+    let request = post("/api/v1/events")
+        .header("content-type", "text/plain")
+        .body(Body::from(with_bom))
+        .unwrap();
+    let answer = test.send(request).await.json();
+    assert_eq!(
+        (answer["accepted"].clone(), answer["event_id"].clone()),
+        (1.into(), "e-bom".into())
+    );
 }
 
 /// Media types are case-insensitive (RFC 9110); parameters are ignored.
