@@ -49,6 +49,9 @@ use crate::segment;
 
 /// Name of the lock file inside the log directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
+/// Present while the log is closed after [`EventLog::mark_clean_shutdown`]: everything in it
+/// was synced, so at the next open a bad frame anywhere is damage, never a torn write.
+pub const CLEAN_SHUTDOWN_FILE_NAME: &str = "CLEAN_SHUTDOWN";
 
 /// How much zero-filled space a small append lays down ahead of the data (see the module doc):
 /// about 4,000 single events between two file-size changes.
@@ -172,6 +175,18 @@ pub struct EventLog {
     /// Reused encode buffer so group commit does not allocate per batch.
     buffer: Vec<u8>,
     faults: FaultInjector,
+    /// The clean-shutdown marker is on disk: removed before anything more is written.
+    marked_clean: bool,
+}
+
+/// Removes the clean-shutdown marker, if any, durably: the log is about to change.
+fn remove_marker(dir: &Path) -> Result<()> {
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE_NAME);
+    match fs::remove_file(&marker) {
+        Ok(()) => segment::sync_dir(dir),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(LogError::io("remove clean-shutdown marker", &marker, error)),
+    }
 }
 
 /// Takes the exclusive lock of a log directory (which must exist).
@@ -197,7 +212,10 @@ impl EventLog {
         config.validate()?;
         fs::create_dir_all(&config.dir).context("create log directory", &config.dir)?;
         let lock = lock_dir(&config.dir)?;
-        let recovered = recovery::recover(&config)?;
+        // The marker stays until the log next changes (an open to read it, or one that
+        // crashes before writing, leaves it as true as it was): a refused log keeps refusing.
+        let marked_clean = config.dir.join(CLEAN_SHUTDOWN_FILE_NAME).exists();
+        let recovered = recovery::recover(&config, marked_clean)?;
         let active = recovered.active;
         let next_offset = active.base + active.record_count;
         let sealed_bytes = recovered.sealed.iter().map(|s| s.bytes).sum();
@@ -228,14 +246,32 @@ impl EventLog {
             last_fsync_duration: None,
             buffer: Vec::new(),
             faults: FaultInjector::default(),
+            marked_clean,
         };
         Ok((log, recovered.report))
+    }
+
+    /// Syncs everything and records that the log was closed cleanly, so that the next open
+    /// refuses a bad frame as damage instead of cutting it as a torn write (a crash is the only
+    /// way to tear one). Call it last, at a graceful shutdown; a later append removes the mark.
+    pub fn mark_clean_shutdown(&mut self) -> Result<()> {
+        self.sync()?;
+        let marker = self.config.dir.join(CLEAN_SHUTDOWN_FILE_NAME);
+        let file = File::create(&marker).context("create clean-shutdown marker", &marker)?;
+        file.sync_all().context("fsync clean-shutdown marker", &marker)?;
+        segment::sync_dir(&self.config.dir)?;
+        self.marked_clean = true;
+        Ok(())
     }
 
     /// Appends `records` as one write, then fsyncs as the policy says. Returns `Ok` only when
     /// every record was written (and, with [`FsyncPolicy::Always`], fsynced). On `Err` nothing
     /// of the batch is in the log and its offsets will be reused.
     pub fn append_batch(&mut self, records: &[&[u8]], now_unix_ms: i64) -> Result<AppendOutcome> {
+        if self.marked_clean {
+            remove_marker(&self.config.dir)?;
+            self.marked_clean = false;
+        }
         if records.is_empty() {
             return Ok(AppendOutcome {
                 first_offset: self.next_offset,

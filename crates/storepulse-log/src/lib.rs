@@ -63,8 +63,8 @@ mod proptests;
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{LogError, Result};
 pub use event_log::{
-    AppendOutcome, EventLog, LOCK_FILE_NAME, LogStats, Retention, RetentionReport, ZERO_FILL_CHUNK,
-    ZERO_FILL_MAX_BATCH,
+    AppendOutcome, CLEAN_SHUTDOWN_FILE_NAME, EventLog, LOCK_FILE_NAME, LogStats, Retention,
+    RetentionReport, ZERO_FILL_CHUNK, ZERO_FILL_MAX_BATCH,
 };
 #[cfg(any(test, feature = "fault-injection"))]
 pub use fault::FaultInjector;

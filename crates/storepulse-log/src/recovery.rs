@@ -98,8 +98,10 @@ fn corrupt(dir: &Path, file: &Path, position: u64, reason: String) -> LogError {
     LogError::Corrupt { dir: dir.to_path_buf(), file: file.to_path_buf(), position, reason }
 }
 
-/// Runs recovery on `config.dir` (the caller holds the lock).
-pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
+/// Runs recovery on `config.dir` (the caller holds the lock). `clean_shutdown`: the log was
+/// last closed by [`crate::EventLog::mark_clean_shutdown`], everything in it synced, so no
+/// write can have been torn and any bad frame is damage.
+pub(crate) fn recover(config: &LogConfig, clean_shutdown: bool) -> Result<Recovered> {
     let dir = config.dir.as_path();
     let mut files = segment::list_segments(dir)?;
     let mut report = RecoveryReport {
@@ -155,7 +157,21 @@ pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
         file.set_len(scan.valid_len).context("cut zeros after the seal of segment", &last.path)?;
         file_len = scan.valid_len;
     } else if scan.valid_len < last.len && !scan.zero_tail {
+        if clean_shutdown {
+            let reason = scan.bad_reason.clone().unwrap_or_default();
+            return Err(corrupt(
+                dir,
+                &last.path,
+                scan.valid_len,
+                format!(
+                    "{reason}; the log was shut down cleanly with everything synced, so this is \
+                     damage to stored data, not a write torn by a crash"
+                ),
+            ));
+        }
+        let kept = quarantine_tail(dir, &last.path, scan.valid_len)?;
         tracing::warn!(
+            kept = %kept.display(),
             segment = %last.path.display(),
             position = scan.valid_len,
             cut_bytes = last.len - scan.valid_len,
@@ -209,6 +225,23 @@ pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
     report.next_offset = active.base + active.record_count;
     report.records = report.next_offset - report.first_offset;
     Ok(Recovered { sealed, active, report })
+}
+
+/// Copies the bytes of `segment` from `from` to its end into `quarantine/` before they are
+/// cut: a torn tail is unacknowledged writes, but should the server not have crashed (damage
+/// within the last `max_unsynced_bytes` looks the same) nothing is lost for good.
+fn quarantine_tail(dir: &Path, segment: &Path, from: u64) -> Result<PathBuf> {
+    let quarantine = dir.join(crate::verify::QUARANTINE_DIR_NAME);
+    std::fs::create_dir_all(&quarantine).context("create quarantine directory", &quarantine)?;
+    let name = segment.file_name().and_then(|name| name.to_str()).unwrap_or("segment");
+    let kept = quarantine.join(format!("{name}.tail-at-{from}"));
+    let mut source = File::open(segment).context("open segment to keep its tail", segment)?;
+    source.seek(SeekFrom::Start(from)).context("seek to the tail of segment", segment)?;
+    let mut target = File::create(&kept).context("create quarantined tail", &kept)?;
+    std::io::copy(&mut source, &mut target).context("copy the tail into quarantine", &kept)?;
+    target.sync_all().context("fsync quarantined tail", &kept)?;
+    segment::sync_dir(&quarantine)?;
+    Ok(kept)
 }
 
 fn check_contiguous(dir: &Path, file: &SegmentFile, expected_base: Option<u64>) -> Result<()> {

@@ -286,6 +286,63 @@ fn damaged_last_frame_of_the_active_segment_is_a_torn_write() {
     assert_numbered(&read_from(&log, 0), 0);
 }
 
+/// The same damage after a clean shutdown cannot be a torn write: it refuses to open (and
+/// keeps refusing) instead of cutting acknowledged records, and `repair` then works.
+#[test]
+fn damage_after_a_clean_shutdown_refuses_open_instead_of_cutting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { max_unsynced_bytes: 1024 * 1024, ..LogConfig::new(dir.path()) };
+    let (mut log, _) = EventLog::open(config.clone()).unwrap();
+    append_numbered(&mut log, 40, 4, 10);
+    let active = segment_path(dir.path(), 0);
+    let len = log.stats().active_segment_bytes;
+    log.mark_clean_shutdown().unwrap();
+    drop(log);
+    // A reopen that writes nothing leaves the mark; one that appends removes it.
+    let (log, _) = EventLog::open(config.clone()).unwrap();
+    drop(log);
+    flip_byte(&active, len / 2);
+    for _ in 0..2 {
+        let error = EventLog::open(config.clone()).map(|_| ()).unwrap_err();
+        assert!(matches!(error, LogError::Corrupt { .. }), "{error}");
+        assert!(error.to_string().contains("shut down cleanly"), "{error}");
+    }
+    let repaired = repair(dir.path()).unwrap();
+    assert!(repaired.truncated.is_some(), "{repaired:?}");
+    let (mut log, _) = EventLog::open(config.clone()).unwrap();
+    let kept = log.next_offset();
+    assert!(kept < 40);
+    assert_numbered(&read_from(&log, 0), 0);
+    // After an append the mark is gone: damage at the end is a torn write again.
+    append_numbered(&mut log, 1, 1, 20);
+    drop(log);
+    assert!(!dir.path().join(storepulse_log::CLEAN_SHUTDOWN_FILE_NAME).exists());
+}
+
+/// Without the mark (a crash), damage near the end is cut as a torn write, but the cut bytes
+/// are kept in `quarantine/`: were it damage rather than a crash, nothing is lost for good.
+#[test]
+fn a_cut_torn_tail_is_kept_in_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { max_unsynced_bytes: 1024 * 1024, ..LogConfig::new(dir.path()) };
+    let (mut log, _) = EventLog::open(config.clone()).unwrap();
+    append_numbered(&mut log, 40, 4, 10);
+    let active = segment_path(dir.path(), 0);
+    let len = log.stats().active_segment_bytes;
+    drop(log);
+    let before = fs::read(&active).unwrap();
+    flip_byte(&active, len / 2);
+    let (log, report) = EventLog::open(config).unwrap();
+    assert!(report.truncated_bytes > 0 && log.next_offset() < 40);
+    let cut_at = fs::metadata(&active).unwrap().len();
+    let kept = fs::read_dir(dir.path().join(QUARANTINE_DIR_NAME)).unwrap().next().unwrap();
+    let kept = fs::read(kept.unwrap().path()).unwrap();
+    assert_eq!(kept.len() as u64, report.truncated_bytes);
+    // The kept bytes are the tail as it was (but for the flipped byte).
+    let differing = kept.iter().zip(&before[cut_at as usize..]).filter(|(a, b)| a != b).count();
+    assert_eq!(differing, 1);
+}
+
 #[test]
 fn damaged_seal_refuses_open_and_repair_cuts_there() {
     let dir = tempfile::tempdir().unwrap();

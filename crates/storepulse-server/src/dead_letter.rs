@@ -250,5 +250,7 @@ fn run_dead_letter_writer(
             }
         }
     }
-    let _ = log.lock_ignoring_poison().sync();
+    if let Err(error) = log.lock_ignoring_poison().mark_clean_shutdown() {
+        tracing::error!(%error, "dead-letter log: final sync failed");
+    }
 }

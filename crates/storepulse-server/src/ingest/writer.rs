@@ -207,8 +207,16 @@ pub fn run_writer(
             housekeeping(&log, &mut dedup, &settings, &status, &metrics);
         }
     }
-    sync_log(&log, &status);
-    tracing::info!("log writer stopped; log synced");
+    // Synced and marked clean: at the next start a bad frame is then damage to report, never
+    // a torn write to cut (only a crash tears one).
+    match log.lock_ignoring_poison().mark_clean_shutdown() {
+        Ok(()) => tracing::info!("log writer stopped; log synced"),
+        Err(error) => {
+            tracing::error!(%error, "log writer stopped; the final sync failed");
+            status.writable.store(false, Ordering::Relaxed);
+            *status.last_error.lock_ignoring_poison() = Some(error.to_string());
+        }
+    }
 }
 
 fn commit_group(
