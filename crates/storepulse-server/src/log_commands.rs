@@ -73,6 +73,17 @@ pub fn repair(dir: &Path) -> anyhow::Result<()> {
 
 /// Prints up to `limit` records from `from` as JSON lines (events decoded, others raw).
 pub fn inspect(dir: &Path, from: Option<u64>, limit: usize, events: bool) -> anyhow::Result<()> {
+    // Opening the log recovers it, which may cut a torn tail: a command that prints must not
+    // change the log, so a damaged one is reported, not opened.
+    let checked = storepulse_log::verify(dir)
+        .with_context(|| format!("cannot read the log in {}", dir.display()))?;
+    if let Some(problem) = checked.problems.first() {
+        anyhow::bail!(
+            "the log has a bad frame ({problem}); inspect only reads, so it stops here: \
+             `storepulse serve` cuts a torn tail left by a crash (keeping its bytes in \
+             quarantine/), `storepulse log repair` cuts damage"
+        );
+    }
     let (log, _) = EventLog::open(LogConfig::new(dir)).with_context(|| {
         format!(
             "cannot open {} (is a server running on it? use the HTTP API instead)",

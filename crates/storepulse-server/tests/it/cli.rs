@@ -116,6 +116,32 @@ async fn loadgen_then_verify_inspect_and_replay_offline() {
     assert_eq!(report["replayed"], 1, "{out}");
 }
 
+/// `log inspect` only reads: on a log with a torn tail it says so and changes nothing (opening
+/// the log would have cut the tail).
+#[test]
+fn inspect_does_not_change_a_damaged_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events");
+    let (mut log, _) =
+        storepulse_log::EventLog::open(storepulse_log::LogConfig::new(&events)).unwrap();
+    log.append_batch(&[b"{}", b"{}"], 1).unwrap();
+    drop(log);
+    let segment = std::fs::read_dir(&events)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(b"torn garbage").unwrap();
+    drop(file);
+    let before = std::fs::read(&segment).unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let (ok, out) = run_cli(&["log", "inspect", "--data-dir", data_dir], &[]);
+    assert!(!ok, "{out}");
+    assert_eq!(std::fs::read(&segment).unwrap(), before, "inspect left the log as it was");
+    assert!(!events.join("quarantine").exists());
+}
+
 #[test]
 fn slow_header_senders_are_disconnected() {
     let dir = tempfile::tempdir().unwrap();
