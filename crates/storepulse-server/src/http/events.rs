@@ -79,13 +79,24 @@ fn validate_body(
     bytes: &[u8],
     format: BodyFormat,
 ) -> Result<Validated, ApiError> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        context.dead_letter_request(
-            state,
-            FieldError::new("", ErrorCode::InvalidJson, "the body is not UTF-8"),
-            bytes,
-        );
-        return Err(ApiError::bad_request("invalid_body", "the body is not UTF-8 text"));
+    // Lines of NDJSON that are not UTF-8 are rejected one by one (by event index, with their
+    // raw bytes), as any other bad line; a body of one document that is not UTF-8 is refused.
+    let mut not_utf8_lines = std::collections::HashMap::new();
+    let sanitized;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) if format != BodyFormat::Json && non_blank_lines(bytes) > 1 => {
+            sanitized = utf8_lines(bytes, &mut not_utf8_lines);
+            sanitized.as_str()
+        }
+        Err(_) => {
+            context.dead_letter_request(
+                state,
+                FieldError::new("", ErrorCode::InvalidJson, "the body is not UTF-8"),
+                bytes,
+            );
+            return Err(ApiError::bad_request("invalid_body", "the body is not UTF-8 text"));
+        }
     };
     let limit = state.config.ingest.limits.max_batch_events;
     let event_ids = || new_event_id_at(context.received_at);
@@ -135,8 +146,45 @@ fn validate_body(
         return Err(ApiError::PayloadTooLarge { message, details });
     }
     for (index, (errors, payload)) in rejects {
-        context.dead_letter_event(state, Some(index), &errors, payload.as_bytes());
+        let (errors, payload) = match not_utf8_lines.get(&index) {
+            Some(raw) => {
+                let error =
+                    FieldError::new("", ErrorCode::InvalidJson, "the line is not UTF-8 text");
+                (ValidationErrors::single(error), *raw)
+            }
+            None => (errors, payload.as_bytes()),
+        };
+        context.dead_letter_event(state, Some(index), &errors, payload);
         validated.rejected.push(Rejected { index, errors: errors.0 });
     }
     Ok(validated)
+}
+
+fn non_blank_lines(bytes: &[u8]) -> usize {
+    bytes.split(|byte| *byte == b'\n').filter(|line| !line.trim_ascii().is_empty()).count()
+}
+
+/// The body's lines with each line that is not UTF-8 replaced by a line that is not JSON
+/// either (`!`), so that it is rejected at its own index; `bad` gets each such event index
+/// (blank lines are not events) with the line's raw bytes.
+fn utf8_lines<'a>(bytes: &'a [u8], bad: &mut std::collections::HashMap<usize, &'a [u8]>) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    let mut index = 0;
+    for line in bytes.split(|byte| *byte == b'\n') {
+        match std::str::from_utf8(line) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    index += 1;
+                }
+                text.push_str(line);
+            }
+            Err(_) => {
+                bad.insert(index, line);
+                index += 1;
+                text.push('!');
+            }
+        }
+        text.push('\n');
+    }
+    text
 }

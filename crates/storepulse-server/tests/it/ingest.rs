@@ -164,6 +164,26 @@ async fn ndjson_and_send_beacon_text_bodies_work() {
     );
 }
 
+/// One NDJSON line that is not UTF-8 is rejected on its own; the lines beside it are kept.
+#[tokio::test]
+async fn an_ndjson_line_that_is_not_utf8_is_rejected_alone() {
+    let test = TestApp::new();
+    let mut body = b"{\"type\":\"search\",\"query\":\"a\"}\n\n".to_vec();
+    body.extend_from_slice(b"{\"type\":\"search\",\"query\":\"\xff\xfe\"}\n");
+    body.extend_from_slice(b"{\"type\":\"search\",\"query\":\"c\"}\n");
+    let request = post("/api/v1/events")
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from(body))
+        .unwrap();
+    let response = test.send(request).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let answer = response.json();
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["rejected"][0]["index"], 1, "{answer}");
+    assert_eq!(answer["rejected"][0]["errors"][0]["message"], "the line is not UTF-8 text");
+    assert_eq!(test.stored_events().len(), 2);
+}
+
 /// Media types are case-insensitive (RFC 9110); parameters are ignored.
 #[tokio::test]
 async fn content_types_are_matched_without_case() {
