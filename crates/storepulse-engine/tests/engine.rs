@@ -328,6 +328,18 @@ fn refunds_never_exceed_the_order_and_a_repeated_order_counts_once() {
     assert_eq!((&sold[&c], &refunded[&c]), (&money("27.00"), &money("17.00")));
 }
 
+/// A range of decades without a granularity is answered (its trend read by month); asked by
+/// day it is refused, naming `granularity`.
+#[test]
+fn decades_without_a_granularity_are_answered() {
+    let engine = commerce_fixture();
+    let decades = spec(&[Metric::Orders], DAY0 - 40 * 365 * DAY, DAY0 + 2 * DAY);
+    assert_eq!(engine.query(&decades).unwrap().totals["orders"], Value::Count(5));
+    let mut by_day = decades.clone();
+    by_day.granularity = Some(Granularity::Day);
+    assert_eq!(engine.query(&by_day).unwrap_err().parameter, "granularity");
+}
+
 /// A category filter finds its category whatever the letter case and the spacing around `>`.
 #[test]
 fn a_category_filter_ignores_case_and_spacing() {

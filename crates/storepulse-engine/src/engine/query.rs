@@ -161,11 +161,20 @@ impl Engine {
                 }
             }
         });
-        let points = series_points(from, to, series_granularity);
+        let mut series_granularity = series_granularity;
+        let mut points = series_points(from, to, series_granularity);
+        // The implicit series only feeds `trend`: over decades it coarsens rather than refuse
+        // a granularity nobody asked for.
+        for coarser in [Granularity::Week, Granularity::Month] {
+            if spec.granularity.is_none() && points.len() > MAX_SERIES_POINTS {
+                series_granularity = coarser;
+                points = series_points(from, to, coarser);
+            }
+        }
         if points.len() > MAX_SERIES_POINTS {
             // `points` stops one past the cap; the message says what was asked for.
             return Err(QueryError::new(
-                "granularity",
+                if spec.granularity.is_some() { "granularity" } else { "from" },
                 format!(
                     "{} points; at most {MAX_SERIES_POINTS} per query, choose a coarser granularity or a shorter range",
                     series_point_count(from, to, series_granularity)
