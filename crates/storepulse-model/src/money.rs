@@ -10,9 +10,34 @@ use std::fmt;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// An ISO 4217 alphabetic currency code, upper case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// An ISO 4217 alphabetic currency code, upper case. Serialized as its code (`"USD"`) in
+/// human-readable formats (JSON: `log inspect`, answers) and as its three bytes in binary ones
+/// (snapshots), which is what they always held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Currency([u8; 3]);
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(self.code())
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let code = std::borrow::Cow::<str>::deserialize(deserializer)?;
+            Currency::parse(&code).ok_or_else(|| {
+                de::Error::custom(format!("{code:?} is not an ISO 4217 currency code"))
+            })
+        } else {
+            <[u8; 3]>::deserialize(deserializer).map(Currency)
+        }
+    }
+}
 
 impl Currency {
     pub const USD: Currency = Currency(*b"USD");
@@ -204,6 +229,17 @@ impl fmt::Display for Money {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_currency_is_its_code_in_json_and_its_bytes_in_binary() {
+        let euro = super::Currency::parse("eur").unwrap();
+        assert_eq!(serde_json::to_string(&euro).unwrap(), "\"EUR\"");
+        assert_eq!(serde_json::from_str::<super::Currency>("\"EUR\"").unwrap(), euro);
+        assert!(serde_json::from_str::<super::Currency>("\"XYZ\"").is_err());
+        let binary = postcard::to_stdvec(&euro).unwrap();
+        assert_eq!(binary, b"EUR");
+        assert_eq!(postcard::from_bytes::<super::Currency>(&binary).unwrap(), euro);
+    }
+
     use super::*;
 
     fn usd() -> Currency {
