@@ -300,8 +300,7 @@ fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response
         .and_then(|value| value.to_str().ok())
         .or_else(|| request.uri().host())
         .unwrap_or_default();
-    let host_without_port = strip_port(host).to_ascii_lowercase();
-    if allowed.iter().any(|pattern| host_matches(pattern, &host_without_port)) {
+    if allowed.iter().any(|pattern| host_matches(pattern, host)) {
         return None;
     }
     Some(
@@ -313,21 +312,40 @@ fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response
     )
 }
 
-fn strip_port(host: &str) -> &str {
+/// `host[:port]` split at the port, when there is one (`[::1]:8080` keeps its brackets).
+fn split_port(host: &str) -> (&str, Option<&str>) {
     if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |inner| &host[..inner.len() + 1]);
+        return match host.split_once(']') {
+            Some((inner, rest)) => {
+                let name = &host[..inner.len() + 1];
+                (name, rest.strip_prefix(':').filter(|port| !port.is_empty()))
+            }
+            None => (host, None),
+        };
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) => name,
-        _ => host,
+        Some((name, port))
+            if !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit()) =>
+        {
+            (name, Some(port))
+        }
+        _ => (host, None),
     }
 }
 
+/// A pattern without a port allows the name on any port; one with a port
+/// (`127.0.0.1:18302`, as operators copy it from a URL) only that port.
 fn host_matches(pattern: &str, host: &str) -> bool {
-    let pattern = pattern.to_ascii_lowercase();
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host.ends_with(&format!(".{suffix}")),
-        None => pattern == host,
+    let (pattern_name, pattern_port) = split_port(pattern);
+    let (name, port) = split_port(host);
+    if pattern_port.is_some() && pattern_port != port {
+        return false;
+    }
+    let pattern_name = pattern_name.to_ascii_lowercase();
+    let name = name.to_ascii_lowercase();
+    match pattern_name.strip_prefix("*.") {
+        Some(suffix) => name.ends_with(&format!(".{suffix}")),
+        None => pattern_name == name,
     }
 }
 
@@ -403,7 +421,13 @@ mod tests {
         assert!(host_matches("*.shop.test", "eu.shop.test"));
         assert!(!host_matches("*.shop.test", "shop.test"));
         assert!(!host_matches("shop.test", "evil.test"));
-        assert_eq!(strip_port("shop.test:8080"), "shop.test");
-        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(split_port("shop.test:8080"), ("shop.test", Some("8080")));
+        assert_eq!(split_port("[::1]:8080"), ("[::1]", Some("8080")));
+        assert_eq!(split_port("[::1]"), ("[::1]", None));
+        assert!(host_matches("shop.test", "SHOP.test:8080"));
+        assert!(host_matches("127.0.0.1:18302", "127.0.0.1:18302"));
+        assert!(!host_matches("127.0.0.1:18302", "127.0.0.1:18303"));
+        assert!(!host_matches("127.0.0.1:18302", "127.0.0.1"));
+        assert!(host_matches("[::1]:8080", "[::1]:8080"));
     }
 }
