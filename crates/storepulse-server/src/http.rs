@@ -4,9 +4,11 @@
 //! [`realtime_ingest`] (seed 3's `/ingest`), [`dead_letters`], [`ops`] (health, readiness,
 //! Prometheus). [`intake`] holds what the three ingest doors share.
 //!
-//! Layers, outermost first: request id → response compression (≥ 1 KiB) → CORS → the edge
-//! (trusted hosts, client address, rate limit, `X-Process-Time`, request metrics) → timeout →
-//! request decompression for the ingest routes (SDKs send gzip) → route.
+//! Layers, outermost first: a JSON body for error answers that have none (a timeout's 408) →
+//! request id → response compression (≥ 1 KiB) → CORS → the edge (trusted hosts, client
+//! address, rate limit, `X-Process-Time`, request metrics) → timeout → for the ingest routes,
+//! `Content-Encoding` read as clients write it (`GZIP`, `x-gzip`) and request decompression
+//! (SDKs send gzip) → route.
 
 pub mod analytics;
 pub mod buys;
@@ -70,7 +72,8 @@ pub fn router(state: AppState) -> Router {
         .merge(buys::ingest_router())
         .merge(feedback::router())
         // Route-level (innermost): middleware functions only take plain bodies.
-        .layer(RequestDecompressionLayer::new());
+        .layer(RequestDecompressionLayer::new())
+        .layer(middleware::from_fn(normalize_content_encoding));
     let reads = Router::new()
         .merge(dead_letters::router())
         .merge(ops::router())
@@ -98,6 +101,8 @@ pub fn router(state: AppState) -> Router {
                     config.request_timeout,
                 )),
         )
+        // Outside everything above, so it sees every error answer they make.
+        .layer(middleware::map_response(fill_empty_error_body))
         .with_state(state)
 }
 
@@ -286,6 +291,39 @@ fn seconds_text(seconds: f64) -> String {
         text.push(char::from(b'0' + (fraction / power % 10) as u8));
     }
     text
+}
+
+async fn fill_empty_error_body(response: Response) -> Response {
+    crate::error::fill_empty_error_body(response)
+}
+
+/// tower-http decompresses only an exact `gzip`; clients also send `GZIP`, the old `x-gzip`
+/// and `gzip, identity`, which mean the same. Those are rewritten to `gzip` (identity, no
+/// coding, is dropped); any other coding is refused with a 415 that names what is accepted.
+async fn normalize_content_encoding(mut request: Request, next: Next) -> Response {
+    let Some(value) = request.headers().get(header::CONTENT_ENCODING) else {
+        return next.run(request).await;
+    };
+    let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    let codings: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+        .collect();
+    match codings.as_slice() {
+        [] => {
+            request.headers_mut().remove(header::CONTENT_ENCODING);
+        }
+        [coding]
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") =>
+        {
+            request
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        _ => return ApiError::UnsupportedContentEncoding { encoding: text }.into_response(),
+    }
+    next.run(request).await
 }
 
 /// Refuses requests whose Host is not in `http.allowed_hosts` (seed 1's TrustedHost).
