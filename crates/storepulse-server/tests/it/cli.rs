@@ -148,6 +148,26 @@ fn answer_to_head(port: u16, head: &str) -> String {
 }
 
 #[test]
+fn a_declared_body_over_the_limit_is_refused_at_once_with_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server =
+        start_with_env(dir.path(), port, &[("STOREPULSE_HTTP__REQUEST_TIMEOUT", "60s")]);
+    for length in [17 * 1024 * 1024_u64, 100_000_000_000] {
+        let answer = answer_to_head(
+            port,
+            &format!(
+                "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {length}\r\n\r\n"
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 413"), "{length}: {answer}");
+        assert!(answer.contains(r#""code":"payload_too_large""#), "{answer}");
+    }
+    stop_gracefully(&mut server);
+}
+
+#[test]
 fn a_request_that_times_out_gets_a_json_408() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
