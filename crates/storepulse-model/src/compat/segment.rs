@@ -18,7 +18,9 @@
 //!
 //! Mapped events keep Segment's event name in `name`. Event time follows Segment: `timestamp`
 //! when given; otherwise `originalTimestamp` corrected for the client's clock by
-//! `receivedAt − (sentAt − originalTimestamp)`. Unknown properties are kept in `properties`.
+//! `receivedAt − (sentAt − originalTimestamp)`; a result that is not believable (before 2000,
+//! too far ahead) is distrusted like a native event's time. Unknown properties are kept in
+//! `properties`.
 
 use compact_str::{CompactString, ToCompactString};
 use serde::Deserialize;
@@ -602,10 +604,15 @@ impl Mapper {
         });
         match sent_at {
             // Correct the device clock: the gap between sending and the event is trusted,
-            // the device's notion of "now" is not.
-            Some(sent) => Some(RawTime::Integer(
-                context.received_at.as_millis() - (sent.as_millis() - original_time.as_millis()),
-            )),
+            // the device's notion of "now" is not. The result is given as an exact instant,
+            // never as a number to be read by magnitude: an absurd device clock (year 1 sent
+            // in year 9999) gives a time before 2000 or far ahead, which validation distrusts
+            // like any other event time (next source, `clock_distrusted`) instead of refusing.
+            Some(sent) => {
+                let gap = sent.as_millis().saturating_sub(original_time.as_millis());
+                let corrected = context.received_at.as_millis().saturating_sub(gap);
+                Some(RawTime::Text(Some(crate::time::Timestamp(corrected))))
+            }
             None => original,
         }
     }

@@ -83,6 +83,22 @@ async fn an_over_long_screen_name_is_reported_under_name() {
 }
 
 #[tokio::test]
+async fn an_absurd_device_clock_is_distrusted_not_refused() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/v1/track",
+            r#"{"userId":"u","event":"Signed Up","originalTimestamp":"0001-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json());
+    let stored = test.stored_events();
+    assert!(stored[0].clock_distrusted);
+    assert_eq!(stored[0].time_source, storepulse_model::TimeSource::Received);
+    assert_eq!(stored[0].event_time, stored[0].received_at);
+}
+
+#[tokio::test]
 async fn invalid_messages_are_reported_with_segment_paths() {
     let test = TestApp::new();
     let batch = r#"{"batch":[{"type":"track","event":"Product Viewed","userId":"u"},{"type":"track","event":"Signed Up","userId":"u"}]}"#;
