@@ -361,6 +361,17 @@ fn derive_marketing(
     if marketing == Marketing::default() { None } else { Some(marketing) }
 }
 
+/// What a store name may be; said the same way by ingest and by the configuration check.
+pub const STORE_RULE: &str = "must be 1 to 64 characters of letters, digits, '.', '_' or '-'";
+
+/// A store name as ingest accepts it (see [`STORE_RULE`]): it names a partition of every
+/// figure, so it stays short and safe in paths, labels and URLs.
+pub fn is_valid_store(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte))
+}
+
 /// The referrer's host, lower case, without a leading `www.` or a port.
 pub fn referrer_host(referrer: &str) -> Option<CompactString> {
     let rest = after_scheme(referrer)?;
@@ -568,15 +579,8 @@ impl Checker<'_> {
     }
 
     fn store(&mut self, value: CompactString) -> Option<CompactString> {
-        let valid = !value.is_empty()
-            && value.len() <= 64
-            && value.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte));
-        if !valid {
-            self.push(
-                "store",
-                ErrorCode::InvalidValue,
-                "must be 1 to 64 characters of letters, digits, '.', '_' or '-'",
-            );
+        if !is_valid_store(&value) {
+            self.push("store", ErrorCode::InvalidValue, STORE_RULE);
             return None;
         }
         Some(value)

@@ -3,7 +3,8 @@
 //! Layers, later ones winning: built-in defaults → TOML file (`--config`, default
 //! `storepulse.toml` if present) → `STOREPULSE_*` environment variables (nested keys joined
 //! with `__`, e.g. `STOREPULSE_LOG__FSYNC=interval`) → command-line flags. `ALLOWED_HOSTS`
-//! and `PORT` are also read, for compatibility with seed 1's deployments.
+//! and `PORT` are also read, for compatibility with seed 1's deployments, just below the
+//! `STOREPULSE_*` variables (so `STOREPULSE_HTTP__LISTEN` wins over `PORT`).
 //! `storepulse config print` shows the effective result. Unknown keys are errors, so a typo
 //! never silently falls back to a default; only `STOREPULSE_TEST_*`, reserved for test
 //! harnesses, is ignored.
@@ -12,8 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
+use figment::{Figment, Provider};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use storepulse_model::Limits;
@@ -355,8 +356,10 @@ pub struct ConfigOverrides {
 pub enum ConfigError {
     #[error("configuration is invalid: {0}")]
     Invalid(Box<figment::Error>),
+    /// `field` is the key as the user wrote it: `http.listen`, `STOREPULSE_HTTP__LISTEN` or
+    /// `PORT`, so the message points at the line or variable to change.
     #[error("configuration is invalid: {field}: {message}")]
-    Value { field: &'static str, message: String },
+    Value { field: String, message: String },
 }
 
 impl Config {
@@ -367,11 +370,17 @@ impl Config {
         overrides: &ConfigOverrides,
     ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        match file {
-            Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None => figment = figment.merge(Toml::file("storepulse.toml")),
-        }
+        let toml = match file {
+            Some(path) => Toml::file_exact(path),
+            None => Toml::file("storepulse.toml"),
+        };
+        // figment names a key `default.log.fsync` (its profile first); say it as written.
+        let toml_metadata = toml.metadata().interpolater(|_, keys| keys.join("."));
+        figment = figment.merge(Named { inner: toml, metadata: toml_metadata });
         let env: Vec<(String, String)> = env.into_iter().collect();
+        // Seed 1's names sit below `STOREPULSE_*`: a deployment that sets both meant the
+        // Storepulse one, which is the documented name.
+        figment = figment.merge(seed_env_provider(&env)?);
         let prefixed: Vec<(String, String)> = env
             .iter()
             .filter_map(|(key, value)| {
@@ -381,26 +390,6 @@ impl Config {
             .filter(|(key, _)| !key.starts_with("TEST_"))
             .collect();
         figment = figment.merge(env_provider(prefixed));
-        for (key, value) in &env {
-            match key.as_str() {
-                "ALLOWED_HOSTS" => {
-                    let hosts: Vec<String> = value
-                        .split(',')
-                        .map(|host| host.trim().to_owned())
-                        .filter(|h| !h.is_empty())
-                        .collect();
-                    figment = figment.merge(Serialized::default("http.allowed_hosts", hosts));
-                }
-                "PORT" => {
-                    if let Ok(port) = value.parse::<u16>() {
-                        let listen =
-                            SocketAddr::new(SocketAddr::from(([0, 0, 0, 0], 0)).ip(), port);
-                        figment = figment.merge(Serialized::default("http.listen", listen));
-                    }
-                }
-                _ => {}
-            }
-        }
         if let Some(data_dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("data_dir", data_dir));
         }
@@ -412,56 +401,115 @@ impl Config {
         }
         let config: Config =
             figment.extract().map_err(|error| ConfigError::Invalid(Box::new(error)))?;
-        config.validate()?;
+        config.validate().map_err(|(key, message)| ConfigError::Value {
+            field: key_as_written(&figment, key),
+            message,
+        })?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        if storepulse_model::Currency::parse(&self.ingest.default_currency).is_none() {
-            return Err(ConfigError::Value {
-                field: "ingest.default_currency",
-                message: format!(
-                    "{:?} is not an ISO 4217 currency code",
-                    self.ingest.default_currency
-                ),
-            });
+    /// Values that deserialize but would break the server: each is refused with the key
+    /// and the reason, rather than found later as a spinning thread or a 400 on every request.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        fn check(ok: bool, key: &'static str, message: &str) -> Result<(), (&'static str, String)> {
+            if ok { Ok(()) } else { Err((key, message.to_owned())) }
         }
+        check(
+            !self.http.allowed_hosts.is_empty(),
+            "http.allowed_hosts",
+            "is empty, so every request (/health too) would be refused; use [\"*\"] to accept any host",
+        )?;
+        for host in &self.http.allowed_hosts {
+            check(
+                !host.trim().is_empty() && !host.contains(['/', ' ', ',']),
+                "http.allowed_hosts",
+                &format!(
+                    "{host:?} is not a host name (\"shop.example\", \"*.shop.example\", \"127.0.0.1:8080\" or \"*\")"
+                ),
+            )?;
+        }
+        check(self.http.max_body_bytes > 0, "http.max_body_bytes", "must be > 0")?;
+        check(
+            !self.http.header_read_timeout.is_zero(),
+            "http.header_read_timeout",
+            "must be longer than 0s",
+        )?;
+        check(
+            !self.http.request_timeout.is_zero(),
+            "http.request_timeout",
+            "must be longer than 0s",
+        )?;
+        if storepulse_model::Currency::parse(&self.ingest.default_currency).is_none() {
+            return Err((
+                "ingest.default_currency",
+                format!("{:?} is not an ISO 4217 currency code", self.ingest.default_currency),
+            ));
+        }
+        check(
+            storepulse_model::validate::is_valid_store(&self.ingest.default_store),
+            "ingest.default_store",
+            &format!("{:?}: {}", self.ingest.default_store, storepulse_model::validate::STORE_RULE),
+        )?;
+        check(
+            storepulse_model::validate::is_valid_store(&self.demo.store),
+            "demo.store",
+            &format!("{:?}: {}", self.demo.store, storepulse_model::validate::STORE_RULE),
+        )?;
         for (key, store) in &self.ingest.write_keys {
-            let valid = !store.is_empty()
-                && store.len() <= 64
-                && store.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte));
-            if key.is_empty() || !valid {
-                return Err(ConfigError::Value {
-                    field: "ingest.write_keys",
-                    message: format!(
+            if key.is_empty() || !storepulse_model::validate::is_valid_store(store) {
+                return Err((
+                    "ingest.write_keys",
+                    format!(
                         "{key:?} = {store:?}: keys must be non-empty and stores 1 to 64 letters, digits, '.', '_' or '-'"
                     ),
-                });
+                ));
             }
         }
-        if self.ingest.limits.max_batch_events == 0 {
-            return Err(ConfigError::Value {
-                field: "ingest.limits.max_batch_events",
-                message: "must be > 0".into(),
-            });
-        }
+        check(
+            self.ingest.limits.max_batch_events > 0,
+            "ingest.limits.max_batch_events",
+            "must be > 0",
+        )?;
         for (field, quota) in [
             ("rate_limit.ingest", self.rate_limit.ingest),
             ("rate_limit.api", self.rate_limit.api),
             ("rate_limit.ops", self.rate_limit.ops),
         ] {
-            if quota.per_second == 0 || quota.burst == 0 {
-                return Err(ConfigError::Value {
-                    field,
-                    message: "per_second and burst must be > 0".into(),
-                });
-            }
+            check(
+                quota.per_second > 0 && quota.burst > 0,
+                field,
+                "per_second and burst must be > 0",
+            )?;
         }
-        if self.log.segment_bytes < 4096 {
-            return Err(ConfigError::Value {
-                field: "log.segment_bytes",
-                message: "must be at least 4096".into(),
-            });
+        check(
+            axum::http::HeaderName::try_from(self.rate_limit.key_header.as_str()).is_ok(),
+            "rate_limit.key_header",
+            &format!("{:?} is not a valid HTTP header name", self.rate_limit.key_header),
+        )?;
+        check(self.log.segment_bytes >= 4096, "log.segment_bytes", "must be at least 4096")?;
+        // A zero interval makes the fsync thread wake without pause (a core at 100 %).
+        check(
+            self.log.fsync_interval >= Duration::from_millis(1),
+            "log.fsync_interval",
+            "must be at least 1ms",
+        )?;
+        if let Some(interval) = self.engine.snapshot_interval {
+            check(
+                interval >= Duration::from_secs(1),
+                "engine.snapshot_interval",
+                "must be at least 1s (leave it unset to write a snapshot only at shutdown)",
+            )?;
+        }
+        let trends = &self.category_trends;
+        for (key, value) in [
+            ("category_trends.daily_weight", trends.daily_weight),
+            ("category_trends.weekly_weight", trends.weekly_weight),
+            ("category_trends.max_daily_change", trends.max_daily_change),
+            ("category_trends.max_weekly_change", trends.max_weekly_change),
+            ("category_trends.min_weekly_change", trends.min_weekly_change),
+            ("category_trends.min_revenue", trends.min_revenue),
+        ] {
+            check(value.is_finite(), key, &format!("{value} is not a finite number"))?;
         }
         Ok(())
     }
@@ -480,26 +528,156 @@ impl Config {
     }
 }
 
-fn env_provider(pairs: Vec<(String, String)>) -> impl figment::Provider {
+/// A provider under another name: values it gives are reported with this metadata.
+struct Named<P> {
+    inner: P,
+    metadata: figment::Metadata,
+}
+
+impl<P: figment::Provider> figment::Provider for Named<P> {
+    fn metadata(&self) -> figment::Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        self.inner.data()
+    }
+}
+
+/// `key` as the user set it: the environment variable's name when one set it, else the key.
+fn key_as_written(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(metadata) if metadata.name == ENV_NAME || metadata.name == SEED_ENV_NAME => {
+            let keys: Vec<&str> = key.split('.').collect();
+            metadata.interpolate(&figment::Profile::Default, &keys)
+        }
+        _ => key.to_owned(),
+    }
+}
+
+const ENV_NAME: &str = "the environment";
+const SEED_ENV_NAME: &str = "the environment (seed 1's name)";
+
+/// Keys that take a list, so that one item from the environment (`ALLOWED_HOSTS=shop.test`) is
+/// a list of one rather than a type error.
+const LIST_KEYS: [&str; 4] = [
+    "http.allowed_hosts",
+    "http.cors_origins",
+    "http.trusted_proxies",
+    "category_trends.excluded_categories",
+];
+
+/// Values set from the environment, as one provider whose metadata names the variables.
+struct EnvLayer {
+    values: figment::value::Dict,
+    metadata: figment::Metadata,
+}
+
+impl EnvLayer {
+    fn new(metadata: figment::Metadata) -> Self {
+        Self { values: figment::value::Dict::new(), metadata }
+    }
+
+    /// Sets `path` (`log.fsync`), creating the tables on the way. Values are left untagged so
+    /// that figment tags them with this layer's metadata (a nested `Figment` would keep the
+    /// tags of its own providers, which name this file's lines).
+    fn set(&mut self, path: &str, value: figment::value::Value) {
+        let mut table = &mut self.values;
+        let mut keys = path.split('.').peekable();
+        while let Some(key) = keys.next() {
+            if keys.peek().is_none() {
+                table.insert(key.to_owned(), value);
+                return;
+            }
+            let entry =
+                table.entry(key.to_owned()).or_insert_with(|| figment::value::Dict::new().into());
+            if !matches!(entry, figment::value::Value::Dict(..)) {
+                *entry = figment::value::Dict::new().into();
+            }
+            let figment::value::Value::Dict(_, inner) = entry else { return };
+            table = inner;
+        }
+    }
+}
+
+impl figment::Provider for EnvLayer {
+    fn metadata(&self) -> figment::Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Ok(figment::Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// `ALLOWED_HOSTS` and `PORT`, as seed 1's deployments set them.
+fn seed_env_provider(env: &[(String, String)]) -> Result<EnvLayer, ConfigError> {
+    let metadata = figment::Metadata::named(SEED_ENV_NAME).interpolater(|_, keys| match keys {
+        ["http", "listen"] => "PORT".to_owned(),
+        ["http", "allowed_hosts", ..] => "ALLOWED_HOSTS".to_owned(),
+        _ => keys.join("."),
+    });
+    let mut layer = EnvLayer::new(metadata);
+    for (key, value) in env {
+        match key.as_str() {
+            "ALLOWED_HOSTS" => {
+                let hosts: Vec<String> = value
+                    .split(',')
+                    .map(|host| host.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .collect();
+                layer.set("http.allowed_hosts", hosts.into());
+            }
+            "PORT" => {
+                let port = value.trim().parse::<u16>().map_err(|_| ConfigError::Value {
+                    field: "PORT".into(),
+                    message: format!("{value:?} is not a port number (0 to 65535)"),
+                })?;
+                layer.set("http.listen", SocketAddr::from(([0, 0, 0, 0], port)).to_string().into());
+            }
+            _ => {}
+        }
+    }
+    Ok(layer)
+}
+
+fn env_provider(pairs: Vec<(String, String)>) -> EnvLayer {
+    // Errors name the variable (`STOREPULSE_LOG__FSYNC`), not this file's line.
+    let metadata = figment::Metadata::named(ENV_NAME).interpolater(|_, keys| {
+        let keys: Vec<String> = keys.iter().map(|key| key.to_ascii_uppercase()).collect();
+        format!("STOREPULSE_{}", keys.join("__"))
+    });
     // figment's Env reads the process environment; build the same map from the pairs we were
     // given so tests stay hermetic.
-    let mut figment = Figment::new();
+    let mut layer = EnvLayer::new(metadata);
     for (key, value) in pairs {
         let path = key.to_ascii_lowercase().replace("__", ".");
         let parsed =
             value.parse::<figment::value::Value>().unwrap_or_else(|_| value.clone().into());
+        let is_list = LIST_KEYS.contains(&path.as_str());
         let parsed = match (&parsed, value.contains(',')) {
             // `a,b` lists for list-valued keys like allowed_hosts.
-            (figment::value::Value::String(..), true) if path.ends_with('s') => {
-                figment::value::Value::from(
-                    value.split(',').map(|item| item.trim().to_owned()).collect::<Vec<_>>(),
-                )
-            }
+            (figment::value::Value::String(..), true) if path.ends_with('s') => split_list(&value),
+            (figment::value::Value::String(..), _) if is_list => split_list(&value),
             _ => parsed,
         };
-        figment = figment.merge(Serialized::default(&path, parsed));
+        layer.set(&path, parsed);
     }
-    figment
+    layer
+}
+
+fn split_list(value: &str) -> figment::value::Value {
+    figment::value::Value::from(
+        value
+            .split(',')
+            .map(|item| item.trim().to_owned())
+            .filter(|item| !item.is_empty())
+            .collect::<Vec<_>>(),
+    )
 }
 
 #[cfg(test)]
@@ -558,6 +736,83 @@ mod tests {
         .unwrap();
         assert_eq!(config.http.allowed_hosts, ["shop.test", "*.shop.test"]);
         assert_eq!(config.http.listen.port(), 8123);
+    }
+
+    fn load_file_and_env(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("storepulse.toml");
+        std::fs::write(&file, toml).unwrap();
+        Config::load(Some(&file), env(pairs), &ConfigOverrides::default())
+    }
+
+    #[test]
+    fn storepulse_variables_win_over_seed_names_which_win_over_the_file() {
+        let config = load_file_and_env(
+            "",
+            &[("PORT", "9999"), ("STOREPULSE_HTTP__LISTEN", "127.0.0.1:7777")],
+        )
+        .unwrap();
+        assert_eq!(config.http.listen, "127.0.0.1:7777".parse().unwrap());
+        let config = load_file_and_env(
+            "[http]\nallowed_hosts = [\"file.test\"]\n",
+            &[("ALLOWED_HOSTS", "seed.test"), ("STOREPULSE_HTTP__ALLOWED_HOSTS", "env.test")],
+        )
+        .unwrap();
+        assert_eq!(config.http.allowed_hosts, ["env.test"]);
+        let config =
+            load_file_and_env("[http]\nlisten = \"127.0.0.1:7000\"\n", &[("PORT", "9999")])
+                .unwrap();
+        assert_eq!(config.http.listen, "0.0.0.0:9999".parse().unwrap());
+    }
+
+    #[test]
+    fn a_port_that_is_not_a_number_is_refused_naming_port() {
+        let error = load_file_and_env("", &[("PORT", "abc")]).unwrap_err().to_string();
+        assert!(error.contains("PORT") && error.contains("\"abc\""), "{error}");
+    }
+
+    #[test]
+    fn empty_allowed_hosts_are_refused_naming_the_key_as_set() {
+        let error = load_file_and_env("", &[("ALLOWED_HOSTS", "")]).unwrap_err().to_string();
+        assert!(error.contains("ALLOWED_HOSTS: is empty"), "{error}");
+        let error = load_file_and_env("[http]\nallowed_hosts = []\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("http.allowed_hosts: is empty"), "{error}");
+    }
+
+    #[test]
+    fn harmful_values_are_refused_naming_the_key() {
+        for (toml, key) in [
+            ("[log]\nfsync = \"interval\"\nfsync_interval = \"0s\"\n", "log.fsync_interval"),
+            ("[engine]\nsnapshot_interval = \"0s\"\n", "engine.snapshot_interval"),
+            ("[http]\nmax_body_bytes = 0\n", "http.max_body_bytes"),
+            ("[http]\nheader_read_timeout = \"0s\"\n", "http.header_read_timeout"),
+            ("[http]\nrequest_timeout = \"0s\"\n", "http.request_timeout"),
+            ("[category_trends]\ndaily_weight = nan\n", "category_trends.daily_weight"),
+            ("[category_trends]\nweekly_weight = inf\n", "category_trends.weekly_weight"),
+            ("[rate_limit]\nkey_header = \"bad header\"\n", "rate_limit.key_header"),
+            ("[ingest]\ndefault_store = \"bad store!\"\n", "ingest.default_store"),
+            ("[demo]\nstore = \"\"\n", "demo.store"),
+        ] {
+            let error = load_file_and_env(toml, &[]).unwrap_err().to_string();
+            assert!(error.contains(&format!("{key}: ")), "{toml}: {error}");
+        }
+        let error = load_file_and_env("", &[("STOREPULSE_LOG__FSYNC_INTERVAL", "0s")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("STOREPULSE_LOG__FSYNC_INTERVAL: must be"), "{error}");
+    }
+
+    #[test]
+    fn type_errors_name_the_variable_or_the_key_as_written() {
+        let error = load_file_and_env("", &[("STOREPULSE_LOG__FSYNC", "sometimes")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("STOREPULSE_LOG__FSYNC"), "{error}");
+        assert!(!error.contains("config.rs"), "{error}");
+        let error =
+            load_file_and_env("[log]\nfsync = \"sometimes\"\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("\"log.fsync\""), "{error}");
+        assert!(!error.contains("default.log.fsync"), "{error}");
     }
 
     #[test]

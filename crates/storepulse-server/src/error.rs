@@ -28,6 +28,9 @@ pub enum ApiError {
     PayloadTooLarge { message: String, details: Value },
     #[error("content type {content_type:?} is not accepted")]
     UnsupportedMediaType { content_type: String },
+    /// A request body compressed other than with gzip.
+    #[error("content encoding {encoding:?} is not accepted")]
+    UnsupportedContentEncoding { encoding: String },
     #[error("{message}")]
     Unprocessable { message: String, details: Value },
     #[error("rate limit exceeded")]
@@ -103,7 +106,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -119,7 +124,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding { .. } => {
+                "unsupported_media_type"
+            }
             ApiError::Unprocessable { .. } => "validation_failed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { code, .. } => code,
@@ -146,6 +153,13 @@ impl ApiError {
                     json!({ "accepted": ["application/json", "application/x-ndjson", "text/plain"] }),
                 ),
             ),
+            ApiError::UnsupportedContentEncoding { encoding } => (
+                format!(
+                    "content encoding {encoding:?} is not accepted; send the body gzipped \
+                     (Content-Encoding: gzip) or uncompressed"
+                ),
+                Some(json!({ "accepted_encodings": ["gzip", "identity"] })),
+            ),
             ApiError::Unprocessable { message, details } => {
                 (message.clone(), Some(details.clone()))
             }
@@ -164,6 +178,34 @@ impl ApiError {
         }
         json!({ "error": error })
     }
+}
+
+/// Gives an error answer that has no body (a 408 from the timeout layer, a 415 from request
+/// decompression, ...) the body every other error has, `{"error": {"code", "message"}}`, with
+/// a code from its status (`request_timeout`); its headers are kept. Clients parse one shape.
+pub fn fill_empty_error_body(response: Response) -> Response {
+    use axum::body::HttpBody;
+    let status = response.status();
+    let bare = status.as_u16() >= 400
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+        && response.body().size_hint().exact() == Some(0);
+    if !bare {
+        return response;
+    }
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
+    let message = match status {
+        StatusCode::REQUEST_TIMEOUT => {
+            "the request was not received in time (http.request_timeout)".to_owned()
+        }
+        _ => reason.to_ascii_lowercase(),
+    };
+    let body = json!({ "error": { "code": code, "message": message } });
+    let (mut parts, _) = response.into_parts();
+    // The body's length changes; the server sets it anew.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 impl IntoResponse for ApiError {

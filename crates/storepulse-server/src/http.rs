@@ -4,9 +4,11 @@
 //! [`realtime_ingest`] (seed 3's `/ingest`), [`dead_letters`], [`ops`] (health, readiness,
 //! Prometheus). [`intake`] holds what the three ingest doors share.
 //!
-//! Layers, outermost first: request id → response compression (≥ 1 KiB) → CORS → the edge
-//! (trusted hosts, client address, rate limit, `X-Process-Time`, request metrics) → timeout →
-//! request decompression for the ingest routes (SDKs send gzip) → route.
+//! Layers, outermost first: a JSON body for error answers that have none (a timeout's 408) →
+//! request id → response compression (≥ 1 KiB) → CORS → the edge (trusted hosts, client
+//! address, rate limit, `X-Process-Time`, request metrics) → timeout → for the ingest routes,
+//! `Content-Encoding` read as clients write it (`GZIP`, `x-gzip`) and request decompression
+//! (SDKs send gzip) → route.
 
 pub mod analytics;
 pub mod buys;
@@ -70,7 +72,8 @@ pub fn router(state: AppState) -> Router {
         .merge(buys::ingest_router())
         .merge(feedback::router())
         // Route-level (innermost): middleware functions only take plain bodies.
-        .layer(RequestDecompressionLayer::new());
+        .layer(RequestDecompressionLayer::new())
+        .layer(middleware::from_fn(normalize_content_encoding));
     let reads = Router::new()
         .merge(dead_letters::router())
         .merge(ops::router())
@@ -98,6 +101,8 @@ pub fn router(state: AppState) -> Router {
                     config.request_timeout,
                 )),
         )
+        // Outside everything above, so it sees every error answer they make.
+        .layer(middleware::map_response(fill_empty_error_body))
         .with_state(state)
 }
 
@@ -288,6 +293,39 @@ fn seconds_text(seconds: f64) -> String {
     text
 }
 
+async fn fill_empty_error_body(response: Response) -> Response {
+    crate::error::fill_empty_error_body(response)
+}
+
+/// tower-http decompresses only an exact `gzip`; clients also send `GZIP`, the old `x-gzip`
+/// and `gzip, identity`, which mean the same. Those are rewritten to `gzip` (identity, no
+/// coding, is dropped); any other coding is refused with a 415 that names what is accepted.
+async fn normalize_content_encoding(mut request: Request, next: Next) -> Response {
+    let Some(value) = request.headers().get(header::CONTENT_ENCODING) else {
+        return next.run(request).await;
+    };
+    let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    let codings: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+        .collect();
+    match codings.as_slice() {
+        [] => {
+            request.headers_mut().remove(header::CONTENT_ENCODING);
+        }
+        [coding]
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") =>
+        {
+            request
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        _ => return ApiError::UnsupportedContentEncoding { encoding: text }.into_response(),
+    }
+    next.run(request).await
+}
+
 /// Refuses requests whose Host is not in `http.allowed_hosts` (seed 1's TrustedHost).
 fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response> {
     let allowed = &state.config.http.allowed_hosts;
@@ -300,8 +338,7 @@ fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response
         .and_then(|value| value.to_str().ok())
         .or_else(|| request.uri().host())
         .unwrap_or_default();
-    let host_without_port = strip_port(host).to_ascii_lowercase();
-    if allowed.iter().any(|pattern| host_matches(pattern, &host_without_port)) {
+    if allowed.iter().any(|pattern| host_matches(pattern, host)) {
         return None;
     }
     Some(
@@ -313,21 +350,40 @@ fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response
     )
 }
 
-fn strip_port(host: &str) -> &str {
+/// `host[:port]` split at the port, when there is one (`[::1]:8080` keeps its brackets).
+fn split_port(host: &str) -> (&str, Option<&str>) {
     if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |inner| &host[..inner.len() + 1]);
+        return match host.split_once(']') {
+            Some((inner, rest)) => {
+                let name = &host[..inner.len() + 1];
+                (name, rest.strip_prefix(':').filter(|port| !port.is_empty()))
+            }
+            None => (host, None),
+        };
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) => name,
-        _ => host,
+        Some((name, port))
+            if !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit()) =>
+        {
+            (name, Some(port))
+        }
+        _ => (host, None),
     }
 }
 
+/// A pattern without a port allows the name on any port; one with a port
+/// (`127.0.0.1:18302`, as operators copy it from a URL) only that port.
 fn host_matches(pattern: &str, host: &str) -> bool {
-    let pattern = pattern.to_ascii_lowercase();
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host.ends_with(&format!(".{suffix}")),
-        None => pattern == host,
+    let (pattern_name, pattern_port) = split_port(pattern);
+    let (name, port) = split_port(host);
+    if pattern_port.is_some() && pattern_port != port {
+        return false;
+    }
+    let pattern_name = pattern_name.to_ascii_lowercase();
+    let name = name.to_ascii_lowercase();
+    match pattern_name.strip_prefix("*.") {
+        Some(suffix) => name.ends_with(&format!(".{suffix}")),
+        None => pattern_name == name,
     }
 }
 
@@ -403,7 +459,13 @@ mod tests {
         assert!(host_matches("*.shop.test", "eu.shop.test"));
         assert!(!host_matches("*.shop.test", "shop.test"));
         assert!(!host_matches("shop.test", "evil.test"));
-        assert_eq!(strip_port("shop.test:8080"), "shop.test");
-        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(split_port("shop.test:8080"), ("shop.test", Some("8080")));
+        assert_eq!(split_port("[::1]:8080"), ("[::1]", Some("8080")));
+        assert_eq!(split_port("[::1]"), ("[::1]", None));
+        assert!(host_matches("shop.test", "SHOP.test:8080"));
+        assert!(host_matches("127.0.0.1:18302", "127.0.0.1:18302"));
+        assert!(!host_matches("127.0.0.1:18302", "127.0.0.1:18303"));
+        assert!(!host_matches("127.0.0.1:18302", "127.0.0.1"));
+        assert!(host_matches("[::1]:8080", "[::1]:8080"));
     }
 }

@@ -13,12 +13,14 @@
 //! | Products Searched | search |
 //! | Product List Viewed / Product List Filtered | product_list_view |
 //! | any other track call | custom, named after the event |
-//! | page / screen | page_view (a screen's name becomes the path `screen:<name>`) |
+//! | page / screen | page_view (without a URL or path, the name becomes the path: `page:<name>`, `screen:<name>`) |
 //! | identify / alias / group | identify (alias and group keep their ids in properties) |
 //!
 //! Mapped events keep Segment's event name in `name`. Event time follows Segment: `timestamp`
 //! when given; otherwise `originalTimestamp` corrected for the client's clock by
-//! `receivedAt − (sentAt − originalTimestamp)`. Unknown properties are kept in `properties`.
+//! `receivedAt − (sentAt − originalTimestamp)`; a result that is not believable (before 2000,
+//! too far ahead) is distrusted like a native event's time. Unknown properties are kept in
+//! `properties`.
 
 use compact_str::{CompactString, ToCompactString};
 use serde::Deserialize;
@@ -176,7 +178,10 @@ fn native_to_segment_path(path: &str, call: SegmentCall) -> String {
         "user_id" => Some("userId"),
         "anonymous_id" => Some("anonymousId"),
         "session_id" => Some("context.sessionId"),
-        "type" | "name" => Some("event"),
+        "type" => Some("event"),
+        // A page's or screen's name is `name` in Segment, a track call's is `event`.
+        "name" if matches!(call, SegmentCall::Page | SegmentCall::Screen) => Some("name"),
+        "name" => Some("event"),
         "country" => Some("context.location.country"),
         "ip" => Some("context.ip"),
         "product" | "product.id" => Some("properties.product_id"),
@@ -320,11 +325,16 @@ impl Mapper {
                         *slot = self.string(&format!("properties.{key}"), value);
                     }
                 }
-                if self.call == SegmentCall::Screen && page.path.is_none() {
+                // A screen has no URL, and Segment's server libraries send pages with only a
+                // name: the name stands for the path, so neither is refused (a 4xx is never
+                // retried by those libraries, so the view would be lost).
+                if page.path.is_none() && page.url.is_none() {
+                    let prefix = if self.call == SegmentCall::Screen { "screen" } else { "page" };
                     page.path = message
                         .name
                         .as_ref()
-                        .map(|name| compact_str::format_compact!("screen:{name}"));
+                        .or(message.category.as_ref())
+                        .map(|name| compact_str::format_compact!("{prefix}:{name}"));
                 }
                 if page.title.is_none() {
                     page.title = message.name.clone();
@@ -594,10 +604,15 @@ impl Mapper {
         });
         match sent_at {
             // Correct the device clock: the gap between sending and the event is trusted,
-            // the device's notion of "now" is not.
-            Some(sent) => Some(RawTime::Integer(
-                context.received_at.as_millis() - (sent.as_millis() - original_time.as_millis()),
-            )),
+            // the device's notion of "now" is not. The result is given as an exact instant,
+            // never as a number to be read by magnitude: an absurd device clock (year 1 sent
+            // in year 9999) gives a time before 2000 or far ahead, which validation distrusts
+            // like any other event time (next source, `clock_distrusted`) instead of refusing.
+            Some(sent) => {
+                let gap = sent.as_millis().saturating_sub(original_time.as_millis());
+                let corrected = context.received_at.as_millis().saturating_sub(gap);
+                Some(RawTime::Text(Some(crate::time::Timestamp(corrected))))
+            }
             None => original,
         }
     }

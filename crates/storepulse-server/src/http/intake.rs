@@ -132,37 +132,41 @@ impl IntakeContext {
         self.content_type.as_ref().and_then(|value| value.to_str().ok())
     }
 
-    /// Reads the whole body, refusing more than `http.max_body_bytes` with 413.
+    /// Reads the whole body, refusing more than `http.max_body_bytes` with 413 — at once when
+    /// the request's `Content-Length` already says so, rather than after waiting (up to
+    /// `http.request_timeout`) for a body that would be refused anyway.
     pub async fn read_body(&self, state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+        use axum::body::HttpBody;
         let limit = state.config.http.max_body_bytes;
+        // hyper's size hint is the declared Content-Length (none for decompressed bodies).
+        if body.size_hint().lower() > limit as u64 {
+            return Err(self.too_large(state, limit));
+        }
         match axum::body::to_bytes(body, limit).await {
             Ok(bytes) => Ok(bytes),
+            Err(error) if is_length_limit(&error) => Err(self.too_large(state, limit)),
             Err(error) => {
-                let too_large = is_length_limit(&error);
-                if too_large {
-                    let message = format!(
-                        "the request body is larger than {limit} bytes; send smaller batches"
-                    );
-                    self.dead_letter_request(
-                        state,
-                        FieldError::new("", ErrorCode::TooLarge, message.clone()),
-                        b"",
-                    );
-                    Err(ApiError::PayloadTooLarge {
-                        message,
-                        details: json!({ "limit_bytes": limit }),
-                    })
-                } else {
-                    let message = format!("the request body could not be read: {error}");
-                    self.dead_letter_request(
-                        state,
-                        FieldError::new("", ErrorCode::BodyUnreadable, message.clone()),
-                        b"",
-                    );
-                    Err(ApiError::bad_request("body_unreadable", message))
-                }
+                let message = format!("the request body could not be read: {error}");
+                self.dead_letter_request(
+                    state,
+                    FieldError::new("", ErrorCode::BodyUnreadable, message.clone()),
+                    b"",
+                );
+                Err(ApiError::bad_request("body_unreadable", message))
             }
         }
+    }
+
+    /// The 413 for a body over `limit` bytes, dead-lettered like every refused request.
+    fn too_large(&self, state: &AppState, limit: usize) -> ApiError {
+        let message =
+            format!("the request body is larger than {limit} bytes; send smaller batches");
+        self.dead_letter_request(
+            state,
+            FieldError::new("", ErrorCode::TooLarge, message.clone()),
+            b"",
+        );
+        ApiError::PayloadTooLarge { message, details: json!({ "limit_bytes": limit }) }
     }
 
     /// The validation context for this request's events.

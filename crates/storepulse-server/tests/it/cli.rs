@@ -161,3 +161,51 @@ fn slow_header_senders_are_disconnected() {
     );
     stop_gracefully(&mut server);
 }
+
+/// Sends `head` (a request without its body) and returns the answer as text.
+fn answer_to_head(port: u16, head: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    // A bound on waiting, not a measurement: the server's own timeout is longer.
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buffer = Vec::new();
+    let _ = stream.read_to_end(&mut buffer);
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+#[test]
+fn a_declared_body_over_the_limit_is_refused_at_once_with_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server =
+        start_with_env(dir.path(), port, &[("STOREPULSE_HTTP__REQUEST_TIMEOUT", "60s")]);
+    for length in [17 * 1024 * 1024_u64, 100_000_000_000] {
+        let answer = answer_to_head(
+            port,
+            &format!(
+                "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {length}\r\n\r\n"
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 413"), "{length}: {answer}");
+        assert!(answer.contains(r#""code":"payload_too_large""#), "{answer}");
+    }
+    stop_gracefully(&mut server);
+}
+
+#[test]
+fn a_request_that_times_out_gets_a_json_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server =
+        start_with_env(dir.path(), port, &[("STOREPULSE_HTTP__REQUEST_TIMEOUT", "300ms")]);
+    let answer = answer_to_head(
+        port,
+        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 10\r\n\r\n{",
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("content-type: application/json"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    stop_gracefully(&mut server);
+}

@@ -231,6 +231,42 @@ async fn gzip_request_bodies_are_decompressed() {
 }
 
 #[tokio::test]
+async fn gzip_is_read_however_it_is_spelled_and_other_encodings_get_a_json_415() {
+    let test = TestApp::new();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(PAGE_VIEW.as_bytes()).unwrap();
+    let gzipped = encoder.finish().unwrap();
+    for (index, encoding) in ["GZIP", "x-gzip", "gzip, identity", " Gzip "].iter().enumerate() {
+        let body = PAGE_VIEW.replace("\"e1\"", &format!("\"spelled-{index}\""));
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(body.as_bytes()).unwrap();
+        let request = post("/api/v1/events")
+            .header("content-type", "application/json")
+            .header("content-encoding", *encoding)
+            .body(Body::from(encoder.finish().unwrap()))
+            .unwrap();
+        let response = test.send(request).await;
+        assert_eq!(response.status, StatusCode::OK, "{encoding}: {}", response.json());
+    }
+    assert_eq!(test.stored_events().len(), 4);
+    for path in ["/api/v1/events", "/v1/track", "/ingest"] {
+        for encoding in ["deflate", "br", "gzip, br"] {
+            let request = post(path)
+                .header("content-type", "application/json")
+                .header("content-encoding", encoding)
+                .body(Body::from(gzipped.clone()))
+                .unwrap();
+            let response = test.send(request).await;
+            assert_eq!(response.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {encoding}");
+            let body = response.json();
+            assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+            assert!(body["error"]["message"].as_str().unwrap().contains("gzip"), "{body}");
+            assert!(response.header("x-request-id").is_some());
+        }
+    }
+}
+
+#[tokio::test]
 async fn retried_events_are_acknowledged_but_kept_once() {
     let test = TestApp::new();
     assert_eq!(test.post_json("/api/v1/events", PAGE_VIEW).await.json()["accepted"], 1);

@@ -244,12 +244,16 @@ async fn large_responses_are_gzipped_small_ones_not() {
 #[tokio::test]
 async fn only_allowed_hosts_are_served() {
     let test = TestApp::with_config(|config| {
-        config.http.allowed_hosts = vec!["shop.test".into(), "*.shop.test".into()]
+        config.http.allowed_hosts =
+            vec!["shop.test".into(), "*.shop.test".into(), "127.0.0.1:18302".into()]
     });
     for (host, expected) in [
         ("shop.test", StatusCode::OK),
         ("eu.shop.test:8080", StatusCode::OK),
         ("evil.test", StatusCode::BAD_REQUEST),
+        // An entry copied from a URL, port and all, allows that port only.
+        ("127.0.0.1:18302", StatusCode::OK),
+        ("127.0.0.1:18303", StatusCode::BAD_REQUEST),
     ] {
         let request = Request::get("/health").header("host", host).body(Body::empty()).unwrap();
         assert_eq!(test.send(request).await.status, expected, "{host}");

@@ -60,6 +60,45 @@ async fn single_calls_map_by_endpoint() {
 }
 
 #[tokio::test]
+async fn a_page_with_only_a_name_is_stored_with_the_name_as_its_path() {
+    let test = TestApp::new();
+    let response = test.post_json("/v1/page", r#"{"userId":"u","name":"Home"}"#).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json());
+    let stored = test.stored_events();
+    let page = stored[0].page.as_ref().unwrap();
+    assert_eq!(page.path.as_deref(), Some("page:Home"));
+    assert_eq!(page.title.as_deref(), Some("Home"));
+}
+
+#[tokio::test]
+async fn an_over_long_screen_name_is_reported_under_name() {
+    let test = TestApp::new();
+    let long = "x".repeat(3000);
+    let response =
+        test.post_json("/v1/screen", &format!(r#"{{"userId":"u","name":"{long}"}}"#)).await;
+    let body = response.json();
+    let text = body.to_string();
+    assert!(text.contains(r#""field":"name""#), "{}", &text[..text.len().min(2000)]);
+    assert!(!text.contains(r#""field":"event""#), "{}", &text[..text.len().min(2000)]);
+}
+
+#[tokio::test]
+async fn an_absurd_device_clock_is_distrusted_not_refused() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/v1/track",
+            r#"{"userId":"u","event":"Signed Up","originalTimestamp":"0001-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json());
+    let stored = test.stored_events();
+    assert!(stored[0].clock_distrusted);
+    assert_eq!(stored[0].time_source, storepulse_model::TimeSource::Received);
+    assert_eq!(stored[0].event_time, stored[0].received_at);
+}
+
+#[tokio::test]
 async fn invalid_messages_are_reported_with_segment_paths() {
     let test = TestApp::new();
     let batch = r#"{"batch":[{"type":"track","event":"Product Viewed","userId":"u"},{"type":"track","event":"Signed Up","userId":"u"}]}"#;
