@@ -204,6 +204,21 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Loadgen(args) => {
+            reqwest::Url::parse(&args.target)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https"))
+                .with_context(|| {
+                    format!(
+                        "--target {:?} is not an http(s) URL such as http://127.0.0.1:8080",
+                        args.target
+                    )
+                })?;
+            if args.profile == Profile::Realtime && args.batch > 1 {
+                anyhow::bail!(
+                    "--batch {}: seed 3's /ingest takes one event per request, so the realtime profile sends one at a time",
+                    args.batch
+                );
+            }
             let options = LoadgenOptions {
                 target: args.target,
                 rate: args.rate,
@@ -218,6 +233,16 @@ pub fn run() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             let report = runtime.block_on(crate::loadgen::run(options))?;
             println!("{}", report.render());
+            if report.acked_events == 0 && report.requests > 0 {
+                anyhow::bail!(
+                    "nothing was acknowledged{}",
+                    report
+                        .first_failure
+                        .as_deref()
+                        .map(|why| format!(": {why}"))
+                        .unwrap_or_default()
+                );
+            }
             Ok(())
         }
     }

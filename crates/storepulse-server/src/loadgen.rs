@@ -75,6 +75,9 @@ pub struct LoadgenReport {
     pub requests: u64,
     /// Request latencies in microseconds, sorted.
     pub latencies_us: Vec<u64>,
+    /// Why the first failed or refused request failed (connection refused, a status and its
+    /// error body), so that a run that acknowledged nothing says why.
+    pub first_failure: Option<String>,
 }
 
 impl LoadgenReport {
@@ -88,8 +91,19 @@ impl LoadgenReport {
 
     pub fn render(&self) -> String {
         let seconds = self.elapsed.as_secs_f64().max(1e-9);
-        format!(
-            "requests {} ({:.0}/s), events sent {}, acked {} ({:.0}/s), duplicates {}, rejected {}, failed requests {}\nlatency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        let latency = if self.latencies_us.is_empty() {
+            "latency ms: n/a (no request succeeded)".to_owned()
+        } else {
+            format!(
+                "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+                self.percentile_ms(50.0),
+                self.percentile_ms(90.0),
+                self.percentile_ms(99.0),
+                self.percentile_ms(100.0),
+            )
+        };
+        let mut text = format!(
+            "requests {} ({:.0}/s), events sent {}, acked {} ({:.0}/s), duplicates {}, rejected {}, failed requests {}\n{latency}",
             self.requests,
             self.requests as f64 / seconds,
             self.sent_events,
@@ -98,11 +112,11 @@ impl LoadgenReport {
             self.duplicate_events,
             self.rejected_events,
             self.failed_requests,
-            self.percentile_ms(50.0),
-            self.percentile_ms(90.0),
-            self.percentile_ms(99.0),
-            self.percentile_ms(100.0),
-        )
+        );
+        if let Some(why) = &self.first_failure {
+            text.push_str(&format!("\nfirst failure: {why}"));
+        }
+        text
     }
 }
 
@@ -134,6 +148,16 @@ struct Counters {
     rejected: AtomicU64,
     failed: AtomicU64,
     requests: AtomicU64,
+    first_failure: std::sync::Mutex<Option<String>>,
+}
+
+impl Counters {
+    fn failure(&self, why: impl FnOnce() -> String) {
+        let mut first = self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if first.is_none() {
+            *first = Some(why());
+        }
+    }
 }
 
 pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
@@ -165,7 +189,11 @@ pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
         if let Some(interval) = interval {
             let now = Instant::now();
             if next_send > now {
-                tokio::time::sleep(next_send - now).await;
+                // Never past the deadline: a big batch at a low rate waits long between sends.
+                tokio::time::sleep(next_send.min(deadline) - now).await;
+                if Instant::now() >= deadline {
+                    break;
+                }
             }
             next_send += interval;
         }
@@ -194,10 +222,12 @@ pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
         failed_requests: counters.failed.load(Ordering::Relaxed),
         requests: counters.requests.load(Ordering::Relaxed),
         latencies_us,
+        first_failure: counters
+            .first_failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take(),
     };
-    if !options.quiet {
-        tracing::info!("{}", report.render());
-    }
     Ok(report)
 }
 
@@ -237,16 +267,31 @@ async fn send(
                 Ok(_) => {
                     counters.acked.fetch_add(count, Ordering::Relaxed);
                 }
-                Err(_) => {
+                Err(error) => {
                     counters.failed.fetch_add(1, Ordering::Relaxed);
+                    counters.failure(|| format!("unreadable answer: {error}"));
                 }
             }
         }
-        Ok(response) if response.status() == reqwest::StatusCode::UNPROCESSABLE_ENTITY => {
-            counters.rejected.fetch_add(count, Ordering::Relaxed);
+        Ok(response) => {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            let why = || format!("{status}: {}", body.chars().take(300).collect::<String>());
+            if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+                counters.rejected.fetch_add(count, Ordering::Relaxed);
+            } else {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            counters.failure(why);
         }
-        Ok(_) | Err(_) => {
+        Err(error) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
+            // reqwest's own text is terse ("error sending request"); its source says why.
+            let source = std::error::Error::source(&error).map(ToString::to_string);
+            counters.failure(|| match source {
+                Some(source) => format!("{error}: {source}"),
+                None => error.to_string(),
+            });
         }
     }
 }

@@ -116,6 +116,37 @@ async fn loadgen_then_verify_inspect_and_replay_offline() {
     assert_eq!(report["replayed"], 1, "{out}");
 }
 
+/// A load run that gets nothing acknowledged says why and fails; bad options are refused.
+#[test]
+fn loadgen_says_why_nothing_was_acknowledged() {
+    let output = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"))
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (ok, text) = output(&["loadgen", "--target", &closed, "--duration", "1s", "--rate", "5"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("first failure") && text.contains("nothing was acknowledged"), "{text}");
+    assert!(text.contains("latency ms: n/a"), "{text}");
+    let (ok, text) = output(&["loadgen", "--target", "notaurl", "--duration", "1s"]);
+    assert!(!ok && text.contains("--target"), "{text}");
+    let realtime = ["loadgen", "--target", &closed, "--profile", "realtime", "--batch", "10"];
+    let (ok, text) = output(&realtime);
+    assert!(!ok && text.contains("--batch 10"), "{text}");
+    // A big batch at a low rate still stops at --duration.
+    let started = Instant::now();
+    let slow =
+        ["loadgen", "--target", &closed, "--duration", "1s", "--rate", "10", "--batch", "1000"];
+    let _ = output(&slow);
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
 /// `log inspect` only reads: on a log with a torn tail it says so and changes nothing (opening
 /// the log would have cut the tail).
 #[test]
