@@ -332,22 +332,23 @@ fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response
     if allowed.iter().any(|host| host == "*") {
         return None;
     }
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .or_else(|| request.uri().host())
-        .unwrap_or_default();
+    let refuse =
+        |message: String| Some(ApiError::bad_request("invalid_host", message).into_response());
+    // RFC 9112: a request with several Host headers is refused, and an absolute-form target's
+    // authority is the host (its Host header is then ignored), so that is what is checked.
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return refuse("the request has several Host headers".to_owned());
+    }
+    let host = match request.uri().authority() {
+        Some(authority) => authority.as_str().rsplit('@').next().unwrap_or_default(),
+        None => first.and_then(|value| value.to_str().ok()).unwrap_or_default(),
+    };
     if allowed.iter().any(|pattern| host_matches(pattern, host)) {
         return None;
     }
-    Some(
-        ApiError::bad_request(
-            "invalid_host",
-            format!("host {host:?} is not served here; see http.allowed_hosts"),
-        )
-        .into_response(),
-    )
+    refuse(format!("host {host:?} is not served here; see http.allowed_hosts"))
 }
 
 /// `host[:port]` split at the port, when there is one (`[::1]:8080` keeps its brackets).

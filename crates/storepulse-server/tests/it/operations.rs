@@ -258,6 +258,19 @@ async fn only_allowed_hosts_are_served() {
         let request = Request::get("/health").header("host", host).body(Body::empty()).unwrap();
         assert_eq!(test.send(request).await.status, expected, "{host}");
     }
+    // Two Host headers are refused; an absolute-form target is checked by its own authority.
+    let two = Request::get("/health")
+        .header("host", "shop.test")
+        .header("host", "evil.test")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(test.send(two).await.status, StatusCode::BAD_REQUEST);
+    let absolute =
+        Request::get("http://evil.test/health").header("host", "shop.test").body(Body::empty());
+    assert_eq!(test.send(absolute.unwrap()).await.status, StatusCode::BAD_REQUEST);
+    let absolute =
+        Request::get("http://shop.test/health").header("host", "shop.test").body(Body::empty());
+    assert_eq!(test.send(absolute.unwrap()).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
