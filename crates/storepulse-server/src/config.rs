@@ -414,6 +414,13 @@ impl Config {
         fn check(ok: bool, key: &'static str, message: &str) -> Result<(), (&'static str, String)> {
             if ok { Ok(()) } else { Err((key, message.to_owned())) }
         }
+        // The de-duplication window is rebuilt from the log at start: ids the log no longer
+        // holds cannot be caught after a restart.
+        check(
+            self.log.retention_max_age.is_none_or(|age| age >= self.ingest.dedup_window),
+            "log.retention_max_age",
+            "is shorter than ingest.dedup_window: after a restart, retries of events older than the log keeps would be stored twice; keep the log at least as long, or shorten the window",
+        )?;
         check(
             !self.http.allowed_hosts.is_empty(),
             "http.allowed_hosts",
@@ -792,6 +799,7 @@ mod tests {
             ("[rate_limit]\nkey_header = \"bad header\"\n", "rate_limit.key_header"),
             ("[ingest]\ndefault_store = \"bad store!\"\n", "ingest.default_store"),
             ("[demo]\nstore = \"\"\n", "demo.store"),
+            ("[log]\nretention_max_age = \"12h\"\n", "log.retention_max_age"),
         ] {
             let error = load_file_and_env(toml, &[]).unwrap_err().to_string();
             assert!(error.contains(&format!("{key}: ")), "{toml}: {error}");
