@@ -29,8 +29,9 @@ pub enum ApiError {
     #[error("content type {content_type:?} is not accepted")]
     UnsupportedMediaType { content_type: String },
     /// A request body compressed other than with gzip.
-    #[error("content encoding {encoding:?} is not accepted")]
-    UnsupportedContentEncoding { encoding: String },
+    #[error("the body's content encoding is not accepted")]
+    /// A body in a `Content-Encoding` this server does not read (it reads gzip).
+    UnsupportedContentEncoding,
     #[error("{message}")]
     Unprocessable { message: String, details: Value },
     #[error("rate limit exceeded")]
@@ -106,7 +107,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding { .. } => {
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -124,7 +125,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding { .. } => {
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding => {
                 "unsupported_media_type"
             }
             ApiError::Unprocessable { .. } => "validation_failed",
@@ -153,11 +154,10 @@ impl ApiError {
                     json!({ "accepted": ["application/json", "application/x-ndjson", "text/plain"] }),
                 ),
             ),
-            ApiError::UnsupportedContentEncoding { encoding } => (
-                format!(
-                    "content encoding {encoding:?} is not accepted; send the body gzipped \
-                     (Content-Encoding: gzip) or uncompressed"
-                ),
+            ApiError::UnsupportedContentEncoding => (
+                "the body's Content-Encoding is not accepted; send it gzipped (Content-Encoding: \
+                 gzip) or uncompressed"
+                    .to_owned(),
                 Some(json!({ "accepted_encodings": ["gzip", "identity"] })),
             ),
             ApiError::Unprocessable { message, details } => {
@@ -183,14 +183,29 @@ impl ApiError {
 /// Gives an error answer that has no body (a 408 from the timeout layer, a 415 from request
 /// decompression, ...) the body every other error has, `{"error": {"code", "message"}}`, with
 /// a code from its status (`request_timeout`); its headers are kept. Clients parse one shape.
-pub fn fill_empty_error_body(response: Response) -> Response {
-    use axum::body::HttpBody;
+pub fn fill_empty_error_body<B>(response: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let status = response.status();
     let bare = status.as_u16() >= 400
         && !response.headers().contains_key(header::CONTENT_TYPE)
         && response.body().size_hint().exact() == Some(0);
     if !bare {
-        return response;
+        return response.map(axum::body::Body::new);
+    }
+    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        // Ours carry a body; an empty one is the decompression layer refusing a coding. The
+        // layers' headers (request id, process time) are kept.
+        let (parts, _) = response.into_parts();
+        let mut answer = ApiError::UnsupportedContentEncoding.into_response();
+        for (name, value) in &parts.headers {
+            if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+                answer.headers_mut().append(name, value.clone());
+            }
+        }
+        return answer;
     }
     let reason = status.canonical_reason().unwrap_or("Error");
     let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");

@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feedback::router())
         // Route-level (innermost): middleware functions only take plain bodies.
         .layer(RequestDecompressionLayer::new())
-        .layer(middleware::from_fn(normalize_content_encoding));
+        .layer(tower::util::MapRequestLayer::new(normalize_content_encoding));
     let reads = Router::new()
         .merge(dead_letters::router())
         .merge(ops::router())
@@ -89,8 +89,12 @@ pub fn router(state: AppState) -> Router {
         // layers below, so a 405 gets the request id, `X-Process-Time` and metrics too.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
+            // tower's plain map layers, not axum's `middleware::map_*`: those clone the whole
+            // stack inside them and box a future on every request (+15 % instructions per
+            // one-event request, `MODE=single bench/server-instructions.sh`).
             ServiceBuilder::new()
-                .layer(middleware::map_request(drop_unusable_request_id))
+                .map_response(crate::error::fill_empty_error_body)
+                .map_request(drop_unusable_request_id)
                 .layer(SetRequestIdLayer::new(request_id.clone(), NewRequestId))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(compression)
@@ -101,8 +105,6 @@ pub fn router(state: AppState) -> Router {
                     config.request_timeout,
                 )),
         )
-        // Outside everything above, so it sees every error answer they make.
-        .layer(middleware::map_response(fill_empty_error_body))
         .with_state(state)
 }
 
@@ -255,7 +257,7 @@ const MAX_CLIENT_REQUEST_ID_BYTES: usize = 128;
 /// A client's `X-Request-Id` is echoed in the answer and logged: one longer than
 /// [`MAX_CLIENT_REQUEST_ID_BYTES`], or with anything but visible ASCII, is replaced by one of
 /// ours rather than repeated.
-async fn drop_unusable_request_id(mut request: Request) -> Request {
+fn drop_unusable_request_id(mut request: Request) -> Request {
     let unusable = request.headers().get("x-request-id").is_some_and(|id| {
         id.len() > MAX_CLIENT_REQUEST_ID_BYTES || !id.as_bytes().iter().all(u8::is_ascii_graphic)
     });
@@ -293,16 +295,13 @@ fn seconds_text(seconds: f64) -> String {
     text
 }
 
-async fn fill_empty_error_body(response: Response) -> Response {
-    crate::error::fill_empty_error_body(response)
-}
-
 /// tower-http decompresses only an exact `gzip`; clients also send `GZIP`, the old `x-gzip`
 /// and `gzip, identity`, which mean the same. Those are rewritten to `gzip` (identity, no
-/// coding, is dropped); any other coding is refused with a 415 that names what is accepted.
-async fn normalize_content_encoding(mut request: Request, next: Next) -> Response {
+/// coding, is dropped); any other coding is left for the decompression layer to refuse with a
+/// 415, to which [`crate::error::fill_empty_error_body`] gives a body naming what is accepted.
+fn normalize_content_encoding(mut request: Request) -> Request {
     let Some(value) = request.headers().get(header::CONTENT_ENCODING) else {
-        return next.run(request).await;
+        return request;
     };
     let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
     let codings: Vec<&str> = text
@@ -321,9 +320,9 @@ async fn normalize_content_encoding(mut request: Request, next: Next) -> Respons
                 .headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        _ => return ApiError::UnsupportedContentEncoding { encoding: text }.into_response(),
+        _ => {}
     }
-    next.run(request).await
+    request
 }
 
 /// Refuses requests whose Host is not in `http.allowed_hosts` (seed 1's TrustedHost).
