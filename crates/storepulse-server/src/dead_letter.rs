@@ -87,6 +87,10 @@ impl DeadLetter {
 
 pub struct DeadLetterLog {
     sender: Mutex<Option<Sender<DeadLetter>>>,
+    /// Entries queued, and entries the writer has finished with (written, or failed to):
+    /// [`DeadLetterLog::flush`] waits for the second to reach the first.
+    queued: std::sync::atomic::AtomicU64,
+    handled: Arc<std::sync::atomic::AtomicU64>,
     writer: Mutex<Option<JoinHandle<()>>>,
     log: Arc<Mutex<EventLog>>,
     metrics: Metrics,
@@ -116,14 +120,18 @@ impl DeadLetterLog {
             max_age: config.dead_letters.retention_max_age,
             max_bytes: config.dead_letters.retention_max_bytes,
         };
+        let handled = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer = {
             let log = log.clone();
+            let handled = handled.clone();
             std::thread::Builder::new()
                 .name("storepulse-dead-letters".into())
-                .spawn(move || run_dead_letter_writer(log, receiver, retention))?
+                .spawn(move || run_dead_letter_writer(log, receiver, retention, &handled))?
         };
         Ok(DeadLetterLog {
             sender: Mutex::new(Some(sender)),
+            queued: std::sync::atomic::AtomicU64::new(0),
+            handled,
             writer: Mutex::new(Some(writer)),
             log,
             metrics,
@@ -148,8 +156,13 @@ impl DeadLetterLog {
         }
         let sender = self.sender.lock_ignoring_poison();
         let Some(sender) = sender.as_ref() else { return };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = sender.try_send(entry) {
-            self.metrics.dead_letters_dropped.inc();
+        match sender.try_send(entry) {
+            Ok(()) => {
+                self.queued.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.metrics.dead_letters_dropped.inc();
+            }
         }
     }
 
@@ -199,15 +212,17 @@ impl DeadLetterLog {
 
     /// Waits until every entry queued so far is written (tests and replay use it).
     pub fn flush(&self) {
+        use std::sync::atomic::Ordering;
+        // Counted, not judged by an empty channel: the writer may have taken the last entries
+        // off the channel and not written them yet.
+        let target = self.queued.load(Ordering::Acquire);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let empty = self.sender.lock_ignoring_poison().as_ref().is_none_or(Sender::is_empty);
-            if empty || std::time::Instant::now() > deadline {
-                break;
-            }
+        while self.handled.load(Ordering::Acquire) < target
+            && self.writer.lock_ignoring_poison().is_some()
+            && std::time::Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(2));
         }
-        // The writer may still hold the last batch; taking the lock waits for it.
         let _ = self.log.lock_ignoring_poison().sync();
     }
 }
@@ -222,6 +237,7 @@ fn run_dead_letter_writer(
     log: Arc<Mutex<EventLog>>,
     entries: Receiver<DeadLetter>,
     retention: Retention,
+    handled: &std::sync::atomic::AtomicU64,
 ) {
     let mut last_housekeeping = std::time::Instant::now();
     loop {
@@ -240,6 +256,8 @@ fn run_dead_letter_writer(
             if let Err(error) = guard.append_batch(&records, now_unix_ms()) {
                 tracing::error!(%error, lost = records.len(), "cannot write dead letters");
             }
+            drop(guard);
+            handled.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Release);
         }
         if last_housekeeping.elapsed() >= Duration::from_secs(1) {
             last_housekeeping = std::time::Instant::now();
