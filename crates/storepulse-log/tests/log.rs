@@ -286,14 +286,21 @@ fn damaged_last_frame_of_the_active_segment_is_a_torn_write() {
     assert_numbered(&read_from(&log, 0), 0);
 }
 
+/// A log of 40 records whose recovery bound (1 MiB) covers the middle of its data, as the
+/// server's 48 MiB bound covers much of a real log's last segment.
+fn forty_records_with_a_large_unsynced_bound(dir: &Path) -> (LogConfig, EventLog) {
+    let config = LogConfig { max_unsynced_bytes: 1024 * 1024, ..LogConfig::new(dir) };
+    let (mut log, _) = EventLog::open(config.clone()).unwrap();
+    append_numbered(&mut log, 40, 4, 10);
+    (config, log)
+}
+
 /// The same damage after a clean shutdown cannot be a torn write: it refuses to open (and
 /// keeps refusing) instead of cutting acknowledged records, and `repair` then works.
 #[test]
 fn damage_after_a_clean_shutdown_refuses_open_instead_of_cutting() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_unsynced_bytes: 1024 * 1024, ..LogConfig::new(dir.path()) };
-    let (mut log, _) = EventLog::open(config.clone()).unwrap();
-    append_numbered(&mut log, 40, 4, 10);
+    let (config, mut log) = forty_records_with_a_large_unsynced_bound(dir.path());
     let active = segment_path(dir.path(), 0);
     let len = log.stats().active_segment_bytes;
     log.mark_clean_shutdown().unwrap();
@@ -324,9 +331,7 @@ fn damage_after_a_clean_shutdown_refuses_open_instead_of_cutting() {
 #[test]
 fn a_cut_torn_tail_is_kept_in_quarantine() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_unsynced_bytes: 1024 * 1024, ..LogConfig::new(dir.path()) };
-    let (mut log, _) = EventLog::open(config.clone()).unwrap();
-    append_numbered(&mut log, 40, 4, 10);
+    let (config, log) = forty_records_with_a_large_unsynced_bound(dir.path());
     let active = segment_path(dir.path(), 0);
     let len = log.stats().active_segment_bytes;
     drop(log);
