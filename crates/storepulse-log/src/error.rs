@@ -37,8 +37,8 @@ pub enum LogError {
 
     /// Acknowledged data is damaged; the log refuses to guess and points at `repair`.
     #[error(
-        "corrupt log segment `{}` at byte {position}: {reason}; run `storepulse log repair \
-         --data-dir {}` to cut the log at this point (later records are moved to quarantine)",
+        "corrupt log segment `{}` at byte {position}: {reason}; repairing the log in `{}` \
+         (`storepulse log repair`) cuts it at this point and moves later records to quarantine",
         file.display(),
         dir.display()
     )]

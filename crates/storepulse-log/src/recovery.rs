@@ -317,6 +317,22 @@ fn scan_active(config: &LogConfig, segment: &SegmentFile) -> Result<ActiveScan> 
 
     if config.fsync != FsyncPolicy::Never {
         let tail = read_tail(&segment.path, bad_position)?;
+        if config.fsync == FsyncPolicy::Always
+            && let Some(second) =
+                second_write_after(&tail, expected_offset, config.max_record_bytes)
+        {
+            return Err(corrupt(
+                &config.dir,
+                &segment.path,
+                bad_position,
+                format!(
+                    "{reason}, yet valid frames of two different writes follow it (the second \
+                     from byte {}); every write is synced before the next, so a crash can only \
+                     tear the last one: this damages acknowledged records",
+                    bad_position + second as u64
+                ),
+            ));
+        }
         if let Some(end) = furthest_valid_frame_end(
             &tail,
             expected_offset,
@@ -348,6 +364,39 @@ fn read_tail(path: &Path, from: u64) -> Result<Vec<u8>> {
         .and_then(|_| file.read_to_end(&mut tail))
         .context("read tail of active segment", path)?;
     Ok(tail)
+}
+
+/// With [`FsyncPolicy::Always`] each append is one write, synced before the next starts, and
+/// its frames all carry that append's time: a crash can only tear the last write. Searches
+/// `tail` (from a bad frame to the end of the file) for valid frames of two different writes
+/// (two append times) and returns where the first frame of the second starts, relative to
+/// `tail`. Two appends in the same millisecond look like one: then the caller's byte bound
+/// decides, as before.
+pub(crate) fn second_write_after(
+    tail: &[u8],
+    expected_offset: u64,
+    max_record_bytes: u32,
+) -> Option<usize> {
+    let mut first_write = None;
+    let mut at = 1;
+    while at + HEADER_LEN <= tail.len() {
+        let max_offset = expected_offset.saturating_add((at / HEADER_LEN) as u64);
+        match frame::valid_frame_at(tail, at, (expected_offset, max_offset), max_record_bytes) {
+            Some(end) => {
+                let mut header = [0; HEADER_LEN];
+                header.copy_from_slice(&tail[at..at + HEADER_LEN]);
+                let appended_at = frame::FrameHeader::decode(&header).appended_at_unix_ms;
+                match first_write {
+                    None => first_write = Some(appended_at),
+                    Some(first) if first != appended_at => return Some(at),
+                    Some(_) => {}
+                }
+                at = end;
+            }
+            None => at += 1,
+        }
+    }
+    None
 }
 
 /// Searches `tail` (the bytes from a bad frame to the end of the file) for a valid frame that
@@ -406,6 +455,22 @@ mod tests {
         let mut tail = frames(10, 4, 50);
         tail[30] ^= 0xff;
         assert_eq!(furthest_valid_frame_end(&tail, 10, 1 << 20, tail.len() as u64), None);
+    }
+
+    #[test]
+    fn frames_of_two_writes_after_a_bad_one_are_found() {
+        // Offsets 10..13 written at time 5, 14..17 at time 6; frame 10 damaged.
+        let mut tail = Vec::new();
+        for offset in 10..18u64 {
+            encode_record(&mut tail, offset, if offset < 14 { 5 } else { 6 }, &[offset as u8; 50]);
+        }
+        tail[30] ^= 0xff;
+        let second = second_write_after(&tail, 10, 1 << 20).unwrap();
+        assert_eq!(second, 4 * (HEADER_LEN + 50));
+        // One write only (all at time 5): a torn write, nothing found.
+        let mut one = frames(10, 8, 50);
+        one[30] ^= 0xff;
+        assert_eq!(second_write_after(&one, 10, 1 << 20), None);
     }
 
     #[test]

@@ -348,6 +348,35 @@ fn a_cut_torn_tail_is_kept_in_quarantine() {
     assert_eq!(differing, 1);
 }
 
+/// After a crash (no clean mark), damage followed by valid frames of two different writes is
+/// not a torn write either: each write is synced before the next, so only the last can tear.
+#[test]
+fn damage_followed_by_two_writes_refuses_open_even_after_a_crash() {
+    // Ten writes of four records, each at its own time; the log closed as by a crash.
+    let ten_writes = |dir: &Path| {
+        let config = LogConfig { max_unsynced_bytes: 1024 * 1024, ..LogConfig::new(dir) };
+        let (mut log, _) = EventLog::open(config.clone()).unwrap();
+        for write in 0..10 {
+            append_numbered(&mut log, 4, 4, 1_000 + write);
+        }
+        let len = log.stats().active_segment_bytes;
+        (config, segment_path(dir, 0), len)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (config, active, len) = ten_writes(dir.path());
+    flip_byte(&active, len / 2);
+    let error = EventLog::open(config).map(|_| ()).unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+    assert!(error.to_string().contains("two different writes"), "{error}");
+    // Damage in the last write alone is still a torn write, cut (and kept in quarantine).
+    let dir = tempfile::tempdir().unwrap();
+    let (config, active, len) = ten_writes(dir.path());
+    flip_byte(&active, len - 10);
+    let (log, report) = EventLog::open(config).unwrap();
+    assert!(report.truncated_bytes > 0);
+    assert_eq!(log.next_offset(), 39);
+}
+
 #[test]
 fn damaged_seal_refuses_open_and_repair_cuts_there() {
     let dir = tempfile::tempdir().unwrap();
@@ -369,7 +398,7 @@ fn damaged_seal_refuses_open_and_repair_cuts_there() {
         message.contains(&format!("byte {}", damaged_len - SEAL_FRAME_LEN as u64)),
         "{message}"
     );
-    assert!(message.contains("storepulse log repair --data-dir"), "{message}");
+    assert!(message.contains("`storepulse log repair`"), "{message}");
 
     let verified = verify(dir.path()).unwrap();
     assert_eq!(verified.problems.len(), 1);

@@ -112,8 +112,10 @@ impl DeadLetterLog {
         let mut log_config = LogConfig::new(config.dead_letters_dir());
         log_config.fsync = FsyncPolicy::Interval(Duration::from_secs(1));
         log_config.segment_bytes = 64 * 1024 * 1024;
-        let (log, _report) = EventLog::open(log_config)
-            .map_err(|error| anyhow::anyhow!("dead-letter log: {error}"))?;
+        let (log, _report) = EventLog::open(log_config).map_err(|error| {
+            let error = crate::log_commands::with_repair_command(error, &config.data_dir, true);
+            error.context("dead-letter log")
+        })?;
         let log = Arc::new(Mutex::new(log));
         let (sender, receiver) = crossbeam_channel::bounded(10_000);
         let retention = Retention {

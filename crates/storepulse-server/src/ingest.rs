@@ -69,8 +69,9 @@ impl IngestPipeline {
         // of that size is what recovery may cut.
         let largest_commit = (config.ingest.max_commit_bytes + config.http.max_body_bytes) as u64;
         log_config.max_unsynced_bytes = (largest_commit * 2).max(log_config.max_unsynced_bytes);
-        let (log, recovery) =
-            EventLog::open(log_config).map_err(|error| anyhow::anyhow!("{error}"))?;
+        let (log, recovery) = EventLog::open(log_config).map_err(|error| {
+            crate::log_commands::with_repair_command(error, &config.data_dir, false)
+        })?;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = recovery.truncated_bytes,

@@ -42,6 +42,25 @@ pub fn verify(dir: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// `error` from opening a log, with the exact repair command for this data directory when the
+/// log refused to open as corrupt (the log itself only knows its own directory).
+pub fn with_repair_command(
+    error: storepulse_log::LogError,
+    data_dir: &Path,
+    dead_letters: bool,
+) -> anyhow::Error {
+    let corrupt = matches!(error, storepulse_log::LogError::Corrupt { .. });
+    let error = anyhow::anyhow!("{error}");
+    if !corrupt {
+        return error;
+    }
+    let which = if dead_letters { " --dead-letters" } else { "" };
+    error.context(format!(
+        "the log is damaged; with the server stopped, run `storepulse log repair{which} --data-dir {}`",
+        data_dir.display()
+    ))
+}
+
 pub fn repair(dir: &Path) -> anyhow::Result<()> {
     let report =
         storepulse_log::repair(dir).with_context(|| format!("cannot repair {}", dir.display()))?;
