@@ -314,6 +314,10 @@ impl ClockPolicy {
 pub struct HeaderTime {
     pub time: Timestamp,
     pub source: TimeSource,
+    /// A header before it in the precedence held a time that was not trusted (too far in the
+    /// future, or before 2000): the event is marked `clock_distrusted`. When no header is
+    /// trusted, `time` is the receive time and `source` [`TimeSource::Received`].
+    pub distrusted: bool,
 }
 
 /// Resolves the header part of the precedence (steps 2 and 3 above).
@@ -325,21 +329,31 @@ pub fn resolve_header_time<'a>(
     received_at: Timestamp,
     policy: ClockPolicy,
 ) -> Option<HeaderTime> {
+    let mut distrusted = false;
+    let mut trusted = |time: Timestamp| {
+        let trusts = policy.trusts(time, received_at);
+        distrusted |= !trusts;
+        trusts
+    };
     for name in CLIENT_TIME_HEADERS {
         if let Some(time) = header(name).and_then(parse_timestamp_text)
-            && policy.trusts(time, received_at)
+            && trusted(time)
         {
-            return Some(HeaderTime { time, source: TimeSource::ClientHeader });
+            return Some(HeaderTime { time, source: TimeSource::ClientHeader, distrusted });
         }
     }
     for name in PROXY_TIME_HEADERS {
         if let Some(time) = header(name).and_then(parse_proxy_time)
-            && policy.trusts(time, received_at)
+            && trusted(time)
         {
-            return Some(HeaderTime { time, source: TimeSource::ProxyHeader });
+            return Some(HeaderTime { time, source: TimeSource::ProxyHeader, distrusted });
         }
     }
-    None
+    distrusted.then_some(HeaderTime {
+        time: received_at,
+        source: TimeSource::Received,
+        distrusted: true,
+    })
 }
 
 /// The event time finally chosen for one event.
@@ -366,9 +380,11 @@ pub fn resolve_event_time(
         distrusted_event_clock = true;
     }
     match header_time {
-        Some(header) => {
-            ResolvedTime { time: header.time, source: header.source, distrusted_event_clock }
-        }
+        Some(header) => ResolvedTime {
+            time: header.time,
+            source: header.source,
+            distrusted_event_clock: distrusted_event_clock || header.distrusted,
+        },
         None => {
             ResolvedTime { time: received_at, source: TimeSource::Received, distrusted_event_clock }
         }
@@ -497,7 +513,8 @@ mod tests {
             resolved,
             Some(HeaderTime {
                 time: Timestamp(1_762_999_995_000),
-                source: TimeSource::ClientHeader
+                source: TimeSource::ClientHeader,
+                distrusted: false,
             })
         );
     }
@@ -549,6 +566,24 @@ mod tests {
     }
 
     #[test]
+    fn a_distrusted_header_time_marks_the_event_whichever_source_wins() {
+        // A client clock an hour ahead: the proxy's time is used, and the event is marked.
+        let ahead = (RECEIVED.0 / 1000 + 3600).to_string();
+        let proxy = format!("t={}", RECEIVED.0 / 1000 - 5);
+        let pairs = [("x-timestamp", ahead.as_str()), ("x-request-start", proxy.as_str())];
+        let header = resolve_header_time(headers(&pairs), RECEIVED, ClockPolicy::default());
+        let resolved = resolve_event_time(None, header, RECEIVED, ClockPolicy::default());
+        assert_eq!(resolved.source, TimeSource::ProxyHeader);
+        assert!(resolved.distrusted_event_clock);
+        // Only a distrusted header: the receive time, marked.
+        let pairs = [("x-timestamp", ahead.as_str())];
+        let header = resolve_header_time(headers(&pairs), RECEIVED, ClockPolicy::default());
+        let resolved = resolve_event_time(None, header, RECEIVED, ClockPolicy::default());
+        assert_eq!((resolved.time, resolved.source), (RECEIVED, TimeSource::Received));
+        assert!(resolved.distrusted_event_clock);
+    }
+
+    #[test]
     fn times_before_2000_are_not_trusted() {
         let pairs = [("x-request-start", "1763000000")]; // fine
         let header = resolve_header_time(headers(&pairs), RECEIVED, ClockPolicy::default());
@@ -563,6 +598,7 @@ mod tests {
         let header = Some(HeaderTime {
             time: Timestamp(1_762_000_000_000),
             source: TimeSource::ClientHeader,
+            distrusted: false,
         });
         let event = Timestamp(1_762_500_000_000);
         let resolved = resolve_event_time(Some(event), header, RECEIVED, ClockPolicy::default());

@@ -160,8 +160,11 @@ fn a_device_comes_from_the_request_only_when_a_browser_sent_it() {
 
 #[test]
 fn header_time_is_used_when_the_event_has_none() {
-    let header =
-        HeaderTime { time: Timestamp(1_762_999_000_000), source: TimeSource::ClientHeader };
+    let header = HeaderTime {
+        time: Timestamp(1_762_999_000_000),
+        source: TimeSource::ClientHeader,
+        distrusted: false,
+    };
     let event = with_context(&Limits::default(), Some(header), |context| {
         decode_native_event(r#"{"type":"search","query":"red shoes"}"#, context)
     })
