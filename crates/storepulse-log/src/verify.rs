@@ -244,8 +244,9 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
     report.next_offset = scan_segments(&remaining)?.next_offset;
     tracing::warn!(
         problem = %problem,
-        quarantined = report.quarantined.len(),
-        "log repaired: cut at the first damaged frame"
+        segments_moved = report.quarantined.len(),
+        cut_bytes_saved_to = %report.truncated.as_ref().map_or_else(String::new, |cut| cut.saved_to.display().to_string()),
+        "log repaired: cut at the first damaged frame; what was cut is in quarantine/"
     );
     Ok(report)
 }
