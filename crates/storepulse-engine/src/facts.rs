@@ -393,13 +393,19 @@ pub fn rows_of(
         EventType::Purchase => {
             let currency = order.map(|o| currency_bytes(o.currency)).unwrap_or([0; 3]);
             key.currency = currency;
-            let order_key = order.and_then(|o| o.id.clone()).map(|id| (base.store, id));
             // The same order sent again (a retry under a new event id, a second "Order
-            // Completed"): one more event, not one more order.
-            if order_key.as_ref().is_some_and(|order_key| orders.contains_key(order_key)) {
-                rows[0] = (key, totals);
-                return key;
-            }
+            // Completed"): one more event, not one more order. One lookup finds it or keeps
+            // the place to remember a new one.
+            let slot = match order.and_then(|o| o.id.clone()) {
+                Some(id) => match orders.entry((base.store, id)) {
+                    griddle::hash_map::Entry::Occupied(_) => {
+                        rows[0] = (key, totals);
+                        return key;
+                    }
+                    griddle::hash_map::Entry::Vacant(slot) => Some(slot),
+                },
+                None => None,
+            };
             let mut record =
                 OrderRecord { key, time_ms: event.event_time.0, ..OrderRecord::default() };
             for item in &event.items {
@@ -417,8 +423,8 @@ pub fn rows_of(
             totals.orders = 1;
             totals.gross_revenue = order.and_then(|o| o.total).unwrap_or(0);
             record.total = totals.gross_revenue;
-            if let Some(order_key) = order_key {
-                orders.insert(order_key, record);
+            if let Some(slot) = slot {
+                slot.insert(record);
             }
         }
         EventType::Refund => {
@@ -481,6 +487,9 @@ pub fn rows_of(
 /// `minor` units of the currency `from` as minor units of `to`: the same decimal amount (JPY
 /// 300 from USD 300.00), digits `to` has no room for dropped. Unknown codes leave it as is.
 fn rescale(minor: i64, from: [u8; 3], to: [u8; 3]) -> i64 {
+    if from == to {
+        return minor;
+    }
     let exponent = |code: [u8; 3]| {
         std::str::from_utf8(&code).ok().and_then(Currency::parse).map(|c| c.exponent())
     };

@@ -186,16 +186,17 @@ fn validate_taking(
     let device = check.device(raw.device.take(), context.user_agent);
     // An order has one currency: the one it states, else its lines' (trackers often set it on
     // products only), else the default. Lines of an order in another currency are refused:
-    // their amounts cannot be added to the order's.
-    let order_currency = match raw.order.as_ref().and_then(|order| order.currency.as_deref()) {
-        Some(code) => check.currency("order.currency", code),
-        None => first_line_currency(raw),
-    }
-    .unwrap_or(context.default_currency);
+    // their amounts cannot be added to the order's. Other events' lines keep their own.
     let one_currency = matches!(
         event_type,
         Some(EventType::Purchase | EventType::Refund | EventType::CheckoutStarted)
     );
+    let order_currency = match raw.order.as_ref().and_then(|order| order.currency.as_deref()) {
+        Some(code) => check.currency("order.currency", code),
+        None if one_currency => first_line_currency(raw),
+        None => None,
+    }
+    .unwrap_or(context.default_currency);
     let lines = LineCurrency { order: order_currency, one_currency };
     let product = raw.product.take().map(|product| check.product(&"product", *product, lines));
     let sent_items = raw.items.as_ref().map_or(0, Vec::len);
