@@ -317,39 +317,39 @@ fn scan_active(config: &LogConfig, segment: &SegmentFile) -> Result<ActiveScan> 
 
     if config.fsync != FsyncPolicy::Never {
         let tail = read_tail(&segment.path, bad_position)?;
-        if config.fsync == FsyncPolicy::Always
-            && let Some(second) =
-                second_write_after(&tail, expected_offset, config.max_record_bytes)
-        {
-            return Err(corrupt(
-                &config.dir,
-                &segment.path,
-                bad_position,
-                format!(
-                    "{reason}, yet valid frames of two different writes follow it (the second \
-                     from byte {}); every write is synced before the next, so a crash can only \
-                     tear the last one: this damages acknowledged records",
-                    bad_position + second as u64
-                ),
-            ));
-        }
-        if let Some(end) = furthest_valid_frame_end(
+        // One walk over the frames after the bad one, for either proof of damage.
+        let always = config.fsync == FsyncPolicy::Always;
+        let mut first_write = None;
+        let proof = find_after_bad_frame(
             &tail,
             expected_offset,
             config.max_record_bytes,
-            config.max_unsynced_bytes,
-        ) {
+            |start, end, appended_at| {
+                if end as u64 > config.max_unsynced_bytes {
+                    return Some(format!(
+                        "valid frames continue up to byte {} which is more than \
+                         max_unsynced_bytes ({}) past it, so this damages acknowledged records \
+                         and is not a torn write from a crash",
+                        bad_position + end as u64,
+                        config.max_unsynced_bytes
+                    ));
+                }
+                (always && second_write(&mut first_write, appended_at)).then(|| {
+                    format!(
+                        "valid frames of two different writes follow it (the second from byte \
+                         {}); every write is synced before the next, so a crash can only tear \
+                         the last one: this damages acknowledged records",
+                        bad_position + start as u64
+                    )
+                })
+            },
+        );
+        if let Some(proof) = proof {
             return Err(corrupt(
                 &config.dir,
                 &segment.path,
                 bad_position,
-                format!(
-                    "{reason}, yet valid frames continue up to byte {} which is more than \
-                     max_unsynced_bytes ({}) past it, so this damages acknowledged records and \
-                     is not a torn write from a crash",
-                    bad_position + end as u64,
-                    config.max_unsynced_bytes
-                ),
+                format!("{reason}, yet {proof}"),
             ));
         }
     }
@@ -366,18 +366,20 @@ fn read_tail(path: &Path, from: u64) -> Result<Vec<u8>> {
     Ok(tail)
 }
 
-/// With [`FsyncPolicy::Always`] each append is one write, synced before the next starts, and
-/// its frames all carry that append's time: a crash can only tear the last write. Searches
-/// `tail` (from a bad frame to the end of the file) for valid frames of two different writes
-/// (two append times) and returns where the first frame of the second starts, relative to
-/// `tail`. Two appends in the same millisecond look like one: then the caller's byte bound
-/// decides, as before.
-pub(crate) fn second_write_after(
+/// Walks the valid frames in `tail` (the bytes from a bad frame to the end of the file) after
+/// its first byte, following each chain of frames and skipping the bytes between chains, and
+/// returns the first `Some` that `visit(start, end, appended_at)` gives.
+///
+/// Frames past the bad one have unknown offsets, but every frame takes at least
+/// `HEADER_LEN` bytes, so a frame at relative position `q` can carry an offset of at most
+/// `expected_offset + q / HEADER_LEN`; that filter rejects almost all random positions before
+/// any checksum is computed.
+fn find_after_bad_frame<T>(
     tail: &[u8],
     expected_offset: u64,
     max_record_bytes: u32,
-) -> Option<usize> {
-    let mut first_write = None;
+    mut visit: impl FnMut(usize, usize, i64) -> Option<T>,
+) -> Option<T> {
     let mut at = 1;
     while at + HEADER_LEN <= tail.len() {
         let max_offset = expected_offset.saturating_add((at / HEADER_LEN) as u64);
@@ -386,10 +388,8 @@ pub(crate) fn second_write_after(
                 let mut header = [0; HEADER_LEN];
                 header.copy_from_slice(&tail[at..at + HEADER_LEN]);
                 let appended_at = frame::FrameHeader::decode(&header).appended_at_unix_ms;
-                match first_write {
-                    None => first_write = Some(appended_at),
-                    Some(first) if first != appended_at => return Some(at),
-                    Some(_) => {}
+                if let Some(found) = visit(at, end, appended_at) {
+                    return Some(found);
                 }
                 at = end;
             }
@@ -399,35 +399,36 @@ pub(crate) fn second_write_after(
     None
 }
 
-/// Searches `tail` (the bytes from a bad frame to the end of the file) for a valid frame that
-/// ends more than `max_unsynced_bytes` from its start. Returns that frame's end (relative to the
-/// start of `tail`) or `None` when every valid frame found ends within the bound.
-///
-/// Frames past the bad one have unknown offsets, but every frame takes at least
-/// `HEADER_LEN` bytes, so a frame at relative position `q` can carry an offset of at most
-/// `expected_offset + q / HEADER_LEN`; that filter rejects almost all random positions before
-/// any checksum is computed.
-pub(crate) fn furthest_valid_frame_end(
+/// With [`FsyncPolicy::Always`] each append is one write, synced before the next starts, and
+/// its frames all carry that append's time: a crash can only tear the last write. Whether a
+/// frame appended at `appended_at` belongs to another write than the first frame seen after
+/// the bad one (whose time `first` keeps). Two appends in the same millisecond look like one:
+/// then the byte bound decides, as before.
+fn second_write(first: &mut Option<i64>, appended_at: i64) -> bool {
+    *first.get_or_insert(appended_at) != appended_at
+}
+
+/// Where the first frame of a second write after the bad frame starts (relative to `tail`).
+#[cfg(test)]
+fn second_write_after(tail: &[u8], expected_offset: u64, max_record_bytes: u32) -> Option<usize> {
+    let mut first = None;
+    find_after_bad_frame(tail, expected_offset, max_record_bytes, |start, _, appended_at| {
+        second_write(&mut first, appended_at).then_some(start)
+    })
+}
+
+/// The end of a valid frame after the bad one that ends more than `max_unsynced_bytes` from
+/// the start of `tail`, if any.
+#[cfg(test)]
+fn furthest_valid_frame_end(
     tail: &[u8],
     expected_offset: u64,
     max_record_bytes: u32,
     max_unsynced_bytes: u64,
 ) -> Option<usize> {
-    let mut at = 1;
-    while at + HEADER_LEN <= tail.len() {
-        let max_offset = expected_offset.saturating_add((at / HEADER_LEN) as u64);
-        match frame::valid_frame_at(tail, at, (expected_offset, max_offset), max_record_bytes) {
-            Some(end) => {
-                if end as u64 > max_unsynced_bytes {
-                    return Some(end);
-                }
-                // Follow the chain of valid frames; the next one starts where this ends.
-                at = end;
-            }
-            None => at += 1,
-        }
-    }
-    None
+    find_after_bad_frame(tail, expected_offset, max_record_bytes, |_, end, _| {
+        (end as u64 > max_unsynced_bytes).then_some(end)
+    })
 }
 
 #[cfg(test)]
