@@ -159,32 +159,23 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
         return Err(SnapshotError::Version { found: version });
     }
     std::thread::scope(|scope| {
-        let payload = next_section(&mut reader)?;
-        let funnels = scope.spawn(move || {
-            if version < 10 {
-                postcard::from_bytes::<FunnelLogUpToV9>(&payload).map(FunnelLog::from)
-            } else {
-                postcard::from_bytes::<FunnelLog>(&payload)
-            }
-        });
+        let funnels = decoding_from::<FunnelLogUpToV9, FunnelLog>(
+            scope,
+            next_section(&mut reader)?,
+            version < 10,
+        );
         let rollups = decoding::<Rollups>(scope, next_section(&mut reader)?);
-        let payload = next_section(&mut reader)?;
-        let orders = scope.spawn(move || {
-            if version < 12 {
-                postcard::from_bytes::<StoredOrdersUpToV11>(&payload).map(StoredOrders::from)
-            } else {
-                postcard::from_bytes::<StoredOrders>(&payload)
-            }
-        });
+        let orders = decoding_from::<StoredOrdersUpToV11, StoredOrders>(
+            scope,
+            next_section(&mut reader)?,
+            version < 12,
+        );
         let carts = decoding::<CartTracker>(scope, next_section(&mut reader)?);
-        let payload = next_section(&mut reader)?;
-        let together = scope.spawn(move || {
-            if version < 12 {
-                postcard::from_bytes::<CoOccurrenceUpToV11>(&payload).map(CoOccurrence::from)
-            } else {
-                postcard::from_bytes::<CoOccurrence>(&payload)
-            }
-        });
+        let together = decoding_from::<CoOccurrenceUpToV11, CoOccurrence>(
+            scope,
+            next_section(&mut reader)?,
+            version < 12,
+        );
         let distinct = decoding::<DailyDistinct>(scope, next_section(&mut reader)?);
         let rest_payload = next_section(&mut reader)?;
         let rest: Rest = if version < 11 {
@@ -249,6 +240,26 @@ fn decoding<'scope, T: DeserializeOwned + Send + 'scope>(
     payload: Vec<u8>,
 ) -> ScopedJoinHandle<'scope, Result<T, postcard::Error>> {
     scope.spawn(move || postcard::from_bytes(&payload))
+}
+
+/// Decodes `payload` on a thread of its own, as an `Old` layout converted to `New` when
+/// `old_layout` (a section written by an older format), else as `New`.
+fn decoding_from<'scope, Old, New>(
+    scope: &'scope Scope<'scope, '_>,
+    payload: Vec<u8>,
+    old_layout: bool,
+) -> ScopedJoinHandle<'scope, Result<New, postcard::Error>>
+where
+    Old: DeserializeOwned + Into<New>,
+    New: DeserializeOwned + Send + 'scope,
+{
+    scope.spawn(move || {
+        if old_layout {
+            postcard::from_bytes::<Old>(&payload).map(Into::into)
+        } else {
+            postcard::from_bytes::<New>(&payload)
+        }
+    })
 }
 
 /// A scoped thread's result; a panic in it is resumed here (encoding and decoding do not
