@@ -50,7 +50,7 @@ impl ApiError {
     /// A 400 naming the query parameter or body field at fault and why:
     /// `{"error": {"code": "invalid_parameter", "message": "k: must be 1..=1000",
     /// "details": {"parameter": "k", "reason": "must be 1..=1000"}}}`.
-    pub fn invalid_parameter(parameter: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid_parameter(parameter: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         ApiError::BadRequest {
             code: "invalid_parameter",
@@ -92,11 +92,7 @@ impl ApiError {
                 _ => (fallback.to_owned(), reason.to_owned()),
             }
         };
-        ApiError::BadRequest {
-            code: "invalid_parameter",
-            message: format!("{parameter}: {message}"),
-            details: Some(json!({ "parameter": parameter, "reason": message })),
-        }
+        ApiError::invalid_parameter(&parameter, message)
     }
 
     pub fn status(&self) -> StatusCode {
