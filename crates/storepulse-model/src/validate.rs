@@ -356,7 +356,13 @@ fn derive_marketing(
             }
         }
         if marketing.referrer_host.is_none() {
-            marketing.referrer_host = page.referrer.as_deref().and_then(referrer_host);
+            // A referrer on the page's own site is a step within the shop, not where the
+            // visitor came from: as a source it would take every later page of a session
+            // from the campaign it landed from.
+            marketing.referrer_host =
+                page.referrer.as_deref().and_then(referrer_host).filter(|host| {
+                    page.url.as_deref().and_then(referrer_host).as_ref() != Some(host)
+                });
         }
     }
     if marketing == Marketing::default() { None } else { Some(marketing) }

@@ -128,6 +128,27 @@ fn defaults_fill_in_id_store_and_time() {
     assert_eq!(marketing.utm_campaign.as_deref(), Some("fall"));
 }
 
+/// A referrer is a source when it is another site; the shop's own pages referring to each
+/// other (every page after the landing one) are not, or each would be "from" the shop.
+#[test]
+fn a_referrer_on_the_pages_own_site_is_not_a_source() {
+    let referrer_host = |page: &str| {
+        let json = format!(r#"{{"type":"page_view","page":{page}}}"#);
+        native(&json).unwrap().marketing.and_then(|marketing| marketing.referrer_host)
+    };
+    let from_google =
+        r#"{"url":"https://shop.test/p/1","referrer":"https://www.google.com/search"}"#;
+    assert_eq!(referrer_host(from_google).as_deref(), Some("google.com"));
+    let within = r#"{"url":"https://www.Shop.test/p/1","referrer":"https://shop.test/c/shoes"}"#;
+    assert_eq!(referrer_host(within), None);
+    // Another shop of the same company is another site.
+    let sister = r#"{"url":"https://shop.test/p/1","referrer":"https://outlet.shop.test/"}"#;
+    assert_eq!(referrer_host(sister).as_deref(), Some("outlet.shop.test"));
+    // Without the page's URL nothing says the referrer is the shop's own.
+    let no_url = r#"{"path":"/p/1","referrer":"https://shop.test/c/shoes"}"#;
+    assert_eq!(referrer_host(no_url).as_deref(), Some("shop.test"));
+}
+
 /// The request's User-Agent gives the device only when a browser sent the request: a shop's
 /// backend posting with curl or an HTTP library says nothing about its visitors' devices.
 #[test]
