@@ -104,6 +104,15 @@ impl<T> IndexMut<usize> for ChunkedVec<T> {
     }
 }
 
+impl<T> IntoIterator for ChunkedVec<T> {
+    type Item = T;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<T>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.chunks.into_iter().flatten()
+    }
+}
+
 impl<T> FromIterator<T> for ChunkedVec<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         let mut chunked = Self::default();

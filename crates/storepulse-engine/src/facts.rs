@@ -12,6 +12,7 @@ use storepulse_model::event::{DeviceType, Event, EventType, Product};
 use storepulse_model::money::Currency;
 
 use crate::intern::Interner;
+use crate::live::Place;
 
 /// Additive counters of one row. Money is in minor units of the row's currency.
 ///
@@ -325,12 +326,44 @@ impl From<OrderRecordUpToV11> for OrderRecord {
     }
 }
 
-/// The rows one event adds: `(key, measures)` pairs, the event row first. Returns the event's
-/// own key (its store, country, device, …), which is its event row's but for a refund: that
-/// row counts against the original sale, while the refund's sender (a back office, another
-/// session) is counted as itself by the live windows and the distinct sketches.
+/// Where an event comes from, interned: its store, country and device (what the live windows
+/// and session trails file it under) and the marketing source it counts under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub store: u32,
+    pub country: u32,
+    pub device: u8,
+    /// The event's own source (its `marketing.utm_source`, else its referrer's host) as
+    /// [`Origin::of`] reads it; the engine puts its session's there when it names none (see
+    /// [`crate::funnel::FunnelLog::attribute`]).
+    pub source: u32,
+}
+
+impl Origin {
+    pub fn of(event: &Event, dims: &mut Dimensions) -> Self {
+        let marketing = event.marketing.as_deref();
+        let source = marketing.and_then(|m| m.utm_source.as_deref().or(m.referrer_host.as_deref()));
+        Origin {
+            store: dims.stores.intern(&event.store),
+            country: dims.countries.intern_opt(event.country.as_deref()),
+            device: device_code(event.device.as_ref().map(|device| device.device_type)),
+            source: dims.sources.intern_opt(source),
+        }
+    }
+
+    pub fn place(&self) -> Place {
+        Place { store: self.store, country: self.country, device: self.device }
+    }
+}
+
+/// The rows one event from `origin` adds: `(key, measures)` pairs, the event row first.
+/// Returns the event's own key (its store, country, device, …), which is its event row's but
+/// for a refund: that row counts against the original sale, while the refund's sender (a back
+/// office, another session) is counted as itself by the live windows and the distinct
+/// sketches.
 pub fn rows_of(
     event: &Event,
+    origin: Origin,
     dims: &mut Dimensions,
     orders: &mut OrderMemory,
     rows: &mut Vec<(FactKey, Measures)>,
@@ -339,17 +372,15 @@ pub fn rows_of(
     // The event row's place, filled in last (inserting it at the front would move every
     // product row).
     rows.push((FactKey::default(), Measures::default()));
-    let marketing = event.marketing.as_deref();
-    let source = marketing.and_then(|m| m.utm_source.as_deref().or(m.referrer_host.as_deref()));
     let order = event.order.as_deref();
     let base = FactKey {
-        store: dims.stores.intern(&event.store),
-        country: dims.countries.intern_opt(event.country.as_deref()),
-        source: dims.sources.intern_opt(source),
+        store: origin.store,
+        country: origin.country,
+        source: origin.source,
         promotion: dims.promotions.intern_opt(event.promotion.as_deref().map(|p| p.id.as_str())),
         sales_rep: dims.sales_reps.intern_opt(order.and_then(|o| o.sales_rep_id.as_deref())),
         product: 0,
-        device: device_code(event.device.as_ref().map(|device| device.device_type)),
+        device: origin.device,
         currency: [0; 3],
     };
     let mut totals = Measures { events: 1, ..Measures::default() };

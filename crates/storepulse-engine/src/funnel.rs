@@ -54,6 +54,39 @@ pub struct Trail {
     /// The hash of the visitor of the session's latest event naming one; 0 = none.
     visitor: u64,
     marks: Vec<Mark>,
+    /// The session's marketing source (interned; 0 = none yet): that of its earliest event
+    /// naming one (see [`FunnelLog::attribute`]).
+    source: u32,
+    /// When the event that named `source` was, in milliseconds after `base_ms`.
+    source_offset_ms: u32,
+}
+
+/// A [`Trail`] as snapshot formats up to 12 stored it, before trails kept their session's
+/// source: such a session counts its later events under no source unless they name one.
+#[derive(serde::Deserialize)]
+pub(crate) struct TrailUpToV12 {
+    session: u64,
+    place: Place,
+    last_offset_ms: u32,
+    base_ms: i64,
+    visitor: u64,
+    marks: Vec<Mark>,
+}
+
+impl From<TrailUpToV12> for Trail {
+    fn from(old: TrailUpToV12) -> Self {
+        let TrailUpToV12 { session, place, last_offset_ms, base_ms, visitor, marks } = old;
+        Trail {
+            session,
+            place,
+            last_offset_ms,
+            base_ms,
+            visitor,
+            marks,
+            source: 0,
+            source_offset_ms: 0,
+        }
+    }
 }
 
 impl Trail {
@@ -65,6 +98,8 @@ impl Trail {
         base_ms: i64::MIN,
         visitor: 0,
         marks: Vec::new(),
+        source: 0,
+        source_offset_ms: 0,
     };
 
     fn is_free(&self) -> bool {
@@ -90,6 +125,8 @@ impl Trail {
             for mark in &mut self.marks {
                 mark.offset_ms += shift;
             }
+            // Not past `last_offset_ms`, which had room for the shift.
+            self.source_offset_ms += shift;
             self.base_ms = time_ms;
         }
         u32::try_from(time_ms - self.base_ms).ok()
@@ -126,7 +163,7 @@ struct StoredFunnelLog {
 /// so it is kept rather than rebuilt).
 #[derive(serde::Deserialize)]
 pub(crate) struct FunnelLogUpToV9 {
-    trails: ChunkedVec<Trail>,
+    trails: ChunkedVec<TrailUpToV12>,
     slots: IdTable<u32>,
     free: Vec<u32>,
     retention_ms: i64,
@@ -136,7 +173,24 @@ pub(crate) struct FunnelLogUpToV9 {
 impl From<FunnelLogUpToV9> for FunnelLog {
     fn from(old: FunnelLogUpToV9) -> Self {
         let FunnelLogUpToV9 { trails, slots, free, retention_ms, marks } = old;
+        // Slot for slot, so the slot map stays right.
+        let trails = trails.into_iter().map(Trail::from).collect();
         FunnelLog { trails, slots, free, retention_ms, marks }
+    }
+}
+
+/// What snapshot formats 10 to 12 held of a [`FunnelLog`]: [`StoredFunnelLog`] with trails
+/// of the older layout.
+#[derive(serde::Deserialize)]
+pub(crate) struct StoredFunnelLogUpToV12 {
+    trails: ChunkedVec<TrailUpToV12>,
+    retention_ms: i64,
+}
+
+impl From<StoredFunnelLogUpToV12> for FunnelLog {
+    fn from(old: StoredFunnelLogUpToV12) -> Self {
+        let trails = old.trails.into_iter().map(Trail::from).collect();
+        FunnelLog::from(StoredFunnelLog { trails, retention_ms: old.retention_ms })
     }
 }
 
@@ -322,6 +376,33 @@ impl FunnelLog {
         );
     }
 
+    /// The marketing source an event of `session` at `time_ms` counts under: its own
+    /// (`source`; 0 = none) when it names one, else its session's, that of the session's
+    /// earliest event naming one among those applied so far. So a purchase on a later page
+    /// counts under the campaign the session landed from. Makes the session's trail (at
+    /// `place`) when it has none; `hint` as in [`FunnelLog::observe_remembering`].
+    pub fn attribute(
+        &mut self,
+        session: u64,
+        hint: &mut TrailHint,
+        place: Place,
+        time_ms: i64,
+        source: u32,
+    ) -> u32 {
+        let slot = self.slot_of(session, hint, place, time_ms);
+        let trail = &mut self.trails[slot];
+        if source == 0 {
+            return trail.source;
+        }
+        if let Some(offset_ms) = trail.offset_of(time_ms)
+            && (trail.source == 0 || offset_ms < trail.source_offset_ms)
+        {
+            trail.source = source;
+            trail.source_offset_ms = offset_ms;
+        }
+        source
+    }
+
     /// [`FunnelLog::observe`] with the session's remembered slot, which is checked before it is
     /// used and updated after.
     #[allow(clippy::too_many_arguments)]
@@ -372,7 +453,11 @@ impl FunnelLog {
         self.marks += trail.marks.len() - before;
     }
 
-    /// The slot of `session`'s trail, made (at `time_ms`, `place`) when it has none.
+    /// The slot of `session`'s trail, made (at `time_ms`, `place`) when it has none. Each event
+    /// asks twice ([`FunnelLog::attribute`], then [`FunnelLog::observe_remembering`]): the
+    /// second finds it by the hint the first left, inlined (the compiler kept a call for
+    /// each: +43 instructions an event on the bench's mix).
+    #[inline(always)]
     fn slot_of(&mut self, session: u64, hint: &mut TrailHint, place: Place, time_ms: i64) -> usize {
         if let Some(slot) = hint.slot()
             && self
@@ -382,6 +467,17 @@ impl FunnelLog {
         {
             return slot;
         }
+        self.find_or_make_slot(session, hint, place, time_ms)
+    }
+
+    /// [`FunnelLog::slot_of`] without a hint that holds.
+    fn find_or_make_slot(
+        &mut self,
+        session: u64,
+        hint: &mut TrailHint,
+        place: Place,
+        time_ms: i64,
+    ) -> usize {
         let (trails, free) = (&mut self.trails, &mut self.free);
         let (slot, _) = self.slots.get_or_insert_with(session, || {
             let trail = Trail {
@@ -393,6 +489,8 @@ impl FunnelLog {
                 // Most sessions leave a handful of marks: one allocation instead of growing
                 // through 4 and 8.
                 marks: Vec::with_capacity(FIRST_MARKS),
+                source: 0,
+                source_offset_ms: 0,
             };
             match free.pop() {
                 Some(slot) => {

@@ -23,7 +23,7 @@ use crate::carts::CartTracker;
 use crate::distinct::DailyDistinct;
 use crate::engine::{Engine, EngineConfig};
 use crate::facts::{Dimensions, OrderMemory, OrderRecord, OrderRecordUpToV11};
-use crate::funnel::{FunnelLog, FunnelLogUpToV9};
+use crate::funnel::{FunnelLog, FunnelLogUpToV9, StoredFunnelLogUpToV12};
 use crate::live::{LiveWindows, LiveWindowsUpToV10};
 use crate::recommend::{CoOccurrence, CoOccurrenceUpToV11};
 use crate::rollup::Rollups;
@@ -40,13 +40,14 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// trails). 11: the live windows' active index counts per place, no longer per second.
 /// 12: remembered orders keep what was refunded of them and of each line; co-occurrence keeps
 /// visitors per store and each product's stores; the live windows' reference time.
-pub const FORMAT_VERSION: u8 = 12;
+/// 13: funnel trails keep their session's marketing source.
+pub const FORMAT_VERSION: u8 = 13;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
 /// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
 /// sessions per second and place; up to 11 remembered orders without their refunds and
-/// co-occurrence without stores.
-pub const OLDER_FORMATS_READ: [u8; 4] = [8, 9, 10, 11];
+/// co-occurrence without stores; up to 12 kept trails without their session's source.
+pub const OLDER_FORMATS_READ: [u8; 5] = [8, 9, 10, 11, 12];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
@@ -159,11 +160,16 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
         return Err(SnapshotError::Version { found: version });
     }
     std::thread::scope(|scope| {
-        let funnels = decoding_from::<FunnelLogUpToV9, FunnelLog>(
-            scope,
-            next_section(&mut reader)?,
-            version < 10,
-        );
+        let funnels = scope.spawn({
+            let payload = next_section(&mut reader)?;
+            move || match version {
+                ..10 => postcard::from_bytes::<FunnelLogUpToV9>(&payload).map(FunnelLog::from),
+                10..13 => {
+                    postcard::from_bytes::<StoredFunnelLogUpToV12>(&payload).map(FunnelLog::from)
+                }
+                _ => postcard::from_bytes::<FunnelLog>(&payload),
+            }
+        });
         let rollups = decoding::<Rollups>(scope, next_section(&mut reader)?);
         let orders = decoding_from::<StoredOrdersUpToV11, StoredOrders>(
             scope,

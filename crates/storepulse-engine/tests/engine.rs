@@ -600,6 +600,112 @@ fn promotion_conversion_counts_only_orders_carrying_a_promotion() {
     assert_eq!(result.totals["promotion_conversion_rate"], Value::Ratio(Some(1.0)));
 }
 
+/// A session that landed from a campaign and bought on a later page (whose events name no
+/// source) counts its purchase, its revenue, its refund and its conversion under the
+/// campaign; an event that names a source of its own keeps it; a session's earliest event
+/// naming a source sets the session's, whatever order the events arrive in.
+#[test]
+fn a_sessions_events_count_under_the_source_it_landed_from() {
+    let t = DAY0 + 10 * HOUR;
+    let landing = |time: i64, session: &str, source: &str| {
+        json!({"type": "page_view", "timestamp": at(time), "user_id": "u", "session_id": session,
+               "page": {"url": format!("https://shop.test/?utm_source={source}")}})
+    };
+    let line = json!([{"id": "p1", "price": "40.00", "quantity": 1}]);
+    let mut buy = purchase(t + 5 * MIN, "o1", "default", line.clone(), json!({}));
+    buy["session_id"] = json!("s1");
+    let mut refund = json!({"type": "refund", "timestamp": at(t + DAY), "store": "default",
+        "order": {"id": "o1", "currency": "USD"}});
+    // A back office sends the refund, in a session of its own.
+    refund["session_id"] = json!("back-office");
+    // s2 names its own source on the purchase: that one counts under it.
+    let mut own = purchase(t + 6 * MIN, "o2", "default", line.clone(), json!({}));
+    own["session_id"] = json!("s2");
+    own["marketing"] = json!({"utm_source": "partner"});
+    // s3's events arrive late, its landing last: the later mid-session campaign (ads) is
+    // not the session's, the earlier landing (mail) is.
+    let mut late = purchase(t + 9 * MIN, "o3", "default", line, json!({}));
+    late["session_id"] = json!("s3");
+    let engine = engine_with(&[
+        landing(t, "s1", "news"),
+        page_view(t + MIN, "u", "s1", "/p/p1", "US"),
+        buy,
+        refund,
+        landing(t + 2 * MIN, "s2", "news"),
+        own,
+        landing(t + 8 * MIN, "s3", "ads"),
+        landing(t + 7 * MIN, "s3", "mail"),
+        late,
+    ]);
+    let metrics = [
+        Metric::Orders,
+        Metric::GrossRevenue,
+        Metric::RefundedRevenue,
+        Metric::Sessions,
+        Metric::ConversionRate,
+    ];
+    let mut query = spec(&metrics, DAY0, DAY0 + 3 * DAY);
+    query.group_by = Some(Dimension::Source);
+    let result = engine.query(&query).unwrap();
+    let by_source = |metric: &str| group_values(&result, metric);
+    // Groups as answered (largest first), then sorted by source: the back office's refund
+    // session is the one without a source.
+    let sorted = |metric: &str| {
+        let mut values = by_source(metric);
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    };
+    let named = |pairs: &[(Option<&str>, Value)]| -> Vec<(Option<String>, Value)> {
+        pairs.iter().map(|(key, value)| (key.map(str::to_owned), value.clone())).collect()
+    };
+    assert_eq!(
+        sorted("orders"),
+        named(&[
+            (None, Value::Count(0)),
+            (Some("ads"), Value::Count(0)),
+            (Some("mail"), Value::Count(1)),
+            (Some("news"), Value::Count(1)),
+            (Some("partner"), Value::Count(1)),
+        ])
+    );
+    // The refund counts against the sale's source, not the back office's none.
+    assert_eq!(
+        sorted("refunded_revenue"),
+        named(&[
+            (None, money("0.00")),
+            (Some("ads"), money("0.00")),
+            (Some("mail"), money("0.00")),
+            (Some("news"), money("40.00")),
+            (Some("partner"), money("0.00")),
+        ])
+    );
+    // news: s1 bought, s2 did not under news (its purchase was partner's); ads: s3's later
+    // landing counts s3 as a session under ads, without a purchase there.
+    let mut query = spec(&[Metric::Sessions, Metric::ConversionRate], DAY0, DAY0 + DAY);
+    query.filters.source = Some("news".into());
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.totals["sessions"], Value::Count(2));
+    assert_eq!(result.totals["conversion_rate"], Value::Ratio(Some(0.5)));
+}
+
+/// The session's source is part of the state a restart keeps: a purchase after it still
+/// counts under the campaign the session landed from before it.
+#[test]
+fn a_sessions_source_survives_a_snapshot() {
+    use storepulse_engine::snapshot;
+    let t = DAY0 + 10 * HOUR;
+    let engine = engine_with(&[json!({"type": "page_view", "timestamp": at(t), "user_id": "u",
+        "session_id": "s", "page": {"url": "https://shop.test/?utm_source=news"}})]);
+    let mut bytes = Vec::new();
+    snapshot::encode(&engine, &mut bytes).unwrap();
+    let mut restored = snapshot::decode(&bytes).unwrap();
+    let line = json!([{"id": "p1", "price": "40.00", "quantity": 1}]);
+    restored.apply(&event(purchase(t + MIN, "o1", "default", line, json!({}))));
+    let mut query = spec(&[Metric::Orders], DAY0, DAY0 + DAY);
+    query.filters.source = Some("news".into());
+    assert_eq!(restored.query(&query).unwrap().totals["orders"], Value::Count(1));
+}
+
 #[test]
 fn series_by_day_hour_and_week_and_the_trend_direction() {
     let mut events = Vec::new();

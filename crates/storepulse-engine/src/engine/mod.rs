@@ -28,11 +28,11 @@ use crate::carts::CartTracker;
 use crate::category_trends::{TrendRow, change};
 use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, SketchMemos, hash_id};
 use crate::facts::{
-    Dimensions, FactKey, Measures, OrderMemory, OrderRecord, currency_bytes, device_code,
+    Dimensions, FactKey, Measures, OrderMemory, OrderRecord, Origin, currency_bytes, device_code,
     device_from_code, rows_of,
 };
 use crate::funnel::{FunnelLog, FunnelSpec, FunnelSplit, FunnelSteps, TrailHint};
-use crate::live::{LiveFilter, LiveWindows, Place, Sighting};
+use crate::live::{LiveFilter, LiveWindows, Sighting};
 use crate::query::{
     Dimension, Filters, Granularity, MAX_GROUPS, MAX_SERIES_POINTS, Metric, QueryError, QuerySpec,
     Trend, Value, growth_percent, round2, round4,
@@ -236,9 +236,8 @@ impl Engine {
         let time = event.event_time.0;
         self.newest_ms = self.newest_ms.max(time);
         self.live_reference_ms = self.live_reference_ms.max(time.min(event.received_at.0));
-        let mut rows = std::mem::take(&mut self.scratch);
-        let key = rows_of(event, &mut self.dims, &mut self.orders, &mut rows);
-        self.rollups.add(time, &rows);
+        let mut origin = Origin::of(event, &mut self.dims);
+        let place = origin.place();
         let page_view = (event.event_type == EventType::PageView)
             .then_some(event.page.as_ref())
             .flatten()
@@ -246,11 +245,22 @@ impl Engine {
         // Each id is hashed once for every map and sketch it goes into.
         let visitor = event.visitor_id().map(|id| (id, hash_id(id)));
         let session = event.session_id.as_deref().map(hash_id);
-        let place = Place { store: key.store, country: key.country, device: key.device };
         let remembered = self.live.observe(
             &Sighting { time_ms: time, place, visitor, session, page_view },
             self.live_reference_ms,
         );
+        let mut no_hint = TrailHint::default();
+        let hint = remembered.trail.unwrap_or(&mut no_hint);
+        // The session's source before the rows are made, so that they (and a purchase's
+        // remembered order, which its refunds count against) carry it. An identify is not a
+        // session's activity (see `FunnelLog::observe_remembering`).
+        let trail_session = session.filter(|_| event.event_type != EventType::Identify);
+        if let Some(session) = trail_session {
+            origin.source = self.funnels.attribute(session, hint, place, time, origin.source);
+        }
+        let mut rows = std::mem::take(&mut self.scratch);
+        let key = rows_of(event, origin, &mut self.dims, &mut self.orders, &mut rows);
+        self.rollups.add(time, &rows);
         let signal = match event.event_type {
             EventType::Purchase => SessionSignal::Purchase,
             EventType::AddToCart => SessionSignal::Cart,
@@ -262,14 +272,12 @@ impl Engine {
         };
         let ids = (visitor.map(|(_, hash)| hash), session);
         self.distinct.observe(time, key, ids, signal, sketch_memos);
-        if let Some(session) = session {
+        if let Some(session) = trail_session {
             let mut products = std::mem::take(&mut self.product_scratch);
             products.clear();
             products.extend(rows[1..].iter().map(|(key, _)| key.product));
             products.dedup();
             let visitor = visitor.map(|(_, hash)| hash);
-            let mut no_hint = TrailHint::default();
-            let hint = remembered.trail.unwrap_or(&mut no_hint);
             self.funnels.observe_remembering(
                 session,
                 hint,
