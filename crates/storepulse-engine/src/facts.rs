@@ -155,41 +155,71 @@ pub struct Dimensions {
     pub products: Interner,
     /// Category paths as text (`"Apparel > Shoes"`), one id per path prefix.
     pub categories: Interner,
-    /// For each product id, the category ids of its path from the top (latest event wins).
+    /// For each product id, the category ids of its path from the top, as the store that
+    /// first filed it last sent them (see [`Dimensions::categories_of`]).
     pub product_categories: Vec<Vec<u32>>,
+    /// For each product id, the store whose path `product_categories` holds (0: not known,
+    /// from a snapshot before format 13; the next store to file the product takes it).
+    pub category_stores: Vec<u32>,
+    /// `(store, product)` → that store's path ids, where a store files a product other than
+    /// `product_categories` does: stores are tenants, and two shops may share product ids
+    /// but not catalogs.
+    pub store_categories: FastMap<(u32, u32), Vec<u32>>,
     /// Product names (latest event wins), for answers.
     pub product_names: FastMap<u32, compact_str::CompactString>,
 }
 
-impl Dimensions {
-    /// Interns a product and records its category path and name when the event carries them.
-    pub fn product(&mut self, product: &Product) -> u32 {
-        let id = self.products.intern(&product.id);
-        let index = id as usize;
-        if self.product_categories.len() <= index {
-            self.product_categories.resize(index + 1, Vec::new());
+/// [`Dimensions`] as snapshot formats up to 12 stored it: one category path per product for
+/// every store.
+#[derive(serde::Deserialize)]
+pub(crate) struct DimensionsUpToV12 {
+    stores: Interner,
+    countries: Interner,
+    sources: Interner,
+    promotions: Interner,
+    sales_reps: Interner,
+    products: Interner,
+    categories: Interner,
+    product_categories: Vec<Vec<u32>>,
+    product_names: FastMap<u32, compact_str::CompactString>,
+}
+
+impl From<DimensionsUpToV12> for Dimensions {
+    fn from(old: DimensionsUpToV12) -> Self {
+        let DimensionsUpToV12 {
+            stores,
+            countries,
+            sources,
+            promotions,
+            sales_reps,
+            products,
+            categories,
+            product_categories,
+            product_names,
+        } = old;
+        Dimensions {
+            stores,
+            countries,
+            sources,
+            promotions,
+            sales_reps,
+            products,
+            categories,
+            product_categories,
+            category_stores: Vec::new(),
+            store_categories: FastMap::default(),
+            product_names,
         }
-        // Most events repeat the category the product already has: compare the level names
-        // (a few short strings) before building and interning paths.
-        let known = &self.product_categories[index];
-        let unchanged = known.len() == product.category.len()
-            && known
-                .last()
-                .and_then(|last| self.categories.name(*last))
-                .is_some_and(|path| path_is(path, &product.category));
-        if !product.category.is_empty() && !unchanged {
-            let mut path = String::new();
-            let mut ids = Vec::with_capacity(product.category.len());
-            for level in &product.category {
-                if !path.is_empty() {
-                    path.push_str(" > ");
-                }
-                path.push_str(level);
-                ids.push(self.categories.intern(&path));
-            }
-            if self.product_categories[index] != ids {
-                self.product_categories[index] = ids;
-            }
+    }
+}
+
+impl Dimensions {
+    /// Interns a product of `store` and records its category path and name when the event
+    /// carries them.
+    pub fn product(&mut self, store: u32, product: &Product) -> u32 {
+        let id = self.products.intern(&product.id);
+        if !product.category.is_empty() {
+            self.file(store, id, &product.category);
         }
         if let Some(name) = &product.name
             && self.product_names.get(&id) != Some(name)
@@ -197,6 +227,46 @@ impl Dimensions {
             self.product_names.insert(id, name.clone());
         }
         id
+    }
+
+    /// Records that `store` files `product` under `levels` (a path from the top).
+    fn file(&mut self, store: u32, product: u32, levels: &[compact_str::CompactString]) {
+        let index = product as usize;
+        if self.product_categories.len() <= index {
+            self.product_categories.resize(index + 1, Vec::new());
+        }
+        if self.category_stores.len() <= index {
+            self.category_stores.resize(index + 1, 0);
+        }
+        let owner = self.category_stores[index];
+        let owned = owner == store || owner == 0 || self.product_categories[index].is_empty();
+        // Most events repeat the category the product already has: compare the level names
+        // (a few short strings) before building and interning paths.
+        let known =
+            if owned { self.categories_of(0, product) } else { self.categories_of(store, product) };
+        let unchanged = known.len() == levels.len()
+            && known
+                .last()
+                .and_then(|last| self.categories.name(*last))
+                .is_some_and(|path| path_is(path, levels));
+        if unchanged {
+            return;
+        }
+        let mut path = String::new();
+        let mut ids = Vec::with_capacity(levels.len());
+        for level in levels {
+            if !path.is_empty() {
+                path.push_str(" > ");
+            }
+            path.push_str(level);
+            ids.push(self.categories.intern(&path));
+        }
+        if owned {
+            self.product_categories[index] = ids;
+            self.category_stores[index] = store;
+        } else {
+            self.store_categories.insert((store, product), ids);
+        }
     }
 
     /// The id of a category path as a filter names it (`"apparel>shoes"` finds
@@ -212,9 +282,24 @@ impl Dimensions {
         })
     }
 
-    /// The category ids of a product's path (empty when unknown).
-    pub fn categories_of(&self, product: u32) -> &[u32] {
+    /// The category ids of a product's path from the top in `store` (empty when unknown):
+    /// the path that store last sent, else the path of the store that first filed the
+    /// product (so a store whose events carry no categories uses the catalog's). Store 0:
+    /// the latter.
+    pub fn categories_of(&self, store: u32, product: u32) -> &[u32] {
+        if store != 0
+            && !self.store_categories.is_empty()
+            && let Some(path) = self.store_categories.get(&(store, product))
+        {
+            return path;
+        }
         self.product_categories.get(product as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `store` files `product` under a path of its own, not the one
+    /// `categories_of(0, product)` gives.
+    pub fn files_apart(&self, store: u32, product: u32) -> bool {
+        !self.store_categories.is_empty() && self.store_categories.contains_key(&(store, product))
     }
 }
 
@@ -390,7 +475,7 @@ pub fn rows_of(
         EventType::ProductView => {
             totals.product_views = 1;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(product);
+                let id = dims.product(base.store, product);
                 rows.push((
                     FactKey { product: id, ..base },
                     Measures { product_views: 1, ..Measures::default() },
@@ -400,7 +485,7 @@ pub fn rows_of(
         EventType::AddToCart | EventType::RemoveFromCart => {
             let adding = event.event_type == EventType::AddToCart;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(product);
+                let id = dims.product(base.store, product);
                 // `units` counts units sold; a cart line is not a sale.
                 let line = if adding {
                     Measures { cart_adds: 1, ..Measures::default() }
@@ -414,7 +499,7 @@ pub fn rows_of(
         EventType::CheckoutStarted => {
             totals.checkouts = 1;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(product);
+                let id = dims.product(base.store, product);
                 rows.push((
                     FactKey { product: id, ..base },
                     Measures { checkouts: 1, ..Measures::default() },
@@ -440,7 +525,7 @@ pub fn rows_of(
             let mut record =
                 OrderRecord { key, time_ms: event.event_time.0, ..OrderRecord::default() };
             for item in &event.items {
-                let id = dims.product(item);
+                let id = dims.product(base.store, item);
                 let units = item.quantity;
                 let line_total =
                     item.price.map_or(0, |price| price.minor * i64::from(item.quantity));
@@ -498,7 +583,7 @@ pub fn rows_of(
                     for item in &event.items {
                         let amount = item.price.map_or(0, |p| p.minor * i64::from(item.quantity));
                         lines_sum += amount;
-                        line_rows(dims.product(item), amount);
+                        line_rows(dims.product(base.store, item), amount);
                     }
                     stated.unwrap_or(lines_sum)
                 }
@@ -546,7 +631,7 @@ fn refund_remembered(
     let amount = if !event.items.is_empty() {
         let mut lines_sum: i64 = 0;
         for item in &event.items {
-            let product = dims.product(item);
+            let product = dims.product(original.key.store, item);
             let line =
                 original.lines.iter_mut().find(|line| line.product == product && line.left() > 0);
             let amount = match (item.price, line.as_deref()) {

@@ -552,15 +552,15 @@ impl FunnelLog {
         }
     }
 
-    /// Runs a funnel. `group_of(product)` maps a product to its group for product and category
-    /// splits (`None` = the product has no such group); `filter` keeps sessions by store,
-    /// country and device.
+    /// Runs a funnel. `group_of(store, product)` maps a product of a session in that store to
+    /// its group for product and category splits (`None` = the product has no such group);
+    /// `filter` keeps sessions by store, country and device.
     pub fn run(
         &self,
         spec: &FunnelSpec,
         split: FunnelSplit,
         filter: &LiveFilter,
-        group_of: impl Fn(u32) -> Option<u32>,
+        group_of: impl Fn(u32, u32) -> Option<u32>,
     ) -> FastMap<u32, Vec<u64>> {
         let mut groups: FastMap<u32, Vec<u64>> = FastMap::default();
         let steps = &spec.steps;
@@ -581,20 +581,21 @@ impl FunnelLog {
                     }
                 }
                 FunnelSplit::Product | FunnelSplit::Category(_) => {
+                    let store = trail.place.store;
                     // The groups this session's first steps name.
                     let mut candidates: Vec<u32> = trail
                         .marks
                         .iter()
                         .filter(|mark| mark.event_type == steps[0])
                         .filter_map(|mark| {
-                            (mark.product != 0).then(|| group_of(mark.product)).flatten()
+                            (mark.product != 0).then(|| group_of(store, mark.product)).flatten()
                         })
                         .collect();
                     candidates.sort_unstable();
                     candidates.dedup();
                     for group in candidates {
                         let reached = progress(trail, steps, spec, |mark| {
-                            mark.product == 0 || group_of(mark.product) == Some(group)
+                            mark.product == 0 || group_of(store, mark.product) == Some(group)
                         });
                         if reached > 0 {
                             let counts =
@@ -709,7 +710,7 @@ mod tests {
     }
 
     fn reached(log: &FunnelLog, spec: &FunnelSpec) -> Vec<u64> {
-        let groups = log.run(spec, FunnelSplit::None, &LiveFilter::default(), |_| None);
+        let groups = log.run(spec, FunnelSplit::None, &LiveFilter::default(), |_, _| None);
         groups.get(&0).cloned().unwrap_or_default()
     }
 
@@ -867,12 +868,14 @@ mod tests {
         log.observe(2, None, place, base + 1_000, EventType::ProductView, &[7, 8]);
         assert_eq!(reached(&log, &product_views), [1, 0]);
         let filter = LiveFilter::default();
-        let by_product = log.run(&product_views, FunnelSplit::Product, &filter, Some);
+        let by_product =
+            log.run(&product_views, FunnelSplit::Product, &filter, |_, product| Some(product));
         assert_eq!(by_product.get(&7), Some(&vec![1, 0]));
         assert_eq!(by_product.get(&8), Some(&vec![1, 0]));
         log.observe(2, None, place, base + 2_000, EventType::ProductView, &[7]);
         assert_eq!(reached(&log, &product_views), [1, 1]);
-        let by_product = log.run(&product_views, FunnelSplit::Product, &filter, Some);
+        let by_product =
+            log.run(&product_views, FunnelSplit::Product, &filter, |_, product| Some(product));
         assert_eq!(by_product.get(&7), Some(&vec![1, 1]));
         assert_eq!(by_product.get(&8), Some(&vec![1, 0]));
     }

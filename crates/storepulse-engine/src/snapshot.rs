@@ -22,7 +22,7 @@ use crate::buys::BuyLedger;
 use crate::carts::CartTracker;
 use crate::distinct::DailyDistinct;
 use crate::engine::{Engine, EngineConfig};
-use crate::facts::{Dimensions, OrderMemory, OrderRecord, OrderRecordUpToV11};
+use crate::facts::{Dimensions, DimensionsUpToV12, OrderMemory, OrderRecord, OrderRecordUpToV11};
 use crate::funnel::{FunnelLog, FunnelLogUpToV9, StoredFunnelLogUpToV12};
 use crate::live::{LiveWindows, LiveWindowsUpToV10};
 use crate::recommend::{CoOccurrence, CoOccurrenceUpToV11};
@@ -40,13 +40,14 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// trails). 11: the live windows' active index counts per place, no longer per second.
 /// 12: remembered orders keep what was refunded of them and of each line; co-occurrence keeps
 /// visitors per store and each product's stores; the live windows' reference time.
-/// 13: funnel trails keep their session's marketing source.
+/// 13: funnel trails keep their session's marketing source; product categories per store.
 pub const FORMAT_VERSION: u8 = 13;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
 /// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
 /// sessions per second and place; up to 11 remembered orders without their refunds and
-/// co-occurrence without stores; up to 12 kept trails without their session's source.
+/// co-occurrence without stores; up to 12 kept trails without their session's source and
+/// one category path per product for all stores.
 pub const OLDER_FORMATS_READ: [u8; 5] = [8, 9, 10, 11, 12];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
@@ -93,9 +94,9 @@ impl From<StoredOrdersUpToV11> for StoredOrders {
 }
 
 /// The engine's state outside the large parts, in one section.
-type Rest<Live = LiveWindows, Counters = (i64, u64, u64, i64)> = (
+type Rest<Live = LiveWindows, Counters = (i64, u64, u64, i64), Dims = Dimensions> = (
     EngineConfig,
-    Dimensions,
+    Dims,
     Live,
     BuyLedger,
     // newest event time, events applied, log position, the live windows' reference time
@@ -185,13 +186,19 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
         let distinct = decoding::<DailyDistinct>(scope, next_section(&mut reader)?);
         let rest_payload = next_section(&mut reader)?;
         let rest: Rest = if version < 11 {
-            let (config, dims, live, buys, counters) =
-                postcard::from_bytes::<Rest<LiveWindowsUpToV10, _>>(&rest_payload)?;
-            (config, dims, LiveWindows::from(live), buys, with_live_reference(counters))
+            let (config, dims, live, buys, counters) = postcard::from_bytes::<
+                Rest<LiveWindowsUpToV10, _, DimensionsUpToV12>,
+            >(&rest_payload)?;
+            let live = LiveWindows::from(live);
+            (config, dims.into(), live, buys, with_live_reference(counters))
         } else if version < 12 {
             let (config, dims, live, buys, counters) =
-                postcard::from_bytes::<Rest<LiveWindows, _>>(&rest_payload)?;
-            (config, dims, live, buys, with_live_reference(counters))
+                postcard::from_bytes::<Rest<LiveWindows, _, DimensionsUpToV12>>(&rest_payload)?;
+            (config, dims.into(), live, buys, with_live_reference(counters))
+        } else if version < 13 {
+            let (config, dims, live, buys, counters) =
+                postcard::from_bytes::<Rest<LiveWindows, _, DimensionsUpToV12>>(&rest_payload)?;
+            (config, dims.into(), live, buys, counters)
         } else {
             postcard::from_bytes(&rest_payload)?
         };

@@ -507,6 +507,74 @@ fn a_product_counts_under_the_category_and_name_its_latest_event_sent() {
     );
 }
 
+/// Stores are tenants: two shops may share product ids but not catalogs. Each store's sales
+/// count under the category that store files the product in; a store whose events carry no
+/// category uses the path of the store that first filed the product; re-filing in one store
+/// leaves the others alone — in queries, exact session counts and funnels alike.
+#[test]
+fn each_store_files_a_shared_product_id_in_its_own_category() {
+    use storepulse_engine::funnel::{FunnelSpec, FunnelSplit};
+    let t = DAY0 + HOUR;
+    let sale = |time: i64, order: &str, store: &str, category: Option<&str>| {
+        let mut line = json!({"id": "1001", "price": "10.00", "quantity": 1});
+        if let Some(category) = category {
+            line["category"] = json!(category);
+        }
+        let mut sale = purchase(time, order, store, json!([line.clone()]), json!({}));
+        sale["session_id"] = json!(format!("s-{order}"));
+        let mut view = json!({"type": "product_view", "timestamp": at(time - MIN),
+            "store": store, "session_id": format!("s-{order}"), "product": line});
+        view["user_id"] = json!("buyer");
+        [view, sale]
+    };
+    let mut events = Vec::new();
+    events.extend(sale(t, "a1", "shoes-shop", Some("Shoes > Sneakers")));
+    events.extend(sale(t + MIN * 2, "b1", "book-shop", Some("Books > Fiction")));
+    // The outlet sends no categories: the first filer's path.
+    events.extend(sale(t + MIN * 4, "c1", "outlet", None));
+    let mut engine = engine_with(&events);
+    let by_category = |engine: &Engine, metric: Metric, from: i64, to: i64| {
+        let mut query = spec(&[metric], from, to);
+        query.group_by = Some(Dimension::Category(1));
+        let mut values = group_values(&engine.query(&query).unwrap(), metric.name());
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    };
+    assert_eq!(
+        by_category(&engine, Metric::Units, DAY0, DAY0 + DAY),
+        vec![(Some("Books".into()), Value::Count(1)), (Some("Shoes".into()), Value::Count(2))]
+    );
+    // Sessions below a day come from the trails, filed by their store too.
+    assert_eq!(
+        by_category(&engine, Metric::Sessions, t - HOUR, t + HOUR),
+        vec![(Some("Books".into()), Value::Count(1)), (Some("Shoes".into()), Value::Count(2))]
+    );
+    let mut books = spec(&[Metric::Units], DAY0, DAY0 + DAY);
+    books.filters.category = Some("Books".into());
+    assert_eq!(engine.query(&books).unwrap().totals["units"], Value::Count(1));
+    let funnel = FunnelSpec {
+        steps: FunnelSpec::parse_steps("product_view,purchase").unwrap(),
+        window_ms: HOUR,
+        from_ms: t - HOUR,
+        to_ms: t + HOUR,
+    };
+    let everyone = RealtimeFilter::default();
+    let split = engine.funnel(&funnel, FunnelSplit::Category(1), &everyone, 10).unwrap();
+    let mut groups: Vec<(Option<String>, u64)> =
+        split.groups.iter().map(|g| (g.key.clone(), g.funnel.steps[1].sessions)).collect();
+    groups.sort();
+    assert_eq!(groups, [(Some("Books".into()), 1), (Some("Shoes".into()), 2)]);
+
+    // The book shop re-files it; the shoe shop's sales stay where they were.
+    for event_value in sale(t + 10 * MIN, "b2", "book-shop", Some("Comics")) {
+        engine.apply(&event(event_value));
+    }
+    assert_eq!(
+        by_category(&engine, Metric::Units, DAY0, DAY0 + DAY),
+        vec![(Some("Comics".into()), Value::Count(2)), (Some("Shoes".into()), Value::Count(2))]
+    );
+}
+
 #[test]
 fn group_by_category_levels_products_reps_and_promotions() {
     let engine = commerce_fixture();

@@ -102,7 +102,9 @@ impl Engine {
                         if key.currency != money || !matcher.admits(key, &self.dims) {
                             continue;
                         }
-                        for category in self.dims.categories_of(key.product).iter().take(3) {
+                        for category in
+                            self.dims.categories_of(key.store, key.product).iter().take(3)
+                        {
                             sums.entry((*category, key.country)).or_default()[slot] +=
                                 measures.gross_revenue;
                         }
@@ -163,11 +165,11 @@ impl Engine {
                 groups: Vec::new(),
             });
         };
-        let group_of = |product: u32| -> Option<u32> {
+        let group_of = |store: u32, product: u32| -> Option<u32> {
             match split {
                 FunnelSplit::Product => Some(product),
                 FunnelSplit::Category(level) => {
-                    self.dims.categories_of(product).get(usize::from(level) - 1).copied()
+                    self.dims.categories_of(store, product).get(usize::from(level) - 1).copied()
                 }
                 _ => None,
             }
@@ -183,7 +185,7 @@ impl Engine {
             overall
         } else {
             self.funnels
-                .run(spec, FunnelSplit::None, &live, |_| None)
+                .run(spec, FunnelSplit::None, &live, |_, _| None)
                 .remove(&0)
                 .unwrap_or_else(|| vec![0; spec.steps.len()])
         };

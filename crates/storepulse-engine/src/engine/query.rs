@@ -486,7 +486,9 @@ impl RowMatcher {
             && (!self.promoted || key.promotion != 0)
             && self.sales_rep.is_none_or(|id| id == key.sales_rep)
             && self.product.is_none_or(|id| id == key.product)
-            && self.category.is_none_or(|id| dims.categories_of(key.product).contains(&id))
+            && self
+                .category
+                .is_none_or(|id| dims.categories_of(key.store, key.product).contains(&id))
     }
 }
 
@@ -499,9 +501,11 @@ pub(super) fn group_key(dimension: Dimension, key: &FactKey, dims: &Dimensions) 
         Dimension::Promotion => key.promotion,
         Dimension::SalesRep => key.sales_rep,
         Dimension::Product => key.product,
-        Dimension::Category(level) => {
-            dims.categories_of(key.product).get(usize::from(level) - 1).copied().unwrap_or(0)
-        }
+        Dimension::Category(level) => dims
+            .categories_of(key.store, key.product)
+            .get(usize::from(level) - 1)
+            .copied()
+            .unwrap_or(0),
     }
 }
 

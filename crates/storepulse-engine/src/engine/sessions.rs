@@ -129,16 +129,16 @@ impl Engine {
         let by_product = group_by.is_some_and(Dimension::is_product_level);
         // For product-level queries, each product's group once per query (`None`: the product
         // filter or category filter leaves it out), not per event.
+        let products = matcher.products_only();
+        // (Store 0: the product's path in the store that first filed it; a store filing it
+        // apart is asked directly, see `product_group`.)
+        let product_group = |store: u32, product: u32| {
+            let key = FactKey { store, product, ..FactKey::default() };
+            (product != 0 && products.admits(&key, &self.dims))
+                .then(|| group_by.map_or(0, |dimension| group_key(dimension, &key, &self.dims)))
+        };
         let product_groups: Vec<Option<u32>> = if matcher.product_level {
-            let products = matcher.products_only();
-            (0..=self.dims.products.len() as u32)
-                .map(|product| {
-                    let key = FactKey { product, ..FactKey::default() };
-                    (product != 0 && products.admits(&key, &self.dims)).then(|| {
-                        group_by.map_or(0, |dimension| group_key(dimension, &key, &self.dims))
-                    })
-                })
-                .collect()
+            (0..=self.dims.products.len() as u32).map(|product| product_group(0, product)).collect()
         } else {
             Vec::new()
         };
@@ -169,9 +169,14 @@ impl Engine {
                     continue;
                 }
                 let group = if matcher.product_level {
-                    match product_groups.get(product as usize) {
-                        Some(Some(group)) if by_product => *group,
-                        Some(Some(_)) => place_group,
+                    let found = if self.dims.files_apart(place.store, product) {
+                        product_group(place.store, product)
+                    } else {
+                        product_groups.get(product as usize).copied().flatten()
+                    };
+                    match found {
+                        Some(group) if by_product => group,
+                        Some(_) => place_group,
                         _ => continue,
                     }
                 } else {
