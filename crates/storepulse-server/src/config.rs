@@ -304,7 +304,10 @@ pub struct RateQuota {
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     pub enabled: bool,
-    /// Clients are told apart by this header when present, else by address.
+    /// Clients are told apart by this header when present, else by address; empty: by
+    /// address only. Any value names a client (seed 2: "a unique X-API-Key per virtual
+    /// user"), so a client rotating values draws from fresh buckets: use it behind a gateway
+    /// that authenticates the key, or leave it empty.
     pub key_header: String,
     /// Event intake: /api/v1/events, /v1/*, /ingest.
     pub ingest: RateQuota,
@@ -489,7 +492,8 @@ impl Config {
             )?;
         }
         check(
-            axum::http::HeaderName::try_from(self.rate_limit.key_header.as_str()).is_ok(),
+            self.rate_limit.key_header.is_empty()
+                || axum::http::HeaderName::try_from(self.rate_limit.key_header.as_str()).is_ok(),
             "rate_limit.key_header",
             &format!("{:?} is not a valid HTTP header name", self.rate_limit.key_header),
         )?;

@@ -2,7 +2,7 @@
 //! `X-RateLimit-Limit/Remaining/Reset` (and the same headers on allowed responses).
 //!
 //! Clients are told apart by the configured key header (default `X-API-Key`, as seed 2
-//! recommends for load tests), else by their resolved address. Each route class —
+//! recommends for load tests; none when configured empty), else by their resolved address. Each route class —
 //! ingest, api, ops — has its own token bucket per client (governor, GCRA).
 
 use std::net::IpAddr;
@@ -63,7 +63,7 @@ struct ClassLimiter {
 
 pub struct RateLimiters {
     enabled: bool,
-    key_header: HeaderName,
+    key_header: Option<HeaderName>,
     ingest: ClassLimiter,
     api: ClassLimiter,
     ops: ClassLimiter,
@@ -90,8 +90,8 @@ impl RateLimiters {
     pub fn new(config: &RateLimitConfig) -> Self {
         Self {
             enabled: config.enabled,
-            key_header: HeaderName::try_from(config.key_header.to_ascii_lowercase())
-                .unwrap_or(HeaderName::from_static("x-api-key")),
+            // (Validated with the configuration: empty or a header name.)
+            key_header: HeaderName::try_from(config.key_header.to_ascii_lowercase()).ok(),
             ingest: class_limiter(config.ingest),
             api: class_limiter(config.api),
             ops: class_limiter(config.ops),
@@ -145,8 +145,11 @@ impl RateLimiters {
     }
 }
 
-fn client_key(request: &Request, key_header: &HeaderName, ip: Option<IpAddr>) -> String {
-    if let Some(key) = request.headers().get(key_header).and_then(|value| value.to_str().ok()) {
+fn client_key(request: &Request, key_header: Option<&HeaderName>, ip: Option<IpAddr>) -> String {
+    if let Some(key) = key_header
+        .and_then(|header| request.headers().get(header))
+        .and_then(|value| value.to_str().ok())
+    {
         return format!("key:{key}");
     }
     match ip {
@@ -162,7 +165,7 @@ pub fn check(state: &AppState, request: &Request, ip: Option<IpAddr>) -> Option<
         return None;
     }
     let class = RouteClass::of(request.uri().path());
-    let key = client_key(request, &limiters.key_header, ip);
+    let key = client_key(request, limiters.key_header.as_ref(), ip);
     Some(limiters.check(class, &key))
 }
 
@@ -205,6 +208,29 @@ mod tests {
         // Another client and another class are unaffected.
         assert!(limiters.check(RouteClass::Ingest, "other").allowed);
         assert!(limiters.check(RouteClass::Api, "client").allowed);
+    }
+
+    /// With the key header configured empty, a client rotating `X-API-Key` values stays in its
+    /// address's bucket.
+    #[test]
+    fn an_empty_key_header_tells_clients_apart_by_address_only() {
+        let request = |key: &str| {
+            Request::builder()
+                .uri("/api/v1/events")
+                .header("x-api-key", key)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let ip = Some(IpAddr::from([192, 0, 2, 7]));
+        let named = RateLimiters::new(&RateLimitConfig::default());
+        assert_eq!(client_key(&request("a"), named.key_header.as_ref(), ip), "key:a");
+        let unnamed = RateLimiters::new(&RateLimitConfig {
+            key_header: String::new(),
+            ..RateLimitConfig::default()
+        });
+        for key in ["a", "b"] {
+            assert_eq!(client_key(&request(key), unnamed.key_header.as_ref(), ip), "192.0.2.7");
+        }
     }
 
     #[test]
