@@ -140,6 +140,14 @@ pub fn hash_id(id: &str) -> u64 {
     wyhash::wyhash(id.as_bytes(), 0x5eed_5107_e9a1_5eed)
 }
 
+/// A visitor's or session's key in one store, from its id's [`hash_id`]: stores are tenants,
+/// and two shops may both have a user `42` or a session `1`, who are not the same visitor or
+/// session. The first store (id 1) keeps the bare hash, so that state kept before keys were
+/// per store still finds a one-store shop's visitors and sessions.
+pub fn in_store(hash: u64, store: u32) -> u64 {
+    hash ^ u64::from(store.saturating_sub(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 impl DailyDistinct {
     /// Adds the event's visitor and session hashes ([`hash_id`], computed once for all the
     /// sketches and maps they go into) to the sketches of its day and row, skipping what

@@ -508,7 +508,7 @@ impl LiveWindows {
         )
     }
 
-    /// The active visitors' ids, sorted.
+    /// The active visitors' ids, sorted, each once (one id may be a visitor of several stores).
     pub fn active_visitors(&self, now_ms: i64, filter: &LiveFilter) -> Vec<&str> {
         let from = (now_ms - self.active_window_ms).div_euclid(1000) * 1000;
         let mut ids: Vec<&str> = self
@@ -518,16 +518,16 @@ impl LiveWindows {
             .map(|p| p.id.as_str())
             .collect();
         ids.sort_unstable();
+        ids.dedup();
         ids
     }
 
-    /// Active sessions of one visitor.
-    /// A visitor's active sessions as of `now_ms` that `filter` admits (each where it was last
-    /// seen: one user id may have sessions in several stores).
-    pub fn visitor_active_sessions(&self, now_ms: i64, visitor: &str, filter: &LiveFilter) -> u64 {
+    /// The active sessions as of `now_ms` that `filter` admits of the visitor whose key is
+    /// `visitor` (its id's hash in one store, see [`crate::distinct::in_store`]).
+    pub fn visitor_active_sessions(&self, now_ms: i64, visitor: u64, filter: &LiveFilter) -> u64 {
         let from = (now_ms - self.active_window_ms).div_euclid(1000) * 1000;
         let any_place = *filter == LiveFilter::default();
-        self.visitors.get(crate::distinct::hash_id(visitor)).map_or(0, |presence| {
+        self.visitors.get(visitor).map_or(0, |presence| {
             let admitted = |session: u64| {
                 any_place
                     || self.sessions.get(session).is_some_and(|entry| filter.admits(&entry.place))
@@ -686,7 +686,14 @@ mod tests {
             live.observe(&sighting, newest);
         }
         // Sessions seen at minutes 14..=19 are within five minutes (to the second) of minute 19.
-        assert_eq!(live.visitor_active_sessions(newest, id, &LiveFilter::default()), 6);
+        assert_eq!(
+            live.visitor_active_sessions(
+                newest,
+                crate::distinct::hash_id(id),
+                &LiveFilter::default()
+            ),
+            6
+        );
         let kept = live.visitors.values().map(|p| p.sessions.len()).sum::<usize>();
         assert!(kept <= 9, "{kept} sessions kept");
     }

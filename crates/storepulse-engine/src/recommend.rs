@@ -17,7 +17,7 @@ mod pair_counts;
 use smallvec::SmallVec;
 
 use crate::FastMap;
-use crate::distinct::hash_id;
+use crate::distinct::{hash_id, in_store};
 use crate::id_table::IdTable;
 use pair_counts::PairCounts;
 
@@ -65,22 +65,17 @@ pub enum StoreScope<'a> {
     All(&'a [u32]),
 }
 
-/// A visitor's key in one store. The first store (id 1) keeps the bare hash, so that state
-/// from before visitors were kept per store still finds a one-store shop's visitors.
-fn in_store(visitor: u64, store: u32) -> u64 {
-    visitor ^ u64::from(store.saturating_sub(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
 impl CoOccurrence {
     pub fn new(visitor_ttl_ms: i64) -> Self {
         Self { visitor_ttl_ms, ..Self::default() }
     }
 
-    /// Records that the visitor whose id hashes to `visitor` met `product` in `store`.
+    /// Records that the visitor whose key is `visitor` (its id's hash in `store`, see
+    /// [`in_store`]) met `product` in `store`.
     pub fn observe(&mut self, visitor: u64, store: u32, product: u32, time_ms: i64) {
-        let (entry, _) = self.visitors.get_or_insert_with(in_store(visitor, store), || {
-            VisitorItems { items: Vec::new(), last_seen: time_ms }
-        });
+        let (entry, _) = self
+            .visitors
+            .get_or_insert_with(visitor, || VisitorItems { items: Vec::new(), last_seen: time_ms });
         entry.last_seen = entry.last_seen.max(time_ms);
         if entry.items.contains(&product) {
             return;
@@ -218,7 +213,7 @@ mod tests {
         // Store 1: "x" meets 10 (store 1 only) and 20 (a product id both stores use).
         // Store 2: "y" meets 20; "x" (the same id in another shop) meets 30.
         for (visitor, store, product) in [("x", 1, 10), ("x", 1, 20), ("y", 2, 20), ("x", 2, 30)] {
-            model.observe(hash_id(visitor), store, product, 0);
+            model.observe(in_store(hash_id(visitor), store), store, product, 0);
         }
         assert_eq!(model.for_visitor("y", StoreScope::One(2), 10), vec![]);
         assert_eq!(model.for_product(20, StoreScope::One(2), 10), vec![]);

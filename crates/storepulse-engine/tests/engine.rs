@@ -756,6 +756,67 @@ fn a_sessions_events_count_under_the_source_it_landed_from() {
     assert_eq!(result.totals["conversion_rate"], Value::Ratio(Some(0.5)));
 }
 
+/// Stores are tenants: two shops may both have a session "42" and a user "u", and neither
+/// sees the other's: not its campaign, funnel, cart or live activity.
+#[test]
+fn two_stores_with_the_same_session_and_user_ids_stay_apart() {
+    use storepulse_engine::funnel::{FunnelSpec, FunnelSplit};
+    let t = DAY0 + 10 * HOUR;
+    let in_store = |mut value: serde_json::Value, store: &str| {
+        value["store"] = json!(store);
+        value
+    };
+    let landing = json!({"type": "page_view", "timestamp": at(t), "user_id": "u",
+        "session_id": "42", "page": {"url": "https://a.test/?utm_source=news"}});
+    let cart = json!({"type": "add_to_cart", "timestamp": at(t + MIN), "user_id": "u",
+        "session_id": "42", "product": {"id": "p", "price": "12.00"}});
+    let line = json!([{"id": "p", "price": "10.00", "quantity": 1}]);
+    let mut buy = purchase(t + 3 * MIN, "b-1", "b", line, json!({}));
+    buy["session_id"] = json!("42");
+    buy["user_id"] = json!("u");
+    let engine = engine_with(&[
+        in_store(landing.clone(), "a"),
+        in_store(cart, "a"),
+        in_store(page_view(t + 2 * MIN, "u", "42", "/", "US"), "b"),
+        buy,
+    ]);
+    // b's sale names no source, and b's session landed from none: a's campaign is a's.
+    let mut query = spec(&[Metric::Orders, Metric::AbandonedCartValue], DAY0, DAY0 + DAY);
+    query.filters.source = Some("news".into());
+    assert_eq!(engine.query(&query).unwrap().totals["orders"], Value::Count(0));
+    // a's cart is abandoned: b's purchase in "its" session is another shop's.
+    let mut carts = spec(&[Metric::AbandonedCartValue, Metric::Sessions], DAY0, DAY0 + DAY);
+    carts.filters.store = Some("a".into());
+    let answer = engine.query(&carts).unwrap();
+    assert_eq!(answer.totals["abandoned_cart_value"], money("12.00"));
+    assert_eq!(answer.totals["sessions"], Value::Count(1));
+    let funnel = FunnelSpec {
+        steps: FunnelSpec::parse_steps("page_view,purchase").unwrap(),
+        window_ms: HOUR,
+        from_ms: t - HOUR,
+        to_ms: t + HOUR,
+    };
+    let steps = |store: &str| {
+        let filter = RealtimeFilter { store: Some(store.into()), ..Default::default() };
+        let result = engine.funnel(&funnel, FunnelSplit::None, &filter, 10).unwrap();
+        result.overall.steps.iter().map(|step| step.sessions).collect::<Vec<_>>()
+    };
+    assert_eq!((steps("a"), steps("b")), (vec![1, 0], vec![1, 1]));
+    // Over both stores: two sessions, two visitors, live and by day.
+    let mut both = spec(&[Metric::Sessions, Metric::Visitors], DAY0, DAY0 + DAY);
+    both.granularity = Some(Granularity::Hour);
+    let answer = engine.query(&both).unwrap();
+    assert_eq!(answer.totals["sessions"], Value::Count(2));
+    assert_eq!(answer.totals["visitors"], Value::Count(2));
+    let now = Timestamp(t + 4 * MIN);
+    let live = engine.realtime(now, &RealtimeFilter::default(), 5, Currency::USD);
+    assert_eq!((live.active_users, live.active_sessions), (2, 2));
+    let only_a = RealtimeFilter { store: Some("a".into()), ..Default::default() };
+    assert_eq!(engine.realtime(now, &only_a, 5, Currency::USD).active_sessions, 1);
+    assert_eq!(engine.visitor_active_sessions(now, "u", &RealtimeFilter::default()), 2);
+    assert_eq!(engine.visitor_active_sessions(now, "u", &only_a), 1);
+}
+
 /// The session's source is part of the state a restart keeps: a purchase after it still
 /// counts under the campaign the session landed from before it.
 #[test]
@@ -1348,7 +1409,20 @@ fn the_snapshots_of_this_and_older_formats_decode_to_the_same_numbers() {
     );
     query.group_by = Some(Dimension::Store);
     query.granularity = Some(Granularity::Day);
-    let answer = |e: &Engine| serde_json::to_value(e.query(&query).unwrap()).unwrap();
+    // Before format 13 sessions were not kept per store: session "s" of both stores was one
+    // session in totals over both stores (2 sessions, now 3); each store's own count is the
+    // same under either rule.
+    let answer = |e: &Engine, version: u8| {
+        let mut answer = serde_json::to_value(e.query(&query).unwrap()).unwrap();
+        if version < 13 {
+            answer["totals"].as_object_mut().unwrap().remove("sessions");
+            for point in answer["series"].as_array_mut().unwrap() {
+                point["values"].as_object_mut().unwrap().remove("sessions");
+            }
+        }
+        answer
+    };
+    assert_eq!(answer(&commerce_fixture(), 13)["totals"]["sessions"], 3);
     // A day later: the fixture's last hour and day are complete and folded.
     let later = event(page_view(DAY0 + 2 * DAY + HOUR, "u9", "s9", "/", "US"));
     for version in snapshot::OLDER_FORMATS_READ.into_iter().chain([snapshot::FORMAT_VERSION]) {
@@ -1362,7 +1436,7 @@ fn the_snapshots_of_this_and_older_formats_decode_to_the_same_numbers() {
         let mut stored = snapshot::decode(&bytes)
             .unwrap_or_else(|error| panic!("format {version}'s fixture decodes: {error}"));
         let mut engine = commerce_fixture();
-        assert_eq!(answer(&stored), answer(&engine), "format {version}");
+        assert_eq!(answer(&stored, version), answer(&engine, version), "format {version}");
         assert_eq!(stored.buy_stats(Timestamp(0)), engine.buy_stats(Timestamp(0)));
         // The buyer and its session are active a minute after o4 (GB), and only then.
         let active = |e: &Engine, now: i64, country: &str| {
@@ -1380,7 +1454,11 @@ fn the_snapshots_of_this_and_older_formats_decode_to_the_same_numbers() {
         }
         stored.apply(&later);
         engine.apply(&later);
-        assert_eq!(answer(&stored), answer(&engine), "format {version}, after a later event");
+        assert_eq!(
+            answer(&stored, version),
+            answer(&engine, version),
+            "format {version}, after a later event"
+        );
     }
 }
 

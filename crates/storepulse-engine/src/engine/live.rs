@@ -146,8 +146,16 @@ impl Engine {
         visitor: &str,
         filter: &RealtimeFilter,
     ) -> u64 {
-        self.live_filter(filter)
-            .map_or(0, |live| self.live.visitor_active_sessions(now.0, visitor, &live))
+        let Some(live) = self.live_filter(filter) else { return 0 };
+        // The visitor of each store with that id (one, with a store filter).
+        let hash = hash_id(visitor);
+        let stores = match live.store {
+            Some(store) => store..=store,
+            None => 1..=self.dims.stores.len() as u32,
+        };
+        stores
+            .map(|store| self.live.visitor_active_sessions(now.0, in_store(hash, store), &live))
+            .sum()
     }
 
     /// Promotion buys: all of them, and those with an event time at or after `since`.

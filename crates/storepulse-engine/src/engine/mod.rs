@@ -26,7 +26,7 @@ use storepulse_model::time::Timestamp;
 use crate::buys::{BuyLedger, BuyTotals};
 use crate::carts::CartTracker;
 use crate::category_trends::{TrendRow, change};
-use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, SketchMemos, hash_id};
+use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, SketchMemos, hash_id, in_store};
 use crate::facts::{
     Dimensions, FactKey, Measures, OrderMemory, OrderRecord, Origin, currency_bytes, device_code,
     device_from_code, rows_of,
@@ -242,9 +242,10 @@ impl Engine {
             .then_some(event.page.as_ref())
             .flatten()
             .and_then(|page| page.path.as_deref().or(page.url.as_deref()));
-        // Each id is hashed once for every map and sketch it goes into.
-        let visitor = event.visitor_id().map(|id| (id, hash_id(id)));
-        let session = event.session_id.as_deref().map(hash_id);
+        // Each id is hashed once for every map and sketch it goes into, as a key in its store
+        // (stores are tenants: their user and session ids are their own).
+        let visitor = event.visitor_id().map(|id| (id, in_store(hash_id(id), origin.store)));
+        let session = event.session_id.as_deref().map(|id| in_store(hash_id(id), origin.store));
         let remembered = self.live.observe(
             &Sighting { time_ms: time, place, visitor, session, page_view },
             self.live_reference_ms,
