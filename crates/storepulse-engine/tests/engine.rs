@@ -817,6 +817,38 @@ fn two_stores_with_the_same_session_and_user_ids_stay_apart() {
     assert_eq!(engine.visitor_active_sessions(now, "u", &only_a), 1);
 }
 
+/// Abandoned cart value does not depend on the order events arrive in: a purchase sent by the
+/// shop's backend before the browser's cart beacon closes that cart, and a removal that
+/// arrives before its add empties the cart.
+#[test]
+fn abandoned_cart_value_is_the_same_in_any_arrival_order() {
+    let t = DAY0 + 10 * HOUR;
+    let cart = |kind: &str, time: i64, session: &str, price: &str| {
+        json!({"type": kind, "timestamp": at(time), "user_id": "u", "session_id": session,
+               "product": {"id": "p", "price": price}})
+    };
+    let line = json!([{"id": "p", "price": "5.00", "quantity": 1}]);
+    let mut buy = purchase(t + 10 * MIN, "o1", "default", line, json!({}));
+    buy["session_id"] = json!("bought");
+    let events = [
+        buy,
+        cart("add_to_cart", t, "bought", "5.00"),
+        cart("remove_from_cart", t + 5 * MIN, "emptied", "9.00"),
+        cart("add_to_cart", t + 4 * MIN, "emptied", "9.00"),
+        cart("add_to_cart", t + 6 * MIN, "left", "7.00"),
+    ];
+    let query = spec(&[Metric::AbandonedCartValue, Metric::AbandonedCarts], DAY0, DAY0 + DAY);
+    let forwards = engine_with(&events).query(&query).unwrap().totals;
+    let mut reversed = events.clone();
+    reversed.reverse();
+    let backwards = engine_with(&reversed).query(&query).unwrap().totals;
+    for totals in [forwards, backwards] {
+        // "emptied" carted and bought nothing, with nothing left in its cart.
+        assert_eq!(totals["abandoned_cart_value"], money("7.00"));
+        assert_eq!(totals["abandoned_carts"], Value::Count(2));
+    }
+}
+
 /// The session's source is part of the state a restart keeps: a purchase after it still
 /// counts under the campaign the session landed from before it.
 #[test]

@@ -261,11 +261,11 @@ impl Engine {
                     }
                     let point =
                         points.partition_point(|p| *p <= cart.first_cart_ms).saturating_sub(1);
-                    totals.abandoned_value += cart.value;
-                    series[point].abandoned_value += cart.value;
+                    totals.abandoned_value += cart.value();
+                    series[point].abandoned_value += cart.value();
                     if let Some(dimension) = spec.group_by {
                         let group = group_key(dimension, &cart.key, &self.dims);
-                        groups.entry(group).or_default().abandoned_value += cart.value;
+                        groups.entry(group).or_default().abandoned_value += cart.value();
                     }
                 }
             }
@@ -401,7 +401,7 @@ impl Engine {
                 .carts
                 .abandoned(from, to)
                 .filter(|cart| cart.currency == currency && matcher.admits(&cart.key, &self.dims))
-                .map(|cart| cart.value)
+                .map(|cart| cart.value())
                 .sum();
         }
         sum
