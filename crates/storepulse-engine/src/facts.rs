@@ -361,16 +361,30 @@ pub type OrderMemory =
 /// never more: a full refund (no amount, no lines) refunds what is left of it, a line refunded
 /// without a price is valued at the price it was bought at, and every refund is capped at what
 /// remains unrefunded. A purchase repeating a remembered order's id is not counted again.
+///
+/// A refund of an order not (yet) remembered is booked as sent and remembered as a record
+/// without lines (a purchase always has lines): when the sale arrives after it (a backfill, an
+/// order system sending refunds ahead of a delayed batch), what was refunded already counts
+/// towards its cap, so net revenue never goes below zero.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct OrderRecord {
-    /// The sale's row key (with its currency), which its refunds are attributed to.
+    /// The sale's row key (with its currency), which its refunds are attributed to; for a
+    /// refund seen before its sale, the refund's.
     pub key: FactKey,
-    /// The purchase's event time; orders are forgotten after `order_memory` (see the engine).
+    /// The purchase's event time (the refund's, before the sale); orders are forgotten after
+    /// `order_memory` (see the engine).
     pub time_ms: i64,
     pub total: i64,
-    /// Refunded so far, at most `total`.
+    /// Refunded so far, at most `total` (once the sale is known).
     pub refunded: i64,
     pub lines: Vec<OrderLine>,
+}
+
+impl OrderRecord {
+    /// Whether the sale is known: not only refunds of it, sent before it.
+    pub fn sold(&self) -> bool {
+        !self.lines.is_empty()
+    }
 }
 
 /// One line of a remembered order.
@@ -512,11 +526,22 @@ pub fn rows_of(
             // The same order sent again (a retry under a new event id, a second "Order
             // Completed"): one more event, not one more order. One lookup finds it or keeps
             // the place to remember a new one.
+            let mut refunded_before = None;
             let slot = match order.and_then(|o| o.id.clone()) {
                 Some(id) => match orders.entry((base.store, id)) {
-                    griddle::hash_map::Entry::Occupied(_) => {
+                    griddle::hash_map::Entry::Occupied(seen) if seen.get().sold() => {
                         rows[0] = (key, totals);
                         return key;
+                    }
+                    griddle::hash_map::Entry::Occupied(seen) => {
+                        // Refunds of this order came first: remembered, not yet capped.
+                        let (id, refunds) = seen.remove_entry();
+                        refunded_before =
+                            Some(rescale(refunds.refunded, refunds.key.currency, currency));
+                        match orders.entry(id) {
+                            griddle::hash_map::Entry::Vacant(slot) => Some(slot),
+                            griddle::hash_map::Entry::Occupied(_) => None,
+                        }
                     }
                     griddle::hash_map::Entry::Vacant(slot) => Some(slot),
                 },
@@ -539,15 +564,20 @@ pub fn rows_of(
             totals.orders = 1;
             totals.gross_revenue = order.and_then(|o| o.total).unwrap_or(0);
             record.total = totals.gross_revenue;
+            if let Some(refunded) = refunded_before {
+                record.refunded = refunded.clamp(0, record.total);
+            }
             if let Some(slot) = slot {
                 slot.insert(record);
             }
         }
         EventType::Refund => {
             totals.refunds = 1;
-            let original = order
-                .and_then(|o| o.id.clone())
-                .and_then(|order_id| orders.get_mut(&(base.store, order_id)));
+            let order_id = order.and_then(|o| o.id.clone());
+            let original = order_id
+                .clone()
+                .and_then(|order_id| orders.get_mut(&(base.store, order_id)))
+                .filter(|original| original.sold());
             // A refund counts against the sale's dimensions (its promotion, rep, source,
             // country), which the refund event itself rarely repeats.
             let base = original.as_ref().map_or(base, |original| original.key);
@@ -578,14 +608,26 @@ pub fn rows_of(
                     &mut line_rows,
                 ),
                 None => {
-                    // An order not remembered: the refund is taken as sent.
+                    // An order not remembered: the refund is taken as sent, and remembered
+                    // for the sale if it comes later (see `OrderRecord`).
                     let mut lines_sum = 0;
                     for item in &event.items {
                         let amount = item.price.map_or(0, |p| p.minor * i64::from(item.quantity));
                         lines_sum += amount;
                         line_rows(dims.product(base.store, item), amount);
                     }
-                    stated.unwrap_or(lines_sum)
+                    let amount = stated.unwrap_or(lines_sum);
+                    if let Some(order_id) = order_id {
+                        let refunds =
+                            orders.entry((base.store, order_id)).or_insert_with(|| OrderRecord {
+                                key,
+                                time_ms: event.event_time.0,
+                                ..OrderRecord::default()
+                            });
+                        refunds.refunded = refunds.refunded.saturating_add(amount.max(0));
+                        refunds.time_ms = refunds.time_ms.max(event.event_time.0);
+                    }
+                    amount
                 }
             };
         }

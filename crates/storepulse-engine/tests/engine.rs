@@ -849,6 +849,33 @@ fn abandoned_cart_value_is_the_same_in_any_arrival_order() {
     }
 }
 
+/// A refund that arrives before its sale (a backfill, refunds sent ahead of a delayed batch of
+/// orders) is booked as sent, and counts towards the sale's cap when the sale arrives: net
+/// revenue never goes below zero.
+#[test]
+fn a_refund_before_its_sale_still_caps_what_the_order_can_refund() {
+    let t = DAY0 + 10 * HOUR;
+    let refund = |time: i64, order: serde_json::Value| json!({"type": "refund", "timestamp": at(time), "store": "default", "order": order});
+    let line = json!([{"id": "p", "price": "50.00", "quantity": 1}]);
+    let engine = engine_with(&[
+        refund(t, json!({"id": "RF2", "total": "30.00", "currency": "USD"})),
+        purchase(t + MIN, "RF2", "default", line, json!({})),
+        // A full refund: what is left, 20.00, not the whole 50.00 again.
+        refund(t + 2 * MIN, json!({"id": "RF2", "currency": "USD"})),
+        refund(t + 3 * MIN, json!({"id": "RF2", "total": "5.00", "currency": "USD"})),
+    ]);
+    let query = spec(
+        &[Metric::GrossRevenue, Metric::RefundedRevenue, Metric::NetRevenue, Metric::Orders],
+        DAY0,
+        DAY0 + DAY,
+    );
+    let totals = engine.query(&query).unwrap().totals;
+    assert_eq!(totals["gross_revenue"], money("50.00"));
+    assert_eq!(totals["refunded_revenue"], money("50.00"));
+    assert_eq!(totals["net_revenue"], money("0.00"));
+    assert_eq!(totals["orders"], Value::Count(1), "the early refund is not an order");
+}
+
 /// The session's source is part of the state a restart keeps: a purchase after it still
 /// counts under the campaign the session landed from before it.
 #[test]
