@@ -144,6 +144,20 @@ impl Metric {
     }
 
     /// Money figures are answered as exact decimal strings in the query's currency.
+    /// Counted on events only, never on the product rows a query by product or category
+    /// reads (a page view or a promotion click names no product).
+    pub fn is_event_level(self) -> bool {
+        matches!(
+            self,
+            Metric::Events
+                | Metric::PageViews
+                | Metric::PromotionViews
+                | Metric::PromotionClicks
+                | Metric::ClickThroughRate
+                | Metric::PromotionConversionRate
+        )
+    }
+
     pub fn is_money(self) -> bool {
         matches!(
             self,

@@ -942,6 +942,17 @@ fn bad_queries_name_the_parameter() {
     let mut zero = spec(&[Metric::Orders], DAY0, DAY0 + DAY);
     zero.limit = 0;
     assert_eq!(engine.query(&zero).unwrap_err().parameter, "limit");
+    // Page views and promotion clicks name no product: by product they are refused, not 0.
+    for metric in [Metric::Events, Metric::PageViews, Metric::PromotionClicks] {
+        let mut by_product = spec(&[Metric::Orders, metric], DAY0, DAY0 + DAY);
+        by_product.group_by = Some(Dimension::Product);
+        let error = engine.query(&by_product).unwrap_err();
+        assert_eq!(error.parameter, "metrics");
+        assert!(error.message.starts_with(metric.name()), "{}", error.message);
+        let mut in_category = spec(&[metric], DAY0, DAY0 + DAY);
+        in_category.filters.category = Some("Apparel".into());
+        assert_eq!(engine.query(&in_category).unwrap_err().parameter, "metrics");
+    }
 }
 
 #[test]
