@@ -148,18 +148,19 @@ impl Engine {
         }
         // By product or category only product rows are read: an event-level metric would be
         // 0 there, which reads as "none" rather than "not counted this way".
-        if spec.filters.is_product_level() || spec.group_by.is_some_and(Dimension::is_product_level)
+        let by_product = spec.filters.is_product_level()
+            || spec.group_by.is_some_and(Dimension::is_product_level);
+        if by_product
+            && let Some(metric) = spec.metrics.iter().find(|metric| metric.is_event_level())
         {
-            if let Some(metric) = spec.metrics.iter().find(|metric| metric.is_event_level()) {
-                return Err(QueryError::new(
-                    "metrics",
-                    format!(
-                        "{} is counted per event, not per product: ask for it without a \
-                         product or category filter or group_by",
-                        metric.name()
-                    ),
-                ));
-            }
+            return Err(QueryError::new(
+                "metrics",
+                format!(
+                    "{} is counted per event, not per product: ask for it without a product \
+                     or category filter or group_by",
+                    metric.name()
+                ),
+            ));
         }
         let distinct = spec.metrics.iter().any(|metric| metric.is_distinct());
         // Distinct sketches are daily, so their implicit series (for trends) is too.
