@@ -156,17 +156,30 @@ pub struct Dimensions {
     /// Category paths as text (`"Apparel > Shoes"`), one id per path prefix.
     pub categories: Interner,
     /// For each product id, the category ids of its path from the top, as the store that
-    /// first filed it last sent them (see [`Dimensions::categories_of`]).
+    /// first filed it sent them in its latest event (by event time) naming one (see
+    /// [`Dimensions::categories_of`]).
     pub product_categories: Vec<Vec<u32>>,
+    /// For each product id, the event time of the filing `product_categories` holds (missing:
+    /// from a snapshot before format 13, taken as older than any event).
+    pub category_times: Vec<i64>,
     /// For each product id, the store whose path `product_categories` holds (0: not known,
     /// from a snapshot before format 13; the next store to file the product takes it).
     pub category_stores: Vec<u32>,
     /// `(store, product)` → that store's path ids, where a store files a product other than
     /// `product_categories` does: stores are tenants, and two shops may share product ids
     /// but not catalogs.
-    pub store_categories: FastMap<(u32, u32), Vec<u32>>,
-    /// Product names (latest event wins), for answers.
-    pub product_names: FastMap<u32, compact_str::CompactString>,
+    pub store_categories: FastMap<(u32, u32), StorePath>,
+    /// Product names with the event time that sent them (latest event time wins), for
+    /// answers.
+    pub product_names: FastMap<u32, (i64, compact_str::CompactString)>,
+}
+
+/// A store's own category path for a product (see [`Dimensions::store_categories`]).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct StorePath {
+    /// The event time of the filing.
+    pub time_ms: i64,
+    pub ids: Vec<u32>,
 }
 
 /// [`Dimensions`] as snapshot formats up to 12 stored it: one category path per product for
@@ -206,31 +219,48 @@ impl From<DimensionsUpToV12> for Dimensions {
             products,
             categories,
             product_categories,
+            category_times: Vec::new(),
             category_stores: Vec::new(),
             store_categories: FastMap::default(),
-            product_names,
+            product_names: product_names
+                .into_iter()
+                .map(|(id, name)| (id, (i64::MIN, name)))
+                .collect(),
         }
     }
 }
 
 impl Dimensions {
     /// Interns a product of `store` and records its category path and name when the event
-    /// carries them.
-    pub fn product(&mut self, store: u32, product: &Product) -> u32 {
+    /// (at `time_ms`) carries them: the latest event time wins, so a late or backfilled old
+    /// event does not re-file or rename a product.
+    pub fn product(&mut self, store: u32, product: &Product, time_ms: i64) -> u32 {
         let id = self.products.intern(&product.id);
         if !product.category.is_empty() {
-            self.file(store, id, &product.category);
+            self.file(store, id, &product.category, time_ms);
         }
-        if let Some(name) = &product.name
-            && self.product_names.get(&id) != Some(name)
-        {
-            self.product_names.insert(id, name.clone());
+        if let Some(name) = &product.name {
+            let (named_at, known) =
+                self.product_names.entry(id).or_insert((i64::MIN, name.clone()));
+            if time_ms >= *named_at {
+                *named_at = time_ms;
+                if known != name {
+                    *known = name.clone();
+                }
+            }
         }
         id
     }
 
-    /// Records that `store` files `product` under `levels` (a path from the top).
-    fn file(&mut self, store: u32, product: u32, levels: &[compact_str::CompactString]) {
+    /// Records that `store` files `product` under `levels` (a path from the top) as of
+    /// `time_ms`.
+    fn file(
+        &mut self,
+        store: u32,
+        product: u32,
+        levels: &[compact_str::CompactString],
+        time_ms: i64,
+    ) {
         let index = product as usize;
         if self.product_categories.len() <= index {
             self.product_categories.resize(index + 1, Vec::new());
@@ -238,8 +268,19 @@ impl Dimensions {
         if self.category_stores.len() <= index {
             self.category_stores.resize(index + 1, 0);
         }
+        if self.category_times.len() <= index {
+            self.category_times.resize(index + 1, i64::MIN);
+        }
         let owner = self.category_stores[index];
         let owned = owner == store || owner == 0 || self.product_categories[index].is_empty();
+        let filed_at = if owned {
+            self.category_times[index]
+        } else {
+            self.store_categories.get(&(store, product)).map_or(i64::MIN, |path| path.time_ms)
+        };
+        if time_ms < filed_at {
+            return;
+        }
         // Most events repeat the category the product already has: compare the level names
         // (a few short strings) before building and interning paths.
         let known =
@@ -250,6 +291,11 @@ impl Dimensions {
                 .and_then(|last| self.categories.name(*last))
                 .is_some_and(|path| path_is(path, levels));
         if unchanged {
+            if owned {
+                self.category_times[index] = time_ms;
+            } else if let Some(path) = self.store_categories.get_mut(&(store, product)) {
+                path.time_ms = time_ms;
+            }
             return;
         }
         let mut path = String::new();
@@ -264,8 +310,9 @@ impl Dimensions {
         if owned {
             self.product_categories[index] = ids;
             self.category_stores[index] = store;
+            self.category_times[index] = time_ms;
         } else {
-            self.store_categories.insert((store, product), ids);
+            self.store_categories.insert((store, product), StorePath { time_ms, ids });
         }
     }
 
@@ -291,7 +338,7 @@ impl Dimensions {
             && !self.store_categories.is_empty()
             && let Some(path) = self.store_categories.get(&(store, product))
         {
-            return path;
+            return &path.ids;
         }
         self.product_categories.get(product as usize).map_or(&[], Vec::as_slice)
     }
@@ -489,7 +536,7 @@ pub fn rows_of(
         EventType::ProductView => {
             totals.product_views = 1;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(base.store, product);
+                let id = dims.product(base.store, product, event.event_time.0);
                 rows.push((
                     FactKey { product: id, ..base },
                     Measures { product_views: 1, ..Measures::default() },
@@ -499,7 +546,7 @@ pub fn rows_of(
         EventType::AddToCart | EventType::RemoveFromCart => {
             let adding = event.event_type == EventType::AddToCart;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(base.store, product);
+                let id = dims.product(base.store, product, event.event_time.0);
                 // `units` counts units sold; a cart line is not a sale.
                 let line = if adding {
                     Measures { cart_adds: 1, ..Measures::default() }
@@ -513,7 +560,7 @@ pub fn rows_of(
         EventType::CheckoutStarted => {
             totals.checkouts = 1;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(base.store, product);
+                let id = dims.product(base.store, product, event.event_time.0);
                 rows.push((
                     FactKey { product: id, ..base },
                     Measures { checkouts: 1, ..Measures::default() },
@@ -550,7 +597,7 @@ pub fn rows_of(
             let mut record =
                 OrderRecord { key, time_ms: event.event_time.0, ..OrderRecord::default() };
             for item in &event.items {
-                let id = dims.product(base.store, item);
+                let id = dims.product(base.store, item, event.event_time.0);
                 let units = item.quantity;
                 let line_total =
                     item.price.map_or(0, |price| price.minor * i64::from(item.quantity));
@@ -614,7 +661,7 @@ pub fn rows_of(
                     for item in &event.items {
                         let amount = item.price.map_or(0, |p| p.minor * i64::from(item.quantity));
                         lines_sum += amount;
-                        line_rows(dims.product(base.store, item), amount);
+                        line_rows(dims.product(base.store, item, event.event_time.0), amount);
                     }
                     let amount = stated.unwrap_or(lines_sum);
                     if let Some(order_id) = order_id {
@@ -673,7 +720,7 @@ fn refund_remembered(
     let amount = if !event.items.is_empty() {
         let mut lines_sum: i64 = 0;
         for item in &event.items {
-            let product = dims.product(original.key.store, item);
+            let product = dims.product(original.key.store, item, event.event_time.0);
             let line =
                 original.lines.iter_mut().find(|line| line.product == product && line.left() > 0);
             let amount = match (item.price, line.as_deref()) {

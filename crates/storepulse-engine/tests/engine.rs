@@ -505,6 +505,14 @@ fn a_product_counts_under_the_category_and_name_its_latest_event_sent() {
         vec![(None, Value::Count(6))],
         "\"Home\" has no second level"
     );
+    // "Latest" is by event time: an old event arriving late (a backfill) neither re-files nor
+    // renames the product.
+    let old =
+        purchase(DAY0 + 30 * MIN, "o7", "main", line(Some("Old"), Some("Old mug")), json!({}));
+    engine.apply(&event(old));
+    let (by_category, names) = grouped(&engine, Dimension::Category(1));
+    assert_eq!(by_category, vec![(Some("Home".into()), Value::Count(7))]);
+    assert_eq!(grouped(&engine, Dimension::Product).1, vec![Some("Big mug".into())], "{names:?}");
 }
 
 /// Stores are tenants: two shops may share product ids but not catalogs. Each store's sales

@@ -81,7 +81,7 @@ impl Engine {
     fn scored(&self, id: u32, score: f64) -> ScoredProduct {
         ScoredProduct {
             product_id: self.dims.products.name(id).unwrap_or_default().to_owned(),
-            name: self.dims.product_names.get(&id).map(|name| name.to_string()),
+            name: self.dims.product_names.get(&id).map(|(_, name)| name.to_string()),
             score,
         }
     }

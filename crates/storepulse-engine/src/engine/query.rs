@@ -339,7 +339,7 @@ impl Engine {
                 .map(|(key, id, sum)| Group {
                     key,
                     label: (dimension == Dimension::Product)
-                        .then(|| self.dims.product_names.get(&id).map(|name| name.to_string()))
+                        .then(|| self.dims.product_names.get(&id).map(|(_, name)| name.to_string()))
                         .flatten(),
                     values: values(&sum),
                 })
