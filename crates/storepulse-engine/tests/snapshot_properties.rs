@@ -59,7 +59,7 @@ fn answers(engine: &Engine) -> serde_json::Value {
             Metric::GrossRevenue,
             Metric::NetRevenue,
             Metric::CartAdds,
-            Metric::PageViews,
+            Metric::ProductViews,
         ],
         Some(Dimension::Category(2)),
     );
