@@ -935,6 +935,51 @@ fn series_by_day_hour_and_week_and_the_trend_direction() {
     // A range that starts mid-day is covered exactly by hours and minutes at its edges.
     let partial = spec(&[Metric::PageViews], DAY0 + 6 * DAY + 3 * MIN, DAY0 + 6 * DAY + 5 * MIN);
     assert_eq!(engine.query(&partial).unwrap().totals["page_views"], Value::Count(2));
+
+    // Without a granularity, a metric's trend does not depend on the metrics asked beside it:
+    // sessions make the implicit series daily (one point today), page views keep their own
+    // finer one (1 view in the first three minutes, 3 in the next three).
+    let t = DAY0 + 9 * DAY;
+    let engine = engine_with(&[
+        page_view(t, "u", "s", "/", "US"),
+        page_view(t + 4 * MIN, "u", "s", "/", "US"),
+        page_view(t + 4 * MIN, "v", "s2", "/", "US"),
+        page_view(t + 5 * MIN, "v", "s2", "/", "US"),
+    ]);
+    let mut today = spec(&[Metric::PageViews], t, t + 6 * MIN);
+    today.compare = true;
+    assert_eq!(engine.query(&today).unwrap().trend["page_views"], Trend::Up);
+    today.metrics.push(Metric::Sessions);
+    let result = engine.query(&today).unwrap();
+    assert_eq!(result.trend["page_views"], Trend::Up);
+    assert_eq!(result.trend["sessions"], Trend::Stable, "one daily point");
+}
+
+/// Distinct metrics from the daily sketches count whole days: a range within one day and the
+/// equal period before it count the same day, so their growth is unknown (null), not 0 %;
+/// the comparison says which days it counted. Ranges over whole days compare as usual.
+#[test]
+fn a_comparison_within_one_day_does_not_claim_zero_growth_in_sessions() {
+    let t = DAY0 + 10 * HOUR;
+    let engine = engine_with(&[
+        page_view(t - 3 * MIN, "a", "s1", "/", "US"),
+        page_view(t + MIN, "b", "s2", "/", "US"),
+        page_view(t + 2 * MIN, "c", "s3", "/", "US"),
+        page_view(DAY0 + DAY + HOUR, "d", "s4", "/", "US"),
+    ]);
+    let mut minutes = spec(&[Metric::Sessions, Metric::PageViews], t, t + 4 * MIN);
+    minutes.compare = true;
+    let result = engine.query(&minutes).unwrap();
+    let previous = result.previous.unwrap();
+    assert_eq!(previous.growth_percent["sessions"], None);
+    assert_eq!(previous.growth_percent["page_views"], Some(100.0), "2 against 1");
+    assert_eq!(previous.distinct_covered_from.as_deref(), Some("2026-11-02T00:00:00.000Z"));
+    assert_eq!(previous.distinct_covered_to.as_deref(), Some("2026-11-03T00:00:00.000Z"));
+    // Day 1 against day 0: whole days apart.
+    let mut days = spec(&[Metric::Sessions], DAY0 + DAY, DAY0 + 2 * DAY);
+    days.compare = true;
+    let previous = engine.query(&days).unwrap().previous.unwrap();
+    assert_eq!(previous.growth_percent["sessions"], Some(-66.67));
 }
 
 #[test]

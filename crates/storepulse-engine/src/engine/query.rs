@@ -41,8 +41,16 @@ pub struct QueryResult {
 pub struct Comparison {
     pub from: String,
     pub to: String,
+    /// As in [`QueryResult`]: the whole days the previous period's distinct metrics count
+    /// over, when they come from the daily sketches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_covered_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_covered_to: Option<String>,
     pub totals: BTreeMap<&'static str, Value>,
-    /// Per metric: `(current − previous) / previous × 100`, null when previous is 0.
+    /// Per metric: `(current − previous) / previous × 100`, null when previous is 0, and for
+    /// distinct metrics from the daily sketches when the two periods share a day (a range
+    /// starting mid-day): both would count that whole day, so no growth can be told.
     pub growth_percent: BTreeMap<&'static str, Option<f64>>,
 }
 
@@ -163,20 +171,12 @@ impl Engine {
             ));
         }
         let distinct = spec.metrics.iter().any(|metric| metric.is_distinct());
-        // Distinct sketches are daily, so their implicit series (for trends) is too.
-        // Left to us, the series is never finer than what is still kept where it starts: a
-        // short range of last month is read in hours rather than refused.
-        let series_granularity = spec.granularity.unwrap_or_else(|| {
-            if distinct {
-                Granularity::Day
-            } else {
-                match (auto_granularity(to - from), self.rollups.finest_width_at(from)) {
-                    (Granularity::Minute, HOUR_MS) => Granularity::Hour,
-                    (Granularity::Minute | Granularity::Hour, DAY_MS) => Granularity::Day,
-                    (auto, _) => auto,
-                }
-            }
-        });
+        // Distinct sketches are daily, so their implicit series (for trends) is too; the other
+        // metrics' trends still come from the finer series they would have on their own (see
+        // `trends`).
+        let auto = self.auto_granularity(from, to);
+        let series_granularity =
+            spec.granularity.unwrap_or(if distinct { Granularity::Day } else { auto });
         let mut series_granularity = series_granularity;
         let mut points = series_points(from, to, series_granularity);
         // The implicit series only feeds `trend`: over decades it coarsens rather than refuse
@@ -295,12 +295,8 @@ impl Engine {
             to: spec.to.to_rfc3339(),
             covered_from: Timestamp(covered.0).to_rfc3339(),
             covered_to: Timestamp(covered.1).to_rfc3339(),
-            distinct_covered_from: (distinct && !trails)
-                .then(|| Timestamp(from.div_euclid(DAY_MS) * DAY_MS).to_rfc3339()),
-            distinct_covered_to: (distinct && !trails).then(|| {
-                let day_end = (to - 1).div_euclid(DAY_MS) * DAY_MS + DAY_MS;
-                Timestamp(day_end.max(from.div_euclid(DAY_MS) * DAY_MS)).to_rfc3339()
-            }),
+            distinct_covered_from: (distinct && !trails).then(|| rfc3339(sketch_days(from, to).0)),
+            distinct_covered_to: (distinct && !trails).then(|| rfc3339(sketch_days(from, to).1)),
             currency: spec.currency.code().to_owned(),
             granularity: spec.granularity,
             totals: values(&totals),
@@ -348,35 +344,92 @@ impl Engine {
         if spec.compare {
             let length = to - from;
             let previous = self.sum_filtered(from - length, from, spec);
+            let sketched = distinct && !trails;
+            // A range within one day (not from midnight) counts the same whole day as the
+            // period before it: the sketches cannot tell the two apart.
+            let (current_days, previous_days) =
+                (sketch_days(from, to), sketch_days(from - length, from));
+            let days_shared = sketched && current_days.1 <= previous_days.1;
             result.previous = Some(Comparison {
                 from: Timestamp(from - length).to_rfc3339(),
                 to: spec.from.to_rfc3339(),
+                distinct_covered_from: sketched.then(|| rfc3339(previous_days.0)),
+                distinct_covered_to: sketched.then(|| rfc3339(previous_days.1)),
                 totals: values(&previous),
                 growth_percent: spec
                     .metrics
                     .iter()
                     .map(|metric| {
-                        (
-                            metric.name(),
-                            growth_percent(
-                                metric_number(*metric, &totals),
-                                metric_number(*metric, &previous),
-                            ),
-                        )
+                        let growth = growth_percent(
+                            metric_number(*metric, &totals),
+                            metric_number(*metric, &previous),
+                        );
+                        (metric.name(), growth.filter(|_| !(days_shared && metric.is_distinct())))
                     })
                     .collect(),
             });
+            // Without a granularity asked for, a metric's trend must not depend on the other
+            // metrics asked with it: with a distinct one the series is daily, and the others'
+            // trends come from their own finer series.
+            let finer = (spec.granularity.is_none()
+                && series_granularity != auto
+                && spec.metrics.iter().any(|metric| !metric.is_distinct()))
+            .then(|| self.rollup_series(spec, from, to, auto))
+            .flatten();
             result.trend = spec
                 .metrics
                 .iter()
                 .map(|metric| {
+                    let source = match &finer {
+                        Some(finer) if !metric.is_distinct() => finer,
+                        _ => &series,
+                    };
                     let numbers: Vec<f64> =
-                        series.iter().map(|sum| metric_number(*metric, sum)).collect();
+                        source.iter().map(|sum| metric_number(*metric, sum)).collect();
                     (metric.name(), Trend::of(&numbers))
                 })
                 .collect();
         }
         Ok(result)
+    }
+
+    /// The series granularity for `[from, to)` when none is asked for: from the range's
+    /// length, never finer than what is still kept where it starts (a short range of last
+    /// month is read in hours rather than refused).
+    fn auto_granularity(&self, from: i64, to: i64) -> Granularity {
+        match (auto_granularity(to - from), self.rollups.finest_width_at(from)) {
+            (Granularity::Minute, HOUR_MS) => Granularity::Hour,
+            (Granularity::Minute | Granularity::Hour, DAY_MS) => Granularity::Day,
+            (auto, _) => auto,
+        }
+    }
+
+    /// The rollup measures of `spec` over `[from, to)` in a series of `granularity` (no
+    /// distinct metrics); `None` when that would be more points than a query may have.
+    fn rollup_series(
+        &self,
+        spec: &QuerySpec,
+        from: i64,
+        to: i64,
+        granularity: Granularity,
+    ) -> Option<Vec<Sum>> {
+        let points = series_points(from, to, granularity);
+        if points.len() > MAX_SERIES_POINTS {
+            return None;
+        }
+        let mut series = vec![Sum::default(); points.len()];
+        let matcher = self.matcher(&spec.filters, spec.group_by)?;
+        let currency = currency_bytes(spec.currency);
+        let width = granularity_width(granularity).min(DAY_MS);
+        self.rollups.scan(from, to, width, |span, rows| {
+            let point = points.partition_point(|p| *p <= span.start).saturating_sub(1);
+            for (key, measures) in rows.iter() {
+                if matcher.admits(key, &self.dims) {
+                    series[point].add(key, measures, currency);
+                }
+            }
+        });
+        Some(series)
     }
 
     fn sum_filtered(&self, from: i64, to: i64, spec: &QuerySpec) -> Sum {
@@ -759,6 +812,16 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// The whole UTC days the daily sketches count over for `[from, to)`: their start and end.
+fn sketch_days(from: i64, to: i64) -> (i64, i64) {
+    let first = from.div_euclid(DAY_MS) * DAY_MS;
+    (first, ((to - 1).div_euclid(DAY_MS) * DAY_MS + DAY_MS).max(first))
+}
+
+fn rfc3339(ms: i64) -> String {
+    Timestamp(ms).to_rfc3339()
 }
 
 #[cfg(test)]
