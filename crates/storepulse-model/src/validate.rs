@@ -15,6 +15,7 @@
 //! Quantities are 1..=`max_quantity` (default 1); prices and order amounts are ≥ 0; amounts
 //! are exact in the currency's minor units; the currency defaults to USD (as in Segment's
 //! spec). A purchase without a `total` gets Σ price × quantity + tax + shipping − discount.
+//! Marketing fields are trimmed and a blank one is absent, whether sent or read from the page.
 
 use std::fmt::{self, Display};
 
@@ -317,20 +318,17 @@ fn derive_marketing(
         return None;
     }
     let limit = check.limits.max_text_chars;
+    let mut field = |name: &str, value: Option<CompactString>| {
+        value.and_then(trimmed_text).and_then(|value| check.text(name, value, limit))
+    };
     let mut marketing = match raw {
         Some(raw) => Marketing {
-            utm_source: raw.utm_source.and_then(|v| check.text("marketing.utm_source", v, limit)),
-            utm_medium: raw.utm_medium.and_then(|v| check.text("marketing.utm_medium", v, limit)),
-            utm_campaign: raw
-                .utm_campaign
-                .and_then(|v| check.text("marketing.utm_campaign", v, limit)),
-            utm_term: raw.utm_term.and_then(|v| check.text("marketing.utm_term", v, limit)),
-            utm_content: raw
-                .utm_content
-                .and_then(|v| check.text("marketing.utm_content", v, limit)),
-            referrer_host: raw
-                .referrer_host
-                .and_then(|v| check.text("marketing.referrer_host", v, limit)),
+            utm_source: field("marketing.utm_source", raw.utm_source),
+            utm_medium: field("marketing.utm_medium", raw.utm_medium),
+            utm_campaign: field("marketing.utm_campaign", raw.utm_campaign),
+            utm_term: field("marketing.utm_term", raw.utm_term),
+            utm_content: field("marketing.utm_content", raw.utm_content),
+            referrer_host: field("marketing.referrer_host", raw.referrer_host),
         },
         None => Marketing::default(),
     };
@@ -350,8 +348,9 @@ fn derive_marketing(
                     "utm_content" => &mut marketing.utm_content,
                     _ => continue,
                 };
+                let value = value.trim();
                 if slot.is_none() && !value.is_empty() {
-                    *slot = Some(truncate_chars(&value, limit));
+                    *slot = Some(truncate_chars(value, limit));
                 }
             }
         }
@@ -366,6 +365,20 @@ fn derive_marketing(
         }
     }
     if marketing == Marketing::default() { None } else { Some(marketing) }
+}
+
+/// `value` without surrounding whitespace, or `None` when nothing is left. A campaign field
+/// names a source, campaign or host: a blank one names none (as `""` it would be a source of
+/// its own), and padding would count `" news "` apart from `news`.
+fn trimmed_text(value: CompactString) -> Option<CompactString> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        None
+    } else if trimmed.len() == value.len() {
+        Some(value)
+    } else {
+        Some(CompactString::from(trimmed))
+    }
 }
 
 /// What a store name may be; said the same way by ingest and by the configuration check.
