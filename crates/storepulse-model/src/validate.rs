@@ -354,14 +354,22 @@ fn derive_marketing(
                 }
             }
         }
+        // A referrer on the page's own site is a step within the shop, not where the visitor
+        // came from: as a source it would take every later page of a session from the
+        // campaign it landed from. That holds whether the tracker named the host or it is
+        // read from `page.referrer`; a named one on the own site counts as not given.
+        let own_host = || page.url.as_deref().and_then(referrer_host);
+        if let Some(named) = marketing.referrer_host.as_deref()
+            && own_host().is_some_and(|own| named_host(named) == Some(own))
+        {
+            marketing.referrer_host = None;
+        }
         if marketing.referrer_host.is_none() {
-            // A referrer on the page's own site is a step within the shop, not where the
-            // visitor came from: as a source it would take every later page of a session
-            // from the campaign it landed from.
-            marketing.referrer_host =
-                page.referrer.as_deref().and_then(referrer_host).filter(|host| {
-                    page.url.as_deref().and_then(referrer_host).as_ref() != Some(host)
-                });
+            marketing.referrer_host = page
+                .referrer
+                .as_deref()
+                .and_then(referrer_host)
+                .filter(|host| own_host().as_ref() != Some(host));
         }
     }
     if marketing == Marketing::default() { None } else { Some(marketing) }
@@ -394,7 +402,22 @@ pub fn is_valid_store(name: &str) -> bool {
 
 /// The referrer's host, lower case, without a leading `www.` or a port.
 pub fn referrer_host(referrer: &str) -> Option<CompactString> {
-    let rest = after_scheme(referrer)?;
+    authority_host(after_scheme(referrer)?)
+}
+
+/// A host as a tracker names it in `marketing.referrer_host`, normalised as
+/// [`referrer_host`] does: a bare host (`WWW.Shop.test:443`) or, from trackers that send the
+/// whole referrer there, a URL.
+fn named_host(named: &str) -> Option<CompactString> {
+    match after_scheme(named) {
+        Some(rest) => authority_host(rest),
+        None => authority_host(named),
+    }
+}
+
+/// The host of the authority that starts `rest` (`user@www.Host.test:8080/path`), lower case,
+/// without a leading `www.` or a port.
+fn authority_host(rest: &str) -> Option<CompactString> {
     // One pass over the authority, which ends at the first `/`, `?` or `#`, and no temporary
     // `String`: this runs for every event with a referrer. User info ends at the last `@`; a
     // port follows the host's last colon.
