@@ -228,7 +228,9 @@ fn run_query(state: &AppState, params: &QueryParams) -> Result<Response, ApiErro
 }
 
 /// The time range of a request: `from`/`to` (RFC 3339; `to` defaults to now), or a named
-/// `range`; the default is the last 7 days.
+/// `range`; the default is the last 7 days. A range that does not run forward is refused
+/// naming what the user sent wrong: `to` before `from`, or a `from` in the future when `to`
+/// was left to default to now (blaming `to`, which was never sent, misled).
 fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
     let parse = |name: &'static str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
         value
@@ -246,7 +248,13 @@ fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
         return Err(invalid("range", "give either `range` or `from`/`to`, not both"));
     }
     if let Some(from) = from {
-        return Ok((from, to.unwrap_or(now)));
+        return match to {
+            Some(to) if from >= to => Err(invalid("to", "must be after `from`")),
+            None if from >= now => {
+                Err(invalid("from", "must be before `to`, which is now when `to` is not given"))
+            }
+            to => Ok((from, to.unwrap_or(now))),
+        };
     }
     if to.is_some() {
         return Err(invalid("from", "is required with `to`"));

@@ -549,3 +549,35 @@ async fn country_filters_are_normalised_as_ingest_normalises_them() {
         assert_eq!(response.json()["error"]["details"]["parameter"], "country", "{query}");
     }
 }
+
+/// A `from` in the future without `to` was refused as `to: must be after from`, naming a
+/// parameter that was never sent: `to` defaults to now, so `from` is what is wrong.
+#[tokio::test]
+async fn a_future_from_without_to_is_blamed_on_from() {
+    let test = TestApp::new();
+    let tomorrow = at(now_ms() + 86_400_000);
+    let earlier = at(now_ms() - 86_400_000);
+    let blamed = |parameter: &'static str, response: crate::support::TestResponse| {
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        let error = response.json()["error"].clone();
+        assert_eq!(error["details"]["parameter"], parameter, "{error}");
+        let message = error["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with(parameter), "{message}");
+        message
+    };
+    for path in ["/api/v1/query?metrics=orders&", "/api/v1/promotions?", "/api/v1/funnels?"] {
+        let message = blamed("from", test.get(&format!("{path}from={tomorrow}")).await);
+        assert!(message.contains("now when `to` is not given"), "{path}: {message}");
+        // With both sent, `to` before `from` is still blamed on `to`.
+        let reversed = format!("{path}from={tomorrow}&to={earlier}");
+        blamed("to", test.get(&reversed).await);
+    }
+    let posted = json!({"metrics": ["orders"], "from": tomorrow}).to_string();
+    blamed("from", test.post_json("/api/v1/query", &posted).await);
+    // A `from` in the future is fine when `to` is later still.
+    let ahead = format!(
+        "/api/v1/query?metrics=orders&from={tomorrow}&to={}",
+        at(now_ms() + 2 * 86_400_000)
+    );
+    assert_eq!(test.get(&ahead).await.status, StatusCode::OK);
+}
