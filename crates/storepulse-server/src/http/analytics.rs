@@ -60,9 +60,35 @@ pub struct LiveParams {
     currency: Option<String>,
 }
 
+/// A filter's value (`store`, `source`, `promotion`, `sales_rep`, `product`, `category`, and
+/// the text of `country` and `device`), refused when empty or blank: no event carries such a
+/// value (ingest refuses blank stores, ids and category levels, and drops blank sources), so
+/// `store=` would answer zeros as if nothing had happened instead of saying what is wrong.
+/// Every endpoint taking a filter reads it through here.
+pub(super) fn filter_value<'a>(
+    parameter: &'static str,
+    value: Option<&'a str>,
+) -> Result<Option<&'a str>, ApiError> {
+    match value {
+        Some(text) if text.trim().is_empty() => Err(invalid(
+            parameter,
+            "must not be empty; leave the parameter out to count every value",
+        )),
+        value => Ok(value),
+    }
+}
+
+/// [`filter_value`] as an owned `String`, as the engine's filters hold them.
+pub(super) fn filter_text(
+    parameter: &'static str,
+    value: &Option<String>,
+) -> Result<Option<String>, ApiError> {
+    Ok(filter_value(parameter, value.as_deref())?.map(str::to_owned))
+}
+
 /// A `device` parameter: one of the device types.
 pub(super) fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError> {
-    value
+    filter_value("device", value)?
         .map(|name| {
             DeviceType::parse(name)
                 .ok_or_else(|| invalid("device", "one of desktop, mobile, tablet, bot, other"))
@@ -74,7 +100,7 @@ pub(super) fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError
 /// that `country=uk` finds what was sent as `UK`; anything else than a 2-letter code is refused,
 /// as ingest refuses it (no stored event can carry it).
 pub(super) fn country(value: Option<&str>) -> Result<Option<String>, ApiError> {
-    value
+    filter_value("country", value)?
         .map(|code| {
             normalize_country(code).map(|code| code.to_string()).ok_or_else(|| {
                 invalid(
@@ -96,10 +122,10 @@ fn currency(state: &AppState, value: Option<&str>) -> Result<Currency, ApiError>
 
 fn realtime_filter(params: &LiveParams) -> Result<RealtimeFilter, ApiError> {
     Ok(RealtimeFilter {
-        store: params.store.clone(),
+        store: filter_text("store", &params.store)?,
         country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
-        category: params.category.clone(),
+        category: filter_text("category", &params.category)?,
     })
 }
 
@@ -150,7 +176,7 @@ async fn get_user_sessions(
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let filter = RealtimeFilter {
-        store: params.store,
+        store: filter_text("store", &params.store)?,
         country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         category: None,
@@ -349,14 +375,14 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
         to: Timestamp(to),
         granularity,
         filters: Filters {
-            store: params.store.clone(),
+            store: filter_text("store", &params.store)?,
             country: country(params.country.as_deref())?,
             device: device(params.device.as_deref())?,
-            source: params.source.clone(),
-            promotion: params.promotion.clone(),
-            sales_rep: params.sales_rep.clone(),
-            product: params.product.clone(),
-            category: params.category.clone(),
+            source: filter_text("source", &params.source)?,
+            promotion: filter_text("promotion", &params.promotion)?,
+            sales_rep: filter_text("sales_rep", &params.sales_rep)?,
+            product: filter_text("product", &params.product)?,
+            category: filter_text("category", &params.category)?,
             promoted: false,
         },
         group_by,
@@ -488,7 +514,7 @@ async fn get_funnel(
     }
     let spec = FunnelSpec { steps, window_ms: window.as_millis() as i64, from_ms: from, to_ms: to };
     let filter = RealtimeFilter {
-        store: params.store.clone(),
+        store: filter_text("store", &params.store)?,
         country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         ..RealtimeFilter::default()
