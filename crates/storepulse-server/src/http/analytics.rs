@@ -48,7 +48,7 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// Filters shared by every endpoint here.
+/// `GET /api/v1/realtime` parameters.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LiveParams {
@@ -146,41 +146,50 @@ async fn get_realtime(
     Ok(Json(realtime).into_response())
 }
 
-async fn get_active_users(
-    State(state): State<AppState>,
-    params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) =
-        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
-    let filter = realtime_filter(&params)?;
-    let now = Timestamp(now_unix_ms());
-    let users = state.engine.read_ignoring_poison().active_visitors(now, &filter);
-    Ok(Json(json!({ "users": users })).into_response())
-}
-
-/// Where a visitor's sessions are counted: by the store, country and device each was last
-/// seen in (one user id may shop in several stores).
+/// Seed 3's visitor endpoints (`/users/active`, `/users/{user_id}/sessions`): a visitor, or
+/// each of their sessions, is counted where last seen, by store, country and device. Nothing
+/// else applies to a visitor (no category, no top pages, no money), so nothing else is taken:
+/// a refusal lists these three rather than the realtime endpoint's parameters.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SessionParams {
+pub struct VisitorParams {
     store: Option<String>,
     country: Option<String>,
     device: Option<String>,
 }
 
-async fn get_user_sessions(
+impl VisitorParams {
+    fn filter(&self) -> Result<RealtimeFilter, ApiError> {
+        Ok(RealtimeFilter {
+            store: filter_text("store", &self.store)?,
+            country: country(self.country.as_deref())?,
+            device: device(self.device.as_deref())?,
+            category: None,
+        })
+    }
+}
+
+async fn get_active_users(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    params: Result<Query<SessionParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<VisitorParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
-    let filter = RealtimeFilter {
-        store: filter_text("store", &params.store)?,
-        country: country(params.country.as_deref())?,
-        device: device(params.device.as_deref())?,
-        category: None,
-    };
+    let filter = params.filter()?;
+    let now = Timestamp(now_unix_ms());
+    let users = state.engine.read_ignoring_poison().active_visitors(now, &filter);
+    Ok(Json(json!({ "users": users })).into_response())
+}
+
+/// One user id may shop in several stores: each session counts where it was last seen.
+async fn get_user_sessions(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    params: Result<Query<VisitorParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
+    let filter = params.filter()?;
     let now = Timestamp(now_unix_ms());
     let engine = state.engine.read_ignoring_poison();
     let sessions = engine.visitor_active_sessions(now, &user_id, &filter);

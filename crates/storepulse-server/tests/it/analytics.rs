@@ -634,3 +634,28 @@ async fn an_empty_filter_value_is_refused_naming_it() {
         assert_eq!(test.get(query).await.status, StatusCode::OK, "{query}");
     }
 }
+
+/// `/users/active?top=5` (and `category`, `currency`) answered as if the parameter had not
+/// been sent, and refusing `bogus` listed the realtime endpoint's parameters, which it does
+/// not take: it takes the filters a visitor has (store, country, device) and names those.
+#[tokio::test]
+async fn active_users_take_only_the_filters_they_use() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    for parameter in ["top", "category", "currency", "bogus"] {
+        let query = format!("/users/active?{parameter}=5");
+        let response = test.get(&query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], parameter, "{query}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("`store`, `country`, `device`"), "{message}");
+        for unused in ["top", "category", "currency"] {
+            assert!(!message.contains(&format!("`{unused}`")), "{message}");
+        }
+    }
+    let germany = test.get("/users/active?store=default&country=de").await;
+    assert_eq!(germany.status, StatusCode::OK, "{:?}", germany.json());
+    assert_eq!(germany.json(), json!({"users": ["a9"]}));
+    assert_eq!(test.get("/users/active?device=mobile").await.status, StatusCode::OK);
+}
