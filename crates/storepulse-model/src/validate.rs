@@ -15,6 +15,7 @@
 //! Quantities are 1..=`max_quantity` (default 1); prices and order amounts are ≥ 0; amounts
 //! are exact in the currency's minor units; the currency defaults to USD (as in Segment's
 //! spec). A purchase without a `total` gets Σ price × quantity + tax + shipping − discount.
+//! Marketing fields are trimmed and a blank one is absent, whether sent or read from the page.
 
 use std::fmt::{self, Display};
 
@@ -317,20 +318,17 @@ fn derive_marketing(
         return None;
     }
     let limit = check.limits.max_text_chars;
+    let mut field = |name: &str, value: Option<CompactString>| {
+        value.and_then(trimmed_text).and_then(|value| check.text(name, value, limit))
+    };
     let mut marketing = match raw {
         Some(raw) => Marketing {
-            utm_source: raw.utm_source.and_then(|v| check.text("marketing.utm_source", v, limit)),
-            utm_medium: raw.utm_medium.and_then(|v| check.text("marketing.utm_medium", v, limit)),
-            utm_campaign: raw
-                .utm_campaign
-                .and_then(|v| check.text("marketing.utm_campaign", v, limit)),
-            utm_term: raw.utm_term.and_then(|v| check.text("marketing.utm_term", v, limit)),
-            utm_content: raw
-                .utm_content
-                .and_then(|v| check.text("marketing.utm_content", v, limit)),
-            referrer_host: raw
-                .referrer_host
-                .and_then(|v| check.text("marketing.referrer_host", v, limit)),
+            utm_source: field("marketing.utm_source", raw.utm_source),
+            utm_medium: field("marketing.utm_medium", raw.utm_medium),
+            utm_campaign: field("marketing.utm_campaign", raw.utm_campaign),
+            utm_term: field("marketing.utm_term", raw.utm_term),
+            utm_content: field("marketing.utm_content", raw.utm_content),
+            referrer_host: field("marketing.referrer_host", raw.referrer_host),
         },
         None => Marketing::default(),
     };
@@ -350,22 +348,45 @@ fn derive_marketing(
                     "utm_content" => &mut marketing.utm_content,
                     _ => continue,
                 };
+                let value = value.trim();
                 if slot.is_none() && !value.is_empty() {
-                    *slot = Some(truncate_chars(&value, limit));
+                    *slot = Some(truncate_chars(value, limit));
                 }
             }
         }
+        // A referrer on the page's own site is a step within the shop, not where the visitor
+        // came from: as a source it would take every later page of a session from the
+        // campaign it landed from. That holds whether the tracker named the host or it is
+        // read from `page.referrer`; a named one on the own site counts as not given.
+        let own_host = || page.url.as_deref().and_then(referrer_host);
+        if let Some(named) = marketing.referrer_host.as_deref()
+            && own_host().is_some_and(|own| named_host(named) == Some(own))
+        {
+            marketing.referrer_host = None;
+        }
         if marketing.referrer_host.is_none() {
-            // A referrer on the page's own site is a step within the shop, not where the
-            // visitor came from: as a source it would take every later page of a session
-            // from the campaign it landed from.
-            marketing.referrer_host =
-                page.referrer.as_deref().and_then(referrer_host).filter(|host| {
-                    page.url.as_deref().and_then(referrer_host).as_ref() != Some(host)
-                });
+            marketing.referrer_host = page
+                .referrer
+                .as_deref()
+                .and_then(referrer_host)
+                .filter(|host| own_host().as_ref() != Some(host));
         }
     }
     if marketing == Marketing::default() { None } else { Some(marketing) }
+}
+
+/// `value` without surrounding whitespace, or `None` when nothing is left. A campaign field
+/// names a source, campaign or host: a blank one names none (as `""` it would be a source of
+/// its own), and padding would count `" news "` apart from `news`.
+fn trimmed_text(value: CompactString) -> Option<CompactString> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        None
+    } else if trimmed.len() == value.len() {
+        Some(value)
+    } else {
+        Some(CompactString::from(trimmed))
+    }
 }
 
 /// What a store name may be; said the same way by ingest and by the configuration check.
@@ -381,7 +402,22 @@ pub fn is_valid_store(name: &str) -> bool {
 
 /// The referrer's host, lower case, without a leading `www.` or a port.
 pub fn referrer_host(referrer: &str) -> Option<CompactString> {
-    let rest = after_scheme(referrer)?;
+    authority_host(after_scheme(referrer)?)
+}
+
+/// A host as a tracker names it in `marketing.referrer_host`, normalised as
+/// [`referrer_host`] does: a bare host (`WWW.Shop.test:443`) or, from trackers that send the
+/// whole referrer there, a URL.
+fn named_host(named: &str) -> Option<CompactString> {
+    match after_scheme(named) {
+        Some(rest) => authority_host(rest),
+        None => authority_host(named),
+    }
+}
+
+/// The host of the authority that starts `rest` (`user@www.Host.test:8080/path`), lower case,
+/// without a leading `www.` or a port.
+fn authority_host(rest: &str) -> Option<CompactString> {
     // One pass over the authority, which ends at the first `/`, `?` or `#`, and no temporary
     // `String`: this runs for every event with a referrer. User info ends at the last `@`; a
     // port follows the host's last colon.

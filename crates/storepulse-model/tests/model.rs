@@ -149,6 +149,67 @@ fn a_referrer_on_the_pages_own_site_is_not_a_source() {
     assert_eq!(referrer_host(no_url).as_deref(), Some("shop.test"));
 }
 
+/// An empty or blank campaign field is no campaign: it would otherwise count as a source of
+/// its own (`""`), and padding around a value would split `news` from `" news "`.
+#[test]
+fn blank_marketing_fields_are_absent_and_values_are_trimmed() {
+    let marketing = |event: &str| native(event).unwrap().marketing;
+    let source = |event: &str| marketing(event).and_then(|marketing| marketing.utm_source);
+
+    let blank_fields = r#"{"type":"page_view","page":{"path":"/"},"marketing":{"utm_source":"","utm_medium":"  ","utm_campaign":"\t","utm_term":"","utm_content":" ","referrer_host":""}}"#;
+    assert_eq!(marketing(blank_fields), None);
+    let padded = r#"{"type":"page_view","page":{"path":"/"},"marketing":{"utm_source":"  news ","utm_campaign":" fall","referrer_host":" google.com "}}"#;
+    let padded = marketing(padded).unwrap();
+    assert_eq!(padded.utm_source.as_deref(), Some("news"));
+    assert_eq!(padded.utm_campaign.as_deref(), Some("fall"));
+    assert_eq!(padded.referrer_host.as_deref(), Some("google.com"));
+
+    // The page URL's query is read the same way.
+    let url = |query: &str| {
+        format!(r#"{{"type":"page_view","page":{{"url":"https://shop.test/p?{query}"}}}}"#)
+    };
+    assert_eq!(source(&url("utm_source=%20news%20")).as_deref(), Some("news"));
+    assert_eq!(source(&url("utm_source=+news+")).as_deref(), Some("news"));
+    assert_eq!(marketing(&url("utm_source=%20&utm_medium=")), None);
+
+    // A blank field is absent, so the URL's value or the referrer stands in for it.
+    let blank_over_url = r#"{"type":"page_view","page":{"url":"https://shop.test/?utm_source=news","referrer":"https://www.google.com/"},"marketing":{"utm_source":" ","referrer_host":""}}"#;
+    let filled = marketing(blank_over_url).unwrap();
+    assert_eq!(filled.utm_source.as_deref(), Some("news"));
+    assert_eq!(filled.referrer_host.as_deref(), Some("google.com"));
+}
+
+/// An explicit `marketing.referrer_host` on the page's own site is a step within the shop,
+/// just as a `page.referrer` there is.
+#[test]
+fn an_explicit_referrer_host_on_the_pages_own_site_is_not_a_source() {
+    let referrer_host = |url: &str, named: &str| {
+        let json = format!(
+            r#"{{"type":"page_view","page":{{"url":"{url}"}},"marketing":{{"referrer_host":"{named}"}}}}"#
+        );
+        native(&json).unwrap().marketing.and_then(|marketing| marketing.referrer_host)
+    };
+    assert_eq!(referrer_host("https://shop.test/p/1", "shop.test"), None);
+    // Compared as `referrer_host()` reads hosts: letter case, `www.` and a port do not matter.
+    assert_eq!(referrer_host("https://www.Shop.test:8443/p/1", "WWW.shop.TEST:443"), None);
+    assert_eq!(referrer_host("https://shop.test/p/1", "https://www.shop.test/c/shoes"), None);
+    // Another site is kept as it was named.
+    assert_eq!(
+        referrer_host("https://shop.test/p/1", "outlet.shop.test").as_deref(),
+        Some("outlet.shop.test")
+    );
+    assert_eq!(referrer_host("https://shop.test/p/1", "Google.com").as_deref(), Some("Google.com"));
+    // Without the page's URL nothing says the host is the shop's own.
+    let no_url =
+        r#"{"type":"page_view","page":{"path":"/p/1"},"marketing":{"referrer_host":"shop.test"}}"#;
+    let kept = native(no_url).unwrap().marketing.and_then(|marketing| marketing.referrer_host);
+    assert_eq!(kept.as_deref(), Some("shop.test"));
+    // Dropped, the named host is absent: a referrer on another site stands in for it.
+    let with_referrer = r#"{"type":"page_view","page":{"url":"https://shop.test/p/1","referrer":"https://news.test/a"},"marketing":{"referrer_host":"shop.test"}}"#;
+    let marketing = native(with_referrer).unwrap().marketing.unwrap();
+    assert_eq!(marketing.referrer_host.as_deref(), Some("news.test"));
+}
+
 /// The request's User-Agent gives the device only when a browser sent the request: a shop's
 /// backend posting with curl or an HTTP library says nothing about its visitors' devices.
 #[test]

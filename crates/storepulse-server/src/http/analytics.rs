@@ -48,7 +48,7 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// Filters shared by every endpoint here.
+/// `GET /api/v1/realtime` parameters.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LiveParams {
@@ -60,9 +60,35 @@ pub struct LiveParams {
     currency: Option<String>,
 }
 
+/// A filter's value (`store`, `source`, `promotion`, `sales_rep`, `product`, `category`, and
+/// the text of `country` and `device`), refused when empty or blank: no event carries such a
+/// value (ingest refuses blank stores, ids and category levels, and drops blank sources), so
+/// `store=` would answer zeros as if nothing had happened instead of saying what is wrong.
+/// Every endpoint taking a filter reads it through here.
+pub(super) fn filter_value<'a>(
+    parameter: &'static str,
+    value: Option<&'a str>,
+) -> Result<Option<&'a str>, ApiError> {
+    match value {
+        Some(text) if text.trim().is_empty() => Err(invalid(
+            parameter,
+            "must not be empty; leave the parameter out to count every value",
+        )),
+        value => Ok(value),
+    }
+}
+
+/// [`filter_value`] as an owned `String`, as the engine's filters hold them.
+pub(super) fn filter_text(
+    parameter: &'static str,
+    value: &Option<String>,
+) -> Result<Option<String>, ApiError> {
+    Ok(filter_value(parameter, value.as_deref())?.map(str::to_owned))
+}
+
 /// A `device` parameter: one of the device types.
 pub(super) fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError> {
-    value
+    filter_value("device", value)?
         .map(|name| {
             DeviceType::parse(name)
                 .ok_or_else(|| invalid("device", "one of desktop, mobile, tablet, bot, other"))
@@ -74,7 +100,7 @@ pub(super) fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError
 /// that `country=uk` finds what was sent as `UK`; anything else than a 2-letter code is refused,
 /// as ingest refuses it (no stored event can carry it).
 pub(super) fn country(value: Option<&str>) -> Result<Option<String>, ApiError> {
-    value
+    filter_value("country", value)?
         .map(|code| {
             normalize_country(code).map(|code| code.to_string()).ok_or_else(|| {
                 invalid(
@@ -96,10 +122,10 @@ fn currency(state: &AppState, value: Option<&str>) -> Result<Currency, ApiError>
 
 fn realtime_filter(params: &LiveParams) -> Result<RealtimeFilter, ApiError> {
     Ok(RealtimeFilter {
-        store: params.store.clone(),
+        store: filter_text("store", &params.store)?,
         country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
-        category: params.category.clone(),
+        category: filter_text("category", &params.category)?,
     })
 }
 
@@ -120,41 +146,50 @@ async fn get_realtime(
     Ok(Json(realtime).into_response())
 }
 
-async fn get_active_users(
-    State(state): State<AppState>,
-    params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) =
-        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
-    let filter = realtime_filter(&params)?;
-    let now = Timestamp(now_unix_ms());
-    let users = state.engine.read_ignoring_poison().active_visitors(now, &filter);
-    Ok(Json(json!({ "users": users })).into_response())
-}
-
-/// Where a visitor's sessions are counted: by the store, country and device each was last
-/// seen in (one user id may shop in several stores).
+/// Seed 3's visitor endpoints (`/users/active`, `/users/{user_id}/sessions`): a visitor, or
+/// each of their sessions, is counted where last seen, by store, country and device. Nothing
+/// else applies to a visitor (no category, no top pages, no money), so nothing else is taken:
+/// a refusal lists these three rather than the realtime endpoint's parameters.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SessionParams {
+pub struct VisitorParams {
     store: Option<String>,
     country: Option<String>,
     device: Option<String>,
 }
 
-async fn get_user_sessions(
+impl VisitorParams {
+    fn filter(&self) -> Result<RealtimeFilter, ApiError> {
+        Ok(RealtimeFilter {
+            store: filter_text("store", &self.store)?,
+            country: country(self.country.as_deref())?,
+            device: device(self.device.as_deref())?,
+            category: None,
+        })
+    }
+}
+
+async fn get_active_users(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    params: Result<Query<SessionParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<VisitorParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
-    let filter = RealtimeFilter {
-        store: params.store,
-        country: country(params.country.as_deref())?,
-        device: device(params.device.as_deref())?,
-        category: None,
-    };
+    let filter = params.filter()?;
+    let now = Timestamp(now_unix_ms());
+    let users = state.engine.read_ignoring_poison().active_visitors(now, &filter);
+    Ok(Json(json!({ "users": users })).into_response())
+}
+
+/// One user id may shop in several stores: each session counts where it was last seen.
+async fn get_user_sessions(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    params: Result<Query<VisitorParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
+    let filter = params.filter()?;
     let now = Timestamp(now_unix_ms());
     let engine = state.engine.read_ignoring_poison();
     let sessions = engine.visitor_active_sessions(now, &user_id, &filter);
@@ -228,7 +263,9 @@ fn run_query(state: &AppState, params: &QueryParams) -> Result<Response, ApiErro
 }
 
 /// The time range of a request: `from`/`to` (RFC 3339; `to` defaults to now), or a named
-/// `range`; the default is the last 7 days.
+/// `range`; the default is the last 7 days. A range that does not run forward is refused
+/// naming what the user sent wrong: `to` before `from`, or a `from` in the future when `to`
+/// was left to default to now (blaming `to`, which was never sent, misled).
 fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
     let parse = |name: &'static str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
         value
@@ -246,7 +283,13 @@ fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
         return Err(invalid("range", "give either `range` or `from`/`to`, not both"));
     }
     if let Some(from) = from {
-        return Ok((from, to.unwrap_or(now)));
+        return match to {
+            Some(to) if from >= to => Err(invalid("to", "must be after `from`")),
+            None if from >= now => {
+                Err(invalid("from", "must be before `to`, which is now when `to` is not given"))
+            }
+            to => Ok((from, to.unwrap_or(now))),
+        };
     }
     if to.is_some() {
         return Err(invalid("from", "is required with `to`"));
@@ -341,14 +384,14 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
         to: Timestamp(to),
         granularity,
         filters: Filters {
-            store: params.store.clone(),
+            store: filter_text("store", &params.store)?,
             country: country(params.country.as_deref())?,
             device: device(params.device.as_deref())?,
-            source: params.source.clone(),
-            promotion: params.promotion.clone(),
-            sales_rep: params.sales_rep.clone(),
-            product: params.product.clone(),
-            category: params.category.clone(),
+            source: filter_text("source", &params.source)?,
+            promotion: filter_text("promotion", &params.promotion)?,
+            sales_rep: filter_text("sales_rep", &params.sales_rep)?,
+            product: filter_text("product", &params.product)?,
+            category: filter_text("category", &params.category)?,
             promoted: false,
         },
         group_by,
@@ -480,7 +523,7 @@ async fn get_funnel(
     }
     let spec = FunnelSpec { steps, window_ms: window.as_millis() as i64, from_ms: from, to_ms: to };
     let filter = RealtimeFilter {
-        store: params.store.clone(),
+        store: filter_text("store", &params.store)?,
         country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         ..RealtimeFilter::default()

@@ -17,7 +17,7 @@ use storepulse_engine::category_trends::{TrendFilter, TrendRow, rank, select, ti
 use storepulse_model::Timestamp;
 use storepulse_model::money::Currency;
 
-use super::analytics::invalid;
+use super::analytics::{filter_text, invalid};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -79,8 +79,8 @@ fn trend_filter(params: &TrendParams) -> Result<TrendFilter, ApiError> {
         .map(|text| parse_small("level", Some(text), 1..=3, 1))
         .transpose()?;
     Ok(TrendFilter {
-        category: params.category.clone(),
-        country: params.country.clone(),
+        category: filter_text("category", &params.category)?,
+        country: filter_text("country", &params.country)?,
         level: level.map(|level| level as u8),
     })
 }
@@ -106,8 +106,9 @@ async fn get_ranking(State(state): State<AppState>, params: Params) -> Result<Re
 async fn get_ticker(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
+    let category = filter_text("category", &params.category)?;
     let (source, rows) = rows(&state, &params)?;
-    let items = ticker(&rows, &state.config.category_trends, params.category.clone());
+    let items = ticker(&rows, &state.config.category_trends, category);
     Ok(Json(json!({ "source": source, "items": items })).into_response())
 }
 

@@ -18,7 +18,7 @@ use storepulse_engine::engine::ScoredProduct;
 use storepulse_engine::trending::{RegistryError, TrendingWeights, VersionName, WeightVersion};
 use storepulse_model::Timestamp;
 
-use super::analytics::{country, device, invalid};
+use super::analytics::{country, device, filter_text, filter_value, invalid};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -80,10 +80,10 @@ pub struct TrendingParams {
 impl TrendingParams {
     fn filters(&self) -> Result<Filters, ApiError> {
         Ok(Filters {
-            store: self.store.clone(),
+            store: filter_text("store", &self.store)?,
             country: country(self.country.as_deref())?,
             device: device(self.device.as_deref())?,
-            category: self.category.clone(),
+            category: filter_text("category", &self.category)?,
             ..Filters::default()
         })
     }
@@ -243,7 +243,7 @@ async fn get_recommendations(
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let k = parse_k(params.k.as_deref())?;
-    let store = params.store.as_deref();
+    let store = filter_value("store", params.store.as_deref())?;
     let engine = state.engine.read_ignoring_poison();
     let (basis, id, products) = match (params.user_id.as_deref(), params.product_id.as_deref()) {
         (Some(user), None) => ("user_id", user, engine.recommend_for_visitor(user, store, k)),

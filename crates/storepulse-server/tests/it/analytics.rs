@@ -549,3 +549,113 @@ async fn country_filters_are_normalised_as_ingest_normalises_them() {
         assert_eq!(response.json()["error"]["details"]["parameter"], "country", "{query}");
     }
 }
+
+/// A `from` in the future without `to` was refused as `to: must be after from`, naming a
+/// parameter that was never sent: `to` defaults to now, so `from` is what is wrong.
+#[tokio::test]
+async fn a_future_from_without_to_is_blamed_on_from() {
+    let test = TestApp::new();
+    let tomorrow = at(now_ms() + 86_400_000);
+    let earlier = at(now_ms() - 86_400_000);
+    let blamed = |parameter: &'static str, response: crate::support::TestResponse| {
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        let error = response.json()["error"].clone();
+        assert_eq!(error["details"]["parameter"], parameter, "{error}");
+        let message = error["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with(parameter), "{message}");
+        message
+    };
+    for path in ["/api/v1/query?metrics=orders&", "/api/v1/promotions?", "/api/v1/funnels?"] {
+        let message = blamed("from", test.get(&format!("{path}from={tomorrow}")).await);
+        assert!(message.contains("now when `to` is not given"), "{path}: {message}");
+        // With both sent, `to` before `from` is still blamed on `to`.
+        let reversed = format!("{path}from={tomorrow}&to={earlier}");
+        blamed("to", test.get(&reversed).await);
+    }
+    let posted = json!({"metrics": ["orders"], "from": tomorrow}).to_string();
+    blamed("from", test.post_json("/api/v1/query", &posted).await);
+    // A `from` in the future is fine when `to` is later still.
+    let ahead = format!(
+        "/api/v1/query?metrics=orders&from={tomorrow}&to={}",
+        at(now_ms() + 2 * 86_400_000)
+    );
+    assert_eq!(test.get(&ahead).await.status, StatusCode::OK);
+}
+
+/// `store=` (an emptied form field, a template with no value) answered 200 with zeros, as if
+/// nothing had happened: no event carries an empty store, source or id. Every endpoint that
+/// takes a filter refuses an empty one, naming it.
+#[tokio::test]
+async fn an_empty_filter_value_is_refused_naming_it() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    let every = ["store", "country", "device", "source", "promotion", "sales_rep", "product"];
+    let mut queries = Vec::new();
+    for parameter in every.iter().chain(&["category"]) {
+        queries
+            .push((format!("/api/v1/query?metrics=orders&range=today&{parameter}="), *parameter));
+    }
+    for parameter in &every[..6] {
+        queries.push((format!("/api/v1/promotions?{parameter}="), *parameter));
+    }
+    for parameter in ["store", "country", "device", "category"] {
+        queries.push((format!("/api/v1/realtime?{parameter}="), parameter));
+        queries.push((format!("/api/v1/trending/products?{parameter}="), parameter));
+        queries.push((format!("/api/v1/trending/compare?a=v1&b=v1&{parameter}="), parameter));
+    }
+    for parameter in ["store", "country", "device"] {
+        queries.push((format!("/api/v1/funnels?{parameter}="), parameter));
+        queries.push((format!("/users/active?{parameter}="), parameter));
+        queries.push((format!("/users/u1/sessions?{parameter}="), parameter));
+    }
+    for parameter in ["category", "country"] {
+        queries.push((format!("/api/v1/category-trends?{parameter}="), parameter));
+        queries.push((format!("/api/v1/category-trends/rows?{parameter}="), parameter));
+    }
+    queries.push(("/api/v1/category-trends/ticker?category=".to_owned(), "category"));
+    queries.push(("/api/v1/recommendations?user_id=u1&store=".to_owned(), "store"));
+    // Blank is as empty as empty.
+    queries.push(("/api/v1/query?metrics=orders&store=%20".to_owned(), "store"));
+    queries.push(("/api/v1/realtime?category=+".to_owned(), "category"));
+    for (query, parameter) in &queries {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}: {:?}", response.json());
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], *parameter, "{query}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("{parameter}: must not be empty")), "{message}");
+    }
+    let posted = json!({"metrics": ["orders"], "range": "today", "source": ""}).to_string();
+    let response = test.post_json("/api/v1/query", &posted).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.json()["error"]["details"]["parameter"], "source");
+    // A value is still a filter, and leaving the parameter out still counts everything.
+    for query in ["/api/v1/query?metrics=orders&range=today&store=default", "/api/v1/realtime"] {
+        assert_eq!(test.get(query).await.status, StatusCode::OK, "{query}");
+    }
+}
+
+/// `/users/active?top=5` (and `category`, `currency`) answered as if the parameter had not
+/// been sent, and refusing `bogus` listed the realtime endpoint's parameters, which it does
+/// not take: it takes the filters a visitor has (store, country, device) and names those.
+#[tokio::test]
+async fn active_users_take_only_the_filters_they_use() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    for parameter in ["top", "category", "currency", "bogus"] {
+        let query = format!("/users/active?{parameter}=5");
+        let response = test.get(&query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], parameter, "{query}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("`store`, `country`, `device`"), "{message}");
+        for unused in ["top", "category", "currency"] {
+            assert!(!message.contains(&format!("`{unused}`")), "{message}");
+        }
+    }
+    let germany = test.get("/users/active?store=default&country=de").await;
+    assert_eq!(germany.status, StatusCode::OK, "{:?}", germany.json());
+    assert_eq!(germany.json(), json!({"users": ["a9"]}));
+    assert_eq!(test.get("/users/active?device=mobile").await.status, StatusCode::OK);
+}
