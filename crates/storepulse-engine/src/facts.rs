@@ -241,7 +241,7 @@ impl Dimensions {
         }
         if let Some(name) = &product.name {
             let (named_at, known) =
-                self.product_names.entry(id).or_insert((i64::MIN, name.clone()));
+                self.product_names.entry(id).or_insert_with(|| (i64::MIN, name.clone()));
             if time_ms >= *named_at {
                 *named_at = time_ms;
                 if known != name {
