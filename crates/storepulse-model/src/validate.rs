@@ -328,7 +328,10 @@ fn derive_marketing(
             utm_campaign: field("marketing.utm_campaign", raw.utm_campaign),
             utm_term: field("marketing.utm_term", raw.utm_term),
             utm_content: field("marketing.utm_content", raw.utm_content),
-            referrer_host: field("marketing.referrer_host", raw.referrer_host),
+            // Read as `page.referrer`'s host is (lower case, no `www.`, no port), so that a
+            // tracker naming `Google.com` and one sending its referrer count as one source.
+            referrer_host: field("marketing.referrer_host", raw.referrer_host)
+                .map(|named| named_host(&named).unwrap_or(named)),
         },
         None => Marketing::default(),
     };

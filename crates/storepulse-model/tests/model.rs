@@ -193,12 +193,16 @@ fn an_explicit_referrer_host_on_the_pages_own_site_is_not_a_source() {
     // Compared as `referrer_host()` reads hosts: letter case, `www.` and a port do not matter.
     assert_eq!(referrer_host("https://www.Shop.test:8443/p/1", "WWW.shop.TEST:443"), None);
     assert_eq!(referrer_host("https://shop.test/p/1", "https://www.shop.test/c/shoes"), None);
-    // Another site is kept as it was named.
+    // Another site is kept, read as a referrer's host is: `Google.com`, `www.google.com:443`
+    // and `https://www.google.com/search` are one source, `google.com`.
     assert_eq!(
         referrer_host("https://shop.test/p/1", "outlet.shop.test").as_deref(),
         Some("outlet.shop.test")
     );
-    assert_eq!(referrer_host("https://shop.test/p/1", "Google.com").as_deref(), Some("Google.com"));
+    for named in ["Google.com", "www.google.com:443", "https://www.google.com/search"] {
+        let host = referrer_host("https://shop.test/p/1", named);
+        assert_eq!(host.as_deref(), Some("google.com"), "{named}");
+    }
     // Without the page's URL nothing says the host is the shop's own.
     let no_url =
         r#"{"type":"page_view","page":{"path":"/p/1"},"marketing":{"referrer_host":"shop.test"}}"#;
