@@ -106,6 +106,16 @@ async fn get_trending(
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let k = parse_k(params.k.as_deref())?;
+    // `a` and `b` are the compare endpoint's: here they would be ignored, silently.
+    if let Some(parameter) = [("a", &params.a), ("b", &params.b)]
+        .into_iter()
+        .find_map(|(name, value)| value.is_some().then_some(name))
+    {
+        return Err(invalid(
+            parameter,
+            "compares versions at /api/v1/trending/compare; here name one with version",
+        ));
+    }
     let version = state.trending.weights(params.version.as_deref()).map_err(registry_error)?;
     let products = rank(&state, &version, &params.filters()?, k);
     Ok(Json(json!({
@@ -128,6 +138,9 @@ async fn get_compare(
     let (Some(a), Some(b)) = (params.a.as_deref(), params.b.as_deref()) else {
         return Err(invalid("a", "name two versions: a=v1&b=v1.1"));
     };
+    if params.version.is_some() {
+        return Err(invalid("version", "name the two versions to compare with a and b"));
+    }
     let filters = params.filters()?;
     let a = state.trending.weights(Some(a)).map_err(registry_error)?;
     let b = state.trending.weights(Some(b)).map_err(registry_error)?;

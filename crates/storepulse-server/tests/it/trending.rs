@@ -60,6 +60,17 @@ async fn trending_products_rank_stored_events_and_validate_k() {
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "k={k}");
         assert_eq!(response.json()["error"]["details"]["parameter"], "k");
     }
+    // Each endpoint's own parameters: the compare endpoint's `a`/`b` are not ignored here,
+    // nor `version` there.
+    for (query, parameter) in [
+        ("/api/v1/trending/products?a=v1", "a"),
+        ("/api/v1/trending/products?b=v1", "b"),
+        ("/api/v1/trending/compare?a=v1&b=v1&version=v1", "version"),
+    ] {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(response.json()["error"]["details"]["parameter"], parameter, "{query}");
+    }
 
     let seed = test.get("/trending_products?k=1").await.json();
     assert_eq!(seed["top_k"], 1);
