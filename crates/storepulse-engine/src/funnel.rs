@@ -5,11 +5,12 @@
 //! Every session keeps a short trail of its events (time, type, product; at most
 //! [`MAX_TRAIL`] marks, 12 bytes each, times as offsets from the trail's first event, so a
 //! trail covers a session's first 49 days) for `retention` after its last event. A session
-//! belongs to the range its first step falls in. Per product, a step counts when its event
-//! names that product, or names no product at all (a page view, a checkout sent without
-//! lines). Each step is matched by a later event than the previous step's, so a repeated step
-//! (`page_view,page_view`) needs as many events. The trails also give the exact session metrics by product and below a day (see
-//! `engine::sessions`).
+//! counts in a range when a first step falls in it, from the first step in it that gets
+//! furthest. Per product, a step counts when its event names that product, or names no
+//! product at all (a page view, a checkout sent without lines). Each step is matched by a
+//! later event than the previous step's, so a repeated step (`page_view,page_view`) needs as
+//! many events (two events in the same millisecond are two). The trails also give the exact
+//! session metrics by product and below a day (see `engine::sessions`).
 
 use std::str::FromStr;
 
@@ -31,7 +32,7 @@ const COMPACT_MIN_FREE: usize = 1024;
 const ENDED_AFTER_MS: i64 = 30 * 60_000;
 
 /// One event of a session, or one product of it: an event naming three products leaves
-/// three marks with the same time (no allocation per event).
+/// three marks with the same time (no allocation per event), the first of them starting it.
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Mark {
     /// Milliseconds after the trail's `base_ms`.
@@ -39,6 +40,31 @@ struct Mark {
     /// The product this mark is about; 0 when the event names none.
     product: u32,
     event_type: EventType,
+    /// The first mark of its event. Two events of one type in the same millisecond (three
+    /// cart adds sent with one whole-second timestamp) are two events, not one event naming
+    /// two products. (In the padding: a mark is still 12 bytes.)
+    starts_event: bool,
+}
+
+/// A [`Mark`] as snapshot formats up to 12 stored it, without `starts_event`: marks of one
+/// time and type were taken as one event, as they are when converted.
+#[derive(Clone, Copy, serde::Deserialize)]
+pub(crate) struct MarkUpToV12 {
+    offset_ms: u32,
+    product: u32,
+    event_type: EventType,
+}
+
+fn marks_from(old: Vec<MarkUpToV12>) -> Vec<Mark> {
+    let mut marks: Vec<Mark> = Vec::with_capacity(old.len());
+    for mark in old {
+        let starts_event = marks.last().is_none_or(|last| {
+            last.offset_ms != mark.offset_ms || last.event_type != mark.event_type
+        });
+        let MarkUpToV12 { offset_ms, product, event_type } = mark;
+        marks.push(Mark { offset_ms, product, event_type, starts_event });
+    }
+    marks
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -70,7 +96,7 @@ pub(crate) struct TrailUpToV12 {
     last_offset_ms: u32,
     base_ms: i64,
     visitor: u64,
-    marks: Vec<Mark>,
+    marks: Vec<MarkUpToV12>,
 }
 
 impl From<TrailUpToV12> for Trail {
@@ -82,7 +108,7 @@ impl From<TrailUpToV12> for Trail {
             last_offset_ms,
             base_ms,
             visitor,
-            marks,
+            marks: marks_from(marks),
             source: 0,
             source_offset_ms: 0,
         }
@@ -421,17 +447,23 @@ impl FunnelLog {
         }
         let slot = self.slot_of(session, hint, place, time_ms);
         let trail = &mut self.trails[slot];
-        if let Some(visitor) = visitor {
-            trail.visitor = visitor;
-        }
-        if place.country != 0 {
-            trail.place.country = place.country;
-        }
-        if place.device != 0 {
-            trail.place.device = place.device;
-        }
         let before = trail.marks.len();
         let Some(offset_ms) = trail.offset_of(time_ms) else { return };
+        // The session's visitor, country and device are those of its latest event (by event
+        // time) naming them: a late or backfilled event fills in what is unknown but does not
+        // move a session to another country, device or visitor.
+        let latest = offset_ms >= trail.last_offset_ms;
+        if let Some(visitor) = visitor
+            && (latest || trail.visitor == 0)
+        {
+            trail.visitor = visitor;
+        }
+        if place.country != 0 && (latest || trail.place.country == 0) {
+            trail.place.country = place.country;
+        }
+        if place.device != 0 && (latest || trail.place.device == 0) {
+            trail.place.device = place.device;
+        }
         trail.last_offset_ms = trail.last_offset_ms.max(offset_ms);
         if before < MAX_TRAIL {
             // Usually in order (checked first: no search); a late event is put in its place.
@@ -441,9 +473,15 @@ impl FunnelLog {
             } else {
                 trail.marks.partition_point(|mark| mark.offset_ms <= offset_ms)
             };
-            let marks = products.iter().map(|&product| Mark { offset_ms, product, event_type });
+            let marks = products.iter().enumerate().map(|(at, &product)| Mark {
+                offset_ms,
+                product,
+                event_type,
+                starts_event: at == 0,
+            });
             if products.is_empty() {
-                trail.marks.insert(index, Mark { offset_ms, product: 0, event_type });
+                let mark = Mark { offset_ms, product: 0, event_type, starts_event: true };
+                trail.marks.insert(index, mark);
             } else if index == trail.marks.len() {
                 trail.marks.extend(marks);
             } else {
@@ -651,9 +689,11 @@ impl FunnelLog {
     }
 }
 
-/// How many steps a session reached: the first step in range, then each next step matched by
-/// a later event than the one that matched the previous step (later in the trail, which is in
-/// time order) within the window of the first. One event never counts at two steps, so
+/// How many steps a session reached: from a first step in range, each next step matched by a
+/// later event than the one that matched the previous step (later in the trail, which is in
+/// time order) within the window of that first step; the most any first step in range reaches
+/// (a session that browsed three hours ago and came back to buy is counted from the visit that
+/// bought, whatever range holds both). One event never counts at two steps, so
 /// `page_view,page_view` counts sessions with two page views, not every session with one.
 fn progress(
     trail: &Trail,
@@ -662,41 +702,44 @@ fn progress(
     matches: impl Fn(&Mark) -> bool,
 ) -> usize {
     let marks = &trail.marks;
-    let Some(start) = marks.iter().position(|mark| {
+    let mut best = 0;
+    for (start, mark) in marks.iter().enumerate() {
         let time = trail.time_of(mark);
-        mark.event_type == steps[0] && time >= spec.from_ms && time < spec.to_ms && matches(mark)
-    }) else {
-        return 0;
-    };
-    let deadline = trail.time_of(&marks[start]) + spec.window_ms;
-    let mut reached = 1;
-    let mut previous = start;
-    for step in &steps[1..] {
-        let after = end_of_event(marks, previous);
-        let next = marks[after..].iter().position(|mark| {
-            mark.event_type == *step && trail.time_of(mark) <= deadline && matches(mark)
-        });
-        match next {
-            Some(offset) => {
-                reached += 1;
-                previous = after + offset;
+        if mark.event_type != steps[0]
+            || time < spec.from_ms
+            || time >= spec.to_ms
+            || !matches(mark)
+        {
+            continue;
+        }
+        let deadline = time + spec.window_ms;
+        let mut reached = 1;
+        let mut previous = start;
+        for step in &steps[1..] {
+            let after = end_of_event(marks, previous);
+            let next = marks[after..].iter().position(|mark| {
+                mark.event_type == *step && trail.time_of(mark) <= deadline && matches(mark)
+            });
+            match next {
+                Some(offset) => {
+                    reached += 1;
+                    previous = after + offset;
+                }
+                None => break,
             }
-            None => break,
+        }
+        best = best.max(reached);
+        if best == steps.len() {
+            break;
         }
     }
-    reached
+    best
 }
 
-/// The index after the last mark of the event that left `marks[index]`: an event naming
-/// several products leaves one mark per product, side by side, with its time and type (two
-/// events of one type in the same millisecond are taken as one).
+/// The index after the last mark of the event that left `marks[index]` (an event naming
+/// several products leaves one mark per product, side by side).
 fn end_of_event(marks: &[Mark], index: usize) -> usize {
-    let mark = marks[index];
-    let same_event = marks[index + 1..]
-        .iter()
-        .take_while(|next| next.offset_ms == mark.offset_ms && next.event_type == mark.event_type)
-        .count();
-    index + 1 + same_event
+    index + 1 + marks[index + 1..].iter().take_while(|next| !next.starts_event).count()
 }
 
 #[cfg(test)]
@@ -714,6 +757,60 @@ mod tests {
         groups.get(&0).cloned().unwrap_or_default()
     }
 
+    /// Three cart adds sent with one whole-second timestamp are three events, not one event
+    /// naming three products.
+    #[test]
+    fn events_of_one_millisecond_are_separate_steps() {
+        let mut log = FunnelLog::new(30 * 24 * HOUR);
+        let base = 1_800_000_000_000;
+        for product in [1, 2, 3] {
+            log.observe(7, None, Place::default(), base, EventType::AddToCart, &[product]);
+        }
+        // And one event naming two products is still one event.
+        log.observe(8, None, Place::default(), base, EventType::AddToCart, &[1, 2]);
+        let steps = vec![EventType::AddToCart; 3];
+        let spec = FunnelSpec { steps, window_ms: HOUR, from_ms: base, to_ms: base + HOUR };
+        assert_eq!(reached(&log, &spec), [2, 1, 1]);
+    }
+
+    /// A session that browsed hours ago and came back to buy counts from the visit that
+    /// bought: a wider range never shows less conversion.
+    #[test]
+    fn every_first_step_in_range_is_tried() {
+        let mut log = FunnelLog::new(30 * 24 * HOUR);
+        let base = 1_800_000_000_000;
+        let place = Place::default();
+        log.observe(7, None, place, base, EventType::ProductView, &[]);
+        log.observe(7, None, place, base + 3 * HOUR, EventType::ProductView, &[]);
+        log.observe(7, None, place, base + 3 * HOUR + 10_000, EventType::AddToCart, &[]);
+        let steps = vec![EventType::ProductView, EventType::AddToCart];
+        let spec = |from_ms| FunnelSpec {
+            steps: steps.clone(),
+            window_ms: HOUR,
+            from_ms,
+            to_ms: base + 4 * HOUR,
+        };
+        assert_eq!(reached(&log, &spec(base + 2 * HOUR)), [1, 1]);
+        assert_eq!(reached(&log, &spec(base)), [1, 1]);
+    }
+
+    /// A late event (earlier event time) fills in what a session does not know yet but does
+    /// not move it to its country, device or visitor.
+    #[test]
+    fn a_sessions_place_and_visitor_are_its_latest_events() {
+        let mut log = FunnelLog::new(30 * 24 * HOUR);
+        let base = 1_800_000_000_000;
+        let us = Place { store: 1, country: 1, device: 1 };
+        let de = Place { store: 1, country: 2, device: 2 };
+        log.observe(7, Some(11), us, base, EventType::PageView, &[]);
+        log.observe(7, Some(12), de, base - 60_000, EventType::PageView, &[]);
+        let trail = &log.trails[0];
+        assert_eq!((trail.place, trail.visitor), (us, 11));
+        log.observe(7, Some(13), de, base + 60_000, EventType::PageView, &[]);
+        let trail = &log.trails[0];
+        assert_eq!((trail.place, trail.visitor), (de, 13));
+    }
+
     #[test]
     fn late_events_earlier_than_the_trail_move_its_base_back() {
         let mut log = FunnelLog::new(30 * 24 * HOUR);
@@ -729,8 +826,8 @@ mod tests {
     }
 
     /// A late event takes its place in time order, so a funnel reads the same whatever order
-    /// the events came in: it starts at the session's first product view (minute 0), and the
-    /// cart add at minute 70 is past that view's hour.
+    /// the events came in: the cart add at minute 70 is past the hour of the first product
+    /// view (minute 0) but within that of the view at minute 20, which counts.
     #[test]
     fn a_late_event_is_read_in_its_place() {
         let place = Place::default();
@@ -750,7 +847,7 @@ mod tests {
             for (offset, event_type) in order {
                 log.observe(7, None, place, base + offset, event_type, &[3]);
             }
-            assert_eq!(reached(&log, &range), [1, 0, 0, 0], "{order:?}");
+            assert_eq!(reached(&log, &range), [1, 1, 0, 0], "{order:?}");
         }
     }
 

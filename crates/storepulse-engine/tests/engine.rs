@@ -1427,6 +1427,16 @@ fn funnels_count_sessions_through_ordered_steps_within_the_window() {
     );
     let by_category = engine.funnel(&spec, FunnelSplit::Category(1), &everyone, 10).unwrap();
     assert_eq!(by_category.groups[0].key.as_deref(), Some("Gear"));
+    // A first step naming no products splits into no groups: refused, not answered empty.
+    let from_landing = FunnelSpec {
+        steps: FunnelSpec::parse_steps("page_view,purchase").unwrap(),
+        ..spec.clone()
+    };
+    for split in [FunnelSplit::Product, FunnelSplit::Category(1)] {
+        let error = engine.funnel(&from_landing, split, &everyone, 10).unwrap_err();
+        assert_eq!(error.parameter, "group_by");
+    }
+    assert!(engine.funnel(&from_landing, FunnelSplit::Country, &everyone, 10).is_ok());
 
     let later = FunnelSpec { from_ms: t + HOUR, ..spec.clone() };
     assert_eq!(

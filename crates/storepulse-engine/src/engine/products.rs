@@ -158,6 +158,28 @@ impl Engine {
         limit: usize,
     ) -> Result<FunnelResult, QueryError> {
         self.check_trails_cover(spec.from_ms, "from", "funnels are counted from session trails")?;
+        // By product, sessions are split by the products their first step names: a first
+        // step that names none (a page view) would answer no groups at all.
+        if matches!(split, FunnelSplit::Product | FunnelSplit::Category(_))
+            && !matches!(
+                spec.steps[0],
+                EventType::ProductView
+                    | EventType::AddToCart
+                    | EventType::RemoveFromCart
+                    | EventType::CheckoutStarted
+                    | EventType::Purchase
+                    | EventType::Refund
+            )
+        {
+            return Err(QueryError::new(
+                "group_by",
+                format!(
+                    "by product or category the first step must name products ({} names none): \
+                     start with product_view, add_to_cart, checkout_started or purchase",
+                    spec.steps[0].as_str()
+                ),
+            ));
+        }
         let live = self.live_filter(filters);
         let Some(live) = live else {
             return Ok(FunnelResult {
