@@ -119,6 +119,11 @@ fn a_fast_client_clock_does_not_hide_other_visitors() {
     assert_eq!((live.active_users, live.active_sessions), (2, 2));
     assert_eq!(live.page_views, 2);
     assert_eq!(engine.visitor_active_sessions(Timestamp(now), "u1", &RealtimeFilter::default()), 1);
+    // The fast clock's visitor is active five minutes from when its event arrived, not from
+    // the time its clock claimed.
+    let later =
+        engine.realtime(Timestamp(now + 6 * MIN), &RealtimeFilter::default(), 5, Currency::USD);
+    assert_eq!(later.active_users, 0);
 }
 
 fn purchase(

@@ -246,8 +246,12 @@ impl Engine {
         // (stores are tenants: their user and session ids are their own).
         let visitor = event.visitor_id().map(|id| (id, in_store(hash_id(id), origin.store)));
         let session = event.session_id.as_deref().map(|id| in_store(hash_id(id), origin.store));
+        // Live windows see an event no later than it was received: a client clock running
+        // minutes fast (within the accepted skew) would otherwise keep its visitor "active"
+        // that much longer than five minutes.
+        let seen_ms = time.min(event.received_at.0);
         let remembered = self.live.observe(
-            &Sighting { time_ms: time, place, visitor, session, page_view },
+            &Sighting { time_ms: seen_ms, place, visitor, session, page_view },
             self.live_reference_ms,
         );
         let mut no_hint = TrailHint::default();
