@@ -297,14 +297,16 @@ impl FunnelSpec {
 
     /// Parses `product_view,add_to_cart,...`.
     pub fn parse_steps(text: &str) -> Result<Vec<EventType>, String> {
-        let steps: Vec<EventType> = text
-            .split(',')
-            .map(str::trim)
-            .filter(|name| !name.is_empty())
-            .map(|name| {
-                EventType::parse(name).ok_or_else(|| format!("{name:?} is not an event type"))
-            })
-            .collect::<Result<_, _>>()?;
+        let steps: Vec<EventType> =
+            text.split(',')
+                .map(str::trim)
+                .map(|name| match name {
+                    // `page_view,,purchase` is a typo, not a two-step funnel.
+                    "" => Err("an empty step (two commas in a row, or one at an end)".to_owned()),
+                    name => EventType::parse(name)
+                        .ok_or_else(|| format!("{name:?} is not an event type")),
+                })
+                .collect::<Result<_, _>>()?;
         if !(2..=MAX_STEPS).contains(&steps.len()) {
             return Err(format!("name 2 to {MAX_STEPS} steps"));
         }

@@ -106,6 +106,21 @@ async fn get_ranking(State(state): State<AppState>, params: Params) -> Result<Re
 async fn get_ticker(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
+    // The ticker is across countries and levels (seed 1's: top gainers and losers of all):
+    // those filters would be ignored, so they are refused.
+    for (parameter, given) in [
+        ("country", params.country.is_some()),
+        ("level", params.level.is_some()),
+        ("limit", params.limit.is_some()),
+    ] {
+        if given {
+            return Err(invalid(
+                parameter,
+                "the ticker is 5 gainers and 5 losers across countries and levels; filter \
+                 the ranking at /api/v1/category-trends instead",
+            ));
+        }
+    }
     let category = filter_text("category", &params.category)?;
     let (source, rows) = rows(&state, &params)?;
     let items = ticker(&rows, &state.config.category_trends, category);

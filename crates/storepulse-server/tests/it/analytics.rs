@@ -208,6 +208,8 @@ async fn funnels_and_distinct_metrics_over_http() {
     for (query, parameter) in [
         ("/api/v1/funnels?steps=product_view", "steps"),
         ("/api/v1/funnels?steps=view,buy", "steps"),
+        ("/api/v1/funnels?steps=page_view,,purchase", "steps"),
+        ("/api/v1/funnels?steps=page_view,purchase&group_by=product", "group_by"),
         ("/api/v1/funnels?window=forever", "window"),
         ("/api/v1/funnels?group_by=colour", "group_by"),
         ("/api/v1/funnels?device=toaster", "device"),

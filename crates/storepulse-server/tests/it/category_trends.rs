@@ -38,6 +38,14 @@ async fn seed_ones_csv_is_imported_ranked_and_kept() {
 
     let ticker = test.get("/api/v1/category-trends/ticker?source=imported").await.json();
     assert_eq!(ticker["items"].as_array().unwrap().len(), 10);
+    // The ticker spans every country and level: filters it would ignore are refused.
+    for parameter in ["country=US", "level=2", "limit=3"] {
+        let query = format!("/api/v1/category-trends/ticker?source=imported&{parameter}");
+        let response = test.get(&query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        let name = parameter.split('=').next().unwrap();
+        assert_eq!(response.json()["error"]["details"]["parameter"], name, "{query}");
+    }
     let all = test.get("/api/v1/category-trends/rows?source=imported").await.json();
     assert_eq!(all.as_array().unwrap().len(), 380);
 
