@@ -63,9 +63,12 @@ impl TrendingWeights {
     }
 }
 
-/// A version name: `v` followed by dot-separated numbers (`v1`, `v1.9`, `v1.10`).
+/// A version name: `v` followed by dot-separated numbers (`v1`, `v1.9`, `v1.10`), one to
+/// four of them. Names are their numbers: `v01.2` and `v1.02` are `v1.2` (so two versions
+/// can never look alike and weigh differently).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct VersionName {
+    /// Canonical: `v` and the numbers without leading zeros.
     text: String,
     parts: Vec<u64>,
 }
@@ -75,7 +78,8 @@ impl VersionName {
         let digits = text.trim().strip_prefix('v')?;
         let parts: Option<Vec<u64>> = digits.split('.').map(|part| part.parse().ok()).collect();
         let parts = parts.filter(|parts| !parts.is_empty() && parts.len() <= 4)?;
-        Some(VersionName { text: text.trim().to_owned(), parts })
+        let numbers: Vec<String> = parts.iter().map(u64::to_string).collect();
+        Some(VersionName { text: format!("v{}", numbers.join(".")), parts })
     }
 
     pub fn as_str(&self) -> &str {
@@ -154,8 +158,15 @@ impl WeightRegistry {
         }
     }
 
+    /// The version named `version`, by its numbers (`v01.2` finds `v1.2`).
     pub fn get(&self, version: &str) -> Option<&WeightVersion> {
-        self.versions.iter().find(|entry| entry.version == version.trim())
+        let wanted = VersionName::parse(version);
+        self.versions.iter().find(|entry| match &wanted {
+            Some(wanted) => {
+                VersionName::parse(&entry.version).is_some_and(|name| name.parts == wanted.parts)
+            }
+            None => entry.version == version.trim(),
+        })
     }
 
     pub fn active(&self) -> &WeightVersion {
@@ -190,12 +201,8 @@ impl WeightRegistry {
                 .max()
                 .map_or_else(|| VersionName::parse("v1").expect("v1 parses"), |v| v.next_minor()),
         };
-        if self
-            .versions
-            .iter()
-            .any(|entry| VersionName::parse(&entry.version).as_ref() == Some(&name))
-        {
-            return Err(RegistryError::Exists(name.as_str().into()));
+        if let Some(existing) = self.get(name.as_str()) {
+            return Err(RegistryError::Exists(existing.version.clone()));
         }
         self.versions.push(WeightVersion {
             version: name.as_str().into(),
@@ -252,6 +259,14 @@ mod tests {
             registry.create(Some("v1.10"), weights, None, false, "t4").unwrap_err(),
             RegistryError::Exists("v1.10".into())
         );
+        // Names are their numbers: `v01.10` is `v1.10`, found and refused as it.
+        for alike in ["v01.10", "v1.010", " v1.10 "] {
+            let refused = registry.create(Some(alike), weights, None, false, "t4");
+            assert_eq!(refused.unwrap_err(), RegistryError::Exists("v1.10".into()), "{alike}");
+            assert_eq!(registry.get(alike).unwrap().version, "v1.10");
+        }
+        let canonical = registry.create(Some("v02.03"), weights, None, false, "t4").unwrap();
+        assert_eq!(canonical.version, "v2.3");
         assert!(matches!(registry.activate("v9", "t5"), Err(RegistryError::Unknown(_))));
         registry.activate("v1", "t6").unwrap();
         let history: Vec<&str> = registry.activations.iter().map(|a| a.version.as_str()).collect();
