@@ -493,6 +493,18 @@ impl FunnelLog {
         self.marks += trail.marks.len() - before;
     }
 
+    /// A sign-in (an identify event) in `session` at `time_ms` by the visitor whose key is
+    /// `visitor`: not a step of the session, but from then on its visitor (if the session has
+    /// a trail and no later event names another).
+    pub fn identify(&mut self, session: u64, visitor: u64, time_ms: i64) {
+        if let Some(&slot) = self.slots.get(session) {
+            let trail = &mut self.trails[slot as usize];
+            if time_ms >= trail.last_ms() {
+                trail.visitor = visitor;
+            }
+        }
+    }
+
     /// The slot of `session`'s trail, made (at `time_ms`, `place`) when it has none. Each event
     /// asks twice ([`FunnelLog::attribute`], then [`FunnelLog::observe_remembering`]): the
     /// second finds it by the hint the first left, inlined (the compiler kept a call for

@@ -889,6 +889,27 @@ fn a_refund_before_its_sale_still_caps_what_the_order_can_refund() {
     assert_eq!(totals["orders"], Value::Count(1), "the early refund is not an order");
 }
 
+/// A sign-in by an identify event makes the session's visitor the signed-in one for the
+/// exact (trail-based) counts: the same person in two sessions is one visitor.
+#[test]
+fn an_identify_signs_the_session_in() {
+    let t = DAY0 + 10 * HOUR;
+    let engine = engine_with(&[
+        json!({"type": "page_view", "timestamp": at(t), "anonymous_id": "a1", "session_id": "s1",
+               "page": {"path": "/"}}),
+        json!({"type": "identify", "timestamp": at(t + MIN), "user_id": "u1",
+               "anonymous_id": "a1", "session_id": "s1"}),
+        page_view(t + 2 * MIN, "u1", "s2", "/", "US"),
+    ]);
+    let mut hourly = spec(&[Metric::Visitors, Metric::Sessions], t - HOUR, t + HOUR);
+    hourly.granularity = Some(Granularity::Hour);
+    let totals = engine.query(&hourly).unwrap().totals;
+    assert_eq!(
+        (totals["visitors"].clone(), totals["sessions"].clone()),
+        (Value::Count(1), Value::Count(2))
+    );
+}
+
 /// The session's source is part of the state a restart keeps: a purchase after it still
 /// counts under the campaign the session landed from before it.
 #[test]

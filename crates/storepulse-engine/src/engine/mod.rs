@@ -262,6 +262,8 @@ impl Engine {
         let trail_session = session.filter(|_| event.event_type != EventType::Identify);
         if let Some(session) = trail_session {
             origin.source = self.funnels.attribute(session, hint, place, time, origin.source);
+        } else if let (Some(session), Some((_, visitor))) = (session, visitor) {
+            self.funnels.identify(session, visitor, time);
         }
         let mut rows = std::mem::take(&mut self.scratch);
         let key = rows_of(event, origin, &mut self.dims, &mut self.orders, &mut rows);
