@@ -129,7 +129,7 @@ fn realtime_filter(params: &LiveParams) -> Result<RealtimeFilter, ApiError> {
     })
 }
 
-async fn get_realtime(
+pub(crate) async fn get_realtime(
     State(state): State<AppState>,
     params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {

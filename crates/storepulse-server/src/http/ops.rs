@@ -9,7 +9,8 @@
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,6 +18,7 @@ use serde_json::json;
 use storepulse_model::Timestamp;
 
 use crate::app::AppState;
+use crate::http::analytics::{LiveParams, get_realtime};
 use crate::ingest::writer::now_unix_ms;
 use crate::sync::RwLockExt;
 
@@ -74,22 +76,20 @@ async fn get_limits(State(state): State<AppState>) -> Response {
 
 /// Prometheus exposition, unless the client asks for JSON first: seed 3's dashboard read its
 /// live figures from `GET /metrics` as JSON (`Accept: application/json, …`), scrapers ask for
-/// OpenMetrics or text. The JSON is `/api/v1/realtime`'s answer, which has seed 3's fields.
-async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// OpenMetrics or text. The JSON is `/api/v1/realtime`'s answer, which has seed 3's fields,
+/// with its parameters (a store's figures, not every tenant's; unknown ones a 400).
+async fn get_metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<LiveParams>, QueryRejection>,
+) -> Response {
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .and_then(|accept| accept.split(',').next())
         .is_some_and(|first| first.trim().starts_with("application/json"));
     if wants_json {
-        let now = Timestamp(now_unix_ms());
-        let realtime = state.engine.read_ignoring_poison().realtime(
-            now,
-            &storepulse_engine::RealtimeFilter::default(),
-            5,
-            state.default_currency,
-        );
-        return axum::Json(realtime).into_response();
+        return get_realtime(State(state), params).await.into_response();
     }
     get_prometheus(State(state)).await
 }

@@ -203,7 +203,19 @@ async fn seed5_feedback_is_stored_and_seed3_reads_metrics_as_json() {
     for field in ["active_users", "active_sessions", "avg_sessions_per_user", "top_pages"] {
         assert!(live.get(field).is_some(), "{field}");
     }
-    let text = test.get("/metrics").await;
+    // With the realtime endpoint's parameters: one store's figures, and a 400 for others.
+    let json_metrics = |query: &str| {
+        axum::http::Request::get(format!("/metrics{query}"))
+            .header("accept", "application/json")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let visit = r#"{"type":"page_view","store":"north","user_id":"v1","page":{"path":"/"}}"#;
+    assert_eq!(test.post_json("/api/v1/events", visit).await.status, StatusCode::OK);
+    assert_eq!(test.send(json_metrics("?store=north")).await.json()["active_users"], 1);
+    assert_eq!(test.send(json_metrics("?store=south")).await.json()["active_users"], 0);
+    assert_eq!(test.send(json_metrics("?bogus=1")).await.status, StatusCode::BAD_REQUEST);
+    let text = test.get("/metrics?bogus=1").await;
     assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
     let text = test.get("/prometheus").await;
     assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
