@@ -71,26 +71,35 @@ impl ApiError {
         .iter()
         .find_map(|prefix| text.strip_prefix(prefix))
         .unwrap_or(text);
+        // serde_json's position (" at line 1 column 19") says nothing a caller needs.
+        let reason = match reason.rfind(" at line ") {
+            Some(at) if reason[at..].contains(" column ") => &reason[..at],
+            _ => reason,
+        };
+        // A body's errors start with the path of the value they are about (`weights: …`);
+        // the root's is `.`.
+        let (path, reason) = match reason.split_once(": ") {
+            Some((path, rest)) if !path.is_empty() && !path.contains(' ') => {
+                ((path != ".").then_some(path), rest)
+            }
+            _ => (None, reason),
+        };
+        let within = |field: String| path.map_or(field.clone(), |path| format!("{path}.{field}"));
         let quoted = |after: &str| {
             let rest = &reason[reason.find(after)? + after.len()..];
             Some(rest[..rest.find('`')?].to_owned())
         };
         let (parameter, message) = if let Some(field) = quoted("duplicate field `") {
-            (field, "is given more than once".to_owned())
+            (within(field), "is given more than once".to_owned())
         } else if let Some(field) = quoted("unknown field `") {
             let expected = reason.split_once(", expected ").map(|(_, list)| list);
             let message = match expected {
                 Some(list) => format!("is not a parameter here; expected {list}"),
                 None => "is not a parameter here".to_owned(),
             };
-            (field, message)
+            (within(field), message)
         } else {
-            match reason.split_once(": ") {
-                Some((path, why)) if !path.is_empty() && !path.contains(' ') => {
-                    (path.to_owned(), why.to_owned())
-                }
-                _ => (fallback.to_owned(), reason.to_owned()),
-            }
+            (path.map_or(fallback.to_owned(), str::to_owned), reason.to_owned())
         };
         ApiError::invalid_parameter(&parameter, message)
     }
@@ -234,5 +243,49 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> (String, String) {
+        match ApiError::from_serde_refusal("body", text) {
+            ApiError::BadRequest { details: Some(details), .. } => (
+                details["parameter"].as_str().unwrap_or_default().to_owned(),
+                details["reason"].as_str().unwrap_or_default().to_owned(),
+            ),
+            other => panic!("not a parameter error: {other:?}"),
+        }
+    }
+
+    /// A refusal names the parameter by its whole path in the body, without serde's position.
+    #[test]
+    fn a_serde_refusal_names_the_parameter_by_its_path() {
+        const BODY: &str = "Failed to deserialize the JSON body into the target type: ";
+        let nested = format!(
+            "{BODY}weights: unknown field `bogus`, expected one of `view`, `cart` at line 1 column 19"
+        );
+        assert_eq!(
+            refused(&nested),
+            (
+                "weights.bogus".into(),
+                "is not a parameter here; expected one of `view`, `cart`".into()
+            )
+        );
+        let top = format!("{BODY}unknown field `weightz`, expected `weights` at line 1 column 10");
+        assert_eq!(refused(&top).0, "weightz");
+        let typed = format!(
+            "{BODY}weights.view: invalid type: string \"x\", expected f64 at line 1 column 20"
+        );
+        assert_eq!(
+            refused(&typed),
+            ("weights.view".into(), "invalid type: string \"x\", expected f64".into())
+        );
+        let query = "Failed to deserialize query string: k: invalid digit found in string";
+        assert_eq!(refused(query), ("k".into(), "invalid digit found in string".into()));
+        assert_eq!(refused("Failed to deserialize query string: duplicate field `k`").0, "k");
+        assert_eq!(refused("EOF while parsing a value at line 1 column 0").0, "body");
     }
 }
