@@ -84,7 +84,13 @@ impl ApiError {
             }
             _ => (None, reason),
         };
-        let within = |field: String| path.map_or(field.clone(), |path| format!("{path}.{field}"));
+        // (A query string's path is the unknown field itself: `top: unknown field `top``.)
+        let within = |field: String| match path {
+            Some(path) if path != field && !path.ends_with(&format!(".{field}")) => {
+                format!("{path}.{field}")
+            }
+            _ => field,
+        };
         let quoted = |after: &str| {
             let rest = &reason[reason.find(after)? + after.len()..];
             Some(rest[..rest.find('`')?].to_owned())
@@ -286,6 +292,8 @@ mod tests {
         let query = "Failed to deserialize query string: k: invalid digit found in string";
         assert_eq!(refused(query), ("k".into(), "invalid digit found in string".into()));
         assert_eq!(refused("Failed to deserialize query string: duplicate field `k`").0, "k");
+        let unknown = "Failed to deserialize query string: top: unknown field `top`, expected `k`";
+        assert_eq!(refused(unknown).0, "top");
         assert_eq!(refused("EOF while parsing a value at line 1 column 0").0, "body");
     }
 }
