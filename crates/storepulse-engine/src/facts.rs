@@ -50,8 +50,9 @@ impl Measures {
         self.refunds = self.refunds.saturating_add(other.refunds);
         self.promotion_views = self.promotion_views.saturating_add(other.promotion_views);
         self.promotion_clicks = self.promotion_clicks.saturating_add(other.promotion_clicks);
-        self.gross_revenue += other.gross_revenue;
-        self.refunded_revenue += other.refunded_revenue;
+        // Saturating, as the counts are: each amount is bounded at ingest, their sums not.
+        self.gross_revenue = self.gross_revenue.saturating_add(other.gross_revenue);
+        self.refunded_revenue = self.refunded_revenue.saturating_add(other.refunded_revenue);
     }
 
     /// These measures without their money (for rows in another currency than the query's).
@@ -93,8 +94,8 @@ impl Totals {
         self.refunds += u64::from(row.refunds);
         self.promotion_views += u64::from(row.promotion_views);
         self.promotion_clicks += u64::from(row.promotion_clicks);
-        self.gross_revenue += row.gross_revenue;
-        self.refunded_revenue += row.refunded_revenue;
+        self.gross_revenue = self.gross_revenue.saturating_add(row.gross_revenue);
+        self.refunded_revenue = self.refunded_revenue.saturating_add(row.refunded_revenue);
     }
 }
 

@@ -74,6 +74,11 @@ impl fmt::Display for Currency {
     }
 }
 
+/// The largest amount accepted, in minor units (10^15: ten trillion dollars): far above any
+/// order, and far enough below `i64::MAX` that sums of millions of such amounts (an order's
+/// lines times their quantities, a day's revenue) stay exact.
+pub const MAX_MINOR_UNITS: i64 = 1_000_000_000_000_000;
+
 /// An exact decimal amount as sent, before a currency gives it a scale.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecimalAmount {
@@ -96,7 +101,11 @@ impl fmt::Display for AmountError {
             AmountError::TooManyDecimals { currency, allowed } => {
                 write!(formatter, "has more than {allowed} decimal places, which {currency} allows")
             }
-            AmountError::OutOfRange => formatter.write_str("is too large"),
+            AmountError::OutOfRange => write!(
+                formatter,
+                "is too large: at most {MAX_MINOR_UNITS} minor units (10 trillion in a 2-decimal \
+                 currency)"
+            ),
         }
     }
 }
@@ -158,6 +167,9 @@ impl DecimalAmount {
         }
         let factor = 10_i128.pow(exponent - self.scale);
         let minor = self.mantissa.checked_mul(factor).ok_or(AmountError::OutOfRange)?;
+        if minor.abs() > i128::from(MAX_MINOR_UNITS) {
+            return Err(AmountError::OutOfRange);
+        }
         i64::try_from(minor).map_err(|_| AmountError::OutOfRange)
     }
 }

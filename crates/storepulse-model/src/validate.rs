@@ -28,7 +28,7 @@ use crate::event::{
     ProductList, Promotion,
 };
 use crate::limits::Limits;
-use crate::money::{Currency, DecimalAmount, Money};
+use crate::money::{Currency, DecimalAmount, MAX_MINOR_UNITS, Money};
 use crate::raw::{RawEvent, RawOrder, RawPage, RawProduct, RawTime};
 use crate::time::{
     ClockPolicy, HeaderTime, Timestamp, resolve_event_time, timestamp_from_unix_integer,
@@ -828,6 +828,18 @@ impl Checker<'_> {
             }
             None => Vec::new(),
         };
+        // A line's amount (price × quantity) is bounded as any amount is, so that the engine's
+        // sums of lines stay exact.
+        if let Some(price) = price
+            && i128::from(price.minor) * i128::from(quantity) > i128::from(MAX_MINOR_UNITS)
+        {
+            self.push(
+                Sub(path, "quantity"),
+                ErrorCode::InvalidValue,
+                format!("price × quantity is more than {MAX_MINOR_UNITS} minor units"),
+            );
+            return None;
+        }
         let product = Product {
             id: id?,
             name: raw
@@ -907,7 +919,20 @@ impl Checker<'_> {
         let total = match (total, event_type) {
             (Some(total), _) => Some(total),
             (None, Some(EventType::Purchase | EventType::CheckoutStarted)) => {
-                computed_total(items, subtotal, tax, shipping, discount)
+                match computed_total(items, subtotal, tax, shipping, discount) {
+                    Ok(total) => total,
+                    Err(()) => {
+                        self.push(
+                            "order.total",
+                            ErrorCode::InvalidValue,
+                            format!(
+                                "the order's lines, tax and shipping add up to more than \
+                                 {MAX_MINOR_UNITS} minor units"
+                            ),
+                        );
+                        None
+                    }
+                }
             }
             (None, _) => None,
         };
@@ -1013,28 +1038,35 @@ impl Checker<'_> {
 /// An order's total from its subtotal, else from its priced lines (all in the order's
 /// currency, which validation has checked; a line without a price, such as a gift, adds
 /// nothing), plus tax and shipping, less discount. `None` when there is neither a subtotal nor
-/// a single priced line (seed 4's buys name units only: an order of unknown value), or when
-/// the sum overflows.
+/// a single priced line (seed 4's buys name units only: an order of unknown value); `Err`
+/// when it is more than [`MAX_MINOR_UNITS`].
 fn computed_total(
     items: &[Product],
     subtotal: Option<i64>,
     tax: Option<i64>,
     shipping: Option<i64>,
     discount: Option<i64>,
-) -> Option<i64> {
+) -> Result<Option<i64>, ()> {
+    // In i128: each amount and quantity is bounded, their products and sums are not.
     let lines = match subtotal {
-        Some(subtotal) => subtotal,
+        Some(subtotal) => i128::from(subtotal),
         None => {
-            let mut priced = items.iter().filter_map(|item| Some((item.price?, item.quantity)));
-            let (price, quantity) = priced.next()?;
-            let first = price.minor.checked_mul(i64::from(quantity))?;
-            priced.try_fold(first, |sum, (price, quantity)| {
-                sum.checked_add(price.minor.checked_mul(i64::from(quantity))?)
-            })?
+            let mut priced = items
+                .iter()
+                .filter_map(|item| Some(i128::from(item.price?.minor) * i128::from(item.quantity)))
+                .peekable();
+            if priced.peek().is_none() {
+                return Ok(None);
+            }
+            priced.sum()
         }
     };
-    let total = lines.checked_add(tax.unwrap_or(0))?.checked_add(shipping.unwrap_or(0))?;
-    Some((total - discount.unwrap_or(0)).max(0))
+    let total = lines + i128::from(tax.unwrap_or(0)) + i128::from(shipping.unwrap_or(0))
+        - i128::from(discount.unwrap_or(0));
+    match i64::try_from(total.max(0)) {
+        Ok(total) if total <= MAX_MINOR_UNITS => Ok(Some(total)),
+        _ => Err(()),
+    }
 }
 
 /// Whether a request's User-Agent is a browser's (or a crawler's posing as one): every browser

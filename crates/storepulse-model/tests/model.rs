@@ -115,6 +115,24 @@ fn an_order_total_comes_from_its_subtotal_or_lines_in_the_lines_currency() {
     assert_eq!(native(cart).unwrap().product.unwrap().price.unwrap().currency.code(), "JPY");
 }
 
+/// Amounts are bounded (10^15 minor units), so that no sum of them can overflow into a
+/// negative revenue: an amount, a line (price × quantity) and a computed total beyond it are
+/// refused, naming the field.
+#[test]
+fn amounts_beyond_ten_trillion_are_refused() {
+    let fields = |json: &str| -> Vec<String> {
+        errors_of(native(json)).into_iter().map(|(field, _)| field).collect()
+    };
+    let huge_total = r#"{"type":"purchase","order":{"id":"o","total":"50000000000000000.00"},"items":[{"id":"a","price":"1.00"}]}"#;
+    assert_eq!(fields(huge_total), ["order.total"]);
+    let huge_line = r#"{"type":"purchase","order":{"id":"o","total":"10.00"},"items":[{"id":"a","price":"9000000000000.00","quantity":1000}]}"#;
+    assert_eq!(fields(huge_line), ["items[0].quantity"]);
+    let huge_sum = r#"{"type":"purchase","order":{"id":"o","subtotal":"9000000000000.00","tax":"9000000000000.00"},"items":[{"id":"a","price":"1.00"}]}"#;
+    assert_eq!(fields(huge_sum), ["order.total"]);
+    let largest = r#"{"type":"purchase","order":{"id":"o","total":"10000000000000.00"},"items":[{"id":"a","price":"1.00"}]}"#;
+    assert_eq!(native(largest).unwrap().order.unwrap().total, Some(1_000_000_000_000_000));
+}
+
 #[test]
 fn defaults_fill_in_id_store_and_time() {
     let event = native(r#"{"type":"page_view","page":{"url":"https://shop.test/shoes?utm_source=news&utm_campaign=fall"}}"#).unwrap();
