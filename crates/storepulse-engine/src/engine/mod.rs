@@ -233,9 +233,13 @@ impl Engine {
     /// Adds one accepted event. Order does not matter for the rollups; the live windows
     /// ignore events already outside them.
     pub fn apply(&mut self, event: &Event) {
-        let time = event.event_time.0;
+        // An event counts no later than it arrived: a time ahead of that (a client clock
+        // running fast, within the accepted skew) would hide a client's own order from "the
+        // last hour" for minutes while its page views already show, and keep its visitor
+        // "active" that much longer than the window.
+        let time = event.event_time.0.min(event.received_at.0);
         self.newest_ms = self.newest_ms.max(time);
-        self.live_reference_ms = self.live_reference_ms.max(time.min(event.received_at.0));
+        self.live_reference_ms = self.live_reference_ms.max(time);
         let mut origin = Origin::of(event, &mut self.dims);
         let place = origin.place();
         let page_view = (event.event_type == EventType::PageView)
@@ -246,12 +250,8 @@ impl Engine {
         // (stores are tenants: their user and session ids are their own).
         let visitor = event.visitor_id().map(|id| (id, in_store(hash_id(id), origin.store)));
         let session = event.session_id.as_deref().map(|id| in_store(hash_id(id), origin.store));
-        // Live windows see an event no later than it was received: a client clock running
-        // minutes fast (within the accepted skew) would otherwise keep its visitor "active"
-        // that much longer than five minutes.
-        let seen_ms = time.min(event.received_at.0);
         let remembered = self.live.observe(
-            &Sighting { time_ms: seen_ms, place, visitor, session, page_view },
+            &Sighting { time_ms: time, place, visitor, session, page_view },
             self.live_reference_ms,
         );
         let mut no_hint = TrailHint::default();
