@@ -387,6 +387,24 @@ impl Mapper {
                     order.status = Some("cancelled".into());
                 }
                 raw.items = self.products(properties);
+                if event_name == "Order Cancelled" {
+                    // A cancellation takes back the whole order, whatever it repeats of it
+                    // (Segment's spec payload carries the order's products and `revenue`,
+                    // which leave out its shipping and tax): a refund naming only the order.
+                    order.total = None;
+                    order.subtotal = None;
+                    order.tax = None;
+                    order.shipping = None;
+                    order.discount = None;
+                    raw.items = None;
+                }
+                if native_type == "purchase"
+                    && let Some(id) = self.take_string(properties, "promotion_id")
+                {
+                    // An order placed from a promotion (seed 4's buys name one) counts for it.
+                    raw.promotion =
+                        Some(Box::new(RawPromotion { id: Some(id), ..RawPromotion::default() }));
+                }
                 raw.order = Some(Box::new(order));
                 for key in ORDER_KEYS {
                     properties.remove(key);
@@ -515,10 +533,12 @@ impl Mapper {
                 .iter()
                 .find_map(|key| properties.get(*key))
                 .and_then(value_text),
-            total: self
-                .amount("properties.total", properties.get("total"))
+            total: self.amount("properties.total", properties.get("total")),
+            // Segment's `revenue` is the order's value without shipping and tax: a subtotal,
+            // so an order sending `revenue`, `shipping` and `tax` totals all three.
+            subtotal: self
+                .amount("properties.subtotal", properties.get("subtotal"))
                 .or_else(|| self.amount("properties.revenue", properties.get("revenue"))),
-            subtotal: self.amount("properties.subtotal", properties.get("subtotal")),
             tax: self.amount("properties.tax", properties.get("tax")),
             shipping: self.amount("properties.shipping", properties.get("shipping")),
             discount: self.amount("properties.discount", properties.get("discount")),

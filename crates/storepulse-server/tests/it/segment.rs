@@ -59,6 +59,29 @@ async fn single_calls_map_by_endpoint() {
     assert_eq!(stored[2].page.as_ref().unwrap().path.as_deref(), Some("screen:Cart"));
 }
 
+/// A Segment order counts as a native one: `revenue` is its value before shipping and tax
+/// (Segment's spec), a `promotion_id` credits the promotion, and "Order Cancelled" takes back
+/// the whole order whatever of it the payload repeats.
+#[tokio::test]
+async fn segment_orders_count_like_native_ones() {
+    let test = TestApp::new();
+    let track = |message: &'static str| test.post_json("/v1/track", message);
+    for message in [
+        r#"{"event":"Promotion Clicked","userId":"u","properties":{"promotion_id":"xmas"}}"#,
+        r#"{"event":"Order Completed","userId":"u","properties":{"order_id":"o1","revenue":30,"shipping":5,"tax":3,"promotion_id":"xmas","products":[{"product_id":"a","price":10},{"product_id":"b","price":20}]}}"#,
+    ] {
+        assert_eq!(track(message).await.status, StatusCode::OK, "{message}");
+    }
+    let query = "/api/v1/query?range=last_hour&metrics=orders,gross_revenue,net_revenue";
+    assert_eq!(test.get(query).await.json()["totals"]["gross_revenue"], "38.00");
+    let promotions = test.get("/api/v1/promotions?range=last_hour").await.json();
+    let xmas = &promotions["groups"][0];
+    assert_eq!((&xmas["key"], &xmas["values"]["orders"]), (&json!("xmas"), &json!(1)));
+    let cancel = r#"{"event":"Order Cancelled","userId":"u","properties":{"order_id":"o1","revenue":30,"products":[{"product_id":"a","price":10},{"product_id":"b","price":20}]}}"#;
+    assert_eq!(track(cancel).await.status, StatusCode::OK);
+    assert_eq!(test.get(query).await.json()["totals"]["net_revenue"], "0.00");
+}
+
 #[tokio::test]
 async fn a_page_with_only_a_name_is_stored_with_the_name_as_its_path() {
     let test = TestApp::new();
