@@ -511,6 +511,36 @@ impl Config {
                 "must be at least 1s (leave it unset to write a snapshot only at shutdown)",
             )?;
         }
+        // Windows and retentions that would leave the figures empty or contradict each other:
+        // refused at start-up rather than answered with zeros.
+        let engine = &self.engine;
+        for (key, value, least) in [
+            ("engine.active_window", engine.active_window, Duration::from_secs(1)),
+            // Page views are counted in 10-second buckets.
+            ("engine.page_window", engine.page_window, Duration::from_secs(10)),
+            ("engine.commerce_window", engine.commerce_window, Duration::from_secs(60)),
+            ("engine.minute_retention", engine.minute_retention, Duration::from_secs(3600)),
+            ("engine.funnel_retention", engine.funnel_retention, Duration::from_secs(86_400)),
+            ("engine.order_memory", engine.order_memory, Duration::from_secs(86_400)),
+        ] {
+            check(
+                value >= least,
+                key,
+                &format!("must be at least {}", humantime::format_duration(least)),
+            )?;
+        }
+        check(
+            engine.hour_retention >= engine.minute_retention,
+            "engine.hour_retention",
+            "must be at least engine.minute_retention (hours are folded from minutes)",
+        )?;
+        if let Some(days) = engine.day_retention {
+            check(
+                days >= engine.hour_retention,
+                "engine.day_retention",
+                "must be at least engine.hour_retention (days are folded from hours)",
+            )?;
+        }
         let trends = &self.category_trends;
         for (key, value) in [
             ("category_trends.daily_weight", trends.daily_weight),
@@ -795,6 +825,11 @@ mod tests {
         for (toml, key) in [
             ("[log]\nfsync = \"interval\"\nfsync_interval = \"0s\"\n", "log.fsync_interval"),
             ("[engine]\nsnapshot_interval = \"0s\"\n", "engine.snapshot_interval"),
+            ("[engine]\nactive_window = \"0s\"\n", "engine.active_window"),
+            ("[engine]\npage_window = \"5s\"\n", "engine.page_window"),
+            ("[engine]\nfunnel_retention = \"0s\"\n", "engine.funnel_retention"),
+            ("[engine]\nhour_retention = \"1h\"\n", "engine.hour_retention"),
+            ("[engine]\nday_retention = \"1day\"\n", "engine.day_retention"),
             ("[http]\nmax_body_bytes = 0\n", "http.max_body_bytes"),
             ("[http]\nheader_read_timeout = \"0s\"\n", "http.header_read_timeout"),
             ("[http]\nrequest_timeout = \"0s\"\n", "http.request_timeout"),
