@@ -693,8 +693,13 @@ impl Checker<'_> {
 
     fn page(&mut self, raw: RawPage) -> Page {
         let url_limit = self.limits.max_url_chars;
-        let url = raw.url.and_then(|url| self.text("page.url", url, url_limit));
-        let mut path = raw.path.and_then(|path| self.text("page.path", path, url_limit));
+        // A blank URL or path names no page (it would be listed as a page called "").
+        let url =
+            raw.url.and_then(trimmed_text).and_then(|url| self.text("page.url", url, url_limit));
+        let mut path = raw
+            .path
+            .and_then(trimmed_text)
+            .and_then(|path| self.text("page.path", path, url_limit));
         if path.is_none() {
             path = url.as_deref().map(|url| url_path(url).into());
         }

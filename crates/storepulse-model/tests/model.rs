@@ -133,6 +133,18 @@ fn amounts_beyond_ten_trillion_are_refused() {
     assert_eq!(native(largest).unwrap().order.unwrap().total, Some(1_000_000_000_000_000));
 }
 
+/// A page view needs a page: a blank URL or path names none (`top_pages` would list `""`).
+#[test]
+fn a_blank_page_is_no_page() {
+    for page in [r#"{"url":""}"#, r#"{"path":"   "}"#, r#"{"url":" ","path":""}"#] {
+        let json = format!(r#"{{"type":"page_view","page":{page}}}"#);
+        let fields: Vec<String> = errors_of(native(&json)).into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["page.url"], "{page}");
+    }
+    let padded = native(r#"{"type":"page_view","page":{"path":" /shoes "}}"#).unwrap();
+    assert_eq!(padded.page.unwrap().path.as_deref(), Some("/shoes"));
+}
+
 #[test]
 fn defaults_fill_in_id_store_and_time() {
     let event = native(r#"{"type":"page_view","page":{"url":"https://shop.test/shoes?utm_source=news&utm_campaign=fall"}}"#).unwrap();
