@@ -248,8 +248,18 @@ async fn get_query(
 
 async fn post_query(
     State(state): State<AppState>,
+    uri: axum::http::Uri,
     body: Result<Json<QueryParams>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    // A POSTed query is the body: parameters in the URL beside it would be dropped silently
+    // (`?store=x` answering over every store).
+    if let Some(query) = uri.query().filter(|query| !query.is_empty()) {
+        let first = query.split(['=', '&']).next().unwrap_or(query);
+        return Err(ApiError::invalid_parameter(
+            if first.is_empty() { "query" } else { first },
+            "a POSTed query takes its parameters in the JSON body, not in the URL",
+        ));
+    }
     let Json(params) =
         body.map_err(|error| ApiError::from_serde_refusal("body", &error.body_text()))?;
     run_query(&state, &params)

@@ -631,6 +631,12 @@ async fn an_empty_filter_value_is_refused_naming_it() {
     let response = test.post_json("/api/v1/query", &posted).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert_eq!(response.json()["error"]["details"]["parameter"], "source");
+    // A POSTed query's parameters are its body: one in the URL is refused, not dropped.
+    let body = json!({"metrics": ["orders"], "range": "today"}).to_string();
+    let response = test.post_json("/api/v1/query?store=nonexistent", &body).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.json()["error"]["details"]["parameter"], "store");
+    assert_eq!(test.post_json("/api/v1/query", &body).await.status, StatusCode::OK);
     // A value is still a filter, and leaving the parameter out still counts everything.
     for query in ["/api/v1/query?metrics=orders&range=today&store=default", "/api/v1/realtime"] {
         assert_eq!(test.get(query).await.status, StatusCode::OK, "{query}");
