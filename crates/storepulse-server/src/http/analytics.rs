@@ -220,7 +220,7 @@ pub struct QueryParams {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "metric names: \"orders,units\" or [\"orders\", \"units\"]")]
 enum StringOrList {
     One(String),
     Many(Vec<String>),

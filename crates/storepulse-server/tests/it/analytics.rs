@@ -631,6 +631,14 @@ async fn an_empty_filter_value_is_refused_naming_it() {
     let response = test.post_json("/api/v1/query", &posted).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert_eq!(response.json()["error"]["details"]["parameter"], "source");
+    // Metrics of the wrong shape are named, in the API's words (not serde's type names).
+    for metrics in [json!(["orders", 5]), json!({"a": 1})] {
+        let body = json!({"metrics": metrics, "range": "today"}).to_string();
+        let error = test.post_json("/api/v1/query", &body).await.json()["error"].clone();
+        assert_eq!(error["details"]["parameter"], "metrics", "{error}");
+        let reason = error["details"]["reason"].as_str().unwrap();
+        assert!(reason.contains("metric names") && !reason.contains("enum"), "{reason}");
+    }
     // A POSTed query's parameters are its body: one in the URL is refused, not dropped.
     let body = json!({"metrics": ["orders"], "range": "today"}).to_string();
     let response = test.post_json("/api/v1/query?store=nonexistent", &body).await;
