@@ -1021,6 +1021,12 @@ fn bad_queries_name_the_parameter() {
     let mut zero = spec(&[Metric::Orders], DAY0, DAY0 + DAY);
     zero.limit = 0;
     assert_eq!(engine.query(&zero).unwrap_err().parameter, "limit");
+    // A range too long even in months names `from` and says so, without a granularity to
+    // coarsen.
+    let ages = spec(&[Metric::Orders], -62_135_596_800_000, DAY0);
+    let error = engine.query(&ages).unwrap_err();
+    assert_eq!(error.parameter, "from");
+    assert!(error.message.contains("months"), "{}", error.message);
     // Page views and promotion clicks name no product: by product they are refused, not 0.
     for metric in [Metric::Events, Metric::PageViews, Metric::PromotionClicks] {
         let mut by_product = spec(&[Metric::Orders, metric], DAY0, DAY0 + DAY);

@@ -189,13 +189,24 @@ impl Engine {
         }
         if points.len() > MAX_SERIES_POINTS {
             // `points` stops one past the cap; the message says what was asked for.
-            return Err(QueryError::new(
-                if spec.granularity.is_some() { "granularity" } else { "from" },
-                format!(
-                    "{} points; at most {MAX_SERIES_POINTS} per query, choose a coarser granularity or a shorter range",
-                    series_point_count(from, to, series_granularity)
+            let count = series_point_count(from, to, series_granularity);
+            return Err(match spec.granularity {
+                Some(_) => QueryError::new(
+                    "granularity",
+                    format!(
+                        "{count} points; at most {MAX_SERIES_POINTS} per query, choose a \
+                         coarser granularity or a shorter range"
+                    ),
                 ),
-            ));
+                // Even months are too many: nothing to coarsen, the range is too long.
+                None => QueryError::new(
+                    "from",
+                    format!(
+                        "the range spans {count} months; at most {MAX_SERIES_POINTS}, start \
+                         later"
+                    ),
+                ),
+            });
         }
         let width = granularity_width(series_granularity);
         if self.rollups.finest_width_at(from) > width {
