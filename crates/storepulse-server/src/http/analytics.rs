@@ -201,7 +201,9 @@ async fn get_user_sessions(
 #[serde(deny_unknown_fields)]
 pub struct QueryParams {
     metrics: Option<StringOrList>,
+    #[serde(default, deserialize_with = "time_text")]
     from: Option<String>,
+    #[serde(default, deserialize_with = "time_text")]
     to: Option<String>,
     range: Option<String>,
     granularity: Option<String>,
@@ -217,6 +219,23 @@ pub struct QueryParams {
     sales_rep: Option<String>,
     product: Option<String>,
     category: Option<String>,
+}
+
+/// A time as a query string or a JSON body gives it: text, or (in a body) a number of Unix
+/// seconds or milliseconds, read as text is (so GET and POST take the same times).
+fn time_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a time: RFC 3339 text, or Unix seconds or milliseconds")]
+    enum Time {
+        Text(String),
+        Number(i64),
+    }
+    Ok(Some(match Time::deserialize(deserializer)? {
+        Time::Text(text) => text,
+        Time::Number(number) => number.to_string(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,7 +301,11 @@ fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
             .as_deref()
             .map(|text| {
                 parse_timestamp_text(text).map(|time| time.0).ok_or_else(|| {
-                    invalid(name, "must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")
+                    invalid(
+                        name,
+                        "must be a time: RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01), or \
+                         Unix seconds or milliseconds",
+                    )
                 })
             })
             .transpose()

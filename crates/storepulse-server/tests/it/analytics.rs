@@ -639,6 +639,13 @@ async fn an_empty_filter_value_is_refused_naming_it() {
         let reason = error["details"]["reason"].as_str().unwrap();
         assert!(reason.contains("metric names") && !reason.contains("enum"), "{reason}");
     }
+    // GET and POST take the same times: a POST body may give Unix seconds as a number.
+    let by_get = test.get("/api/v1/query?metrics=orders&from=1700000000&to=1700086400").await;
+    let body = json!({"metrics": ["orders"], "from": 1_700_000_000, "to": 1_700_086_400});
+    let by_post = test.post_json("/api/v1/query", &body.to_string()).await;
+    assert_eq!(by_post.status, StatusCode::OK, "{:?}", by_post.json());
+    assert_eq!(by_post.json()["from"], by_get.json()["from"]);
+    assert_eq!(by_post.json()["from"], "2023-11-14T22:13:20.000Z");
     // A POSTed query's parameters are its body: one in the URL is refused, not dropped.
     let body = json!({"metrics": ["orders"], "range": "today"}).to_string();
     let response = test.post_json("/api/v1/query?store=nonexistent", &body).await;
