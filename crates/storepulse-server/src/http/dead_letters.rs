@@ -39,9 +39,9 @@ fn parse(
 ) -> Result<ParsedPage, ApiError> {
     let from = match params.from {
         Some(text) => Some(text.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!("from: {text:?} is not an offset (a whole number >= 0)"),
+            ApiError::invalid_parameter(
+                "from",
+                format!("{text:?} is not an offset (a whole number >= 0)"),
             )
         })?),
         None => None,
@@ -50,9 +50,9 @@ fn parse(
         Some(text) => match text.parse::<usize>() {
             Ok(limit) if (1..=max_limit).contains(&limit) => limit,
             _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_parameter",
-                    format!("limit: must be a whole number from 1 to {max_limit}, got {text:?}"),
+                return Err(ApiError::invalid_parameter(
+                    "limit",
+                    format!("must be a whole number from 1 to {max_limit}, got {text:?}"),
                 ));
             }
         },
@@ -61,9 +61,9 @@ fn parse(
     let reason = match params.reason {
         Some(text) => Some(ErrorCode::parse(&text).ok_or_else(|| {
             let known: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!("reason: {text:?} is not a reason; use one of {}", known.join(", ")),
+            ApiError::invalid_parameter(
+                "reason",
+                format!("{text:?} is not a reason; use one of {}", known.join(", ")),
             )
         })?),
         None => None,

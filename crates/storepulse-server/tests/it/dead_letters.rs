@@ -42,6 +42,8 @@ async fn bad_parameters_name_the_parameter() {
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
         let message = response.json()["error"]["message"].as_str().unwrap().to_owned();
         assert!(message.starts_with(parameter), "{query}: {message}");
+        // The documented error shape: `details.parameter` names it too.
+        assert_eq!(response.json()["error"]["details"]["parameter"], parameter, "{query}");
     }
     let response = test.get("/api/v1/dead-letters?limt=5").await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
