@@ -471,6 +471,10 @@ impl Mapper {
                 None | Some(Value::Null) => None,
                 Some(value) => match value
                     .as_i64()
+                    // JavaScript has no integers: `2.0` is a quantity of 2 (not `2.5`).
+                    .or_else(|| {
+                        value.as_f64().filter(|number| number.fract() == 0.0).map(|n| n as i64)
+                    })
                     .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
                 {
                     Some(quantity) => Some(quantity),

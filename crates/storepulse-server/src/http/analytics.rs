@@ -477,8 +477,12 @@ fn check_promotion_params(params: &QueryParams) -> Result<(), ApiError> {
     }
     // Unique buyers per promotion come from the daily sketches: the session trails that answer
     // below a day and by product do not keep promotions.
-    let granularity = params.granularity.as_deref().and_then(Granularity::parse);
-    if matches!(granularity, Some(Granularity::Minute | Granularity::Hour)) {
+    let granularity = params.granularity.as_deref().map(Granularity::parse);
+    if let Some(None) = granularity {
+        // Named here rather than by the query's parse, which lists minute and hour too.
+        return Err(invalid("granularity", "one of day, week, month"));
+    }
+    if matches!(granularity, Some(Some(Granularity::Minute | Granularity::Hour))) {
         return Err(invalid(
             "granularity",
             "unique buyers per promotion are counted by day: use day, week or month (or ask \

@@ -77,9 +77,17 @@ async fn segment_orders_count_like_native_ones() {
     let promotions = test.get("/api/v1/promotions?range=last_hour").await.json();
     let xmas = &promotions["groups"][0];
     assert_eq!((&xmas["key"], &xmas["values"]["orders"]), (&json!("xmas"), &json!(1)));
+    // JavaScript numbers: a quantity of 2.0 is 2 (2.5 is still refused).
+    let whole = r#"{"event":"Order Completed","userId":"u","properties":{"order_id":"o2","products":[{"product_id":"a","price":10,"quantity":2.0}]}}"#;
+    assert_eq!(track(whole).await.status, StatusCode::OK);
+    let half = r#"{"event":"Order Completed","userId":"u","properties":{"order_id":"o3","products":[{"product_id":"a","price":10,"quantity":2.5}]}}"#;
+    assert_eq!(track(half).await.status, StatusCode::BAD_REQUEST);
+    let units = test.get("/api/v1/query?range=last_hour&metrics=units&product=a").await;
+    assert_eq!(units.json()["totals"]["units"], 3, "1 in o1, 2 in o2");
     let cancel = r#"{"event":"Order Cancelled","userId":"u","properties":{"order_id":"o1","revenue":30,"products":[{"product_id":"a","price":10},{"product_id":"b","price":20}]}}"#;
     assert_eq!(track(cancel).await.status, StatusCode::OK);
-    assert_eq!(test.get(query).await.json()["totals"]["net_revenue"], "0.00");
+    // o1 is refunded whole; o2 (20.00) stands.
+    assert_eq!(test.get(query).await.json()["totals"]["net_revenue"], "20.00");
 }
 
 #[tokio::test]
