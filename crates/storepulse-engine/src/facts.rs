@@ -473,10 +473,16 @@ impl From<OrderRecordUpToV11> for OrderRecord {
     }
 }
 
-/// Where an event comes from, interned: its store, country and device (what the live windows
-/// and session trails file it under) and the marketing source it counts under.
+/// Where and when an event counts, interned: its store, country and device (what the live
+/// windows and session trails file it under), the marketing source it counts under, and its
+/// time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Origin {
+    /// The event time, but no later than the event arrived: a time ahead of that (a client
+    /// clock running fast, within the accepted skew) would hide a client's own order from "the
+    /// last hour" for minutes while its page views already show, and keep its visitor
+    /// "active" that much longer than the window.
+    pub time_ms: i64,
     pub store: u32,
     pub country: u32,
     pub device: u8,
@@ -491,6 +497,7 @@ impl Origin {
         let marketing = event.marketing.as_deref();
         let source = marketing.and_then(|m| m.utm_source.as_deref().or(m.referrer_host.as_deref()));
         Origin {
+            time_ms: event.event_time.0.min(event.received_at.0),
             store: dims.stores.intern(&event.store),
             country: dims.countries.intern_opt(event.country.as_deref()),
             device: device_code(event.device.as_ref().map(|device| device.device_type)),
@@ -537,7 +544,7 @@ pub fn rows_of(
         EventType::ProductView => {
             totals.product_views = 1;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(base.store, product, event.event_time.0);
+                let id = dims.product(base.store, product, origin.time_ms);
                 rows.push((
                     FactKey { product: id, ..base },
                     Measures { product_views: 1, ..Measures::default() },
@@ -547,7 +554,7 @@ pub fn rows_of(
         EventType::AddToCart | EventType::RemoveFromCart => {
             let adding = event.event_type == EventType::AddToCart;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(base.store, product, event.event_time.0);
+                let id = dims.product(base.store, product, origin.time_ms);
                 // `units` counts units sold; a cart line is not a sale.
                 let line = if adding {
                     Measures { cart_adds: 1, ..Measures::default() }
@@ -561,7 +568,7 @@ pub fn rows_of(
         EventType::CheckoutStarted => {
             totals.checkouts = 1;
             for product in event.product.iter().map(|p| &**p).chain(&event.items) {
-                let id = dims.product(base.store, product, event.event_time.0);
+                let id = dims.product(base.store, product, origin.time_ms);
                 rows.push((
                     FactKey { product: id, ..base },
                     Measures { checkouts: 1, ..Measures::default() },
@@ -595,10 +602,9 @@ pub fn rows_of(
                 },
                 None => None,
             };
-            let mut record =
-                OrderRecord { key, time_ms: event.event_time.0, ..OrderRecord::default() };
+            let mut record = OrderRecord { key, time_ms: origin.time_ms, ..OrderRecord::default() };
             for item in &event.items {
-                let id = dims.product(base.store, item, event.event_time.0);
+                let id = dims.product(base.store, item, origin.time_ms);
                 let units = item.quantity;
                 let line_total =
                     item.price.map_or(0, |price| price.minor * i64::from(item.quantity));
@@ -650,6 +656,7 @@ pub fn rows_of(
                 Some(original) => refund_remembered(
                     original,
                     event,
+                    origin.time_ms,
                     stated,
                     in_order_currency,
                     dims,
@@ -662,18 +669,15 @@ pub fn rows_of(
                     for item in &event.items {
                         let amount = item.price.map_or(0, |p| p.minor * i64::from(item.quantity));
                         lines_sum += amount;
-                        line_rows(dims.product(base.store, item, event.event_time.0), amount);
+                        line_rows(dims.product(base.store, item, origin.time_ms), amount);
                     }
                     let amount = stated.unwrap_or(lines_sum);
                     if let Some(order_id) = order_id {
-                        let refunds =
-                            orders.entry((base.store, order_id)).or_insert_with(|| OrderRecord {
-                                key,
-                                time_ms: event.event_time.0,
-                                ..OrderRecord::default()
-                            });
+                        let refunds = orders.entry((base.store, order_id)).or_insert_with(|| {
+                            OrderRecord { key, time_ms: origin.time_ms, ..OrderRecord::default() }
+                        });
                         refunds.refunded = refunds.refunded.saturating_add(amount.max(0));
-                        refunds.time_ms = refunds.time_ms.max(event.event_time.0);
+                        refunds.time_ms = refunds.time_ms.max(origin.time_ms);
                     }
                     amount
                 }
@@ -712,6 +716,7 @@ fn rescale(minor: i64, from: [u8; 3], to: [u8; 3]) -> i64 {
 fn refund_remembered(
     original: &mut OrderRecord,
     event: &Event,
+    time_ms: i64,
     stated: Option<i64>,
     in_order_currency: impl Fn(i64) -> i64,
     dims: &mut Dimensions,
@@ -721,7 +726,7 @@ fn refund_remembered(
     let amount = if !event.items.is_empty() {
         let mut lines_sum: i64 = 0;
         for item in &event.items {
-            let product = dims.product(original.key.store, item, event.event_time.0);
+            let product = dims.product(original.key.store, item, time_ms);
             let line =
                 original.lines.iter_mut().find(|line| line.product == product && line.left() > 0);
             let amount = match (item.price, line.as_deref()) {

@@ -233,14 +233,10 @@ impl Engine {
     /// Adds one accepted event. Order does not matter for the rollups; the live windows
     /// ignore events already outside them.
     pub fn apply(&mut self, event: &Event) {
-        // An event counts no later than it arrived: a time ahead of that (a client clock
-        // running fast, within the accepted skew) would hide a client's own order from "the
-        // last hour" for minutes while its page views already show, and keep its visitor
-        // "active" that much longer than the window.
-        let time = event.event_time.0.min(event.received_at.0);
+        let mut origin = Origin::of(event, &mut self.dims);
+        let time = origin.time_ms;
         self.newest_ms = self.newest_ms.max(time);
         self.live_reference_ms = self.live_reference_ms.max(time);
-        let mut origin = Origin::of(event, &mut self.dims);
         let place = origin.place();
         let page_view = (event.event_type == EventType::PageView)
             .then_some(event.page.as_ref())
