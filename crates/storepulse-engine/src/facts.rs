@@ -156,31 +156,35 @@ pub struct Dimensions {
     pub products: Interner,
     /// Category paths as text (`"Apparel > Shoes"`), one id per path prefix.
     pub categories: Interner,
-    /// For each product id, the category ids of its path from the top, as the store that
-    /// first filed it sent them in its latest event (by event time) naming one (see
-    /// [`Dimensions::categories_of`]).
-    pub product_categories: Vec<Vec<u32>>,
-    /// For each product id, the event time of the filing `product_categories` holds (missing:
-    /// from a snapshot before format 13, taken as older than any event).
-    pub category_times: Vec<i64>,
-    /// For each product id, the store whose path `product_categories` holds (0: not known,
-    /// from a snapshot before format 13; the next store to file the product takes it).
-    pub category_stores: Vec<u32>,
-    /// `(store, product)` → that store's path ids, where a store files a product other than
+    /// For each product id, its category path as the store that first filed it sent it in its
+    /// latest event (by event time) naming one (see [`Dimensions::categories_of`]).
+    pub product_categories: Vec<Filing>,
+    /// `(store, product)` → that store's path, where a store files a product other than
     /// `product_categories` does: stores are tenants, and two shops may share product ids
     /// but not catalogs.
-    pub store_categories: FastMap<(u32, u32), StorePath>,
+    pub store_categories: FastMap<(u32, u32), Filing>,
     /// Product names with the event time that sent them (latest event time wins), for
     /// answers.
     pub product_names: FastMap<u32, (i64, compact_str::CompactString)>,
 }
 
-/// A store's own category path for a product (see [`Dimensions::store_categories`]).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct StorePath {
-    /// The event time of the filing.
-    pub time_ms: i64,
+/// A product's category path as one store filed it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Filing {
+    /// The category ids of the path from the top.
     pub ids: Vec<u32>,
+    /// The store that filed it (0: not known, from a snapshot before format 13; the next
+    /// store to file the product takes it).
+    pub store: u32,
+    /// The event time of the filing (from before format 13: older than any event).
+    pub time_ms: i64,
+}
+
+impl Default for Filing {
+    /// Not filed: no path, by no store, older than any event.
+    fn default() -> Self {
+        Filing { ids: Vec::new(), store: 0, time_ms: i64::MIN }
+    }
 }
 
 /// [`Dimensions`] as snapshot formats up to 12 stored it: one category path per product for
@@ -219,9 +223,10 @@ impl From<DimensionsUpToV12> for Dimensions {
             sales_reps,
             products,
             categories,
-            product_categories,
-            category_times: Vec::new(),
-            category_stores: Vec::new(),
+            product_categories: product_categories
+                .into_iter()
+                .map(|ids| Filing { ids, ..Filing::default() })
+                .collect(),
             store_categories: FastMap::default(),
             product_names: product_names
                 .into_iter()
@@ -264,22 +269,12 @@ impl Dimensions {
     ) {
         let index = product as usize;
         if self.product_categories.len() <= index {
-            self.product_categories.resize(index + 1, Vec::new());
+            self.product_categories.resize(index + 1, Filing::default());
         }
-        if self.category_stores.len() <= index {
-            self.category_stores.resize(index + 1, 0);
-        }
-        if self.category_times.len() <= index {
-            self.category_times.resize(index + 1, i64::MIN);
-        }
-        let owner = self.category_stores[index];
-        let owned = owner == store || owner == 0 || self.product_categories[index].is_empty();
-        let filed_at = if owned {
-            self.category_times[index]
-        } else {
-            self.store_categories.get(&(store, product)).map_or(i64::MIN, |path| path.time_ms)
-        };
-        if time_ms < filed_at {
+        let main = &self.product_categories[index];
+        let owned = main.store == store || main.store == 0 || main.ids.is_empty();
+        let filed = if owned { Some(main) } else { self.store_categories.get(&(store, product)) };
+        if time_ms < filed.map_or(i64::MIN, |filing| filing.time_ms) {
             return;
         }
         // Most events repeat the category the product already has: compare the level names
@@ -292,10 +287,13 @@ impl Dimensions {
                 .and_then(|last| self.categories.name(*last))
                 .is_some_and(|path| path_is(path, levels));
         if unchanged {
-            if owned {
-                self.category_times[index] = time_ms;
-            } else if let Some(path) = self.store_categories.get_mut(&(store, product)) {
-                path.time_ms = time_ms;
+            let filing = if owned {
+                Some(&mut self.product_categories[index])
+            } else {
+                self.store_categories.get_mut(&(store, product))
+            };
+            if let Some(filing) = filing {
+                filing.time_ms = time_ms;
             }
             return;
         }
@@ -308,12 +306,11 @@ impl Dimensions {
             path.push_str(level);
             ids.push(self.categories.intern(&path));
         }
+        let filing = Filing { ids, store, time_ms };
         if owned {
-            self.product_categories[index] = ids;
-            self.category_stores[index] = store;
-            self.category_times[index] = time_ms;
+            self.product_categories[index] = filing;
         } else {
-            self.store_categories.insert((store, product), StorePath { time_ms, ids });
+            self.store_categories.insert((store, product), filing);
         }
     }
 
@@ -337,11 +334,11 @@ impl Dimensions {
     pub fn categories_of(&self, store: u32, product: u32) -> &[u32] {
         if store != 0
             && !self.store_categories.is_empty()
-            && let Some(path) = self.store_categories.get(&(store, product))
+            && let Some(filing) = self.store_categories.get(&(store, product))
         {
-            return &path.ids;
+            return &filing.ids;
         }
-        self.product_categories.get(product as usize).map_or(&[], Vec::as_slice)
+        self.product_categories.get(product as usize).map_or(&[], |filing| &filing.ids)
     }
 
     /// Whether `store` files `product` under a path of its own, not the one
