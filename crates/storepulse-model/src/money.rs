@@ -3,7 +3,11 @@
 //! Amounts arrive as JSON numbers (`19.99`) or strings (`"19.99"`). A JSON number is turned
 //! back into its shortest decimal text (what the sender wrote) and parsed as a decimal, so no
 //! float arithmetic ever touches a stored amount. An amount with more decimal places than its
-//! currency has (`19.999 USD`) is rejected rather than rounded.
+//! currency has (`19.999 USD`) is rejected rather than rounded, with one exception: the noise
+//! of a sender's own float arithmetic (`0.1 + 0.2` sent as `0.30000000000000004`, a line
+//! total `59.970000000000006`), which is within a few units in the last place of a 64-bit
+//! float of an amount the currency can hold, is read as that amount. Such digits say nothing
+//! the sender meant, and refusing them would lose the whole order.
 
 use std::fmt;
 
@@ -159,20 +163,40 @@ impl DecimalAmount {
         self.mantissa < 0
     }
 
-    /// Converts to minor units of `currency`, refusing to round.
+    /// Converts to minor units of `currency`, refusing to round anything but float noise (see
+    /// the module's documentation).
     pub fn to_minor_units(&self, currency: Currency) -> Result<i64, AmountError> {
         let exponent = currency.exponent();
-        if self.scale > exponent {
-            return Err(AmountError::TooManyDecimals { currency, allowed: exponent });
-        }
-        let factor = 10_i128.pow(exponent - self.scale);
-        let minor = self.mantissa.checked_mul(factor).ok_or(AmountError::OutOfRange)?;
+        let minor = if self.scale > exponent {
+            self.without_float_noise(self.scale - exponent)
+                .ok_or(AmountError::TooManyDecimals { currency, allowed: exponent })?
+        } else {
+            let factor = 10_i128.pow(exponent - self.scale);
+            self.mantissa.checked_mul(factor).ok_or(AmountError::OutOfRange)?
+        };
         if minor.abs() > i128::from(MAX_MINOR_UNITS) {
             return Err(AmountError::OutOfRange);
         }
         i64::try_from(minor).map_err(|_| AmountError::OutOfRange)
     }
+
+    /// The mantissa with its last `extra` digits rounded away, when what they add is float
+    /// noise: at most [`FLOAT_NOISE_ULPS`] units in the last place of a 64-bit float of this
+    /// size (relative 2^-52 each). A decimal anyone writes on purpose (`19.999`, `19.9901`) is
+    /// millions of times further from its rounding than that.
+    fn without_float_noise(&self, extra: u32) -> Option<i128> {
+        let factor = 10_i128.checked_pow(extra)?;
+        let rounded = (self.mantissa + self.mantissa.signum() * factor / 2) / factor;
+        let noise = (self.mantissa - rounded * factor).unsigned_abs();
+        let tolerance = self.mantissa.unsigned_abs() >> (52 - FLOAT_NOISE_ULPS.ilog2());
+        (noise <= tolerance).then_some(rounded)
+    }
 }
+
+/// How many units in the last place of a 64-bit float an amount's extra digits may be from an
+/// amount its currency can hold and still be read as float noise: one operation rounds by
+/// half a unit, and a total summed over a few lines collects a few of them. A power of two.
+const FLOAT_NOISE_ULPS: u32 = 4;
 
 impl<'de> Deserialize<'de> for DecimalAmount {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -295,6 +319,37 @@ mod tests {
     fn extra_decimals_are_refused_not_rounded() {
         let error = DecimalAmount::parse("19.999").unwrap().to_minor_units(usd()).unwrap_err();
         assert_eq!(error.to_string(), "has more than 2 decimal places, which USD allows");
+    }
+
+    #[test]
+    fn float_noise_is_read_as_the_amount_it_surrounds() {
+        // What JavaScript sends for 0.1 + 0.2, 19.99 * 3 summed as lines, 1.1 * 3, 4.35 * 100.
+        let cases = [
+            ("0.30000000000000004", 30),
+            ("59.970000000000006", 5997),
+            ("3.3000000000000003", 330),
+            ("434.99999999999994", 43500),
+            ("-0.30000000000000004", -30),
+        ];
+        for (text, minor) in cases {
+            assert_eq!(
+                DecimalAmount::parse(text).unwrap().to_minor_units(usd()),
+                Ok(minor),
+                "{text}"
+            );
+            let from_json: DecimalAmount = serde_json::from_str(text).unwrap();
+            assert_eq!(from_json.to_minor_units(usd()), Ok(minor), "{text} as a JSON number");
+        }
+        // Digits someone meant are not noise, however close to a cent.
+        for text in ["19.999", "19.9901", "59.97000001", "0.3000000000001"] {
+            assert!(DecimalAmount::parse(text).unwrap().to_minor_units(usd()).is_err(), "{text}");
+        }
+        let jpy = Currency::parse("JPY").unwrap();
+        assert_eq!(
+            DecimalAmount::parse("1500.0000000000002").unwrap().to_minor_units(jpy),
+            Ok(1500)
+        );
+        assert!(DecimalAmount::parse("1500.5").unwrap().to_minor_units(jpy).is_err());
     }
 
     #[test]

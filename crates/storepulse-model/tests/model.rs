@@ -322,6 +322,36 @@ fn extra_decimals_name_the_currency() {
     );
 }
 
+/// A tracker that sums prices in JavaScript sends `59.970000000000006`: the order is kept, at
+/// the amount it means, in the native format and from Segment alike.
+#[test]
+fn float_noise_from_a_senders_arithmetic_keeps_the_order() {
+    let event = native(
+        r#"{"type":"purchase","order":{"id":"o","total":59.970000000000006},
+            "items":[{"id":"a","price":0.30000000000000004,"quantity":2}]}"#,
+    )
+    .unwrap();
+    assert_eq!(event.order.unwrap().total, Some(5997));
+    assert_eq!(event.items[0].price.unwrap().minor, 30);
+    let event = segment(
+        r#"{"type":"track","event":"Order Completed","userId":"u1","messageId":"m-2",
+            "properties":{"order_id":"o-2","revenue":59.970000000000006,"tax":3.3000000000000003,
+                          "products":[{"product_id":"p1","price":19.99,"quantity":3}]}}"#,
+        Some(SegmentCall::Track),
+    )
+    .unwrap();
+    assert_eq!(event.order.unwrap().total, Some(5997 + 330));
+    // Digits a sender meant are still refused, not rounded.
+    let rejection = native(
+        r#"{"type":"purchase","order":{"id":"o","total":59.971},"items":[{"id":"a","price":1}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        rejection.to_string(),
+        "order.total: has more than 2 decimal places, which USD allows"
+    );
+}
+
 #[test]
 fn type_requirements_table() {
     let cases: &[(&str, &[&str])] = &[
