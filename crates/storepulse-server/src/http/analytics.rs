@@ -86,6 +86,33 @@ pub(super) fn filter_text(
     Ok(filter_value(parameter, value.as_deref())?.map(str::to_owned))
 }
 
+/// A `store` filter: a store name as ingest accepts it, else refused naming the rule (no
+/// stored event can carry it: `store=%20default` would count nothing and say nothing).
+pub(super) fn store<'a>(value: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    filter_value("store", value)?
+        .map(|name| {
+            if storepulse_model::validate::is_valid_store(name) {
+                Ok(name)
+            } else {
+                Err(invalid(
+                    "store",
+                    format!("{name:?} {}", storepulse_model::validate::STORE_RULE),
+                ))
+            }
+        })
+        .transpose()
+}
+
+/// [`store`] as an owned `String`, as the engine's filters hold them.
+pub(super) fn store_text(value: &Option<String>) -> Result<Option<String>, ApiError> {
+    Ok(store(value.as_deref())?.map(str::to_owned))
+}
+
+/// A `source` filter: sources are stored trimmed, so a padded one means the same source.
+fn source_text(value: &Option<String>) -> Result<Option<String>, ApiError> {
+    Ok(filter_value("source", value.as_deref())?.map(|source| source.trim().to_owned()))
+}
+
 /// A `device` parameter: one of the device types.
 pub(super) fn device(value: Option<&str>) -> Result<Option<DeviceType>, ApiError> {
     filter_value("device", value)?
@@ -122,7 +149,7 @@ fn currency(state: &AppState, value: Option<&str>) -> Result<Currency, ApiError>
 
 fn realtime_filter(params: &LiveParams) -> Result<RealtimeFilter, ApiError> {
     Ok(RealtimeFilter {
-        store: filter_text("store", &params.store)?,
+        store: store_text(&params.store)?,
         country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         category: filter_text("category", &params.category)?,
@@ -161,7 +188,7 @@ pub struct VisitorParams {
 impl VisitorParams {
     fn filter(&self) -> Result<RealtimeFilter, ApiError> {
         Ok(RealtimeFilter {
-            store: filter_text("store", &self.store)?,
+            store: store_text(&self.store)?,
             country: country(self.country.as_deref())?,
             device: device(self.device.as_deref())?,
             category: None,
@@ -342,15 +369,18 @@ fn named_range(name: &str, now: i64) -> Result<(i64, i64), ApiError> {
         let first = date.with_day0(0).unwrap_or(date);
         first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis()
     };
+    // A calendar period in progress ends now, and holds at least the millisecond now is in:
+    // at exactly midnight `today` is that millisecond, not an empty range refused as one.
+    let until_now = |start: i64| (start, now.max(start + 1));
     Ok(match name {
         "last_hour" => (now - 3_600_000, now),
         "last_24_hours" => (now - DAY_MS, now),
-        "today" => (midnight, now),
+        "today" => until_now(midnight),
         "yesterday" => (midnight - DAY_MS, midnight),
         "last_7_days" => (now - 7 * DAY_MS, now),
         "last_30_days" => (now - 30 * DAY_MS, now),
         "last_90_days" => (now - 90 * DAY_MS, now),
-        "this_month" => (month_start(now), now),
+        "this_month" => until_now(month_start(now)),
         "last_month" => {
             let this = month_start(now);
             (month_start(this - 1), this)
@@ -360,7 +390,7 @@ fn named_range(name: &str, now: i64) -> Result<(i64, i64), ApiError> {
             let start = chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&date), 1, 1)
                 .and_then(|day| day.and_hms_opt(0, 0, 0))
                 .map_or(midnight, |start| start.and_utc().timestamp_millis());
-            (start, now)
+            until_now(start)
         }
         other => {
             return Err(invalid(
@@ -417,10 +447,10 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
         to: Timestamp(to),
         granularity,
         filters: Filters {
-            store: filter_text("store", &params.store)?,
+            store: store_text(&params.store)?,
             country: country(params.country.as_deref())?,
             device: device(params.device.as_deref())?,
-            source: filter_text("source", &params.source)?,
+            source: source_text(&params.source)?,
             promotion: filter_text("promotion", &params.promotion)?,
             sales_rep: filter_text("sales_rep", &params.sales_rep)?,
             product: filter_text("product", &params.product)?,
@@ -560,7 +590,7 @@ async fn get_funnel(
     }
     let spec = FunnelSpec { steps, window_ms: window.as_millis() as i64, from_ms: from, to_ms: to };
     let filter = RealtimeFilter {
-        store: filter_text("store", &params.store)?,
+        store: store_text(&params.store)?,
         country: country(params.country.as_deref())?,
         device: device(params.device.as_deref())?,
         ..RealtimeFilter::default()
@@ -575,4 +605,23 @@ async fn get_funnel(
         "groups": result.groups,
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// At exactly midnight (or the first millisecond of a month or year) a period in progress
+    /// was the empty range `[now, now)`, refused as "to must be after from": a dashboard
+    /// refreshing at midnight got a 400.
+    #[test]
+    fn a_period_in_progress_at_its_first_millisecond_is_that_millisecond() {
+        let new_year = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        for name in ["today", "this_month", "this_year"] {
+            assert_eq!(named_range(name, new_year).ok(), Some((new_year, new_year + 1)), "{name}");
+        }
+        let later = new_year + 5 * DAY_MS + 1_234;
+        assert_eq!(named_range("today", later).ok(), Some((new_year + 5 * DAY_MS, later)));
+        assert_eq!(named_range("this_month", later).ok(), Some((new_year, later)));
+    }
 }

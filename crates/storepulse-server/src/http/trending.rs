@@ -18,7 +18,7 @@ use storepulse_engine::engine::ScoredProduct;
 use storepulse_engine::trending::{RegistryError, TrendingWeights, VersionName, WeightVersion};
 use storepulse_model::Timestamp;
 
-use super::analytics::{country, device, filter_text, filter_value, invalid};
+use super::analytics::{country, device, filter_text, invalid, store, store_text};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -80,7 +80,7 @@ pub struct TrendingParams {
 impl TrendingParams {
     fn filters(&self) -> Result<Filters, ApiError> {
         Ok(Filters {
-            store: filter_text("store", &self.store)?,
+            store: store_text(&self.store)?,
             country: country(self.country.as_deref())?,
             device: device(self.device.as_deref())?,
             category: filter_text("category", &self.category)?,
@@ -256,7 +256,7 @@ async fn get_recommendations(
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let k = parse_k(params.k.as_deref())?;
-    let store = filter_value("store", params.store.as_deref())?;
+    let store = store(params.store.as_deref())?;
     let engine = state.engine.read_ignoring_poison();
     let (basis, id, products) = match (params.user_id.as_deref(), params.product_id.as_deref()) {
         (Some(user), None) => ("user_id", user, engine.recommend_for_visitor(user, store, k)),

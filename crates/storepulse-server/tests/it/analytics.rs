@@ -662,6 +662,43 @@ async fn an_empty_filter_value_is_refused_naming_it() {
     }
 }
 
+/// `store=%20default` answered zeros: no store is called that, and ingest refuses such names.
+/// A store filter that cannot name a store is refused with the rule, on every endpoint.
+#[tokio::test]
+async fn a_store_filter_that_is_no_store_name_is_refused() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    for query in [
+        "/api/v1/query?metrics=orders&range=today&store=%20default",
+        "/api/v1/query?metrics=orders&range=today&store=my%20shop",
+        "/api/v1/promotions?store=default%2F",
+        "/api/v1/realtime?store=default%20",
+        "/api/v1/trending/products?store=%C3%A9",
+        "/api/v1/funnels?store=%20default",
+        "/users/active?store=%20default",
+        "/api/v1/recommendations?user_id=u1&store=%20default",
+    ] {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}: {:?}", response.json());
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "store", "{query}: {error}");
+        let reason = error["details"]["reason"].as_str().unwrap();
+        assert!(reason.contains("letters, digits"), "{query}: {reason}");
+    }
+    // A padded source means the source (sources are stored trimmed).
+    let campaign = json!({"type": "page_view", "timestamp": at(now_ms() - 2_000), "session_id": "s9",
+        "anonymous_id": "a7", "page": {"path": "/"}, "marketing": {"utm_source": "google"}});
+    assert_eq!(
+        test.post_json("/api/v1/events", &campaign.to_string()).await.status,
+        StatusCode::OK
+    );
+    let padded = test.get("/api/v1/query?metrics=sessions&range=today&source=%20google%20").await;
+    let plain = test.get("/api/v1/query?metrics=sessions&range=today&source=google").await;
+    assert_eq!(padded.status, StatusCode::OK, "{:?}", padded.json());
+    assert_eq!(padded.json()["totals"], plain.json()["totals"]);
+    assert_ne!(plain.json()["totals"]["sessions"], 0, "{:?}", plain.json());
+}
+
 /// `/users/active?top=5` (and `category`, `currency`) answered as if the parameter had not
 /// been sent, and refusing `bogus` listed the realtime endpoint's parameters, which it does
 /// not take: it takes the filters a visitor has (store, country, device) and names those.
