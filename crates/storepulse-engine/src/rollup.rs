@@ -155,6 +155,17 @@ impl Table {
     }
 }
 
+/// The period just before one a scan covered (`covered`, as [`Rollups::scan`] returns it): as
+/// long, and ending where it starts (scanned, its own start is widened to a bucket edge too). A scan widens its range to whole buckets, so the
+/// nominal period before (`[from − length, from)`) would read again the bucket holding
+/// `from`, counting its events in both periods; this one starts at the bucket edge instead.
+/// (Only where the earlier period ends in time kept by coarser buckets than the later one
+/// starts in, at a retention edge, can its last bucket still reach past that edge.)
+pub fn period_before(covered: (i64, i64)) -> (i64, i64) {
+    let (from, to) = covered;
+    (from - (to - from), from)
+}
+
 /// A visited bucket: its start and width (ms).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {

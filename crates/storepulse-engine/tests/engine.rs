@@ -1183,6 +1183,73 @@ fn recommendations_for_a_store_stay_in_that_store() {
     assert!(engine.recommend_for_visitor("bob", Some("no-such-shop"), 5).is_none());
 }
 
+/// Where minutes are no longer kept, a range is read from the start of the hour holding its
+/// `from` (`covered_from`), and the period before it was read up to its nominal end, `from`,
+/// so from the start of that same hour too: an order in that hour counted in both periods
+/// (two orders looked like three, growth 200 % instead of 100 %), in `compare` and in the
+/// category trends alike. The period before now ends where the current one's buckets start.
+#[test]
+fn a_period_and_the_one_before_never_count_one_bucket_twice() {
+    // Mid-hour, so that the hour holding `now - 7 days` starts half an hour before it.
+    let now = DAY0 + 40 * DAY + 30 * MIN + 17_000;
+    let sale = |time: i64, id: &str, price: &str| {
+        json!({"type": "purchase", "timestamp": at(time), "country": "US", "order": {"id": id},
+               "items": [{"id": "book", "category": "Books", "price": price}]})
+    };
+    let mut engine = engine_with(&[
+        sale(now - 3 * DAY, "a", "100.00"),
+        // In the hour holding `now - 7 days`, twenty minutes before it.
+        sale(now - 7 * DAY - 20 * MIN, "b", "50.00"),
+        sale(now - 10 * DAY, "c", "60.00"),
+    ]);
+    engine.prune(Timestamp(now));
+    let mut query = spec(&[Metric::GrossRevenue, Metric::Orders], now - 7 * DAY, now);
+    query.compare = true;
+    let result = engine.query(&query).unwrap();
+    let hour_start = DAY0 + 33 * DAY;
+    assert_eq!(result.covered_from, Timestamp(hour_start).to_rfc3339());
+    assert_eq!(result.totals["orders"], Value::Count(2), "a, and b in the hour covered");
+    let previous = result.previous.unwrap();
+    assert_eq!(previous.covered_to, result.covered_from);
+    assert_eq!(previous.totals["orders"], Value::Count(1), "c only: b is not counted again");
+    assert_eq!(previous.totals["gross_revenue"], money("60.00"));
+    assert_eq!(previous.growth_percent["orders"], Some(100.0));
+    // As long as the current period's covered span (to within the bucket its own start is
+    // widened to: here an hour), ending where it starts.
+    let span = |from: &str, to: &str| {
+        let time = |text: &str| storepulse_model::time::parse_timestamp_text(text).unwrap().0;
+        time(to) - time(from)
+    };
+    let lengths = (
+        span(&previous.covered_from, &previous.covered_to),
+        span(&result.covered_from, &result.covered_to),
+    );
+    assert!(lengths.0 >= lengths.1 && lengths.0 < lengths.1 + HOUR, "{lengths:?}");
+
+    let rows = engine.category_trend_rows(Timestamp(now), Currency::USD);
+    let books = rows.iter().find(|row| row.category_level_1 == "Books").unwrap();
+    assert_eq!(books.revenue_week, Some(150.0));
+    assert_eq!(books.revenue_weekly_change, Some(1.5), "150 against 60, not against 110");
+
+    // Trending reads days before the last week and hours within it: the hour holding the
+    // week's start was read by both.
+    use storepulse_engine::trending::TrendingWeights;
+    let mut engine = engine_with(&[product_event(
+        "product_view",
+        now - 7 * DAY - 20 * MIN,
+        "v",
+        "old",
+        "Books",
+        "US",
+    )]);
+    engine.prune(Timestamp(now));
+    let weights = TrendingWeights::default();
+    let ranked = engine.trending(Timestamp(now), &weights, &Filters::default(), 10);
+    let age = (now - (hour_start + 30 * MIN)) as f64;
+    let expected = (-age / weights.half_life_ms()).exp2();
+    assert!((ranked[0].score - expected).abs() < 1e-4, "{} vs {expected}", ranked[0].score);
+}
+
 #[test]
 fn category_trends_compare_each_period_with_the_one_before() {
     use storepulse_engine::category_trends::{TrendFilter, TrendSettings, rank};

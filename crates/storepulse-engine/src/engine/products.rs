@@ -2,6 +2,7 @@
 
 use super::query::RowMatcher;
 use super::*;
+use crate::bucket::Bucket;
 use crate::recommend::StoreScope;
 
 /// A funnel overall and per group.
@@ -61,10 +62,12 @@ impl Engine {
         // Hours (and minutes at the edges) for the last week, days before that.
         let week_ago = now_ms - 7 * DAY_MS;
         let end = now_ms + MINUTE_MS;
+        // The hours start where the days' buckets ended, so that no bucket is read twice.
+        let mut hours_from = now_ms - horizon;
         if now_ms - horizon < week_ago {
-            self.rollups.scan(now_ms - horizon, week_ago, DAY_MS, &mut add);
+            hours_from = self.rollups.scan(now_ms - horizon, week_ago, DAY_MS, &mut add).1;
         }
-        self.rollups.scan((now_ms - horizon).max(week_ago), end, HOUR_MS, &mut add);
+        self.rollups.scan(hours_from, end, HOUR_MS, &mut add);
         // Ranked by the score as shown: the sums' last bits depend on the order the rows were
         // visited in (hash-map order, which differs after a restart), and products whose
         // shown scores are equal must keep one order, by id.
@@ -96,21 +99,23 @@ impl Engine {
         // (category id, country id) → [day, previous day, week, previous week, month, previous month]
         let mut sums: FastMap<(u32, u32), [i64; 6]> = FastMap::default();
         for (index, length) in [DAY_MS, 7 * DAY_MS, 30 * DAY_MS].into_iter().enumerate() {
-            for (slot, from) in [(2 * index, now.0 - length), (2 * index + 1, now.0 - 2 * length)] {
-                self.rollups.scan(from, from + length, DAY_MS, |_, rows| {
-                    for (key, measures) in rows.iter() {
-                        if key.currency != money || !matcher.admits(key, &self.dims) {
-                            continue;
-                        }
-                        for category in
-                            self.dims.categories_of(key.store, key.product).iter().take(3)
-                        {
-                            sums.entry((*category, key.country)).or_default()[slot] +=
-                                measures.gross_revenue;
-                        }
+            let mut add = |slot: usize, rows: &Bucket| {
+                for (key, measures) in rows.iter() {
+                    if key.currency != money || !matcher.admits(key, &self.dims) {
+                        continue;
                     }
-                });
-            }
+                    for category in self.dims.categories_of(key.store, key.product).iter().take(3) {
+                        sums.entry((*category, key.country)).or_default()[slot] +=
+                            measures.gross_revenue;
+                    }
+                }
+            };
+            // The period before is the one before what the last one's buckets covered, so
+            // that the bucket holding their boundary counts in one of them only.
+            let covered =
+                self.rollups.scan(now.0 - length, now.0, DAY_MS, |_, rows| add(2 * index, rows));
+            let (from, to) = period_before(covered);
+            self.rollups.scan(from, to, DAY_MS, |_, rows| add(2 * index + 1, rows));
         }
         let date = now.to_rfc3339().chars().take(10).collect::<String>();
         let scale = 10f64.powi(currency.exponent() as i32);

@@ -41,6 +41,11 @@ pub struct QueryResult {
 pub struct Comparison {
     pub from: String,
     pub to: String,
+    /// The span the previous period's rollup measures cover: as long as the current one's
+    /// and ending where it starts, so that no bucket counts in both (see
+    /// [`crate::rollup::period_before`]).
+    pub covered_from: String,
+    pub covered_to: String,
     /// As in [`QueryResult`]: the whole days the previous period's distinct metrics count
     /// over, when they come from the daily sketches.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -354,7 +359,9 @@ impl Engine {
         }
         if spec.compare {
             let length = to - from;
-            let previous = self.sum_filtered(from - length, from, spec);
+            let rollup_span = period_before(covered);
+            let (previous, previous_covered) =
+                self.sum_filtered((from - length, from), rollup_span, spec);
             let sketched = distinct && !trails;
             // A range within one day (not from midnight) counts the same whole day as the
             // period before it: the sketches cannot tell the two apart.
@@ -364,6 +371,8 @@ impl Engine {
             result.previous = Some(Comparison {
                 from: Timestamp(from - length).to_rfc3339(),
                 to: spec.from.to_rfc3339(),
+                covered_from: Timestamp(previous_covered.0).to_rfc3339(),
+                covered_to: Timestamp(previous_covered.1).to_rfc3339(),
                 distinct_covered_from: sketched.then(|| rfc3339(previous_days.0)),
                 distinct_covered_to: sketched.then(|| rfc3339(previous_days.1)),
                 totals: values(&previous),
@@ -443,11 +452,22 @@ impl Engine {
         Some(series)
     }
 
-    fn sum_filtered(&self, from: i64, to: i64, spec: &QuerySpec) -> Sum {
+    /// The totals of `spec` for the period before a compared one: the rollups' measures over
+    /// `rollup_span` (see [`period_before`]), whose covered span is returned beside them, and
+    /// what is counted exactly (trails, sketch days, carts) over `[from, to)`.
+    fn sum_filtered(
+        &self,
+        (from, to): (i64, i64),
+        (rollup_from, rollup_to): (i64, i64),
+        spec: &QuerySpec,
+    ) -> (Sum, (i64, i64)) {
         let mut sum = Sum::default();
-        let Some(matcher) = self.matcher(&spec.filters, spec.group_by) else { return sum };
+        let Some(matcher) = self.matcher(&spec.filters, spec.group_by) else {
+            // Nothing can match: the same span is read for nothing.
+            return (sum, self.rollups.scan(rollup_from, rollup_to, DAY_MS, |_, _| {}));
+        };
         let currency = currency_bytes(spec.currency);
-        self.rollups.scan(from, to, DAY_MS, |_, rows| {
+        let covered = self.rollups.scan(rollup_from, rollup_to, DAY_MS, |_, rows| {
             for (key, measures) in rows.iter() {
                 if matcher.admits(key, &self.dims) {
                     sum.add(key, measures, currency);
@@ -484,7 +504,7 @@ impl Engine {
                 .map(|cart| cart.value())
                 .sum();
         }
-        sum
+        (sum, covered)
     }
 }
 
