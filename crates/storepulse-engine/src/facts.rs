@@ -426,9 +426,10 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
-    /// Whether the sale is known: not only refunds of it, sent before it.
+    /// Whether the sale is known: not only refunds of it, sent before it (which leave no lines
+    /// and no total). A sale sent by its value alone has a total and no lines.
     pub fn sold(&self) -> bool {
-        !self.lines.is_empty()
+        !self.lines.is_empty() || self.total > 0
     }
 }
 

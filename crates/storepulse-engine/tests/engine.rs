@@ -889,6 +889,39 @@ fn a_refund_before_its_sale_still_caps_what_the_order_can_refund() {
     assert_eq!(totals["orders"], Value::Count(1), "the early refund is not an order");
 }
 
+/// An order sent by its value alone (a back office's "Order Completed" without products) is
+/// a known sale: sent again it is one order, its full refund refunds its value, and a refund
+/// sent before it counts towards its cap.
+#[test]
+fn an_order_without_lines_is_remembered_as_a_sale() {
+    let t = DAY0 + 10 * HOUR;
+    let valued = |time: i64, id: &str, total: &str| {
+        json!({"type": "purchase", "timestamp": at(time), "user_id": "b1",
+               "order": {"id": id, "total": total, "currency": "USD"}})
+    };
+    let refund = |time: i64, order: serde_json::Value| {
+        json!({"type": "refund", "timestamp": at(time), "order": order})
+    };
+    let engine = engine_with(&[
+        valued(t, "V1", "40.00"),
+        valued(t + MIN, "V1", "40.00"),
+        refund(t + 2 * MIN, json!({"id": "V1", "currency": "USD"})),
+        refund(t + 3 * MIN, json!({"id": "V2", "total": "15.00", "currency": "USD"})),
+        valued(t + 4 * MIN, "V2", "25.00"),
+        refund(t + 5 * MIN, json!({"id": "V2", "currency": "USD"})),
+    ]);
+    let query = spec(
+        &[Metric::GrossRevenue, Metric::RefundedRevenue, Metric::Orders, Metric::Units],
+        DAY0,
+        DAY0 + DAY,
+    );
+    let totals = engine.query(&query).unwrap().totals;
+    assert_eq!(totals["orders"], Value::Count(2), "V1 sent twice is one order");
+    assert_eq!(totals["gross_revenue"], money("65.00"));
+    assert_eq!(totals["refunded_revenue"], money("65.00"), "each refunded in full, once");
+    assert_eq!(totals["units"], Value::Count(0));
+}
+
 /// A sign-in by an identify event makes the session's visitor the signed-in one for the
 /// exact (trail-based) counts: the same person in two sessions is one visitor.
 #[test]

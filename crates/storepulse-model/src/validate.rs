@@ -1010,9 +1010,15 @@ impl Checker<'_> {
                 if order.as_ref().is_none_or(|order| order.id.is_none()) {
                     self.missing("order.id", "purchase needs order.id");
                 }
-                // Lines that were sent but are invalid are reported individually.
-                if sent_items == 0 {
-                    self.missing("items", "purchase needs at least one line item");
+                // Lines that were sent but are invalid are reported individually. An order
+                // system may send an order by its value alone (Segment's `products` is
+                // optional): it counts in orders and revenue, not by product.
+                let valued = order.as_ref().and_then(|order| order.total).is_some_and(|t| t > 0);
+                if sent_items == 0 && !valued {
+                    self.missing(
+                        "items",
+                        "purchase needs at least one line item, or an order total above 0",
+                    );
                 }
             }
             EventType::Refund => {

@@ -362,6 +362,7 @@ fn type_requirements_table() {
         (r#"{"type":"add_to_cart","product":{}}"#, &["product.id"]),
         (r#"{"type":"remove_from_cart"}"#, &["product"]),
         (r#"{"type":"purchase","order":{"id":"o"}}"#, &["items"]),
+        (r#"{"type":"purchase","order":{"id":"o","total":0}}"#, &["items"]),
         (r#"{"type":"refund"}"#, &["order.id"]),
         (r#"{"type":"promotion_view"}"#, &["promotion.id"]),
         (r#"{"type":"promotion_click","promotion":{"name":"x"}}"#, &["promotion.id"]),
@@ -523,6 +524,34 @@ fn segment_errors_use_segment_paths() {
         fields(&errors),
         ["properties.order_id", "properties.products[0].product_id", "properties.total"]
     );
+}
+
+/// Segment's `products` is optional: a back office sending "Order Completed" with an order id
+/// and its value only had the order refused (and Segment does not retry a 400).
+#[test]
+fn an_order_sent_by_its_value_alone_is_a_purchase() {
+    let event = segment(
+        r#"{"event":"Order Completed","userId":"u","properties":{"order_id":"o-3","total":12.5}}"#,
+        Some(SegmentCall::Track),
+    )
+    .unwrap();
+    assert_eq!(event.event_type, EventType::Purchase);
+    assert!(event.items.is_empty());
+    assert_eq!(event.order.unwrap().total, Some(1250));
+    let by_revenue = segment(
+        r#"{"event":"Order Completed","userId":"u","properties":{"order_id":"o-4","revenue":10,"tax":1}}"#,
+        Some(SegmentCall::Track),
+    )
+    .unwrap();
+    assert_eq!(by_revenue.order.unwrap().total, Some(1100));
+    let native = native(r#"{"type":"purchase","order":{"id":"o","subtotal":"20.00"}}"#).unwrap();
+    assert_eq!(native.order.unwrap().total, Some(2000));
+    // Without lines and without a value there is nothing to count.
+    let errors = errors_of(segment(
+        r#"{"event":"Order Completed","userId":"u","properties":{"order_id":"o-5"}}"#,
+        Some(SegmentCall::Track),
+    ));
+    assert_eq!(fields(&errors), ["properties.products"]);
 }
 
 #[test]
