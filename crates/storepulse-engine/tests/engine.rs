@@ -899,9 +899,7 @@ fn an_order_without_lines_is_remembered_as_a_sale() {
         json!({"type": "purchase", "timestamp": at(time), "user_id": "b1",
                "order": {"id": id, "total": total, "currency": "USD"}})
     };
-    let refund = |time: i64, order: serde_json::Value| {
-        json!({"type": "refund", "timestamp": at(time), "order": order})
-    };
+    let refund = |time: i64, order: serde_json::Value| json!({"type": "refund", "timestamp": at(time), "order": order});
     let engine = engine_with(&[
         valued(t, "V1", "40.00"),
         valued(t + MIN, "V1", "40.00"),
