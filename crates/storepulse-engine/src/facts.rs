@@ -8,7 +8,7 @@
 
 use crate::FastMap;
 
-use storepulse_model::event::{DeviceType, Event, EventType, Product};
+use storepulse_model::event::{DeviceType, Event, EventType, Order, Product};
 use storepulse_model::money::Currency;
 
 use crate::intern::Interner;
@@ -601,6 +601,7 @@ pub fn rows_of(
                 None => None,
             };
             let mut record = OrderRecord { key, time_ms: origin.time_ms, ..OrderRecord::default() };
+            let first_line_row = rows.len();
             for item in &event.items {
                 let id = dims.product(base.store, item, origin.time_ms);
                 let units = item.quantity;
@@ -612,6 +613,9 @@ pub fn rows_of(
                     FactKey { product: id, currency, ..base },
                     Measures { orders: 1, units, gross_revenue: line_total, ..Measures::default() },
                 ));
+            }
+            if let Some(order) = order {
+                share_out_discount(order, &mut rows[first_line_row..], &mut record.lines);
             }
             totals.orders = 1;
             totals.gross_revenue = order.and_then(|o| o.total).unwrap_or(0);
@@ -690,6 +694,32 @@ pub fn rows_of(
     }
     rows[0] = (key, totals);
     if event.event_type == EventType::Refund { base } else { key }
+}
+
+/// Takes what an order was discounted by off its lines, each by its share of the lines'
+/// amount, so that by product revenue is what the lines were sold for: a discount (`discount`,
+/// or a `total` below the lines plus tax and shipping) comes off them; tax and shipping are
+/// not product revenue, and a total above them adds nothing to the lines. `rows` are the
+/// order's line rows, `lines` its remembered lines, in the same order.
+fn share_out_discount(order: &Order, rows: &mut [(FactKey, Measures)], lines: &mut [OrderLine]) {
+    let Some(total) = order.total else { return };
+    let lines_sum: i128 = lines.iter().map(|line| i128::from(line.total)).sum();
+    let goods = i128::from(total)
+        - i128::from(order.tax.unwrap_or(0))
+        - i128::from(order.shipping.unwrap_or(0));
+    let discount = lines_sum - goods.clamp(0, lines_sum);
+    if discount <= 0 {
+        return;
+    }
+    // Shares by running totals, so that they add up to the discount exactly.
+    let (mut running, mut given) = (0i128, 0i128);
+    for ((_, measures), line) in rows.iter_mut().zip(lines.iter_mut()) {
+        running += i128::from(line.total);
+        let share = (discount * running / lines_sum - given) as i64;
+        given += i128::from(share);
+        line.total -= share;
+        measures.gross_revenue -= share;
+    }
 }
 
 /// `minor` units of the currency `from` as minor units of `to`: the same decimal amount (JPY

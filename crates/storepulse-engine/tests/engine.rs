@@ -889,6 +889,53 @@ fn a_refund_before_its_sale_still_caps_what_the_order_can_refund() {
     assert_eq!(totals["orders"], Value::Count(1), "the early refund is not an order");
 }
 
+/// By product, revenue is what the lines were sold for: an order's discount (stated, or a
+/// total below its lines) comes off its lines by their share; tax and shipping are not
+/// product revenue. Grouped by product, the totals are the ungrouped query's (they summed
+/// the lines at list price: 110.00 sold where 98.00 was).
+#[test]
+fn product_revenue_is_net_of_the_orders_discount_and_totals_stay_the_orders() {
+    let t = DAY0 + 10 * HOUR;
+    let line = |id: &str, price: &str| json!({"id": id, "price": price});
+    let engine = engine_with(&[
+        purchase(
+            t,
+            "n1",
+            "default",
+            json!([line("a", "5.00"), line("d", "5.00")]),
+            json!({"order": {"discount": "3.00", "tax": "1.00"}}),
+        ),
+        purchase(
+            t,
+            "n2",
+            "default",
+            json!([line("e", "100.00")]),
+            json!({"order": {"total": "90.00"}}),
+        ),
+        json!({"type": "refund", "timestamp": at(t + HOUR), "order": {"id": "n2"},
+               "items": [{"id": "e"}]}),
+    ]);
+    let metrics = [Metric::GrossRevenue, Metric::RefundedRevenue, Metric::Orders, Metric::Units];
+    let ungrouped = spec(&metrics, DAY0, DAY0 + DAY);
+    let mut by_product = ungrouped.clone();
+    by_product.group_by = Some(Dimension::Product);
+    let (plain, grouped) = (engine.query(&ungrouped).unwrap(), engine.query(&by_product).unwrap());
+    assert_eq!(plain.totals["gross_revenue"], money("98.00"));
+    assert_eq!(plain.totals["refunded_revenue"], money("90.00"));
+    assert_eq!(grouped.totals, plain.totals);
+    let group = |id: &str, metric: &str| {
+        let group = grouped.groups.iter().find(|g| g.key.as_deref() == Some(id)).unwrap();
+        group.values[metric].clone()
+    };
+    assert_eq!(group("e", "gross_revenue"), money("90.00"));
+    assert_eq!(group("e", "refunded_revenue"), money("90.00"), "refunded at what it was sold for");
+    assert_eq!(
+        (group("a", "gross_revenue"), group("d", "gross_revenue")),
+        (money("3.50"), money("3.50"))
+    );
+    assert_eq!(group("a", "orders"), Value::Count(1));
+}
+
 /// An order sent by its value alone (a back office's "Order Completed" without products) is
 /// a known sale: sent again it is one order, its full refund refunds its value, and a refund
 /// sent before it counts towards its cap.
@@ -1449,7 +1496,12 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     .collect();
     assert_eq!(result.groups[0].key.as_deref(), Some("p"));
     assert_eq!(result.groups[0].values, expected, "s1 carted and bought p, s2 only carted it");
-    assert_eq!(result.totals["sessions"], Value::Count(2), "sessions that met a product");
+    // The totals are the query's without `group_by`: every session, not only those that met
+    // a product (they were, and a grouped answer's totals then differed from the ungrouped).
+    let mut ungrouped = per_product.clone();
+    ungrouped.group_by = None;
+    assert_eq!(result.totals, engine.query(&ungrouped).unwrap().totals);
+    assert_eq!(result.totals["sessions"], Value::Count(3));
     let mut product_visitors = per_product.clone();
     product_visitors.metrics = vec![Metric::Visitors, Metric::UniqueBuyers];
     let result = engine.query(&product_visitors).unwrap();

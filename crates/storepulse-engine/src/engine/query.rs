@@ -244,16 +244,22 @@ impl Engine {
         let mut groups: FastMap<u32, Sum> = FastMap::default();
         // The span the rollup buckets read cover.
         let mut covered = None;
-        if let Some(matcher) = self.matcher(&spec.filters, spec.group_by) {
+        // Totals and the series are those of the same query without `group_by`: by product
+        // or category the groups read product rows (line revenue, sessions that met the
+        // product), the totals still read orders and every session.
+        if let (Some(matcher), Some(ungrouped)) =
+            (self.matcher(&spec.filters, spec.group_by), self.matcher(&spec.filters, None))
+        {
             covered = Some(self.rollups.scan(from, to, width.min(DAY_MS), |span, rows| {
                 let point = points.partition_point(|p| *p <= span.start).saturating_sub(1);
                 for (key, measures) in rows.iter() {
-                    if !matcher.admits(key, &self.dims) {
-                        continue;
+                    if ungrouped.admits(key, &self.dims) {
+                        totals.add(key, measures, currency);
+                        series[point].add(key, measures, currency);
                     }
-                    totals.add(key, measures, currency);
-                    series[point].add(key, measures, currency);
-                    if let Some(dimension) = spec.group_by {
+                    if let Some(dimension) = spec.group_by
+                        && matcher.admits(key, &self.dims)
+                    {
                         let group = group_key(dimension, key, &self.dims);
                         groups.entry(group).or_default().add(key, measures, currency);
                     }
@@ -265,7 +271,7 @@ impl Engine {
                 self.count_sessions(
                     range,
                     &spec.metrics,
-                    &matcher,
+                    (&matcher, &ungrouped),
                     spec.group_by,
                     &points,
                     &mut totals,
@@ -438,7 +444,8 @@ impl Engine {
             return None;
         }
         let mut series = vec![Sum::default(); points.len()];
-        let matcher = self.matcher(&spec.filters, spec.group_by)?;
+        // The totals' series: the query without `group_by` (see `Engine::query`).
+        let matcher = self.matcher(&spec.filters, None)?;
         let currency = currency_bytes(spec.currency);
         let width = granularity_width(granularity).min(DAY_MS);
         self.rollups.scan(from, to, width, |span, rows| {
@@ -462,7 +469,9 @@ impl Engine {
         spec: &QuerySpec,
     ) -> (Sum, (i64, i64)) {
         let mut sum = Sum::default();
-        let Some(matcher) = self.matcher(&spec.filters, spec.group_by) else {
+        // The totals of the query without `group_by`, as the current period's (see
+        // `Engine::query`).
+        let Some(matcher) = self.matcher(&spec.filters, None) else {
             // Nothing can match: the same span is read for nothing.
             return (sum, self.rollups.scan(rollup_from, rollup_to, DAY_MS, |_, _| {}));
         };
@@ -482,7 +491,7 @@ impl Engine {
             self.count_sessions(
                 range,
                 metrics,
-                &matcher,
+                (&matcher, &matcher),
                 None,
                 &[],
                 &mut sum,

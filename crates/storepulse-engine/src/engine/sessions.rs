@@ -109,13 +109,16 @@ impl Engine {
     }
 
     /// Adds exact session counts over `[from, to)` to `totals`, to the series point each event
-    /// falls in (`points`: their starts; none for no series) and to `groups`.
+    /// falls in (`points`: their starts; none for no series) and to `groups`. Groups count
+    /// what `matcher` admits; totals and the series what `ungrouped` does, the matcher of the
+    /// same query without `group_by` (by product, every session, not only those that met a
+    /// product).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn count_sessions(
         &self,
         (from, to): (i64, i64),
         metrics: &[Metric],
-        matcher: &RowMatcher,
+        (matcher, ungrouped): (&RowMatcher, &RowMatcher),
         group_by: Option<Dimension>,
         points: &[i64],
         totals: &mut Sum,
@@ -168,6 +171,7 @@ impl Engine {
                 if time < from || time >= to {
                     continue;
                 }
+                // The mark's group, `None` when the grouped query does not admit it.
                 let group = if matcher.product_level {
                     let found = if self.dims.files_apart(place.store, product) {
                         product_group(place.store, product)
@@ -175,13 +179,18 @@ impl Engine {
                         product_groups.get(product as usize).copied().flatten()
                     };
                     match found {
-                        Some(group) if by_product => group,
-                        Some(_) => place_group,
-                        _ => continue,
+                        Some(group) if by_product => Some(group),
+                        Some(_) => Some(place_group),
+                        None => None,
                     }
                 } else {
-                    place_group
+                    Some(place_group)
                 };
+                // Product-level filters admit the marks naming their products only; grouping
+                // by product alone leaves the totals every mark.
+                if group.is_none() && ungrouped.product_level {
+                    continue;
+                }
                 let flags = ACTIVE
                     | match event_type {
                         EventType::Purchase => PURCHASED,
@@ -193,7 +202,7 @@ impl Engine {
                     by_point
                         .push((points.partition_point(|p| *p <= time).saturating_sub(1), flags));
                 }
-                if group_by.is_some() {
+                if let (Some(group), Some(_)) = (group, group_by) {
                     by_group.push((group, flags));
                 }
             }
