@@ -132,6 +132,14 @@ impl Trail {
         self.base_ms == i64::MIN
     }
 
+    /// Whether this is a visitor's day of events sent without a session (see
+    /// [`FunnelLog::observe_sessionless`]): such a trail counts its visitor, not a session.
+    /// Told by its key, which is derived from its visitor and day (a session id's hash equals
+    /// it by a 1 in 2^64 chance), so trails and snapshots need no mark of their own.
+    fn is_sessionless(&self) -> bool {
+        self.visitor != 0 && self.session == sessionless_key(self.visitor, self.base_ms)
+    }
+
     fn time_of(&self, mark: &Mark) -> i64 {
         self.base_ms + i64::from(mark.offset_ms)
     }
@@ -157,6 +165,17 @@ impl Trail {
         }
         u32::try_from(time_ms - self.base_ms).ok()
     }
+}
+
+/// The trail key of `visitor`'s events without a session on the UTC day of `time_ms`. Stable
+/// across builds: snapshots keep trails by it.
+fn sessionless_key(visitor: u64, time_ms: i64) -> u64 {
+    const SEED: u64 = 0x5e55_1011_e55b_0ff1;
+    let day = time_ms.div_euclid(24 * 60 * 60 * 1000);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&visitor.to_le_bytes());
+    bytes[8..].copy_from_slice(&day.to_le_bytes());
+    wyhash::wyhash(&bytes, SEED)
 }
 
 /// In a snapshot only the trails and the retention are written; the slot map, the free slots
@@ -250,6 +269,24 @@ impl From<StoredFunnelLog> for FunnelLog {
             }
         }
         FunnelLog { trails, slots, free, retention_ms, marks }
+    }
+}
+
+/// A trail as [`FunnelLog::trails`] lists it.
+pub struct KeptTrail<'a> {
+    pub place: Place,
+    /// The visitor's hash; 0 = none.
+    pub visitor: u64,
+    /// A session's trail, not a visitor's events sent without one.
+    pub is_session: bool,
+    trail: &'a Trail,
+}
+
+impl KeptTrail<'_> {
+    /// The marks as (time, event type, product; 0 = none), in time order.
+    pub fn marks(&self) -> impl Iterator<Item = (i64, EventType, u32)> + '_ {
+        let trail = self.trail;
+        trail.marks.iter().map(|mark| (trail.time_of(mark), mark.event_type, mark.product))
     }
 }
 
@@ -493,6 +530,31 @@ impl FunnelLog {
         self.marks += trail.marks.len() - before;
     }
 
+    /// Records an event sent without a session id by the visitor whose key is `visitor` (an
+    /// order a back office sends): in a trail of that visitor's such events of the day, which
+    /// counts the visitor (and buyer) in the exact counts by product and below a day, but is
+    /// no session (nor a funnel's).
+    pub fn observe_sessionless(
+        &mut self,
+        visitor: u64,
+        place: Place,
+        time_ms: i64,
+        event_type: EventType,
+        products: &[u32],
+    ) {
+        let key = sessionless_key(visitor, time_ms);
+        let mut hint = TrailHint::default();
+        self.observe_remembering(
+            key,
+            &mut hint,
+            Some(visitor),
+            place,
+            time_ms,
+            event_type,
+            products,
+        );
+    }
+
     /// A sign-in (an identify event) in `session` at `time_ms` by the visitor whose key is
     /// `visitor`: not a step of the session, but from then on its visitor (if the session has
     /// a trail and no later event names another).
@@ -617,7 +679,7 @@ impl FunnelLog {
         let mut groups: FastMap<u32, Vec<u64>> = FastMap::default();
         let steps = &spec.steps;
         for trail in self.trails.iter().filter(|trail| !trail.is_free()) {
-            if !filter.admits(&trail.place) {
+            if !filter.admits(&trail.place) || trail.is_sessionless() {
                 continue;
             }
             match split {
@@ -671,25 +733,20 @@ impl FunnelLog {
         self.retention_ms
     }
 
-    /// Every kept session with an event in `[from_ms, to_ms)`: where it was seen, its visitor's
-    /// hash (0 = none) and its marks as (time, event type, product; 0 = none), in time order.
-    pub fn trails(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> impl Iterator<Item = (Place, u64, impl Iterator<Item = (i64, EventType, u32)> + '_)> + '_
-    {
+    /// Every kept trail with an event in `[from_ms, to_ms)`: where it was seen, its visitor's
+    /// hash (0 = none), whether it is a session (not a visitor's events sent without one) and
+    /// its marks as (time, event type, product; 0 = none), in time order.
+    pub fn trails(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = KeptTrail<'_>> + '_ {
         self.trails
             .iter()
             .filter(move |trail| {
                 !trail.is_free() && trail.last_ms() >= from_ms && trail.base_ms < to_ms
             })
-            .map(|trail| {
-                let marks = trail
-                    .marks
-                    .iter()
-                    .map(|mark| (trail.time_of(mark), mark.event_type, mark.product));
-                (trail.place, trail.visitor, marks)
+            .map(|trail| KeptTrail {
+                place: trail.place,
+                visitor: trail.visitor,
+                is_session: !trail.is_sessionless(),
+                trail,
             })
     }
 
@@ -886,7 +943,7 @@ mod tests {
         assert_ne!(hint_a, hint_b);
         assert_eq!(log.sessions(), 2);
         let mut marks: Vec<usize> =
-            log.trails(later, later + HOUR).map(|(_, _, marks)| marks.count()).collect();
+            log.trails(later, later + HOUR).map(|trail| trail.marks().count()).collect();
         marks.sort_unstable();
         assert_eq!(marks, [1, 2], "session 2 keeps its one mark, session 1 has its two");
     }

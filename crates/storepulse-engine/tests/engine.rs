@@ -936,6 +936,58 @@ fn product_revenue_is_net_of_the_orders_discount_and_totals_stay_the_orders() {
     assert_eq!(group("a", "orders"), Value::Count(1));
 }
 
+/// Orders a back office sends carry the buyer but no session id. The exact counts (by product,
+/// below a day) come from session trails, so their buyers were missing there: unique buyers of
+/// a product sold only through the back office was 0. They count as visitors and buyers now,
+/// not as sessions, nor in funnels; and after a restart too.
+#[test]
+fn buyers_of_orders_sent_without_a_session_count_in_the_exact_counts() {
+    use storepulse_engine::funnel::{FunnelSpec, FunnelSplit};
+    use storepulse_engine::snapshot;
+    let t = DAY0 + 10 * HOUR;
+    let back_office = |time: i64, id: &str, buyer: &str| {
+        json!({"type": "purchase", "timestamp": at(time), "user_id": buyer,
+               "order": {"id": id, "currency": "USD"}, "items": [{"id": "p", "price": "10.00"}]})
+    };
+    let engine = engine_with(&[
+        page_view(t, "u1", "s1", "/", "US"),
+        back_office(t + MIN, "b-1", "b1"),
+        back_office(t + 2 * MIN, "b-2", "b1"),
+        back_office(t + HOUR, "b-3", "b2"),
+    ]);
+    let mut bytes = Vec::new();
+    snapshot::encode(&engine, &mut bytes).unwrap();
+    let restored = snapshot::decode(&bytes).unwrap();
+    for engine in [&engine, &restored] {
+        let metrics = [Metric::Visitors, Metric::UniqueBuyers, Metric::Sessions];
+        let mut hourly = spec(&metrics, t, t + 2 * HOUR);
+        hourly.granularity = Some(Granularity::Hour);
+        let result = engine.query(&hourly).unwrap();
+        assert_eq!(result.totals["visitors"], Value::Count(3), "u1, b1, b2");
+        assert_eq!(result.totals["unique_buyers"], Value::Count(2));
+        assert_eq!(result.totals["sessions"], Value::Count(1), "only s1 is a session");
+        let hour = |n: usize, metric: &str| result.series[n].values[metric].clone();
+        assert_eq!(
+            (hour(0, "unique_buyers"), hour(1, "unique_buyers")),
+            (Value::Count(1), Value::Count(1))
+        );
+        let mut by_product = spec(&[Metric::UniqueBuyers, Metric::Sessions], DAY0, DAY0 + DAY);
+        by_product.group_by = Some(Dimension::Product);
+        let result = engine.query(&by_product).unwrap();
+        assert_eq!(result.groups[0].values["unique_buyers"], Value::Count(2));
+        assert_eq!(result.groups[0].values["sessions"], Value::Count(0));
+        let funnel = FunnelSpec {
+            steps: FunnelSpec::parse_steps("page_view,purchase").unwrap(),
+            window_ms: HOUR,
+            from_ms: DAY0,
+            to_ms: DAY0 + DAY,
+        };
+        let everyone = RealtimeFilter::default();
+        let steps = engine.funnel(&funnel, FunnelSplit::None, &everyone, 10).unwrap().overall.steps;
+        assert_eq!(steps.iter().map(|step| step.sessions).collect::<Vec<_>>(), [1, 0]);
+    }
+}
+
 /// An order sent by its value alone (a back office's "Order Completed" without products) is
 /// a known sale: sent again it is one order, its full refund refunds its value, and a refund
 /// sent before it counts towards its cap.

@@ -276,10 +276,7 @@ impl Engine {
         let ids = (visitor.map(|(_, hash)| hash), session);
         self.distinct.observe(time, key, ids, signal, sketch_memos);
         if let Some(session) = trail_session {
-            let mut products = std::mem::take(&mut self.product_scratch);
-            products.clear();
-            products.extend(rows[1..].iter().map(|(key, _)| key.product));
-            products.dedup();
+            let products = products_of(&mut self.product_scratch, &rows);
             let visitor = visitor.map(|(_, hash)| hash);
             self.funnels.observe_remembering(
                 session,
@@ -292,6 +289,14 @@ impl Engine {
             );
             self.product_scratch = products;
             self.track_cart(event, session, key, time);
+        } else if let (None, Some((_, visitor))) = (session, visitor)
+            && event.event_type != EventType::Identify
+        {
+            // Without a session (an order a back office sends): its visitor and buyer still
+            // count in the exact counts by product and below a day.
+            let products = products_of(&mut self.product_scratch, &rows);
+            self.funnels.observe_sessionless(visitor, place, time, event.event_type, &products);
+            self.product_scratch = products;
         }
         if let Some((_, visitor)) = visitor {
             // Product rows follow the event row; each names one product the visitor met.
@@ -465,4 +470,14 @@ impl Engine {
     pub fn rollups(&self) -> &Rollups {
         &self.rollups
     }
+}
+
+/// The products an event's rows name (product rows follow the event row), in `scratch`'s
+/// vector, taken: the caller puts it back.
+fn products_of(scratch: &mut Vec<u32>, rows: &[(FactKey, Measures)]) -> Vec<u32> {
+    let mut products = std::mem::take(scratch);
+    products.clear();
+    products.extend(rows[1..].iter().map(|(key, _)| key.product));
+    products.dedup();
+    products
 }

@@ -152,7 +152,8 @@ impl Engine {
         // (where, visitor, flags) for each session's visitor, when distinct visitors are asked.
         let want_visitors = wants_visitors(metrics);
         let mut visits: Vec<(Target, u64, u8)> = Vec::new();
-        for (place, visitor, marks) in self.funnels.trails(from, to) {
+        for trail in self.funnels.trails(from, to) {
+            let (place, visitor) = (trail.place, trail.visitor);
             if !matcher.admits_place(&place) {
                 continue;
             }
@@ -167,7 +168,7 @@ impl Engine {
             let mut total = 0;
             by_point.clear();
             by_group.clear();
-            for (time, event_type, product) in marks {
+            for (time, event_type, product) in trail.marks() {
                 if time < from || time >= to {
                     continue;
                 }
@@ -209,19 +210,29 @@ impl Engine {
             if total == 0 {
                 continue;
             }
-            totals.sessions.get_or_insert_default().add(total);
+            // A visitor's events sent without a session (a back office's orders) count the
+            // visitor and buyer only.
+            let session = trail.is_session;
+            if session {
+                totals.sessions.get_or_insert_default().add(total);
+            }
             let visited = want_visitors && visitor != 0;
             if visited {
                 visits.push((Target::Total, visitor, total));
             }
             for (point, flags) in merged(&mut by_point) {
-                series[point].sessions.get_or_insert_default().add(flags);
+                if session {
+                    series[point].sessions.get_or_insert_default().add(flags);
+                }
                 if visited {
                     visits.push((Target::Point(point), visitor, flags));
                 }
             }
             for (group, flags) in merged(&mut by_group) {
-                groups.entry(group).or_default().sessions.get_or_insert_default().add(flags);
+                let counts = groups.entry(group).or_default().sessions.get_or_insert_default();
+                if session {
+                    counts.add(flags);
+                }
                 if visited {
                     visits.push((Target::Group(group), visitor, flags));
                 }
