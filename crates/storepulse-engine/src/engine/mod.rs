@@ -474,6 +474,7 @@ impl Engine {
 
 /// The products an event's rows name (product rows follow the event row), in `scratch`'s
 /// vector, taken: the caller puts it back.
+#[inline]
 fn products_of(scratch: &mut Vec<u32>, rows: &[(FactKey, Measures)]) -> Vec<u32> {
     let mut products = std::mem::take(scratch);
     products.clear();
