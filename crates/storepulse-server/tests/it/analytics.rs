@@ -723,3 +723,27 @@ async fn active_users_take_only_the_filters_they_use() {
     assert_eq!(germany.json(), json!({"users": ["a9"]}));
     assert_eq!(test.get("/users/active?device=mobile").await.status, StatusCode::OK);
 }
+
+/// A grouped query matching no row answered without `groups` (funnels answered `[]`), so a
+/// dashboard mapping over them broke on a quiet store or day: grouped, `groups` is always
+/// there, `[]` when empty; ungrouped, it is never there.
+#[tokio::test]
+async fn a_grouped_query_matching_nothing_answers_empty_groups() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    for query in [
+        "/api/v1/query?metrics=orders&group_by=country&store=nosuch",
+        "/api/v1/query?metrics=orders&group_by=country&range=last_month",
+        "/api/v1/promotions?store=nosuch",
+        "/api/v1/promotions",
+        "/api/v1/funnels?store=nosuch&group_by=country",
+    ] {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::OK, "{query}: {:?}", response.json());
+        assert_eq!(response.json()["groups"], json!([]), "{query}: {:?}", response.json());
+    }
+    let ungrouped = test.get("/api/v1/query?metrics=orders&store=nosuch").await.json();
+    assert!(ungrouped.get("groups").is_none(), "{ungrouped}");
+    let grouped = test.get("/api/v1/query?metrics=orders&group_by=country").await.json();
+    assert_eq!(grouped["groups"][0]["key"], "US", "{grouped}");
+}
