@@ -6,6 +6,7 @@
 //! endpoints, GraphQL and the dashboard (later) cannot disagree. A bad parameter is a 400 that
 //! names it.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -211,9 +212,10 @@ async fn get_active_users(
 /// One user id may shop in several stores: each session counts where it was last seen.
 async fn get_user_sessions(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    user_id: Result<Path<String>, PathRejection>,
     params: Result<Query<VisitorParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(user_id) = user_id.map_err(ApiError::from_path_rejection)?;
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let filter = params.filter()?;

@@ -6,6 +6,7 @@
 //! Scores are computed from stored events (seed 5 served random numbers), `k` is validated the
 //! same way everywhere, and versions order numerically (v1.10 after v1.9).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -227,8 +228,9 @@ async fn post_version(
 
 async fn post_activate(
     State(state): State<AppState>,
-    Path(version): Path<String>,
+    version: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(version) = version.map_err(ApiError::from_path_rejection)?;
     if VersionName::parse(&version).is_none() {
         return Err(registry_error(RegistryError::BadName(version)));
     }

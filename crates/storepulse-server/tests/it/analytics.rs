@@ -1,7 +1,8 @@
 //! The engine through HTTP: live windows, the query API, seed 3's user endpoints, and the
 //! same numbers after a restart (the engine is rebuilt from the log).
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use storepulse_model::Timestamp;
 
@@ -746,4 +747,24 @@ async fn a_grouped_query_matching_nothing_answers_empty_groups() {
     assert!(ungrouped.get("groups").is_none(), "{ungrouped}");
     let grouped = test.get("/api/v1/query?metrics=orders&group_by=country").await.json();
     assert_eq!(grouped["groups"][0]["key"], "US", "{grouped}");
+}
+
+/// A path segment that is not UTF-8 once percent-decoded got axum's plain-text "Invalid URL:
+/// Invalid UTF-8 in `user_id`", the one 400 without the JSON body: it names the parameter.
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_refused_naming_it() {
+    let test = TestApp::new();
+    for (request, parameter) in [
+        (Request::get("/users/%FF%FE/sessions"), "user_id"),
+        (Request::post("/api/v1/trending/versions/%FF/activate"), "version"),
+    ] {
+        let response = test.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{parameter}");
+        assert_eq!(response.header("content-type"), Some("application/json"), "{parameter}");
+        let error = &response.json()["error"];
+        assert_eq!(error["code"], "invalid_parameter", "{error}");
+        assert_eq!(error["details"]["parameter"], parameter, "{error}");
+        let reason = error["details"]["reason"].as_str().unwrap();
+        assert!(reason.contains("UTF-8") && reason.contains("%FF"), "{reason}");
+    }
 }
