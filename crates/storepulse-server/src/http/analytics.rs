@@ -89,7 +89,7 @@ pub(super) fn filter_text(
 
 /// A `store` filter: a store name as ingest accepts it, else refused naming the rule (no
 /// stored event can carry it: `store=%20default` would count nothing and say nothing).
-pub(super) fn store<'a>(value: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+pub(super) fn store(value: Option<&str>) -> Result<Option<&str>, ApiError> {
     filter_value("store", value)?
         .map(|name| {
             if storepulse_model::validate::is_valid_store(name) {
