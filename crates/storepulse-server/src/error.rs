@@ -86,12 +86,13 @@ impl ApiError {
             }
             _ => (None, reason),
         };
-        // (A query string's path is the unknown field itself: `top: unknown field `top``.)
+        // The path may end at the unknown field itself (a query string's `top: unknown field
+        // `top``, a nested body object's `weights.bogus: …`) or at the object holding it
+        // (`weights: …`); either way the parameter is the whole path to the field.
         let within = |field: String| match path {
-            Some(path) if path != field && !path.ends_with(&format!(".{field}")) => {
-                format!("{path}.{field}")
-            }
-            _ => field,
+            Some(path) if path == field || path.ends_with(&format!(".{field}")) => path.to_owned(),
+            Some(path) => format!("{path}.{field}"),
+            None => field,
         };
         let quoted = |after: &str| {
             let rest = &reason[reason.find(after)? + after.len()..];
@@ -306,6 +307,8 @@ mod tests {
                 "is not a parameter here; expected one of `view`, `cart`".into()
             )
         );
+        let from_value = "weights.bogus: unknown field `bogus`, expected `view`";
+        assert_eq!(refused(from_value).0, "weights.bogus");
         let top = format!("{BODY}unknown field `weightz`, expected `weights` at line 1 column 10");
         assert_eq!(refused(&top).0, "weightz");
         let typed = format!(

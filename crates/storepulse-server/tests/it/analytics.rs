@@ -768,3 +768,50 @@ async fn a_path_parameter_that_is_not_utf8_is_refused_naming_it() {
         assert!(reason.contains("UTF-8") && reason.contains("%FF"), "{reason}");
     }
 }
+
+/// A POSTed query leaked Rust internals: `[]` was refused as "invalid length 0, expected
+/// struct QueryParams with 17 elements" (and `[["orders"]]` read as metrics, by position),
+/// and `"limit": "5"`, which GET takes as `limit=5`, as "expected usize".
+#[tokio::test]
+async fn a_posted_query_body_is_read_and_refused_in_the_apis_words() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    for body in ["[]", r#"[["orders"]]"#, r#""orders""#, "5", "null"] {
+        let response = test.post_json("/api/v1/query", body).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}");
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "body", "{body}: {error}");
+        let reason = error["details"]["reason"].as_str().unwrap();
+        assert!(reason.starts_with("must be a JSON object of query parameters"), "{reason}");
+    }
+    let grouped =
+        |limit: Value| json!({"metrics": ["orders"], "group_by": "country", "limit": limit});
+    let by_get = test.get("/api/v1/query?metrics=orders&group_by=country&limit=2").await.json();
+    assert_eq!(by_get["groups"].as_array().map(Vec::len), Some(2), "{by_get}");
+    for limit in [json!("2"), json!(2), json!(" 2 ")] {
+        let response = test.post_json("/api/v1/query", &grouped(limit.clone()).to_string()).await;
+        assert_eq!(response.status, StatusCode::OK, "{limit}: {:?}", response.json());
+        assert_eq!(response.json()["groups"], by_get["groups"], "{limit}");
+    }
+    let mut refused = Vec::new();
+    for limit in [json!("5x"), json!(0), json!("0"), json!(-1), json!(2.5), json!(true), json!([2])]
+    {
+        refused.push(test.post_json("/api/v1/query", &grouped(limit).to_string()).await);
+    }
+    for query in ["/api/v1/query?metrics=orders&limit=x", "/api/v1/funnels?limit=x"] {
+        refused.push(test.get(query).await);
+    }
+    refused.push(test.get("/api/v1/query?metrics=orders&limit=10001").await);
+    for response in refused {
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{:?}", response.json());
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "limit", "{error}");
+        assert_eq!(error["details"]["reason"], "must be a whole number 1..=10000", "{error}");
+    }
+    // Still read from the text: a field given twice is refused, and space around is no matter.
+    let twice = r#"{"metrics": ["orders"], "limit": 1, "limit": 2}"#;
+    let error = test.post_json("/api/v1/query", twice).await.json()["error"].clone();
+    assert_eq!(error["details"]["parameter"], "limit", "{error}");
+    let spaced = test.post_json("/api/v1/query", "\n  {\"metrics\": [\"orders\"]}  ").await;
+    assert_eq!(spaced.status, StatusCode::OK, "{:?}", spaced.json());
+}
