@@ -328,12 +328,26 @@ enum StringOrList {
 }
 
 impl StringOrList {
-    fn names(&self) -> Vec<&str> {
+    /// The names given. In a comma-separated list an empty name (`orders,,units`) is a typo,
+    /// refused as funnel steps refuse one, not read as the names around it.
+    fn names(&self) -> Result<Vec<&str>, ApiError> {
         match self {
-            StringOrList::One(text) => {
-                text.split(',').map(str::trim).filter(|name| !name.is_empty()).collect()
-            }
-            StringOrList::Many(names) => names.iter().map(String::as_str).collect(),
+            StringOrList::One(text) if text.trim().is_empty() => Ok(Vec::new()),
+            StringOrList::One(text) => text
+                .split(',')
+                .map(str::trim)
+                .map(|name| {
+                    if name.is_empty() {
+                        Err(invalid(
+                            "metrics",
+                            "an empty metric name (two commas in a row, or one at an end)",
+                        ))
+                    } else {
+                        Ok(name)
+                    }
+                })
+                .collect(),
+            StringOrList::Many(names) => Ok(names.iter().map(String::as_str).collect()),
         }
     }
 }
@@ -382,13 +396,9 @@ fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
         value
             .as_deref()
             .map(|text| {
-                parse_timestamp_text(text).map(|time| time.0).ok_or_else(|| {
-                    invalid(
-                        name,
-                        "must be a time: RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01), or \
-                         Unix seconds or milliseconds",
-                    )
-                })
+                parse_timestamp_text(text)
+                    .map(|time| time.0)
+                    .ok_or_else(|| invalid(name, not_a_time(text)))
             })
             .transpose()
     };
@@ -410,6 +420,24 @@ fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
         return Err(invalid("from", "is required with `to`"));
     }
     named_range(params.range.as_deref().unwrap_or("last_7_days"), now)
+}
+
+/// Why `text` is no time, quoting it. An offset's `+` typed into a URL unencoded arrives as a
+/// space (`11:04:00+01:00` → `11:04:00 01:00`), which the quote alone does not make plain:
+/// when a `+` in place of the last space makes a time, the reason says to write it `%2B`.
+fn not_a_time(text: &str) -> String {
+    let mut reason = format!(
+        "must be a time: RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01), or Unix seconds \
+         or milliseconds; got {text:?}"
+    );
+    if let Some((time, offset)) = text.trim().rsplit_once(' ')
+        && parse_timestamp_text(&format!("{time}+{offset}")).is_some()
+    {
+        reason.push_str(&format!(
+            " (a `+` in a URL arrives as a space: write it %2B, as in {time}%2B{offset})"
+        ));
+    }
+    reason
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -459,7 +487,7 @@ fn named_range(name: &str, now: i64) -> Result<(i64, i64), ApiError> {
 }
 
 fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QuerySpec, ApiError> {
-    let names = params.metrics.as_ref().map(StringOrList::names).unwrap_or_default();
+    let names = params.metrics.as_ref().map(StringOrList::names).transpose()?.unwrap_or_default();
     if names.is_empty() {
         return Err(invalid(
             "metrics",

@@ -815,3 +815,39 @@ async fn a_posted_query_body_is_read_and_refused_in_the_apis_words() {
     let spaced = test.post_json("/api/v1/query", "\n  {\"metrics\": [\"orders\"]}  ").await;
     assert_eq!(spaced.status, StatusCode::OK, "{:?}", spaced.json());
 }
+
+/// `metrics=orders,,units` answered for orders and units, silently dropping the typo that
+/// funnel steps refuse; and a time that is no time was refused without quoting it, so an
+/// offset's unencoded `+` (arriving as a space) could not be seen.
+#[tokio::test]
+async fn an_empty_metric_name_and_a_bad_time_are_refused_saying_what_was_sent() {
+    let test = TestApp::new();
+    for metrics in ["orders,,units", "orders,", ",orders", "orders,%20,units"] {
+        let query = format!("/api/v1/query?metrics={metrics}");
+        let response = test.get(&query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "metrics", "{query}: {error}");
+        assert_eq!(
+            error["details"]["reason"],
+            "an empty metric name (two commas in a row, or one at an end)",
+            "{query}"
+        );
+    }
+    let listed = test.get("/api/v1/query?metrics=%20orders%20,units").await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.json());
+
+    let unencoded = "/api/v1/query?metrics=orders&from=2026-12-05T11:04:00+01:00";
+    let error = test.get(unencoded).await.json()["error"].clone();
+    assert_eq!(error["details"]["parameter"], "from", "{error}");
+    let reason = error["details"]["reason"].as_str().unwrap();
+    assert!(reason.contains(r#""2026-12-05T11:04:00 01:00""#), "{reason}");
+    assert!(reason.contains("2026-12-05T11:04:00%2B01:00"), "{reason}");
+    let encoded = "/api/v1/query?metrics=orders&from=2026-12-05T11:04:00%2B01:00";
+    assert_eq!(test.get(encoded).await.status, StatusCode::OK);
+    // Any other bad time is quoted, without the hint.
+    let error = test.get("/api/v1/funnels?from=soon").await.json()["error"].clone();
+    assert_eq!(error["details"]["parameter"], "from", "{error}");
+    let reason = error["details"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("must be a time") && reason.ends_with(r#"got "soon""#), "{reason}");
+}
