@@ -122,7 +122,7 @@ fn query(c: &mut Criterion) {
     };
     engine.prune(Timestamp(NOW));
     let result = engine.query(&spec).expect("valid query");
-    assert!(!result.groups.is_empty());
+    assert!(!result.groups().is_empty());
     let rss = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()

@@ -441,7 +441,7 @@ fn a_refund_sender_is_not_counted_as_the_sales_visitor() {
         );
         query.group_by = Some(by);
         let result = engine.query(&query).unwrap();
-        let sale = result.groups.iter().find(|group| group.key.is_some()).unwrap();
+        let sale = result.groups().iter().find(|group| group.key.is_some()).unwrap();
         assert_eq!(sale.values["sessions"], Value::Count(1), "{by:?}");
         assert_eq!(sale.values["visitors"], Value::Count(1), "{by:?}");
         assert_eq!(sale.values["conversion_rate"], Value::Ratio(Some(1.0)), "{by:?}");
@@ -453,7 +453,7 @@ fn group_values(
     result: &storepulse_engine::QueryResult,
     metric: &str,
 ) -> Vec<(Option<String>, Value)> {
-    result.groups.iter().map(|group| (group.key.clone(), group.values[metric].clone())).collect()
+    result.groups().iter().map(|group| (group.key.clone(), group.values[metric].clone())).collect()
 }
 
 /// A product's category and name are its latest event's (a shop re-files or renames a
@@ -475,7 +475,7 @@ fn a_product_counts_under_the_category_and_name_its_latest_event_sent() {
         let mut query = spec(&[Metric::Units], DAY0, DAY0 + DAY);
         query.group_by = Some(by);
         let result = engine.query(&query).unwrap();
-        let labels = result.groups.iter().map(|group| group.label.clone()).collect::<Vec<_>>();
+        let labels = result.groups().iter().map(|group| group.label.clone()).collect::<Vec<_>>();
         (group_values(&result, "units"), labels)
     };
     let first = line(Some("Home > Kitchen"), Some("Mug"));
@@ -619,10 +619,10 @@ fn group_by_category_levels_products_reps_and_promotions() {
     query.filters = Filters { category: Some("Apparel>Shoes".into()), ..Filters::default() };
     query.group_by = Some(Dimension::Product);
     let result = engine.query(&query).unwrap();
-    assert_eq!(result.groups.len(), 1);
-    assert_eq!(result.groups[0].key.as_deref(), Some("shoe"));
-    assert_eq!(result.groups[0].label.as_deref(), Some("Runner"));
-    assert_eq!(result.groups[0].values["orders"], Value::Count(2));
+    assert_eq!(result.groups().len(), 1);
+    assert_eq!(result.groups()[0].key.as_deref(), Some("shoe"));
+    assert_eq!(result.groups()[0].label.as_deref(), Some("Runner"));
+    assert_eq!(result.groups()[0].values["orders"], Value::Count(2));
 
     // Refunds are attributed to the sale's rep and promotion.
     let mut reps = spec(&[Metric::NetRevenue, Metric::Orders], DAY0, DAY0 + 2 * DAY);
@@ -924,7 +924,7 @@ fn product_revenue_is_net_of_the_orders_discount_and_totals_stay_the_orders() {
     assert_eq!(plain.totals["refunded_revenue"], money("90.00"));
     assert_eq!(grouped.totals, plain.totals);
     let group = |id: &str, metric: &str| {
-        let group = grouped.groups.iter().find(|g| g.key.as_deref() == Some(id)).unwrap();
+        let group = grouped.groups().iter().find(|g| g.key.as_deref() == Some(id)).unwrap();
         group.values[metric].clone()
     };
     assert_eq!(group("e", "gross_revenue"), money("90.00"));
@@ -974,8 +974,8 @@ fn buyers_of_orders_sent_without_a_session_count_in_the_exact_counts() {
         let mut by_product = spec(&[Metric::UniqueBuyers, Metric::Sessions], DAY0, DAY0 + DAY);
         by_product.group_by = Some(Dimension::Product);
         let result = engine.query(&by_product).unwrap();
-        assert_eq!(result.groups[0].values["unique_buyers"], Value::Count(2));
-        assert_eq!(result.groups[0].values["sessions"], Value::Count(0));
+        assert_eq!(result.groups()[0].values["unique_buyers"], Value::Count(2));
+        assert_eq!(result.groups()[0].values["sessions"], Value::Count(0));
         let funnel = FunnelSpec {
             steps: FunnelSpec::parse_steps("page_view,purchase").unwrap(),
             window_ms: HOUR,
@@ -1190,7 +1190,7 @@ fn device_filters_and_groups_use_the_device_type() {
     let mut query = spec(&[Metric::PageViews], DAY0, DAY0 + DAY);
     query.group_by = Some(Dimension::Device);
     let result = engine.query(&query).unwrap();
-    assert_eq!(result.groups.len(), 2);
+    assert_eq!(result.groups().len(), 2);
     query.group_by = None;
     query.filters.device = Some(DeviceType::Desktop);
     assert_eq!(engine.query(&query).unwrap().totals["page_views"], Value::Count(1));
@@ -1497,7 +1497,7 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     let result = engine.query(&two_days).unwrap();
     assert_eq!(result.totals["visitors"], Value::Count(3));
     assert_eq!(result.series[1].values["sessions"], Value::Count(1));
-    let de = result.groups.iter().find(|g| g.key.as_deref() == Some("DE")).unwrap();
+    let de = result.groups().iter().find(|g| g.key.as_deref() == Some("DE")).unwrap();
     assert_eq!(de.values["visitors"], Value::Count(2), "u2 and u3");
 
     let mut by_promotion = spec(&[Metric::UniqueBuyers], day, day + DAY);
@@ -1546,8 +1546,8 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     ]
     .into_iter()
     .collect();
-    assert_eq!(result.groups[0].key.as_deref(), Some("p"));
-    assert_eq!(result.groups[0].values, expected, "s1 carted and bought p, s2 only carted it");
+    assert_eq!(result.groups()[0].key.as_deref(), Some("p"));
+    assert_eq!(result.groups()[0].values, expected, "s1 carted and bought p, s2 only carted it");
     // The totals are the query's without `group_by`: every session, not only those that met
     // a product (they were, and a grouped answer's totals then differed from the ungrouped).
     let mut ungrouped = per_product.clone();
@@ -1557,15 +1557,15 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     let mut product_visitors = per_product.clone();
     product_visitors.metrics = vec![Metric::Visitors, Metric::UniqueBuyers];
     let result = engine.query(&product_visitors).unwrap();
-    assert_eq!(result.groups[0].values["visitors"], Value::Count(2), "u1 and u2 met p");
-    assert_eq!(result.groups[0].values["unique_buyers"], Value::Count(1));
+    assert_eq!(result.groups()[0].values["visitors"], Value::Count(2), "u1 and u2 met p");
+    assert_eq!(result.groups()[0].values["unique_buyers"], Value::Count(1));
     let mut product_by_country = per_product.clone();
     product_by_country.group_by = Some(Dimension::Country);
     product_by_country.filters.product = Some("p".into());
     let result = engine.query(&product_by_country).unwrap();
-    assert_eq!(result.groups.len(), 1, "{:?}", result.groups);
-    assert_eq!(result.groups[0].key.as_deref(), Some("US"));
-    assert_eq!(result.groups[0].values["conversion_rate"], Value::Ratio(Some(0.5)));
+    assert_eq!(result.groups().len(), 1, "{:?}", result.groups());
+    assert_eq!(result.groups()[0].key.as_deref(), Some("US"));
+    assert_eq!(result.groups()[0].values["conversion_rate"], Value::Ratio(Some(0.5)));
 
     // Pruning as of the last event drops nothing here, but from now on the trails are only
     // known to be whole from 30 days before it.

@@ -4,7 +4,9 @@
 //!
 //! An import replaces the previous one and is kept at `<data_dir>/category-trends/imported.json`
 //! (written atomically), so it survives restarts. Every cell is checked: a bad one refuses the
-//! whole file with its line and column (seed 1 silently read a bad number as 0.0).
+//! whole file with its line and column (seed 1 silently read a bad number as 0.0). A file of
+//! only a header is refused too, the previous import kept: it is what a failed upstream export
+//! looks like, and replacing good rows with none would erase them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,7 +20,17 @@ pub struct ImportedTrends {
     rows: Mutex<Vec<TrendRow>>,
 }
 
-/// A refused import: where and why.
+/// Why an import was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImportRefusal {
+    #[error(transparent)]
+    Invalid(#[from] ImportError),
+    /// A header and no rows.
+    #[error("the CSV holds a header but no rows")]
+    NoRows,
+}
+
+/// A file that is not seed 1's CSV: where and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("line {line}, column {column:?}: {message}")]
 pub struct ImportError {
@@ -57,11 +69,13 @@ impl ImportedTrends {
         self.rows.lock_ignoring_poison().clone()
     }
 
-    /// Parses `csv` and, when every row is valid, replaces the imported rows with it.
-    pub fn import(&self, csv: &[u8]) -> Result<Result<usize, ImportError>, std::io::Error> {
+    /// Parses `csv` and, when it holds rows and every one is valid, replaces the imported rows
+    /// with them.
+    pub fn import(&self, csv: &[u8]) -> Result<Result<usize, ImportRefusal>, std::io::Error> {
         let rows = match parse(csv) {
+            Ok(rows) if rows.is_empty() => return Ok(Err(ImportRefusal::NoRows)),
             Ok(rows) => rows,
-            Err(error) => return Ok(Err(error)),
+            Err(error) => return Ok(Err(error.into())),
         };
         self.save(&rows)?;
         let count = rows.len();

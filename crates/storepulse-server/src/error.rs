@@ -4,6 +4,8 @@
 //! `{"error": {"code", "message", "details"?}}`. Server-side failures (5xx) are logged with
 //! their cause and the client gets a generic message: internals never leak.
 
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -84,12 +86,13 @@ impl ApiError {
             }
             _ => (None, reason),
         };
-        // (A query string's path is the unknown field itself: `top: unknown field `top``.)
+        // The path may end at the unknown field itself (a query string's `top: unknown field
+        // `top``, a nested body object's `weights.bogus: …`) or at the object holding it
+        // (`weights: …`); either way the parameter is the whole path to the field.
         let within = |field: String| match path {
-            Some(path) if path != field && !path.ends_with(&format!(".{field}")) => {
-                format!("{path}.{field}")
-            }
-            _ => field,
+            Some(path) if path == field || path.ends_with(&format!(".{field}")) => path.to_owned(),
+            Some(path) => format!("{path}.{field}"),
+            None => field,
         };
         let quoted = |after: &str| {
             let rest = &reason[reason.find(after)? + after.len()..];
@@ -108,6 +111,30 @@ impl ApiError {
             (path.map_or(fallback.to_owned(), str::to_owned), reason.to_owned())
         };
         ApiError::invalid_parameter(&parameter, message)
+    }
+
+    /// A path parameter axum could not read (`/users/%FF/sessions`: not UTF-8 once
+    /// percent-decoded) as a 400 naming it, instead of axum's plain-text "Invalid URL": every
+    /// error answer has the JSON body. A route's parameters disagreeing with its extractor is
+    /// our mistake, a 500.
+    pub fn from_path_rejection(rejection: PathRejection) -> Self {
+        let PathRejection::FailedToDeserializePathParams(failure) = rejection else {
+            return ApiError::Internal(rejection.body_text());
+        };
+        match failure.into_kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => ApiError::invalid_parameter(
+                &key,
+                "is not UTF-8 text once percent-decoded (a byte such as %FF is no character)",
+            ),
+            ErrorKind::ParseErrorAtKey { key, value, .. }
+            | ErrorKind::DeserializeError { key, value, .. } => {
+                ApiError::invalid_parameter(&key, format!("{value:?} is not a valid {key}"))
+            }
+            ErrorKind::ParseError { value, .. } | ErrorKind::ParseErrorAtIndex { value, .. } => {
+                ApiError::invalid_parameter("path", format!("{value:?} is not valid here"))
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -280,6 +307,8 @@ mod tests {
                 "is not a parameter here; expected one of `view`, `cart`".into()
             )
         );
+        let from_value = "weights.bogus: unknown field `bogus`, expected `view`";
+        assert_eq!(refused(from_value).0, "weights.bogus");
         let top = format!("{BODY}unknown field `weightz`, expected `weights` at line 1 column 10");
         assert_eq!(refused(&top).0, "weightz");
         let typed = format!(

@@ -33,8 +33,18 @@ pub struct QueryResult {
     pub series: Vec<SeriesPoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<Group>,
+    /// `Some` exactly when the query is grouped, empty when no row matched: a grouped answer
+    /// always has `groups` (a client mapping over them must not meet a missing key on a quiet
+    /// day), an ungrouped one never has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<Group>>,
+}
+
+impl QueryResult {
+    /// The groups of a grouped query; none when it is not grouped.
+    pub fn groups(&self) -> &[Group] {
+        self.groups.as_deref().unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -326,7 +336,7 @@ impl Engine {
             trend: BTreeMap::new(),
             series: Vec::new(),
             group_by: spec.group_by.map(Dimension::name),
-            groups: Vec::new(),
+            groups: None,
         };
         if spec.granularity.is_some() {
             result.series = points
@@ -352,7 +362,7 @@ impl Engine {
                     .then_with(|| a.0.cmp(&b.0))
             });
             ranked.truncate(spec.limit);
-            result.groups = ranked
+            let groups = ranked
                 .into_iter()
                 .map(|(key, id, sum)| Group {
                     key,
@@ -362,6 +372,7 @@ impl Engine {
                     values: values(&sum),
                 })
                 .collect();
+            result.groups = Some(groups);
         }
         if spec.compare {
             let length = to - from;

@@ -6,6 +6,7 @@
 //! endpoints, GraphQL and the dashboard (later) cannot disagree. A bad parameter is a 400 that
 //! names it.
 
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,6 +14,7 @@ use axum::{Json, Router};
 use chrono::Datelike as _;
 use serde::Deserialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 use storepulse_engine::engine::RealtimeFilter;
 use storepulse_engine::funnel::{FunnelSpec, FunnelSplit};
 use storepulse_engine::query::{MAX_GROUPS, QueryError};
@@ -88,7 +90,7 @@ pub(super) fn filter_text(
 
 /// A `store` filter: a store name as ingest accepts it, else refused naming the rule (no
 /// stored event can carry it: `store=%20default` would count nothing and say nothing).
-pub(super) fn store<'a>(value: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+pub(super) fn store(value: Option<&str>) -> Result<Option<&str>, ApiError> {
     filter_value("store", value)?
         .map(|name| {
             if storepulse_model::validate::is_valid_store(name) {
@@ -211,9 +213,10 @@ async fn get_active_users(
 /// One user id may shop in several stores: each session counts where it was last seen.
 async fn get_user_sessions(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    user_id: Result<Path<String>, PathRejection>,
     params: Result<Query<VisitorParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(user_id) = user_id.map_err(ApiError::from_path_rejection)?;
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let filter = params.filter()?;
@@ -235,7 +238,8 @@ pub struct QueryParams {
     range: Option<String>,
     granularity: Option<String>,
     group_by: Option<String>,
-    limit: Option<usize>,
+    #[serde(default, deserialize_with = "limit_text")]
+    limit: Option<String>,
     currency: Option<String>,
     compare: Option<bool>,
     store: Option<String>,
@@ -253,16 +257,67 @@ pub struct QueryParams {
 fn time_text<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
+    text_or_integer(deserializer, "a time: RFC 3339 text, or Unix seconds or milliseconds")
+}
+
+/// A `limit` as a query string gives it (`limit=5`) or a JSON body may (`"limit": 5` or
+/// `"limit": "5"`), read as text either way, so GET and POST take and refuse it alike.
+fn limit_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    text_or_integer(deserializer, &limit_rule())
+}
+
+/// Text, or an integer read as its text; anything else is refused with `expected`, in the
+/// API's words (serde's own name Rust types: "expected usize").
+fn text_or_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    expected: &str,
+) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
-    #[serde(untagged, expecting = "a time: RFC 3339 text, or Unix seconds or milliseconds")]
-    enum Time {
+    #[serde(untagged)]
+    enum TextOrInteger {
         Text(String),
-        Number(i64),
+        Integer(i64),
     }
-    Ok(Some(match Time::deserialize(deserializer)? {
-        Time::Text(text) => text,
-        Time::Number(number) => number.to_string(),
-    }))
+    match TextOrInteger::deserialize(deserializer) {
+        Ok(TextOrInteger::Text(text)) => Ok(Some(text)),
+        Ok(TextOrInteger::Integer(number)) => Ok(Some(number.to_string())),
+        Err(_) => Err(serde::de::Error::custom(expected)),
+    }
+}
+
+fn limit_rule() -> String {
+    format!("must be a whole number 1..={MAX_GROUPS}")
+}
+
+/// How many groups to answer: `limit` as [`limit_text`] reads it, else `default`.
+fn group_limit(text: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    let Some(text) = text else { return Ok(default) };
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|limit| (1..=MAX_GROUPS).contains(limit))
+        .ok_or_else(|| invalid("limit", limit_rule()))
+}
+
+/// The body of a POST taking named parameters (`POST /api/v1/query`, a new trending version)
+/// read into `T`: it must be a JSON object, else a 400 naming `body` says so in `what`'s
+/// words. (serde's derive also reads a struct from an array, by position: `[]` was refused as
+/// "invalid length 0, expected struct QueryParams with 17 elements", `[["orders"]]` read as
+/// metrics.) Read from the text rather than a parsed `Value`, so a field given twice is still
+/// refused; a field's refusal names it by its path.
+pub(super) fn parameters_body<T: serde::de::DeserializeOwned>(
+    body: Result<Json<Box<RawValue>>, JsonRejection>,
+    what: &str,
+) -> Result<T, ApiError> {
+    let Json(body) =
+        body.map_err(|error| ApiError::from_serde_refusal("body", &error.body_text()))?;
+    if !body.get().starts_with('{') {
+        return Err(invalid("body", format!("must be a JSON object of {what}")));
+    }
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(body.get()))
+        .map_err(|error| ApiError::from_serde_refusal("body", &error.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,12 +328,26 @@ enum StringOrList {
 }
 
 impl StringOrList {
-    fn names(&self) -> Vec<&str> {
+    /// The names given. In a comma-separated list an empty name (`orders,,units`) is a typo,
+    /// refused as funnel steps refuse one, not read as the names around it.
+    fn names(&self) -> Result<Vec<&str>, ApiError> {
         match self {
-            StringOrList::One(text) => {
-                text.split(',').map(str::trim).filter(|name| !name.is_empty()).collect()
-            }
-            StringOrList::Many(names) => names.iter().map(String::as_str).collect(),
+            StringOrList::One(text) if text.trim().is_empty() => Ok(Vec::new()),
+            StringOrList::One(text) => text
+                .split(',')
+                .map(str::trim)
+                .map(|name| {
+                    if name.is_empty() {
+                        Err(invalid(
+                            "metrics",
+                            "an empty metric name (two commas in a row, or one at an end)",
+                        ))
+                    } else {
+                        Ok(name)
+                    }
+                })
+                .collect(),
+            StringOrList::Many(names) => Ok(names.iter().map(String::as_str).collect()),
         }
     }
 }
@@ -295,7 +364,7 @@ async fn get_query(
 async fn post_query(
     State(state): State<AppState>,
     uri: axum::http::Uri,
-    body: Result<Json<QueryParams>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Box<RawValue>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     // A POSTed query is the body: parameters in the URL beside it would be dropped silently
     // (`?store=x` answering over every store).
@@ -306,8 +375,8 @@ async fn post_query(
             "a POSTed query takes its parameters in the JSON body, not in the URL",
         ));
     }
-    let Json(params) =
-        body.map_err(|error| ApiError::from_serde_refusal("body", &error.body_text()))?;
+    let params: QueryParams =
+        parameters_body(body, "query parameters, e.g. {\"metrics\": [\"orders\"]}")?;
     run_query(&state, &params)
 }
 
@@ -327,13 +396,9 @@ fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
         value
             .as_deref()
             .map(|text| {
-                parse_timestamp_text(text).map(|time| time.0).ok_or_else(|| {
-                    invalid(
-                        name,
-                        "must be a time: RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01), or \
-                         Unix seconds or milliseconds",
-                    )
-                })
+                parse_timestamp_text(text)
+                    .map(|time| time.0)
+                    .ok_or_else(|| invalid(name, not_a_time(text)))
             })
             .transpose()
     };
@@ -355,6 +420,24 @@ fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
         return Err(invalid("from", "is required with `to`"));
     }
     named_range(params.range.as_deref().unwrap_or("last_7_days"), now)
+}
+
+/// Why `text` is no time, quoting it. An offset's `+` typed into a URL unencoded arrives as a
+/// space (`11:04:00+01:00` → `11:04:00 01:00`), which the quote alone does not make plain:
+/// when a `+` in place of the last space makes a time, the reason says to write it `%2B`.
+fn not_a_time(text: &str) -> String {
+    let mut reason = format!(
+        "must be a time: RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01), or Unix seconds \
+         or milliseconds; got {text:?}"
+    );
+    if let Some((time, offset)) = text.trim().rsplit_once(' ')
+        && parse_timestamp_text(&format!("{time}+{offset}")).is_some()
+    {
+        reason.push_str(&format!(
+            " (a `+` in a URL arrives as a space: write it %2B, as in {time}%2B{offset})"
+        ));
+    }
+    reason
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -404,7 +487,7 @@ fn named_range(name: &str, now: i64) -> Result<(i64, i64), ApiError> {
 }
 
 fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QuerySpec, ApiError> {
-    let names = params.metrics.as_ref().map(StringOrList::names).unwrap_or_default();
+    let names = params.metrics.as_ref().map(StringOrList::names).transpose()?.unwrap_or_default();
     if names.is_empty() {
         return Err(invalid(
             "metrics",
@@ -458,7 +541,7 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
             promoted: false,
         },
         group_by,
-        limit: params.limit.unwrap_or(100).min(MAX_GROUPS + 1),
+        limit: group_limit(params.limit.as_deref(), 100)?,
         currency: currency(state, params.currency.as_deref())?,
         compare: params.compare.unwrap_or(false),
     })
@@ -543,7 +626,7 @@ pub struct FunnelParams {
     store: Option<String>,
     country: Option<String>,
     device: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 /// Sessions through ordered steps (default product_view → add_to_cart → checkout_started →
@@ -584,10 +667,7 @@ async fn get_funnel(
     if from >= to {
         return Err(invalid("to", "must be after `from`"));
     }
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=MAX_GROUPS).contains(&limit) {
-        return Err(invalid("limit", format!("must be 1..={MAX_GROUPS}")));
-    }
+    let limit = group_limit(params.limit.as_deref(), 20)?;
     let spec = FunnelSpec { steps, window_ms: window.as_millis() as i64, from_ms: from, to_ms: to };
     let filter = RealtimeFilter {
         store: store_text(&params.store)?,

@@ -19,6 +19,7 @@ use storepulse_model::money::Currency;
 
 use super::analytics::{filter_text, invalid};
 use crate::app::AppState;
+use crate::category_trends::ImportRefusal;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
 use crate::sync::RwLockExt;
@@ -144,7 +145,12 @@ const MAX_ROWS: u64 = 1_000_000;
 async fn post_import(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     match state.imported_trends.import(&body) {
         Ok(Ok(count)) => Ok(Json(json!({ "imported": count })).into_response()),
-        Ok(Err(error)) => Err(ApiError::Unprocessable {
+        Ok(Err(ImportRefusal::NoRows)) => Err(invalid(
+            "body",
+            "the CSV holds a header but no rows; an import replaces the previous one, so it \
+             must hold rows (the previous import is kept)",
+        )),
+        Ok(Err(ImportRefusal::Invalid(error))) => Err(ApiError::Unprocessable {
             message: error.to_string(),
             details: json!({ "line": error.line, "column": error.column, "reason": error.message }),
         }),

@@ -6,19 +6,23 @@
 //! Scores are computed from stored events (seed 5 served random numbers), `k` is validated the
 //! same way everywhere, and versions order numerically (v1.10 after v1.9).
 
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
+use serde_json::value::RawValue;
 use storepulse_engine::Filters;
 use storepulse_engine::engine::ScoredProduct;
 use storepulse_engine::trending::{RegistryError, TrendingWeights, VersionName, WeightVersion};
 use storepulse_model::Timestamp;
 
-use super::analytics::{country, device, filter_text, invalid, store, store_text};
+use super::analytics::{country, device, filter_text, invalid, parameters_body, store, store_text};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -183,18 +187,53 @@ async fn get_versions(State(state): State<AppState>) -> Response {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightsBody {
+    #[serde(default, deserialize_with = "weight")]
     view: Option<f64>,
+    #[serde(default, deserialize_with = "weight")]
     cart: Option<f64>,
+    #[serde(default, deserialize_with = "weight")]
     checkout: Option<f64>,
+    #[serde(default, deserialize_with = "weight")]
     purchase: Option<f64>,
+    #[serde(default, deserialize_with = "weight")]
     half_life_hours: Option<f64>,
+}
+
+/// A weight (or half-life): a JSON number, `null` for the default. serde's own refusal names
+/// the Rust type ("expected f64").
+fn weight<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    Option::<f64>::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("must be a number, e.g. 2.5"))
+}
+
+/// `weights` from a JSON object only: serde's derive also reads a struct from an array, by
+/// position (`[1, 2]` as view 1, cart 2), and refused `[]` as "expected struct WeightsBody
+/// with 5 elements".
+fn weights_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<WeightsBody, D::Error> {
+    struct Weights;
+    impl<'de> Visitor<'de> for Weights {
+        type Value = WeightsBody;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a JSON object of weights, e.g. {\"purchase\": 5}")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WeightsBody, A::Error> {
+            WeightsBody::deserialize(MapAccessDeserializer::new(map))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<WeightsBody, A::Error> {
+            Err(serde::de::Error::invalid_type(Unexpected::Other("an array"), &self))
+        }
+    }
+    deserializer.deserialize_any(Weights)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
     version: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "weights_object")]
     weights: WeightsBody,
     note: Option<String>,
     #[serde(default)]
@@ -203,10 +242,10 @@ pub struct NewVersion {
 
 async fn post_version(
     State(state): State<AppState>,
-    body: Result<Json<NewVersion>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Box<RawValue>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) =
-        body.map_err(|error| ApiError::from_serde_refusal("body", &error.body_text()))?;
+    let body: NewVersion =
+        parameters_body(body, "a new version's fields: version, weights, note, activate")?;
     let defaults = TrendingWeights::default();
     let weights = TrendingWeights {
         view: body.weights.view.unwrap_or(defaults.view),
@@ -227,8 +266,9 @@ async fn post_version(
 
 async fn post_activate(
     State(state): State<AppState>,
-    Path(version): Path<String>,
+    version: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(version) = version.map_err(ApiError::from_path_rejection)?;
     if VersionName::parse(&version).is_none() {
         return Err(registry_error(RegistryError::BadName(version)));
     }

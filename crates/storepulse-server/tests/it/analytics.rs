@@ -1,7 +1,8 @@
 //! The engine through HTTP: live windows, the query API, seed 3's user endpoints, and the
 //! same numbers after a restart (the engine is rebuilt from the log).
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use storepulse_model::Timestamp;
 
@@ -722,4 +723,131 @@ async fn active_users_take_only_the_filters_they_use() {
     assert_eq!(germany.status, StatusCode::OK, "{:?}", germany.json());
     assert_eq!(germany.json(), json!({"users": ["a9"]}));
     assert_eq!(test.get("/users/active?device=mobile").await.status, StatusCode::OK);
+}
+
+/// A grouped query matching no row answered without `groups` (funnels answered `[]`), so a
+/// dashboard mapping over them broke on a quiet store or day: grouped, `groups` is always
+/// there, `[]` when empty; ungrouped, it is never there.
+#[tokio::test]
+async fn a_grouped_query_matching_nothing_answers_empty_groups() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    for query in [
+        "/api/v1/query?metrics=orders&group_by=country&store=nosuch",
+        "/api/v1/query?metrics=orders&group_by=country&range=last_month",
+        "/api/v1/promotions?store=nosuch",
+        "/api/v1/promotions",
+        "/api/v1/funnels?store=nosuch&group_by=country",
+    ] {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::OK, "{query}: {:?}", response.json());
+        assert_eq!(response.json()["groups"], json!([]), "{query}: {:?}", response.json());
+    }
+    let ungrouped = test.get("/api/v1/query?metrics=orders&store=nosuch").await.json();
+    assert!(ungrouped.get("groups").is_none(), "{ungrouped}");
+    let grouped = test.get("/api/v1/query?metrics=orders&group_by=country").await.json();
+    assert_eq!(grouped["groups"][0]["key"], "US", "{grouped}");
+}
+
+/// A path segment that is not UTF-8 once percent-decoded got axum's plain-text "Invalid URL:
+/// Invalid UTF-8 in `user_id`", the one 400 without the JSON body: it names the parameter.
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_refused_naming_it() {
+    let test = TestApp::new();
+    for (request, parameter) in [
+        (Request::get("/users/%FF%FE/sessions"), "user_id"),
+        (Request::post("/api/v1/trending/versions/%FF/activate"), "version"),
+    ] {
+        let response = test.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{parameter}");
+        assert_eq!(response.header("content-type"), Some("application/json"), "{parameter}");
+        let error = &response.json()["error"];
+        assert_eq!(error["code"], "invalid_parameter", "{error}");
+        assert_eq!(error["details"]["parameter"], parameter, "{error}");
+        let reason = error["details"]["reason"].as_str().unwrap();
+        assert!(reason.contains("UTF-8") && reason.contains("%FF"), "{reason}");
+    }
+}
+
+/// A POSTed query leaked Rust internals: `[]` was refused as "invalid length 0, expected
+/// struct QueryParams with 17 elements" (and `[["orders"]]` read as metrics, by position),
+/// and `"limit": "5"`, which GET takes as `limit=5`, as "expected usize".
+#[tokio::test]
+async fn a_posted_query_body_is_read_and_refused_in_the_apis_words() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    for body in ["[]", r#"[["orders"]]"#, r#""orders""#, "5", "null"] {
+        let response = test.post_json("/api/v1/query", body).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}");
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "body", "{body}: {error}");
+        let reason = error["details"]["reason"].as_str().unwrap();
+        assert!(reason.starts_with("must be a JSON object of query parameters"), "{reason}");
+    }
+    let grouped =
+        |limit: Value| json!({"metrics": ["orders"], "group_by": "country", "limit": limit});
+    let by_get = test.get("/api/v1/query?metrics=orders&group_by=country&limit=2").await.json();
+    assert_eq!(by_get["groups"].as_array().map(Vec::len), Some(2), "{by_get}");
+    for limit in [json!("2"), json!(2), json!(" 2 ")] {
+        let response = test.post_json("/api/v1/query", &grouped(limit.clone()).to_string()).await;
+        assert_eq!(response.status, StatusCode::OK, "{limit}: {:?}", response.json());
+        assert_eq!(response.json()["groups"], by_get["groups"], "{limit}");
+    }
+    let mut refused = Vec::new();
+    for limit in [json!("5x"), json!(0), json!("0"), json!(-1), json!(2.5), json!(true), json!([2])]
+    {
+        refused.push(test.post_json("/api/v1/query", &grouped(limit).to_string()).await);
+    }
+    for query in ["/api/v1/query?metrics=orders&limit=x", "/api/v1/funnels?limit=x"] {
+        refused.push(test.get(query).await);
+    }
+    refused.push(test.get("/api/v1/query?metrics=orders&limit=10001").await);
+    for response in refused {
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{:?}", response.json());
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "limit", "{error}");
+        assert_eq!(error["details"]["reason"], "must be a whole number 1..=10000", "{error}");
+    }
+    // Still read from the text: a field given twice is refused, and space around is no matter.
+    let twice = r#"{"metrics": ["orders"], "limit": 1, "limit": 2}"#;
+    let error = test.post_json("/api/v1/query", twice).await.json()["error"].clone();
+    assert_eq!(error["details"]["parameter"], "limit", "{error}");
+    let spaced = test.post_json("/api/v1/query", "\n  {\"metrics\": [\"orders\"]}  ").await;
+    assert_eq!(spaced.status, StatusCode::OK, "{:?}", spaced.json());
+}
+
+/// `metrics=orders,,units` answered for orders and units, silently dropping the typo that
+/// funnel steps refuse; and a time that is no time was refused without quoting it, so an
+/// offset's unencoded `+` (arriving as a space) could not be seen.
+#[tokio::test]
+async fn an_empty_metric_name_and_a_bad_time_are_refused_saying_what_was_sent() {
+    let test = TestApp::new();
+    for metrics in ["orders,,units", "orders,", ",orders", "orders,%20,units"] {
+        let query = format!("/api/v1/query?metrics={metrics}");
+        let response = test.get(&query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "metrics", "{query}: {error}");
+        assert_eq!(
+            error["details"]["reason"],
+            "an empty metric name (two commas in a row, or one at an end)",
+            "{query}"
+        );
+    }
+    let listed = test.get("/api/v1/query?metrics=%20orders%20,units").await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.json());
+
+    let unencoded = "/api/v1/query?metrics=orders&from=2026-12-05T11:04:00+01:00";
+    let error = test.get(unencoded).await.json()["error"].clone();
+    assert_eq!(error["details"]["parameter"], "from", "{error}");
+    let reason = error["details"]["reason"].as_str().unwrap();
+    assert!(reason.contains(r#""2026-12-05T11:04:00 01:00""#), "{reason}");
+    assert!(reason.contains("2026-12-05T11:04:00%2B01:00"), "{reason}");
+    let encoded = "/api/v1/query?metrics=orders&from=2026-12-05T11:04:00%2B01:00";
+    assert_eq!(test.get(encoded).await.status, StatusCode::OK);
+    // Any other bad time is quoted, without the hint.
+    let error = test.get("/api/v1/funnels?from=soon").await.json()["error"].clone();
+    assert_eq!(error["details"]["parameter"], "from", "{error}");
+    let reason = error["details"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("must be a time") && reason.ends_with(r#"got "soon""#), "{reason}");
 }

@@ -163,3 +163,31 @@ async fn trend_rows_are_scored_and_filtered() {
         assert_eq!(response.json()["error"]["details"]["parameter"], parameter, "{query}");
     }
 }
+
+/// A CSV of only its header (what a failed upstream export sends) answered `{"imported": 0}`
+/// and replaced the good imported rows with none: it is refused naming the body, and the
+/// previous import is kept, across a restart too.
+#[tokio::test]
+async fn an_import_without_rows_is_refused_and_keeps_the_previous_one() {
+    let test = TestApp::new();
+    let sample = post("/api/v1/category-trends/import").body(Body::from(SAMPLE)).unwrap();
+    assert_eq!(test.send(sample).await.status, StatusCode::OK);
+    let header = std::str::from_utf8(SAMPLE).unwrap().lines().next().unwrap();
+    for csv in [format!("{header}\n"), header.to_owned(), format!("{header}\r\n\r\n\n")] {
+        let request = post("/api/v1/category-trends/import").body(Body::from(csv)).unwrap();
+        let response = test.send(request).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{:?}", response.json());
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], "body", "{error}");
+        let reason = error["details"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("no rows") && reason.contains("previous import is kept"),
+            "{reason}"
+        );
+    }
+    let rows = test.get("/api/v1/category-trends/rows?source=imported").await.json();
+    assert_eq!(rows.as_array().unwrap().len(), 380);
+    let test = test.restart(|_| {});
+    let rows = test.get("/api/v1/category-trends/rows?source=imported").await.json();
+    assert_eq!(rows.as_array().unwrap().len(), 380, "the previous import is kept on disk too");
+}

@@ -220,3 +220,34 @@ async fn seed5_feedback_is_stored_and_seed3_reads_metrics_as_json() {
     let text = test.get("/prometheus").await;
     assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
 }
+
+/// A new version's body leaked Rust internals: `[]` was refused as "expected struct
+/// NewVersion with 4 elements", `"weights": []` as "expected struct WeightsBody with 5
+/// elements" (and `[1, 2]` read as view 1, cart 2), a weight that is no number as "expected
+/// f64". Each is refused naming the field, in the API's words.
+#[tokio::test]
+async fn a_new_versions_body_is_refused_in_the_apis_words() {
+    let test = TestApp::new();
+    for (body, parameter, reason) in [
+        ("[]", "body", "must be a JSON object of a new version's fields"),
+        (r#"{"weights": []}"#, "weights", "expected a JSON object of weights"),
+        (r#"{"weights": [1, 2]}"#, "weights", "expected a JSON object of weights"),
+        (r#"{"weights": "heavy"}"#, "weights", "expected a JSON object of weights"),
+        (r#"{"weights": {"view": "x"}}"#, "weights.view", "must be a number"),
+        (r#"{"weights": {"bogus": 1}}"#, "weights.bogus", "is not a parameter here"),
+    ] {
+        let response = test.post_json("/api/v1/trending/versions", body).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}");
+        let error = &response.json()["error"];
+        assert_eq!(error["details"]["parameter"], parameter, "{body}: {error}");
+        let text = error["details"]["reason"].as_str().unwrap();
+        assert!(text.contains(reason), "{body}: {text}");
+        for internal in ["struct", "f64", "sequence"] {
+            assert!(!text.contains(internal), "{body}: {text}");
+        }
+    }
+    let defaults = r#"{"version": "v2", "weights": {"view": null, "purchase": 4}}"#;
+    let created = test.post_json("/api/v1/trending/versions", defaults).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json());
+    assert_eq!(created.json()["weights"]["view"], 1.0);
+}
