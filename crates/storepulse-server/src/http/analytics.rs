@@ -58,7 +58,9 @@ pub struct LiveParams {
     country: Option<String>,
     device: Option<String>,
     category: Option<String>,
-    top: Option<usize>,
+    /// Read as text, so that `top=x` is refused in the API's words (serde's said "invalid
+    /// digit found in string").
+    top: Option<String>,
     currency: Option<String>,
 }
 
@@ -164,10 +166,14 @@ pub(crate) async fn get_realtime(
 ) -> Result<Response, ApiError> {
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
-    let top = params.top.unwrap_or(5);
-    if !(1..=100).contains(&top) {
-        return Err(invalid("top", "must be 1..=100"));
-    }
+    let top = match params.top.as_deref() {
+        None => 5,
+        Some(text) => {
+            text.trim().parse().ok().filter(|top| (1..=100).contains(top)).ok_or_else(|| {
+                invalid("top", format!("must be a whole number 1..=100, got {text:?}"))
+            })?
+        }
+    };
     let filter = realtime_filter(&params)?;
     let currency = currency(&state, params.currency.as_deref())?;
     let now = Timestamp(now_unix_ms());

@@ -71,9 +71,16 @@ async fn realtime_and_seed3_user_endpoints_reflect_acknowledged_events_at_once()
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.json()["error"]["details"]["parameter"], "bogus");
 
-    let bad = test.get("/api/v1/realtime?top=0").await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert_eq!(bad.json()["error"]["details"]["parameter"], "top");
+    // Out of range or not a number, `top` is refused in the API's words (not serde's
+    // "invalid digit found in string").
+    for query in ["/api/v1/realtime?top=0", "/api/v1/realtime?top=x"] {
+        let bad = test.get(query).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(bad.json()["error"]["details"]["parameter"], "top");
+        let reason = bad.json()["error"]["details"]["reason"].as_str().unwrap().to_owned();
+        assert!(reason.starts_with("must be a whole number 1..=100"), "{query}: {reason}");
+    }
+    assert_eq!(test.get("/api/v1/realtime?top=3").await.status, StatusCode::OK);
     let bad = test.get("/api/v1/realtime?device=toaster").await;
     assert_eq!(bad.json()["error"]["details"]["parameter"], "device");
 }
