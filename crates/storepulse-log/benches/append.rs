@@ -23,7 +23,7 @@ fn append_bounded(log: &mut EventLog, records: &[&[u8]]) -> AppendOutcome {
     let outcome = log.append_batch(records, 1).expect("append");
     if log.stats().total_bytes > 512 * 1024 * 1024 {
         let retention = Retention { max_age: None, max_bytes: Some(256 * 1024 * 1024) };
-        log.apply_retention(&retention, 1).expect("retention");
+        log.apply_retention(&retention, 1, u64::MAX).expect("retention");
     }
     outcome
 }

@@ -445,22 +445,31 @@ impl EventLog {
 
     /// Deletes whole sealed segments, oldest first: first those whose newest record is older
     /// than `now - max_age`, then more while the log is larger than `max_bytes`. The active
-    /// segment is never deleted, so the log may stay above `max_bytes`.
+    /// segment is never deleted, nor a segment holding a record at or after `keep_from`: a
+    /// reader still needs those (the server's engine snapshot covers the records before its
+    /// position only; deleting later ones would lose them from a restart after a crash). So
+    /// the log may stay above `max_bytes`. `u64::MAX` holds nothing back.
     pub fn apply_retention(
         &mut self,
         retention: &Retention,
         now_unix_ms: i64,
+        keep_from: u64,
     ) -> Result<RetentionReport> {
         let mut report = RetentionReport::default();
+        let deletable = |segment: &SealedSegment| segment.end_offset() <= keep_from;
         if let Some(max_age) = retention.max_age {
             let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
             let cutoff = now_unix_ms.saturating_sub(max_age_ms);
-            while self.sealed.front().is_some_and(|s| s.newest_appended_at_unix_ms < cutoff) {
+            while self
+                .sealed
+                .front()
+                .is_some_and(|s| s.newest_appended_at_unix_ms < cutoff && deletable(s))
+            {
                 self.delete_oldest_segment(&mut report)?;
             }
         }
         if let Some(max_bytes) = retention.max_bytes {
-            while self.total_bytes() > max_bytes && !self.sealed.is_empty() {
+            while self.total_bytes() > max_bytes && self.sealed.front().is_some_and(deletable) {
                 self.delete_oldest_segment(&mut report)?;
             }
         }

@@ -155,7 +155,7 @@ impl Harness {
                 let retention = Retention { max_age: None, max_bytes: Some(*max_bytes) };
                 let now = self.tick();
                 let before = self.log().stats();
-                let report = self.log().apply_retention(&retention, now).unwrap();
+                let report = self.log().apply_retention(&retention, now, u64::MAX).unwrap();
                 let after = self.log().stats();
                 assert!(after.first_offset <= after.active_segment_base);
                 assert_eq!(after.segments, before.segments - report.deleted_segments);

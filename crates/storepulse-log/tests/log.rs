@@ -539,7 +539,7 @@ fn retention_by_age_deletes_only_old_sealed_segments_oldest_first() {
     append_numbered(&mut log, 40, 4, 100_000);
     let before = log.stats();
     let retention = Retention { max_age: Some(Duration::from_secs(60)), max_bytes: None };
-    let report = log.apply_retention(&retention, 100_000 + 1_000).unwrap();
+    let report = log.apply_retention(&retention, 100_000 + 1_000, u64::MAX).unwrap();
     assert!(report.deleted_segments > 0);
     assert_eq!(log.stats().segments, before.segments - report.deleted_segments);
     // Only segments whose newest record is old: the first retained one holds the boundary or
@@ -552,7 +552,7 @@ fn retention_by_age_deletes_only_old_sealed_segments_oldest_first() {
     assert_numbered(&read_from(&log, log.first_offset()), log.first_offset());
     // Retention that keeps nothing still keeps the active segment.
     let everything = Retention { max_age: Some(Duration::ZERO), max_bytes: None };
-    log.apply_retention(&everything, i64::MAX).unwrap();
+    log.apply_retention(&everything, i64::MAX, u64::MAX).unwrap();
     assert_eq!(log.stats().segments, 1);
     assert_eq!(log.first_offset(), log.stats().active_segment_base);
     drop(log);
@@ -567,7 +567,7 @@ fn retention_by_bytes_deletes_oldest_sealed_segments_until_under_the_limit() {
     append_numbered(&mut log, 100, 3, 10);
     let before = log.stats();
     let retention = Retention { max_age: None, max_bytes: Some(before.total_bytes / 2) };
-    let report = log.apply_retention(&retention, 10).unwrap();
+    let report = log.apply_retention(&retention, 10, u64::MAX).unwrap();
     let after = log.stats();
     assert!(after.total_bytes <= before.total_bytes / 2);
     assert_eq!(before.total_bytes - after.total_bytes, report.deleted_bytes);
@@ -580,6 +580,24 @@ fn retention_by_bytes_deletes_oldest_sealed_segments_until_under_the_limit() {
     assert_eq!((report.first_offset, log.next_offset()), (after.first_offset, 100));
 }
 
+/// A reader that has not secured records yet (the server's engine snapshot covers the log up
+/// to its position) keeps them: retention deleted segments past it, and a crash then lost
+/// their events from the engine for good.
+#[test]
+fn retention_keeps_segments_from_the_offset_a_reader_still_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = EventLog::open(small_segments(dir.path())).unwrap();
+    append_numbered(&mut log, 100, 3, 10);
+    let everything = Retention { max_age: Some(Duration::ZERO), max_bytes: Some(0) };
+    let report = log.apply_retention(&everything, i64::MAX, 30).unwrap();
+    assert!(report.deleted_segments > 0);
+    assert!(log.first_offset() <= 30, "offset 30 is still readable: {}", log.first_offset());
+    assert_numbered(&read_from(&log, 30), 30);
+    // Once the reader has secured everything, all sealed segments may go.
+    log.apply_retention(&everything, i64::MAX, log.next_offset()).unwrap();
+    assert_eq!(log.first_offset(), log.stats().active_segment_base);
+}
+
 #[test]
 fn reader_whose_segment_was_deleted_by_retention_reports_not_retained() {
     let dir = tempfile::tempdir().unwrap();
@@ -588,7 +606,7 @@ fn reader_whose_segment_was_deleted_by_retention_reports_not_retained() {
     let mut reader = log.reader(0).unwrap();
     assert_eq!(reader.next().unwrap().unwrap().offset, 0);
     let everything = Retention { max_age: None, max_bytes: Some(0) };
-    log.apply_retention(&everything, 10).unwrap();
+    log.apply_retention(&everything, 10, u64::MAX).unwrap();
     // The open first segment stays readable; the next, deleted one does not.
     let error = reader.find_map(Result::err).unwrap();
     assert!(matches!(error, LogError::OffsetNotRetained { .. }), "{error}");

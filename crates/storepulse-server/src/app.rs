@@ -70,6 +70,7 @@ impl App {
             metrics.clone(),
             config.data_dir.clone(),
             config.engine.snapshot_interval,
+            ingest.status().clone(),
         )?;
         let anonymizer = ClientAnonymizer::new(config.privacy.client_ip, &config.data_dir);
         let rate_limiters = RateLimiters::new(&config.rate_limit);
@@ -102,7 +103,10 @@ impl App {
         self.dead_letters.shutdown();
         self.maintenance.stop();
         // The writer has stopped: the engine holds exactly the stored events.
-        if let Err(error) = crate::engine_snapshots::write(&self.config.data_dir, &self.engine) {
+        let covered = self.ingest.status();
+        if let Err(error) =
+            crate::engine_snapshots::write(&self.config.data_dir, &self.engine, covered)
+        {
             tracing::warn!(%error, "engine snapshot at shutdown failed; the next start replays the log");
         }
     }

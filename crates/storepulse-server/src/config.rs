@@ -424,6 +424,14 @@ impl Config {
             "log.retention_max_age",
             "is shorter than ingest.dedup_window: after a restart, retries of events older than the log keeps would be stored twice; keep the log at least as long, or shorten the window",
         )?;
+        // Log retention deletes only records an engine snapshot holds: with snapshots at
+        // shutdown only, a running server's log would grow past its budget until a restart.
+        check(
+            (self.log.retention_max_age.is_none() && self.log.retention_max_bytes.is_none())
+                || self.engine.snapshot_interval.is_some(),
+            "engine.snapshot_interval",
+            "is unset while log retention is on (log.retention_max_age or log.retention_max_bytes): retention deletes only log records an engine snapshot holds, so without periodic snapshots the log would grow until a restart; set an interval such as \"5m\"",
+        )?;
         check(
             !self.http.allowed_hosts.is_empty(),
             "http.allowed_hosts",
@@ -508,7 +516,7 @@ impl Config {
             check(
                 interval >= Duration::from_secs(1),
                 "engine.snapshot_interval",
-                "must be at least 1s (leave it unset to write a snapshot only at shutdown)",
+                "must be at least 1s",
             )?;
         }
         // Windows and retentions that would leave the figures empty or contradict each other:
@@ -818,6 +826,20 @@ mod tests {
         assert!(error.contains("ALLOWED_HOSTS: is empty"), "{error}");
         let error = load_file_and_env("[http]\nallowed_hosts = []\n", &[]).unwrap_err().to_string();
         assert!(error.contains("http.allowed_hosts: is empty"), "{error}");
+    }
+
+    /// Log retention waits for a snapshot to hold what it deletes: without periodic snapshots
+    /// a running server's log would never shrink.
+    #[test]
+    fn log_retention_needs_periodic_snapshots() {
+        let mut config = Config::default();
+        config.log.retention_max_bytes = Some(1 << 30);
+        assert!(config.validate().is_ok());
+        config.engine.snapshot_interval = None;
+        let (key, _) = config.validate().unwrap_err();
+        assert_eq!(key, "engine.snapshot_interval");
+        config.log.retention_max_bytes = None;
+        assert!(config.validate().is_ok(), "snapshots at shutdown only, and no retention");
     }
 
     #[test]

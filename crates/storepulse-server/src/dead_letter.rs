@@ -23,6 +23,9 @@ use crate::ingest::writer::now_unix_ms;
 use crate::sync::MutexExt;
 use crate::telemetry::{Metrics, ReasonLabels};
 
+/// Dead letters are read from their log itself: no reader holds retention back.
+const NO_READER_BEHIND: u64 = u64::MAX;
+
 /// One rejected event or request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -265,7 +268,7 @@ fn run_dead_letter_writer(
             last_housekeeping = std::time::Instant::now();
             let mut guard = log.lock_ignoring_poison();
             let _ = guard.sync();
-            if let Err(error) = guard.apply_retention(&retention, now_unix_ms()) {
+            if let Err(error) = guard.apply_retention(&retention, now_unix_ms(), NO_READER_BEHIND) {
                 tracing::warn!(%error, "dead-letter retention failed");
             }
         }

@@ -17,7 +17,7 @@ use storepulse_engine::HistoryPart;
 use storepulse_model::Timestamp;
 
 use crate::app::SharedEngine;
-use crate::ingest::writer::now_unix_ms;
+use crate::ingest::writer::{WriterStatus, now_unix_ms};
 use crate::sync::RwLockExt;
 use crate::telemetry::Metrics;
 
@@ -35,6 +35,7 @@ impl Maintenance {
         metrics: Metrics,
         data_dir: PathBuf,
         snapshot_every: Option<Duration>,
+        log_status: Arc<WriterStatus>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -66,7 +67,9 @@ impl Maintenance {
                     }
                     if snapshot_every.is_some_and(|every| last_snapshot.elapsed() >= every) {
                         last_snapshot = Instant::now();
-                        if let Err(error) = crate::engine_snapshots::write(&data_dir, &engine) {
+                        let written =
+                            crate::engine_snapshots::write(&data_dir, &engine, &log_status);
+                        if let Err(error) = written {
                             tracing::warn!(%error, "engine snapshot failed; the next one will retry");
                         }
                     }

@@ -5,11 +5,13 @@
 //! fatal: the log is the source of truth).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use storepulse_engine::{Engine, EngineConfig, snapshot};
 
 use crate::app::SharedEngine;
+use crate::ingest::writer::WriterStatus;
 
 pub fn snapshot_path(data_dir: &Path) -> PathBuf {
     data_dir.join("engine").join("snapshot.bin")
@@ -56,15 +58,26 @@ pub fn load(data_dir: &Path, config: EngineConfig, log_next_offset: u64) -> Opti
 }
 
 /// Encodes the engine under its read lock (ingest does not wait for it, see
-/// [`crate::shared_engine`]), then writes the file without holding the lock.
-pub fn write(data_dir: &Path, engine: &SharedEngine) -> std::io::Result<usize> {
+/// [`crate::shared_engine`]), then writes the file without holding the lock. Once it is on
+/// disk, `covered` (the writer's [`WriterStatus::snapshot_position`]) moves to its position,
+/// letting log retention delete what it holds.
+pub fn write(
+    data_dir: &Path,
+    engine: &SharedEngine,
+    covered: &WriterStatus,
+) -> std::io::Result<usize> {
     let started = Instant::now();
     let mut bytes = Vec::new();
+    let mut position = 0;
     engine
-        .snapshot(|engine| snapshot::encode(engine, &mut bytes))
+        .snapshot(|engine| {
+            position = engine.log_position();
+            snapshot::encode(engine, &mut bytes)
+        })
         .map_err(std::io::Error::other)?;
     let encoded = started.elapsed();
     write_bytes(data_dir, &bytes)?;
+    covered.snapshot_position.fetch_max(position, Ordering::Relaxed);
     tracing::info!(
         bytes = bytes.len(),
         encode_millis = encoded.as_millis() as u64,

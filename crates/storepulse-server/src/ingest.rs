@@ -82,6 +82,8 @@ impl IngestPipeline {
         let mut dedup = DedupWindow::new(window_ms, config.ingest.dedup_max_ids);
         // Both read the log and neither needs the other: the recent ids are re-learnt while
         // the engine loads its snapshot, so a restart takes the longer of the two, not both.
+        // What the snapshot on disk holds (nothing without one): log retention keeps the rest.
+        let mut snapshot_position = 0;
         let (rebuilt, replayed) = std::thread::scope(|scope| {
             let rebuilding = scope.spawn(|| {
                 let started = std::time::Instant::now();
@@ -95,6 +97,7 @@ impl IngestPipeline {
                 log.next_offset(),
             );
             let from_snapshot = loaded.is_some();
+            snapshot_position = loaded.as_ref().map_or(0, storepulse_engine::Engine::log_position);
             if let Some(loaded) = loaded {
                 *engine.write_ignoring_poison() = loaded;
             }
@@ -125,6 +128,7 @@ impl IngestPipeline {
         status.durable_offset.store(stats.durable_offset, std::sync::atomic::Ordering::Relaxed);
         status.log_bytes.store(stats.total_bytes, std::sync::atomic::Ordering::Relaxed);
         status.segments.store(stats.segments as u64, std::sync::atomic::Ordering::Relaxed);
+        status.snapshot_position.store(snapshot_position, std::sync::atomic::Ordering::Relaxed);
         let log = Arc::new(Mutex::new(log));
         let (sender, receiver) = crossbeam_channel::bounded(config.ingest.queue_capacity);
         let settings = WriterSettings {
@@ -202,7 +206,7 @@ impl IngestPipeline {
         }
     }
 
-    pub fn status(&self) -> &WriterStatus {
+    pub fn status(&self) -> &Arc<WriterStatus> {
         &self.status
     }
 

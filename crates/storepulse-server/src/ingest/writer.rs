@@ -122,6 +122,9 @@ pub struct WriterStatus {
     pub durable_offset: AtomicU64,
     pub log_bytes: AtomicU64,
     pub segments: AtomicU64,
+    /// The log offset the engine snapshot on disk holds the events up to: retention deletes
+    /// only records before it (a crash restarts from that snapshot and the log after it).
+    pub snapshot_position: AtomicU64,
 }
 
 impl WriterStatus {
@@ -133,6 +136,7 @@ impl WriterStatus {
             durable_offset: AtomicU64::new(0),
             log_bytes: AtomicU64::new(0),
             segments: AtomicU64::new(0),
+            snapshot_position: AtomicU64::new(0),
         }
     }
 
@@ -353,7 +357,8 @@ fn housekeeping(
         }
     }
     if settings.retention.max_age.is_some() || settings.retention.max_bytes.is_some() {
-        match guard.apply_retention(&settings.retention, now) {
+        let keep_from = status.snapshot_position.load(Ordering::Relaxed);
+        match guard.apply_retention(&settings.retention, now, keep_from) {
             Ok(report) => tracing::debug!(?report, "retention applied"),
             Err(error) => tracing::warn!(%error, "retention failed"),
         }
