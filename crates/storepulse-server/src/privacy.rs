@@ -6,6 +6,7 @@
 //! the first request of a new day, after which yesterday's hashes cannot be linked to an
 //! address any more. `raw` keeps the address; `none` keeps nothing.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,17 @@ impl ClientAnonymizer {
         let salt_file = data_dir.join("privacy").join("ip-salt");
         let current = read_salt(&salt_file);
         Self { mode, salt_file, current: Mutex::new(current) }
+    }
+
+    /// A rejected payload as the dead-letter log may keep it: the addresses it names (an
+    /// event's `ip`, Segment's `context.ip`: the value of every `"ip"` key) emptied to `null`
+    /// unless addresses are stored raw. Stored events keep them anonymized; a dead letter
+    /// cannot (the payload is kept as sent, to be read and replayed), so it keeps none.
+    pub fn dead_letter_payload<'a>(&self, payload: &'a [u8]) -> Cow<'a, [u8]> {
+        match self.mode {
+            IpStorage::Raw => Cow::Borrowed(payload),
+            IpStorage::None | IpStorage::Hashed => without_ip_values(payload),
+        }
     }
 
     /// The value to store for `ip` seen at `now`.
@@ -109,6 +121,52 @@ fn write_salt(path: &Path, salt: DailySalt) -> std::io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
+/// `payload` with the string value of every `"ip"` key replaced by `null`. A text scan rather
+/// than a JSON parse: a dead letter is often not valid JSON (that may be why it was refused),
+/// and its addresses must go all the same. `"ip"` inside a string is escaped (`\"ip\"`), so
+/// only keys match.
+fn without_ip_values(payload: &[u8]) -> Cow<'_, [u8]> {
+    const KEY: &[u8] = b"\"ip\"";
+    let skip_space = |mut at: usize| {
+        while payload.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        at
+    };
+    let mut scrubbed: Option<Vec<u8>> = None;
+    // `payload[..copied]` is in `scrubbed`.
+    let (mut copied, mut at) = (0, 0);
+    while let Some(found) = payload[at..].windows(KEY.len()).position(|window| window == KEY) {
+        let after_key = at + found + KEY.len();
+        at = after_key;
+        let colon = skip_space(after_key);
+        if payload.get(colon) != Some(&b':') {
+            continue;
+        }
+        let value = skip_space(colon + 1);
+        if payload.get(value) != Some(&b'"') {
+            continue;
+        }
+        // To the closing quote, past escaped characters (or to the end of a cut payload).
+        let mut end = value + 1;
+        while end < payload.len() && payload[end] != b'"' {
+            end += if payload[end] == b'\\' { 2 } else { 1 };
+        }
+        let end = (end + 1).min(payload.len());
+        let out = scrubbed.get_or_insert_with(|| Vec::with_capacity(payload.len()));
+        out.extend_from_slice(&payload[copied..value]);
+        out.extend_from_slice(b"null");
+        (copied, at) = (end, end);
+    }
+    match scrubbed {
+        None => Cow::Borrowed(payload),
+        Some(mut out) => {
+            out.extend_from_slice(&payload[copied..]);
+            Cow::Owned(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +209,25 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn dead_letter_payloads_keep_no_address_unless_addresses_are_kept_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = br#"{"ip" : "203.0.113.9","context":{"ip":"2001:db8::1"},"q":"say \"ip\": \"x\"","n":{"ip":7}}"#;
+        let hashed = ClientAnonymizer::new(IpStorage::Hashed, dir.path());
+        let kept = hashed.dead_letter_payload(payload);
+        assert_eq!(
+            std::str::from_utf8(&kept).unwrap(),
+            r#"{"ip" : null,"context":{"ip":null},"q":"say \"ip\": \"x\"","n":{"ip":7}}"#
+        );
+        let none = ClientAnonymizer::new(IpStorage::None, dir.path());
+        assert_eq!(none.dead_letter_payload(payload), kept);
+        // A payload cut inside the value, and one naming no address, are handled too.
+        assert_eq!(&*hashed.dead_letter_payload(br#"{"ip":"203.0."#), br#"{"ip":null"#);
+        assert!(matches!(hashed.dead_letter_payload(b"{\"a\":1}"), Cow::Borrowed(_)));
+        let raw = ClientAnonymizer::new(IpStorage::Raw, dir.path());
+        assert_eq!(&*raw.dead_letter_payload(payload), &payload[..]);
     }
 
     #[test]

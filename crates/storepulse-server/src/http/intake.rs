@@ -199,7 +199,7 @@ impl IntakeContext {
                 self.content_type(),
                 self.client.clone(),
                 vec![reason],
-                payload,
+                &state.anonymizer.dead_letter_payload(payload),
                 state.dead_letters.max_payload_bytes,
             )
             .in_store(self.store.clone()),
@@ -221,7 +221,7 @@ impl IntakeContext {
                 self.content_type(),
                 self.client.clone(),
                 errors.0.clone(),
-                payload,
+                &state.anonymizer.dead_letter_payload(payload),
                 state.dead_letters.max_payload_bytes,
             )
             .in_store(self.store.clone()),

@@ -29,6 +29,31 @@ async fn pages_and_filters() {
     assert_eq!(missing["entries"][0]["offset"], 5);
 }
 
+/// A rejected event naming its visitor's address (`ip`, Segment's `context.ip`) kept it raw in
+/// the dead-letter log, on disk for 30 days and served by the API, whatever
+/// `privacy.client_ip` said. Unless addresses are kept raw, dead letters keep none.
+#[tokio::test]
+async fn dead_letters_keep_no_client_address() {
+    use storepulse_server::config::IpStorage;
+    for (mode, kept) in
+        [(IpStorage::Hashed, false), (IpStorage::None, false), (IpStorage::Raw, true)]
+    {
+        let test = TestApp::with_config(|config| config.privacy.client_ip = mode);
+        test.post_json("/api/v1/events", r#"{"type":"search","ip":"8.8.8.8"}"#).await;
+        let segment = r#"{"userId":"u","event":"Product Viewed","properties":{"price":"abc"},"context":{"ip":"8.8.4.4"}}"#;
+        test.post_json("/v1/track", segment).await;
+        test.flush_dead_letters();
+        let page = test.get("/api/v1/dead-letters").await.json().to_string();
+        assert_eq!(page.contains("8.8.8.8"), kept, "{page}");
+        assert_eq!(page.contains("8.8.4.4"), kept, "{page}");
+        let on_disk = std::fs::read_dir(test.dir.path().join("dead-letters"))
+            .unwrap()
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .any(|bytes| bytes.windows(7).any(|window| window == b"8.8.8.8"));
+        assert_eq!(on_disk, kept);
+    }
+}
+
 #[tokio::test]
 async fn bad_parameters_name_the_parameter() {
     let test = TestApp::new();
