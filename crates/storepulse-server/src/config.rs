@@ -63,6 +63,9 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     /// Origins allowed to call from browsers (`*` = any).
     pub cors_origins: Vec<String>,
+    /// Other origins whose pages may call the admin routes (registry changes, imports, dead
+    /// letters); the server's own origin always may. Empty by default: see `http::edge`.
+    pub admin_origins: Vec<String>,
     /// Largest request body, in bytes (after decompression).
     pub max_body_bytes: usize,
     /// Time allowed to receive the request headers.
@@ -84,6 +87,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allowed_hosts: vec!["*".into()],
             cors_origins: vec!["*".into()],
+            admin_origins: Vec::new(),
             max_body_bytes: 16 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -437,6 +441,15 @@ impl Config {
             "http.allowed_hosts",
             "is empty, so every request (/health too) would be refused; use [\"*\"] to accept any host",
         )?;
+        for origin in &self.http.admin_origins {
+            check(
+                origin.split_once("://").is_some_and(|(scheme, host)| {
+                    !scheme.is_empty() && !host.is_empty() && !host.contains(['/', ' '])
+                }),
+                "http.admin_origins",
+                &format!("{origin:?} is not an origin (\"https://admin.shop.example\")"),
+            )?;
+        }
         for host in &self.http.allowed_hosts {
             check(
                 !host.trim().is_empty() && !host.contains(['/', ' ', ',']),
@@ -611,9 +624,10 @@ const SEED_ENV_NAME: &str = "the environment (seed 1's name)";
 
 /// Keys that take a list, so that one item from the environment (`ALLOWED_HOSTS=shop.test`) is
 /// a list of one rather than a type error.
-const LIST_KEYS: [&str; 4] = [
+const LIST_KEYS: [&str; 5] = [
     "http.allowed_hosts",
     "http.cors_origins",
+    "http.admin_origins",
     "http.trusted_proxies",
     "category_trends.excluded_categories",
 ];

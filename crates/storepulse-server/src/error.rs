@@ -16,6 +16,10 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String, details: Option<Value> },
     #[error("{message}")]
     Unauthorized { message: String },
+    /// Understood, and refused whoever asks this way (a page of another site calling an
+    /// admin route).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error("{message}")]
     NotFound { message: String, details: Option<Value> },
     /// A served path asked with a method it does not take (the `Allow` header is axum's).
@@ -141,6 +145,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -159,6 +164,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden { code, .. } => code,
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
@@ -178,6 +184,7 @@ impl ApiError {
         let (message, details) = match self {
             ApiError::BadRequest { message, details, .. } => (message.clone(), details.clone()),
             ApiError::Unauthorized { message } => (message.clone(), None),
+            ApiError::Forbidden { message, .. } => (message.clone(), None),
             ApiError::NotFound { message, details } => (message.clone(), details.clone()),
             ApiError::Conflict { message, details, .. } => (message.clone(), details.clone()),
             ApiError::MethodNotAllowed { message, details } => {

@@ -220,6 +220,9 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         if let Some(refusal) = refuse_untrusted_host(&state, &request) {
             break 'respond refusal;
         }
+        if let Some(refusal) = refuse_cross_site_admin(&state, &request) {
+            break 'respond refusal;
+        }
         let trusted = &state.config.http.trusted_proxies;
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
         let ip = client_ip::resolve_client_ip(request.headers(), peer, trusted);
@@ -348,6 +351,51 @@ fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response
         return None;
     }
     refuse(format!("host {host:?} is not served here; see http.allowed_hosts"))
+}
+
+/// Whether a route changes what the server keeps (the weight registry, imported trends, a
+/// dead-letter replay) or serves what it keeps private (dead letters hold raw payloads).
+fn is_admin_route(method: &Method, path: &str) -> bool {
+    path.starts_with("/api/v1/dead-letters")
+        || (*method == Method::POST
+            && (path.starts_with("/api/v1/trending/versions")
+                || path == "/api/v1/category-trends/import"))
+}
+
+/// Refuses an admin route (see [`is_admin_route`]) called by a page of another site. Such a
+/// call needs no preflight when it is a body-less or form POST, so `http.cors_origins` (`*` by
+/// default, for trackers) cannot stop it: any page an employee opens could activate weights,
+/// replace imported trends or read dead letters. Browsers send `Origin` on every such request,
+/// so one that is not the server's own (its `Host`) nor in `http.admin_origins` is refused;
+/// tools that send none (curl, scripts) are not affected. Not authentication: put the admin
+/// routes behind a gateway where others can reach the server.
+fn refuse_cross_site_admin(state: &AppState, request: &Request) -> Option<Response> {
+    let origin = request.headers().get(header::ORIGIN)?;
+    if !is_admin_route(request.method(), request.uri().path()) {
+        return None;
+    }
+    let origin = origin.to_str().unwrap_or("null");
+    if state.config.http.admin_origins.iter().any(|allowed| allowed == origin) {
+        return None;
+    }
+    let host = match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request.headers().get(header::HOST).and_then(|value| value.to_str().ok()),
+    };
+    let origin_host = origin.split_once("://").map(|(_, host)| host);
+    if origin_host.is_some() && origin_host == host {
+        return None;
+    }
+    Some(
+        ApiError::Forbidden {
+            code: "cross_origin_admin",
+            message: format!(
+                "origin {origin:?} may not call {}: admin routes answer this server's own pages and http.admin_origins only",
+                request.uri().path()
+            ),
+        }
+        .into_response(),
+    )
 }
 
 /// `host[:port]` split at the port, when there is one (`[::1]:8080` keeps its brackets).

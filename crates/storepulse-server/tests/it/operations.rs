@@ -358,3 +358,54 @@ async fn interval_fsync_makes_idle_writes_durable_within_the_interval() {
     assert_eq!(log["next_offset"], 5);
     assert_eq!(log["durable_offset"], 5, "{log}");
 }
+
+/// The admin routes (weight registry changes, trend imports, dead letters) answered any page of
+/// any site: a body-less or form POST needs no preflight, so `cors_origins = ["*"]` (for
+/// trackers) let any page an employee opened activate weights or replace imported trends.
+/// A browser's request from another origin is refused now; the server's own pages, listed
+/// `http.admin_origins` and tools sending no `Origin` are served.
+#[tokio::test]
+async fn admin_routes_refuse_pages_of_other_sites() {
+    let test = TestApp::with_config(|config| {
+        config.http.admin_origins = vec!["https://admin.shop.test".into()];
+    });
+    let version = r#"{"version": "v2", "weights": {"view": 2}}"#;
+    assert_eq!(
+        test.post_json("/api/v1/trending/versions", version).await.status,
+        StatusCode::CREATED
+    );
+    let from = |origin: &str, method: &str, path: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "shop.test")
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let admin = [
+        ("POST", "/api/v1/trending/versions/v2/activate"),
+        ("POST", "/api/v1/trending/versions"),
+        ("POST", "/api/v1/category-trends/import"),
+        ("POST", "/api/v1/dead-letters/replay"),
+        ("GET", "/api/v1/dead-letters"),
+    ];
+    for (method, path) in admin {
+        let refused = test.send(from("https://evil.example", method, path)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(refused.json()["error"]["code"], "cross_origin_admin");
+    }
+    let latest = || async { test.get("/api/v1/trending/versions").await.json()["latest"].clone() };
+    assert_eq!(latest().await, "v1", "nothing was activated");
+    // Reads and ingest stay open to every origin `cors_origins` allows.
+    let read = test.send(from("https://evil.example", "GET", "/api/v1/trending/versions")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    // The server's own pages, and a listed admin origin, may.
+    for origin in ["https://shop.test", "https://admin.shop.test"] {
+        let activated =
+            test.send(from(origin, "POST", "/api/v1/trending/versions/v2/activate")).await;
+        assert_eq!(activated.status, StatusCode::OK, "{origin}: {:?}", activated.json());
+    }
+    assert_eq!(latest().await, "v2");
+}
