@@ -441,13 +441,24 @@ impl Config {
             "http.allowed_hosts",
             "is empty, so every request (/health too) would be refused; use [\"*\"] to accept any host",
         )?;
+        let is_origin = |origin: &str| {
+            origin.split_once("://").is_some_and(|(scheme, host)| {
+                !scheme.is_empty() && !host.is_empty() && !host.contains(['/', ' '])
+            })
+        };
         for origin in &self.http.admin_origins {
             check(
-                origin.split_once("://").is_some_and(|(scheme, host)| {
-                    !scheme.is_empty() && !host.is_empty() && !host.contains(['/', ' '])
-                }),
+                is_origin(origin),
                 "http.admin_origins",
                 &format!("{origin:?} is not an origin (\"https://admin.shop.example\")"),
+            )?;
+        }
+        // A browser never sends anything else: such an entry would silently match nothing.
+        for origin in &self.http.cors_origins {
+            check(
+                origin == "*" || is_origin(origin),
+                "http.cors_origins",
+                &format!("{origin:?} is not an origin (\"https://shop.example\") nor \"*\""),
             )?;
         }
         for host in &self.http.allowed_hosts {
@@ -874,6 +885,8 @@ mod tests {
             ("[rate_limit]\nkey_header = \"bad header\"\n", "rate_limit.key_header"),
             ("[ingest]\ndefault_store = \"bad store!\"\n", "ingest.default_store"),
             ("[demo]\nstore = \"\"\n", "demo.store"),
+            ("[http]\ncors_origins = [\"not an origin\"]\n", "http.cors_origins"),
+            ("[http]\nadmin_origins = [\"admin.shop.test\"]\n", "http.admin_origins"),
             ("[log]\nretention_max_age = \"12h\"\n", "log.retention_max_age"),
         ] {
             let error = load_file_and_env(toml, &[]).unwrap_err().to_string();
