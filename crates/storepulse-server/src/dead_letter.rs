@@ -44,6 +44,10 @@ pub struct DeadLetter {
     pub payload: String,
     pub payload_bytes: usize,
     pub payload_truncated: bool,
+    /// The payload was not UTF-8: `payload` shows it with U+FFFD in place of the bad bytes,
+    /// which is not what was sent, so it is never replayed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub payload_not_utf8: bool,
     /// The store the request's write key routed it to (Segment with `ingest.write_keys`), so
     /// that a replay stores it there too; absent for the default store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +66,11 @@ impl DeadLetter {
     ) -> Self {
         let payload_bytes = payload.len();
         let kept = &payload[..payload_bytes.min(max_payload_bytes)];
+        // Bytes that are not UTF-8, not merely a character the cut split at the end.
+        let not_utf8 = match std::str::from_utf8(kept) {
+            Ok(_) => false,
+            Err(error) => error.error_len().is_some() || kept.len() == payload_bytes,
+        };
         Self {
             offset: 0,
             received_at: Timestamp(now_unix_ms()),
@@ -73,6 +82,7 @@ impl DeadLetter {
             payload: String::from_utf8_lossy(kept).into_owned(),
             payload_bytes,
             payload_truncated: kept.len() < payload_bytes,
+            payload_not_utf8: not_utf8,
             store: None,
         }
     }

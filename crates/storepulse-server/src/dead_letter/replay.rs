@@ -29,6 +29,9 @@ pub struct ReplayReport {
     pub still_invalid: usize,
     /// Entries whose payload was cut at capture, so they cannot be replayed.
     pub truncated: usize,
+    /// Entries whose payload was not UTF-8 text: what is kept of it is not what was sent
+    /// (the door refused it as such), so they are not replayed.
+    pub not_utf8: usize,
     /// Offset to continue from, when the limit stopped the replay.
     pub next: Option<u64>,
 }
@@ -46,6 +49,10 @@ pub async fn replay_dead_letters(
     for entry in page.entries {
         if entry.payload_truncated {
             report.truncated += 1;
+            continue;
+        }
+        if entry.payload_not_utf8 {
+            report.not_utf8 += 1;
             continue;
         }
         let events = revalidate(app, &entry);

@@ -126,6 +126,25 @@ async fn replay_keeps_the_write_keys_store_and_the_paths_call() {
     assert_eq!(stored[0].store, "shop-eu");
 }
 
+/// A body refused as not UTF-8 was kept with U+FFFD in place of its bad bytes, and a replay
+/// (with nothing changed) then stored that mangled text as if it had been sent.
+#[tokio::test]
+async fn a_payload_that_was_not_utf8_is_never_replayed() {
+    let test = TestApp::new();
+    let body = b"{\"type\":\"search\",\"query\":\"\xff\xfe\"}".to_vec();
+    let request = crate::support::post("/api/v1/events")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::BAD_REQUEST);
+    test.flush_dead_letters();
+    let page = test.get("/api/v1/dead-letters").await.json();
+    assert_eq!(page["entries"][0]["payload_not_utf8"], true, "{page}");
+    let report = replay(&test).await;
+    assert_eq!((report["replayed"].clone(), report["not_utf8"].clone()), (0.into(), 1.into()));
+    assert!(test.stored_events().is_empty());
+}
+
 async fn replay(test: &TestApp) -> serde_json::Value {
     let request = crate::support::post("/api/v1/dead-letters/replay")
         .body(axum::body::Body::empty())
