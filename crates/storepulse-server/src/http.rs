@@ -220,13 +220,13 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         if let Some(refusal) = refuse_untrusted_host(&state, &request) {
             break 'respond refusal;
         }
-        if let Some(refusal) = refuse_cross_site_admin(&state, &request) {
-            break 'respond refusal;
-        }
         let trusted = &state.config.http.trusted_proxies;
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
         let ip = client_ip::resolve_client_ip(request.headers(), peer, trusted);
         let peer_trusted = peer.is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer)));
+        if let Some(refusal) = refuse_cross_site_admin(&state, &request, peer_trusted) {
+            break 'respond refusal;
+        }
         request.extensions_mut().insert(ClientIp { ip, peer_trusted });
         let decision = rate_limit::check(&state, &request, ip);
         let mut response = match &decision {
@@ -366,10 +366,15 @@ fn is_admin_route(method: &Method, path: &str) -> bool {
 /// call needs no preflight when it is a body-less or form POST, so `http.cors_origins` (`*` by
 /// default, for trackers) cannot stop it: any page an employee opens could activate weights,
 /// replace imported trends or read dead letters. Browsers send `Origin` on every such request,
-/// so one that is not the server's own (its `Host`) nor in `http.admin_origins` is refused;
+/// so one that is not the server's own (its `Host`, or the `X-Forwarded-Host` a trusted proxy
+/// passes on, since proxies often rewrite `Host`) nor in `http.admin_origins` is refused;
 /// tools that send none (curl, scripts) are not affected. Not authentication: put the admin
 /// routes behind a gateway where others can reach the server.
-fn refuse_cross_site_admin(state: &AppState, request: &Request) -> Option<Response> {
+fn refuse_cross_site_admin(
+    state: &AppState,
+    request: &Request,
+    peer_trusted: bool,
+) -> Option<Response> {
     let origin = request.headers().get(header::ORIGIN)?;
     if !is_admin_route(request.method(), request.uri().path()) {
         return None;
@@ -382,8 +387,13 @@ fn refuse_cross_site_admin(state: &AppState, request: &Request) -> Option<Respon
         Some(authority) => Some(authority.as_str()),
         None => request.headers().get(header::HOST).and_then(|value| value.to_str().ok()),
     };
+    let forwarded_host = peer_trusted
+        .then(|| request.headers().get("x-forwarded-host")?.to_str().ok())
+        .flatten()
+        .and_then(|hosts| hosts.split(',').next())
+        .map(str::trim);
     let origin_host = origin.split_once("://").map(|(_, host)| host);
-    if origin_host.is_some() && origin_host == host {
+    if origin_host.is_some() && (origin_host == host || origin_host == forwarded_host) {
         return None;
     }
     Some(

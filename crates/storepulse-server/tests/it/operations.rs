@@ -408,4 +408,24 @@ async fn admin_routes_refuse_pages_of_other_sites() {
         assert_eq!(activated.status, StatusCode::OK, "{origin}: {:?}", activated.json());
     }
     assert_eq!(latest().await, "v2");
+    // Behind a trusted proxy that rewrites `Host`, the host it passes on is the server's own.
+    let proxied = Request::builder()
+        .method("POST")
+        .uri("/api/v1/trending/versions/v1/activate")
+        .header("host", "127.0.0.1:8080")
+        .header("x-forwarded-host", "analytics.shop.test")
+        .header("origin", "https://analytics.shop.test")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(test.send(proxied).await.status, StatusCode::OK, "the test's peer is loopback");
+    let untrusted = Request::builder()
+        .method("POST")
+        .uri("/api/v1/trending/versions/v1/activate")
+        .header("host", "127.0.0.1:8080")
+        .header("x-forwarded-host", "evil.example")
+        .header("origin", "https://evil.example")
+        .body(Body::empty())
+        .unwrap();
+    let refused = test.send_from(untrusted, "203.0.113.7:5000").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "an untrusted peer's header is not believed");
 }
