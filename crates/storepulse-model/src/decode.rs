@@ -10,8 +10,14 @@
 //! the slow path: parse into a `Value`, decode with
 //! `serde_path_to_error` to learn the failing field, blank that field, and try again, so a
 //! client learns about every bad field in one round trip instead of one per retry.
+//!
+//! A lone UTF-16 surrogate escape reads as U+FFFD ([`lone_surrogates`]): one event's text is
+//! repaired here; a body that fails to split is repaired by the caller, which owns the text.
 
+mod lone_surrogates;
 mod native_reader;
+
+pub use lone_surrogates::{parse_reading_lone_surrogates, replace_lone_surrogates};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -255,7 +261,10 @@ pub fn decode_collecting<T: DeserializeOwned>(json: &str) -> (Option<T>, Vec<Fie
     match serde_json::from_str::<T>(json) {
         Ok(value) => return (Some(value), Vec::new()),
         Err(error) if error.is_syntax() || error.is_eof() => {
-            return (None, vec![invalid_json(&error)]);
+            return match replace_lone_surrogates(json) {
+                Some(repaired) => decode_collecting(&repaired),
+                None => (None, vec![invalid_json(&error)]),
+            };
         }
         Err(_) => {}
     }

@@ -18,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use storepulse_model::decode::{BodyFormat, for_each_element};
+use storepulse_model::decode::{BodyFormat, for_each_element, replace_lone_surrogates};
 use storepulse_model::raw::RawEvent;
 use storepulse_model::validate::validate_native_element;
 use storepulse_model::{ErrorCode, FieldError, ValidationErrors};
@@ -98,6 +98,19 @@ fn validate_body(
             return Err(ApiError::bad_request("invalid_body", "the body is not UTF-8 text"));
         }
     };
+    validate_text(state, context, bytes, text, format, &not_utf8_lines)
+}
+
+/// Validates the events of a body's text (`bytes` is the body as it came, for dead letters);
+/// `not_utf8_lines` holds the NDJSON lines that were not UTF-8, by event index.
+fn validate_text(
+    state: &AppState,
+    context: &IntakeContext,
+    bytes: &[u8],
+    text: &str,
+    format: BodyFormat,
+    not_utf8_lines: &std::collections::HashMap<usize, &[u8]>,
+) -> Result<Validated, ApiError> {
     let limit = state.config.ingest.limits.max_batch_events;
     let event_ids = || new_event_id_at(context.received_at);
     let validation = context.validation(state, &event_ids);
@@ -123,6 +136,10 @@ fn validate_body(
     let count = match walked {
         Ok(count) => count,
         Err(error) => {
+            if let Some(repaired) = replace_lone_surrogates(text) {
+                // Half an emoji cut by a tracker: read it as U+FFFD rather than lose the body.
+                return validate_text(state, context, bytes, &repaired, format, not_utf8_lines);
+            }
             context.dead_letter_request(
                 state,
                 FieldError::new("", ErrorCode::InvalidJson, error.message.clone()),

@@ -430,3 +430,35 @@ async fn empty_batches_are_400_and_a_byte_order_mark_is_fine() {
     let with_bom = format!("\u{feff}{PAGE_VIEW}");
     assert_eq!(test.post_json("/api/v1/events", &with_bom).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_lone_surrogate_escape_is_read_as_the_replacement_character() {
+    // `JSON.stringify` of a string whose emoji a tracker cut in half.
+    let test = TestApp::new();
+    let array = r#"[{"type":"search","query":"ok"},{"type":"search","query":"Sneakers \ud83d"}]"#;
+    let response = test.post_json("/api/v1/events", array).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json());
+    assert_eq!(response.json()["accepted"], 2);
+    let single = r#"{"type":"search","query":"\ude00 socks \\ud83d"}"#;
+    assert_eq!(test.post_json("/api/v1/events", single).await.status, StatusCode::OK);
+    let ndjson = "{\"type\":\"search\",\"query\":\"a\"}\n{\"type\":\"search\",\"query\":\"b\\ud83d\"}\n";
+    let request = post("/api/v1/events")
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from(ndjson))
+        .unwrap();
+    assert_eq!(test.send(request).await.json()["accepted"], 2);
+    let batch = r#"{"batch":[{"type":"track","event":"Products Searched","userId":"u","properties":{"query":"trunc \ud83d"}}]}"#;
+    let response = test.post_json("/v1/batch", batch).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json());
+    let track = r#"{"event":"Products Searched","userId":"u","properties":{"query":"t \ud83d"}}"#;
+    assert_eq!(test.post_json("/v1/track", track).await.status, StatusCode::OK);
+    let queries: Vec<String> = test
+        .stored_events()
+        .iter()
+        .filter_map(|event| event.search_query.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        queries,
+        ["ok", "Sneakers \u{FFFD}", "\u{FFFD} socks \\ud83d", "a", "b\u{FFFD}", "trunc \u{FFFD}", "t \u{FFFD}"]
+    );
+}
