@@ -176,7 +176,7 @@ pub fn run() -> anyhow::Result<()> {
             };
             match command {
                 LogCommand::Verify { dead_letters } => {
-                    crate::log_commands::verify(&dir(dead_letters))
+                    crate::log_commands::verify(&dir(dead_letters), &config.data_dir, dead_letters)
                 }
                 LogCommand::Inspect { from, limit, dead_letters } => {
                     crate::log_commands::inspect(&dir(dead_letters), from, limit, !dead_letters)

@@ -147,6 +147,50 @@ fn loadgen_says_why_nothing_was_acknowledged() {
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
 }
 
+/// `log verify` beside a running server: the frame being written at the end of the active
+/// segment is a write in progress, not a torn write; with no server holding the log the same
+/// tail is a problem, and the advice names the real data directory.
+#[test]
+fn verify_reports_a_frame_being_written_as_a_write_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events");
+    let (mut log, _) =
+        storepulse_log::EventLog::open(storepulse_log::LogConfig::new(&events)).unwrap();
+    log.append_batch(&[b"{}", b"{}"], 1).unwrap();
+    let segment = std::fs::read_dir(&events)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .unwrap();
+    // As a large batch (written without zeros ahead of it) looks while it is being written.
+    let data_end = std::fs::metadata(&segment).unwrap().len() - zeros_at_the_end(&segment);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&segment).unwrap();
+    file.set_len(data_end).unwrap();
+    file.write_all(b"half a header").unwrap();
+    drop(file);
+    let data_dir = dir.path().to_str().unwrap();
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"))
+            .args(["log", "verify", "--data-dir", data_dir])
+            .output()
+            .unwrap()
+    };
+    let running = verify();
+    let stdout = String::from_utf8_lossy(&running.stdout);
+    assert!(running.status.success(), "{stdout}");
+    assert!(stdout.contains("write in progress"), "{stdout}");
+
+    drop(log);
+    let stopped = verify();
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(!stopped.status.success());
+    assert!(stderr.contains(&format!("log repair --data-dir {data_dir}`")), "{stderr}");
+}
+
+fn zeros_at_the_end(path: &std::path::Path) -> u64 {
+    std::fs::read(path).unwrap().iter().rev().take_while(|byte| **byte == 0).count() as u64
+}
+
 /// `log inspect` only reads: on a log with a torn tail it says so and changes nothing (opening
 /// the log would have cut the tail).
 #[test]
