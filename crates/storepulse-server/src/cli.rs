@@ -114,7 +114,7 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 100)]
     pub rate: u32,
     /// How long to run, e.g. 30s, 5m.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_run_duration)]
     pub duration: Duration,
     /// Random seed: the same seed sends the same events.
     #[arg(long, default_value_t = 42)]
@@ -123,10 +123,10 @@ pub struct LoadgenArgs {
     #[arg(long, default_value = "shop", value_parser = parse_profile)]
     pub profile: Profile,
     /// Events per request (1 = one POST per event).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = parse_at_least_one)]
     pub batch: usize,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = parse_at_least_one)]
     pub concurrency: usize,
     /// Store to write to.
     #[arg(long, default_value = "default")]
@@ -139,6 +139,26 @@ fn parse_fsync(text: &str) -> Result<FsyncMode, String> {
         "interval" => Ok(FsyncMode::Interval),
         "none" => Ok(FsyncMode::None),
         other => Err(format!("{other:?}: use always, interval or none")),
+    }
+}
+
+/// A count of 1 or more: 0 was quietly run as 1.
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(_) => Err("must be a whole number, at least 1".to_owned()),
+    }
+}
+
+/// A run's duration, above zero: `0s` sent nothing and reported success.
+fn parse_run_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => {
+            Err("must be longer than 0, e.g. 10s or 5m".to_owned())
+        }
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(format!("{error}; e.g. 10s or 5m")),
     }
 }
 
@@ -225,15 +245,16 @@ pub fn run() -> anyhow::Result<()> {
                 duration: args.duration,
                 seed: args.seed,
                 profile: args.profile,
-                batch: args.batch.max(1),
-                concurrency: args.concurrency.max(1),
+                batch: args.batch,
+                concurrency: args.concurrency,
                 store: args.store,
                 quiet: false,
             };
             let runtime = tokio::runtime::Runtime::new()?;
             let report = runtime.block_on(crate::loadgen::run(options))?;
             println!("{}", report.render());
-            if report.acked_events == 0 && report.requests > 0 {
+            // A duplicate is acknowledged too: it is stored, by an earlier run.
+            if report.acked_events + report.duplicate_events == 0 && report.requests > 0 {
                 anyhow::bail!(
                     "nothing was acknowledged{}",
                     report

@@ -62,6 +62,20 @@ async fn loadgen_then_verify_inspect_and_replay_offline() {
         .parse()
         .unwrap();
     assert!(acked > 50, "{report}");
+    // The same seed again, slower: every event is a duplicate of the first run's, which is an
+    // acknowledgement ("nothing was acknowledged" and exit 1 before).
+    let (ok, report) = tokio::task::spawn_blocking({
+        let target = target.clone();
+        move || {
+            let args = ["--rate", "100", "--duration", "1s", "--batch", "5", "--seed", "7"];
+            run_cli(&[&["loadgen", "--target", &target][..], &args].concat(), &[])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{report}");
+    assert!(report.contains("acked 0 ") && report.contains("every event was a duplicate"), "{report}");
+    assert!(report.contains("--seed"), "{report}");
 
     let (ok, report) = tokio::task::spawn_blocking(move || {
         run_cli(
@@ -136,6 +150,11 @@ fn loadgen_says_why_nothing_was_acknowledged() {
     assert!(text.contains("latency ms: n/a"), "{text}");
     let (ok, text) = output(&["loadgen", "--target", "notaurl", "--duration", "1s"]);
     assert!(!ok && text.contains("--target"), "{text}");
+    // Zero was quietly run as one (batch, concurrency) or sent nothing and succeeded (duration).
+    for (flag, value) in [("--batch", "0"), ("--concurrency", "0"), ("--duration", "0s")] {
+        let (ok, text) = output(&["loadgen", "--target", &closed, flag, value]);
+        assert!(!ok && text.contains(flag), "{flag} {value}: {text}");
+    }
     let realtime = ["loadgen", "--target", &closed, "--profile", "realtime", "--batch", "10"];
     let (ok, text) = output(&realtime);
     assert!(!ok && text.contains("--batch 10"), "{text}");
