@@ -321,7 +321,13 @@ mod tests {
         let refused = registry.create(None, at_bound, Some(note), false, "t3").unwrap_err();
         assert_eq!(refused, RegistryError::NoteTooLong(MAX_NOTE_CHARS + 1));
         assert_eq!(refused.field(), "note");
-        let zero = TrendingWeights { view: 0.0, cart: 0.0, checkout: 0.0, purchase: 0.0, half_life_hours: 1.0 };
+        let zero = TrendingWeights {
+            view: 0.0,
+            cart: 0.0,
+            checkout: 0.0,
+            purchase: 0.0,
+            half_life_hours: 1.0,
+        };
         assert_eq!(registry.create(None, zero, None, false, "t4").unwrap_err().field(), "weights");
     }
 }

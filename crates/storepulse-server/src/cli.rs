@@ -2,7 +2,7 @@
 //! `dead-letters replay`, `loadgen`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ pub enum Command {
     /// Run the server.
     Serve {
         /// Address to listen on, e.g. 127.0.0.1:8080.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::config::parse_listen_address)]
         listen: Option<SocketAddr>,
         /// When an append is durable: always (default), interval, none.
         #[arg(long, value_parser = parse_fsync)]
@@ -97,7 +97,8 @@ pub enum DeadLetterCommand {
     Replay {
         #[arg(long)]
         from: Option<u64>,
-        #[arg(long, default_value_t = 10_000)]
+        /// How many entries to examine, at least 1.
+        #[arg(long, default_value_t = 10_000, value_parser = parse_at_least_one)]
         limit: usize,
         /// Only entries with this reason (e.g. invalid_value).
         #[arg(long)]
@@ -170,6 +171,47 @@ fn parse_profile(text: &str) -> Result<Profile, String> {
     }
 }
 
+/// Refuses a directory that is not a Storepulse data directory (missing, or without the log
+/// `log_dir` an offline command reads), before anything there is created or read.
+fn require_data_dir(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()> {
+    let hint = "check --data-dir (or data_dir in the configuration)";
+    if !data_dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a Storepulse data directory: it does not exist; {hint}",
+            data_dir.display()
+        );
+    }
+    if !log_dir.is_dir() {
+        let log = log_dir.file_name().map_or_else(
+            || log_dir.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+        anyhow::bail!(
+            "{} is not a Storepulse data directory: it has no {log}/ log; {hint}",
+            data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `error` and its causes on one line, each said once: a cause whose text its parent already
+/// quotes (error messages that embed their source) is not repeated ("No such file or directory
+/// (os error 2): No such file or directory (os error 2)").
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut overrides =
@@ -194,6 +236,12 @@ pub fn run() -> anyhow::Result<()> {
             let dir = |dead_letters: bool| {
                 if dead_letters { config.dead_letters_dir() } else { config.events_dir() }
             };
+            let dead_letters = match &command {
+                LogCommand::Verify { dead_letters }
+                | LogCommand::Inspect { dead_letters, .. }
+                | LogCommand::Repair { dead_letters } => *dead_letters,
+            };
+            require_data_dir(&config.data_dir, &dir(dead_letters))?;
             match command {
                 LogCommand::Verify { dead_letters } => {
                     crate::log_commands::verify(&dir(dead_letters), &config.data_dir, dead_letters)
@@ -214,7 +262,10 @@ pub fn run() -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let app = App::open(load()?).context("cannot open the data directory (if the server is running, use POST /api/v1/dead-letters/replay)")?;
+            let config = load()?;
+            // Opening the app creates a data directory: a typo in --data-dir made a new one.
+            require_data_dir(&config.data_dir, &config.events_dir())?;
+            let app = App::open(config).context("cannot open the data directory (if the server is running, use POST /api/v1/dead-letters/replay)")?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let report = runtime.block_on(crate::dead_letter::replay::replay_dead_letters(
                 &app, from, limit, reason,
@@ -294,4 +345,26 @@ fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         }
         crate::serve::serve(app, listener, receiver).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot list log directory /x/events: {source}")]
+    struct Quoting {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_its_parent_already_quotes_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let error = anyhow::Error::new(Quoting { source: io }).context("cannot verify /x/events");
+        assert_eq!(
+            error_message(&error),
+            "cannot verify /x/events: cannot list log directory /x/events: No such file or directory (os error 2)"
+        );
+    }
 }

@@ -64,7 +64,8 @@ fn split_writes_in_progress<'p>(
     problems: &'p [storepulse_log::VerifyProblem],
 ) -> anyhow::Result<(Vec<&'p storepulse_log::VerifyProblem>, Vec<&'p storepulse_log::VerifyProblem>)>
 {
-    let has_unfinished_tail = problems.iter().any(storepulse_log::VerifyProblem::is_unfinished_tail);
+    let has_unfinished_tail =
+        problems.iter().any(storepulse_log::VerifyProblem::is_unfinished_tail);
     // Asked only when it matters: testing the lock takes it for an instant.
     let locked = has_unfinished_tail
         && storepulse_log::is_locked(dir)

@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn a_lone_high_or_low_surrogate_becomes_the_replacement_character() {
-        assert_eq!(replace_lone_surrogates(r#""Sneakers \ud83d""#).unwrap(), r#""Sneakers \uFFFD""#);
+        assert_eq!(
+            replace_lone_surrogates(r#""Sneakers \ud83d""#).unwrap(),
+            r#""Sneakers \uFFFD""#
+        );
         assert_eq!(replace_lone_surrogates(r#""\ude00 x""#).unwrap(), r#""\uFFFD x""#);
         assert_eq!(
             replace_lone_surrogates(r#"["\uD83D\uD83D\uDE00", "\ud83d\n"]"#).unwrap(),

@@ -187,15 +187,16 @@ fn validate(
     match call {
         Some(call) => {
             let message: &serde_json::value::RawValue =
-                parse_reading_lone_surrogates(text, &mut repaired)
-                    .map_err(|error| invalid_body(format!("the body is not valid JSON: {error}")))?;
+                parse_reading_lone_surrogates(text, &mut repaired).map_err(|error| {
+                    invalid_body(format!("the body is not valid JSON: {error}"))
+                })?;
             check(None, message.get(), Some(call), None);
         }
         None => {
-            let batch: SegmentBatch<'_> =
-                parse_reading_lone_surrogates(text, &mut repaired).map_err(|error| {
-                invalid_body(format!("a batch must be {{\"batch\": [messages]}}: {error}"))
-            })?;
+            let batch: SegmentBatch<'_> = parse_reading_lone_surrogates(text, &mut repaired)
+                .map_err(|error| {
+                    invalid_body(format!("a batch must be {{\"batch\": [messages]}}: {error}"))
+                })?;
             let limit = state.config.ingest.limits.max_batch_events;
             if batch.batch.is_empty() {
                 return Err(ApiError::bad_request("invalid_body", "the batch holds no messages"));

@@ -59,10 +59,9 @@ fn registry_error(error: RegistryError) -> ApiError {
         RegistryError::BadWeights { ref reason, .. } => {
             ApiError::invalid_parameter(&error.field(), reason.clone())
         }
-        RegistryError::NoteTooLong(length) => invalid(
-            "note",
-            format!("is {length} characters long; the limit is {MAX_NOTE_CHARS}"),
-        ),
+        RegistryError::NoteTooLong(length) => {
+            invalid("note", format!("is {length} characters long; the limit is {MAX_NOTE_CHARS}"))
+        }
     }
 }
 

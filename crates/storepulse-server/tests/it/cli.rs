@@ -74,7 +74,10 @@ async fn loadgen_then_verify_inspect_and_replay_offline() {
     .await
     .unwrap();
     assert!(ok, "{report}");
-    assert!(report.contains("acked 0 ") && report.contains("every event was a duplicate"), "{report}");
+    assert!(
+        report.contains("acked 0 ") && report.contains("every event was a duplicate"),
+        "{report}"
+    );
     assert!(report.contains("--seed"), "{report}");
 
     let (ok, report) = tokio::task::spawn_blocking(move || {
@@ -164,6 +167,56 @@ fn loadgen_says_why_nothing_was_acknowledged() {
         ["loadgen", "--target", &closed, "--duration", "1s", "--rate", "10", "--batch", "1000"];
     let _ = output(&slow);
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
+/// Offline tools given a wrong `--data-dir` or a bad option: a typo made `dead-letters
+/// replay` create a whole data directory and succeed; the log commands repeated the OS error;
+/// `--limit 0` did nothing; a missing `--config` was "invalid" over two lines; a host name as
+/// `--listen` got only "invalid socket address syntax".
+#[test]
+fn offline_tools_refuse_what_is_not_a_data_directory_in_one_clear_line() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"))
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo");
+    let typo_text = typo.to_str().unwrap();
+    for command in [
+        &["dead-letters", "replay"][..],
+        &["log", "verify"],
+        &["log", "inspect"],
+        &["log", "repair"],
+        &["log", "verify", "--dead-letters"],
+    ] {
+        let (ok, stderr) = run(&[command, &["--data-dir", typo_text]].concat());
+        assert!(!ok, "{command:?}");
+        assert!(stderr.contains("is not a Storepulse data directory"), "{command:?}: {stderr}");
+        assert!(!typo.exists(), "{command:?} created {typo_text}");
+    }
+    let empty = dir.path().to_str().unwrap();
+    let (ok, stderr) = run(&["dead-letters", "replay", "--data-dir", empty]);
+    assert!(!ok && stderr.contains("has no events/ log"), "{stderr}");
+    assert!(!dir.path().join("events").exists());
+
+    let (ok, stderr) = run(&["dead-letters", "replay", "--limit", "0", "--data-dir", empty]);
+    assert!(!ok && stderr.contains("--limit") && stderr.contains("at least 1"), "{stderr}");
+    let missing = dir.path().join("x.toml");
+    let (ok, stderr) = run(&["config", "print", "--config", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: cannot read configuration file {}: No such file or directory",
+            missing.display()
+        )
+    );
+    let (ok, stderr) = run(&["serve", "--listen", "localhost:8080", "--data-dir", typo_text]);
+    assert!(!ok && stderr.contains("127.0.0.1:8080"), "{stderr}");
 }
 
 /// `log verify` beside a running server: the frame being written at the end of the active

@@ -441,7 +441,8 @@ async fn a_lone_surrogate_escape_is_read_as_the_replacement_character() {
     assert_eq!(response.json()["accepted"], 2);
     let single = r#"{"type":"search","query":"\ude00 socks \\ud83d"}"#;
     assert_eq!(test.post_json("/api/v1/events", single).await.status, StatusCode::OK);
-    let ndjson = "{\"type\":\"search\",\"query\":\"a\"}\n{\"type\":\"search\",\"query\":\"b\\ud83d\"}\n";
+    let ndjson =
+        "{\"type\":\"search\",\"query\":\"a\"}\n{\"type\":\"search\",\"query\":\"b\\ud83d\"}\n";
     let request = post("/api/v1/events")
         .header("content-type", "application/x-ndjson")
         .body(Body::from(ndjson))
@@ -459,6 +460,14 @@ async fn a_lone_surrogate_escape_is_read_as_the_replacement_character() {
         .collect();
     assert_eq!(
         queries,
-        ["ok", "Sneakers \u{FFFD}", "\u{FFFD} socks \\ud83d", "a", "b\u{FFFD}", "trunc \u{FFFD}", "t \u{FFFD}"]
+        [
+            "ok",
+            "Sneakers \u{FFFD}",
+            "\u{FFFD} socks \\ud83d",
+            "a",
+            "b\u{FFFD}",
+            "trunc \u{FFFD}",
+            "t \u{FFFD}"
+        ]
     );
 }
