@@ -999,7 +999,9 @@ impl Checker<'_> {
             EventType::PageView => {
                 // A URL or path that was given but refused (too long) is reported already.
                 let page_refused = || {
-                    self.errors.iter().any(|error| matches!(error.field.as_str(), "page.url" | "page.path"))
+                    self.errors
+                        .iter()
+                        .any(|error| matches!(error.field.as_str(), "page.url" | "page.path"))
                 };
                 if page.as_ref().is_none_or(|page| page.url.is_none() && page.path.is_none())
                     && !page_refused()

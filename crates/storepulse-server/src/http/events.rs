@@ -9,6 +9,7 @@
 //! | at least one event valid | 200 | `{accepted, duplicates, rejected: [{index, errors}]}` (+ `event_id` for a single object) |
 //! | every event invalid | 422 | error `validation_failed`, `details.rejected` as above |
 //! | body not JSON / empty | 400 | error `invalid_body` |
+//! | a query parameter (the door takes none) | 400 | error `invalid_parameter` naming it |
 //! | more than `max_batch_events` or `max_body_bytes` | 413 | |
 //! | other content type | 415 | |
 //! | storage failing or queue full | 503 + `Retry-After` | nothing was stored |
@@ -41,6 +42,7 @@ async fn post_events(State(state): State<AppState>, request: Request) -> Respons
 
 async fn ingest_native(state: AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    refuse_query_parameters(parts.uri.query())?;
     let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
     let context = IntakeContext::new(&state, &parts.headers, client_ip, "/api/v1/events");
     let bytes = context.read_body(&state, body).await?;
@@ -71,6 +73,25 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
         body.event_id = first_event_id.as_deref();
     }
     Ok(axum::Json(body).into_response())
+}
+
+/// This door takes no query parameters: everything, the store too, is in the event. One was
+/// silently ignored (`?store=shop-eu` stored into the default store), while an unknown field
+/// in the body is refused.
+fn refuse_query_parameters(query: Option<&str>) -> Result<(), ApiError> {
+    let Some(name) = query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .map(|pair| pair.split('=').next().unwrap_or_default())
+        .find(|name| !name.is_empty())
+    else {
+        return Ok(());
+    };
+    Err(ApiError::invalid_parameter(
+        name,
+        "is not a parameter of POST /api/v1/events, which takes none: the store and every \
+         other field go in the event itself",
+    ))
 }
 
 fn validate_body(

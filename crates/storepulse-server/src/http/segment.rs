@@ -193,6 +193,13 @@ fn validate(
             check(None, message.get(), Some(call), None);
         }
         None => {
+            // serde reads a struct from an array too (by position), and its refusal then read
+            // backwards ("invalid type: map, expected a sequence").
+            if text.trim_start().starts_with('[') {
+                return Err(invalid_body(
+                    "the body must be an object {\"batch\": [messages]}, got an array".into(),
+                ));
+            }
             let batch: SegmentBatch<'_> = parse_reading_lone_surrogates(text, &mut repaired)
                 .map_err(|error| {
                     invalid_body(format!("a batch must be {{\"batch\": [messages]}}: {error}"))

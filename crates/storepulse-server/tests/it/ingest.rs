@@ -471,3 +471,37 @@ async fn a_lone_surrogate_escape_is_read_as_the_replacement_character() {
         ]
     );
 }
+
+/// Cloudflare's `CF-IPCountry: XX` ("unknown") was stored as the country `XX`; `T1` (Tor) was
+/// already dropped.
+#[tokio::test]
+async fn a_proxys_unknown_country_fills_no_country() {
+    let test = TestApp::new();
+    for (index, country) in ["XX", "T1", "de"].into_iter().enumerate() {
+        let request = post("/api/v1/events")
+            .header("content-type", "application/json")
+            .header("cf-ipcountry", country)
+            .body(Body::from(PAGE_VIEW.replace("e1", &format!("c{index}"))))
+            .unwrap();
+        assert_eq!(test.send_from(request, "10.1.2.3:4000").await.status, StatusCode::OK);
+    }
+    let countries: Vec<Option<String>> = test
+        .stored_events()
+        .iter()
+        .map(|event| event.country.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(countries, [None, None, Some("DE".to_owned())]);
+}
+
+/// `?store=shop-eu` was silently ignored and the event stored into the default store.
+#[tokio::test]
+async fn a_query_parameter_on_the_native_door_is_refused_naming_it() {
+    let test = TestApp::new();
+    let response = test.post_json("/api/v1/events?store=shop-eu", PAGE_VIEW).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let error = &response.json()["error"];
+    assert_eq!(error["code"], "invalid_parameter");
+    assert_eq!(error["details"]["parameter"], "store", "{error}");
+    assert!(test.stored_events().is_empty());
+    assert_eq!(test.post_json("/api/v1/events?", PAGE_VIEW).await.status, StatusCode::OK);
+}
