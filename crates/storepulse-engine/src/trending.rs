@@ -32,9 +32,18 @@ impl Default for TrendingWeights {
     }
 }
 
+/// The largest weight a version may give: far above any sensible ratio between event types,
+/// and small enough that a score (weight × events × decay, summed) stays a finite number.
+pub const MAX_WEIGHT: f64 = 1_000_000.0;
+
+/// The longest note a version may carry: every listing of the versions returns it.
+pub const MAX_NOTE_CHARS: usize = 1_000;
+
 impl TrendingWeights {
-    /// Every weight finite and ≥ 0, at least one > 0, half-life in (0, 10 years].
-    pub fn check(&self) -> Result<(), String> {
+    /// Every weight finite and in [0, [`MAX_WEIGHT`]], at least one > 0, half-life in
+    /// (0, 10 years]. A refusal names the field (`purchase`, `half_life_hours`; empty for the
+    /// weights as a whole) and says why.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         let weights = [
             ("view", self.view),
             ("cart", self.cart),
@@ -42,18 +51,19 @@ impl TrendingWeights {
             ("purchase", self.purchase),
         ];
         for (name, weight) in weights {
-            if !weight.is_finite() || weight < 0.0 {
-                return Err(format!("{name}: must be a number >= 0"));
+            if !(weight.is_finite() && (0.0..=MAX_WEIGHT).contains(&weight)) {
+                return Err((name, format!("must be a number from 0 to {MAX_WEIGHT}")));
             }
         }
         if weights.iter().all(|(_, weight)| *weight == 0.0) {
-            return Err("at least one weight must be > 0".into());
+            return Err(("", "at least one weight must be > 0".into()));
         }
         if !(self.half_life_hours.is_finite()
             && self.half_life_hours > 0.0
             && self.half_life_hours <= 87_600.0)
         {
-            return Err("half_life_hours: must be > 0 and at most 87600 (10 years)".into());
+            let reason = "must be > 0 and at most 87600 (10 years)";
+            return Err(("half_life_hours", reason.into()));
         }
         Ok(())
     }
@@ -139,8 +149,24 @@ pub enum RegistryError {
     Unknown(String),
     #[error("{0:?} is not a version name; use v<major>[.<minor>…], e.g. v1.10")]
     BadName(String),
-    #[error("weights: {0}")]
-    BadWeights(String),
+    #[error("weights{}: {reason}", if field.is_empty() { String::new() } else { format!(".{field}") })]
+    BadWeights { field: &'static str, reason: String },
+    #[error("note: is {0} characters long; the limit is {MAX_NOTE_CHARS}")]
+    NoteTooLong(usize),
+}
+
+impl RegistryError {
+    /// The request field the error is about: `version`, `weights`, `weights.purchase`, `note`.
+    pub fn field(&self) -> String {
+        match self {
+            RegistryError::Exists(_) | RegistryError::Unknown(_) | RegistryError::BadName(_) => {
+                "version".into()
+            }
+            RegistryError::BadWeights { field: "", .. } => "weights".into(),
+            RegistryError::BadWeights { field, .. } => format!("weights.{field}"),
+            RegistryError::NoteTooLong(_) => "note".into(),
+        }
+    }
 }
 
 impl WeightRegistry {
@@ -189,7 +215,11 @@ impl WeightRegistry {
         activate: bool,
         now: &str,
     ) -> Result<&WeightVersion, RegistryError> {
-        weights.check().map_err(RegistryError::BadWeights)?;
+        weights.check().map_err(|(field, reason)| RegistryError::BadWeights { field, reason })?;
+        let note_chars = note.as_deref().map_or(0, |note| note.chars().count());
+        if note_chars > MAX_NOTE_CHARS {
+            return Err(RegistryError::NoteTooLong(note_chars));
+        }
         let name = match name {
             Some(text) => {
                 VersionName::parse(text).ok_or_else(|| RegistryError::BadName(text.into()))?
@@ -274,7 +304,30 @@ mod tests {
         let bad = TrendingWeights { view: -1.0, ..TrendingWeights::default() };
         assert!(matches!(
             registry.create(None, bad, None, false, "t7"),
-            Err(RegistryError::BadWeights(_))
+            Err(RegistryError::BadWeights { field: "view", .. })
         ));
+    }
+
+    #[test]
+    fn weights_above_the_bound_and_long_notes_are_refused_naming_the_field() {
+        let mut registry = WeightRegistry::new("t0");
+        let huge = TrendingWeights { purchase: 1e308, view: 1e308, ..TrendingWeights::default() };
+        let refused = registry.create(None, huge, None, false, "t1").unwrap_err();
+        assert_eq!(refused.field(), "weights.view");
+        assert_eq!(refused.to_string(), "weights.view: must be a number from 0 to 1000000");
+        let at_bound = TrendingWeights { purchase: MAX_WEIGHT, ..TrendingWeights::default() };
+        assert!(registry.create(None, at_bound, None, false, "t2").is_ok());
+        let note = "n".repeat(MAX_NOTE_CHARS + 1);
+        let refused = registry.create(None, at_bound, Some(note), false, "t3").unwrap_err();
+        assert_eq!(refused, RegistryError::NoteTooLong(MAX_NOTE_CHARS + 1));
+        assert_eq!(refused.field(), "note");
+        let zero = TrendingWeights {
+            view: 0.0,
+            cart: 0.0,
+            checkout: 0.0,
+            purchase: 0.0,
+            half_life_hours: 1.0,
+        };
+        assert_eq!(registry.create(None, zero, None, false, "t4").unwrap_err().field(), "weights");
     }
 }

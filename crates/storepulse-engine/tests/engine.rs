@@ -1263,6 +1263,23 @@ fn trending_scores_decay_with_age_and_follow_the_weights() {
     assert_eq!(engine.trending(Timestamp(now), &defaults, &lamps, 10)[0].product_id, "B");
 }
 
+/// A registry written before weights were bounded may hold weights whose scores overflow:
+/// JSON has no infinity, and such a score was served as `null`.
+#[test]
+fn trending_scores_are_always_finite_numbers() {
+    use storepulse_engine::trending::TrendingWeights;
+    let now = DAY0 + 10 * DAY;
+    let events: Vec<_> = (0..3)
+        .map(|n| product_event("purchase", now - HOUR, &format!("b{n}"), "B", "Lamps", "US"))
+        .collect();
+    let engine = engine_with(&events);
+    let huge = TrendingWeights { purchase: f64::MAX, view: f64::MAX, ..TrendingWeights::default() };
+    let ranked = engine.trending(Timestamp(now), &huge, &Filters::default(), 10);
+    assert_eq!(ranked.len(), 1);
+    assert!(ranked[0].score.is_finite(), "{}", ranked[0].score);
+    assert!(serde_json::to_value(&ranked[0]).unwrap()["score"].is_number());
+}
+
 #[test]
 fn recommendations_come_from_what_visitors_met_together() {
     let t = DAY0;

@@ -241,6 +241,7 @@ pub struct FrameScanner {
     expected_offset: u64,
     max_record_bytes: u32,
     payload: Vec<u8>,
+    cut_short: bool,
 }
 
 impl FrameScanner {
@@ -253,6 +254,7 @@ impl FrameScanner {
             expected_offset: base,
             max_record_bytes,
             payload: Vec::new(),
+            cut_short: false,
         }
     }
 
@@ -264,6 +266,12 @@ impl FrameScanner {
     /// Offset the next record frame must carry.
     pub fn expected_offset(&self) -> u64 {
         self.expected_offset
+    }
+
+    /// True when the last `Bad` was a frame the file ends inside: what a torn write leaves,
+    /// and what a reader sees of a frame the writer is still writing.
+    pub fn cut_short(&self) -> bool {
+        self.cut_short
     }
 
     pub fn file_len(&self) -> u64 {
@@ -289,6 +297,7 @@ impl FrameScanner {
             return Ok(Scanned::End);
         }
         if remaining < HEADER_LEN as u64 {
+            self.cut_short = true;
             return Ok(Scanned::Bad {
                 position,
                 reason: format!("file ends {remaining} bytes into a frame header (torn write)"),
@@ -302,6 +311,7 @@ impl FrameScanner {
         }
         let len = u64::from(header.payload_len());
         if remaining - (HEADER_LEN as u64) < len {
+            self.cut_short = true;
             return Ok(Scanned::Bad {
                 position,
                 reason: format!(

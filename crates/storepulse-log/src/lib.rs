@@ -72,5 +72,5 @@ pub use reader::{LogReader, Record};
 pub use recovery::RecoveryReport;
 pub use verify::{
     ProblemKind, QUARANTINE_DIR_NAME, RepairReport, TruncatedSegment, VerifyProblem, VerifyReport,
-    repair, verify,
+    is_locked, repair, verify,
 };

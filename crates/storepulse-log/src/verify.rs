@@ -40,7 +40,18 @@ pub struct VerifyProblem {
     /// True when the problem is in the last (active) segment, where a torn tail within
     /// `max_unsynced_bytes` is expected after a crash and cut by `EventLog::open`.
     pub in_active_segment: bool,
+    /// True when the file ends inside this frame (rather than the frame being damaged): with
+    /// `in_active_segment`, what a frame the running writer has not finished looks like.
+    pub cut_short: bool,
     segment_index: usize,
+}
+
+impl VerifyProblem {
+    /// True for the end of the active segment stopping inside a frame: a torn write after a
+    /// crash, or, while a server holds the log, a frame being written as it was read.
+    pub fn is_unfinished_tail(&self) -> bool {
+        self.in_active_segment && self.cut_short
+    }
 }
 
 impl fmt::Display for VerifyProblem {
@@ -102,6 +113,26 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     scan_segments(&segments)
 }
 
+/// True when another process (a running server) holds the lock of the log in `dir`. Read-only:
+/// a missing lock file means no writer has opened the log. The lock is taken shared and at once
+/// released, so a server starting in that instant could find it taken; ask only when the
+/// answer matters (an unfinished tail).
+pub fn is_locked(dir: &Path) -> Result<bool> {
+    let path = dir.join(crate::event_log::LOCK_FILE_NAME);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(crate::error::LogError::io("open lock file", &path, error)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(crate::error::LogError::io("test lock", &path, error))
+        }
+    }
+}
+
 fn scan_segments(segments: &[SegmentFile]) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         segments: segments.len(),
@@ -125,6 +156,7 @@ fn scan_segments(segments: &[SegmentFile]) -> Result<VerifyReport> {
                 position,
                 description,
                 in_active_segment: is_last,
+                cut_short: false,
                 segment_index: index,
             }
         };
@@ -176,7 +208,11 @@ fn scan_segments(segments: &[SegmentFile]) -> Result<VerifyReport> {
                     break;
                 }
                 Scanned::Bad { position, reason } => {
-                    report.problems.push(problem(ProblemKind::BadFrame, position, reason));
+                    let cut_short = scanner.cut_short();
+                    report.problems.push(VerifyProblem {
+                        cut_short,
+                        ..problem(ProblemKind::BadFrame, position, reason)
+                    });
                     break;
                 }
             }

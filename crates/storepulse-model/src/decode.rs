@@ -10,8 +10,14 @@
 //! the slow path: parse into a `Value`, decode with
 //! `serde_path_to_error` to learn the failing field, blank that field, and try again, so a
 //! client learns about every bad field in one round trip instead of one per retry.
+//!
+//! A lone UTF-16 surrogate escape reads as U+FFFD ([`lone_surrogates`]): one event's text is
+//! repaired here; a body that fails to split is repaired by the caller, which owns the text.
 
+mod lone_surrogates;
 mod native_reader;
+
+pub use lone_surrogates::{parse_reading_lone_surrogates, replace_lone_surrogates};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -255,7 +261,10 @@ pub fn decode_collecting<T: DeserializeOwned>(json: &str) -> (Option<T>, Vec<Fie
     match serde_json::from_str::<T>(json) {
         Ok(value) => return (Some(value), Vec::new()),
         Err(error) if error.is_syntax() || error.is_eof() => {
-            return (None, vec![invalid_json(&error)]);
+            return match replace_lone_surrogates(json) {
+                Some(repaired) => decode_collecting(&repaired),
+                None => (None, vec![invalid_json(&error)]),
+            };
         }
         Err(_) => {}
     }
@@ -272,13 +281,40 @@ pub fn decode_collecting<T: DeserializeOwned>(json: &str) -> (Option<T>, Vec<Fie
         return (None, vec![error]);
     }
     let mut errors = Vec::new();
+    // A field sent under both its names: which one was meant is unknown, so the event is not
+    // validated further (that would report the other problems of a guess).
+    let mut sent_twice = false;
     while errors.len() < MAX_TYPE_ERRORS {
         let error = match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(decoded) => return (Some(decoded), errors),
+            Ok(decoded) => return ((!sent_twice).then_some(decoded), errors),
             Err(error) => error,
         };
         let segments: Vec<Segment> = error.path().iter().cloned().collect();
         let message = error.into_inner().to_string();
+        if let Some(name) = duplicate_field_name(&message) {
+            let parent = navigate(&mut value, &segments).and_then(Value::as_object_mut);
+            let Some((alias, parent)) = parent.and_then(|parent| {
+                let alias = FIELD_ALIASES.iter().find(|(field, alias)| {
+                    *field == name && parent.contains_key(*field) && parent.contains_key(*alias)
+                })?;
+                Some((alias.1, parent))
+            }) else {
+                errors.push(FieldError::new(
+                    join_path(&segments, Some(&name)),
+                    ErrorCode::InvalidValue,
+                    "is given twice; send it once",
+                ));
+                return (None, errors);
+            };
+            parent.remove(alias);
+            sent_twice = true;
+            errors.push(FieldError::new(
+                join_path(&segments, Some(&name)),
+                ErrorCode::InvalidValue,
+                format!("given twice, as `{name}` and `{alias}`; send one"),
+            ));
+            continue;
+        }
         match unknown_field_name(&message) {
             Some(name) => {
                 let mut parent = segments;
@@ -317,6 +353,22 @@ pub fn decode_collecting<T: DeserializeOwned>(json: &str) -> (Option<T>, Vec<Fie
 
 fn invalid_json(error: &serde_json::Error) -> FieldError {
     FieldError::new("", ErrorCode::InvalidJson, format!("not valid JSON: {error}"))
+}
+
+/// Fields the wire structs also accept under another name (serde `alias`), as (field, alias):
+/// an object holding both is refused as serde's "duplicate field", which names one only.
+const FIELD_ALIASES: [(&str, &str); 5] = [
+    ("type", "event_type"),
+    ("id", "product_id"),
+    ("id", "order_id"),
+    ("id", "promotion_id"),
+    ("id", "list_id"),
+];
+
+fn duplicate_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("duplicate field `")?;
+    let end = rest.find('`')?;
+    Some(rest[..end].to_owned())
 }
 
 fn unknown_field_name(message: &str) -> Option<String> {

@@ -997,7 +997,15 @@ impl Checker<'_> {
         let type_name = event_type.as_str();
         match event_type {
             EventType::PageView => {
-                if page.as_ref().is_none_or(|page| page.url.is_none() && page.path.is_none()) {
+                // A URL or path that was given but refused (too long) is reported already.
+                let page_refused = || {
+                    self.errors
+                        .iter()
+                        .any(|error| matches!(error.field.as_str(), "page.url" | "page.path"))
+                };
+                if page.as_ref().is_none_or(|page| page.url.is_none() && page.path.is_none())
+                    && !page_refused()
+                {
                     self.missing("page.url", "page_view needs page.url or page.path");
                 }
             }

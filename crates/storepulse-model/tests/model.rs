@@ -692,3 +692,26 @@ fn an_address_sent_on_a_visitors_behalf_replaces_the_requests() {
         errors_of(segment(r#"{"type":"identify","userId":"u","context":{"ip":"nope"}}"#, None));
     assert_eq!(fields(&errors), ["context.ip"]);
 }
+
+/// `event_type` and `type` both sent was "duplicate field `type`" with no field named.
+#[test]
+fn a_field_sent_under_both_its_names_names_both() {
+    let errors = native(r#"{"event_type":"search","type":"page_view","query":"x"}"#).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors:?}");
+    assert_eq!(errors.0[0].field, "type");
+    assert_eq!(errors.0[0].code, ErrorCode::InvalidValue);
+    assert_eq!(errors.0[0].message, "given twice, as `type` and `event_type`; send one");
+    let errors = errors_of(native(
+        r#"{"type":"product_view","product":{"id":"a","product_id":"b"},"usr":1}"#,
+    ));
+    assert!(errors.contains(&("product.id".into(), ErrorCode::InvalidValue)), "{errors:?}");
+    assert!(errors.contains(&("usr".into(), ErrorCode::UnknownField)), "{errors:?}");
+}
+
+/// A page view whose path is too long was also told its page was missing.
+#[test]
+fn a_too_long_page_path_is_reported_once() {
+    let path = format!("/{}", "p".repeat(5000));
+    let json = format!(r#"{{"type":"page_view","page":{{"path":"{path}"}}}}"#);
+    assert_eq!(errors_of(native(&json)), [("page.path".to_owned(), ErrorCode::TooLong)]);
+}

@@ -2,7 +2,7 @@
 //! `dead-letters replay`, `loadgen`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ pub enum Command {
     /// Run the server.
     Serve {
         /// Address to listen on, e.g. 127.0.0.1:8080.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::config::parse_listen_address)]
         listen: Option<SocketAddr>,
         /// When an append is durable: always (default), interval, none.
         #[arg(long, value_parser = parse_fsync)]
@@ -97,7 +97,8 @@ pub enum DeadLetterCommand {
     Replay {
         #[arg(long)]
         from: Option<u64>,
-        #[arg(long, default_value_t = 10_000)]
+        /// How many entries to examine, at least 1.
+        #[arg(long, default_value_t = 10_000, value_parser = parse_at_least_one)]
         limit: usize,
         /// Only entries with this reason (e.g. invalid_value).
         #[arg(long)]
@@ -114,7 +115,7 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 100)]
     pub rate: u32,
     /// How long to run, e.g. 30s, 5m.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_run_duration)]
     pub duration: Duration,
     /// Random seed: the same seed sends the same events.
     #[arg(long, default_value_t = 42)]
@@ -123,10 +124,10 @@ pub struct LoadgenArgs {
     #[arg(long, default_value = "shop", value_parser = parse_profile)]
     pub profile: Profile,
     /// Events per request (1 = one POST per event).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = parse_at_least_one)]
     pub batch: usize,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = parse_at_least_one)]
     pub concurrency: usize,
     /// Store to write to.
     #[arg(long, default_value = "default")]
@@ -142,12 +143,73 @@ fn parse_fsync(text: &str) -> Result<FsyncMode, String> {
     }
 }
 
+/// A count of 1 or more: 0 was quietly run as 1.
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(_) => Err("must be a whole number, at least 1".to_owned()),
+    }
+}
+
+/// A run's duration, above zero: `0s` sent nothing and reported success.
+fn parse_run_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => {
+            Err("must be longer than 0, e.g. 10s or 5m".to_owned())
+        }
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(format!("{error}; e.g. 10s or 5m")),
+    }
+}
+
 fn parse_profile(text: &str) -> Result<Profile, String> {
     match text {
         "shop" => Ok(Profile::Shop),
         "realtime" | "seed3" => Ok(Profile::Realtime),
         other => Err(format!("{other:?}: use shop or realtime")),
     }
+}
+
+/// Refuses a directory that is not a Storepulse data directory (missing, or without the log
+/// `log_dir` an offline command reads), before anything there is created or read.
+fn require_data_dir(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()> {
+    let hint = "check --data-dir (or data_dir in the configuration)";
+    if !data_dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a Storepulse data directory: it does not exist; {hint}",
+            data_dir.display()
+        );
+    }
+    if !log_dir.is_dir() {
+        let log = log_dir.file_name().map_or_else(
+            || log_dir.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+        anyhow::bail!(
+            "{} is not a Storepulse data directory: it has no {log}/ log; {hint}",
+            data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `error` and its causes on one line, each said once: a cause whose text its parent already
+/// quotes (error messages that embed their source) is not repeated ("No such file or directory
+/// (os error 2): No such file or directory (os error 2)").
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -174,9 +236,15 @@ pub fn run() -> anyhow::Result<()> {
             let dir = |dead_letters: bool| {
                 if dead_letters { config.dead_letters_dir() } else { config.events_dir() }
             };
+            let dead_letters = match &command {
+                LogCommand::Verify { dead_letters }
+                | LogCommand::Inspect { dead_letters, .. }
+                | LogCommand::Repair { dead_letters } => *dead_letters,
+            };
+            require_data_dir(&config.data_dir, &dir(dead_letters))?;
             match command {
                 LogCommand::Verify { dead_letters } => {
-                    crate::log_commands::verify(&dir(dead_letters))
+                    crate::log_commands::verify(&dir(dead_letters), &config.data_dir, dead_letters)
                 }
                 LogCommand::Inspect { from, limit, dead_letters } => {
                     crate::log_commands::inspect(&dir(dead_letters), from, limit, !dead_letters)
@@ -194,7 +262,10 @@ pub fn run() -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let app = App::open(load()?).context("cannot open the data directory (if the server is running, use POST /api/v1/dead-letters/replay)")?;
+            let config = load()?;
+            // Opening the app creates a data directory: a typo in --data-dir made a new one.
+            require_data_dir(&config.data_dir, &config.events_dir())?;
+            let app = App::open(config).context("cannot open the data directory (if the server is running, use POST /api/v1/dead-letters/replay)")?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let report = runtime.block_on(crate::dead_letter::replay::replay_dead_letters(
                 &app, from, limit, reason,
@@ -225,15 +296,16 @@ pub fn run() -> anyhow::Result<()> {
                 duration: args.duration,
                 seed: args.seed,
                 profile: args.profile,
-                batch: args.batch.max(1),
-                concurrency: args.concurrency.max(1),
+                batch: args.batch,
+                concurrency: args.concurrency,
                 store: args.store,
                 quiet: false,
             };
             let runtime = tokio::runtime::Runtime::new()?;
             let report = runtime.block_on(crate::loadgen::run(options))?;
             println!("{}", report.render());
-            if report.acked_events == 0 && report.requests > 0 {
+            // A duplicate is acknowledged too: it is stored, by an earlier run.
+            if report.acked_events + report.duplicate_events == 0 && report.requests > 0 {
                 anyhow::bail!(
                     "nothing was acknowledged{}",
                     report
@@ -273,4 +345,26 @@ fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         }
         crate::serve::serve(app, listener, receiver).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot list log directory /x/events: {source}")]
+    struct Quoting {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_its_parent_already_quotes_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let error = anyhow::Error::new(Quoting { source: io }).context("cannot verify /x/events");
+        assert_eq!(
+            error_message(&error),
+            "cannot verify /x/events: cannot list log directory /x/events: No such file or directory (os error 2)"
+        );
+    }
 }

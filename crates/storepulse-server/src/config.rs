@@ -58,6 +58,7 @@ impl Default for Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Host header values accepted (`*` = any; `*.example.com` wildcards allowed).
     pub allowed_hosts: Vec<String>,
@@ -359,14 +360,47 @@ pub struct ConfigOverrides {
     pub fsync: Option<FsyncMode>,
 }
 
+/// Parses an address to listen on, saying what is needed when it is not one: `localhost:8080`
+/// was refused as only "invalid socket address syntax".
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "{text:?} is not an IP address and port (a host name such as localhost is not \
+             resolved); e.g. 127.0.0.1:8080, or 0.0.0.0:8080 for every interface"
+        )
+    })
+}
+
+/// `http.listen` read with [`parse_listen_address`]'s message.
+fn listen_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_listen_address(&text).map_err(serde::de::Error::custom)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file named by `--config` is missing or unreadable: not an invalid configuration.
+    #[error("cannot read configuration file {}: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
     #[error("configuration is invalid: {0}")]
     Invalid(Box<figment::Error>),
     /// `field` is the key as the user wrote it: `http.listen`, `STOREPULSE_HTTP__LISTEN` or
     /// `PORT`, so the message points at the line or variable to change.
     #[error("configuration is invalid: {field}: {message}")]
     Value { field: String, message: String },
+}
+
+/// Refuses a configuration file that cannot be read (missing, a directory, no permission) in
+/// one line; figment's own message called it invalid and split across lines.
+fn readable(path: &Path) -> Result<(), ConfigError> {
+    std::fs::read_to_string(path).map(drop).map_err(|error| {
+        let text = error.to_string();
+        // "No such file or directory (os error 2)": the number tells an operator nothing.
+        let reason = text.split(" (os error").next().unwrap_or(&text).to_owned();
+        ConfigError::Unreadable { path: path.to_path_buf(), reason }
+    })
 }
 
 impl Config {
@@ -377,6 +411,9 @@ impl Config {
         overrides: &ConfigOverrides,
     ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            readable(path)?;
+        }
         let toml = match file {
             Some(path) => Toml::file_exact(path),
             None => Toml::file("storepulse.toml"),
@@ -843,6 +880,38 @@ mod tests {
     fn a_port_that_is_not_a_number_is_refused_naming_port() {
         let error = load_file_and_env("", &[("PORT", "abc")]).unwrap_err().to_string();
         assert!(error.contains("PORT") && error.contains("\"abc\""), "{error}");
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_file_is_named_on_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("x.toml");
+        let error = Config::load(Some(&missing), env(&[]), &ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        let expected = format!(
+            "cannot read configuration file {}: No such file or directory",
+            missing.display()
+        );
+        assert_eq!(error, expected);
+        let error = Config::load(Some(dir.path()), env(&[]), &ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("cannot read configuration file") && !error.contains('\n'),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_host_name_as_listen_address_says_an_ip_address_is_needed() {
+        let error = load_file_and_env("[http]\nlisten = \"localhost:8080\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("not an IP address and port") && error.contains("127.0.0.1:8080"),
+            "{error}"
+        );
     }
 
     #[test]

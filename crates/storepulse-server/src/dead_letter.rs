@@ -3,7 +3,9 @@
 //!
 //! Entries are JSON records in their own segmented log (`<data_dir>/dead-letters`), written by
 //! a background thread so a flood of bad input never slows good ingestion: when its queue is
-//! full, entries are dropped and counted (`storepulse_dead_letters_dropped_total`). The log is
+//! full, or when writing them fails (a full disk), entries are dropped and counted
+//! (`storepulse_dead_letters_dropped_total`); only written ones count in
+//! `storepulse_dead_letters_total`. The log is
 //! fsynced once a second — dead letters are diagnostics, not acknowledged data. Payloads are
 //! capped at `dead_letters.max_payload_bytes`; client addresses are anonymized like events'.
 
@@ -139,9 +141,10 @@ impl DeadLetterLog {
         let writer = {
             let log = log.clone();
             let handled = handled.clone();
-            std::thread::Builder::new()
-                .name("storepulse-dead-letters".into())
-                .spawn(move || run_dead_letter_writer(log, receiver, retention, &handled))?
+            let metrics = metrics.clone();
+            std::thread::Builder::new().name("storepulse-dead-letters".into()).spawn(move || {
+                run_dead_letter_writer(log, receiver, retention, &handled, &metrics)
+            })?
         };
         Ok(DeadLetterLog {
             sender: Mutex::new(Some(sender)),
@@ -156,8 +159,6 @@ impl DeadLetterLog {
 
     /// Queues an entry; never blocks the caller.
     pub fn record(&self, entry: DeadLetter) {
-        let reason = entry.reasons.first().map_or("unknown", |reason| reason.code.as_str());
-        self.metrics.dead_letters.get_or_create(&ReasonLabels { reason }).inc();
         for code in entry
             .reasons
             .iter()
@@ -225,6 +226,11 @@ impl DeadLetterLog {
         }
     }
 
+    /// Arms write failures in the dead-letter log (tests of a full disk).
+    pub fn fault_injector(&self) -> storepulse_log::FaultInjector {
+        self.log.lock_ignoring_poison().fault_injector()
+    }
+
     /// Waits until every entry queued so far is written (tests and replay use it).
     pub fn flush(&self) {
         use std::sync::atomic::Ordering;
@@ -248,11 +254,37 @@ impl Drop for DeadLetterLog {
     }
 }
 
+/// Appends `batch` and counts what became of it: entries written under their first reason in
+/// `dead_letters_total`, entries lost (a write error such as a full disk) in
+/// `dead_letters_dropped_total`, so that an alert on lost dead letters can fire.
+fn write_dead_letters(log: &Mutex<EventLog>, batch: &[DeadLetter], metrics: &Metrics) {
+    let mut written = Vec::with_capacity(batch.len());
+    for entry in batch {
+        match serde_json::to_vec(entry) {
+            Ok(encoded) => written.push((entry, encoded)),
+            Err(_) => {
+                metrics.dead_letters_dropped.inc();
+            }
+        }
+    }
+    let records: Vec<&[u8]> = written.iter().map(|(_, encoded)| encoded.as_slice()).collect();
+    if let Err(error) = log.lock_ignoring_poison().append_batch(&records, now_unix_ms()) {
+        tracing::error!(%error, lost = records.len(), "cannot write dead letters");
+        metrics.dead_letters_dropped.inc_by(records.len() as u64);
+        return;
+    }
+    for (entry, _) in &written {
+        let reason = entry.reasons.first().map_or("unknown", |reason| reason.code.as_str());
+        metrics.dead_letters.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}
+
 fn run_dead_letter_writer(
     log: Arc<Mutex<EventLog>>,
     entries: Receiver<DeadLetter>,
     retention: Retention,
     handled: &std::sync::atomic::AtomicU64,
+    metrics: &Metrics,
 ) {
     let mut last_housekeeping = std::time::Instant::now();
     loop {
@@ -264,14 +296,7 @@ fn run_dead_letter_writer(
         if let Some(first) = first {
             let mut batch = vec![first];
             batch.extend(entries.try_iter().take(1000));
-            let encoded: Vec<Vec<u8>> =
-                batch.iter().filter_map(|entry| serde_json::to_vec(entry).ok()).collect();
-            let records: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-            let mut guard = log.lock_ignoring_poison();
-            if let Err(error) = guard.append_batch(&records, now_unix_ms()) {
-                tracing::error!(%error, lost = records.len(), "cannot write dead letters");
-            }
-            drop(guard);
+            write_dead_letters(&log, &batch, metrics);
             handled.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Release);
         }
         if last_housekeeping.elapsed() >= Duration::from_secs(1) {

@@ -113,6 +113,14 @@ impl LoadgenReport {
             self.rejected_events,
             self.failed_requests,
         );
+        if self.duplicate_events > 0 {
+            let all = if self.acked_events == 0 { "every event was" } else { "some events were" };
+            text.push_str(&format!(
+                "\nnote: {all} a duplicate of an earlier run with the same seed (event ids come \
+                 from the seed), so the server kept them once; pass another --seed to store new \
+                 events"
+            ));
+        }
         if let Some(why) = &self.first_failure {
             text.push_str(&format!("\nfirst failure: {why}"));
         }

@@ -1,7 +1,7 @@
 //! `storepulse log verify | inspect | repair`: looking at and mending the event log offline.
 //!
 //! `verify` reads every frame of every segment without taking the lock (safe while the server
-//! runs). `repair` cuts the log at the first corrupt frame — the bytes cut and any later
+//! runs: a frame still being written at the end is reported as such, not as damage). `repair` cuts the log at the first corrupt frame — the bytes cut and any later
 //! segments are moved to `quarantine/`, never deleted — and must run with the server stopped.
 //! `inspect` prints records as JSON lines.
 
@@ -11,8 +11,13 @@ use anyhow::{Context, bail};
 use storepulse_log::{EventLog, LogConfig};
 use storepulse_model::codec::decode_event;
 
-/// Prints a verification report; fails when problems were found.
-pub fn verify(dir: &Path) -> anyhow::Result<()> {
+/// Prints a verification report; fails when problems were found. `data_dir` is the data
+/// directory the log belongs to, for the repair command the report advises.
+///
+/// With a server running, the end of the active segment may be a frame it is still writing;
+/// read without the lock, that looks like a torn write. So while the log is locked such a
+/// tail is reported as a write in progress, not as damage.
+pub fn verify(dir: &Path, data_dir: &Path, dead_letters: bool) -> anyhow::Result<()> {
     let report =
         storepulse_log::verify(dir).with_context(|| format!("cannot verify {}", dir.display()))?;
     println!(
@@ -24,11 +29,20 @@ pub fn verify(dir: &Path) -> anyhow::Result<()> {
         report.next_offset,
         report.bytes
     );
-    if report.is_clean() {
+    let (in_progress, problems) = split_writes_in_progress(dir, &report.problems)?;
+    for problem in &in_progress {
+        println!(
+            "note: {} ends inside a frame at byte {}: a write in progress (the log is held by a \
+             running server), not damage",
+            problem.path.display(),
+            problem.position
+        );
+    }
+    if problems.is_empty() {
         println!("ok: every frame checks out");
         return Ok(());
     }
-    for problem in &report.problems {
+    for problem in &problems {
         println!(
             "problem: {} at byte {}: {}",
             problem.path.display(),
@@ -36,10 +50,27 @@ pub fn verify(dir: &Path) -> anyhow::Result<()> {
             problem.description
         );
     }
+    let which = if dead_letters { " --dead-letters" } else { "" };
     bail!(
-        "{} problem(s) found; stop the server and run `storepulse log repair --data-dir <dir>` to cut the log at the first one (later data is moved to quarantine/)",
-        report.problems.len()
+        "{} problem(s) found; stop the server and run `storepulse log repair{which} --data-dir {}` to cut the log at the first one (later data is moved to quarantine/)",
+        problems.len(),
+        data_dir.display()
     )
+}
+
+/// The problems that are a frame being written by the server holding the log, and the rest.
+fn split_writes_in_progress<'p>(
+    dir: &Path,
+    problems: &'p [storepulse_log::VerifyProblem],
+) -> anyhow::Result<(Vec<&'p storepulse_log::VerifyProblem>, Vec<&'p storepulse_log::VerifyProblem>)>
+{
+    let has_unfinished_tail =
+        problems.iter().any(storepulse_log::VerifyProblem::is_unfinished_tail);
+    // Asked only when it matters: testing the lock takes it for an instant.
+    let locked = has_unfinished_tail
+        && storepulse_log::is_locked(dir)
+            .with_context(|| format!("cannot tell whether a server holds {}", dir.display()))?;
+    Ok(problems.iter().partition(|problem| locked && problem.is_unfinished_tail()))
 }
 
 /// `error` from opening a log, with the exact repair command for this data directory when the

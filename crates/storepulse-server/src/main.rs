@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
     match storepulse_server::cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", storepulse_server::cli::error_message(&error));
             std::process::ExitCode::FAILURE
         }
     }

@@ -244,7 +244,7 @@ impl Metrics {
         );
         registry.register(
             "dead_letters_dropped",
-            "Dead-letter entries dropped because their queue was full",
+            "Dead-letter entries lost: their queue was full, or writing them failed (e.g. a full disk)",
             metrics.dead_letters_dropped.clone(),
         );
         registry.register(

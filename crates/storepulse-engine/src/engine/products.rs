@@ -74,7 +74,9 @@ impl Engine {
         let mut ranked: Vec<(u32, f64)> = scores
             .into_iter()
             .filter(|(_, score)| *score > 0.0)
-            .map(|(id, score)| (id, round4(score)))
+            // Bounded weights keep scores finite; a registry written before they were bounded
+            // could still overflow, and JSON has no infinity (it would read `null`).
+            .map(|(id, score)| (id, round4(score).min(f64::MAX)))
             .collect();
         ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.truncate(k);

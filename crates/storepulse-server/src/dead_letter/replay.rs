@@ -8,7 +8,7 @@
 use serde::Serialize;
 use storepulse_model::compat::realtime_ingest::decode_realtime_ingest_event;
 use storepulse_model::compat::segment::decode_segment_message;
-use storepulse_model::decode::{BodyFormat, split_body};
+use storepulse_model::decode::{BodyFormat, replace_lone_surrogates, split_body};
 use storepulse_model::validate::decode_native_event;
 use storepulse_model::{ErrorCode, Event, ValidationContext};
 
@@ -104,18 +104,29 @@ fn revalidate(app: &App, entry: &DeadLetter) -> Vec<Event> {
             let call = SINGLE_CALLS.iter().find(|(path, _)| *path == segment).map(|(_, c)| *c);
             decode_segment_message(payload, call, None, &context).into_iter().collect()
         }
-        _ => match split_body(payload, BodyFormat::Sniff) {
-            Ok(elements) => elements
-                .into_iter()
-                .filter_map(|element| element.json.ok())
-                .filter_map(|json| decode_native_event(json, &context).ok())
-                .collect(),
-            Err(_) => Vec::new(),
-        },
+        _ => decode_native_body(payload, &context),
     };
     for event in &mut events {
         // Deterministic ids are safe to de-duplicate on.
         event.event_id_generated = false;
     }
     events
+}
+
+/// The valid events of a native body. One stored before lone surrogate escapes were read as
+/// U+FFFD (so refused as a whole) is read that way now.
+fn decode_native_body(payload: &str, context: &ValidationContext<'_>) -> Vec<Event> {
+    let mut repaired = None;
+    let elements = match split_body(payload, BodyFormat::Sniff) {
+        Ok(elements) => elements,
+        Err(_) => match replace_lone_surrogates(payload) {
+            Some(copy) => split_body(repaired.insert(copy), BodyFormat::Sniff).unwrap_or_default(),
+            None => Vec::new(),
+        },
+    };
+    elements
+        .into_iter()
+        .filter_map(|element| element.json.ok())
+        .filter_map(|json| decode_native_event(json, context).ok())
+        .collect()
 }

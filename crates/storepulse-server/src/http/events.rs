@@ -9,6 +9,7 @@
 //! | at least one event valid | 200 | `{accepted, duplicates, rejected: [{index, errors}]}` (+ `event_id` for a single object) |
 //! | every event invalid | 422 | error `validation_failed`, `details.rejected` as above |
 //! | body not JSON / empty | 400 | error `invalid_body` |
+//! | a query parameter (the door takes none) | 400 | error `invalid_parameter` naming it |
 //! | more than `max_batch_events` or `max_body_bytes` | 413 | |
 //! | other content type | 415 | |
 //! | storage failing or queue full | 503 + `Retry-After` | nothing was stored |
@@ -18,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use storepulse_model::decode::{BodyFormat, for_each_element};
+use storepulse_model::decode::{BodyFormat, for_each_element, replace_lone_surrogates};
 use storepulse_model::raw::RawEvent;
 use storepulse_model::validate::validate_native_element;
 use storepulse_model::{ErrorCode, FieldError, ValidationErrors};
@@ -41,6 +42,7 @@ async fn post_events(State(state): State<AppState>, request: Request) -> Respons
 
 async fn ingest_native(state: AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    refuse_query_parameters(parts.uri.query())?;
     let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
     let context = IntakeContext::new(&state, &parts.headers, client_ip, "/api/v1/events");
     let bytes = context.read_body(&state, body).await?;
@@ -73,6 +75,25 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
     Ok(axum::Json(body).into_response())
 }
 
+/// This door takes no query parameters: everything, the store too, is in the event. One was
+/// silently ignored (`?store=shop-eu` stored into the default store), while an unknown field
+/// in the body is refused.
+fn refuse_query_parameters(query: Option<&str>) -> Result<(), ApiError> {
+    let Some(name) = query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .map(|pair| pair.split('=').next().unwrap_or_default())
+        .find(|name| !name.is_empty())
+    else {
+        return Ok(());
+    };
+    Err(ApiError::invalid_parameter(
+        name,
+        "is not a parameter of POST /api/v1/events, which takes none: the store and every \
+         other field go in the event itself",
+    ))
+}
+
 fn validate_body(
     state: &AppState,
     context: &IntakeContext,
@@ -98,6 +119,19 @@ fn validate_body(
             return Err(ApiError::bad_request("invalid_body", "the body is not UTF-8 text"));
         }
     };
+    validate_text(state, context, bytes, text, format, &not_utf8_lines)
+}
+
+/// Validates the events of a body's text (`bytes` is the body as it came, for dead letters);
+/// `not_utf8_lines` holds the NDJSON lines that were not UTF-8, by event index.
+fn validate_text(
+    state: &AppState,
+    context: &IntakeContext,
+    bytes: &[u8],
+    text: &str,
+    format: BodyFormat,
+    not_utf8_lines: &std::collections::HashMap<usize, &[u8]>,
+) -> Result<Validated, ApiError> {
     let limit = state.config.ingest.limits.max_batch_events;
     let event_ids = || new_event_id_at(context.received_at);
     let validation = context.validation(state, &event_ids);
@@ -123,6 +157,10 @@ fn validate_body(
     let count = match walked {
         Ok(count) => count,
         Err(error) => {
+            if let Some(repaired) = replace_lone_surrogates(text) {
+                // Half an emoji cut by a tracker: read it as U+FFFD rather than lose the body.
+                return validate_text(state, context, bytes, &repaired, format, not_utf8_lines);
+            }
             context.dead_letter_request(
                 state,
                 FieldError::new("", ErrorCode::InvalidJson, error.message.clone()),

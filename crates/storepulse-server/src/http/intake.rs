@@ -42,6 +42,16 @@ pub struct IntakeContext {
 static CF_IPCOUNTRY: HeaderName = HeaderName::from_static("cf-ipcountry");
 static X_COUNTRY_CODE: HeaderName = HeaderName::from_static("x-country-code");
 
+/// The country a proxy's header names. Cloudflare writes `XX` for "unknown" and `T1` for Tor
+/// (not a country code either way): such a value fills no country, rather than showing up as
+/// one in group-bys.
+fn proxy_country(code: &str) -> Option<compact_str::CompactString> {
+    if code.trim().eq_ignore_ascii_case("XX") {
+        return None;
+    }
+    storepulse_model::validate::normalize_country(code)
+}
+
 impl IntakeContext {
     pub fn new(
         state: &AppState,
@@ -74,7 +84,7 @@ impl IntakeContext {
             .peer_trusted
             .then(|| header(&CF_IPCOUNTRY).or_else(|| header(&X_COUNTRY_CODE)))
             .flatten()
-            .and_then(storepulse_model::validate::normalize_country);
+            .and_then(proxy_country);
         Self {
             store: None,
             endpoint,

@@ -16,6 +16,7 @@ use axum::routing::post;
 use base64::Engine;
 use serde_json::json;
 use storepulse_model::compat::segment::{SegmentBatch, SegmentCall, decode_segment_message};
+use storepulse_model::decode::parse_reading_lone_surrogates;
 use storepulse_model::{ErrorCode, FieldError};
 
 use super::intake::{
@@ -162,6 +163,9 @@ fn validate(
     };
     let text = std::str::from_utf8(bytes)
         .map_err(|_| invalid_body("the body is not UTF-8 text".into()))?;
+    // Half an emoji cut by a tracker (a lone surrogate escape) reads as U+FFFD rather than
+    // losing the body: a body serde refuses is parsed again from a repaired copy kept here.
+    let mut repaired = None;
     let event_ids = || new_event_id_at(context.received_at);
     let mut validation = context.validation(state, &event_ids);
     if let Some(store) = store {
@@ -182,14 +186,24 @@ fn validate(
     };
     match call {
         Some(call) => {
-            serde_json::from_str::<&serde_json::value::RawValue>(text)
-                .map_err(|error| invalid_body(format!("the body is not valid JSON: {error}")))?;
-            check(None, text, Some(call), None);
+            let message: &serde_json::value::RawValue =
+                parse_reading_lone_surrogates(text, &mut repaired).map_err(|error| {
+                    invalid_body(format!("the body is not valid JSON: {error}"))
+                })?;
+            check(None, message.get(), Some(call), None);
         }
         None => {
-            let batch: SegmentBatch<'_> = serde_json::from_str(text).map_err(|error| {
-                invalid_body(format!("a batch must be {{\"batch\": [messages]}}: {error}"))
-            })?;
+            // serde reads a struct from an array too (by position), and its refusal then read
+            // backwards ("invalid type: map, expected a sequence").
+            if text.trim_start().starts_with('[') {
+                return Err(invalid_body(
+                    "the body must be an object {\"batch\": [messages]}, got an array".into(),
+                ));
+            }
+            let batch: SegmentBatch<'_> = parse_reading_lone_surrogates(text, &mut repaired)
+                .map_err(|error| {
+                    invalid_body(format!("a batch must be {{\"batch\": [messages]}}: {error}"))
+                })?;
             let limit = state.config.ingest.limits.max_batch_events;
             if batch.batch.is_empty() {
                 return Err(ApiError::bad_request("invalid_body", "the batch holds no messages"));

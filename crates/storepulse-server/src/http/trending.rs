@@ -19,7 +19,9 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use storepulse_engine::Filters;
 use storepulse_engine::engine::ScoredProduct;
-use storepulse_engine::trending::{RegistryError, TrendingWeights, VersionName, WeightVersion};
+use storepulse_engine::trending::{
+    MAX_NOTE_CHARS, RegistryError, TrendingWeights, VersionName, WeightVersion,
+};
 use storepulse_model::Timestamp;
 
 use super::analytics::{country, device, filter_text, invalid, parameters_body, store, store_text};
@@ -54,7 +56,12 @@ fn registry_error(error: RegistryError) -> ApiError {
             details: Some(json!({ "parameter": "version" })),
         },
         RegistryError::BadName(_) => invalid("version", error.to_string()),
-        RegistryError::BadWeights(message) => invalid("weights", message),
+        RegistryError::BadWeights { ref reason, .. } => {
+            ApiError::invalid_parameter(&error.field(), reason.clone())
+        }
+        RegistryError::NoteTooLong(length) => {
+            invalid("note", format!("is {length} characters long; the limit is {MAX_NOTE_CHARS}"))
+        }
     }
 }
 

@@ -62,6 +62,23 @@ async fn loadgen_then_verify_inspect_and_replay_offline() {
         .parse()
         .unwrap();
     assert!(acked > 50, "{report}");
+    // The same seed again, slower: every event is a duplicate of the first run's, which is an
+    // acknowledgement ("nothing was acknowledged" and exit 1 before).
+    let (ok, report) = tokio::task::spawn_blocking({
+        let target = target.clone();
+        move || {
+            let args = ["--rate", "100", "--duration", "1s", "--batch", "5", "--seed", "7"];
+            run_cli(&[&["loadgen", "--target", &target][..], &args].concat(), &[])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{report}");
+    assert!(
+        report.contains("acked 0 ") && report.contains("every event was a duplicate"),
+        "{report}"
+    );
+    assert!(report.contains("--seed"), "{report}");
 
     let (ok, report) = tokio::task::spawn_blocking(move || {
         run_cli(
@@ -136,6 +153,11 @@ fn loadgen_says_why_nothing_was_acknowledged() {
     assert!(text.contains("latency ms: n/a"), "{text}");
     let (ok, text) = output(&["loadgen", "--target", "notaurl", "--duration", "1s"]);
     assert!(!ok && text.contains("--target"), "{text}");
+    // Zero was quietly run as one (batch, concurrency) or sent nothing and succeeded (duration).
+    for (flag, value) in [("--batch", "0"), ("--concurrency", "0"), ("--duration", "0s")] {
+        let (ok, text) = output(&["loadgen", "--target", &closed, flag, value]);
+        assert!(!ok && text.contains(flag), "{flag} {value}: {text}");
+    }
     let realtime = ["loadgen", "--target", &closed, "--profile", "realtime", "--batch", "10"];
     let (ok, text) = output(&realtime);
     assert!(!ok && text.contains("--batch 10"), "{text}");
@@ -145,6 +167,100 @@ fn loadgen_says_why_nothing_was_acknowledged() {
         ["loadgen", "--target", &closed, "--duration", "1s", "--rate", "10", "--batch", "1000"];
     let _ = output(&slow);
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
+/// Offline tools given a wrong `--data-dir` or a bad option: a typo made `dead-letters
+/// replay` create a whole data directory and succeed; the log commands repeated the OS error;
+/// `--limit 0` did nothing; a missing `--config` was "invalid" over two lines; a host name as
+/// `--listen` got only "invalid socket address syntax".
+#[test]
+fn offline_tools_refuse_what_is_not_a_data_directory_in_one_clear_line() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"))
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo");
+    let typo_text = typo.to_str().unwrap();
+    for command in [
+        &["dead-letters", "replay"][..],
+        &["log", "verify"],
+        &["log", "inspect"],
+        &["log", "repair"],
+        &["log", "verify", "--dead-letters"],
+    ] {
+        let (ok, stderr) = run(&[command, &["--data-dir", typo_text]].concat());
+        assert!(!ok, "{command:?}");
+        assert!(stderr.contains("is not a Storepulse data directory"), "{command:?}: {stderr}");
+        assert!(!typo.exists(), "{command:?} created {typo_text}");
+    }
+    let empty = dir.path().to_str().unwrap();
+    let (ok, stderr) = run(&["dead-letters", "replay", "--data-dir", empty]);
+    assert!(!ok && stderr.contains("has no events/ log"), "{stderr}");
+    assert!(!dir.path().join("events").exists());
+
+    let (ok, stderr) = run(&["dead-letters", "replay", "--limit", "0", "--data-dir", empty]);
+    assert!(!ok && stderr.contains("--limit") && stderr.contains("at least 1"), "{stderr}");
+    let missing = dir.path().join("x.toml");
+    let (ok, stderr) = run(&["config", "print", "--config", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: cannot read configuration file {}: No such file or directory",
+            missing.display()
+        )
+    );
+    let (ok, stderr) = run(&["serve", "--listen", "localhost:8080", "--data-dir", typo_text]);
+    assert!(!ok && stderr.contains("127.0.0.1:8080"), "{stderr}");
+}
+
+/// `log verify` beside a running server: the frame being written at the end of the active
+/// segment is a write in progress, not a torn write; with no server holding the log the same
+/// tail is a problem, and the advice names the real data directory.
+#[test]
+fn verify_reports_a_frame_being_written_as_a_write_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events");
+    let (mut log, _) =
+        storepulse_log::EventLog::open(storepulse_log::LogConfig::new(&events)).unwrap();
+    log.append_batch(&[b"{}", b"{}"], 1).unwrap();
+    let segment = std::fs::read_dir(&events)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .unwrap();
+    // As a large batch (written without zeros ahead of it) looks while it is being written.
+    let data_end = std::fs::metadata(&segment).unwrap().len() - zeros_at_the_end(&segment);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&segment).unwrap();
+    file.set_len(data_end).unwrap();
+    file.write_all(b"half a header").unwrap();
+    drop(file);
+    let data_dir = dir.path().to_str().unwrap();
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"))
+            .args(["log", "verify", "--data-dir", data_dir])
+            .output()
+            .unwrap()
+    };
+    let running = verify();
+    let stdout = String::from_utf8_lossy(&running.stdout);
+    assert!(running.status.success(), "{stdout}");
+    assert!(stdout.contains("write in progress"), "{stdout}");
+
+    drop(log);
+    let stopped = verify();
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(!stopped.status.success());
+    assert!(stderr.contains(&format!("log repair --data-dir {data_dir}`")), "{stderr}");
+}
+
+fn zeros_at_the_end(path: &std::path::Path) -> u64 {
+    std::fs::read(path).unwrap().iter().rev().take_while(|byte| **byte == 0).count() as u64
 }
 
 /// `log inspect` only reads: on a log with a torn tail it says so and changes nothing (opening

@@ -151,3 +151,26 @@ async fn replay(test: &TestApp) -> serde_json::Value {
         .unwrap();
     test.send(request).await.json()
 }
+
+/// On a full disk the dead-letter writer loses entries: they were counted as written and the
+/// dropped counter stayed 0, so an alert on lost dead letters never fired.
+#[tokio::test]
+async fn dead_letters_lost_to_a_write_error_count_as_dropped_not_written() {
+    let test = TestApp::new();
+    let metric = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    test.app.dead_letters.fault_injector().fail_next_writes(2);
+    test.post_json("/api/v1/events", r#"[{"type":"search","query":"x"},{"type":"bogus"}]"#).await;
+    test.flush_dead_letters();
+    test.post_json("/api/v1/events", r#"{"type":"bogus"}"#).await;
+    test.flush_dead_letters();
+    let text = String::from_utf8(test.get("/metrics").await.bytes).unwrap();
+    assert_eq!(metric(&text, "storepulse_dead_letters_total{"), 1, "{text}");
+    assert_eq!(metric(&text, "storepulse_dead_letters_dropped_total "), 1, "{text}");
+    let stored = test.get("/api/v1/dead-letters").await.json();
+    assert_eq!(stored["entries"].as_array().unwrap().len(), 1);
+}

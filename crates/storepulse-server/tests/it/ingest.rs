@@ -430,3 +430,78 @@ async fn empty_batches_are_400_and_a_byte_order_mark_is_fine() {
     let with_bom = format!("\u{feff}{PAGE_VIEW}");
     assert_eq!(test.post_json("/api/v1/events", &with_bom).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_lone_surrogate_escape_is_read_as_the_replacement_character() {
+    // `JSON.stringify` of a string whose emoji a tracker cut in half.
+    let test = TestApp::new();
+    let array = r#"[{"type":"search","query":"ok"},{"type":"search","query":"Sneakers \ud83d"}]"#;
+    let response = test.post_json("/api/v1/events", array).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json());
+    assert_eq!(response.json()["accepted"], 2);
+    let single = r#"{"type":"search","query":"\ude00 socks \\ud83d"}"#;
+    assert_eq!(test.post_json("/api/v1/events", single).await.status, StatusCode::OK);
+    let ndjson =
+        "{\"type\":\"search\",\"query\":\"a\"}\n{\"type\":\"search\",\"query\":\"b\\ud83d\"}\n";
+    let request = post("/api/v1/events")
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from(ndjson))
+        .unwrap();
+    assert_eq!(test.send(request).await.json()["accepted"], 2);
+    let batch = r#"{"batch":[{"type":"track","event":"Products Searched","userId":"u","properties":{"query":"trunc \ud83d"}}]}"#;
+    let response = test.post_json("/v1/batch", batch).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json());
+    let track = r#"{"event":"Products Searched","userId":"u","properties":{"query":"t \ud83d"}}"#;
+    assert_eq!(test.post_json("/v1/track", track).await.status, StatusCode::OK);
+    let queries: Vec<String> = test
+        .stored_events()
+        .iter()
+        .filter_map(|event| event.search_query.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "ok",
+            "Sneakers \u{FFFD}",
+            "\u{FFFD} socks \\ud83d",
+            "a",
+            "b\u{FFFD}",
+            "trunc \u{FFFD}",
+            "t \u{FFFD}"
+        ]
+    );
+}
+
+/// Cloudflare's `CF-IPCountry: XX` ("unknown") was stored as the country `XX`; `T1` (Tor) was
+/// already dropped.
+#[tokio::test]
+async fn a_proxys_unknown_country_fills_no_country() {
+    let test = TestApp::new();
+    for (index, country) in ["XX", "T1", "de"].into_iter().enumerate() {
+        let request = post("/api/v1/events")
+            .header("content-type", "application/json")
+            .header("cf-ipcountry", country)
+            .body(Body::from(PAGE_VIEW.replace("e1", &format!("c{index}"))))
+            .unwrap();
+        assert_eq!(test.send_from(request, "10.1.2.3:4000").await.status, StatusCode::OK);
+    }
+    let countries: Vec<Option<String>> = test
+        .stored_events()
+        .iter()
+        .map(|event| event.country.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(countries, [None, None, Some("DE".to_owned())]);
+}
+
+/// `?store=shop-eu` was silently ignored and the event stored into the default store.
+#[tokio::test]
+async fn a_query_parameter_on_the_native_door_is_refused_naming_it() {
+    let test = TestApp::new();
+    let response = test.post_json("/api/v1/events?store=shop-eu", PAGE_VIEW).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let error = &response.json()["error"];
+    assert_eq!(error["code"], "invalid_parameter");
+    assert_eq!(error["details"]["parameter"], "store", "{error}");
+    assert!(test.stored_events().is_empty());
+    assert_eq!(test.post_json("/api/v1/events?", PAGE_VIEW).await.status, StatusCode::OK);
+}

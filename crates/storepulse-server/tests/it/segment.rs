@@ -210,3 +210,14 @@ async fn server_side_libraries_report_the_visitors_address_in_context_ip() {
     assert_eq!(stored.client.as_deref(), expected.as_deref());
     assert!(!stored.client.as_deref().unwrap().contains("9.9.9.9"), "stored hashed, not raw");
 }
+
+/// A bare array was refused as "invalid type: map, expected a sequence", backwards.
+#[tokio::test]
+async fn a_batch_sent_as_a_bare_array_is_told_the_shape() {
+    let test = TestApp::new();
+    let response =
+        test.post_json("/v1/batch", r#"[{"type":"track","event":"E","userId":"u"}]"#).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let message = response.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(message, r#"the body must be an object {"batch": [messages]}, got an array"#);
+}

@@ -103,7 +103,7 @@ async fn weight_versions_are_created_ordered_activated_compared_and_kept() {
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     assert_eq!(duplicate.json()["error"]["code"], "version_exists");
     let bad = test.post_json("/api/v1/trending/versions", r#"{"weights": {"view": -1}}"#).await;
-    assert_eq!(bad.json()["error"]["details"]["parameter"], "weights");
+    assert_eq!(bad.json()["error"]["details"]["parameter"], "weights.view");
 
     let listed = test.get("/api/v1/trending/versions").await.json();
     let order: Vec<&str> = listed["versions"]
@@ -250,4 +250,24 @@ async fn a_new_versions_body_is_refused_in_the_apis_words() {
     let created = test.post_json("/api/v1/trending/versions", defaults).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json());
     assert_eq!(created.json()["weights"]["view"], 1.0);
+}
+
+/// Weights had no upper bound: `1e308` was accepted and every score overflowed to `null`, with
+/// an arbitrary ranking; a note of any length was kept and listed with every version.
+#[tokio::test]
+async fn huge_weights_and_long_notes_are_refused_naming_the_field() {
+    let test = TestApp::new();
+    let huge = r#"{"weights": {"purchase": 1e308, "view": 1e308}, "note": "huge"}"#;
+    let response = test.post_json("/api/v1/trending/versions", huge).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let error = &response.json()["error"];
+    assert_eq!(error["details"]["parameter"], "weights.view", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("1000000"), "{error}");
+    let note = json!({ "note": "n".repeat(1001) }).to_string();
+    let response = test.post_json("/api/v1/trending/versions", &note).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.json()["error"]["details"]["parameter"], "note");
+    let at_bounds = json!({ "weights": { "purchase": 1_000_000 }, "note": "n".repeat(1000) });
+    let response = test.post_json("/api/v1/trending/versions", &at_bounds.to_string()).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.json());
 }
