@@ -8,7 +8,7 @@
 
 use crate::FastMap;
 
-use storepulse_model::event::{DeviceType, Event, EventType, Order, Product};
+use storepulse_model::event::{DeviceType, Event, EventType, Order, OrderStatus, Product};
 use storepulse_model::money::Currency;
 
 use crate::intern::Interner;
@@ -513,8 +513,27 @@ impl Origin {
 /// for a refund: that row counts against the original sale, while the refund's sender (a back
 /// office, another session) is counted as itself by the live windows and the distinct
 /// sketches.
+/// What an event counts as. A purchase counts by its order's status, as seed 2 counted only
+/// completed orders: a pending or processing order is no sale yet but a checkout started (the
+/// same order sent again as completed is the sale), a cancelled or refunded one takes back
+/// what is left of the order, if it was sold. Other events count as their type.
+pub fn counted_type(event: &Event) -> EventType {
+    let status = event.order.as_ref().and_then(|order| order.status);
+    match (event.event_type, status) {
+        (EventType::Purchase, Some(OrderStatus::Pending | OrderStatus::Processing)) => {
+            EventType::CheckoutStarted
+        }
+        (EventType::Purchase, Some(OrderStatus::Cancelled | OrderStatus::Refunded)) => {
+            EventType::Refund
+        }
+        (event_type, _) => event_type,
+    }
+}
+
+/// The rollup rows of `event`, counted as `event_type` (see [`counted_type`]).
 pub fn rows_of(
     event: &Event,
+    event_type: EventType,
     origin: Origin,
     dims: &mut Dimensions,
     orders: &mut OrderMemory,
@@ -537,7 +556,7 @@ pub fn rows_of(
     };
     let mut totals = Measures { events: 1, ..Measures::default() };
     let mut key = base;
-    match event.event_type {
+    match event_type {
         EventType::PageView => totals.page_views = 1,
         EventType::ProductView => {
             totals.product_views = 1;
@@ -628,12 +647,19 @@ pub fn rows_of(
             }
         }
         EventType::Refund => {
-            totals.refunds = 1;
+            // A purchase sent cancelled or refunded takes back the whole order, whatever
+            // amounts it repeats, and only an order that was sold.
+            let cancellation = event.event_type == EventType::Purchase;
             let order_id = order.and_then(|o| o.id.clone());
             let original = order_id
                 .clone()
                 .and_then(|order_id| orders.get_mut(&(base.store, order_id)))
                 .filter(|original| original.sold());
+            if cancellation && original.is_none() {
+                rows[0] = (key, totals);
+                return key;
+            }
+            totals.refunds = 1;
             // A refund counts against the sale's dimensions (its promotion, rep, source,
             // country), which the refund event itself rarely repeats.
             let base = original.as_ref().map_or(base, |original| original.key);
@@ -647,7 +673,9 @@ pub fn rows_of(
             }
             let currency = key.currency;
             let in_order_currency = |minor: i64| rescale(minor, sent_in, currency);
-            let stated = order.and_then(|o| o.total).map(in_order_currency);
+            let stated =
+                order.and_then(|o| o.total).filter(|_| !cancellation).map(in_order_currency);
+            let items: &[Product] = if cancellation { &[] } else { &event.items };
             let mut line_rows = |product: u32, amount: i64| {
                 rows.push((
                     FactKey { product, currency, ..base },
@@ -657,7 +685,7 @@ pub fn rows_of(
             totals.refunded_revenue = match original {
                 Some(original) => refund_remembered(
                     original,
-                    event,
+                    items,
                     origin.time_ms,
                     stated,
                     in_order_currency,
@@ -668,7 +696,7 @@ pub fn rows_of(
                     // An order not remembered: the refund is taken as sent, and remembered
                     // for the sale if it comes later (see `OrderRecord`).
                     let mut lines_sum = 0;
-                    for item in &event.items {
+                    for item in items {
                         let amount = item.price.map_or(0, |p| p.minor * i64::from(item.quantity));
                         lines_sum += amount;
                         line_rows(dims.product(base.store, item, origin.time_ms), amount);
@@ -693,7 +721,7 @@ pub fn rows_of(
         | EventType::Custom => {}
     }
     rows[0] = (key, totals);
-    if event.event_type == EventType::Refund { base } else { key }
+    if event_type == EventType::Refund { base } else { key }
 }
 
 /// Takes what an order was discounted by off its lines, each by its share of the lines'
@@ -743,7 +771,7 @@ fn rescale(minor: i64, from: [u8; 3], to: [u8; 3]) -> i64 {
 /// left of the order, nor of a line. `line_rows` receives each product's share.
 fn refund_remembered(
     original: &mut OrderRecord,
-    event: &Event,
+    items: &[Product],
     time_ms: i64,
     stated: Option<i64>,
     in_order_currency: impl Fn(i64) -> i64,
@@ -751,9 +779,9 @@ fn refund_remembered(
     line_rows: &mut impl FnMut(u32, i64),
 ) -> i64 {
     let order_left = original.total - original.refunded;
-    let amount = if !event.items.is_empty() {
+    let amount = if !items.is_empty() {
         let mut lines_sum: i64 = 0;
-        for item in &event.items {
+        for item in items {
             let product = dims.product(original.key.store, item, time_ms);
             let line =
                 original.lines.iter_mut().find(|line| line.product == product && line.left() > 0);

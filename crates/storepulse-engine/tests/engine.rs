@@ -988,6 +988,67 @@ fn buyers_of_orders_sent_without_a_session_count_in_the_exact_counts() {
     }
 }
 
+/// `order.status` was read and ignored: a pending or cancelled order counted in full revenue
+/// (seed 2 counted completed orders only). A pending or processing order is a checkout started
+/// until the same order arrives completed; a cancelled or refunded one takes back what is left
+/// of the order if it was sold, and counts nothing if it never was.
+#[test]
+fn a_purchase_counts_by_its_orders_status() {
+    let t = DAY0 + 10 * HOUR;
+    let order = |time: i64, id: &str, status: &str, total: &str| {
+        purchase(
+            time,
+            id,
+            "default",
+            json!([{"id": "p", "price": total}]),
+            json!({"order": {"status": status}}),
+        )
+    };
+    let mut engine = Engine::new(EngineConfig::default());
+    let query = spec(
+        &[
+            Metric::Orders,
+            Metric::GrossRevenue,
+            Metric::RefundedRevenue,
+            Metric::CheckoutsStarted,
+            Metric::Refunds,
+            Metric::ConversionRate,
+        ],
+        DAY0,
+        DAY0 + DAY,
+    );
+    let mut totals = |engine: &mut Engine, value: serde_json::Value| {
+        engine.apply(&event(value));
+        engine.query(&query).unwrap().totals
+    };
+    let after = totals(&mut engine, order(t, "o1", "pending", "100.00"));
+    assert_eq!(
+        (after["orders"].clone(), after["checkouts_started"].clone()),
+        (Value::Count(0), Value::Count(1))
+    );
+    assert_eq!(after["gross_revenue"], money("0.00"));
+    assert_eq!(after["conversion_rate"], Value::Ratio(Some(0.0)), "a pending order is no purchase");
+    let after = totals(&mut engine, order(t + MIN, "o1", "completed", "100.00"));
+    assert_eq!(
+        (after["orders"].clone(), after["gross_revenue"].clone()),
+        (Value::Count(1), money("100.00"))
+    );
+    let after = totals(&mut engine, order(t + 2 * MIN, "o1", "cancelled", "100.00"));
+    assert_eq!(after["refunded_revenue"], money("100.00"));
+    assert_eq!(after["refunds"], Value::Count(1));
+    // Never sold: nothing to take back, and no sale either.
+    let after = totals(&mut engine, order(t + 3 * MIN, "o2", "cancelled", "40.00"));
+    assert_eq!(
+        (after["orders"].clone(), after["refunds"].clone()),
+        (Value::Count(1), Value::Count(1))
+    );
+    assert_eq!(after["gross_revenue"], money("100.00"));
+    // Sent refunded: the whole order, whatever amount it repeats.
+    totals(&mut engine, order(t + 4 * MIN, "o3", "completed", "50.00"));
+    let after = totals(&mut engine, order(t + 5 * MIN, "o3", "refunded", "10.00"));
+    assert_eq!(after["refunded_revenue"], money("150.00"));
+}
+
 /// An order sent by its value alone (a back office's "Order Completed" without products) is
 /// a known sale: sent again it is one order, its full refund refunds its value, and a refund
 /// sent before it counts towards its cap.

@@ -28,8 +28,8 @@ use crate::carts::CartTracker;
 use crate::category_trends::{TrendRow, change};
 use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, SketchMemos, hash_id, in_store};
 use crate::facts::{
-    Dimensions, FactKey, Measures, OrderMemory, OrderRecord, Origin, currency_bytes, device_code,
-    device_from_code, rows_of,
+    Dimensions, FactKey, Measures, OrderMemory, OrderRecord, Origin, counted_type, currency_bytes,
+    device_code, device_from_code, rows_of,
 };
 use crate::funnel::{FunnelLog, FunnelSpec, FunnelSplit, FunnelSteps, TrailHint};
 use crate::live::{LiveFilter, LiveWindows, Sighting};
@@ -262,9 +262,10 @@ impl Engine {
             self.funnels.identify(session, visitor, time);
         }
         let mut rows = std::mem::take(&mut self.scratch);
-        let key = rows_of(event, origin, &mut self.dims, &mut self.orders, &mut rows);
+        let event_type = counted_type(event);
+        let key = rows_of(event, event_type, origin, &mut self.dims, &mut self.orders, &mut rows);
         self.rollups.add(time, &rows);
-        let signal = match event.event_type {
+        let signal = match event_type {
             EventType::Purchase => SessionSignal::Purchase,
             EventType::AddToCart => SessionSignal::Cart,
             _ => SessionSignal::Other,
@@ -278,24 +279,17 @@ impl Engine {
         if let Some(session) = trail_session {
             let products = products_of(&mut self.product_scratch, &rows);
             let visitor = visitor.map(|(_, hash)| hash);
-            self.funnels.observe_remembering(
-                session,
-                hint,
-                visitor,
-                place,
-                time,
-                event.event_type,
-                &products,
-            );
+            self.funnels
+                .observe_remembering(session, hint, visitor, place, time, event_type, &products);
             self.product_scratch = products;
-            self.track_cart(event, session, key, time);
+            self.track_cart(event, event_type, session, key, time);
         } else if let (None, Some((_, visitor))) = (session, visitor)
             && event.event_type != EventType::Identify
         {
             // Without a session (an order a back office sends): its visitor and buyer still
             // count in the exact counts by product and below a day.
             let products = products_of(&mut self.product_scratch, &rows);
-            self.funnels.observe_sessionless(visitor, place, time, event.event_type, &products);
+            self.funnels.observe_sessionless(visitor, place, time, event_type, &products);
             self.product_scratch = products;
         }
         if let Some((_, visitor)) = visitor {
@@ -305,10 +299,7 @@ impl Engine {
             }
         }
         // `orders` is 0 on a purchase repeating a remembered order (see `rows_of`).
-        if event.event_type == EventType::Purchase
-            && event.promotion.is_some()
-            && rows[0].1.orders > 0
-        {
+        if event_type == EventType::Purchase && event.promotion.is_some() && rows[0].1.orders > 0 {
             self.buys.record(time, rows[0].1.units.into());
         }
         self.applied += 1;
@@ -407,8 +398,15 @@ impl Engine {
     }
 
     /// Cart adds and removals change the session's cart value; a purchase closes it.
-    fn track_cart(&mut self, event: &Event, session: u64, key: FactKey, time: i64) {
-        let sign = match event.event_type {
+    fn track_cart(
+        &mut self,
+        event: &Event,
+        event_type: EventType,
+        session: u64,
+        key: FactKey,
+        time: i64,
+    ) {
+        let sign = match event_type {
             EventType::AddToCart => 1,
             EventType::RemoveFromCart => -1,
             EventType::Purchase => {
