@@ -6,6 +6,7 @@
 //! stores nothing twice within the de-duplication window.
 
 use serde::Serialize;
+use storepulse_model::compat::promotion_buy::decode_promotion_buy;
 use storepulse_model::compat::realtime_ingest::decode_realtime_ingest_event;
 use storepulse_model::compat::segment::decode_segment_message;
 use storepulse_model::decode::{BodyFormat, replace_lone_surrogates, split_body};
@@ -94,6 +95,11 @@ fn revalidate(app: &App, entry: &DeadLetter) -> Vec<Event> {
     let payload = entry.payload.as_str();
     let mut events: Vec<Event> = match entry.endpoint.as_str() {
         "/ingest" => decode_realtime_ingest_event(payload, &context).into_iter().collect(),
+        // A seed-4 buy becomes an order of its own: named by the entry, so that a second
+        // replay finds it stored.
+        "/buy" => decode_promotion_buy(payload, &format!("buy-dl-{offset}"), &context)
+            .into_iter()
+            .collect(),
         "/v1/batch" | "/v1/b" if entry.index.is_some() => {
             decode_segment_message(payload, None, None, &context).into_iter().collect()
         }

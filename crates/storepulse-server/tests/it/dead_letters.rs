@@ -145,6 +145,22 @@ async fn a_payload_that_was_not_utf8_is_never_replayed() {
     assert!(test.stored_events().is_empty());
 }
 
+/// A refused seed-4 buy was replayed as a native event, which it never is: raising the limit
+/// that refused it and replaying recovered nothing.
+#[tokio::test]
+async fn a_refused_buy_is_replayed_as_a_buy_and_only_once() {
+    let test = TestApp::with_config(|config| config.ingest.limits.max_quantity = 10);
+    let buy = r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":20}"#;
+    assert_eq!(test.post_json("/buy", buy).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    test.flush_dead_letters();
+    let test = test.restart(|config| config.ingest.limits.max_quantity = 100);
+    let report = replay(&test).await;
+    assert_eq!(report["replayed"], 1, "{report}");
+    assert_eq!(test.get("/stats").await.json()["total_buys"], 20);
+    assert_eq!(replay(&test).await["duplicates"], 1);
+    assert_eq!(test.get("/stats").await.json()["total_buys"], 20);
+}
+
 async fn replay(test: &TestApp) -> serde_json::Value {
     let request = crate::support::post("/api/v1/dead-letters/replay")
         .body(axum::body::Body::empty())
