@@ -226,9 +226,9 @@ impl DeadLetterLog {
         }
     }
 
-    /// Arms write failures in the dead-letter log (tests of a full disk).
-    pub fn fault_injector(&self) -> storepulse_log::FaultInjector {
-        self.log.lock_ignoring_poison().fault_injector()
+    /// The dead-letter log itself (tests arm write failures on it, as on the event log).
+    pub fn log(&self) -> &Arc<Mutex<EventLog>> {
+        &self.log
     }
 
     /// Waits until every entry queued so far is written (tests and replay use it).

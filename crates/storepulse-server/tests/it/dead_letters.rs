@@ -179,7 +179,7 @@ async fn dead_letters_lost_to_a_write_error_count_as_dropped_not_written() {
             .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     };
-    test.app.dead_letters.fault_injector().fail_next_writes(2);
+    test.app.dead_letters.log().lock().unwrap().fault_injector().fail_next_writes(2);
     test.post_json("/api/v1/events", r#"[{"type":"search","query":"x"},{"type":"bogus"}]"#).await;
     test.flush_dead_letters();
     test.post_json("/api/v1/events", r#"{"type":"bogus"}"#).await;
