@@ -47,7 +47,7 @@ async fn metrics_count_requests_events_and_rejections() {
     let test = TestApp::new();
     test.post_json("/api/v1/events", r#"[{"type":"search","query":"a"},{"type":"search"}]"#).await;
     test.get("/nowhere").await;
-    let response = test.get("/metrics").await;
+    let response = test.get("/prometheus").await;
     assert_eq!(response.status, StatusCode::OK);
     let text = String::from_utf8(response.bytes.clone()).unwrap();
     for expected in [
@@ -72,6 +72,37 @@ async fn metrics_count_requests_events_and_rejections() {
     assert!(!text.contains("/nowhere"), "raw paths must not become labels");
 }
 
+/// Seed 3's dashboard (`fetch()`) and its httpx test send `Accept: */*` or nothing, and got
+/// Prometheus text they could not parse as JSON; Prometheus's scrape header still gets text.
+#[tokio::test]
+async fn metrics_answers_seed3s_dashboard_with_json_and_scrapers_with_text() {
+    let test = TestApp::new();
+    let with_accept = |accept: &str| {
+        Request::get("/metrics").header("accept", accept).body(Body::empty()).unwrap()
+    };
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for request in [
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+        with_accept("*/*"),
+        with_accept(browser),
+        with_accept("application/json, text/plain, */*"),
+    ] {
+        let response = test.send(request).await;
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let live = response.json();
+        for field in ["active_users", "active_sessions", "avg_sessions_per_user", "top_pages"] {
+            assert!(live.get(field).is_some(), "{field} in {live}");
+        }
+    }
+    let prometheus_scrape =
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    for accept in [prometheus_scrape, "text/plain", "application/openmetrics-text"] {
+        let response = test.send(with_accept(accept)).await;
+        let text = String::from_utf8(response.bytes.clone()).unwrap();
+        assert!(text.contains("storepulse_http_requests_total"), "{accept}: {text}");
+    }
+}
+
 /// Housekeeping holds the engine (queries and acknowledgements wait): each pass's time is
 /// exported. The live pass runs every second.
 #[tokio::test]
@@ -80,7 +111,7 @@ async fn metrics_show_how_long_housekeeping_held_the_engine() {
     let expected = "storepulse_engine_housekeeping_duration_seconds_count{pass=\"live\"}";
     let started = std::time::Instant::now();
     loop {
-        let response = test.get("/metrics").await;
+        let response = test.get("/prometheus").await;
         let text = String::from_utf8(response.bytes.clone()).unwrap();
         if text.contains(expected) {
             assert!(text.contains("storepulse_engine_housekeeping_duration_seconds_bucket"));
@@ -240,7 +271,7 @@ async fn any_origin_gets_a_wildcard_and_no_vary() {
 async fn large_responses_are_gzipped_small_ones_not() {
     let test = TestApp::new();
     let request =
-        Request::get("/metrics").header("accept-encoding", "gzip").body(Body::empty()).unwrap();
+        Request::get("/prometheus").header("accept-encoding", "gzip").body(Body::empty()).unwrap();
     let response = test.send(request).await;
     assert_eq!(response.header("content-encoding"), Some("gzip"));
     let request =

@@ -215,7 +215,11 @@ async fn seed5_feedback_is_stored_and_seed3_reads_metrics_as_json() {
     assert_eq!(test.send(json_metrics("?store=north")).await.json()["active_users"], 1);
     assert_eq!(test.send(json_metrics("?store=south")).await.json()["active_users"], 0);
     assert_eq!(test.send(json_metrics("?bogus=1")).await.status, StatusCode::BAD_REQUEST);
-    let text = test.get("/metrics?bogus=1").await;
+    let scrape = axum::http::Request::get("/metrics?bogus=1")
+        .header("accept", "text/plain;version=0.0.4")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let text = test.send(scrape).await;
     assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
     let text = test.get("/prometheus").await;
     assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
