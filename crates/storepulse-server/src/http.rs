@@ -21,6 +21,7 @@ pub mod intake;
 pub mod ops;
 pub mod rate_limit;
 pub mod realtime_ingest;
+pub mod seed_query;
 pub mod segment;
 pub mod trending;
 

@@ -19,6 +19,7 @@ use storepulse_model::compat::promotion_buy::decode_promotion_buy;
 
 use super::intake::{IntakeContext, commit, new_event_id_at, with_retry_after};
 use super::realtime_ingest::fastapi_detail;
+use super::seed_query;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::ClientIp;
@@ -120,13 +121,7 @@ async fn get_stats(State(state): State<AppState>, request: Request) -> Response 
 
 /// `timeframe_hours` (default 1.0) in [0.1, 168]; otherwise the body of seed 4's 422.
 fn timeframe_hours(query: Option<&str>) -> Result<f64, serde_json::Value> {
-    let value = query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "timeframe_hours")
-        .map(|(_, value)| value.to_owned());
-    let Some(text) = value else { return Ok(1.0) };
+    let Some(text) = seed_query::last_value(query, "timeframe_hours") else { return Ok(1.0) };
     let Some(hours) = text.parse::<f64>().ok().filter(|hours| hours.is_finite()) else {
         return Err(json!({"detail": [{
             "type": "float_parsing",

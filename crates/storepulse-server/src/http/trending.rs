@@ -25,6 +25,7 @@ use storepulse_engine::trending::{
 use storepulse_model::Timestamp;
 
 use super::analytics::{country, device, filter_text, invalid, parameters_body, store, store_text};
+use super::seed_query;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -332,14 +333,7 @@ async fn get_seed_trending(
     State(state): State<AppState>,
     request: axum::extract::Request,
 ) -> Response {
-    let k_text = request
-        .uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "k")
-        .map(|(_, value)| value.to_owned());
+    let k_text = seed_query::last_value(request.uri().query(), "k");
     let k = match k_text.as_deref().map(str::parse::<i64>) {
         None => 10,
         Some(Ok(k)) if k <= 0 => {

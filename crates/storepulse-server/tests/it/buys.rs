@@ -57,6 +57,26 @@ async fn buys_count_units_and_stats_count_recent_buys() {
     assert_eq!(promotion["values"]["units"], 10);
 }
 
+/// `/stats` split its query by hand: `timeframe_hours=%32` was a 422 and an encoded key was
+/// not recognised; a repeated key took the first value where FastAPI takes the last.
+#[tokio::test]
+async fn stats_reads_its_query_as_fastapi_does() {
+    let test = TestApp::new();
+    for (query, hours) in [
+        ("timeframe_hours=%32", 2.0),
+        ("timeframe_hours=0%2E5", 0.5),
+        ("timeframe%5Fhours=3", 3.0),
+        ("timeframe_hours=0.5&timeframe_hours=2", 2.0),
+    ] {
+        let response = test.get(&format!("/stats?{query}")).await;
+        assert_eq!(response.status, StatusCode::OK, "{query}");
+        assert_eq!(response.json()["timeframe_hours"], hours, "{query}");
+    }
+    let response = test.get("/stats?timeframe_hours=%61bc").await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.json()["detail"][0]["input"], "abc");
+}
+
 #[tokio::test]
 async fn invalid_buys_and_timeframes_answer_seed4s_422s() {
     let test = TestApp::new();

@@ -83,6 +83,18 @@ async fn trending_products_rank_stored_events_and_validate_k() {
     assert_eq!(test.get("/healthz").await.json()["status"], "ok");
 }
 
+/// `/trending_products` split its query by hand: `k=%35` was a 422, and a repeated `k` took
+/// the first value where FastAPI takes the last.
+#[tokio::test]
+async fn seed5_trending_reads_its_query_as_fastapi_does() {
+    let test = TestApp::new();
+    for (query, k) in [("k=%35", 5), ("%6B=3", 3), ("k=1&k=2", 2)] {
+        let response = test.get(&format!("/trending_products?{query}")).await;
+        assert_eq!(response.status, StatusCode::OK, "{query}");
+        assert_eq!(response.json()["top_k"], k, "{query}");
+    }
+}
+
 #[tokio::test]
 async fn weight_versions_are_created_ordered_activated_compared_and_kept() {
     let test = TestApp::new();
