@@ -72,6 +72,13 @@ fn parse_small(
     })
 }
 
+/// A `category` filter. `all` (any case) is no filter: seed 1's default, which its page's
+/// links send (`category=all&country=US`), so a category of that name cannot be asked for.
+fn category_filter(params: &TrendParams) -> Result<Option<String>, ApiError> {
+    let category = filter_text("category", &params.category)?;
+    Ok(category.filter(|name| !name.trim().eq_ignore_ascii_case("all")))
+}
+
 /// The `category`, `country` and `level` filters of a request.
 fn trend_filter(params: &TrendParams) -> Result<TrendFilter, ApiError> {
     let level = params
@@ -80,7 +87,7 @@ fn trend_filter(params: &TrendParams) -> Result<TrendFilter, ApiError> {
         .map(|text| parse_small("level", Some(text), 1..=3, 1))
         .transpose()?;
     Ok(TrendFilter {
-        category: filter_text("category", &params.category)?,
+        category: category_filter(params)?,
         country: filter_text("country", &params.country)?,
         level: level.map(|level| level as u8),
     })
@@ -122,7 +129,7 @@ async fn get_ticker(State(state): State<AppState>, params: Params) -> Result<Res
             ));
         }
     }
-    let category = filter_text("category", &params.category)?;
+    let category = category_filter(&params)?;
     let (source, rows) = rows(&state, &params)?;
     let items = ticker(&rows, &state.config.category_trends, category);
     Ok(Json(json!({ "source": source, "items": items })).into_response())

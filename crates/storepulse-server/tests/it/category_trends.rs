@@ -65,6 +65,30 @@ async fn seed_ones_csv_is_imported_ranked_and_kept() {
     );
 }
 
+/// Seed 1's `category=all` (its default, which its page's links send) is no filter; it was
+/// read as a category named "all" and matched nothing.
+#[tokio::test]
+async fn seed_ones_category_all_is_every_category() {
+    let test = TestApp::new();
+    let request = post("/api/v1/category-trends/import").body(Body::from(SAMPLE)).unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::OK);
+    for all in ["all", "ALL", "All"] {
+        let rows = test
+            .get(&format!("/api/v1/category-trends/rows?source=imported&category={all}"))
+            .await
+            .json();
+        assert_eq!(rows.as_array().unwrap().len(), 380, "{all}");
+        let query = format!("/api/v1/category-trends?source=imported&category={all}&country=US");
+        let ranking = test.get(&query).await.json();
+        let unfiltered =
+            test.get("/api/v1/category-trends?source=imported&country=US").await.json();
+        assert_eq!(ranking["gainers"], unfiltered["gainers"], "{all}");
+        assert!(!ranking["gainers"].as_array().unwrap().is_empty());
+        let query = format!("/api/v1/category-trends/ticker?source=imported&category={all}");
+        assert_eq!(test.get(&query).await.json()["items"].as_array().unwrap().len(), 10);
+    }
+}
+
 #[tokio::test]
 async fn trends_are_computed_from_purchases() {
     let test = TestApp::new();
