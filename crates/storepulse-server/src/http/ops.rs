@@ -36,10 +36,10 @@ async fn get_health(State(state): State<AppState>) -> Response {
     let writable = status.writable.load(Ordering::Relaxed);
     let body = json!({
         "status": if writable { "healthy" } else { "unhealthy" },
-        "timestamp": Timestamp(now_unix_ms()).to_rfc3339(),
+        "timestamp": Timestamp(now_unix_ms()).to_python_isoformat(),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "version": env!("CARGO_PKG_VERSION"),
-        "started_at": state.started_at.to_rfc3339(),
+        "started_at": state.started_at.to_python_isoformat(),
         "log": {
             "writable": writable,
             "fsync": state.ingest.fsync,

@@ -374,6 +374,6 @@ async fn get_seed_trending(
 }
 
 async fn get_healthz() -> Response {
-    Json(json!({"status": "ok", "timestamp": Timestamp(now_unix_ms()).to_rfc3339()}))
+    Json(json!({"status": "ok", "timestamp": Timestamp(now_unix_ms()).to_python_isoformat()}))
         .into_response()
 }

@@ -12,7 +12,9 @@ async fn health_has_seed4_fields_and_log_details() {
     assert_eq!(response.status, StatusCode::OK);
     let health = response.json();
     assert_eq!(health["status"], "healthy");
-    assert!(health["timestamp"].as_str().unwrap().ends_with('Z'));
+    // Python 3.10's `datetime.fromisoformat` reads `+00:00`, not `Z`.
+    assert!(health["timestamp"].as_str().unwrap().ends_with("+00:00"), "{health}");
+    assert!(health["started_at"].as_str().unwrap().ends_with("+00:00"), "{health}");
     assert!(health["uptime_seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(health["log"]["fsync"], "always");

@@ -80,7 +80,9 @@ async fn trending_products_rank_stored_events_and_validate_k() {
     assert_eq!(zero.status, StatusCode::BAD_REQUEST);
     assert_eq!(zero.json(), json!({"detail": "k must be > 0"}));
     assert_eq!(test.get("/trending_products?k=x").await.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(test.get("/healthz").await.json()["status"], "ok");
+    let health = test.get("/healthz").await.json();
+    assert_eq!(health["status"], "ok");
+    assert!(health["timestamp"].as_str().unwrap().ends_with("+00:00"), "{health}");
 }
 
 /// `/trending_products` split its query by hand: `k=%35` was a 422, and a repeated `k` took
