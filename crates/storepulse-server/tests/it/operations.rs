@@ -141,6 +141,27 @@ async fn every_response_has_a_process_time_and_request_id() {
     assert_eq!(test.send(request).await.header("x-request-id").unwrap().len(), 36);
 }
 
+/// Seed 4's `GET /` (`{"message", "version", "endpoints"}`) was a 404, so its load test's
+/// admin user failed every documentation check.
+#[tokio::test]
+async fn the_index_lists_every_endpoint_in_seed_4s_shape() {
+    let test = TestApp::new();
+    let response = test.get("/").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let index = response.json();
+    assert!(index["message"].is_string());
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+    let endpoints = index["endpoints"].as_object().unwrap();
+    for route in ["POST /buy", "GET /stats", "GET /health", "GET /api/v1/query", "GET /"] {
+        assert!(endpoints[route].as_str().is_some_and(|text| !text.is_empty()), "{route}");
+    }
+    let listed: usize = storepulse_server::http::ROUTE_TEMPLATES
+        .iter()
+        .map(|(_, methods, _)| methods.split(',').filter(|method| *method != "HEAD").count())
+        .sum();
+    assert_eq!(endpoints.len(), listed);
+}
+
 #[tokio::test]
 async fn unknown_paths_are_json_404s_naming_the_path() {
     let test = TestApp::new();
@@ -190,7 +211,7 @@ async fn wrong_methods_are_json_405s_naming_the_allowed_methods() {
 #[tokio::test]
 async fn the_405_method_table_matches_the_router() {
     let test = TestApp::new();
-    for (template, methods) in storepulse_server::http::ROUTE_TEMPLATES {
+    for (template, methods, _) in storepulse_server::http::ROUTE_TEMPLATES {
         let path = template.replace("{user_id}", "u-1").replace("{version}", "v1");
         let response = test.send(Request::patch(path.as_str()).body(Body::empty()).unwrap()).await;
         assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{template}");
