@@ -328,7 +328,7 @@ async fn get_recommendations(
 }
 
 /// Seed 5's shape: `{"top_k": k, "products": [{"product_id", "score"}]}`; `k <= 0` → 400
-/// `{"detail": "k must be > 0"}`, a non-integer → 422.
+/// `{"detail": "k must be > 0"}`, a non-integer → 422, a `k` above [`MAX_K`] read as `MAX_K`.
 async fn get_seed_trending(
     State(state): State<AppState>,
     request: axum::extract::Request,
@@ -336,17 +336,18 @@ async fn get_seed_trending(
     let k_text = seed_query::last_value(request.uri().query(), "k");
     let k = match k_text.as_deref().map(str::parse::<i64>) {
         None => 10,
+        Some(Err(error)) if *error.kind() == std::num::IntErrorKind::NegOverflow => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"detail": "k must be > 0"})))
+                .into_response();
+        }
         Some(Ok(k)) if k <= 0 => {
             return (StatusCode::BAD_REQUEST, Json(json!({"detail": "k must be > 0"})))
                 .into_response();
         }
-        Some(Ok(k)) if k > MAX_K as i64 => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"detail": format!("k must be <= {MAX_K}")})),
-            )
-                .into_response();
-        }
+        // Seed 5 answered a large k with what it had, never an error; a client asking for
+        // "all of them" gets the most one answer lists.
+        Some(Ok(k)) if k > MAX_K as i64 => MAX_K,
+        Some(Err(error)) if *error.kind() == std::num::IntErrorKind::PosOverflow => MAX_K,
         Some(Ok(k)) => k as usize,
         Some(Err(_)) => {
             return (

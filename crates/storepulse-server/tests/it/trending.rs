@@ -85,6 +85,27 @@ async fn trending_products_rank_stored_events_and_validate_k() {
     assert!(health["timestamp"].as_str().unwrap().ends_with("+00:00"), "{health}");
 }
 
+/// Seed 5 answered a large `k` with the products it had; `k=5000` was a 400 here. Above 1000
+/// it is read as 1000 (`top_k` says so); `k <= 0` stays seed 5's 400.
+#[tokio::test]
+async fn seed5_trending_clamps_a_large_k() {
+    let test = TestApp::new();
+    shop(&test).await;
+    for k in ["1001", "5000", "99999999999999999999999"] {
+        let response = test.get(&format!("/trending_products?k={k}")).await;
+        assert_eq!(response.status, StatusCode::OK, "k={k}");
+        let body = response.json();
+        assert_eq!(body["top_k"], 1000, "k={k}");
+        assert_eq!(ids(&body["products"]), ["lamp", "boot"], "k={k}");
+    }
+    for k in ["-5", "-99999999999999999999999"] {
+        let response = test.get(&format!("/trending_products?k={k}")).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "k={k}");
+    }
+    let native = test.get("/api/v1/trending/products?k=5000").await;
+    assert_eq!(native.status, StatusCode::BAD_REQUEST, "the native endpoint keeps 1..=1000");
+}
+
 /// `/trending_products` split its query by hand: `k=%35` was a 422, and a repeated `k` took
 /// the first value where FastAPI takes the last.
 #[tokio::test]
