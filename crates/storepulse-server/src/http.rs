@@ -142,7 +142,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 /// with the methods each answers as axum's `Allow` header lists them (`GET` brings `HEAD`), for
 /// the body of a 405, and what each is for, for the index at `GET /`. A test checks the methods
 /// against the router's own `Allow` headers.
-pub const ROUTE_TEMPLATES: [(&str, &str, &str); 44] = [
+pub const ROUTE_TEMPLATES: [(&str, &str, &str); 45] = [
     ("/", "GET,HEAD", "This index of endpoints"),
     ("/api/v1/events", "POST", "Send events (one, an array or {\"events\": [...]})"),
     ("/v1/track", "POST", "Segment track"),
@@ -191,6 +191,7 @@ pub const ROUTE_TEMPLATES: [(&str, &str, &str); 44] = [
     ("/api/v1/category-trends/ticker", "GET,HEAD", "Category trend ticker"),
     ("/api/v1/category-trends/rows", "GET,HEAD", "Category trend rows"),
     ("/api/v1/category-trends/import", "POST", "Import seed 1's category trends CSV"),
+    ("/api/trends", "GET,HEAD", "Seed 1's category trend rows"),
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
