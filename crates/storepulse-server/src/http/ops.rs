@@ -9,16 +9,16 @@
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use storepulse_model::Timestamp;
 
 use crate::app::AppState;
-use crate::http::analytics::{LiveParams, get_realtime};
+use crate::http::analytics::{LiveParams, realtime_answer};
+use crate::http::seed_query;
 use crate::ingest::writer::now_unix_ms;
 use crate::sync::RwLockExt;
 
@@ -79,17 +79,16 @@ async fn get_limits(State(state): State<AppState>) -> Response {
 /// `Accept: */*`, while seed 3's Prometheus scraped `/prometheus`. A scraper still pointed at
 /// `/metrics` names `application/openmetrics-text` or `text/plain` in its `Accept`, so it keeps
 /// getting text. The JSON is `/api/v1/realtime`'s answer, which has seed 3's fields, with its
-/// parameters (a store's figures, not every tenant's; unknown ones a 400).
-async fn get_metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<LiveParams>, QueryRejection>,
-) -> Response {
+/// parameters (a store's figures, not every tenant's; unknown ones a 400, but for a cache
+/// buster `_`, which seed 3 ignored as FastAPI ignores any unknown parameter).
+async fn get_metrics(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok());
     if wants_prometheus_text(accept.unwrap_or_default()) {
         return get_prometheus(State(state)).await;
     }
-    get_realtime(State(state), params).await.into_response()
+    seed_query::parse_without_cache_buster::<LiveParams>(uri.query())
+        .and_then(|params| realtime_answer(&state, &params))
+        .into_response()
 }
 
 /// Whether an `Accept` header asks for Prometheus text before JSON: the first media range,
