@@ -2,7 +2,8 @@
 //!
 //! Areas, one module each: [`events`] (native ingest), [`segment`] (Segment's tracking API),
 //! [`realtime_ingest`] (seed 3's `/ingest`), [`dead_letters`], [`ops`] (health, readiness,
-//! Prometheus). [`intake`] holds what the three ingest doors share.
+//! Prometheus). [`intake`] holds what the three ingest doors share, [`seed_query`] how the
+//! seeds' paths read a query string as FastAPI did.
 //!
 //! Layers, outermost first: a JSON body for error answers that have none (a timeout's 408) →
 //! request id → response compression (≥ 1 KiB) → CORS → the edge (trusted hosts, client
