@@ -68,7 +68,7 @@ paced_rps=$(echo "$paced" | rps)
 paced_p99=$(echo "$paced" | awk '$1 == "99%" {print $2}')
 paced_p50=$(echo "$paced" | awk '$1 == "50%" {print $2}')
 
-accepted=$(curl -s "http://$SP_ADDR/metrics" | awk '/^storepulse_events_accepted_total/ {s += $2} END {print s}')
+accepted=$(curl -s "http://$SP_ADDR/prometheus" | awk '/^storepulse_events_accepted_total/ {s += $2} END {print s}')
 echo
 echo "| measurement | echo req/s | storepulse req/s | ratio | events/s |"
 echo "|---|---|---|---|---|"

@@ -56,6 +56,13 @@ impl Timestamp {
         self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
+    /// RFC 3339 with millisecond precision and a `+00:00` offset, as Python's `isoformat()`
+    /// writes an aware UTC time: the seeds' Python clients read their timestamps with
+    /// `datetime.fromisoformat`, which takes no `Z` before Python 3.11.
+    pub fn to_python_isoformat(self) -> String {
+        self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, false)
+    }
+
     /// The UTC day number (days since the epoch), used for daily rotations.
     pub fn utc_day(self) -> i64 {
         self.0.div_euclid(86_400_000)
@@ -394,6 +401,13 @@ pub fn resolve_event_time(
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    #[test]
+    fn python_isoformat_has_an_offset_not_z() {
+        let time = super::Timestamp(1_767_225_600_123);
+        assert_eq!(time.to_python_isoformat(), "2026-01-01T00:00:00.123+00:00");
+        assert_eq!(time.to_rfc3339(), "2026-01-01T00:00:00.123Z");
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3_000))]

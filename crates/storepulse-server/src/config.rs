@@ -759,14 +759,30 @@ fn seed_env_provider(env: &[(String, String)]) -> Result<EnvLayer, ConfigError> 
 fn env_provider(pairs: Vec<(String, String)>) -> EnvLayer {
     // Errors name the variable (`STOREPULSE_LOG__FSYNC`), not this file's line.
     let metadata = figment::Metadata::named(ENV_NAME).interpolater(|_, keys| {
-        let keys: Vec<String> = keys.iter().map(|key| key.to_ascii_uppercase()).collect();
+        let mut path = String::new();
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|key| {
+                // A map's key is written as it was set (see `env_key_path`).
+                let written = if MAP_KEYS.contains(&path.as_str()) {
+                    (*key).to_owned()
+                } else {
+                    key.to_ascii_uppercase()
+                };
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                written
+            })
+            .collect();
         format!("STOREPULSE_{}", keys.join("__"))
     });
     // figment's Env reads the process environment; build the same map from the pairs we were
     // given so tests stay hermetic.
     let mut layer = EnvLayer::new(metadata);
     for (key, value) in pairs {
-        let path = key.to_ascii_lowercase().replace("__", ".");
+        let path = env_key_path(&key);
         let parsed =
             value.parse::<figment::value::Value>().unwrap_or_else(|_| value.clone().into());
         let is_list = LIST_KEYS.contains(&path.as_str());
@@ -779,6 +795,30 @@ fn env_provider(pairs: Vec<(String, String)>) -> EnvLayer {
         layer.set(&path, parsed);
     }
     layer
+}
+
+/// Keys that hold a map whose keys are data, not field names: a Segment write key is a
+/// mixed-case random string, and lower-casing it made every request with it a 401.
+const MAP_KEYS: [&str; 1] = ["ingest.write_keys"];
+
+/// The config path a variable sets (`LOG__FSYNC` → `log.fsync`). Field names are matched
+/// whatever their case, as variables are usually written in capitals; the key just below a
+/// [`MAP_KEYS`] map keeps its case (`INGEST__WRITE_KEYS__AbC123` → `ingest.write_keys.AbC123`).
+fn env_key_path(variable: &str) -> String {
+    let mut path = String::new();
+    let mut below_map = false;
+    for segment in variable.split("__") {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        if below_map {
+            path.push_str(segment);
+        } else {
+            path.push_str(&segment.to_ascii_lowercase());
+        }
+        below_map = MAP_KEYS.contains(&path.as_str());
+    }
+    path
 }
 
 fn split_list(value: &str) -> figment::value::Value {
@@ -832,6 +872,32 @@ mod tests {
         assert_eq!(config.log.fsync, FsyncMode::None);
         assert_eq!(config.ingest.limits.max_items, 7);
         assert_eq!(config.http.listen, "127.0.0.1:9100".parse().unwrap());
+    }
+
+    /// `STOREPULSE_INGEST__WRITE_KEYS__AbC123` set the key `abc123`, so Segment requests with
+    /// the real key `AbC123` were refused with 401.
+    #[test]
+    fn write_keys_from_the_environment_keep_their_case() {
+        let config = load_file_and_env(
+            "",
+            &[
+                ("STOREPULSE_INGEST__WRITE_KEYS__AbC123", "shop-eu"),
+                ("STOREPULSE_Ingest__Default_Store", "main"),
+            ],
+        )
+        .unwrap();
+        let keys: Vec<(&str, &str)> = config
+            .ingest
+            .write_keys
+            .iter()
+            .map(|(key, store)| (key.as_str(), store.as_str()))
+            .collect();
+        assert_eq!(keys, [("AbC123", "shop-eu")]);
+        assert_eq!(config.ingest.default_store, "main");
+        let error = load_file_and_env("", &[("STOREPULSE_INGEST__WRITE_KEYS__AbC123", "[1]")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("STOREPULSE_INGEST__WRITE_KEYS__AbC123"), "{error}");
     }
 
     #[test]

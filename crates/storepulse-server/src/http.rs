@@ -2,7 +2,8 @@
 //!
 //! Areas, one module each: [`events`] (native ingest), [`segment`] (Segment's tracking API),
 //! [`realtime_ingest`] (seed 3's `/ingest`), [`dead_letters`], [`ops`] (health, readiness,
-//! Prometheus). [`intake`] holds what the three ingest doors share.
+//! Prometheus). [`intake`] holds what the three ingest doors share, [`seed_query`] how the
+//! seeds' paths read a query string as FastAPI did.
 //!
 //! Layers, outermost first: a JSON body for error answers that have none (a timeout's 408) →
 //! request id → response compression (≥ 1 KiB) → CORS → the edge (trusted hosts, client
@@ -21,6 +22,7 @@ pub mod intake;
 pub mod ops;
 pub mod rate_limit;
 pub mod realtime_ingest;
+pub mod seed_query;
 pub mod segment;
 pub mod trending;
 
@@ -75,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestDecompressionLayer::new())
         .layer(tower::util::MapRequestLayer::new(normalize_content_encoding));
     let reads = Router::new()
+        .route("/", axum::routing::get(get_index))
         .merge(dead_letters::router())
         .merge(ops::router())
         .merge(analytics::router())
@@ -138,51 +141,58 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 
 /// Route templates served, for metric labels (a closed set: raw paths never become labels),
 /// with the methods each answers as axum's `Allow` header lists them (`GET` brings `HEAD`), for
-/// the body of a 405. A test checks the methods against the router's own `Allow` headers.
-pub const ROUTE_TEMPLATES: [(&str, &str); 43] = [
-    ("/api/v1/events", "POST"),
-    ("/v1/track", "POST"),
-    ("/v1/page", "POST"),
-    ("/v1/screen", "POST"),
-    ("/v1/identify", "POST"),
-    ("/v1/group", "POST"),
-    ("/v1/alias", "POST"),
-    ("/v1/batch", "POST"),
-    ("/v1/t", "POST"),
-    ("/v1/p", "POST"),
-    ("/v1/s", "POST"),
-    ("/v1/i", "POST"),
-    ("/v1/g", "POST"),
-    ("/v1/a", "POST"),
-    ("/v1/b", "POST"),
-    ("/ingest", "POST"),
-    ("/api/v1/dead-letters", "GET,HEAD"),
-    ("/api/v1/dead-letters/replay", "POST"),
-    ("/health", "GET,HEAD"),
-    ("/ready", "GET,HEAD"),
-    ("/metrics", "GET,HEAD"),
-    ("/prometheus", "GET,HEAD"),
-    ("/feedback", "POST"),
-    ("/api/v1/limits", "GET,HEAD"),
-    ("/api/v1/realtime", "GET,HEAD"),
-    ("/api/v1/query", "GET,HEAD,POST"),
-    ("/api/v1/promotions", "GET,HEAD"),
-    ("/api/v1/funnels", "GET,HEAD"),
-    ("/users/active", "GET,HEAD"),
-    ("/users/{user_id}/sessions", "GET,HEAD"),
-    ("/buy", "POST"),
-    ("/stats", "GET,HEAD"),
-    ("/api/v1/trending/products", "GET,HEAD"),
-    ("/api/v1/trending/compare", "GET,HEAD"),
-    ("/api/v1/trending/versions", "GET,HEAD,POST"),
-    ("/api/v1/trending/versions/{version}/activate", "POST"),
-    ("/api/v1/recommendations", "GET,HEAD"),
-    ("/trending_products", "GET,HEAD"),
-    ("/healthz", "GET,HEAD"),
-    ("/api/v1/category-trends", "GET,HEAD"),
-    ("/api/v1/category-trends/ticker", "GET,HEAD"),
-    ("/api/v1/category-trends/rows", "GET,HEAD"),
-    ("/api/v1/category-trends/import", "POST"),
+/// the body of a 405, and what each is for, for the index at `GET /`. A test checks the methods
+/// against the router's own `Allow` headers.
+pub const ROUTE_TEMPLATES: [(&str, &str, &str); 45] = [
+    ("/", "GET,HEAD", "This index of endpoints"),
+    ("/api/v1/events", "POST", "Send events (one, an array or {\"events\": [...]})"),
+    ("/v1/track", "POST", "Segment track"),
+    ("/v1/page", "POST", "Segment page"),
+    ("/v1/screen", "POST", "Segment screen"),
+    ("/v1/identify", "POST", "Segment identify"),
+    ("/v1/group", "POST", "Segment group"),
+    ("/v1/alias", "POST", "Segment alias"),
+    ("/v1/batch", "POST", "Segment batch"),
+    ("/v1/t", "POST", "Segment track (short path)"),
+    ("/v1/p", "POST", "Segment page (short path)"),
+    ("/v1/s", "POST", "Segment screen (short path)"),
+    ("/v1/i", "POST", "Segment identify (short path)"),
+    ("/v1/g", "POST", "Segment group (short path)"),
+    ("/v1/a", "POST", "Segment alias (short path)"),
+    ("/v1/b", "POST", "Segment batch (short path)"),
+    ("/ingest", "POST", "Seed 3's realtime page-view intake"),
+    ("/api/v1/dead-letters", "GET,HEAD", "List dead letters"),
+    ("/api/v1/dead-letters/replay", "POST", "Replay dead letters"),
+    ("/health", "GET,HEAD", "Health, log and engine state"),
+    ("/ready", "GET,HEAD", "Readiness"),
+    (
+        "/metrics",
+        "GET,HEAD",
+        "Seed 3's live figures as JSON; Prometheus text for a scraper's Accept",
+    ),
+    ("/prometheus", "GET,HEAD", "Prometheus metrics"),
+    ("/feedback", "POST", "Seed 5's product feedback"),
+    ("/api/v1/limits", "GET,HEAD", "Ingest limits in force"),
+    ("/api/v1/realtime", "GET,HEAD", "Live figures"),
+    ("/api/v1/query", "GET,HEAD,POST", "KPIs over any range"),
+    ("/api/v1/promotions", "GET,HEAD", "Promotion report"),
+    ("/api/v1/funnels", "GET,HEAD", "Funnels"),
+    ("/users/active", "GET,HEAD", "Seed 3's active users"),
+    ("/users/{user_id}/sessions", "GET,HEAD", "Seed 3's active sessions of a user"),
+    ("/buy", "POST", "Seed 4's promotion buy"),
+    ("/stats", "GET,HEAD", "Seed 4's buy statistics"),
+    ("/api/v1/trending/products", "GET,HEAD", "Trending products"),
+    ("/api/v1/trending/compare", "GET,HEAD", "Compare two weight versions"),
+    ("/api/v1/trending/versions", "GET,HEAD,POST", "Trending weight versions"),
+    ("/api/v1/trending/versions/{version}/activate", "POST", "Activate a weight version"),
+    ("/api/v1/recommendations", "GET,HEAD", "Recommendations"),
+    ("/trending_products", "GET,HEAD", "Seed 5's trending products"),
+    ("/healthz", "GET,HEAD", "Seed 5's health"),
+    ("/api/v1/category-trends", "GET,HEAD", "Category trend gainers and losers"),
+    ("/api/v1/category-trends/ticker", "GET,HEAD", "Category trend ticker"),
+    ("/api/v1/category-trends/rows", "GET,HEAD", "Category trend rows"),
+    ("/api/v1/category-trends/import", "POST", "Import seed 1's category trends CSV"),
+    ("/api/trends", "GET,HEAD", "Seed 1's category trend rows"),
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
@@ -190,8 +200,8 @@ fn route_label(matched: Option<&MatchedPath>) -> &'static str {
     let path = matched.as_str();
     ROUTE_TEMPLATES
         .iter()
-        .find(|(template, _)| *template == path)
-        .map_or("other", |(template, _)| template)
+        .find(|(template, ..)| *template == path)
+        .map_or("other", |(template, ..)| template)
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -461,15 +471,31 @@ async fn not_found(request: Request) -> Response {
 /// Every served route as `"GET /api/v1/query"` (HEAD, which every GET answers, left out),
 /// from the same table as the metrics' labels and the 405s, so no route is missing.
 fn available_endpoints() -> Vec<String> {
-    ROUTE_TEMPLATES
-        .iter()
-        .flat_map(|(template, methods)| {
-            methods
-                .split(',')
-                .filter(|method| *method != "HEAD")
-                .map(move |method| format!("{method} {template}"))
-        })
-        .collect()
+    endpoints_described().map(|(endpoint, _)| endpoint).collect()
+}
+
+/// [`available_endpoints`] with what each is for.
+fn endpoints_described() -> impl Iterator<Item = (String, &'static str)> {
+    ROUTE_TEMPLATES.iter().flat_map(|(template, methods, description)| {
+        methods
+            .split(',')
+            .filter(|method| *method != "HEAD")
+            .map(move |method| (format!("{method} {template}"), *description))
+    })
+}
+
+/// `GET /`: seed 4's index (`{"message", "version", "endpoints": {"POST /buy": "…"}}`, which
+/// its load test's admin user checks), listing every route this server answers.
+async fn get_index() -> Response {
+    let endpoints: serde_json::Map<String, serde_json::Value> = endpoints_described()
+        .map(|(endpoint, description)| (endpoint, json!(description)))
+        .collect();
+    axum::Json(json!({
+        "message": "Storepulse analytics API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "endpoints": endpoints,
+    }))
+    .into_response()
 }
 
 /// A served path asked with another method: the 404's JSON shape, naming the method, the path
@@ -482,9 +508,9 @@ async fn method_not_allowed(request: Request) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .and_then(|matched| {
-            ROUTE_TEMPLATES.iter().find(|(template, _)| *template == matched.as_str())
+            ROUTE_TEMPLATES.iter().find(|(template, ..)| *template == matched.as_str())
         })
-        .map(|(_, methods)| methods.split(',').collect())
+        .map(|(_, methods, _)| methods.split(',').collect())
         .unwrap_or_default();
     ApiError::MethodNotAllowed {
         message: format!("{method} is not allowed on {path}; use {}", allowed.join(" or ")),

@@ -25,7 +25,8 @@ pub struct RouteLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
-    /// native, segment, realtime_ingest, dead_letter_replay, demo
+    /// native, segment, realtime_ingest, promotion_buy, feedback, dead_letter_replay (the
+    /// `commit` callers; `serve --demo` sends to `/api/v1/events`, so its events are native)
     pub source: &'static str,
 }
 

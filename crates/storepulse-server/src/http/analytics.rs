@@ -8,6 +8,7 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -25,6 +26,7 @@ use storepulse_model::money::Currency;
 use storepulse_model::time::parse_timestamp_text;
 use storepulse_model::validate::normalize_country;
 
+use super::seed_query;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -160,12 +162,17 @@ fn realtime_filter(params: &LiveParams) -> Result<RealtimeFilter, ApiError> {
     })
 }
 
-pub(crate) async fn get_realtime(
+async fn get_realtime(
     State(state): State<AppState>,
     params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
+    realtime_answer(&state, &params)
+}
+
+/// The live figures `params` ask for (also seed 3's JSON `/metrics`).
+pub(crate) fn realtime_answer(state: &AppState, params: &LiveParams) -> Result<Response, ApiError> {
     let top = match params.top.as_deref() {
         None => 5,
         Some(text) => {
@@ -174,8 +181,8 @@ pub(crate) async fn get_realtime(
             })?
         }
     };
-    let filter = realtime_filter(&params)?;
-    let currency = currency(&state, params.currency.as_deref())?;
+    let filter = realtime_filter(params)?;
+    let currency = currency(state, params.currency.as_deref())?;
     let now = Timestamp(now_unix_ms());
     let realtime = state.engine.read_ignoring_poison().realtime(now, &filter, top, currency);
     Ok(Json(realtime).into_response())
@@ -184,7 +191,8 @@ pub(crate) async fn get_realtime(
 /// Seed 3's visitor endpoints (`/users/active`, `/users/{user_id}/sessions`): a visitor, or
 /// each of their sessions, is counted where last seen, by store, country and device. Nothing
 /// else applies to a visitor (no category, no top pages, no money), so nothing else is taken:
-/// a refusal lists these three rather than the realtime endpoint's parameters.
+/// a refusal lists these three rather than the realtime endpoint's parameters. A cache buster
+/// `_` is ignored, as seed 3 (FastAPI) ignored it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VisitorParams {
@@ -204,12 +212,8 @@ impl VisitorParams {
     }
 }
 
-async fn get_active_users(
-    State(state): State<AppState>,
-    params: Result<Query<VisitorParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) =
-        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
+async fn get_active_users(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let params: VisitorParams = seed_query::parse_without_cache_buster(uri.query())?;
     let filter = params.filter()?;
     let now = Timestamp(now_unix_ms());
     let users = state.engine.read_ignoring_poison().active_visitors(now, &filter);
@@ -220,11 +224,10 @@ async fn get_active_users(
 async fn get_user_sessions(
     State(state): State<AppState>,
     user_id: Result<Path<String>, PathRejection>,
-    params: Result<Query<VisitorParams>, axum::extract::rejection::QueryRejection>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
     let Path(user_id) = user_id.map_err(ApiError::from_path_rejection)?;
-    let Query(params) =
-        params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
+    let params: VisitorParams = seed_query::parse_without_cache_buster(uri.query())?;
     let filter = params.filter()?;
     let now = Timestamp(now_unix_ms());
     let engine = state.engine.read_ignoring_poison();

@@ -19,6 +19,7 @@ use storepulse_model::compat::promotion_buy::decode_promotion_buy;
 
 use super::intake::{IntakeContext, commit, new_event_id_at, with_retry_after};
 use super::realtime_ingest::fastapi_detail;
+use super::seed_query;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::ClientIp;
@@ -109,7 +110,7 @@ async fn get_stats(State(state): State<AppState>, request: Request) -> Response 
         "uptime_seconds": uptime.as_secs_f64(),
         "uptime_formatted": format_uptime(uptime.as_secs()),
         "total_buys": stats.total.units,
-        "current_time": Timestamp(now).to_rfc3339(),
+        "current_time": Timestamp(now).to_python_isoformat(),
         "server_status": "healthy",
         "n_recent_buys": stats.recent.records,
         "recent_units": stats.recent.units,
@@ -120,13 +121,7 @@ async fn get_stats(State(state): State<AppState>, request: Request) -> Response 
 
 /// `timeframe_hours` (default 1.0) in [0.1, 168]; otherwise the body of seed 4's 422.
 fn timeframe_hours(query: Option<&str>) -> Result<f64, serde_json::Value> {
-    let value = query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "timeframe_hours")
-        .map(|(_, value)| value.to_owned());
-    let Some(text) = value else { return Ok(1.0) };
+    let Some(text) = seed_query::last_value(query, "timeframe_hours") else { return Ok(1.0) };
     let Some(hours) = text.parse::<f64>().ok().filter(|hours| hours.is_finite()) else {
         return Err(json!({"detail": [{
             "type": "float_parsing",
@@ -143,14 +138,19 @@ fn timeframe_hours(query: Option<&str>) -> Result<f64, serde_json::Value> {
     Ok(hours)
 }
 
-/// Python's `str(timedelta(seconds=n))`: `2:03:04`, `1 day, 2:03:04`, `3 days, 0:00:05`.
+/// Seed 4's `format_uptime` (`simple_api/utils.py`): `10s`, `1m 5s`, `1h 0m 0s`,
+/// `2d 3h 4m 5s` — from the largest unit present down to seconds.
 fn format_uptime(seconds: u64) -> String {
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
-    match days {
-        0 => clock,
-        1 => format!("1 day, {clock}"),
-        _ => format!("{days} days, {clock}"),
+    let (days, hours, minutes, seconds) =
+        (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60, seconds % 60);
+    if days > 0 {
+        format!("{days}d {hours}h {minutes}m {seconds}s")
+    } else if hours > 0 {
+        format!("{hours}h {minutes}m {seconds}s")
+    } else if minutes > 0 {
+        format!("{minutes}m {seconds}s")
+    } else {
+        format!("{seconds}s")
     }
 }
 
@@ -158,12 +158,17 @@ fn format_uptime(seconds: u64) -> String {
 mod tests {
     use super::*;
 
+    /// Uptime read like Python's `str(timedelta)` (`0:00:10`, `1 day, 0:00:00`), not as seed 4
+    /// wrote it.
     #[test]
-    fn uptime_reads_like_pythons_timedelta() {
-        assert_eq!(format_uptime(0), "0:00:00");
-        assert_eq!(format_uptime(7384), "2:03:04");
-        assert_eq!(format_uptime(86_400 + 7384), "1 day, 2:03:04");
-        assert_eq!(format_uptime(3 * 86_400 + 5), "3 days, 0:00:05");
+    fn uptime_reads_as_seed_4_wrote_it() {
+        assert_eq!(format_uptime(0), "0s");
+        assert_eq!(format_uptime(10), "10s");
+        assert_eq!(format_uptime(65), "1m 5s");
+        assert_eq!(format_uptime(3600), "1h 0m 0s");
+        assert_eq!(format_uptime(7384), "2h 3m 4s");
+        assert_eq!(format_uptime(2 * 86_400 + 3 * 3600 + 4 * 60 + 5), "2d 3h 4m 5s");
+        assert_eq!(format_uptime(86_400), "1d 0h 0m 0s");
     }
 
     #[test]

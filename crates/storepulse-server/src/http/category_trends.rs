@@ -1,6 +1,6 @@
 //! Category trends (seed 1): `GET /api/v1/category-trends` (gainers and losers),
-//! `GET /api/v1/category-trends/ticker`, `GET /api/v1/category-trends/rows` and
-//! `POST /api/v1/category-trends/import` (seed 1's CSV).
+//! `GET /api/v1/category-trends/ticker`, `GET /api/v1/category-trends/rows`,
+//! `POST /api/v1/category-trends/import` (seed 1's CSV) and seed 1's `GET /api/trends`.
 //!
 //! `source=computed` (the default) ranks rows computed from stored events as of now;
 //! `source=imported` ranks the last imported CSV. Both go through the same scoring and filters
@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/category-trends/ticker", get(get_ticker))
         .route("/api/v1/category-trends/rows", get(get_rows))
         .route("/api/v1/category-trends/import", post(post_import))
+        .route("/api/trends", get(get_seed_trends))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +73,13 @@ fn parse_small(
     })
 }
 
+/// A `category` filter. `all` (any case) is no filter: seed 1's default, which its page's
+/// links send (`category=all&country=US`), so a category of that name cannot be asked for.
+fn category_filter(params: &TrendParams) -> Result<Option<String>, ApiError> {
+    let category = filter_text("category", &params.category)?;
+    Ok(category.filter(|name| !name.trim().eq_ignore_ascii_case("all")))
+}
+
 /// The `category`, `country` and `level` filters of a request.
 fn trend_filter(params: &TrendParams) -> Result<TrendFilter, ApiError> {
     let level = params
@@ -80,7 +88,7 @@ fn trend_filter(params: &TrendParams) -> Result<TrendFilter, ApiError> {
         .map(|text| parse_small("level", Some(text), 1..=3, 1))
         .transpose()?;
     Ok(TrendFilter {
-        category: filter_text("category", &params.category)?,
+        category: category_filter(params)?,
         country: filter_text("country", &params.country)?,
         level: level.map(|level| level as u8),
     })
@@ -122,14 +130,15 @@ async fn get_ticker(State(state): State<AppState>, params: Params) -> Result<Res
             ));
         }
     }
-    let category = filter_text("category", &params.category)?;
+    let category = category_filter(&params)?;
     let (source, rows) = rows(&state, &params)?;
     let items = ticker(&rows, &state.config.category_trends, category);
     Ok(Json(json!({ "source": source, "items": items })).into_response())
 }
 
-/// Seed 1's `/api/trends`: the rows themselves (every one by default, in their order), each
-/// scored with the configured weights, narrowed by the same filters as the ranking.
+/// The rows themselves (every one by default, in their order), each scored with the
+/// configured weights, narrowed by the same filters as the ranking; seed 1's `/api/trends`
+/// lists them in its own shape.
 async fn get_rows(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
@@ -137,6 +146,54 @@ async fn get_rows(State(state): State<AppState>, params: Params) -> Result<Respo
     let filter = trend_filter(&params)?;
     let (_, rows) = rows(&state, &params)?;
     Ok(Json(select(&rows, &state.config.category_trends, &filter, limit)).into_response())
+}
+
+/// Seed 1's `GET /api/trends`: every row under seed 1's CSV column names, sorted by
+/// `abs(revenue_weekly_change)` descending (seed 1's load order; rows without a weekly change
+/// last). Seed 1 served its loaded CSV, so the imported rows are listed while there are any,
+/// else the rows computed from events. It took no parameters, and ignores any.
+async fn get_seed_trends(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let source = if state.imported_trends.rows().is_empty() { "computed" } else { "imported" };
+    let params = TrendParams { source: Some(source.to_owned()), ..TrendParams::default() };
+    let (_, mut rows) = rows(&state, &params)?;
+    let weekly = |row: &TrendRow| row.revenue_weekly_change.map(f64::abs);
+    // A stable sort: rows of equal change keep their order. `None` sorts below every number.
+    rows.sort_by(|a, b| weekly(b).partial_cmp(&weekly(a)).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(Json(rows.iter().map(SeedOneRow::from).collect::<Vec<_>>()).into_response())
+}
+
+/// A row as seed 1 served it: its CSV's column names, no score.
+#[derive(serde::Serialize)]
+struct SeedOneRow<'a> {
+    event_date: &'a str,
+    campaign_country: &'a str,
+    product_category_level_1: &'a str,
+    product_category_level_2: Option<&'a str>,
+    product_category_level_3: Option<&'a str>,
+    revenue_daily_change: Option<f64>,
+    revenue_weekly_change: Option<f64>,
+    revenue_monthly_change: Option<f64>,
+    commission_daily_change: Option<f64>,
+    commission_weekly_change: Option<f64>,
+    commission_monthly_change: Option<f64>,
+}
+
+impl<'a> From<&'a TrendRow> for SeedOneRow<'a> {
+    fn from(row: &'a TrendRow) -> Self {
+        Self {
+            event_date: &row.event_date,
+            campaign_country: &row.country,
+            product_category_level_1: &row.category_level_1,
+            product_category_level_2: row.category_level_2.as_deref(),
+            product_category_level_3: row.category_level_3.as_deref(),
+            revenue_daily_change: row.revenue_daily_change,
+            revenue_weekly_change: row.revenue_weekly_change,
+            revenue_monthly_change: row.revenue_monthly_change,
+            commission_daily_change: row.commission_daily_change,
+            commission_weekly_change: row.commission_weekly_change,
+            commission_monthly_change: row.commission_monthly_change,
+        }
+    }
 }
 
 /// The most rows one answer lists (every row when no `limit` is given).

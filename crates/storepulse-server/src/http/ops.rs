@@ -1,7 +1,7 @@
 //! Operations endpoints: `GET /health` (seed 4's `status`, `timestamp`, `uptime_seconds`,
-//! plus version and log state), `GET /ready`, `GET /metrics` (Prometheus / OpenMetrics; JSON
-//! live figures for seed 3's dashboard when JSON is asked for first), `GET /prometheus` and
-//! `GET /api/v1/limits` (the ingest limits in force).
+//! plus version and log state), `GET /ready`, `GET /metrics` (seed 3's JSON live figures for
+//! its dashboard; Prometheus / OpenMetrics text when a scraper asks for it), `GET /prometheus`
+//! and `GET /api/v1/limits` (the ingest limits in force).
 //!
 //! `/health` answers 503 with `"status": "unhealthy"` while the event log cannot be written,
 //! so a load balancer stops sending events to a node that cannot keep them.
@@ -9,16 +9,16 @@
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use storepulse_model::Timestamp;
 
 use crate::app::AppState;
-use crate::http::analytics::{LiveParams, get_realtime};
+use crate::http::analytics::{LiveParams, realtime_answer};
+use crate::http::seed_query;
 use crate::ingest::writer::now_unix_ms;
 use crate::sync::RwLockExt;
 
@@ -36,10 +36,10 @@ async fn get_health(State(state): State<AppState>) -> Response {
     let writable = status.writable.load(Ordering::Relaxed);
     let body = json!({
         "status": if writable { "healthy" } else { "unhealthy" },
-        "timestamp": Timestamp(now_unix_ms()).to_rfc3339(),
+        "timestamp": Timestamp(now_unix_ms()).to_python_isoformat(),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "version": env!("CARGO_PKG_VERSION"),
-        "started_at": state.started_at.to_rfc3339(),
+        "started_at": state.started_at.to_python_isoformat(),
         "log": {
             "writable": writable,
             "fsync": state.ingest.fsync,
@@ -74,24 +74,44 @@ async fn get_limits(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-/// Prometheus exposition, unless the client asks for JSON first: seed 3's dashboard read its
-/// live figures from `GET /metrics` as JSON (`Accept: application/json, …`), scrapers ask for
-/// OpenMetrics or text. The JSON is `/api/v1/realtime`'s answer, which has seed 3's fields,
-/// with its parameters (a store's figures, not every tenant's; unknown ones a 400).
-async fn get_metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<LiveParams>, QueryRejection>,
-) -> Response {
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|accept| accept.split(',').next())
-        .is_some_and(|first| first.trim().starts_with("application/json"));
-    if wants_json {
-        return get_realtime(State(state), params).await.into_response();
+/// Seed 3's live figures as JSON, unless the client asks for Prometheus text: seed 3's
+/// dashboard read `GET /metrics` with `fetch()` and its test with httpx, both sending
+/// `Accept: */*`, while seed 3's Prometheus scraped `/prometheus`. A scraper still pointed at
+/// `/metrics` names `application/openmetrics-text` or `text/plain` in its `Accept`, so it keeps
+/// getting text. The JSON is `/api/v1/realtime`'s answer, which has seed 3's fields, with its
+/// parameters (a store's figures, not every tenant's; unknown ones a 400, but for a cache
+/// buster `_`, which seed 3 ignored as FastAPI ignores any unknown parameter).
+async fn get_metrics(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok());
+    if wants_prometheus_text(accept.unwrap_or_default()) {
+        return get_prometheus(State(state)).await;
     }
-    get_prometheus(State(state)).await
+    seed_query::parse_without_cache_buster::<LiveParams>(uri.query())
+        .and_then(|params| realtime_answer(&state, &params))
+        .into_response()
+}
+
+/// Whether an `Accept` header asks for Prometheus text before JSON: the first media range,
+/// in the order written, that is JSON or a Prometheus type decides (Prometheus's own scrape
+/// header lists OpenMetrics, then `text/plain;version=0.0.4`, then `*/*`). Wildcards and an
+/// absent header decide nothing, so they get JSON; a range refused with `q=0` is skipped.
+fn wants_prometheus_text(accept: &str) -> bool {
+    let named = accept.split(',').find_map(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media_type = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let refused = parts.any(|parameter| {
+            parameter
+                .split_once('=')
+                .is_some_and(|(name, value)| name.trim() == "q" && value.trim().parse() == Ok(0.0))
+        });
+        match media_type.as_str() {
+            _ if refused => None,
+            "application/json" => Some(false),
+            "application/openmetrics-text" | "text/plain" => Some(true),
+            _ => None,
+        }
+    });
+    named.unwrap_or(false)
 }
 
 /// Prometheus exposition (also seed 3's `GET /prometheus`).
@@ -103,4 +123,24 @@ async fn get_prometheus(State(state): State<AppState>) -> Response {
     }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_prometheus_text;
+
+    #[test]
+    fn prometheus_text_only_when_named_before_json() {
+        let prometheus_scrape =
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        for accept in
+            [prometheus_scrape, "text/plain", "application/openmetrics-text", "TEXT/PLAIN"]
+        {
+            assert!(wants_prometheus_text(accept), "{accept}");
+        }
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        for accept in ["", "*/*", browser, "application/json, text/plain, */*", "text/plain;q=0"] {
+            assert!(!wants_prometheus_text(accept), "{accept}");
+        }
+    }
 }

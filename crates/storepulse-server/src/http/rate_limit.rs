@@ -191,6 +191,21 @@ pub fn add_headers(decision: &Decision, headers: &mut HeaderMap) {
 mod tests {
     use super::*;
 
+    /// The route classes as docs/operations.md lists them (`/buy`, `/prometheus` and `/healthz`
+    /// were missing there).
+    #[test]
+    fn route_classes_are_as_documented() {
+        for path in ["/api/v1/events", "/v1/track", "/ingest", "/buy"] {
+            assert!(matches!(RouteClass::of(path), RouteClass::Ingest), "{path}");
+        }
+        for path in ["/health", "/ready", "/metrics", "/prometheus", "/healthz"] {
+            assert!(matches!(RouteClass::of(path), RouteClass::Ops), "{path}");
+        }
+        for path in ["/feedback", "/stats", "/api/v1/query", "/"] {
+            assert!(matches!(RouteClass::of(path), RouteClass::Api), "{path}");
+        }
+    }
+
     #[test]
     fn bursts_then_refuses_with_retry_after() {
         let config = RateLimitConfig {

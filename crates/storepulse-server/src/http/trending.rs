@@ -25,6 +25,7 @@ use storepulse_engine::trending::{
 use storepulse_model::Timestamp;
 
 use super::analytics::{country, device, filter_text, invalid, parameters_body, store, store_text};
+use super::seed_query;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::writer::now_unix_ms;
@@ -327,32 +328,26 @@ async fn get_recommendations(
 }
 
 /// Seed 5's shape: `{"top_k": k, "products": [{"product_id", "score"}]}`; `k <= 0` → 400
-/// `{"detail": "k must be > 0"}`, a non-integer → 422.
+/// `{"detail": "k must be > 0"}`, a non-integer → 422, a `k` above [`MAX_K`] read as `MAX_K`.
 async fn get_seed_trending(
     State(state): State<AppState>,
     request: axum::extract::Request,
 ) -> Response {
-    let k_text = request
-        .uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "k")
-        .map(|(_, value)| value.to_owned());
+    let k_text = seed_query::last_value(request.uri().query(), "k");
     let k = match k_text.as_deref().map(str::parse::<i64>) {
         None => 10,
+        Some(Err(error)) if *error.kind() == std::num::IntErrorKind::NegOverflow => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"detail": "k must be > 0"})))
+                .into_response();
+        }
         Some(Ok(k)) if k <= 0 => {
             return (StatusCode::BAD_REQUEST, Json(json!({"detail": "k must be > 0"})))
                 .into_response();
         }
-        Some(Ok(k)) if k > MAX_K as i64 => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"detail": format!("k must be <= {MAX_K}")})),
-            )
-                .into_response();
-        }
+        // Seed 5 answered a large k with what it had, never an error; a client asking for
+        // "all of them" gets the most one answer lists.
+        Some(Ok(k)) if k > MAX_K as i64 => MAX_K,
+        Some(Err(error)) if *error.kind() == std::num::IntErrorKind::PosOverflow => MAX_K,
         Some(Ok(k)) => k as usize,
         Some(Err(_)) => {
             return (
@@ -380,6 +375,6 @@ async fn get_seed_trending(
 }
 
 async fn get_healthz() -> Response {
-    Json(json!({"status": "ok", "timestamp": Timestamp(now_unix_ms()).to_rfc3339()}))
+    Json(json!({"status": "ok", "timestamp": Timestamp(now_unix_ms()).to_python_isoformat()}))
         .into_response()
 }

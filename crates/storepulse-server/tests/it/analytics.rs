@@ -732,6 +732,30 @@ async fn active_users_take_only_the_filters_they_use() {
     assert_eq!(test.get("/users/active?device=mobile").await.status, StatusCode::OK);
 }
 
+/// Seed 3's read endpoints refused a cache buster `_=<time>` (jQuery's `cache: false`, axios
+/// interceptors) that FastAPI ignored; other unknown parameters are still refused.
+#[tokio::test]
+async fn seed3_reads_ignore_a_cache_buster() {
+    let test = TestApp::new();
+    send_shop_traffic(&test, now_ms()).await;
+    let plain = test.get("/users/active?country=de").await.json();
+    let busted = test.get("/users/active?_=1700000000&country=de").await;
+    assert_eq!(busted.status, StatusCode::OK, "{:?}", busted.json());
+    assert_eq!(busted.json(), plain);
+    let sessions = test.get("/users/a9/sessions?_=1").await;
+    assert_eq!(sessions.status, StatusCode::OK, "{:?}", sessions.json());
+    assert_eq!(sessions.json(), test.get("/users/a9/sessions").await.json());
+    let metrics = test.get("/metrics?_=1&store=default").await;
+    assert_eq!(metrics.status, StatusCode::OK, "{:?}", metrics.json());
+    assert!(metrics.json()["active_users"].as_u64().unwrap() > 0);
+    for query in ["/users/active?_=1&bogus=1", "/users/a9/sessions?__=1", "/metrics?_=1&bogus=1"] {
+        let response = test.get(query).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    // The native realtime endpoint keeps refusing every parameter it does not take.
+    assert_eq!(test.get("/api/v1/realtime?_=1").await.status, StatusCode::BAD_REQUEST);
+}
+
 /// A grouped query matching no row answered without `groups` (funnels answered `[]`), so a
 /// dashboard mapping over them broke on a quiet store or day: grouped, `groups` is always
 /// there, `[]` when empty; ungrouped, it is never there.

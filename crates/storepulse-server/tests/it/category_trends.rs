@@ -65,6 +65,72 @@ async fn seed_ones_csv_is_imported_ranked_and_kept() {
     );
 }
 
+/// Seed 1's `category=all` (its default, which its page's links send) is no filter; it was
+/// read as a category named "all" and matched nothing.
+#[tokio::test]
+async fn seed_ones_category_all_is_every_category() {
+    let test = TestApp::new();
+    let request = post("/api/v1/category-trends/import").body(Body::from(SAMPLE)).unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::OK);
+    for all in ["all", "ALL", "All"] {
+        let rows = test
+            .get(&format!("/api/v1/category-trends/rows?source=imported&category={all}"))
+            .await
+            .json();
+        assert_eq!(rows.as_array().unwrap().len(), 380, "{all}");
+        let query = format!("/api/v1/category-trends?source=imported&category={all}&country=US");
+        let ranking = test.get(&query).await.json();
+        let unfiltered =
+            test.get("/api/v1/category-trends?source=imported&country=US").await.json();
+        assert_eq!(ranking["gainers"], unfiltered["gainers"], "{all}");
+        assert!(!ranking["gainers"].as_array().unwrap().is_empty());
+        let query = format!("/api/v1/category-trends/ticker?source=imported&category={all}");
+        assert_eq!(test.get(&query).await.json()["items"].as_array().unwrap().len(), 10);
+    }
+}
+
+/// Seed 1's JSON endpoint `GET /api/trends` was a 404: it lists every row under seed 1's
+/// column names, by the size of the weekly change, the imported rows while there are any.
+#[tokio::test]
+async fn seed_ones_api_trends_lists_the_rows_in_its_shape() {
+    let test = TestApp::new();
+    let before = test.get("/api/trends").await;
+    assert_eq!(before.status, StatusCode::OK);
+    assert_eq!(before.json(), json!([]), "no events and no import: no rows");
+
+    let request = post("/api/v1/category-trends/import").body(Body::from(SAMPLE)).unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::OK);
+    let rows = test.get("/api/trends").await.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 380);
+    let mut keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "campaign_country",
+            "commission_daily_change",
+            "commission_monthly_change",
+            "commission_weekly_change",
+            "event_date",
+            "product_category_level_1",
+            "product_category_level_2",
+            "product_category_level_3",
+            "revenue_daily_change",
+            "revenue_monthly_change",
+            "revenue_weekly_change",
+        ]
+    );
+    let weekly: Vec<f64> =
+        rows.iter().map(|row| row["revenue_weekly_change"].as_f64().unwrap().abs()).collect();
+    assert!(weekly.windows(2).all(|pair| pair[0] >= pair[1]), "sorted by |weekly| descending");
+    assert!((weekly[0] - 0.8311).abs() < 1e-9, "seed 1's largest |weekly| comes first");
+    assert_eq!(rows[0]["event_date"], "2025-02-09");
+    let countries: std::collections::BTreeSet<&str> =
+        rows.iter().map(|row| row["campaign_country"].as_str().unwrap()).collect();
+    assert_eq!(countries.into_iter().collect::<Vec<_>>(), ["AUSTRALIA", "UK", "US"]);
+}
+
 #[tokio::test]
 async fn trends_are_computed_from_purchases() {
     let test = TestApp::new();
@@ -84,6 +150,13 @@ async fn trends_are_computed_from_purchases() {
     assert_eq!(ranking["gainers"][0]["category_level_1"], "Toys");
     assert_eq!(ranking["gainers"][0]["revenue_weekly_change"], 2.0);
     assert_eq!(ranking["gainers"][0]["revenue_week"], 30.0);
+    // Nothing imported: seed 1's /api/trends lists the computed rows, in its shape.
+    let rows = test.get("/api/trends").await.json();
+    let toys = rows.as_array().unwrap().iter().find(|row| {
+        row["product_category_level_1"] == "Toys" && row["product_category_level_2"].is_null()
+    });
+    assert_eq!(toys.unwrap()["revenue_weekly_change"], 2.0, "{rows}");
+    assert_eq!(toys.unwrap()["campaign_country"], "US", "{rows}");
 }
 
 fn expected_score(row: &serde_json::Value) -> f64 {

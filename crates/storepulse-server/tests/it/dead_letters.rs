@@ -184,7 +184,7 @@ async fn dead_letters_lost_to_a_write_error_count_as_dropped_not_written() {
     test.flush_dead_letters();
     test.post_json("/api/v1/events", r#"{"type":"bogus"}"#).await;
     test.flush_dead_letters();
-    let text = String::from_utf8(test.get("/metrics").await.bytes).unwrap();
+    let text = String::from_utf8(test.get("/prometheus").await.bytes).unwrap();
     assert_eq!(metric(&text, "storepulse_dead_letters_total{"), 1, "{text}");
     assert_eq!(metric(&text, "storepulse_dead_letters_dropped_total "), 1, "{text}");
     let stored = test.get("/api/v1/dead-letters").await.json();

@@ -12,7 +12,9 @@ async fn health_has_seed4_fields_and_log_details() {
     assert_eq!(response.status, StatusCode::OK);
     let health = response.json();
     assert_eq!(health["status"], "healthy");
-    assert!(health["timestamp"].as_str().unwrap().ends_with('Z'));
+    // Python 3.10's `datetime.fromisoformat` reads `+00:00`, not `Z`.
+    assert!(health["timestamp"].as_str().unwrap().ends_with("+00:00"), "{health}");
+    assert!(health["started_at"].as_str().unwrap().ends_with("+00:00"), "{health}");
     assert!(health["uptime_seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(health["log"]["fsync"], "always");
@@ -47,7 +49,7 @@ async fn metrics_count_requests_events_and_rejections() {
     let test = TestApp::new();
     test.post_json("/api/v1/events", r#"[{"type":"search","query":"a"},{"type":"search"}]"#).await;
     test.get("/nowhere").await;
-    let response = test.get("/metrics").await;
+    let response = test.get("/prometheus").await;
     assert_eq!(response.status, StatusCode::OK);
     let text = String::from_utf8(response.bytes.clone()).unwrap();
     for expected in [
@@ -72,6 +74,37 @@ async fn metrics_count_requests_events_and_rejections() {
     assert!(!text.contains("/nowhere"), "raw paths must not become labels");
 }
 
+/// Seed 3's dashboard (`fetch()`) and its httpx test send `Accept: */*` or nothing, and got
+/// Prometheus text they could not parse as JSON; Prometheus's scrape header still gets text.
+#[tokio::test]
+async fn metrics_answers_seed3s_dashboard_with_json_and_scrapers_with_text() {
+    let test = TestApp::new();
+    let with_accept = |accept: &str| {
+        Request::get("/metrics").header("accept", accept).body(Body::empty()).unwrap()
+    };
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for request in [
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+        with_accept("*/*"),
+        with_accept(browser),
+        with_accept("application/json, text/plain, */*"),
+    ] {
+        let response = test.send(request).await;
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let live = response.json();
+        for field in ["active_users", "active_sessions", "avg_sessions_per_user", "top_pages"] {
+            assert!(live.get(field).is_some(), "{field} in {live}");
+        }
+    }
+    let prometheus_scrape =
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    for accept in [prometheus_scrape, "text/plain", "application/openmetrics-text"] {
+        let response = test.send(with_accept(accept)).await;
+        let text = String::from_utf8(response.bytes.clone()).unwrap();
+        assert!(text.contains("storepulse_http_requests_total"), "{accept}: {text}");
+    }
+}
+
 /// Housekeeping holds the engine (queries and acknowledgements wait): each pass's time is
 /// exported. The live pass runs every second.
 #[tokio::test]
@@ -80,7 +113,7 @@ async fn metrics_show_how_long_housekeeping_held_the_engine() {
     let expected = "storepulse_engine_housekeeping_duration_seconds_count{pass=\"live\"}";
     let started = std::time::Instant::now();
     loop {
-        let response = test.get("/metrics").await;
+        let response = test.get("/prometheus").await;
         let text = String::from_utf8(response.bytes.clone()).unwrap();
         if text.contains(expected) {
             assert!(text.contains("storepulse_engine_housekeeping_duration_seconds_bucket"));
@@ -106,6 +139,27 @@ async fn every_response_has_a_process_time_and_request_id() {
     let request =
         Request::get("/health").header("x-request-id", long.as_str()).body(Body::empty()).unwrap();
     assert_eq!(test.send(request).await.header("x-request-id").unwrap().len(), 36);
+}
+
+/// Seed 4's `GET /` (`{"message", "version", "endpoints"}`) was a 404, so its load test's
+/// admin user failed every documentation check.
+#[tokio::test]
+async fn the_index_lists_every_endpoint_in_seed_4s_shape() {
+    let test = TestApp::new();
+    let response = test.get("/").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let index = response.json();
+    assert!(index["message"].is_string());
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+    let endpoints = index["endpoints"].as_object().unwrap();
+    for route in ["POST /buy", "GET /stats", "GET /health", "GET /api/v1/query", "GET /"] {
+        assert!(endpoints[route].as_str().is_some_and(|text| !text.is_empty()), "{route}");
+    }
+    let listed: usize = storepulse_server::http::ROUTE_TEMPLATES
+        .iter()
+        .map(|(_, methods, _)| methods.split(',').filter(|method| *method != "HEAD").count())
+        .sum();
+    assert_eq!(endpoints.len(), listed);
 }
 
 #[tokio::test]
@@ -157,7 +211,7 @@ async fn wrong_methods_are_json_405s_naming_the_allowed_methods() {
 #[tokio::test]
 async fn the_405_method_table_matches_the_router() {
     let test = TestApp::new();
-    for (template, methods) in storepulse_server::http::ROUTE_TEMPLATES {
+    for (template, methods, _) in storepulse_server::http::ROUTE_TEMPLATES {
         let path = template.replace("{user_id}", "u-1").replace("{version}", "v1");
         let response = test.send(Request::patch(path.as_str()).body(Body::empty()).unwrap()).await;
         assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{template}");
@@ -240,7 +294,7 @@ async fn any_origin_gets_a_wildcard_and_no_vary() {
 async fn large_responses_are_gzipped_small_ones_not() {
     let test = TestApp::new();
     let request =
-        Request::get("/metrics").header("accept-encoding", "gzip").body(Body::empty()).unwrap();
+        Request::get("/prometheus").header("accept-encoding", "gzip").body(Body::empty()).unwrap();
     let response = test.send(request).await;
     assert_eq!(response.header("content-encoding"), Some("gzip"));
     let request =

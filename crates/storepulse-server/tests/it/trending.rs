@@ -80,7 +80,42 @@ async fn trending_products_rank_stored_events_and_validate_k() {
     assert_eq!(zero.status, StatusCode::BAD_REQUEST);
     assert_eq!(zero.json(), json!({"detail": "k must be > 0"}));
     assert_eq!(test.get("/trending_products?k=x").await.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(test.get("/healthz").await.json()["status"], "ok");
+    let health = test.get("/healthz").await.json();
+    assert_eq!(health["status"], "ok");
+    assert!(health["timestamp"].as_str().unwrap().ends_with("+00:00"), "{health}");
+}
+
+/// Seed 5 answered a large `k` with the products it had; `k=5000` was a 400 here. Above 1000
+/// it is read as 1000 (`top_k` says so); `k <= 0` stays seed 5's 400.
+#[tokio::test]
+async fn seed5_trending_clamps_a_large_k() {
+    let test = TestApp::new();
+    shop(&test).await;
+    for k in ["1001", "5000", "99999999999999999999999"] {
+        let response = test.get(&format!("/trending_products?k={k}")).await;
+        assert_eq!(response.status, StatusCode::OK, "k={k}");
+        let body = response.json();
+        assert_eq!(body["top_k"], 1000, "k={k}");
+        assert_eq!(ids(&body["products"]), ["lamp", "boot"], "k={k}");
+    }
+    for k in ["-5", "-99999999999999999999999"] {
+        let response = test.get(&format!("/trending_products?k={k}")).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "k={k}");
+    }
+    let native = test.get("/api/v1/trending/products?k=5000").await;
+    assert_eq!(native.status, StatusCode::BAD_REQUEST, "the native endpoint keeps 1..=1000");
+}
+
+/// `/trending_products` split its query by hand: `k=%35` was a 422, and a repeated `k` took
+/// the first value where FastAPI takes the last.
+#[tokio::test]
+async fn seed5_trending_reads_its_query_as_fastapi_does() {
+    let test = TestApp::new();
+    for (query, k) in [("k=%35", 5), ("%6B=3", 3), ("k=1&k=2", 2)] {
+        let response = test.get(&format!("/trending_products?{query}")).await;
+        assert_eq!(response.status, StatusCode::OK, "{query}");
+        assert_eq!(response.json()["top_k"], k, "{query}");
+    }
 }
 
 #[tokio::test]
@@ -215,7 +250,11 @@ async fn seed5_feedback_is_stored_and_seed3_reads_metrics_as_json() {
     assert_eq!(test.send(json_metrics("?store=north")).await.json()["active_users"], 1);
     assert_eq!(test.send(json_metrics("?store=south")).await.json()["active_users"], 0);
     assert_eq!(test.send(json_metrics("?bogus=1")).await.status, StatusCode::BAD_REQUEST);
-    let text = test.get("/metrics?bogus=1").await;
+    let scrape = axum::http::Request::get("/metrics?bogus=1")
+        .header("accept", "text/plain;version=0.0.4")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let text = test.send(scrape).await;
     assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
     let text = test.get("/prometheus").await;
     assert!(String::from_utf8_lossy(&text.bytes).contains("storepulse_events_accepted"));
