@@ -1017,7 +1017,7 @@ fn a_purchase_counts_by_its_orders_status() {
         DAY0,
         DAY0 + DAY,
     );
-    let mut totals = |engine: &mut Engine, value: serde_json::Value| {
+    let totals = |engine: &mut Engine, value: serde_json::Value| {
         engine.apply(&event(value));
         engine.query(&query).unwrap().totals
     };
