@@ -2060,3 +2060,20 @@ fn pruning_while_replaying_changes_no_answer() {
     assert_eq!(answers(&pruning), expected);
     assert!(!expected.3.is_empty(), "someone is active at the end");
 }
+
+/// The server runs queries that walk every kept session trail (seconds at scale) so that
+/// ingest does not wait for them; it asks the engine which those are.
+#[test]
+fn the_queries_that_walk_every_session_trail_are_told_apart() {
+    use storepulse_engine::engine::walks_session_trails;
+    let daily = spec(&[Metric::Sessions, Metric::Orders], DAY0, DAY0 + 7 * DAY);
+    assert!(!walks_session_trails(&daily), "daily sketches");
+    let mut hourly = daily.clone();
+    hourly.granularity = Some(Granularity::Hour);
+    assert!(walks_session_trails(&hourly));
+    let mut by_product = daily.clone();
+    by_product.group_by = Some(Dimension::Product);
+    assert!(walks_session_trails(&by_product));
+    by_product.metrics = vec![Metric::Orders, Metric::GrossRevenue];
+    assert!(!walks_session_trails(&by_product), "rollups only");
+}

@@ -1,12 +1,13 @@
 //! The analytics engine as the server shares it: the engine applier applies stored events
 //! under the write lock, queries read it, and snapshots encode it under a read lock.
 //!
-//! A snapshot of a large state takes seconds to encode (8 s at 100 million events), and the
-//! applier applies every committed group before acknowledging it. So that acknowledgements
-//! never wait for a snapshot, the snapshot raises a flag while it encodes; the applier, seeing
-//! it, keeps the group's events aside (they are already durable), answers at once, and applies
-//! what it kept as soon as the snapshot is done. Outside snapshots a client reads its own
-//! writes.
+//! A snapshot of a large state takes seconds to encode (8 s at 100 million events), a query
+//! that walks every kept session trail (session metrics by product or below a day, funnels)
+//! about a second at a million events a day, and the applier applies every committed group
+//! before acknowledging it. So that acknowledgements never wait for such a long read, it
+//! raises a flag while it reads; the applier, seeing it, keeps the group's events aside (they
+//! are already durable), answers at once, and applies what it kept as soon as the read is
+//! done. Outside long reads a client reads its own writes.
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,34 +20,40 @@ use crate::sync::RwLockExt;
 
 pub struct EngineCell {
     lock: RwLock<Engine>,
-    /// Snapshots being encoded (a count, so two at once cannot clear each other's flag).
-    snapshotting: AtomicUsize,
+    /// Long reads in progress (a count, so two at once cannot clear each other's flag).
+    long_reads: AtomicUsize,
 }
 
 impl EngineCell {
     pub fn new(engine: Engine) -> Self {
-        Self { lock: RwLock::new(engine), snapshotting: AtomicUsize::new(0) }
+        Self { lock: RwLock::new(engine), long_reads: AtomicUsize::new(0) }
     }
 
     /// Runs `encode` on the engine under the read lock, telling the writer not to wait for it.
     pub fn snapshot<R>(&self, encode: impl FnOnce(&Engine) -> R) -> R {
-        self.snapshotting.fetch_add(1, Ordering::AcqRel);
-        // Lowered on the way out whatever happens, or the writer would stop applying for good.
-        let _lowered = Lowered(&self.snapshotting);
-        encode(&self.lock.read_ignoring_poison())
+        self.long_read(encode)
     }
 
-    /// Write access for applying events, or `None` while a snapshot is being encoded. Waits
-    /// out readers otherwise (queries hold the read lock for milliseconds).
+    /// Runs `read` on the engine under the read lock, telling the writer not to wait for it:
+    /// for reads that take long (a snapshot's encode, a walk over every session trail).
+    pub fn long_read<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
+        self.long_reads.fetch_add(1, Ordering::AcqRel);
+        // Lowered on the way out whatever happens, or the writer would stop applying for good.
+        let _lowered = Lowered(&self.long_reads);
+        read(&self.lock.read_ignoring_poison())
+    }
+
+    /// Write access for applying events, or `None` while a long read runs. Waits out other
+    /// readers (queries that hold the read lock for milliseconds).
     pub fn write_unless_snapshotting(&self) -> Option<RwLockWriteGuard<'_, Engine>> {
         loop {
-            if self.snapshotting.load(Ordering::Acquire) > 0 {
+            if self.long_reads.load(Ordering::Acquire) > 0 {
                 return None;
             }
             match self.lock.try_write() {
                 Ok(guard) => return Some(guard),
                 Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
-                // A query, or a snapshot that has raised its flag since the check above.
+                // A query, or a long read that has raised its flag since the check above.
                 Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_micros(50)),
             }
         }
@@ -82,6 +89,13 @@ mod tests {
             // Inside the encode: the writer is told to keep its events aside.
             assert!(cell.write_unless_snapshotting().is_none());
         });
+        assert!(cell.write_unless_snapshotting().is_some());
+    }
+
+    #[test]
+    fn the_writer_does_not_wait_for_a_long_query() {
+        let cell = EngineCell::new(Engine::new(EngineConfig::default()));
+        cell.long_read(|_| assert!(cell.write_unless_snapshotting().is_none()));
         assert!(cell.write_unless_snapshotting().is_some());
     }
 

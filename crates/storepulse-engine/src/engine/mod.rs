@@ -13,6 +13,7 @@ mod sessions;
 pub use live::{BuyStats, LiveCommerce, Realtime, RealtimeFilter, RealtimeWindows};
 pub use products::{FunnelGroup, FunnelResult, ScoredProduct};
 pub use query::{Comparison, Group, QueryResult, SeriesPoint, normalize_category};
+pub use sessions::walks_session_trails;
 
 use std::collections::BTreeMap;
 

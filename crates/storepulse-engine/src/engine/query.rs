@@ -754,7 +754,7 @@ fn metric_values(
     metrics.iter().map(|metric| (metric.name(), metric_value(*metric, sum, currency))).collect()
 }
 
-fn granularity_width(granularity: Granularity) -> i64 {
+pub(super) fn granularity_width(granularity: Granularity) -> i64 {
     match granularity {
         Granularity::Minute => MINUTE_MS,
         Granularity::Hour => HOUR_MS,

@@ -6,7 +6,7 @@
 //! (of its latest event naming one; distinct visitors and buyers are counted from those), not
 //! its source, promotion or sales rep: queries outside that are refused, naming the parameter.
 
-use super::query::{RowMatcher, Sum, group_key};
+use super::query::{RowMatcher, Sum, granularity_width, group_key};
 use super::*;
 
 /// Exact session counts of one total, series point or group.
@@ -39,6 +39,13 @@ impl SessionCounts {
     pub(super) fn abandoned(&self) -> u64 {
         self.carted - self.carted_and_purchased
     }
+}
+
+/// Whether `spec` counts session metrics from the trails, walking every kept one: up to a
+/// second or more at a million events a day, where other queries take milliseconds (the server
+/// runs such reads so that ingest does not wait for them).
+pub fn walks_session_trails(spec: &QuerySpec) -> bool {
+    from_trails(spec, spec.granularity.map_or(DAY_MS, granularity_width))
 }
 
 /// Whether the session metrics of `spec` come from the trails (see the module docs) rather

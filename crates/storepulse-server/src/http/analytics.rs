@@ -16,10 +16,10 @@ use chrono::Datelike as _;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
-use storepulse_engine::engine::RealtimeFilter;
+use storepulse_engine::engine::{RealtimeFilter, walks_session_trails};
 use storepulse_engine::funnel::{FunnelSpec, FunnelSplit};
 use storepulse_engine::query::{MAX_GROUPS, QueryError};
-use storepulse_engine::{Dimension, Filters, Granularity, Metric, QuerySpec};
+use storepulse_engine::{Dimension, Engine, Filters, Granularity, Metric, QuerySpec};
 use storepulse_model::Timestamp;
 use storepulse_model::event::DeviceType;
 use storepulse_model::money::Currency;
@@ -367,7 +367,7 @@ async fn get_query(
 ) -> Result<Response, ApiError> {
     let Query(params) =
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
-    run_query(&state, &params)
+    run_query(&state, &params).await
 }
 
 async fn post_query(
@@ -386,14 +386,33 @@ async fn post_query(
     }
     let params: QueryParams =
         parameters_body(body, "query parameters, e.g. {\"metrics\": [\"orders\"]}")?;
-    run_query(&state, &params)
+    run_query(&state, &params).await
 }
 
-fn run_query(state: &AppState, params: &QueryParams) -> Result<Response, ApiError> {
+async fn run_query(state: &AppState, params: &QueryParams) -> Result<Response, ApiError> {
     let now = now_unix_ms();
     let spec = query_spec(state, params, now)?;
-    let result = state.engine.read_ignoring_poison().query(&spec)?;
+    let long = walks_session_trails(&spec);
+    let result = read_engine(state, long, move |engine| engine.query(&spec)).await??;
     Ok(Json(result).into_response())
+}
+
+/// Runs `read` on the engine. A read that walks every kept session trail (about a second at a
+/// million events a day) runs as a long read (see [`crate::shared_engine`]: the applier sets
+/// acknowledged events aside instead of waiting for it) on a blocking thread (not holding up
+/// one of the runtime's few workers); any other read takes milliseconds and runs in place.
+pub(super) async fn read_engine<R: Send + 'static>(
+    state: &AppState,
+    long: bool,
+    read: impl FnOnce(&Engine) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    if !long {
+        return Ok(read(&state.engine.read_ignoring_poison()));
+    }
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || engine.long_read(read))
+        .await
+        .map_err(|error| ApiError::Internal(format!("engine read failed: {error}")))
 }
 
 /// The time range of a request: `from`/`to` (RFC 3339; `to` defaults to now), or a named
@@ -574,7 +593,8 @@ async fn get_promotions(
     // Rows without a promotion are not a promotion: neither a group nor part of the totals
     // (which would otherwise count every order, buyer and amount of the range).
     spec.filters.promoted = true;
-    let result = state.engine.read_ignoring_poison().query(&spec)?;
+    let long = walks_session_trails(&spec);
+    let result = read_engine(&state, long, move |engine| engine.query(&spec)).await??;
     Ok(Json(result).into_response())
 }
 
@@ -684,7 +704,10 @@ async fn get_funnel(
         device: device(params.device.as_deref())?,
         ..RealtimeFilter::default()
     };
-    let result = state.engine.read_ignoring_poison().funnel(&spec, split, &filter, limit)?;
+    // Funnels walk every kept session trail: a long read.
+    let result =
+        read_engine(&state, true, move |engine| engine.funnel(&spec, split, &filter, limit))
+            .await??;
     Ok(Json(json!({
         "from": Timestamp(from).to_rfc3339(),
         "to": Timestamp(to).to_rfc3339(),
