@@ -124,6 +124,31 @@ async fn metrics_show_how_long_housekeeping_held_the_engine() {
     }
 }
 
+/// Seed 3's worker exported `active_sessions` beside `active_users`, and its alerts read it:
+/// the engine's live window exports both gauges.
+#[tokio::test]
+async fn metrics_export_active_sessions_beside_active_visitors() {
+    let test = TestApp::new();
+    let now = chrono::Utc::now().to_rfc3339();
+    for (user, session) in [("u1", "s1"), ("u1", "s2"), ("u2", "s3")] {
+        let body = format!(
+            r#"{{"event_type":"page_view","page_url":"/x","user_id":"{user}","session_id":"{session}","timestamp":"{now}"}}"#
+        );
+        assert_eq!(test.post_json("/ingest", &body).await.status, StatusCode::ACCEPTED);
+    }
+    let expected = ["storepulse_engine_active_sessions 3", "storepulse_engine_active_visitors 2"];
+    let started = std::time::Instant::now();
+    loop {
+        let text = String::from_utf8(test.get("/prometheus").await.bytes).unwrap();
+        if expected.iter().all(|series| text.lines().any(|line| line == *series)) {
+            assert!(text.contains("# HELP storepulse_engine_active_sessions "), "{text}");
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 10, "missing {expected:?} in\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_response_has_a_process_time_and_request_id() {
     let test = TestApp::new();
