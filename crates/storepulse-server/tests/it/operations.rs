@@ -387,6 +387,58 @@ async fn clients_are_rate_limited_per_key_with_standard_headers() {
     assert_eq!(test.get("/health").await.status, StatusCode::OK);
 }
 
+/// Seed 3 refused with FastAPI's `{"detail": "Rate limit exceeded"}`; the FastAPI seeds'
+/// paths keep that shape (and the headers), Storepulse's own paths keep `{"error": ...}`.
+#[tokio::test]
+async fn rate_limit_refusals_on_fastapi_seed_paths_have_a_detail_body() {
+    let test = TestApp::with_config(|config| {
+        config.rate_limit.enabled = true;
+        let one = storepulse_server::config::RateQuota { per_second: 1, burst: 1 };
+        config.rate_limit.ingest = one;
+        config.rate_limit.api = one;
+        config.rate_limit.ops = one;
+    });
+    let send = |method: &str, path: &str, key: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let refused = async |method: &str, path: &str| {
+        // A key per path: the classes' buckets are shared across their routes.
+        test.send(send(method, path, path)).await;
+        let limited = test.send(send(method, path, path)).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        let retry_after = limited.header("retry-after").unwrap().parse::<u64>().unwrap();
+        assert!(retry_after >= 1, "{path}");
+        assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"), "{path}");
+        assert_eq!(limited.header("x-ratelimit-limit"), Some("1"), "{path}");
+        (limited.json(), retry_after)
+    };
+    for (method, path) in [
+        ("POST", "/ingest"),
+        ("GET", "/users/active"),
+        ("GET", "/users/user_1/sessions"),
+        ("GET", "/metrics"),
+        ("POST", "/buy"),
+        ("GET", "/stats"),
+        ("GET", "/trending_products"),
+        ("POST", "/feedback"),
+        ("GET", "/healthz"),
+    ] {
+        let (body, retry_after) = refused(method, path).await;
+        let expected = format!("Rate limit exceeded: retry in {retry_after} s");
+        assert_eq!(body, serde_json::json!({ "detail": expected }), "{path}");
+    }
+    for (method, path) in [("POST", "/api/v1/events"), ("GET", "/prometheus"), ("GET", "/health")] {
+        let (body, _) = refused(method, path).await;
+        assert_eq!(body["error"]["code"], "rate_limited", "{path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn limits_are_published() {
     let test = TestApp::with_config(|config| config.ingest.limits.max_items = 42);
