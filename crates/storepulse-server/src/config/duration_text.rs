@@ -17,7 +17,7 @@ pub fn format(duration: Duration) -> String {
     if duration.is_zero() {
         return "0s".into();
     }
-    if duration.subsec_nanos() % 1_000_000 != 0 {
+    if !duration.subsec_nanos().is_multiple_of(1_000_000) {
         return humantime::format_duration(duration).to_string();
     }
     let millis = duration.as_millis();
@@ -28,8 +28,10 @@ pub fn format(duration: Duration) -> String {
         (1_000, "s", "s"),
         (1, "ms", "ms"),
     ];
-    let (size, one, many) =
-        UNITS.into_iter().find(|(size, ..)| millis % size == 0).unwrap_or((1, "ms", "ms"));
+    let (size, one, many) = UNITS
+        .into_iter()
+        .find(|(size, ..)| millis.is_multiple_of(*size))
+        .unwrap_or((1, "ms", "ms"));
     let count = millis / size;
     format!("{count}{}", if count == 1 { one } else { many })
 }
