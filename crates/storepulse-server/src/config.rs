@@ -19,6 +19,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use storepulse_model::Limits;
 
+mod duration_text;
+
 /// The commented default configuration, shipped in the binary.
 pub const EXAMPLE_CONFIG: &str = include_str!("../../../config/storepulse.example.toml");
 
@@ -70,15 +72,15 @@ pub struct HttpConfig {
     /// Largest request body, in bytes (after decompression).
     pub max_body_bytes: usize,
     /// Time allowed to receive the request headers.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub header_read_timeout: Duration,
     /// Time allowed for a whole request, body included.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub request_timeout: Duration,
     /// Peers whose forwarding headers (X-Forwarded-For, Forwarded, ...) are believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Time given to in-flight requests at shutdown.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub shutdown_grace: Duration,
 }
 
@@ -116,10 +118,10 @@ pub struct IngestConfig {
     /// Currency used for amounts that name none.
     pub default_currency: String,
     /// How far in the future an event's own time may be before it is distrusted.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub max_clock_skew: Duration,
     /// A retried event (same store and event_id) within this window is kept once.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub dedup_window: Duration,
     /// Most event ids remembered for de-duplication (bounds memory: ~40 bytes each).
     pub dedup_max_ids: usize,
@@ -166,11 +168,11 @@ pub enum FsyncMode {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub fsync: FsyncMode,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub fsync_interval: Duration,
     pub segment_bytes: u64,
     /// Delete sealed segments older than this (unset = keep forever).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub retention_max_age: Option<Duration>,
     /// Delete the oldest sealed segments while the log is larger than this.
     pub retention_max_bytes: Option<u64>,
@@ -193,29 +195,29 @@ impl Default for LogSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSettings {
     /// A visitor or session counts as active this long after its latest event.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub active_window: Duration,
     /// Page views and top pages of `/api/v1/realtime` cover this long.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub page_window: Duration,
     /// The live commerce figures (revenue, orders, carts) cover this long.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub commerce_window: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub minute_retention: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub hour_retention: Duration,
     /// Unset keeps daily rollups (and daily distinct sketches) forever.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub day_retention: Option<Duration>,
     /// How long a session's trail is kept for funnels after its last event.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub funnel_retention: Duration,
     /// How long an order is remembered so that a refund naming only its id is a full refund.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub order_memory: Duration,
     /// Write an engine snapshot this often (and always at shutdown); unset: only at shutdown.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub snapshot_interval: Option<Duration>,
 }
 
@@ -258,7 +260,7 @@ impl EngineSettings {
 pub struct DeadLetterConfig {
     /// Raw payloads are kept up to this many bytes.
     pub max_payload_bytes: usize,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub retention_max_age: Option<Duration>,
     pub retention_max_bytes: Option<u64>,
 }
@@ -595,7 +597,7 @@ impl Config {
             check(
                 value >= least,
                 key,
-                &format!("must be at least {}", humantime::format_duration(least)),
+                &format!("must be at least {}", duration_text::format(least)),
             )?;
         }
         check(

@@ -62,6 +62,7 @@ impl Maintenance {
                     metrics.engine_events_applied.set(stats.events_applied as i64);
                     metrics.engine_memory_bytes.set(stats.approx_memory_bytes as i64);
                     metrics.engine_active_visitors.set(stats.active_visitors_tracked as i64);
+                    metrics.engine_active_sessions.set(stats.active_sessions_tracked as i64);
                     if let Some(bytes) = crate::telemetry::resident_bytes() {
                         metrics.process_resident_bytes.set(bytes as i64);
                     }

@@ -87,6 +87,7 @@ pub struct Metrics {
     pub engine_events_applied: Gauge,
     pub engine_memory_bytes: Gauge,
     pub engine_active_visitors: Gauge,
+    pub engine_active_sessions: Gauge,
     pub engine_backlog: Gauge,
     pub engine_apply_duration: Family<AppliedByLabels, Histogram, fn() -> Histogram>,
     pub engine_housekeeping_duration: Family<HousekeepingLabels, Histogram, fn() -> Histogram>,
@@ -119,6 +120,7 @@ impl Metrics {
             engine_events_applied: Gauge::default(),
             engine_memory_bytes: Gauge::default(),
             engine_active_visitors: Gauge::default(),
+            engine_active_sessions: Gauge::default(),
             engine_backlog: Gauge::default(),
             engine_apply_duration: Family::new_with_constructor(latency_histogram),
             engine_housekeeping_duration: Family::new_with_constructor(latency_histogram),
@@ -205,6 +207,11 @@ impl Metrics {
             "engine_active_visitors",
             "Visitors tracked by the live window",
             metrics.engine_active_visitors.clone(),
+        );
+        registry.register(
+            "engine_active_sessions",
+            "Sessions tracked by the live window",
+            metrics.engine_active_sessions.clone(),
         );
         registry.register(
             "process_resident_bytes",

@@ -169,11 +169,43 @@ pub fn check(state: &AppState, request: &Request, ip: Option<IpAddr>) -> Option<
     Some(limiters.check(class, &key))
 }
 
-/// The 429 answer.
+/// Whether `path` is one of the FastAPI seeds' (3, 4 and 5) paths, whose clients read a 429 as
+/// FastAPI wrote it (`{"detail": ...}`) rather than as Storepulse's `{"error": ...}`.
+fn is_fastapi_seed_path(path: &str) -> bool {
+    let user_sessions = path
+        .strip_prefix("/users/")
+        .and_then(|rest| rest.strip_suffix("/sessions"))
+        .is_some_and(|user| !user.is_empty() && !user.contains('/'));
+    user_sessions
+        || matches!(
+            path,
+            "/ingest"
+                | "/users/active"
+                | "/metrics"
+                | "/buy"
+                | "/stats"
+                | "/trending_products"
+                | "/feedback"
+                | "/healthz"
+        )
+}
+
+/// The 429 answer: Storepulse's error body, or on the FastAPI seeds' paths seed 3's
+/// `{"detail": "Rate limit exceeded"}` with the wait added; `Retry-After` either way.
 pub fn refuse(state: &AppState, path: &str, decision: &Decision) -> Response {
     let class = RouteClass::of(path);
     state.metrics.rate_limited.get_or_create(&ClassLabels { class: class.name() }).inc();
-    ApiError::RateLimited { retry_after_seconds: decision.retry_after_seconds }.into_response()
+    let refusal = ApiError::RateLimited { retry_after_seconds: decision.retry_after_seconds };
+    if !is_fastapi_seed_path(path) {
+        return refusal.into_response();
+    }
+    let detail = format!("Rate limit exceeded: retry in {} s", decision.retry_after_seconds);
+    let mut response =
+        (refusal.status(), axum::Json(serde_json::json!({ "detail": detail }))).into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(decision.retry_after_seconds));
+    response
 }
 
 /// `X-RateLimit-Limit/Remaining/Reset`, on allowed and refused answers alike.
@@ -204,6 +236,27 @@ mod tests {
         for path in ["/feedback", "/stats", "/api/v1/query", "/"] {
             assert!(matches!(RouteClass::of(path), RouteClass::Api), "{path}");
         }
+    }
+
+    #[test]
+    fn fastapi_seed_paths_are_the_seeds_own() {
+        for path in [
+            "/ingest",
+            "/users/active",
+            "/users/u-1/sessions",
+            "/metrics",
+            "/buy",
+            "/stats",
+            "/trending_products",
+            "/feedback",
+            "/healthz",
+        ] {
+            assert!(is_fastapi_seed_path(path), "{path}");
+        }
+        for path in ["/api/v1/events", "/v1/track", "/health", "/prometheus", "/users//sessions"] {
+            assert!(!is_fastapi_seed_path(path), "{path}");
+        }
+        assert!(!is_fastapi_seed_path("/users/a/b/sessions"));
     }
 
     #[test]

@@ -22,6 +22,52 @@ fn config_print_shows_the_effective_configuration() {
     assert!(!ok, "a misspelt variable stops the program");
 }
 
+/// `config print` wrote 90 days as humantime's "2months 29days 2h 52m 48s": durations are
+/// printed as the example file and docs/operations.md write them, and read back the same.
+#[test]
+fn config_print_writes_durations_as_the_example_file_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let (ok, out) = run_cli(&["config", "print", "--data-dir", data_dir], &[]);
+    assert!(ok);
+    let printed: toml::Value = toml::from_str(&out).expect("TOML");
+    let example: toml::Value =
+        toml::from_str(storepulse_server::config::EXAMPLE_CONFIG).expect("TOML");
+    // Every string the example file sets (durations among them) is printed as written there.
+    let mut compared = 0;
+    for (section, table) in example.as_table().unwrap() {
+        let Some(table) = table.as_table() else { continue };
+        for (key, value) in table {
+            if let Some(text) = value.as_str() {
+                assert_eq!(printed[section][key].as_str(), Some(text), "{section}.{key}\n{out}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 15, "{compared}");
+    for (key, text) in [("hour_retention", "90days"), ("order_memory", "180days")] {
+        assert_eq!(printed["engine"][key].as_str(), Some(text), "{out}");
+    }
+    assert!(!out.contains("month"), "{out}");
+
+    let file = dir.path().join("storepulse.toml");
+    std::fs::write(
+        &file,
+        "[log]\nretention_max_age = \"400days\"\n[ingest]\ndedup_window = \"1day 2h\"\n",
+    )
+    .unwrap();
+    let (ok, out) = run_cli(&["config", "print", "--config", file.to_str().unwrap()], &[]);
+    assert!(ok);
+    let printed: toml::Value = toml::from_str(&out).expect("TOML");
+    assert_eq!(printed["log"]["retention_max_age"].as_str(), Some("400days"), "{out}");
+    assert_eq!(printed["ingest"]["dedup_window"].as_str(), Some("26h"), "{out}");
+    // What was printed is a configuration that loads to the same values.
+    std::fs::write(&file, &out).unwrap();
+    let (ok, again) = run_cli(&["config", "print", "--config", file.to_str().unwrap()], &[]);
+    assert!(ok);
+    assert_eq!(again, out);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_then_verify_inspect_and_replay_offline() {
     let dir = tempfile::tempdir().unwrap();

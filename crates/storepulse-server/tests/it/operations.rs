@@ -124,6 +124,31 @@ async fn metrics_show_how_long_housekeeping_held_the_engine() {
     }
 }
 
+/// Seed 3's worker exported `active_sessions` beside `active_users`, and its alerts read it:
+/// the engine's live window exports both gauges.
+#[tokio::test]
+async fn metrics_export_active_sessions_beside_active_visitors() {
+    let test = TestApp::new();
+    let now = chrono::Utc::now().to_rfc3339();
+    for (user, session) in [("u1", "s1"), ("u1", "s2"), ("u2", "s3")] {
+        let body = format!(
+            r#"{{"event_type":"page_view","page_url":"/x","user_id":"{user}","session_id":"{session}","timestamp":"{now}"}}"#
+        );
+        assert_eq!(test.post_json("/ingest", &body).await.status, StatusCode::ACCEPTED);
+    }
+    let expected = ["storepulse_engine_active_sessions 3", "storepulse_engine_active_visitors 2"];
+    let started = std::time::Instant::now();
+    loop {
+        let text = String::from_utf8(test.get("/prometheus").await.bytes).unwrap();
+        if expected.iter().all(|series| text.lines().any(|line| line == *series)) {
+            assert!(text.contains("# HELP storepulse_engine_active_sessions "), "{text}");
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 10, "missing {expected:?} in\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_response_has_a_process_time_and_request_id() {
     let test = TestApp::new();
@@ -360,6 +385,58 @@ async fn clients_are_rate_limited_per_key_with_standard_headers() {
     // Another API key has its own budget; health checks have theirs.
     assert_eq!(test.send(send(Some("vu-1"))).await.status, StatusCode::OK);
     assert_eq!(test.get("/health").await.status, StatusCode::OK);
+}
+
+/// Seed 3 refused with FastAPI's `{"detail": "Rate limit exceeded"}`; the FastAPI seeds'
+/// paths keep that shape (and the headers), Storepulse's own paths keep `{"error": ...}`.
+#[tokio::test]
+async fn rate_limit_refusals_on_fastapi_seed_paths_have_a_detail_body() {
+    let test = TestApp::with_config(|config| {
+        config.rate_limit.enabled = true;
+        let one = storepulse_server::config::RateQuota { per_second: 1, burst: 1 };
+        config.rate_limit.ingest = one;
+        config.rate_limit.api = one;
+        config.rate_limit.ops = one;
+    });
+    let send = |method: &str, path: &str, key: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let refused = async |method: &str, path: &str| {
+        // A key per path: the classes' buckets are shared across their routes.
+        test.send(send(method, path, path)).await;
+        let limited = test.send(send(method, path, path)).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        let retry_after = limited.header("retry-after").unwrap().parse::<u64>().unwrap();
+        assert!(retry_after >= 1, "{path}");
+        assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"), "{path}");
+        assert_eq!(limited.header("x-ratelimit-limit"), Some("1"), "{path}");
+        (limited.json(), retry_after)
+    };
+    for (method, path) in [
+        ("POST", "/ingest"),
+        ("GET", "/users/active"),
+        ("GET", "/users/user_1/sessions"),
+        ("GET", "/metrics"),
+        ("POST", "/buy"),
+        ("GET", "/stats"),
+        ("GET", "/trending_products"),
+        ("POST", "/feedback"),
+        ("GET", "/healthz"),
+    ] {
+        let (body, retry_after) = refused(method, path).await;
+        let expected = format!("Rate limit exceeded: retry in {retry_after} s");
+        assert_eq!(body, serde_json::json!({ "detail": expected }), "{path}");
+    }
+    for (method, path) in [("POST", "/api/v1/events"), ("GET", "/prometheus"), ("GET", "/health")] {
+        let (body, _) = refused(method, path).await;
+        assert_eq!(body["error"]["code"], "rate_limited", "{path}: {body}");
+    }
 }
 
 #[tokio::test]
