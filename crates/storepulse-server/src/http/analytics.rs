@@ -397,22 +397,23 @@ async fn run_query(state: &AppState, params: &QueryParams) -> Result<Response, A
     Ok(Json(result).into_response())
 }
 
-/// Runs `read` on the engine. A read that walks every kept session trail (about a second at a
-/// million events a day) runs as a long read (see [`crate::shared_engine`]: the applier sets
-/// acknowledged events aside instead of waiting for it) on a blocking thread (not holding up
-/// one of the runtime's few workers); any other read takes milliseconds and runs in place.
+/// Runs a query's `read` on the engine, on a blocking thread: a query over days of a big shop
+/// can take a second (distinct counts merge each day's sketches), and on a runtime worker it
+/// held up every other request that worker had (two at once stalled the whole server on two
+/// cores). One that walks every kept session trail (`long`) also runs as a long read (see
+/// [`crate::shared_engine`]): the applier sets acknowledged events aside at once instead of
+/// waiting for it.
 pub(super) async fn read_engine<R: Send + 'static>(
     state: &AppState,
     long: bool,
     read: impl FnOnce(&Engine) -> R + Send + 'static,
 ) -> Result<R, ApiError> {
-    if !long {
-        return Ok(read(&state.engine.read_ignoring_poison()));
-    }
     let engine = state.engine.clone();
-    tokio::task::spawn_blocking(move || engine.long_read(read))
-        .await
-        .map_err(|error| ApiError::Internal(format!("engine read failed: {error}")))
+    tokio::task::spawn_blocking(move || {
+        if long { engine.long_read(read) } else { read(&engine.read_ignoring_poison()) }
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("engine read failed: {error}")))
 }
 
 /// The time range of a request: `from`/`to` (RFC 3339; `to` defaults to now), or a named
@@ -593,6 +594,11 @@ async fn get_promotions(
     // Rows without a promotion are not a promotion: neither a group nor part of the totals
     // (which would otherwise count every order, buyer and amount of the range).
     spec.filters.promoted = true;
+    // Every promotion unless fewer are asked for: the totals count them all, and a report cut
+    // at the query's default 100 left sellers out of groups that no longer added up to them.
+    if params.limit.is_none() {
+        spec.limit = MAX_GROUPS;
+    }
     let long = walks_session_trails(&spec);
     let result = read_engine(&state, long, move |engine| engine.query(&spec)).await??;
     Ok(Json(result).into_response())

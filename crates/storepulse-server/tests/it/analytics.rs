@@ -882,3 +882,27 @@ async fn an_empty_metric_name_and_a_bad_time_are_refused_saying_what_was_sent() 
     let reason = error["details"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("must be a time") && reason.ends_with(r#"got "soon""#), "{reason}");
 }
+
+/// The promotions report listed 100 promotions (the query's default limit) under totals that
+/// counted them all: with 300 promotions the groups summed to a third of the orders and the
+/// best seller could be missing. It lists every promotion unless `limit` asks for fewer.
+#[tokio::test]
+async fn the_promotions_report_lists_every_promotion() {
+    let test = TestApp::new();
+    let now = now_ms();
+    let events: Vec<serde_json::Value> = (0..150)
+        .map(|n| {
+            json!({"type": "purchase", "timestamp": at(now - 60_000), "user_id": format!("u{n}"),
+                   "promotion": {"id": format!("promo-{n}")},
+                   "order": {"id": format!("o{n}")}, "items": [{"id": "p", "price": "1.00"}]})
+        })
+        .collect();
+    let sent =
+        test.post_json("/api/v1/events", &serde_json::Value::Array(events).to_string()).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let report = test.get("/api/v1/promotions?range=last_24_hours").await.json();
+    assert_eq!(report["groups"].as_array().unwrap().len(), 150);
+    assert_eq!(report["totals"]["orders"], 150);
+    let fewer = test.get("/api/v1/promotions?range=last_24_hours&limit=10").await.json();
+    assert_eq!(fewer["groups"].as_array().unwrap().len(), 10);
+}
