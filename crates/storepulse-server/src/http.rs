@@ -241,7 +241,15 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         let decision = rate_limit::check(&state, &request, ip);
         let mut response = match &decision {
             Some(decision) if !decision.allowed => {
-                rate_limit::refuse(&state, request.uri().path(), decision)
+                let mut refusal = rate_limit::refuse(&state, request.uri().path(), decision);
+                // Refused before its body was read, the connection cannot carry another
+                // request (the server closes it): say so, or a client reuses it and fails.
+                if has_body(&request) {
+                    refusal
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                refusal
             }
             _ => next.run(request).await,
         };
@@ -361,6 +369,16 @@ fn refuse_untrusted_host(state: &AppState, request: &Request) -> Option<Response
         return None;
     }
     refuse(format!("host {host:?} is not served here; see http.allowed_hosts"))
+}
+
+/// Whether a request says it carries a body.
+fn has_body(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok())
+            .is_some_and(|length| length.trim() != "0")
 }
 
 /// Whether a route changes what the server keeps (the weight registry, imported trends, a

@@ -382,6 +382,17 @@ async fn clients_are_rate_limited_per_key_with_standard_headers() {
     assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
     assert_eq!(limited.json()["error"]["code"], "rate_limited");
+    assert_eq!(limited.header("connection"), None, "no body sent (as this test sends it)");
+    // Refused before its body is read, a connection cannot be reused: the answer says so.
+    let body = r#"{"type":"search","query":"a"}"#;
+    let with_body = post("/api/v1/events")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(Body::from(body))
+        .unwrap();
+    let refused = test.send(with_body).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.header("connection"), Some("close"));
     // Another API key has its own budget; health checks have theirs.
     assert_eq!(test.send(send(Some("vu-1"))).await.status, StatusCode::OK);
     assert_eq!(test.get("/health").await.status, StatusCode::OK);
