@@ -47,6 +47,19 @@ impl EngineCell {
         read(&self.lock.read_ignoring_poison())
     }
 
+    /// Write access if the engine is free right now (no long read, no reader): for a writer
+    /// that has somewhere to put events meanwhile without waiting (see the applier).
+    pub fn write_if_free(&self) -> Option<RwLockWriteGuard<'_, Engine>> {
+        if self.long_reads.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        match self.lock.try_write() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Write access for applying events, or `None` while a long read runs or other readers
     /// hold the engine past [`WRITER_PATIENCE`]: most queries take well under it, so a client
     /// still reads its own writes; one that takes longer (a distinct count over days of a big
@@ -108,6 +121,16 @@ mod tests {
         let cell = EngineCell::new(Engine::new(EngineConfig::default()));
         cell.long_read(|_| assert!(cell.write_unless_snapshotting().is_none()));
         assert!(cell.write_unless_snapshotting().is_some());
+    }
+
+    #[test]
+    fn write_if_free_does_not_wait_for_any_reader() {
+        let cell = EngineCell::new(Engine::new(EngineConfig::default()));
+        assert!(cell.write_if_free().is_some());
+        let reader = cell.read_ignoring_poison();
+        assert!(cell.write_if_free().is_none());
+        drop(reader);
+        cell.long_read(|_| assert!(cell.write_if_free().is_none()));
     }
 
     #[test]

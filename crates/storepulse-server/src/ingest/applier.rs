@@ -137,9 +137,11 @@ impl ApplierHandle {
     /// applier idle (nothing applied earlier can then still be waiting), else on the applier,
     /// waiting while it is a group behind (see [`PIPELINE_DEPTH`]).
     pub fn apply_and_answer(&self, group: CommittedGroup) {
+        // Only when the engine is free right now: the applier waits for readers (a little)
+        // and sets events aside, so waiting here too would double that wait.
         if self.idleness.idle()
             && group.stored_events().count() <= INLINE_MAX_EVENTS
-            && let Some(mut engine) = self.engine.write_unless_snapshotting()
+            && let Some(mut engine) = self.engine.write_if_free()
         {
             let applied = group.apply_and_answer(&mut engine, &self.metrics, "writer");
             drop(engine);
@@ -185,7 +187,7 @@ impl Backlog {
         if self.events.is_empty() {
             return;
         }
-        if let Some(mut engine) = engine.write_unless_snapshotting() {
+        if let Some(mut engine) = engine.write_if_free() {
             self.apply(&mut engine, metrics);
         }
     }
@@ -240,9 +242,13 @@ fn apply_group(
     engine: &SharedEngine,
     metrics: &Metrics,
 ) {
-    // A backlog that has grown to its cap waits for the snapshot instead: memory stays bounded.
-    let free = if backlog.events.len() < MAX_BACKLOG {
+    // Behind a backlog, the group joins it at once if the engine is busy (the events set
+    // aside are waiting for the same reader); a backlog that has grown to its cap waits for
+    // the engine instead: memory stays bounded.
+    let free = if backlog.events.is_empty() {
         engine.write_unless_snapshotting()
+    } else if backlog.events.len() < MAX_BACKLOG {
+        engine.write_if_free()
     } else {
         Some(engine.write_ignoring_poison())
     };
