@@ -48,7 +48,7 @@ impl Maintenance {
                     let now = Timestamp(now_unix_ms());
                     // Skipped while a snapshot is encoded: waiting for the write lock then would
                     // also hold up every query behind this thread.
-                    if let Some(mut engine) = engine.write_unless_snapshotting() {
+                    if let Some(mut engine) = engine.write_unless_busy() {
                         let started = Instant::now();
                         engine.prune_live(now);
                         held_for(&metrics, "live", started);

@@ -19,7 +19,7 @@ use storepulse_engine::Engine;
 use crate::sync::RwLockExt;
 
 /// How long the writer waits for readers before it sets events aside (see
-/// [`EngineCell::write_unless_snapshotting`]).
+/// [`EngineCell::write_unless_busy`]).
 const WRITER_PATIENCE: Duration = Duration::from_millis(50);
 
 pub struct EngineCell {
@@ -65,7 +65,7 @@ impl EngineCell {
     /// still reads its own writes; one that takes longer (a distinct count over days of a big
     /// shop's sketches can take a second) no longer holds up every acknowledgement, since the
     /// applier sets the events aside and applies them once the engine is free.
-    pub fn write_unless_snapshotting(&self) -> Option<RwLockWriteGuard<'_, Engine>> {
+    pub fn write_unless_busy(&self) -> Option<RwLockWriteGuard<'_, Engine>> {
         let give_up = std::time::Instant::now() + WRITER_PATIENCE;
         loop {
             if self.long_reads.load(Ordering::Acquire) > 0 {
@@ -108,19 +108,19 @@ mod tests {
     #[test]
     fn the_writer_does_not_wait_for_a_snapshot() {
         let cell = EngineCell::new(Engine::new(EngineConfig::default()));
-        assert!(cell.write_unless_snapshotting().is_some());
+        assert!(cell.write_unless_busy().is_some());
         cell.snapshot(|_| {
             // Inside the encode: the writer is told to keep its events aside.
-            assert!(cell.write_unless_snapshotting().is_none());
+            assert!(cell.write_unless_busy().is_none());
         });
-        assert!(cell.write_unless_snapshotting().is_some());
+        assert!(cell.write_unless_busy().is_some());
     }
 
     #[test]
     fn the_writer_does_not_wait_for_a_long_query() {
         let cell = EngineCell::new(Engine::new(EngineConfig::default()));
-        cell.long_read(|_| assert!(cell.write_unless_snapshotting().is_none()));
-        assert!(cell.write_unless_snapshotting().is_some());
+        cell.long_read(|_| assert!(cell.write_unless_busy().is_none()));
+        assert!(cell.write_unless_busy().is_some());
     }
 
     #[test]
@@ -138,8 +138,8 @@ mod tests {
         let cell = EngineCell::new(Engine::new(EngineConfig::default()));
         let reader = cell.read_ignoring_poison();
         // Before, the writer waited for as long as the reader read: here, for ever.
-        assert!(cell.write_unless_snapshotting().is_none());
+        assert!(cell.write_unless_busy().is_none());
         drop(reader);
-        assert!(cell.write_unless_snapshotting().is_some());
+        assert!(cell.write_unless_busy().is_some());
     }
 }

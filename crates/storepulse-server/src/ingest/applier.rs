@@ -246,7 +246,7 @@ fn apply_group(
     // aside are waiting for the same reader); a backlog that has grown to its cap waits for
     // the engine instead: memory stays bounded.
     let free = if backlog.events.is_empty() {
-        engine.write_unless_snapshotting()
+        engine.write_unless_busy()
     } else if backlog.events.len() < MAX_BACKLOG {
         engine.write_if_free()
     } else {
