@@ -9,7 +9,7 @@
 //! buckets are dropped by retention (folded first): minutes after two days, hours after 90
 //! days by default. A scan covers a range with the coarsest buckets that fit
 //! inside it, are folded and still exist, and finer ones at the edges. Hour and day buckets
-//! are sealed once complete (their rows in one sorted vector, see [`crate::bucket`]), which is
+//! are sealed once complete (their rows in one vector sized exactly, see [`crate::bucket`]), which is
 //! where most of the rows live.
 
 use std::collections::VecDeque;
@@ -240,9 +240,8 @@ impl Rollups {
                 bucket.add_bucket(rows);
             }
         }
-        // Minutes are kept two days and their buckets are small: sealing them would cost a sort
-        // every minute for little memory, so only hours and days are sealed. An hour is sealed
-        // before it is folded into its day, which then reads its rows in key order.
+        // Minutes are kept two days and their buckets are small: sealing them would copy every
+        // minute's rows for little memory, so only hours and days are sealed.
         self.hours.seal_before(limit);
         let ends_by = |end: i64| move |(start, _): &(i64, Bucket)| *start + HOUR_MS <= end;
         let first = self.hours.buckets.partition_point(ends_by(self.folded_until));
