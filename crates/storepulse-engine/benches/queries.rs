@@ -119,6 +119,7 @@ fn query(c: &mut Criterion) {
         limit: 100,
         currency: Currency::USD,
         compare: false,
+        previous: None,
     };
     engine.prune(Timestamp(NOW));
     let result = engine.query(&spec).expect("valid query");

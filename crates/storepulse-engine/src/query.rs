@@ -288,8 +288,12 @@ pub struct QuerySpec {
     pub limit: usize,
     /// Money metrics count only amounts in this currency.
     pub currency: Currency,
-    /// Also compute the previous period of equal length, growth and trend.
+    /// Also compute the previous period, growth and trend.
     pub compare: bool,
+    /// The previous period to compare with (`[from, to)`), when it is not the one of equal
+    /// length just before: a calendar range's calendar period before (`last_month` against
+    /// the month before it, whatever their lengths). `None`: the equal period before.
+    pub previous: Option<(Timestamp, Timestamp)>,
 }
 
 pub const MAX_GROUPS: usize = 10_000;

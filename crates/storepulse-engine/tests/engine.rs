@@ -161,7 +161,45 @@ fn spec(metrics: &[Metric], from: i64, to: i64) -> QuerySpec {
         limit: 100,
         currency: Currency::USD,
         compare: false,
+        previous: None,
     }
+}
+
+/// A calendar range compares with the period the caller names (`last_month` against the
+/// whole month before, `today` against yesterday until the same time), not the equal period
+/// just before: that read October 2–31 for November, and yesterday's last hours for today.
+#[test]
+fn a_named_previous_period_is_read_as_named() {
+    let lamp = json!([{"id": "lamp", "price": "10.00", "quantity": 1}]);
+    let engine = engine_with(&[
+        purchase(DAY0 + HOUR, "early", "main", lamp.clone(), json!({})),
+        purchase(DAY0 + DAY + 15 * HOUR, "evening", "main", lamp.clone(), json!({})),
+        purchase(DAY0 + 2 * DAY + HOUR, "now", "main", lamp, json!({})),
+    ]);
+    // "Last month": one day, compared with the two days before it.
+    let mut month = spec(&[Metric::GrossRevenue, Metric::Orders], DAY0 + 2 * DAY, DAY0 + 3 * DAY);
+    month.compare = true;
+    month.previous = Some((Timestamp(DAY0), Timestamp(DAY0 + 2 * DAY)));
+    let previous = engine.query(&month).unwrap().previous.unwrap();
+    assert_eq!((previous.from.as_str(), previous.to.as_str()), (&*at(DAY0), &*at(DAY0 + 2 * DAY)));
+    assert_eq!(previous.covered_from, at(DAY0));
+    assert_eq!(previous.covered_to, at(DAY0 + 2 * DAY));
+    assert_eq!(previous.totals["orders"], Value::Count(2));
+    assert_eq!(previous.totals["gross_revenue"], money("20.00"));
+    assert_eq!(previous.growth_percent["orders"], Some(-50.0));
+    // "Today" until 10:00, against yesterday until 10:00 (not yesterday 14:00–24:00).
+    let mut today = spec(&[Metric::Orders], DAY0 + 2 * DAY, DAY0 + 2 * DAY + 10 * HOUR);
+    today.compare = true;
+    today.previous = Some((Timestamp(DAY0 + DAY), Timestamp(DAY0 + DAY + 10 * HOUR)));
+    let previous = engine.query(&today).unwrap().previous.unwrap();
+    assert_eq!(previous.covered_from, at(DAY0 + DAY));
+    assert_eq!(previous.covered_to, at(DAY0 + DAY + 10 * HOUR));
+    assert_eq!(previous.totals["orders"], Value::Count(0));
+    // Without a named period, the equal period before, as ever.
+    today.previous = None;
+    let previous = engine.query(&today).unwrap().previous.unwrap();
+    assert_eq!(previous.covered_from, at(DAY0 + DAY + 14 * HOUR));
+    assert_eq!(previous.totals["orders"], Value::Count(1));
 }
 
 fn money(text: &str) -> Value {

@@ -52,6 +52,7 @@ fn answers(engine: &Engine) -> serde_json::Value {
         limit: 100,
         currency: Currency::USD,
         compare: true,
+        previous: None,
     };
     let kpis = query(
         vec![

@@ -424,5 +424,6 @@ fn issue_query(now: Timestamp) -> QuerySpec {
         limit: 100,
         currency: Currency::USD,
         compare: false,
+        previous: None,
     }
 }

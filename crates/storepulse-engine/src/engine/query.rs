@@ -51,9 +51,10 @@ impl QueryResult {
 pub struct Comparison {
     pub from: String,
     pub to: String,
-    /// The span the previous period's rollup measures cover: as long as the current one's
-    /// and ending where it starts, so that no bucket counts in both (see
-    /// [`crate::rollup::period_before`]).
+    /// The span the previous period's rollup measures cover. For the equal period before
+    /// (no [`QuerySpec::previous`]): as long as the current one's and ending where it
+    /// starts, so that no bucket counts in both (see [`crate::rollup::period_before`]). For a
+    /// named previous period: that period widened to the whole buckets read.
     pub covered_from: String,
     pub covered_to: String,
     /// As in [`QueryResult`]: the whole days the previous period's distinct metrics count
@@ -235,17 +236,23 @@ impl Engine {
             ));
         }
         // Session metrics by product or below a day come from the session trails, exactly.
+        // The period compared with: the one the caller names (a calendar period), else the
+        // equal one just before.
+        let previous_period = spec.compare.then(|| match spec.previous {
+            Some((previous_from, previous_to)) => (previous_from.0, previous_to.0),
+            None => (from - (to - from), from),
+        });
         let trails = sessions::from_trails(spec, width);
         if trails {
             self.check_trail_query(spec, from)?;
-            if spec.compare {
-                self.check_trail_query(spec, from - (to - from))?;
+            if let Some((previous_from, _)) = previous_period {
+                self.check_trail_query(spec, previous_from)?;
             }
         } else if spec.metrics.contains(&Metric::AbandonedCartValue) {
             const WHY: &str = "abandoned_cart_value is counted from the sessions' carts";
             self.check_trails_cover(from, "from", WHY)?;
-            if spec.compare {
-                self.check_trails_cover(from - (to - from), "compare", WHY)?;
+            if let Some((previous_from, _)) = previous_period {
+                self.check_trails_cover(previous_from, "compare", WHY)?;
             }
         }
         let currency = currency_bytes(spec.currency);
@@ -374,20 +381,25 @@ impl Engine {
                 .collect();
             result.groups = Some(groups);
         }
-        if spec.compare {
-            let length = to - from;
-            let rollup_span = period_before(covered);
+        if let Some((previous_from, previous_to)) = previous_period {
+            // A named period is read as named: it starts at midnight, a bucket edge at every
+            // resolution, and ends at or before the current one starts. The equal period
+            // before an arbitrary range ends where the current one's buckets start instead.
+            let rollup_span = match spec.previous {
+                Some(_) => (previous_from, previous_to),
+                None => period_before(covered),
+            };
             let (previous, previous_covered) =
-                self.sum_filtered((from - length, from), rollup_span, spec);
+                self.sum_filtered((previous_from, previous_to), rollup_span, spec);
             let sketched = distinct && !trails;
             // A range within one day (not from midnight) counts the same whole day as the
             // period before it: the sketches cannot tell the two apart.
             let (current_days, previous_days) =
-                (sketch_days(from, to), sketch_days(from - length, from));
+                (sketch_days(from, to), sketch_days(previous_from, previous_to));
             let days_shared = sketched && current_days.1 <= previous_days.1;
             result.previous = Some(Comparison {
-                from: Timestamp(from - length).to_rfc3339(),
-                to: spec.from.to_rfc3339(),
+                from: Timestamp(previous_from).to_rfc3339(),
+                to: Timestamp(previous_to).to_rfc3339(),
                 covered_from: Timestamp(previous_covered.0).to_rfc3339(),
                 covered_to: Timestamp(previous_covered.1).to_rfc3339(),
                 distinct_covered_from: sketched.then(|| rfc3339(previous_days.0)),
@@ -938,6 +950,7 @@ mod tests {
             limit: 100,
             currency: Currency::USD,
             compare: false,
+            previous: None,
         };
         let error = engine.query(&spec).err().map(|error| error.to_string()).unwrap_or_default();
         assert!(error.starts_with("granularity: 129600 points;"), "{error}");

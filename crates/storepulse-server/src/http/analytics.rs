@@ -476,11 +476,6 @@ const DAY_MS: i64 = 86_400_000;
 /// periods (seed 2 fell back to 7 days).
 fn named_range(name: &str, now: i64) -> Result<(i64, i64), ApiError> {
     let midnight = now.div_euclid(DAY_MS) * DAY_MS;
-    let month_start = |time: i64| -> i64 {
-        let date = chrono::DateTime::from_timestamp_millis(time).unwrap_or_default().date_naive();
-        let first = date.with_day0(0).unwrap_or(date);
-        first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis()
-    };
     // A calendar period in progress ends now, and holds at least the millisecond now is in:
     // at exactly midnight `today` is that millisecond, not an empty range refused as one.
     let until_now = |start: i64| (start, now.max(start + 1));
@@ -513,6 +508,47 @@ fn named_range(name: &str, now: i64) -> Result<(i64, i64), ApiError> {
             ));
         }
     })
+}
+
+/// The first millisecond of the UTC month holding `time`.
+fn month_start(time: i64) -> i64 {
+    let date = chrono::DateTime::from_timestamp_millis(time).unwrap_or_default().date_naive();
+    let first = date.with_day0(0).unwrap_or(date);
+    first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis()
+}
+
+/// The period a calendar range (`name`, now `[from, to)`) is compared with, as shops'
+/// analytics compare them (Shopify's default is today against yesterday): the calendar
+/// period before, and for one in progress the same part of it. `today` → yesterday until
+/// the same time of day; `yesterday` → the day before; `this_month` → the month before until
+/// the same day and time (its whole self when it is shorter: March 31 against all of
+/// February); `last_month` → the whole month before (October's 31 days against November's
+/// 30); `this_year` → the year before until the same date and time (February 29 against all
+/// of February). `None` for rolling ranges, compared with the equal period before.
+fn calendar_previous(name: &str, (from, to): (i64, i64)) -> Option<(i64, i64)> {
+    match name {
+        "today" => Some((from - DAY_MS, to - DAY_MS)),
+        "yesterday" => Some((from - DAY_MS, from)),
+        "this_month" => {
+            let start = month_start(from - 1);
+            Some((start, (start + (to - from)).min(from)))
+        }
+        "last_month" => Some((month_start(from - 1), from)),
+        "this_year" => {
+            let start = chrono::DateTime::from_timestamp_millis(from)?.date_naive();
+            let start = start.with_year(start.year() - 1)?.and_hms_opt(0, 0, 0)?.and_utc();
+            let end = chrono::DateTime::from_timestamp_millis(to)?;
+            let same_time_last_year = end.with_year(end.year() - 1).unwrap_or_else(|| {
+                // February 29: the whole of February the year before.
+                let march = chrono::NaiveDate::from_ymd_opt(end.year() - 1, 3, 1)
+                    .and_then(|day| day.and_hms_opt(0, 0, 0))
+                    .map(|time| time.and_utc());
+                march.unwrap_or(start)
+            });
+            Some((start.timestamp_millis(), same_time_last_year.timestamp_millis().min(from)))
+        }
+        _ => None,
+    }
 }
 
 fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QuerySpec, ApiError> {
@@ -573,6 +609,11 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
         limit: group_limit(params.limit.as_deref(), 100)?,
         currency: currency(state, params.currency.as_deref())?,
         compare: params.compare.unwrap_or(false),
+        previous: params
+            .range
+            .as_deref()
+            .and_then(|name| calendar_previous(name, (from, to)))
+            .map(|(from, to)| (Timestamp(from), Timestamp(to))),
     })
 }
 
@@ -741,5 +782,44 @@ mod tests {
         let later = new_year + 5 * DAY_MS + 1_234;
         assert_eq!(named_range("today", later).ok(), Some((new_year + 5 * DAY_MS, later)));
         assert_eq!(named_range("this_month", later).ok(), Some((new_year, later)));
+    }
+
+    fn at(text: &str) -> i64 {
+        parse_timestamp_text(text).map(|time| time.0).expect("a time")
+    }
+
+    /// `last_month` with `compare=true` was compared with the equal 30 days before November
+    /// (October 2–31), not October; `today` at 10:00 with yesterday's last 10 hours.
+    #[test]
+    fn calendar_ranges_compare_with_the_calendar_period_before() {
+        let now = at("2026-12-07T10:30:00Z");
+        let previous = |name: &str| {
+            let current = named_range(name, now).expect("a range");
+            calendar_previous(name, current)
+        };
+        let expect = |from: &str, to: &str| Some((at(from), at(to)));
+        assert_eq!(previous("last_month"), expect("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z"));
+        assert_eq!(previous("this_month"), expect("2026-11-01T00:00:00Z", "2026-11-07T10:30:00Z"));
+        assert_eq!(previous("today"), expect("2026-12-06T00:00:00Z", "2026-12-06T10:30:00Z"));
+        assert_eq!(previous("yesterday"), expect("2026-12-05T00:00:00Z", "2026-12-06T00:00:00Z"));
+        assert_eq!(previous("this_year"), expect("2025-01-01T00:00:00Z", "2025-12-07T10:30:00Z"));
+        for rolling in ["last_hour", "last_24_hours", "last_7_days", "last_30_days", "last_90_days"]
+        {
+            assert_eq!(previous(rolling), None, "{rolling}");
+        }
+        // A month to date longer than the month before is compared with all of that month,
+        // and February 29 with all of February the year before.
+        let march_31 = at("2027-03-31T12:00:00Z");
+        let this_month = named_range("this_month", march_31).expect("a range");
+        assert_eq!(
+            calendar_previous("this_month", this_month),
+            Some((at("2027-02-01T00:00:00Z"), at("2027-03-01T00:00:00Z")))
+        );
+        let leap_day = at("2028-02-29T12:00:00Z");
+        let this_year = named_range("this_year", leap_day).expect("a range");
+        assert_eq!(
+            calendar_previous("this_year", this_year),
+            Some((at("2027-01-01T00:00:00Z"), at("2027-03-01T00:00:00Z")))
+        );
     }
 }

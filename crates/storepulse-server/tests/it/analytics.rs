@@ -162,6 +162,50 @@ async fn the_query_api_answers_kpis_groups_and_names_bad_parameters() {
     }
 }
 
+/// `range=last_month&compare=true` compared November with the equal 30 days before it
+/// (October 2–31) and `today` with yesterday's last hours; calendar ranges now compare with
+/// the calendar period before (the month before, yesterday until the same time of day).
+#[tokio::test]
+async fn calendar_ranges_compare_with_the_calendar_period_before() {
+    use chrono::Datelike as _;
+    let test = TestApp::new();
+    let previous_of = |range: &'static str| {
+        let test = &test;
+        async move {
+            let response =
+                test.get(&format!("/api/v1/query?metrics=orders&range={range}&compare=true")).await;
+            assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+            response.json()["previous"].clone()
+        }
+    };
+    let now = now_ms();
+    let today = previous_of("today").await;
+    let midnight = now_ms().div_euclid(86_400_000) * 86_400_000;
+    // Unless midnight passed between the two clock readings.
+    if now.div_euclid(86_400_000) * 86_400_000 == midnight {
+        assert_eq!(today["from"], json!(at(midnight - 86_400_000)));
+        assert_eq!(today["covered_from"], json!(at(midnight - 86_400_000)));
+        let to =
+            storepulse_model::time::parse_timestamp_text(today["to"].as_str().unwrap()).unwrap().0;
+        assert!(to > midnight - 86_400_000 && to <= now_ms() - 86_400_000, "{today}");
+    }
+    let last_month = previous_of("last_month").await;
+    let this_month = chrono::Utc::now().date_naive().with_day(1).unwrap();
+    let month_before = |first: chrono::NaiveDate| {
+        let last_day = first.pred_opt().unwrap();
+        last_day.with_day(1).unwrap()
+    };
+    let (from, to) = (month_before(month_before(this_month)), month_before(this_month));
+    let midnight_of =
+        |day: chrono::NaiveDate| at(day.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis());
+    if chrono::Utc::now().date_naive().with_day(1).unwrap() == this_month {
+        assert_eq!(last_month["from"], json!(midnight_of(from)));
+        assert_eq!(last_month["to"], json!(midnight_of(to)));
+        assert_eq!(last_month["covered_from"], json!(midnight_of(from)));
+        assert_eq!(last_month["covered_to"], json!(midnight_of(to)));
+    }
+}
+
 #[tokio::test]
 async fn numbers_are_the_same_after_a_restart() {
     let test = TestApp::new();
