@@ -67,16 +67,18 @@ pub struct LiveParams {
 }
 
 /// A filter's value (`store`, `source`, `promotion`, `sales_rep`, `product`, `category`, and
-/// the text of `country` and `device`), refused when empty or blank: no event carries such a
-/// value (ingest refuses blank stores, ids and category levels, and drops blank sources), so
-/// `store=` would answer zeros as if nothing had happened instead of saying what is wrong.
-/// Every endpoint taking a filter reads it through here.
+/// the text of `country` and `device`), trimmed of surrounding whitespace, and refused when
+/// that leaves nothing: no event carries such a value (ingest refuses blank stores, ids and
+/// category levels, and drops blank sources), so `store=` would answer zeros as if nothing
+/// had happened instead of saying what is wrong. Every filter is read the same way (only
+/// some were trimmed, so `category=%20shoes` on one endpoint silently matched nothing), and
+/// every endpoint taking a filter reads it through here.
 pub(super) fn filter_value<'a>(
     parameter: &'static str,
     value: Option<&'a str>,
 ) -> Result<Option<&'a str>, ApiError> {
-    match value {
-        Some(text) if text.trim().is_empty() => Err(invalid(
+    match value.map(str::trim) {
+        Some("") => Err(invalid(
             parameter,
             "must not be empty; leave the parameter out to count every value",
         )),
@@ -92,8 +94,8 @@ pub(super) fn filter_text(
     Ok(filter_value(parameter, value.as_deref())?.map(str::to_owned))
 }
 
-/// A `store` filter: a store name as ingest accepts it, else refused naming the rule (no
-/// stored event can carry it: `store=%20default` would count nothing and say nothing).
+/// A `store` filter, trimmed: a store name as ingest accepts it, else refused naming the rule
+/// (no stored event can carry it: `store=a%20b` would count nothing and say nothing).
 pub(super) fn store(value: Option<&str>) -> Result<Option<&str>, ApiError> {
     filter_value("store", value)?
         .map(|name| {
@@ -114,9 +116,9 @@ pub(super) fn store_text(value: &Option<String>) -> Result<Option<String>, ApiEr
     Ok(store(value.as_deref())?.map(str::to_owned))
 }
 
-/// A `source` filter: sources are stored trimmed, so a padded one means the same source.
+/// A `source` filter (trimmed, as sources are stored).
 fn source_text(value: &Option<String>) -> Result<Option<String>, ApiError> {
-    Ok(filter_value("source", value.as_deref())?.map(|source| source.trim().to_owned()))
+    filter_text("source", value)
 }
 
 /// A `device` parameter: one of the device types.

@@ -714,21 +714,21 @@ async fn an_empty_filter_value_is_refused_naming_it() {
     }
 }
 
-/// `store=%20default` answered zeros: no store is called that, and ingest refuses such names.
-/// A store filter that cannot name a store is refused with the rule, on every endpoint.
+/// `store=my%20shop` answered zeros: no store is called that, and ingest refuses such names.
+/// A store filter that cannot name a store is refused with the rule, on every endpoint (a
+/// padded one, `%20default`, is read trimmed, as every filter is).
 #[tokio::test]
 async fn a_store_filter_that_is_no_store_name_is_refused() {
     let test = TestApp::new();
     send_shop_traffic(&test, now_ms()).await;
     for query in [
-        "/api/v1/query?metrics=orders&range=today&store=%20default",
         "/api/v1/query?metrics=orders&range=today&store=my%20shop",
         "/api/v1/promotions?store=default%2F",
-        "/api/v1/realtime?store=default%20",
+        "/api/v1/realtime?store=de%20fault",
         "/api/v1/trending/products?store=%C3%A9",
-        "/api/v1/funnels?store=%20default",
-        "/users/active?store=%20default",
-        "/api/v1/recommendations?user_id=u1&store=%20default",
+        "/api/v1/funnels?store=%20de%20fault",
+        "/users/active?store=%C3%A9",
+        "/api/v1/recommendations?user_id=u1&store=default%2F",
     ] {
         let response = test.get(query).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}: {:?}", response.json());
@@ -749,6 +749,60 @@ async fn a_store_filter_that_is_no_store_name_is_refused() {
     assert_eq!(padded.status, StatusCode::OK, "{:?}", padded.json());
     assert_eq!(padded.json()["totals"], plain.json()["totals"]);
     assert_ne!(plain.json()["totals"]["sessions"], 0, "{:?}", plain.json());
+}
+
+/// `product=%20shoe`, `sales_rep=rep-a%20`, `promotion=%20BF` silently matched nothing (and
+/// `store=%20default` was a 400) while `source` and `country` were read trimmed: every filter
+/// value is read trimmed now, on every endpoint, and one that is blank is a 400 naming it.
+#[tokio::test]
+async fn padded_filter_values_mean_the_value_on_every_filter() {
+    let test = TestApp::new();
+    let now = now_ms();
+    send_shop_traffic(&test, now).await;
+    let promoted = json!({"type": "purchase", "timestamp": at(now - 3_000), "user_id": "u2",
+        "session_id": "s7", "order": {"id": "o2"}, "promotion": {"id": "BF"},
+        "items": [{"id": "lamp", "category": "Home > Lighting", "price": "19.99"}]});
+    let response = test.post_json("/api/v1/events", &promoted.to_string()).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    for (parameter, value, metric) in [
+        ("store", "default", "orders"),
+        ("country", "US", "orders"),
+        ("device", "mobile", "page_views"),
+        ("source", "shop.test", "events"),
+        ("promotion", "BF", "orders"),
+        ("sales_rep", "rep-a", "orders"),
+        ("product", "shoe", "units"),
+        ("category", "Home", "units"),
+    ] {
+        let plain = format!("/api/v1/query?metrics={metric}&range=last_hour&{parameter}={value}");
+        let padded =
+            format!("/api/v1/query?metrics={metric}&range=last_hour&{parameter}=%20{value}%20");
+        let (plain, padded) = (test.get(&plain).await, test.get(&padded).await);
+        assert_eq!(padded.status, StatusCode::OK, "{parameter}: {:?}", padded.json());
+        assert_eq!(padded.json()["totals"], plain.json()["totals"], "{parameter}");
+        let blank = test
+            .get(&format!("/api/v1/query?metrics={metric}&range=last_hour&{parameter}=%20%09"))
+            .await;
+        assert_eq!(blank.status, StatusCode::BAD_REQUEST, "{parameter}");
+        assert_eq!(blank.json()["error"]["details"]["parameter"], parameter);
+    }
+    let plain = test.get("/api/v1/query?metrics=orders&range=last_hour&product=shoe").await;
+    assert_eq!(plain.json()["totals"]["orders"], 1, "{:?}", plain.json());
+    for (plain, padded) in [
+        ("/api/v1/realtime?category=Home", "/api/v1/realtime?category=%20Home%20"),
+        ("/api/v1/promotions?promotion=BF", "/api/v1/promotions?promotion=%20BF"),
+        ("/api/v1/trending/products?category=Home", "/api/v1/trending/products?category=Home%20"),
+    ] {
+        let (plain, padded) = (test.get(plain).await, test.get(padded).await);
+        assert_eq!(padded.status, StatusCode::OK, "{:?}", padded.json());
+        let (mut plain, mut padded) = (plain.json(), padded.json());
+        for answer in [&mut plain, &mut padded] {
+            for moving in ["now", "as_of", "generated_at", "from", "to"] {
+                answer.as_object_mut().map(|fields| fields.remove(moving));
+            }
+        }
+        assert_eq!(padded, plain);
+    }
 }
 
 /// `/users/active?top=5` (and `category`, `currency`) answered as if the parameter had not
