@@ -192,6 +192,12 @@ pub fn for_each_element<'a, T: WalkElement<'a>>(
             let decoded = T::read_fast(rest, &mut scratch).or_else(|| {
                 let mut typed = serde_json::Deserializer::from_str(rest).into_iter::<T>();
                 match typed.next() {
+                    // A number read as 0 that is none: the slow path refuses it by name.
+                    Some(Ok(_))
+                        if quote_underflowing_numbers(&rest[..typed.byte_offset()]).is_some() =>
+                    {
+                        None
+                    }
                     Some(Ok(value)) => {
                         scratch = value;
                         Some(typed.byte_offset())
@@ -242,6 +248,55 @@ pub fn for_each_element<'a, T: WalkElement<'a>>(
     Ok(index)
 }
 
+/// `json` with every number that a float reads as 0 although its digits are not all zero
+/// (`1e-400`, see [`crate::money::reads_as_zero_float`]) written as a string instead, `None`
+/// when it has none. serde_json reads such a number as 0, which would make `"price": 1e-400`
+/// a free line; as text, an amount refuses it naming its field (any other field reads it as
+/// what it is, text that is not the number it claims to be). Only events that take serde's
+/// path pay for the scan: the fast reader declines every exponent.
+pub fn quote_underflowing_numbers(json: &str) -> Option<String> {
+    let bytes = json.as_bytes();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                while at < bytes.len()
+                    && matches!(bytes[at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    at += 1;
+                }
+                if crate::money::reads_as_zero_float(&json[start..at]) {
+                    found.push(start..at);
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let mut quoted = String::with_capacity(json.len() + 2 * found.len());
+    let mut copied = 0;
+    for number in found {
+        quoted.push_str(&json[copied..number.start]);
+        quoted.push('"');
+        quoted.push_str(&json[number.clone()]);
+        quoted.push('"');
+        copied = number.end;
+    }
+    quoted.push_str(&json[copied..]);
+    Some(quoted)
+}
+
 /// What JSON counts as whitespace (`str::trim` also takes Unicode spaces, which JSON refuses).
 const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
@@ -258,6 +313,9 @@ const MAX_TYPE_ERRORS: usize = 32;
 /// Returns the value decoded after blanking bad fields (when the top level is an object) and
 /// the errors found. An empty error list means the fast path succeeded.
 pub fn decode_collecting<T: DeserializeOwned>(json: &str) -> (Option<T>, Vec<FieldError>) {
+    if let Some(quoted) = quote_underflowing_numbers(json) {
+        return decode_collecting(&quoted);
+    }
     match serde_json::from_str::<T>(json) {
         Ok(value) => return (Some(value), Vec::new()),
         Err(error) if error.is_syntax() || error.is_eof() => {
@@ -598,5 +656,32 @@ mod tests {
         let (decoded, errors) = decode_collecting::<RawEvent>(json);
         assert_eq!(errors.len(), 1);
         assert_eq!(decoded.unwrap().properties.unwrap().get(), r#"{"a":[1,2]}"#);
+    }
+
+    /// `1e-400` reads as 0 through a float: such numbers are quoted (and so refused where an
+    /// amount is due), outside strings only; zeros and ordinary numbers are left alone, and
+    /// an array element holding one leaves the one-pass walk for the slow path.
+    #[test]
+    fn numbers_a_float_reads_as_zero_are_quoted() {
+        assert_eq!(
+            quote_underflowing_numbers(
+                r#"{"a":1e-400,"b":"x\"1e-400","c":[-2E-999, 0e-999, 1.5e3]}"#
+            )
+            .as_deref(),
+            Some(r#"{"a":"1e-400","b":"x\"1e-400","c":["-2E-999", 0e-999, 1.5e3]}"#)
+        );
+        for untouched in [r#"{"a":0,"b":0.0,"c":-0,"d":0e-400,"e":1e-300,"f":"1e-400"}"#, "12"] {
+            assert_eq!(quote_underflowing_numbers(untouched), None, "{untouched}");
+        }
+        let seen = walk(
+            r#"[{"type":"a","items":[{"price":1e-400}]},{"type":"b","items":[{"price":1e2}]}]"#,
+        )
+        .unwrap();
+        assert_eq!((seen[0].2, seen[1].2), (false, true));
+        let (_, errors) =
+            decode_collecting::<RawEvent>(r#"{"type":"purchase","order":{"total":1e-400}}"#);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "order.total");
+        assert!(errors[0].message.contains("too small"), "{errors:?}");
     }
 }

@@ -198,6 +198,24 @@ impl DecimalAmount {
 /// half a unit, and a total summed over a few lines collects a few of them. A power of two.
 const FLOAT_NOISE_ULPS: u32 = 4;
 
+/// Whether `text` is a JSON number whose digits are not all zero but which a 64-bit float, and
+/// so serde_json, reads as 0 (`1e-400`): read through a float it would be an amount of 0, so
+/// decoding quotes such numbers ([`crate::decode`]) and an amount refuses them.
+pub fn reads_as_zero_float(text: &str) -> bool {
+    let text = text.trim();
+    let significand = text.split(['e', 'E']).next().unwrap_or_default();
+    significand.len() < text.len()
+        && significand.bytes().any(|byte| matches!(byte, b'1'..=b'9'))
+        && serde_json::from_str::<f64>(text).is_ok_and(|value| value == 0.0)
+}
+
+/// Why an amount that underflows a float is refused.
+pub fn too_small(text: &str) -> String {
+    format!(
+        "{text} is too small to be an amount: below the smallest 64-bit float, it would read as 0"
+    )
+}
+
 impl<'de> Deserialize<'de> for DecimalAmount {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct AmountVisitor;
@@ -217,8 +235,13 @@ impl<'de> Deserialize<'de> for DecimalAmount {
                     .ok_or_else(|| E::custom(format_args!("{value} is not a decimal amount")))
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<DecimalAmount, E> {
-                DecimalAmount::parse(value)
-                    .ok_or_else(|| E::custom(format_args!("{value:?} is not a decimal amount")))
+                DecimalAmount::parse(value).ok_or_else(|| {
+                    if reads_as_zero_float(value) {
+                        E::custom(too_small(value))
+                    } else {
+                        E::custom(format_args!("{value:?} is not a decimal amount"))
+                    }
+                })
             }
         }
         deserializer.deserialize_any(AmountVisitor)

@@ -352,6 +352,44 @@ fn float_noise_from_a_senders_arithmetic_keeps_the_order() {
     );
 }
 
+/// `"price": 1e-400` is below the smallest float: serde_json reads it as 0, and the line was
+/// kept as free. An amount whose digits are not all zero but reads as zero is refused, naming
+/// the field, in the native format and from Segment alike; a zero written in any form is 0.
+#[test]
+fn an_amount_too_small_for_a_float_is_refused_not_read_as_zero() {
+    for total in ["1e-400", "-2.5E-330", "0.000000000000000000000000000000000001e-300"] {
+        let rejection = native(&format!(
+            r#"{{"type":"purchase","order":{{"id":"o","total":{total}}},"items":[{{"id":"a","price":1}}]}}"#
+        ))
+        .unwrap_err();
+        let text = rejection.to_string();
+        assert!(text.starts_with("order.total: ") && text.contains("too small"), "{total}: {text}");
+    }
+    let rejection =
+        native(r#"{"type":"add_to_cart","product":{"id":"p","price":5e-324, "quantity": 1}}"#)
+            .unwrap_err();
+    assert!(rejection.to_string().starts_with("product.price: "), "{rejection}");
+    let rejection = segment(
+        r#"{"type":"track","event":"Order Completed","userId":"u1","messageId":"m-3",
+            "properties":{"order_id":"o-3","revenue":1e-400,
+                          "products":[{"product_id":"p1","price":19.99,"quantity":3}]}}"#,
+        Some(SegmentCall::Track),
+    )
+    .unwrap_err();
+    assert!(rejection.to_string().contains("too small"), "{rejection}");
+    for zero in ["0", "0.0", "-0", "0e-400", "0.000E+5", "0e0"] {
+        let event = native(&format!(
+            r#"{{"type":"purchase","order":{{"id":"o","total":10,"discount":{zero}}},"items":[{{"id":"a","price":1}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(event.order.unwrap().discount, Some(0), "{zero}");
+    }
+    // Float noise is still read as the amount it means.
+    let event = native(r#"{"type":"purchase","order":{"id":"o","total":5.997000000000001e1},"items":[{"id":"a","price":1}]}"#)
+        .unwrap();
+    assert_eq!(event.order.unwrap().total, Some(5997));
+}
+
 #[test]
 fn type_requirements_table() {
     let cases: &[(&str, &[&str])] = &[

@@ -560,11 +560,14 @@ impl Mapper {
             value => match DecimalAmount::deserialize(value) {
                 Ok(amount) => Some(amount),
                 Err(_) => {
-                    self.errors.push(FieldError::new(
-                        path,
-                        ErrorCode::InvalidType,
-                        "must be a decimal amount such as 19.99",
-                    ));
+                    let message = match value.as_str() {
+                        // A number below the smallest float, quoted by the decoder.
+                        Some(text) if crate::money::reads_as_zero_float(text) => {
+                            crate::money::too_small(text)
+                        }
+                        _ => "must be a decimal amount such as 19.99".to_owned(),
+                    };
+                    self.errors.push(FieldError::new(path, ErrorCode::InvalidType, message));
                     None
                 }
             },
