@@ -178,8 +178,9 @@ fn sessionless_key(visitor: u64, time_ms: i64) -> u64 {
     wyhash::wyhash(&bytes, SEED)
 }
 
-/// In a snapshot only the trails and the retention are written; the slot map, the free slots
-/// and the mark count follow from the trails and are rebuilt when it is read.
+/// In a snapshot only the trails and the retention are written; the slot map, the free slots,
+/// the mark count and the session-less count follow from the trails and are rebuilt when it
+/// is read.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(from = "StoredFunnelLog")]
 pub struct FunnelLog {
@@ -195,6 +196,9 @@ pub struct FunnelLog {
     retention_ms: i64,
     /// Marks held by all trails (for the size estimate without walking them).
     marks: usize,
+    /// Kept trails that are a visitor's day of events sent without a session (see
+    /// [`FunnelLog::observe_sessionless`]), counted apart from sessions without a walk.
+    sessionless: usize,
 }
 
 /// What a snapshot holds of a [`FunnelLog`].
@@ -219,8 +223,9 @@ impl From<FunnelLogUpToV9> for FunnelLog {
     fn from(old: FunnelLogUpToV9) -> Self {
         let FunnelLogUpToV9 { trails, slots, free, retention_ms, marks } = old;
         // Slot for slot, so the slot map stays right.
-        let trails = trails.into_iter().map(Trail::from).collect();
-        FunnelLog { trails, slots, free, retention_ms, marks }
+        let trails: ChunkedVec<Trail> = trails.into_iter().map(Trail::from).collect();
+        let sessionless = count_sessionless(&trails);
+        FunnelLog { trails, slots, free, retention_ms, marks, sessionless }
     }
 }
 
@@ -268,8 +273,14 @@ impl From<StoredFunnelLog> for FunnelLog {
                 marks += trail.marks.len();
             }
         }
-        FunnelLog { trails, slots, free, retention_ms, marks }
+        let sessionless = count_sessionless(&trails);
+        FunnelLog { trails, slots, free, retention_ms, marks, sessionless }
     }
+}
+
+/// The kept trails of `trails` that are no session's (see [`Trail::is_sessionless`]).
+fn count_sessionless(trails: &ChunkedVec<Trail>) -> usize {
+    trails.iter().filter(|trail| !trail.is_free() && trail.is_sessionless()).count()
 }
 
 /// A trail as [`FunnelLog::trails`] lists it.
@@ -547,6 +558,7 @@ impl FunnelLog {
     ) {
         let key = sessionless_key(visitor, time_ms);
         let mut hint = TrailHint::default();
+        let known = self.slots.get(key).is_some();
         self.observe_remembering(
             key,
             &mut hint,
@@ -556,6 +568,9 @@ impl FunnelLog {
             event_type,
             products,
         );
+        if !known && self.slots.get(key).is_some() {
+            self.sessionless += 1;
+        }
     }
 
     /// A sign-in (an identify event) in `session` at `time_ms` by the visitor whose key is
@@ -643,6 +658,8 @@ impl FunnelLog {
             let last = trail.last_ms();
             if last < from {
                 removed += trail.marks.len();
+                self.sessionless =
+                    self.sessionless.saturating_sub(usize::from(trail.is_sessionless()));
                 self.slots.remove(trail.session);
                 *trail = Trail::FREE;
                 self.free.push(slot as u32);
@@ -728,8 +745,15 @@ impl FunnelLog {
         groups
     }
 
+    /// Kept trails of sessions.
     pub fn sessions(&self) -> usize {
-        self.slots.len()
+        self.slots.len().saturating_sub(self.sessionless)
+    }
+
+    /// Kept trails of a visitor's day of events sent without a session (back-office orders):
+    /// no session, counted apart.
+    pub fn sessionless_trails(&self) -> usize {
+        self.sessionless
     }
 
     pub fn retention_ms(&self) -> i64 {

@@ -2015,6 +2015,39 @@ fn retention_in_parts_ends_where_retention_at_once_does() {
     assert_eq!(held(&in_parts), (false, false, false));
 }
 
+/// `session_trails` (in `/health`) counted a visitor's day of orders sent without a session
+/// (a back office's) as a session: it counts sessions only, and those trails apart, after a
+/// snapshot and after pruning too.
+#[test]
+fn session_trails_count_sessions_and_sessionless_trails_apart() {
+    let lamp = json!([{"id": "lamp", "price": "10.00", "quantity": 1}]);
+    let back_office = |time: i64, order: &str, user: &str| {
+        json!({"type": "purchase", "timestamp": at(time), "user_id": user,
+               "order": {"id": order}, "items": lamp})
+    };
+    let mut engine = engine_with(&[
+        page_view(DAY0 + HOUR, "u1", "s1", "/", "US"),
+        page_view(DAY0 + 2 * HOUR, "u1", "s2", "/", "US"),
+        back_office(DAY0 + HOUR, "o1", "u7"),
+        back_office(DAY0 + 3 * HOUR, "o2", "u7"),
+        back_office(DAY0 + 4 * HOUR, "o3", "u8"),
+    ]);
+    let counts = |engine: &Engine| {
+        let stats = engine.stats();
+        (stats.session_trails, stats.sessionless_trails)
+    };
+    assert_eq!(counts(&engine), (2, 2));
+    let mut bytes = Vec::new();
+    storepulse_engine::snapshot::encode(&engine, &mut bytes).unwrap();
+    assert_eq!(counts(&storepulse_engine::snapshot::decode(&bytes).unwrap()), (2, 2));
+    engine.apply(&event(back_office(DAY0 + DAY + HOUR, "o4", "u7")));
+    assert_eq!(counts(&engine), (2, 3), "a day of its own");
+    engine.prune_history(Timestamp(DAY0 + 31 * DAY + 30 * MIN));
+    assert_eq!(counts(&engine), (0, 1));
+    engine.prune_history(Timestamp(DAY0 + 40 * DAY));
+    assert_eq!(counts(&engine), (0, 0));
+}
+
 /// A replay of a long log prunes the live windows as it goes (at the newest event time, never
 /// past the clock), so that they hold the visitors of a window rather than of the whole log;
 /// it must end with the numbers of a replay that pruned once at the end. Three days of

@@ -136,6 +136,9 @@ pub struct EngineStats {
     pub active_sessions_tracked: usize,
     /// Sessions whose trails are kept (funnels and exact session metrics).
     pub session_trails: usize,
+    /// Kept trails of a visitor's day of events sent without a session (back-office orders):
+    /// they count visitors and buyers in the exact counts, and are no session.
+    pub sessionless_trails: usize,
     pub rollup_rows: [usize; 3],
     pub rollup_buckets: [usize; 3],
     pub products: usize,
@@ -456,6 +459,7 @@ impl Engine {
             active_visitors_tracked: visitors,
             active_sessions_tracked: sessions,
             session_trails: self.funnels.sessions(),
+            sessionless_trails: self.funnels.sessionless_trails(),
             rollup_rows: sizes.map(|(_, rows)| rows),
             rollup_buckets: sizes.map(|(buckets, _)| buckets),
             products: self.dims.products.len(),
