@@ -13,14 +13,31 @@
 use crate::FastMap;
 use crate::facts::{FactKey, Measures};
 
-/// The rows of one bucket.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct Bucket {
+/// The rows of one bucket. (`M` is the measures' layout: an older one only while a snapshot
+/// of an older format is read, see [`crate::facts::MeasuresUpToV13`].)
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Bucket<M = Measures> {
     /// No key twice, in no order; empty until the bucket is first sealed.
     #[serde(deserialize_with = "crate::presized::vec")]
-    sealed: Vec<(FactKey, Measures)>,
+    sealed: Vec<(FactKey, M)>,
     /// Rows that arrived since the last seal (their keys may also be in `sealed`).
-    open: FastMap<FactKey, Measures>,
+    open: FastMap<FactKey, M>,
+}
+
+impl<M> Default for Bucket<M> {
+    fn default() -> Self {
+        Bucket { sealed: Vec::new(), open: FastMap::default() }
+    }
+}
+
+impl<M: Into<Measures>> Bucket<M> {
+    /// This bucket in the current layout.
+    pub fn upgraded(self) -> Bucket {
+        Bucket {
+            sealed: self.sealed.into_iter().map(|(key, row)| (key, row.into())).collect(),
+            open: self.open.into_iter().map(|(key, row)| (key, row.into())).collect(),
+        }
+    }
 }
 
 const ROW_BYTES: usize = std::mem::size_of::<(FactKey, Measures)>();

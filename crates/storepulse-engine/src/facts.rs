@@ -33,8 +33,71 @@ pub struct Measures {
     pub refunds: u32,
     pub promotion_views: u32,
     pub promotion_clicks: u32,
+    /// Orders (of `orders`) of unknown value: a purchase with neither a total nor a priced
+    /// line (seed 4's buys), or on a product row a line without a price. They count as
+    /// orders and add nothing to revenue, so an average order value leaves them out.
+    /// (In the 4 bytes of padding the row had: rows stay 64 bytes.)
+    pub unvalued_orders: u32,
     pub gross_revenue: i64,
     pub refunded_revenue: i64,
+}
+
+// Rollup rows are most of the memory at scale: a new measure must not make them larger.
+const _: () = assert!(std::mem::size_of::<Measures>() == 64);
+
+/// [`Measures`] as snapshot formats up to 13 stored them, before `unvalued_orders`: every
+/// order then counted as one of known value, as averages counted it.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
+pub struct MeasuresUpToV13 {
+    events: u32,
+    page_views: u32,
+    product_views: u32,
+    cart_adds: u32,
+    cart_removes: u32,
+    checkouts: u32,
+    orders: u32,
+    units: u32,
+    refunds: u32,
+    promotion_views: u32,
+    promotion_clicks: u32,
+    gross_revenue: i64,
+    refunded_revenue: i64,
+}
+
+impl From<MeasuresUpToV13> for Measures {
+    fn from(old: MeasuresUpToV13) -> Self {
+        let MeasuresUpToV13 {
+            events,
+            page_views,
+            product_views,
+            cart_adds,
+            cart_removes,
+            checkouts,
+            orders,
+            units,
+            refunds,
+            promotion_views,
+            promotion_clicks,
+            gross_revenue,
+            refunded_revenue,
+        } = old;
+        Measures {
+            events,
+            page_views,
+            product_views,
+            cart_adds,
+            cart_removes,
+            checkouts,
+            orders,
+            units,
+            refunds,
+            promotion_views,
+            promotion_clicks,
+            unvalued_orders: 0,
+            gross_revenue,
+            refunded_revenue,
+        }
+    }
 }
 
 impl Measures {
@@ -50,6 +113,7 @@ impl Measures {
         self.refunds = self.refunds.saturating_add(other.refunds);
         self.promotion_views = self.promotion_views.saturating_add(other.promotion_views);
         self.promotion_clicks = self.promotion_clicks.saturating_add(other.promotion_clicks);
+        self.unvalued_orders = self.unvalued_orders.saturating_add(other.unvalued_orders);
         // Saturating, as the counts are: each amount is bounded at ingest, their sums not.
         self.gross_revenue = self.gross_revenue.saturating_add(other.gross_revenue);
         self.refunded_revenue = self.refunded_revenue.saturating_add(other.refunded_revenue);
@@ -630,14 +694,22 @@ pub fn rows_of(
                 totals.units = totals.units.saturating_add(units);
                 rows.push((
                     FactKey { product: id, currency, ..base },
-                    Measures { orders: 1, units, gross_revenue: line_total, ..Measures::default() },
+                    Measures {
+                        orders: 1,
+                        units,
+                        unvalued_orders: u32::from(item.price.is_none()),
+                        gross_revenue: line_total,
+                        ..Measures::default()
+                    },
                 ));
             }
             if let Some(order) = order {
                 share_out_discount(order, &mut rows[first_line_row..], &mut record.lines);
             }
             totals.orders = 1;
-            totals.gross_revenue = order.and_then(|o| o.total).unwrap_or(0);
+            let total = order.and_then(|o| o.total);
+            totals.unvalued_orders = u32::from(total.is_none());
+            totals.gross_revenue = total.unwrap_or(0);
             record.total = totals.gross_revenue;
             if let Some(refunded) = refunded_before {
                 record.refunded = refunded.clamp(0, record.total);

@@ -41,9 +41,9 @@ impl Default for RollupRetention {
 /// One resolution: buckets (start in ms, aligned to the width) in time order. Nearly every
 /// event lands in the newest bucket, so that one is found first; others by binary search.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Table {
+pub struct Table<M = Measures> {
     width_ms: i64,
-    buckets: VecDeque<(i64, Bucket)>,
+    buckets: VecDeque<(i64, Bucket<M>)>,
     /// Buckets before this start were dropped by retention (and the table no longer covers them).
     kept_from: i64,
     /// Buckets before this start are complete and were sealed (see [`Bucket::seal`]).
@@ -173,15 +173,45 @@ pub struct Span {
     pub width_ms: i64,
 }
 
+/// The minute, hour and day tables. `M` is the rows' layout: an older one only while a snapshot of an older format is read
+/// ([`Rollups::upgraded`]).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Rollups {
-    pub minutes: Table,
-    pub hours: Table,
-    pub days: Table,
+pub struct Rollups<M = Measures> {
+    pub minutes: Table<M>,
+    pub hours: Table<M>,
+    pub days: Table<M>,
     retention: RollupRetention,
     /// Minute buckets that start before this have been added to the hour table, and hour
     /// buckets that end at or before it to the day table.
     folded_until: i64,
+}
+
+impl<M: Into<Measures>> Table<M> {
+    fn upgraded(self) -> Table {
+        let Table { width_ms, buckets, kept_from, sealed_until } = self;
+        let buckets = buckets.into_iter().map(|(start, rows)| (start, rows.upgraded())).collect();
+        Table { width_ms, buckets, kept_from, sealed_until }
+    }
+}
+
+impl From<Rollups<crate::facts::MeasuresUpToV13>> for Rollups {
+    fn from(old: Rollups<crate::facts::MeasuresUpToV13>) -> Self {
+        old.upgraded()
+    }
+}
+
+impl<M: Into<Measures>> Rollups<M> {
+    /// These rollups with their rows in the current layout.
+    pub fn upgraded(self) -> Rollups {
+        let Rollups { minutes, hours, days, retention, folded_until } = self;
+        Rollups {
+            minutes: minutes.upgraded(),
+            hours: hours.upgraded(),
+            days: days.upgraded(),
+            retention,
+            folded_until,
+        }
+    }
 }
 
 impl Rollups {

@@ -22,7 +22,9 @@ use crate::buys::BuyLedger;
 use crate::carts::CartTracker;
 use crate::distinct::DailyDistinct;
 use crate::engine::{Engine, EngineConfig};
-use crate::facts::{Dimensions, DimensionsUpToV12, OrderMemory, OrderRecord, OrderRecordUpToV11};
+use crate::facts::{
+    Dimensions, DimensionsUpToV12, MeasuresUpToV13, OrderMemory, OrderRecord, OrderRecordUpToV11,
+};
 use crate::funnel::{FunnelLog, FunnelLogUpToV9, StoredFunnelLogUpToV12};
 use crate::live::{LiveWindows, LiveWindowsUpToV10};
 use crate::recommend::{CoOccurrence, CoOccurrenceUpToV11};
@@ -41,14 +43,16 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// 12: remembered orders keep what was refunded of them and of each line; co-occurrence keeps
 /// visitors per store and each product's stores; the live windows' reference time.
 /// 13: funnel trails keep their session's marketing source; product categories per store.
-pub const FORMAT_VERSION: u8 = 13;
+/// 14: rollup rows count orders of unknown value (for the average order value).
+pub const FORMAT_VERSION: u8 = 14;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
 /// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
 /// sessions per second and place; up to 11 remembered orders without their refunds and
 /// co-occurrence without stores; up to 12 kept trails without their session's source and
-/// one category path per product for all stores.
-pub const OLDER_FORMATS_READ: [u8; 5] = [8, 9, 10, 11, 12];
+/// one category path per product for all stores; up to 13 rollup rows without their orders
+/// of unknown value (read as none: every order then counted as valued in averages, as it did).
+pub const OLDER_FORMATS_READ: [u8; 6] = [8, 9, 10, 11, 12, 13];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
@@ -171,7 +175,11 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
                 _ => postcard::from_bytes::<FunnelLog>(&payload),
             }
         });
-        let rollups = decoding::<Rollups>(scope, next_section(&mut reader)?);
+        let rollups = decoding_from::<Rollups<MeasuresUpToV13>, Rollups>(
+            scope,
+            next_section(&mut reader)?,
+            version < 14,
+        );
         let orders = decoding_from::<StoredOrdersUpToV11, StoredOrders>(
             scope,
             next_section(&mut reader)?,

@@ -202,6 +202,49 @@ fn a_named_previous_period_is_read_as_named() {
     assert_eq!(previous.totals["orders"], Value::Count(1));
 }
 
+/// Average order value divided gross revenue by every order, also those of unknown value (a
+/// purchase with neither a total nor a priced line, as seed 4's buys are): they add nothing to
+/// revenue, so they halved the average here. They still count as orders.
+#[test]
+fn average_order_value_leaves_out_orders_of_unknown_value() {
+    let engine = engine_with(&[
+        purchase(
+            DAY0 + HOUR,
+            "priced",
+            "main",
+            json!([{"id": "lamp", "price": "30.00", "quantity": 1}, {"id": "gift", "quantity": 1}]),
+            json!({}),
+        ),
+        purchase(DAY0 + 2 * HOUR, "buy", "main", json!([{"id": "lamp", "quantity": 2}]), json!({})),
+    ]);
+    let query = spec(&[Metric::Orders, Metric::AverageOrderValue], DAY0, DAY0 + DAY);
+    let totals = engine.query(&query).unwrap().totals;
+    assert_eq!(totals["orders"], Value::Count(2));
+    assert_eq!(totals["average_order_value"], money("30.00"));
+    // Snapshots keep which orders were of unknown value (format 14).
+    let mut bytes = Vec::new();
+    storepulse_engine::snapshot::encode(&engine, &mut bytes).unwrap();
+    let restored = storepulse_engine::snapshot::decode(&bytes).unwrap();
+    assert_eq!(restored.query(&query).unwrap().totals, totals);
+    // By product: the gift's line has no price, the buy's lamp line neither.
+    let mut by_product = query.clone();
+    by_product.group_by = Some(Dimension::Product);
+    let groups = engine.query(&by_product).unwrap().groups.unwrap();
+    let aov: Vec<(Option<String>, Value, Value)> = groups
+        .into_iter()
+        .map(|group| {
+            (group.key, group.values["orders"].clone(), group.values["average_order_value"].clone())
+        })
+        .collect();
+    assert_eq!(
+        aov,
+        vec![
+            (Some("lamp".into()), Value::Count(2), money("30.00")),
+            (Some("gift".into()), Value::Count(1), Value::Money(None)),
+        ]
+    );
+}
+
 fn money(text: &str) -> Value {
     Value::Money(Some(text.to_owned()))
 }
@@ -1886,6 +1929,7 @@ fn the_snapshots_of_this_and_older_formats_decode_to_the_same_numbers() {
             Metric::NetRevenue,
             Metric::Units,
             Metric::Sessions,
+            Metric::AverageOrderValue,
         ],
         DAY0,
         DAY0 + 3 * DAY,

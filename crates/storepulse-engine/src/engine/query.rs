@@ -90,8 +90,9 @@ pub struct Group {
 #[derive(Clone, Debug, Default)]
 pub(super) struct Sum {
     pub(super) measures: Totals,
-    /// Orders whose amounts are in the query's currency (the divisor of an average).
-    orders_in_currency: u64,
+    /// Orders of known value whose amounts are in the query's currency (the divisor of an
+    /// average: an order of unknown value adds nothing to revenue, so it must not lower it).
+    valued_orders_in_currency: u64,
     /// Orders carrying a promotion (the numerator of promotion conversion: an order without
     /// one is no conversion of a promotion click).
     promoted_orders: u64,
@@ -110,7 +111,8 @@ impl Sum {
         }
         if key.currency == currency {
             self.measures.add(measures);
-            self.orders_in_currency += u64::from(measures.orders);
+            self.valued_orders_in_currency +=
+                u64::from(measures.orders.saturating_sub(measures.unvalued_orders));
         } else {
             self.measures.add(&measures.without_money());
         }
@@ -690,7 +692,7 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
         Metric::RefundedRevenue => money(m.refunded_revenue, currency),
         Metric::NetRevenue => money(m.gross_revenue - m.refunded_revenue, currency),
         Metric::AverageOrderValue => Value::Money(
-            average_minor(m.gross_revenue, sum.orders_in_currency)
+            average_minor(m.gross_revenue, sum.valued_orders_in_currency)
                 .map(|minor| Money::new(minor, currency).to_decimal_string()),
         ),
         Metric::ClickThroughRate => ratio(m.promotion_clicks, m.promotion_views),
@@ -752,7 +754,7 @@ fn metric_number(metric: Metric, sum: &Sum) -> f64 {
                 Metric::RefundedRevenue => m.refunded_revenue,
                 Metric::NetRevenue => m.gross_revenue - m.refunded_revenue,
                 Metric::AbandonedCartValue => sum.abandoned_value,
-                _ => average_minor(m.gross_revenue, sum.orders_in_currency).unwrap_or(0),
+                _ => average_minor(m.gross_revenue, sum.valued_orders_in_currency).unwrap_or(0),
             }) as f64
         }
     }
