@@ -5,6 +5,11 @@
 //! (seed 3's mock generator, posted to `/ingest`). Events go to `/api/v1/events` in batches of
 //! `--batch`; every request waits for its acknowledgement, so "acked" means durable.
 //! `serve --demo` runs the shop profile against the server itself, into the `demo` store.
+//!
+//! Sends are paced on a grid of `--batch / --rate` seconds ([`Pacer`]); one that falls behind (a
+//! paused server, every `--concurrency` request in flight) skips the ticks it missed instead
+//! of sending them in a burst above `--rate`, and the report says how many. A 429 is retried
+//! after the server's `Retry-After`, a few times at most ([`MAX_RATE_LIMITED_TRIES`]).
 
 pub mod realtime;
 pub mod shop;
@@ -73,6 +78,16 @@ pub struct LoadgenReport {
     pub rejected_events: u64,
     pub failed_requests: u64,
     pub requests: u64,
+    /// 429 answers (each retried after its `Retry-After`, or given up on: see
+    /// `rate_limited_given_up`). Not failures while a retry went through.
+    pub rate_limited: u64,
+    /// Requests still refused with 429 after [`MAX_RATE_LIMITED_TRIES`], or whose
+    /// `Retry-After` ran past the end of the run (also counted in `failed_requests`).
+    pub rate_limited_given_up: u64,
+    /// Sends skipped because the run fell behind its pace (see [`Pacer`]), and by how much at
+    /// most it was behind.
+    pub skipped_sends: u64,
+    pub max_behind: Duration,
     /// Request latencies in microseconds, sorted.
     pub latencies_us: Vec<u64>,
     /// Why the first failed or refused request failed (connection refused, a status and its
@@ -121,6 +136,20 @@ impl LoadgenReport {
                  events"
             ));
         }
+        if self.rate_limited > 0 {
+            text.push_str(&format!(
+                "\nrate-limited {} times (429, retried after Retry-After); gave up on {} requests",
+                self.rate_limited, self.rate_limited_given_up
+            ));
+        }
+        if self.skipped_sends > 0 {
+            text.push_str(&format!(
+                "\nfell behind the rate by up to {:.1} s: skipped {} sends rather than burst to \
+                 catch up",
+                self.max_behind.as_secs_f64(),
+                self.skipped_sends
+            ));
+        }
         if let Some(why) = &self.first_failure {
             text.push_str(&format!("\nfirst failure: {why}"));
         }
@@ -156,6 +185,8 @@ struct Counters {
     rejected: AtomicU64,
     failed: AtomicU64,
     requests: AtomicU64,
+    rate_limited: AtomicU64,
+    rate_limited_given_up: AtomicU64,
     first_failure: std::sync::Mutex<Option<String>>,
 }
 
@@ -167,6 +198,47 @@ impl Counters {
         }
     }
 }
+
+/// Send times at a steady pace: one per `interval`, on a grid from the start. A send that is
+/// due is made at once; when whole ticks have passed since it was due (the server paused, or
+/// every permitted request was in flight), they are skipped and counted rather than sent back
+/// to back: catching up would send far above the rate the run was asked for.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next: Instant,
+    skipped: u64,
+    max_behind: Duration,
+}
+
+impl Pacer {
+    fn new(start: Instant, interval: Duration) -> Self {
+        Pacer { interval, next: start, skipped: 0, max_behind: Duration::ZERO }
+    }
+
+    /// When the next send is due, asked at `now`: in the future (wait for it) or at most one
+    /// interval in the past (send at once).
+    fn next_send(&mut self, now: Instant) -> Instant {
+        let mut due = self.next;
+        if now > due {
+            let behind = now - due;
+            self.max_behind = self.max_behind.max(behind);
+            let missed = (behind.as_nanos() / self.interval.as_nanos().max(1)) as u64;
+            if missed > 0 {
+                self.skipped += missed;
+                let missed_time = self.interval.as_nanos().saturating_mul(u128::from(missed));
+                due += Duration::from_nanos(u64::try_from(missed_time).unwrap_or(u64::MAX));
+            }
+        }
+        self.next = due + self.interval;
+        due
+    }
+}
+
+/// How often one request is sent while the server answers 429 (the first try included).
+pub const MAX_RATE_LIMITED_TRIES: u32 = 5;
+/// The longest `Retry-After` waited for; a longer one is waited for this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
     let client = reqwest::Client::builder()
@@ -189,21 +261,21 @@ pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
     let permits = Arc::new(Semaphore::new(options.concurrency));
     let started = Instant::now();
     let deadline = started + options.duration;
-    let interval =
-        (options.rate > 0).then(|| Duration::from_secs_f64(batch as f64 / f64::from(options.rate)));
-    let mut next_send = Instant::now();
+    let mut pacer = (options.rate > 0).then(|| {
+        Pacer::new(started, Duration::from_secs_f64(batch as f64 / f64::from(options.rate)))
+    });
     let mut tasks = tokio::task::JoinSet::new();
     while Instant::now() < deadline {
-        if let Some(interval) = interval {
+        if let Some(pacer) = &mut pacer {
             let now = Instant::now();
-            if next_send > now {
+            let send_at = pacer.next_send(now);
+            if send_at > now {
                 // Never past the deadline: a big batch at a low rate waits long between sends.
-                tokio::time::sleep(next_send.min(deadline) - now).await;
+                tokio::time::sleep(send_at.min(deadline) - now).await;
                 if Instant::now() >= deadline {
                     break;
                 }
             }
-            next_send += interval;
         }
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
         let events = source.lock().await.next_batch(batch);
@@ -213,7 +285,7 @@ pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
         let latencies = latencies.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            send(&client, &url, events, batch, &counters, &latencies).await;
+            send(&client, &url, events, batch, deadline, &counters, &latencies).await;
         });
         while tasks.try_join_next().is_some() {}
     }
@@ -229,6 +301,10 @@ pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
         rejected_events: counters.rejected.load(Ordering::Relaxed),
         failed_requests: counters.failed.load(Ordering::Relaxed),
         requests: counters.requests.load(Ordering::Relaxed),
+        rate_limited: counters.rate_limited.load(Ordering::Relaxed),
+        rate_limited_given_up: counters.rate_limited_given_up.load(Ordering::Relaxed),
+        skipped_sends: pacer.as_ref().map_or(0, |pacer| pacer.skipped),
+        max_behind: pacer.as_ref().map_or(Duration::ZERO, |pacer| pacer.max_behind),
         latencies_us,
         first_failure: counters
             .first_failure
@@ -239,11 +315,24 @@ pub async fn run(options: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
     Ok(report)
 }
 
+/// How long a 429 asks to wait: its `Retry-After` in seconds (1 s when it has none or one
+/// this does not read, such as an HTTP date), at most [`MAX_RETRY_AFTER`].
+fn retry_after(response: &reqwest::Response) -> Duration {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(1), Duration::from_secs)
+        .min(MAX_RETRY_AFTER)
+}
+
 async fn send(
     client: &reqwest::Client,
     url: &str,
     events: Vec<Value>,
     batch: usize,
+    deadline: Instant,
     counters: &Counters,
     latencies: &std::sync::Mutex<Vec<u64>>,
 ) {
@@ -254,11 +343,29 @@ async fn send(
     } else {
         Value::Array(events)
     };
-    let started = Instant::now();
     counters.sent.fetch_add(count, Ordering::Relaxed);
-    counters.requests.fetch_add(1, Ordering::Relaxed);
-    let response = client.post(url).json(&body).send().await;
-    let elapsed = started.elapsed().as_micros() as u64;
+    let mut tries = 0;
+    let (response, elapsed) = loop {
+        let started = Instant::now();
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        tries += 1;
+        let response = client.post(url).json(&body).send().await;
+        let elapsed = started.elapsed().as_micros() as u64;
+        match response {
+            // Rate-limited: not a failure of the server, but a request to send later.
+            Ok(response) if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let wait = retry_after(&response);
+                if tries < MAX_RATE_LIMITED_TRIES && Instant::now() + wait < deadline {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                counters.rate_limited_given_up.fetch_add(1, Ordering::Relaxed);
+                break (Ok(response), elapsed);
+            }
+            response => break (response, elapsed),
+        }
+    };
     match response {
         Ok(response) if response.status().is_success() => {
             latencies.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(elapsed);
@@ -301,5 +408,83 @@ async fn send(
                 None => error.to_string(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(100);
+
+    /// After a pause (the server stalled for a second) the pacer sent every missed tick back to
+    /// back, ten times `--rate` until it had caught up; it now skips them and counts them.
+    #[test]
+    fn a_pacer_that_fell_behind_skips_the_missed_ticks_instead_of_bursting() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start, TICK);
+        assert_eq!(pacer.next_send(start), start);
+        assert_eq!(pacer.next_send(start + Duration::from_millis(10)), start + TICK);
+        // Stalled until 1.05 s: due at 0.2 s, 8 ticks (0.2 … 0.9 s) missed; the one at 1.0 s
+        // is sent at once, and the next waits for 1.1 s.
+        let after_pause = start + Duration::from_millis(1_050);
+        assert_eq!(pacer.next_send(after_pause), start + 10 * TICK);
+        assert_eq!(pacer.next_send(after_pause), start + 11 * TICK);
+        assert_eq!(pacer.skipped, 8);
+        assert_eq!(pacer.max_behind, Duration::from_millis(850));
+        // Late by less than a tick: sent at once, nothing skipped.
+        assert_eq!(pacer.next_send(start + Duration::from_millis(1_250)), start + 12 * TICK);
+        assert_eq!(pacer.next_send(start + Duration::from_millis(1_250)), start + 13 * TICK);
+        assert_eq!(pacer.skipped, 8);
+    }
+
+    /// A 429 counted as a failed request and its events were lost to the run; it is retried
+    /// after the server's `Retry-After` and counted apart.
+    #[tokio::test]
+    async fn a_rate_limited_request_is_retried_after_retry_after() {
+        use axum::http::{HeaderValue, StatusCode, header};
+        use axum::response::IntoResponse;
+        let calls = Arc::new(AtomicU64::new(0));
+        let app = axum::Router::new().route(
+            "/api/v1/events",
+            axum::routing::post({
+                let calls = calls.clone();
+                move || async move {
+                    if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+                        let mut refusal =
+                            (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+                        refusal.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+                        refusal
+                    } else {
+                        axum::Json(
+                            serde_json::json!({"accepted": 1, "duplicates": 0, "rejected": []}),
+                        )
+                        .into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let options = LoadgenOptions {
+            target: format!("http://{address}"),
+            rate: 1,
+            duration: Duration::from_millis(2_500),
+            seed: 7,
+            profile: Profile::Shop,
+            batch: 1,
+            concurrency: 1,
+            store: "default".into(),
+            quiet: true,
+        };
+        let started = Instant::now();
+        let report = run(options).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
+        assert_eq!((report.rate_limited, report.rate_limited_given_up), (1, 0), "{report:?}");
+        assert_eq!(report.failed_requests, 0, "{report:?}");
+        assert!(report.acked_events >= 1, "{report:?}");
+        assert_eq!(report.acked_events, report.sent_events, "{report:?}");
+        assert!(report.render().contains("rate-limited 1 times"), "{}", report.render());
     }
 }
