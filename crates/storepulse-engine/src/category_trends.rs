@@ -12,6 +12,13 @@
 //! the changes they have. The same rows can come from seed 1's CSV (see [`TrendRow`]).
 //! [`select`] gives the rows themselves, filtered and scored alike, without the ranking's
 //! exclusions, caps and minimums.
+//!
+//! An excluded category is left out of its parents too: computed rows of its ancestors
+//! (`Gifts` above an excluded `Gifts > Religious & Ceremonial`) leave out its revenue, so a
+//! parent does not rise or fall with what was excluded (see
+//! `Engine::category_trend_rows`). Its own rows, and those below it, are still computed, for
+//! [`select`], and never ranked. Imported rows arrive with their changes already computed
+//! upstream, so there only the excluded rows themselves can be left out.
 
 use serde::{Deserialize, Serialize};
 use storepulse_model::validate::normalize_country;
@@ -82,6 +89,14 @@ pub struct TrendSettings {
     pub min_weekly_change: f64,
     /// Computed rows with less revenue this week (major units) are left out.
     pub min_revenue: f64,
+}
+
+impl TrendSettings {
+    /// Whether one level's category name is excluded (`excluded_categories`, any case).
+    pub fn excludes(&self, name: &str) -> bool {
+        let name = name.trim().to_lowercase();
+        self.excluded_categories.iter().any(|excluded| excluded.trim().to_lowercase() == name)
+    }
 }
 
 impl Default for TrendSettings {
@@ -167,11 +182,9 @@ pub fn rank(
     filter: &TrendFilter,
     limit: usize,
 ) -> Ranking {
-    let excluded: Vec<String> =
-        settings.excluded_categories.iter().map(|name| name.to_lowercase()).collect();
     let mut kept: Vec<TrendRow> = rows
         .iter()
-        .filter(|row| !row.names().any(|name| excluded.contains(&name.to_lowercase())))
+        .filter(|row| !row.names().any(|name| settings.excludes(name)))
         .filter(|row| filter.admits(row))
         .filter(|row| row.revenue_daily_change.is_none_or(|c| c.abs() <= settings.max_daily_change))
         .filter(|row| {

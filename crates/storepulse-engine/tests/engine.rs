@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use serde_json::json;
+use storepulse_engine::category_trends::TrendSettings;
 use storepulse_engine::engine::RealtimeFilter;
 use storepulse_engine::query::{Trend, Value};
 use storepulse_engine::{Dimension, Engine, EngineConfig, Filters, Granularity, Metric, QuerySpec};
@@ -1515,7 +1516,7 @@ fn a_period_and_the_one_before_never_count_one_bucket_twice() {
     );
     assert!(lengths.0 >= lengths.1 && lengths.0 < lengths.1 + HOUR, "{lengths:?}");
 
-    let rows = engine.category_trend_rows(Timestamp(now), Currency::USD);
+    let rows = engine.category_trend_rows(Timestamp(now), Currency::USD, &TrendSettings::default());
     let books = rows.iter().find(|row| row.category_level_1 == "Books").unwrap();
     assert_eq!(books.revenue_week, Some(150.0));
     assert_eq!(books.revenue_weekly_change, Some(1.5), "150 against 60, not against 110");
@@ -1541,7 +1542,7 @@ fn a_period_and_the_one_before_never_count_one_bucket_twice() {
 
 #[test]
 fn category_trends_compare_each_period_with_the_one_before() {
-    use storepulse_engine::category_trends::{TrendFilter, TrendSettings, rank};
+    use storepulse_engine::category_trends::{TrendFilter, rank};
     let now = DAY0 + 40 * DAY;
     let sale = |time: i64, id: &str, category: &str, country: &str, price: &str| {
         json!({"type": "purchase", "timestamp": at(time), "country": country,
@@ -1559,7 +1560,7 @@ fn category_trends_compare_each_period_with_the_one_before() {
         sale(now - 2 * DAY, "l1", "Home > Lighting", "DE", "10.00"),
         sale(now - 9 * DAY, "l1", "Home > Lighting", "DE", "40.00"),
     ]);
-    let rows = engine.category_trend_rows(Timestamp(now), Currency::USD);
+    let rows = engine.category_trend_rows(Timestamp(now), Currency::USD, &TrendSettings::default());
     let find = |l1: &str, l2: Option<&str>, l3: Option<&str>| {
         rows.iter()
             .find(|r| {
@@ -1596,6 +1597,49 @@ fn category_trends_compare_each_period_with_the_one_before() {
         ranking.losers.iter().map(|r| r.category_level_1.as_str()).collect::<Vec<_>>(),
         ["Home"]
     );
+}
+
+/// An excluded category's revenue still counted in its parents' rows: excluding
+/// `Gifts > Religious & Ceremonial` dropped its own rows from the ranking while `Gifts` rose
+/// with its sales all the same.
+#[test]
+fn excluded_categories_add_nothing_to_their_parents_rows() {
+    use storepulse_engine::category_trends::{TrendFilter, rank};
+    let now = DAY0 + 40 * DAY;
+    let sale = |time: i64, id: &str, category: &str, price: &str| {
+        json!({"type": "purchase", "timestamp": at(time), "country": "US",
+               "order": {"id": format!("{id}-{time}")},
+               "items": [{"id": id, "category": category, "price": price}]})
+    };
+    let engine = engine_with(&[
+        // Cards: 100 this week, 100 the week before (flat).
+        sale(now - 2 * DAY, "card", "Gifts > Cards", "100.00"),
+        sale(now - 9 * DAY, "card", "Gifts > Cards", "100.00"),
+        // Candles, excluded (any case): 900 this week, 100 the week before.
+        sale(now - 2 * DAY, "candle", "Gifts > RELIGIOUS & CEREMONIAL > Candles", "900.00"),
+        sale(now - 9 * DAY, "candle", "Gifts > RELIGIOUS & CEREMONIAL > Candles", "100.00"),
+    ]);
+    let settings = TrendSettings::default();
+    let rows = engine.category_trend_rows(Timestamp(now), Currency::USD, &settings);
+    let gifts = rows.iter().find(|row| row.level() == 1).unwrap();
+    assert_eq!(gifts.category_level_1, "Gifts");
+    assert_eq!(gifts.revenue_week, Some(100.0), "the cards only");
+    assert_eq!(gifts.revenue_weekly_change, Some(0.0));
+    // The excluded category's own rows (and below) are still data, never ranked.
+    let excluded = rows
+        .iter()
+        .filter(|row| row.category_level_2.as_deref() == Some("RELIGIOUS & CEREMONIAL"))
+        .count();
+    assert_eq!(excluded, 2);
+    let ranking = rank(&rows, &settings, &TrendFilter::default(), 10);
+    assert!(ranking.gainers.is_empty() && ranking.losers.is_empty(), "{ranking:?}");
+
+    // Without the exclusion, Gifts has both: 1000 against 200.
+    let none = TrendSettings { excluded_categories: Vec::new(), ..TrendSettings::default() };
+    let rows = engine.category_trend_rows(Timestamp(now), Currency::USD, &none);
+    let gifts = rows.iter().find(|row| row.level() == 1).unwrap();
+    assert_eq!(gifts.revenue_week, Some(1000.0));
+    assert_eq!(gifts.revenue_weekly_change, Some(4.0));
 }
 
 #[test]

@@ -26,7 +26,7 @@ use storepulse_model::time::Timestamp;
 
 use crate::buys::{BuyLedger, BuyTotals};
 use crate::carts::CartTracker;
-use crate::category_trends::{TrendRow, change};
+use crate::category_trends::{TrendRow, TrendSettings, change};
 use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, SketchMemos, hash_id, in_store};
 use crate::facts::{
     Dimensions, FactKey, Measures, OrderMemory, OrderRecord, Origin, counted_type, currency_bytes,

@@ -93,11 +93,32 @@ impl Engine {
 
     /// Category trend rows as of `now` (see [`crate::category_trends`]): for each category at
     /// levels 1–3 and each country, revenue (in `currency`) of the last day, 7 days and 30
-    /// days against the period before each.
-    pub fn category_trend_rows(&self, now: Timestamp, currency: Currency) -> Vec<TrendRow> {
+    /// days against the period before each. A category `settings` excludes adds nothing to
+    /// its ancestors' rows (its revenue is in its own rows and those below it only, which the
+    /// ranking drops), so that excluding it excludes it from every row ranked.
+    pub fn category_trend_rows(
+        &self,
+        now: Timestamp,
+        currency: Currency,
+        settings: &TrendSettings,
+    ) -> Vec<TrendRow> {
         let money = currency_bytes(currency);
         let mut matcher = RowMatcher::any();
         matcher.product_level = true;
+        // Category id → whether its own level's name is excluded (ids are paths: the name is
+        // the last segment).
+        let mut excluded: FastMap<u32, bool> = FastMap::default();
+        let mut is_excluded = |category: u32| -> bool {
+            *excluded.entry(category).or_insert_with(|| {
+                self.dims.categories.name(category).is_some_and(|path| {
+                    settings.excludes(path.rsplit(" > ").next().unwrap_or(path))
+                })
+            })
+        };
+        // Per product (and store filing): the first of its levels its revenue counts in, the
+        // first excluded one when one is (0 otherwise).
+        let mut first_counted: FastMap<(u32, u32), usize> = FastMap::default();
+        let excludes_any = !settings.excluded_categories.is_empty();
         // (category id, country id) → [day, previous day, week, previous week, month, previous month]
         let mut sums: FastMap<(u32, u32), [i64; 6]> = FastMap::default();
         for (index, length) in [DAY_MS, 7 * DAY_MS, 30 * DAY_MS].into_iter().enumerate() {
@@ -106,7 +127,16 @@ impl Engine {
                     if key.currency != money || !matcher.admits(key, &self.dims) {
                         continue;
                     }
-                    for category in self.dims.categories_of(key.store, key.product).iter().take(3) {
+                    let path = self.dims.categories_of(key.store, key.product);
+                    let path = &path[..path.len().min(3)];
+                    let first = if excludes_any {
+                        *first_counted.entry((key.store, key.product)).or_insert_with(|| {
+                            path.iter().position(|&category| is_excluded(category)).unwrap_or(0)
+                        })
+                    } else {
+                        0
+                    };
+                    for category in &path[first..] {
                         sums.entry((*category, key.country)).or_default()[slot] +=
                             measures.gross_revenue;
                     }

@@ -54,7 +54,14 @@ fn rows(state: &AppState, params: &TrendParams) -> Result<(&'static str, Vec<Tre
                 })?,
             };
             let now = Timestamp(now_unix_ms());
-            Ok(("computed", state.engine.read_ignoring_poison().category_trend_rows(now, currency)))
+            Ok((
+                "computed",
+                state.engine.read_ignoring_poison().category_trend_rows(
+                    now,
+                    currency,
+                    &state.config.category_trends,
+                ),
+            ))
         }
         "imported" => Ok(("imported", state.imported_trends.rows())),
         _ => Err(invalid("source", "computed or imported")),
