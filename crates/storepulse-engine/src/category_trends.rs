@@ -141,14 +141,68 @@ impl TrendFilter {
     }
 }
 
-/// Countries compared as ingest stores them (seed 1's `UK` is ISO's `GB`: computed rows say
-/// `GB`, seed 1's file `UK`); names that are no code (seed 1's `AUSTRALIA`) as text.
+/// Countries compared as ingest stores them, as ISO codes: seed 1's `UK` is ISO's `GB`
+/// (computed rows say `GB`, seed 1's file `UK`), and an English name is its code (seed 1's file
+/// says `AUSTRALIA` where computed rows say `AU`), so a filter written either way finds both.
+/// Imported rows keep the spelling of their file (seed 1's clients filter and show it); other
+/// text that is neither a code nor a known name compares as text.
 fn same_country(a: &str, b: &str) -> bool {
-    match (normalize_country(a), normalize_country(b)) {
+    match (country_code(a), country_code(b)) {
         (Some(a), Some(b)) => a == b,
         _ => a.trim().eq_ignore_ascii_case(b.trim()),
     }
 }
+
+/// A country's ISO 3166-1 alpha-2 code from a code (`us`, `UK`) or an English name
+/// (`AUSTRALIA`, `United States`, any case).
+fn country_code(text: &str) -> Option<compact_str::CompactString> {
+    normalize_country(text).or_else(|| {
+        let text = text.trim();
+        COUNTRY_NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, code)| compact_str::CompactString::const_new(code))
+    })
+}
+
+/// English names (and the common short forms) that upstream exports such as seed 1's write
+/// instead of a code. Seed 1's sample has `US`, `UK` and `AUSTRALIA`; the rest are the
+/// largest e-commerce markets, so that a file naming them compares too.
+const COUNTRY_NAMES: &[(&str, &str)] = &[
+    ("AUSTRALIA", "AU"),
+    ("UNITED STATES", "US"),
+    ("UNITED STATES OF AMERICA", "US"),
+    ("USA", "US"),
+    ("UNITED KINGDOM", "GB"),
+    ("GREAT BRITAIN", "GB"),
+    ("BRITAIN", "GB"),
+    ("CANADA", "CA"),
+    ("NEW ZEALAND", "NZ"),
+    ("IRELAND", "IE"),
+    ("GERMANY", "DE"),
+    ("FRANCE", "FR"),
+    ("SPAIN", "ES"),
+    ("ITALY", "IT"),
+    ("NETHERLANDS", "NL"),
+    ("BELGIUM", "BE"),
+    ("AUSTRIA", "AT"),
+    ("SWITZERLAND", "CH"),
+    ("SWEDEN", "SE"),
+    ("NORWAY", "NO"),
+    ("DENMARK", "DK"),
+    ("FINLAND", "FI"),
+    ("POLAND", "PL"),
+    ("PORTUGAL", "PT"),
+    ("JAPAN", "JP"),
+    ("CHINA", "CN"),
+    ("SOUTH KOREA", "KR"),
+    ("INDIA", "IN"),
+    ("SINGAPORE", "SG"),
+    ("BRAZIL", "BR"),
+    ("MEXICO", "MX"),
+    ("SOUTH AFRICA", "ZA"),
+    ("UNITED ARAB EMIRATES", "AE"),
+];
 
 /// `daily_weight × daily change + weekly_weight × weekly change` (a missing change counts 0),
 /// to 6 decimals: binary floating point otherwise shows `0.1 × -2 + 0.9 × 0.2` as
@@ -272,6 +326,35 @@ mod tests {
         assert_eq!(names(&ticker), ["toys", "toys", "books", "garden"]);
         assert_eq!(change(110, 100), Some(0.1));
         assert_eq!(change(5, 0), None);
+    }
+
+    /// Seed 1's file names countries (`AUSTRALIA`) where computed rows have codes (`AU`): a
+    /// `country=AU` filter missed the imported rows, and `country=AUSTRALIA` the computed ones.
+    #[test]
+    fn a_country_filter_matches_its_code_and_its_english_name() {
+        let rows = [
+            row("toys", "AUSTRALIA", 0.0, 0.5),
+            row("toys", "AU", 0.0, 0.5),
+            row("toys", "UK", 0.0, 0.5),
+            row("toys", "United States", 0.0, 0.5),
+            row("toys", "AT", 0.0, 0.5),
+            row("toys", "Atlantis", 0.0, 0.5),
+        ];
+        let countries = |wanted: &str| {
+            let filter = TrendFilter { country: Some(wanted.into()), ..TrendFilter::default() };
+            rows.iter()
+                .filter(|row| filter.admits(row))
+                .map(|row| row.country.clone())
+                .collect::<Vec<_>>()
+        };
+        for wanted in ["AU", "au", "AUSTRALIA", "Australia", " australia "] {
+            assert_eq!(countries(wanted), ["AUSTRALIA", "AU"], "{wanted}");
+        }
+        assert_eq!(countries("GB"), ["UK"]);
+        assert_eq!(countries("United Kingdom"), ["UK"]);
+        assert_eq!(countries("US"), ["United States"]);
+        assert_eq!(countries("AT"), ["AT"]);
+        assert_eq!(countries("atlantis"), ["Atlantis"]);
     }
 
     /// Rows are scored as the ranking scores them (they were listed with 0.0) and filtered,

@@ -184,9 +184,12 @@ async fn trend_rows_are_scored_and_filtered() {
     assert!(rows.iter().any(|row| row["score"].as_f64().unwrap() != 0.0));
     for (query, expected) in [
         ("country=US&level=3&limit=2", 2),
-        // Seed 1's UK is ISO's GB, as ingest stores it; its AUSTRALIA is a name, not a code.
+        // Seed 1's UK is ISO's GB, as ingest stores it; its AUSTRALIA is the name of AU,
+        // which computed rows say (`country=AU` missed the imported rows).
         ("country=GB", 30),
         ("country=australia", 25),
+        ("country=AU", 25),
+        ("country=United%20States", 325),
         // The sample's rows are all of level 3.
         ("level=1", 0),
         ("category=Marine%20Electronics", 1),
