@@ -69,6 +69,15 @@ impl ImportedTrends {
         self.rows.lock_ignoring_poison().clone()
     }
 
+    /// How many rows the last import holds (0 when none).
+    pub fn len(&self) -> usize {
+        self.rows.lock_ignoring_poison().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Parses `csv` and, when it holds rows and every one is valid, replaces the imported rows
     /// with them.
     pub fn import(&self, csv: &[u8]) -> Result<Result<usize, ImportRefusal>, std::io::Error> {

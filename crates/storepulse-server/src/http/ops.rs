@@ -5,6 +5,13 @@
 //!
 //! `/health` answers 503 with `"status": "unhealthy"` while the event log cannot be written,
 //! so a load balancer stops sending events to a node that cannot keep them.
+//!
+//! Three seeds served `GET /health`, each in its own shape, and their users' monitors parse it:
+//! one body carries all three (their fields do not collide), so a monitor of any of them keeps
+//! working on the same path with the same status codes. Seed 4's `status` (`"healthy"`),
+//! `timestamp`, `uptime_seconds` are Storepulse's own; seed 1 adds `cache_status` and
+//! `data_count`; seed 2 (ShopX) adds its envelope `success`, `data: {status: "ok", version,
+//! timestamp}`, `error_code`, `error_message`.
 
 use std::sync::atomic::Ordering;
 
@@ -34,10 +41,34 @@ pub fn router() -> Router<AppState> {
 async fn get_health(State(state): State<AppState>) -> Response {
     let status = state.ingest.status();
     let writable = status.writable.load(Ordering::Relaxed);
+    let timestamp = Timestamp(now_unix_ms()).to_python_isoformat();
+    let engine = state.engine.read_ignoring_poison().stats();
+    let last_error = if writable { None } else { status.last_error() };
+    // Seed 1 counted the trend rows it served: the imported ones while there are any (what
+    // `/api/trends` lists then), else the events everything here is computed from.
+    let imported_rows = state.imported_trends.len();
+    let data_count = if imported_rows > 0 { imported_rows as u64 } else { engine.events_applied };
     let body = json!({
         "status": if writable { "healthy" } else { "unhealthy" },
-        "timestamp": Timestamp(now_unix_ms()).to_python_isoformat(),
+        "timestamp": timestamp,
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        // Seed 1: its cache expired every five minutes; answers here are computed from the
+        // stored events as they are asked, so what they are read from is always current.
+        "cache_status": "valid",
+        "data_count": data_count,
+        // Seed 2's envelope.
+        "success": writable,
+        "data": {
+            "status": if writable { "ok" } else { "unhealthy" },
+            "version": env!("CARGO_PKG_VERSION"),
+            "timestamp": timestamp,
+        },
+        "error_code": if writable { None } else { Some("SERVICE_UNAVAILABLE") },
+        "error_message": if writable {
+            None
+        } else {
+            Some(last_error.clone().unwrap_or_else(|| "the event log cannot be written".into()))
+        },
         "version": env!("CARGO_PKG_VERSION"),
         "started_at": state.started_at.to_python_isoformat(),
         "log": {
@@ -47,10 +78,10 @@ async fn get_health(State(state): State<AppState>) -> Response {
             "durable_offset": status.durable_offset.load(Ordering::Relaxed),
             "segments": status.segments.load(Ordering::Relaxed),
             "bytes": status.log_bytes.load(Ordering::Relaxed),
-            "last_error": if writable { None } else { status.last_error() },
+            "last_error": last_error,
             "recovered_torn_bytes": state.ingest.recovery.truncated_bytes,
         },
-        "engine": state.engine.read_ignoring_poison().stats(),
+        "engine": engine,
         "process": { "resident_bytes": crate::telemetry::resident_bytes() },
     });
     let code = if writable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -5,6 +5,46 @@ use axum::http::{Request, StatusCode};
 
 use crate::support::{TestApp, post};
 
+/// `/health` answered seed 4's shape only: a monitor of seed 1 (`cache_status`, `data_count`)
+/// or of seed 2 (`success`, `data.status == "ok"`) on the same path found its fields missing.
+#[tokio::test]
+async fn health_also_answers_seed_1_and_seed_2_monitors() {
+    let test = TestApp::new();
+    let response = test.get("/health").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let health = response.json();
+    // Seed 1.
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["cache_status"], "valid");
+    assert_eq!(health["data_count"], 0);
+    // Seed 2 (ShopX).
+    assert_eq!(health["success"], true);
+    assert_eq!(health["data"]["status"], "ok");
+    assert_eq!(health["data"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["data"]["timestamp"], health["timestamp"]);
+    assert!(health["error_code"].is_null() && health["error_message"].is_null(), "{health}");
+    assert!(health.as_object().unwrap().contains_key("error_code"), "present, as null");
+
+    test.post_json("/api/v1/events", r#"[{"type":"search","query":"a"}]"#).await;
+    assert_eq!(test.get("/health").await.json()["data_count"], 1);
+    let csv = "event_date,campaign_country,product_category_level_1,product_category_level_2,product_category_level_3,revenue_daily_change,revenue_weekly_change,revenue_monthly_change,commission_daily_change,commission_weekly_change,commission_monthly_change\n2025-02-09,US,toys,,,0.1,0.2,0.3,0,0,0\n2025-02-09,UK,toys,,,0.1,0.2,0.3,0,0,0\n";
+    let request = post("/api/v1/category-trends/import").body(Body::from(csv)).unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::OK);
+    assert_eq!(test.get("/health").await.json()["data_count"], 2, "the imported rows");
+
+    // Unhealthy: 503 in every shape.
+    test.app.ingest.log().lock().unwrap().fault_injector().fail_next_syncs(1);
+    test.post_json("/api/v1/events", r#"[{"type":"search","query":"b"}]"#).await;
+    let response = test.get("/health").await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    let health = response.json();
+    assert_eq!(health["status"], "unhealthy");
+    assert_eq!(health["success"], false);
+    assert_eq!(health["data"]["status"], "unhealthy");
+    assert_eq!(health["error_code"], "SERVICE_UNAVAILABLE");
+    assert!(!health["error_message"].as_str().unwrap().is_empty(), "{health}");
+}
+
 #[tokio::test]
 async fn health_has_seed4_fields_and_log_details() {
     let test = TestApp::new();
