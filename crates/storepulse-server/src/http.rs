@@ -519,9 +519,20 @@ async fn get_index() -> Response {
 /// A served path asked with another method: the 404's JSON shape, naming the method, the path
 /// and the methods the path takes. axum adds the `Allow` header on the way out (after every
 /// layer), which is why the methods come from [`ROUTE_TEMPLATES`] rather than from it.
+///
+/// On the FastAPI seeds' paths (seed 4's `/buy` and `/stats`, seeds 3's and 5's) the body is
+/// FastAPI's, `{"detail": "Method Not Allowed"}`, which those seeds' clients were written
+/// against (seed 4's own error handler covered 404s only), as their 429s are.
 async fn method_not_allowed(request: Request) -> Response {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
+    if rate_limit::is_fastapi_seed_path(&path) {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(json!({"detail": "Method Not Allowed"})),
+        )
+            .into_response();
+    }
     let allowed: Vec<&str> = request
         .extensions()
         .get::<MatchedPath>()

@@ -169,9 +169,10 @@ pub fn check(state: &AppState, request: &Request, ip: Option<IpAddr>) -> Option<
     Some(limiters.check(class, &key))
 }
 
-/// Whether `path` is one of the FastAPI seeds' (3, 4 and 5) paths, whose clients read a 429 as
-/// FastAPI wrote it (`{"detail": ...}`) rather than as Storepulse's `{"error": ...}`.
-fn is_fastapi_seed_path(path: &str) -> bool {
+/// Whether `path` is one of the FastAPI seeds' (3, 4 and 5) paths, whose clients read a 429
+/// (and a 405, see `http::method_not_allowed`) as FastAPI wrote it (`{"detail": ...}`) rather
+/// than as Storepulse's `{"error": ...}`.
+pub fn is_fastapi_seed_path(path: &str) -> bool {
     let user_sessions = path
         .strip_prefix("/users/")
         .and_then(|rest| rest.strip_suffix("/sessions"))

@@ -271,6 +271,33 @@ async fn wrong_methods_are_json_405s_naming_the_allowed_methods() {
     }
 }
 
+/// Seed 4 is FastAPI: a wrong method on its `/buy` or `/stats` answered FastAPI's
+/// `{"detail": "Method Not Allowed"}`, which its clients parse, and Storepulse answered its own
+/// `{"error": {...}}` there; the other FastAPI seeds' paths likewise, Storepulse's own paths
+/// keep Storepulse's shape.
+#[tokio::test]
+async fn wrong_methods_on_the_fastapi_seeds_paths_are_fastapi_405s() {
+    let test = TestApp::new();
+    for (request, allowed) in [
+        (Request::get("/buy"), "POST"),
+        (Request::put("/buy"), "POST"),
+        (Request::post("/stats"), "GET,HEAD"),
+        (Request::delete("/stats"), "GET,HEAD"),
+        (Request::post("/trending_products"), "GET,HEAD"),
+        (Request::get("/ingest"), "POST"),
+    ] {
+        let request = request.body(Body::empty()).unwrap();
+        let label = format!("{} {}", request.method(), request.uri());
+        let response = test.send(request).await;
+        assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{label}");
+        assert_eq!(response.header("allow"), Some(allowed), "{label}");
+        assert_eq!(response.header("content-type"), Some("application/json"), "{label}");
+        assert_eq!(response.json(), serde_json::json!({"detail": "Method Not Allowed"}), "{label}");
+    }
+    let response = test.send(Request::get("/api/v1/events").body(Body::empty()).unwrap()).await;
+    assert_eq!(response.json()["error"]["code"], "method_not_allowed");
+}
+
 /// The methods a 405 body names come from a table beside the route templates: it must say
 /// what the router itself says in `Allow`, for every route.
 #[tokio::test]
@@ -281,6 +308,10 @@ async fn the_405_method_table_matches_the_router() {
         let response = test.send(Request::patch(path.as_str()).body(Body::empty()).unwrap()).await;
         assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{template}");
         assert_eq!(response.header("allow"), Some(methods), "{template}");
+        if storepulse_server::http::rate_limit::is_fastapi_seed_path(&path) {
+            assert_eq!(response.json()["detail"], "Method Not Allowed", "{template}");
+            continue;
+        }
         let named: Vec<String> = methods.split(',').map(str::to_owned).collect();
         assert_eq!(
             response.json()["error"]["details"]["allowed_methods"],
