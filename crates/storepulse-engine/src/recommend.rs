@@ -23,9 +23,15 @@ use pair_counts::PairCounts;
 
 pub const MAX_ITEMS_PER_VISITOR: usize = 50;
 
+/// Products a visitor's set holds in its table entry before they move to the heap: most
+/// visitors meet a few products, and finding the entry then finds them too (a vector on the
+/// heap was one more cache miss on every product event, and an allocation per visitor).
+const INLINE_ITEMS: usize = 6;
+
+/// Serialized as a plain sequence, like the `Vec` it was: snapshots do not change.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct VisitorItems {
-    items: Vec<u32>,
+    items: SmallVec<[u32; INLINE_ITEMS]>,
     last_seen: i64,
 }
 
@@ -71,31 +77,40 @@ impl CoOccurrence {
     }
 
     /// Records that the visitor whose key is `visitor` (its id's hash in `store`, see
-    /// [`in_store`]) met `product` in `store`.
-    pub fn observe(&mut self, visitor: u64, store: u32, product: u32, time_ms: i64) {
-        let (entry, _) = self
-            .visitors
-            .get_or_insert_with(visitor, || VisitorItems { items: Vec::new(), last_seen: time_ms });
+    /// [`in_store`]) met `products` in `store` (one event's; the visitor is looked up once).
+    pub fn observe(
+        &mut self,
+        visitor: u64,
+        store: u32,
+        products: impl IntoIterator<Item = u32>,
+        time_ms: i64,
+    ) {
+        let (entry, _) = self.visitors.get_or_insert_with(visitor, || VisitorItems {
+            items: SmallVec::new(),
+            last_seen: time_ms,
+        });
         entry.last_seen = entry.last_seen.max(time_ms);
-        if entry.items.contains(&product) {
-            return;
+        for product in products {
+            if entry.items.contains(&product) {
+                continue;
+            }
+            // Only a visitor's first meeting with a product gets here, so this costs little.
+            let index = product as usize;
+            if self.product_stores.len() <= index {
+                self.product_stores.resize(index + 1, SmallVec::new());
+            }
+            if !self.product_stores[index].contains(&store) {
+                self.product_stores[index].push(store);
+            }
+            self.pairs.add_all(product, &entry.items);
+            for &other in &entry.items {
+                self.pairs.add(other, product);
+            }
+            if entry.items.len() == MAX_ITEMS_PER_VISITOR {
+                entry.items.remove(0);
+            }
+            entry.items.push(product);
         }
-        // Only a visitor's first meeting with a product gets here, so this costs little.
-        let index = product as usize;
-        if self.product_stores.len() <= index {
-            self.product_stores.resize(index + 1, SmallVec::new());
-        }
-        if !self.product_stores[index].contains(&store) {
-            self.product_stores[index].push(store);
-        }
-        self.pairs.add_all(product, &entry.items);
-        for &other in &entry.items {
-            self.pairs.add(other, product);
-        }
-        if entry.items.len() == MAX_ITEMS_PER_VISITOR {
-            entry.items.remove(0);
-        }
-        entry.items.push(product);
     }
 
     pub fn prune(&mut self, now_ms: i64) {
@@ -165,7 +180,7 @@ impl CoOccurrence {
 
     pub fn heap_bytes(&self) -> usize {
         // An estimate that does not walk every visitor (sets average well under their cap).
-        let visitors = self.visitors.heap_bytes() + self.visitors.len() * 8 * 4;
+        let visitors = self.visitors.heap_bytes() + self.visitors.len() * 4 * 4;
         let stores = self.product_stores.capacity() * std::mem::size_of::<SmallVec<[u32; 2]>>();
         visitors + self.pairs.heap_bytes() + stores
     }
@@ -194,7 +209,7 @@ mod tests {
             ("c", 3),
             ("d", 4),
         ] {
-            model.observe(hash_id(visitor), 1, product, 0);
+            model.observe(hash_id(visitor), 1, [product], 0);
         }
         let all = StoreScope::All(&[1]);
         assert_eq!(model.for_product(1, all, 10), vec![(2, 2), (3, 2)]);
@@ -213,7 +228,7 @@ mod tests {
         // Store 1: "x" meets 10 (store 1 only) and 20 (a product id both stores use).
         // Store 2: "y" meets 20; "x" (the same id in another shop) meets 30.
         for (visitor, store, product) in [("x", 1, 10), ("x", 1, 20), ("y", 2, 20), ("x", 2, 30)] {
-            model.observe(in_store(hash_id(visitor), store), store, product, 0);
+            model.observe(in_store(hash_id(visitor), store), store, [product], 0);
         }
         assert_eq!(model.for_visitor("y", StoreScope::One(2), 10), vec![]);
         assert_eq!(model.for_product(20, StoreScope::One(2), 10), vec![]);

@@ -296,11 +296,12 @@ impl Engine {
             self.funnels.observe_sessionless(visitor, place, time, event_type, &products);
             self.product_scratch = products;
         }
-        if let Some((_, visitor)) = visitor {
+        if let Some((_, visitor)) = visitor
+            && rows.len() > 1
+        {
             // Product rows follow the event row; each names one product the visitor met.
-            for (key, _) in &rows[1..] {
-                self.together.observe(visitor, key.store, key.product, time);
-            }
+            let products = rows[1..].iter().map(|(key, _)| key.product);
+            self.together.observe(visitor, origin.store, products, time);
         }
         // `orders` is 0 on a purchase repeating a remembered order (see `rows_of`).
         if event_type == EventType::Purchase && event.promotion.is_some() && rows[0].1.orders > 0 {
