@@ -155,15 +155,22 @@ impl Table {
     }
 }
 
-/// The period just before one a scan covered (`covered`, as [`Rollups::scan`] returns it): as
-/// long, and ending where it starts (scanned, its own start is widened to a bucket edge too). A scan widens its range to whole buckets, so the
-/// nominal period before (`[from − length, from)`) would read again the bucket holding
-/// `from`, counting its events in both periods; this one starts at the bucket edge instead.
-/// (Only where the earlier period ends in time kept by coarser buckets than the later one
-/// starts in, at a retention edge, can its last bucket still reach past that edge.)
-pub fn period_before(covered: (i64, i64)) -> (i64, i64) {
-    let (from, to) = covered;
-    (from - (to - from), from)
+/// How [`Rollups::period_before`] moves a time to a bucket edge.
+#[derive(Clone, Copy, Debug)]
+enum Rounding {
+    Down,
+    /// To the nearer edge; down on a tie.
+    Nearest,
+}
+
+impl Rounding {
+    /// `down` or `up` (the edges at or before and after `time`) as this rounding picks.
+    fn pick(self, time: i64, down: i64, up: i64) -> i64 {
+        match self {
+            Rounding::Nearest if time != down && up - time < time - down => up,
+            _ => down,
+        }
+    }
 }
 
 /// A visited bucket: its start and width (ms).
@@ -390,6 +397,55 @@ impl Rollups {
         } else {
             &self.days
         }
+    }
+
+    /// The period to compare a scanned one with (`covered`, as [`Rollups::scan`] returns it):
+    /// ending where it starts, or at the latest edge before that where a scan can end (so no
+    /// bucket counts in both), and as long as it as the buckets kept there allow. A scan
+    /// widens its range to whole buckets, so the nominal period before (`[from − length,
+    /// from)`) would read again the bucket holding `from`; and where the earlier period lies
+    /// in coarser buckets (past a retention edge: minutes after two days, hours after 90 by
+    /// default) its ends are the edges of those buckets nearest to its nominal ones, rather
+    /// than the whole buckets holding them, which made it up to a bucket longer than the
+    /// period it was compared with (−2.7 % on perfectly flat traffic for `last_24_hours`).
+    /// Reading the span returned covers exactly it.
+    pub fn period_before(&self, covered: (i64, i64)) -> (i64, i64) {
+        let (from, to) = covered;
+        let end = self.end_edge(from, Rounding::Down);
+        let start = self.start_edge(end - (to - from), Rounding::Nearest);
+        (start.min(end), end)
+    }
+
+    /// `[from, to)` moved to the nearest edges a scan can start and end at exactly (see
+    /// [`Rollups::period_before`]): for a named period (a calendar month) whose ends lie in
+    /// coarser buckets.
+    pub fn readable_span(&self, from: i64, to: i64) -> (i64, i64) {
+        let end = self.end_edge(to, Rounding::Nearest);
+        (self.start_edge(from, Rounding::Nearest).min(end), end)
+    }
+
+    /// An edge where a scan can start exactly, near `time`: an edge of the finest buckets kept
+    /// at `time` (rounding down stays in them, as retention drops whole buckets), or up to the
+    /// next one of those or where finer buckets begin to be kept, whichever comes first.
+    fn start_edge(&self, time: i64, rounding: Rounding) -> i64 {
+        let width = self.finest_width_at(time);
+        let down = time.div_euclid(width) * width;
+        let mut up = down + width;
+        for table in [&self.minutes, &self.hours] {
+            if table.width_ms < width && table.kept_from > time {
+                up = up.min(table.kept_from);
+            }
+        }
+        rounding.pick(time, down, up)
+    }
+
+    /// An edge where a scan can end exactly, near `time`: an edge of the finest buckets kept
+    /// for the moment before it (a later one of them only reaches finer buckets, whose edges
+    /// include it).
+    fn end_edge(&self, time: i64, rounding: Rounding) -> i64 {
+        let width = self.finest_width_at(time - 1);
+        let down = time.div_euclid(width) * width;
+        rounding.pick(time, down, down + width)
     }
 
     /// The finest bucket width still kept for data at `time_ms`.

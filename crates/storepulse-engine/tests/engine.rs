@@ -14,7 +14,7 @@ use storepulse_engine::query::{Trend, Value};
 use storepulse_engine::{Dimension, Engine, EngineConfig, Filters, Granularity, Metric, QuerySpec};
 use storepulse_model::event::{DeviceType, Event};
 use storepulse_model::money::Currency;
-use storepulse_model::time::Timestamp;
+use storepulse_model::time::{Timestamp, parse_timestamp_text};
 
 /// 2026-11-02T00:00:00Z, a Monday.
 const DAY0: i64 = 1_793_577_600_000;
@@ -201,6 +201,62 @@ fn a_named_previous_period_is_read_as_named() {
     let previous = engine.query(&today).unwrap().previous.unwrap();
     assert_eq!(previous.covered_from, at(DAY0 + DAY + 14 * HOUR));
     assert_eq!(previous.totals["orders"], Value::Count(1));
+}
+
+/// Past a retention edge (minutes after two days, hours after 90) the period before lies in
+/// coarser buckets. It read the whole buckets holding its nominal ends, so it was longer than
+/// the period compared (flat traffic showed −4 % for `last_24_hours`), and for `last_90_days`
+/// its last day bucket reached into the current period, counting an order in both. Now it ends
+/// at or before the current period's first bucket and its ends are the nearest bucket edges.
+#[test]
+fn the_period_before_is_as_long_and_never_overlaps_past_retention_edges() {
+    // Flat traffic: an order at 20 past every hour for 200 days, then retention as of `now`.
+    let lamp = json!([{"id": "lamp", "price": "10.00", "quantity": 1}]);
+    let now = DAY0 + 200 * DAY + 5 * HOUR + 44 * MIN + 30_000;
+    let times: Vec<i64> = (0..200 * 24 + 6).map(|hour| DAY0 + hour * HOUR + 20 * MIN).collect();
+    let events: Vec<serde_json::Value> = times
+        .iter()
+        .map(|t| purchase(*t, &format!("o{t}"), "main", lamp.clone(), json!({})))
+        .collect();
+    let mut engine = engine_with(&events);
+    engine.prune(Timestamp(now));
+    let orders_in = |from: &str, to: &str| {
+        let (from, to) =
+            (parse_timestamp_text(from).unwrap().0, parse_timestamp_text(to).unwrap().0);
+        times.iter().filter(|t| **t >= from && **t < to).count() as u64
+    };
+    for (length, name) in
+        [(DAY, "last_24_hours"), (7 * DAY, "last_7_days"), (90 * DAY, "last_90_days")]
+    {
+        let mut query = spec(&[Metric::Orders], now - length, now);
+        query.compare = true;
+        let result = engine.query(&query).unwrap();
+        let previous = result.previous.unwrap();
+        assert!(previous.covered_to <= result.covered_from, "{name}: the periods overlap");
+        // Each counts exactly the orders in the span it says it covered.
+        let current = orders_in(&result.covered_from, &result.covered_to);
+        assert_eq!(result.totals["orders"], Value::Count(current), "{name}");
+        let before = orders_in(&previous.covered_from, &previous.covered_to);
+        assert_eq!(previous.totals["orders"], Value::Count(before), "{name}");
+        // As long as the buckets kept allow: flat traffic, flat growth where minutes and
+        // hours reach; a period before in day buckets differs by less than half a day.
+        let span = |from: &str, to: &str| {
+            parse_timestamp_text(to).unwrap().0 - parse_timestamp_text(from).unwrap().0
+        };
+        let lengths = (
+            span(&previous.covered_from, &previous.covered_to),
+            span(&result.covered_from, &result.covered_to),
+        );
+        if length < 90 * DAY {
+            assert_eq!(
+                before, current,
+                "{name}: {previous:?} against {}..{}",
+                result.covered_from, result.covered_to
+            );
+        } else {
+            assert!(lengths.0.abs_diff(lengths.1) <= (DAY / 2) as u64, "{name}: {lengths:?}");
+        }
+    }
 }
 
 /// Average order value divided gross revenue by every order, also those of unknown value (a

@@ -39,7 +39,7 @@ use crate::query::{
     Trend, Value, growth_percent, round2, round4,
 };
 use crate::recommend::CoOccurrence;
-use crate::rollup::{DAY_MS, HOUR_MS, MINUTE_MS, RollupRetention, Rollups, period_before};
+use crate::rollup::{DAY_MS, HOUR_MS, MINUTE_MS, RollupRetention, Rollups};
 use crate::trending::TrendingWeights;
 
 /// Window lengths and retention.

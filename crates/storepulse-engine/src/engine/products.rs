@@ -146,7 +146,7 @@ impl Engine {
             // that the bucket holding their boundary counts in one of them only.
             let covered =
                 self.rollups.scan(now.0 - length, now.0, DAY_MS, |_, rows| add(2 * index, rows));
-            let (from, to) = period_before(covered);
+            let (from, to) = self.rollups.period_before(covered);
             self.rollups.scan(from, to, DAY_MS, |_, rows| add(2 * index + 1, rows));
         }
         let date = now.to_rfc3339().chars().take(10).collect::<String>();

@@ -52,9 +52,10 @@ pub struct Comparison {
     pub from: String,
     pub to: String,
     /// The span the previous period's rollup measures cover. For the equal period before
-    /// (no [`QuerySpec::previous`]): as long as the current one's and ending where it
-    /// starts, so that no bucket counts in both (see [`crate::rollup::period_before`]). For a
-    /// named previous period: that period widened to the whole buckets read.
+    /// (no [`QuerySpec::previous`]): ending where the current one's buckets start, so that no
+    /// bucket counts in both, and as long as they where the buckets kept allow (see
+    /// [`crate::rollup::Rollups::period_before`]). For a named previous period: that period
+    /// from and to the bucket edges nearest its ends.
     pub covered_from: String,
     pub covered_to: String,
     /// As in [`QueryResult`]: the whole days the previous period's distinct metrics count
@@ -384,12 +385,18 @@ impl Engine {
             result.groups = Some(groups);
         }
         if let Some((previous_from, previous_to)) = previous_period {
-            // A named period is read as named: it starts at midnight, a bucket edge at every
-            // resolution, and ends at or before the current one starts. The equal period
-            // before an arbitrary range ends where the current one's buckets start instead.
+            // A named period is read from and to the bucket edges nearest its ends (midnight is
+            // an edge at every resolution; a time of day in last month's hours is not). The
+            // equal period before any other range ends where the current one's buckets start
+            // and is as long as they allow (see `Rollups::period_before`).
             let rollup_span = match spec.previous {
-                Some(_) => (previous_from, previous_to),
-                None => period_before(covered),
+                Some(_) => {
+                    // Never past where the current period's buckets start.
+                    let (from, to) = self.rollups.readable_span(previous_from, previous_to);
+                    let (_, current_start) = self.rollups.period_before(covered);
+                    (from.min(current_start), to.min(current_start))
+                }
+                None => self.rollups.period_before(covered),
             };
             let (previous, previous_covered) =
                 self.sum_filtered((previous_from, previous_to), rollup_span, spec);
@@ -485,7 +492,7 @@ impl Engine {
     }
 
     /// The totals of `spec` for the period before a compared one: the rollups' measures over
-    /// `rollup_span` (see [`period_before`]), whose covered span is returned beside them, and
+    /// `rollup_span` (see [`crate::rollup::Rollups::period_before`]), whose covered span is returned beside them, and
     /// what is counted exactly (trails, sketch days, carts) over `[from, to)`.
     fn sum_filtered(
         &self,
