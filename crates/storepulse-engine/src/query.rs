@@ -334,8 +334,11 @@ pub enum Trend {
 }
 
 impl Trend {
-    /// `up` when the second half sums to more than 1.1 × the first, `down` below 0.9 ×,
-    /// else `stable` (also for fewer than two points).
+    /// `up` when the second half sums to more than the first plus 10 % of the first's size,
+    /// `down` when it sums to less than the first minus 10 % of its size, else `stable` (also
+    /// for fewer than two points). For a positive first half that is seed 2's 1.1 × / 0.9 ×;
+    /// measuring the 10 % on `|first|` keeps a negative first half (net revenue after refunds)
+    /// pointing the same way as `growth_percent`: −10 → −10.5 is `down`, not `up`.
     pub fn of(points: &[f64]) -> Trend {
         if points.len() < 2 {
             return Trend::Stable;
@@ -343,9 +346,10 @@ impl Trend {
         let half = points.len() / 2;
         let first: f64 = points[..half].iter().sum();
         let second: f64 = points[points.len() - half..].iter().sum();
-        if second > first * 1.1 {
+        let margin = first.abs() * 0.1;
+        if second > first + margin {
             Trend::Up
-        } else if second < first * 0.9 {
+        } else if second < first - margin {
             Trend::Down
         } else {
             Trend::Stable
@@ -353,9 +357,11 @@ impl Trend {
     }
 }
 
-/// `(current − previous) / previous × 100`, `None` when previous is 0 (seed 2).
+/// `(current − previous) / |previous| × 100`, `None` when previous is 0 (seed 2). The absolute
+/// value keeps the sign meaning "rose" or "fell" when previous is negative (net revenue after
+/// refunds): −10.00 → +5.00 is +150 %, not −150 %.
 pub fn growth_percent(current: f64, previous: f64) -> Option<f64> {
-    if previous == 0.0 { None } else { Some(round2((current - previous) / previous * 100.0)) }
+    if previous == 0.0 { None } else { Some(round2((current - previous) / previous.abs() * 100.0)) }
 }
 
 pub fn round2(value: f64) -> f64 {
@@ -364,4 +370,28 @@ pub fn round2(value: f64) -> f64 {
 
 pub fn round4(value: f64) -> f64 {
     (value * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_from_a_negative_previous_value_keeps_the_sign_of_the_change() {
+        assert_eq!(growth_percent(5.0, -10.0), Some(150.0));
+        assert_eq!(growth_percent(-15.0, -10.0), Some(-50.0));
+        assert_eq!(growth_percent(15.0, 10.0), Some(50.0));
+        assert_eq!(growth_percent(5.0, 0.0), None);
+    }
+
+    #[test]
+    fn trend_from_a_negative_first_half_agrees_with_growth() {
+        assert_eq!(Trend::of(&[-10.0, 5.0]), Trend::Up);
+        assert_eq!(Trend::of(&[-10.0, -10.5]), Trend::Stable);
+        assert_eq!(Trend::of(&[-10.0, -12.0]), Trend::Down);
+        assert_eq!(Trend::of(&[-10.0, -8.0]), Trend::Up);
+        assert_eq!(Trend::of(&[10.0, 12.0]), Trend::Up);
+        assert_eq!(Trend::of(&[10.0, 8.0]), Trend::Down);
+        assert_eq!(Trend::of(&[0.0, -1.0]), Trend::Down);
+    }
 }

@@ -352,6 +352,27 @@ fn commerce_fixture() -> Engine {
 }
 
 #[test]
+fn growth_from_negative_net_revenue_is_positive_when_it_rose() {
+    // Day 0: 10.00 sold; day 1: it is refunded (net −10.00) and 5.00 sold on day 2.
+    let engine = engine_with(&[
+        json!({"type": "purchase", "timestamp": at(DAY0 + HOUR), "store": "main", "order": {"id": "o1", "total": "10.00"}}),
+        json!({"type": "refund", "timestamp": at(DAY0 + DAY + HOUR), "store": "main", "order": {"id": "o1"}}),
+        json!({"type": "purchase", "timestamp": at(DAY0 + 2 * DAY + HOUR), "store": "main", "order": {"id": "o2", "total": "5.00"}}),
+    ]);
+    let mut query = spec(&[Metric::NetRevenue], DAY0 + 2 * DAY, DAY0 + 3 * DAY);
+    query.compare = true;
+    let result = engine.query(&query).unwrap();
+    assert_eq!(result.totals["net_revenue"], money("5.00"));
+    let previous = result.previous.unwrap();
+    assert_eq!(previous.totals["net_revenue"], money("-10.00"));
+    assert_eq!(previous.growth_percent["net_revenue"], Some(150.0), "−10.00 → 5.00 rose");
+    // Over both days the series' second half is above its first: the trend agrees.
+    let mut both = spec(&[Metric::NetRevenue], DAY0 + DAY, DAY0 + 3 * DAY);
+    both.compare = true;
+    assert_eq!(engine.query(&both).unwrap().trend["net_revenue"], Trend::Up);
+}
+
+#[test]
 fn commerce_kpis_over_a_range_with_refunds_currencies_and_stores() {
     let engine = commerce_fixture();
     let metrics = [
