@@ -114,7 +114,9 @@ impl Measures {
         self.promotion_views = self.promotion_views.saturating_add(other.promotion_views);
         self.promotion_clicks = self.promotion_clicks.saturating_add(other.promotion_clicks);
         self.unvalued_orders = self.unvalued_orders.saturating_add(other.unvalued_orders);
-        // Saturating, as the counts are: each amount is bounded at ingest, their sums not.
+        // Saturating, as the counts are: each amount is bounded at ingest (10^15 minor units),
+        // their sums not; one row in one bucket holds 9,223 orders of the maximum amount
+        // before it saturates at i64::MAX, never wrapping into a negative revenue.
         self.gross_revenue = self.gross_revenue.saturating_add(other.gross_revenue);
         self.refunded_revenue = self.refunded_revenue.saturating_add(other.refunded_revenue);
     }
@@ -127,7 +129,9 @@ impl Measures {
     }
 }
 
-/// [`Measures`] summed over any number of rows (a query's totals), in 64 bits.
+/// [`Measures`] summed over any number of rows (a query's totals): counts in 64 bits, money in
+/// 128 bits, so that no sum of rows saturates or wraps (a row's own money saturates at
+/// `i64::MAX` minor units, see [`Measures::add`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     pub events: u64,
@@ -141,8 +145,8 @@ pub struct Totals {
     pub refunds: u64,
     pub promotion_views: u64,
     pub promotion_clicks: u64,
-    pub gross_revenue: i64,
-    pub refunded_revenue: i64,
+    pub gross_revenue: i128,
+    pub refunded_revenue: i128,
 }
 
 impl Totals {
@@ -158,8 +162,9 @@ impl Totals {
         self.refunds += u64::from(row.refunds);
         self.promotion_views += u64::from(row.promotion_views);
         self.promotion_clicks += u64::from(row.promotion_clicks);
-        self.gross_revenue = self.gross_revenue.saturating_add(row.gross_revenue);
-        self.refunded_revenue = self.refunded_revenue.saturating_add(row.refunded_revenue);
+        // 2^64 rows of at most 2^63 each cannot reach 2^127: plain addition is exact.
+        self.gross_revenue += i128::from(row.gross_revenue);
+        self.refunded_revenue += i128::from(row.refunded_revenue);
     }
 }
 

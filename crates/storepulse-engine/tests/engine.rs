@@ -373,6 +373,32 @@ fn growth_from_negative_net_revenue_is_positive_when_it_rose() {
 }
 
 #[test]
+fn money_sums_beyond_64_bits_and_their_average_are_exact() {
+    // Orders of the largest amount ingest allows (10^15 minor units): 4,700 in one minute sum
+    // to 4.7 × 10^18, within a row's 64 bits but twice that (the average's rounding) is not;
+    // 9,300 over two minutes sum beyond 64 bits, each row within them.
+    let mut engine = Engine::new(EngineConfig::default());
+    let order = |index: usize, minute: i64| {
+        event(json!({"type": "purchase", "timestamp": at(DAY0 + minute * MIN), "store": "main",
+            "order": {"id": format!("o{index}"), "total": "10000000000000.00"}}))
+    };
+    for index in 0..4_700 {
+        engine.apply(&order(index, 1));
+    }
+    let metrics = [Metric::GrossRevenue, Metric::AverageOrderValue, Metric::NetRevenue];
+    let result = engine.query(&spec(&metrics, DAY0, DAY0 + 10 * MIN)).unwrap();
+    assert_eq!(result.totals["gross_revenue"], money("47000000000000000.00"));
+    assert_eq!(result.totals["average_order_value"], money("10000000000000.00"));
+    for index in 4_700..9_300 {
+        engine.apply(&order(index, 2));
+    }
+    let result = engine.query(&spec(&metrics, DAY0, DAY0 + 10 * MIN)).unwrap();
+    assert_eq!(result.totals["gross_revenue"], money("93000000000000000.00"));
+    assert_eq!(result.totals["net_revenue"], money("93000000000000000.00"));
+    assert_eq!(result.totals["average_order_value"], money("10000000000000.00"));
+}
+
+#[test]
 fn commerce_kpis_over_a_range_with_refunds_currencies_and_stores() {
     let engine = commerce_fixture();
     let metrics = [

@@ -263,14 +263,19 @@ impl Money {
 
     /// Decimal text in major units, e.g. `19.99`.
     pub fn to_decimal_string(&self) -> String {
-        let exponent = self.currency.exponent();
+        Money::wide_decimal_string(i128::from(self.minor), self.currency)
+    }
+
+    /// Decimal text in major units of a sum of amounts, which may exceed one amount's 64 bits
+    /// (a query's totals are summed in 128 bits so that they never saturate or wrap).
+    pub fn wide_decimal_string(minor: i128, currency: Currency) -> String {
+        let exponent = currency.exponent();
         if exponent == 0 {
-            return self.minor.to_string();
+            return minor.to_string();
         }
-        let factor = 10_i64.pow(exponent);
-        let sign = if self.minor < 0 { "-" } else { "" };
-        let absolute = self.minor.unsigned_abs();
-        let factor = factor.unsigned_abs();
+        let sign = if minor < 0 { "-" } else { "" };
+        let absolute = minor.unsigned_abs();
+        let factor = 10_u128.pow(exponent);
         format!(
             "{sign}{}.{:0width$}",
             absolute / factor,

@@ -121,8 +121,10 @@ impl Engine {
             },
             commerce: LiveCommerce {
                 currency: currency.code().to_owned(),
-                gross_revenue: Money::new(commerce.measures.gross_revenue, currency)
-                    .to_decimal_string(),
+                gross_revenue: Money::wide_decimal_string(
+                    commerce.measures.gross_revenue,
+                    currency,
+                ),
                 orders: commerce.measures.orders,
                 units: commerce.measures.units,
                 cart_adds: commerce.measures.cart_adds,

@@ -98,7 +98,7 @@ pub(super) struct Sum {
     /// one is no conversion of a promotion click).
     promoted_orders: u64,
     /// Value of abandoned carts in the query's currency (only when asked for).
-    abandoned_value: i64,
+    abandoned_value: i128,
     /// Merged only when a query asks for a distinct metric.
     distinct: DistinctSets,
     /// Exact session counts, when they come from the session trails (see [`super::sessions`]).
@@ -319,11 +319,12 @@ impl Engine {
                     }
                     let point =
                         points.partition_point(|p| *p <= cart.first_cart_ms).saturating_sub(1);
-                    totals.abandoned_value += cart.value();
-                    series[point].abandoned_value += cart.value();
+                    totals.abandoned_value += i128::from(cart.value());
+                    series[point].abandoned_value += i128::from(cart.value());
                     if let Some(dimension) = spec.group_by {
                         let group = group_key(dimension, &cart.key, &self.dims);
-                        groups.entry(group).or_default().abandoned_value += cart.value();
+                        groups.entry(group).or_default().abandoned_value +=
+                            i128::from(cart.value());
                     }
                 }
             }
@@ -542,7 +543,7 @@ impl Engine {
                 .carts
                 .abandoned(from, to)
                 .filter(|cart| cart.currency == currency && matcher.admits(&cart.key, &self.dims))
-                .map(|cart| cart.value())
+                .map(|cart| i128::from(cart.value()))
                 .sum();
         }
         (sum, covered)
@@ -666,17 +667,23 @@ fn group_name(dimension: Dimension, id: u32, dims: &Dimensions) -> Option<String
     name.map(str::to_owned)
 }
 
-fn money(minor: i64, currency: Currency) -> Value {
-    Value::Money(Some(Money::new(minor, currency).to_decimal_string()))
+/// A sum of money: exact in 128 bits, so it never saturates or wraps (the JSON carries it as a
+/// decimal string, which holds any of them).
+fn money(minor: i128, currency: Currency) -> Value {
+    Value::Money(Some(Money::wide_decimal_string(minor, currency)))
 }
 
 fn ratio(numerator: u64, denominator: u64) -> Value {
     Value::Ratio((denominator > 0).then(|| round4(numerator as f64 / denominator as f64)))
 }
 
-/// Average in minor units, rounded half away from zero.
-fn average_minor(total: i64, count: u64) -> Option<i64> {
-    let count = i64::try_from(count).ok().filter(|count| *count > 0)?;
+/// Average in minor units, rounded half away from zero; in 128 bits, as its total is (doubling
+/// a 64-bit total of more than 4.6 × 10^18 minor units wrapped it into a negative average).
+fn average_minor(total: i128, count: u64) -> Option<i128> {
+    let count = i128::from(count);
+    if count == 0 {
+        return None;
+    }
     let doubled = 2 * total / count;
     Some(doubled / 2 + doubled % 2)
 }
@@ -700,7 +707,7 @@ fn metric_value(metric: Metric, sum: &Sum, currency: Currency) -> Value {
         Metric::NetRevenue => money(m.gross_revenue - m.refunded_revenue, currency),
         Metric::AverageOrderValue => Value::Money(
             average_minor(m.gross_revenue, sum.valued_orders_in_currency)
-                .map(|minor| Money::new(minor, currency).to_decimal_string()),
+                .map(|minor| Money::wide_decimal_string(minor, currency)),
         ),
         Metric::ClickThroughRate => ratio(m.promotion_clicks, m.promotion_views),
         Metric::CheckoutConversionRate => ratio(m.orders, m.checkouts),
