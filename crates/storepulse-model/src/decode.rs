@@ -248,12 +248,15 @@ pub fn for_each_element<'a, T: WalkElement<'a>>(
     Ok(index)
 }
 
-/// `json` with every number that a float reads as 0 although its digits are not all zero
-/// (`1e-400`, see [`crate::money::reads_as_zero_float`]) written as a string instead, `None`
-/// when it has none. serde_json reads such a number as 0, which would make `"price": 1e-400`
-/// a free line; as text, an amount refuses it naming its field (any other field reads it as
-/// what it is, text that is not the number it claims to be). Only events that take serde's
-/// path pay for the scan: the fast reader declines every exponent.
+/// `json` with every number beyond the range of a 64-bit float written as a string instead,
+/// `None` when it has none: those a float reads as 0 although their digits are not all zero
+/// (`1e-400`, see [`crate::money::reads_as_zero_float`]) and those too large for one (`1e400`,
+/// see [`crate::money::overflows_float`]). serde_json reads the first as 0, which would make
+/// `"price": 1e-400` a free line, and refuses the second as invalid JSON without naming its
+/// field; as text, an amount refuses either naming its field (any other field reads it as
+/// what it is, text that is not the number it claims to be, and free-form `properties` keep
+/// it as that text). Only events that take serde's path pay for the scan: the fast reader
+/// declines every exponent.
 pub fn quote_underflowing_numbers(json: &str) -> Option<String> {
     let bytes = json.as_bytes();
     let mut found = Vec::new();
@@ -274,7 +277,10 @@ pub fn quote_underflowing_numbers(json: &str) -> Option<String> {
                 {
                     at += 1;
                 }
-                if crate::money::reads_as_zero_float(&json[start..at]) {
+                let number = &json[start..at];
+                if crate::money::reads_as_zero_float(number)
+                    || crate::money::overflows_float(number)
+                {
                     found.push(start..at);
                 }
             }
@@ -394,10 +400,22 @@ pub fn decode_collecting<T: DeserializeOwned>(json: &str) -> (Option<T>, Vec<Fie
             None => {
                 let found = navigate(&mut value, &segments);
                 let got = found.as_ref().map(|value| json_type_name(value)).unwrap_or("nothing");
+                // A number beyond a float, quoted by `quote_underflowing_numbers`: say so,
+                // rather than that a number field got a string.
+                let beyond_float = found.as_ref().and_then(|value| value.as_str()).filter(|text| {
+                    crate::money::reads_as_zero_float(text) || crate::money::overflows_float(text)
+                });
+                let described = match beyond_float {
+                    Some(text) => format!(
+                        "{text} is beyond the range of a 64-bit float; {}",
+                        describe_type_error(&message, "a number")
+                    ),
+                    None => describe_type_error(&message, got),
+                };
                 errors.push(FieldError::new(
                     join_path(&segments, None),
                     ErrorCode::InvalidType,
-                    describe_type_error(&message, got),
+                    described,
                 ));
                 match found {
                     Some(slot) if !segments.is_empty() && !slot.is_null() => *slot = Value::Null,
@@ -683,5 +701,23 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].field, "order.total");
         assert!(errors[0].message.contains("too small"), "{errors:?}");
+    }
+
+    /// `1e400` is beyond a float: serde_json refused the whole element as invalid JSON, with
+    /// no field named; quoted, the field's own validation names it.
+    #[test]
+    fn numbers_too_large_for_a_float_are_quoted() {
+        assert_eq!(
+            quote_underflowing_numbers(r#"{"a":1e400,"b":[-2E+999, 1e308],"c":"1e400"}"#)
+                .as_deref(),
+            Some(r#"{"a":"1e400","b":["-2E+999", 1e308],"c":"1e400"}"#)
+        );
+        let seen = walk(r#"[{"type":"a","items":[{"quantity":1e400}]},{"type":"b"}]"#).unwrap();
+        assert_eq!((seen[0].2, seen[1].2), (false, true));
+        let (_, errors) =
+            decode_collecting::<RawEvent>(r#"{"type":"purchase","order":{"total":1e400}}"#);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "order.total");
+        assert!(errors[0].message.contains("too large"), "{errors:?}");
     }
 }

@@ -209,11 +209,33 @@ pub fn reads_as_zero_float(text: &str) -> bool {
         && serde_json::from_str::<f64>(text).is_ok_and(|value| value == 0.0)
 }
 
-/// Why an amount that underflows a float is refused.
-pub fn too_small(text: &str) -> String {
-    format!(
-        "{text} is too small to be an amount: below the smallest 64-bit float, it would read as 0"
-    )
+/// Whether `text` is a JSON number beyond the largest 64-bit float (`1e400`): serde_json
+/// refuses it as invalid JSON without naming its field, so decoding quotes such numbers
+/// ([`crate::decode`]) and the field's own validation refuses them by name.
+pub fn overflows_float(text: &str) -> bool {
+    let text = text.trim();
+    // Cheap first: without an exponent, only a number of over 308 digits is that large.
+    (text.contains(['e', 'E']) || text.len() > 308)
+        && serde_json::from_str::<f64>(text)
+            .is_err_and(|error| error.to_string().starts_with("number out of range"))
+}
+
+/// Why an amount given as text that is no plain decimal is refused: beyond a float either way
+/// (`1e-400`, `1e400`, numbers the decoder quoted), or not a decimal.
+pub fn amount_text_refusal(text: &str) -> String {
+    if reads_as_zero_float(text) {
+        format!(
+            "{text} is too small to be an amount: below the smallest 64-bit float, it would \
+             read as 0"
+        )
+    } else if overflows_float(text) {
+        format!(
+            "{text} is too large to be an amount: above the largest 64-bit float (at most \
+             {MAX_MINOR_UNITS} minor units)"
+        )
+    } else {
+        format!("{text:?} is not a decimal amount")
+    }
 }
 
 impl<'de> Deserialize<'de> for DecimalAmount {
@@ -235,13 +257,7 @@ impl<'de> Deserialize<'de> for DecimalAmount {
                     .ok_or_else(|| E::custom(format_args!("{value} is not a decimal amount")))
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<DecimalAmount, E> {
-                DecimalAmount::parse(value).ok_or_else(|| {
-                    if reads_as_zero_float(value) {
-                        E::custom(too_small(value))
-                    } else {
-                        E::custom(format_args!("{value:?} is not a decimal amount"))
-                    }
-                })
+                DecimalAmount::parse(value).ok_or_else(|| E::custom(amount_text_refusal(value)))
             }
         }
         deserializer.deserialize_any(AmountVisitor)

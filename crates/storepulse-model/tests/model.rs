@@ -352,6 +352,45 @@ fn float_noise_from_a_senders_arithmetic_keeps_the_order() {
     );
 }
 
+/// `1e400` is beyond the largest float: serde_json refuses the whole event as invalid JSON
+/// (`{"field": ""}`), where `1e-400` was refused naming its field. Both now name it, in an
+/// amount, a quantity and a timestamp; in free-form `properties` it is kept as written.
+#[test]
+fn a_number_too_large_for_a_float_is_refused_naming_its_field() {
+    for (event, field) in [
+        (
+            r#"{"type":"purchase","order":{"id":"o","total":1e400},"items":[{"id":"a","price":1}]}"#,
+            "order.total",
+        ),
+        (
+            r#"{"type":"purchase","order":{"id":"o"},"items":[{"id":"a","price":1,"quantity":1e400}]}"#,
+            "items[0].quantity",
+        ),
+        (
+            r#"{"type":"page_view","timestamp":-1E+999,"page":{"url":"https://a.test/"}}"#,
+            "timestamp",
+        ),
+    ] {
+        let text = native(event).unwrap_err().to_string();
+        assert!(text.starts_with(&format!("{field}: ")), "{event}: {text}");
+    }
+    let text = native(
+        r#"{"type":"purchase","order":{"id":"o","total":1e400},"items":[{"id":"a","price":1}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("too large"), "{text}");
+    let text = native(
+        r#"{"type":"purchase","order":{"id":"o"},"items":[{"id":"a","price":1,"quantity":1e400}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("1e400 is beyond the range of a 64-bit float"), "{text}");
+    assert!(!text.contains("not a string"), "{text}");
+    let event = native(r#"{"type":"custom","name":"x","properties":{"big":1e400}}"#).unwrap();
+    assert_eq!(event.properties.unwrap().as_str(), r#"{"big":1e400}"#);
+}
+
 /// `"price": 1e-400` is below the smallest float: serde_json reads it as 0, and the line was
 /// kept as free. An amount whose digits are not all zero but reads as zero is refused, naming
 /// the field, in the native format and from Segment alike; a zero written in any form is 0.

@@ -561,9 +561,9 @@ impl Mapper {
                 Ok(amount) => Some(amount),
                 Err(_) => {
                     let message = match value.as_str() {
-                        // A number below the smallest float, quoted by the decoder.
-                        Some(text) if crate::money::reads_as_zero_float(text) => {
-                            crate::money::too_small(text)
+                        // A number beyond a float, quoted by the decoder, or an exponent.
+                        Some(text) if text.contains(['e', 'E']) => {
+                            crate::money::amount_text_refusal(text)
                         }
                         _ => "must be a decimal amount such as 19.99".to_owned(),
                     };
