@@ -220,8 +220,10 @@ pub fn overflows_float(text: &str) -> bool {
             .is_err_and(|error| error.to_string().starts_with("number out of range"))
 }
 
-/// Why an amount given as text that is no plain decimal is refused: beyond a float either way
-/// (`1e-400`, `1e400`, numbers the decoder quoted), or not a decimal.
+/// Why an amount given as text that is no plain decimal is refused. Exponent forms are read
+/// only from JSON numbers (`1e2` is 100); as text they are refused, saying why: beyond a
+/// float either way (`1e-400`, `1e400`, numbers the decoder quoted), or to be written without
+/// the exponent.
 pub fn amount_text_refusal(text: &str) -> String {
     if reads_as_zero_float(text) {
         format!(
@@ -232,6 +234,11 @@ pub fn amount_text_refusal(text: &str) -> String {
         format!(
             "{text} is too large to be an amount: above the largest 64-bit float (at most \
              {MAX_MINOR_UNITS} minor units)"
+        )
+    } else if text.contains(['e', 'E']) && serde_json::from_str::<f64>(text.trim()).is_ok() {
+        format!(
+            "{text:?} is not a decimal amount: an amount in a string is written without an \
+             exponent (such as \"19.99\"); as a JSON number the exponent is read"
         )
     } else {
         format!("{text:?} is not a decimal amount")

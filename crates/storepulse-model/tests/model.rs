@@ -391,6 +391,22 @@ fn a_number_too_large_for_a_float_is_refused_naming_its_field() {
     assert_eq!(event.properties.unwrap().as_str(), r#"{"big":1e400}"#);
 }
 
+/// An amount in a string with an exponent says why it is refused, as `1e-400` and `1e400` do.
+#[test]
+fn an_amount_text_with_an_exponent_says_why_it_is_refused() {
+    let text = native(
+        r#"{"type":"purchase","order":{"id":"o","total":"1e2"},"items":[{"id":"a","price":1}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(text.starts_with("order.total: ") && text.contains("without an exponent"), "{text}");
+    let event = native(
+        r#"{"type":"purchase","order":{"id":"o","total":1e2},"items":[{"id":"a","price":1}]}"#,
+    )
+    .unwrap();
+    assert_eq!(event.order.unwrap().total, Some(10_000));
+}
+
 /// `"price": 1e-400` is below the smallest float: serde_json reads it as 0, and the line was
 /// kept as free. An amount whose digits are not all zero but reads as zero is refused, naming
 /// the field, in the native format and from Segment alike; a zero written in any form is 0.
