@@ -1022,7 +1022,14 @@ impl Checker<'_> {
                 // system may send an order by its value alone (Segment's `products` is
                 // optional): it counts in orders and revenue, not by product.
                 let valued = order.as_ref().and_then(|order| order.total).is_some_and(|t| t > 0);
-                if sent_items == 0 && !valued {
+                // A total that was given but refused (too large, not a number) is reported
+                // already: the order was sent by its value, just not a valid one.
+                let total_refused = || {
+                    self.errors.iter().any(|error| {
+                        matches!(error.field.as_str(), "order.total" | "order.subtotal")
+                    })
+                };
+                if sent_items == 0 && !valued && !total_refused() {
                     self.missing(
                         "items",
                         "purchase needs at least one line item, or an order total above 0",

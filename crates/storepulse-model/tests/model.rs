@@ -407,6 +407,21 @@ fn an_amount_text_with_an_exponent_says_why_it_is_refused() {
     assert_eq!(event.order.unwrap().total, Some(10_000));
 }
 
+/// An order sent by its value alone, whose total is refused (too large), is refused for that
+/// total only: not also for lacking line items, which it never meant to send.
+#[test]
+fn a_refused_order_total_is_not_also_reported_as_missing_line_items() {
+    for total in ["\"10000000000000.01\"", "\"abc\"", "1e400"] {
+        let errors = errors_of(native(&format!(
+            r#"{{"type":"purchase","order":{{"id":"o","total":{total}}}}}"#
+        )));
+        let fields: Vec<&str> = errors.iter().map(|(field, _)| field.as_str()).collect();
+        assert_eq!(fields, ["order.total"], "{total}: {errors:?}");
+    }
+    let errors = errors_of(native(r#"{"type":"purchase","order":{"id":"o","total":0}}"#));
+    assert_eq!(errors.iter().map(|(field, _)| field.as_str()).collect::<Vec<_>>(), ["items"]);
+}
+
 /// `"price": 1e-400` is below the smallest float: serde_json reads it as 0, and the line was
 /// kept as free. An amount whose digits are not all zero but reads as zero is refused, naming
 /// the field, in the native format and from Segment alike; a zero written in any form is 0.
