@@ -450,7 +450,7 @@ fn time_range(params: &QueryParams, now: i64) -> Result<(i64, i64), ApiError> {
     if to.is_some() {
         return Err(invalid("from", "is required with `to`"));
     }
-    named_range(params.range.as_deref().unwrap_or("last_7_days"), now)
+    named_range(params.range.as_deref().map_or("last_7_days", str::trim), now)
 }
 
 /// Why `text` is no time, quoting it. An offset's `+` typed into a URL unencoded arrives as a
@@ -722,7 +722,7 @@ async fn get_funnel(
     };
     let window = match params.window.as_deref() {
         None => std::time::Duration::from_secs(3600),
-        Some(text) => humantime::parse_duration(text)
+        Some(text) => humantime::parse_duration(text.trim())
             .ok()
             .filter(|window| !window.is_zero() && window.as_secs() <= 90 * 86_400)
             .ok_or_else(|| {

@@ -45,7 +45,7 @@ pub struct TrendParams {
 }
 
 fn rows(state: &AppState, params: &TrendParams) -> Result<(&'static str, Vec<TrendRow>), ApiError> {
-    match params.source.as_deref().unwrap_or("computed") {
+    match params.source.as_deref().map_or("computed", str::trim) {
         "computed" => {
             let currency = match params.currency.as_deref() {
                 None => state.default_currency,

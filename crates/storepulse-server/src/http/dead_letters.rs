@@ -38,7 +38,7 @@ fn parse(
     max_limit: usize,
 ) -> Result<ParsedPage, ApiError> {
     let from = match params.from {
-        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+        Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
             ApiError::invalid_parameter(
                 "from",
                 format!("{text:?} is not an offset (a whole number >= 0)"),
@@ -47,7 +47,7 @@ fn parse(
         None => None,
     };
     let limit = match params.limit {
-        Some(text) => match text.parse::<usize>() {
+        Some(text) => match text.trim().parse::<usize>() {
             Ok(limit) if (1..=max_limit).contains(&limit) => limit,
             _ => {
                 return Err(ApiError::invalid_parameter(
@@ -59,7 +59,7 @@ fn parse(
         None => default_limit,
     };
     let reason = match params.reason {
-        Some(text) => Some(ErrorCode::parse(&text).ok_or_else(|| {
+        Some(text) => Some(ErrorCode::parse(text.trim()).ok_or_else(|| {
             let known: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
             ApiError::invalid_parameter(
                 "reason",

@@ -1004,3 +1004,27 @@ async fn the_promotions_report_lists_every_promotion() {
     let fewer = test.get("/api/v1/promotions?range=last_24_hours&limit=10").await.json();
     assert_eq!(fewer["groups"].as_array().unwrap().len(), 10);
 }
+
+/// Filters were read trimmed, but `range=%20yesterday`, `window=%201h` on funnels,
+/// `reason=%20invalid_json` (and `from`, `limit`) on dead letters and `source=%20computed` on
+/// category trends were 400s. Every such value is now read trimmed too; the ids that
+/// recommendations look up are not (an id is matched exactly as ingest stored it).
+#[tokio::test]
+async fn query_values_with_surrounding_spaces_are_read_trimmed() {
+    let test = TestApp::new();
+    for path in [
+        "/api/v1/query?metrics=orders&range=%20yesterday",
+        "/api/v1/query?metrics=orders&range=today%20",
+        "/api/v1/funnels?range=%20today&window=%201h",
+        "/api/v1/dead-letters?reason=%20invalid_json&from=%200&limit=%2010",
+        "/api/v1/category-trends?source=%20computed",
+        "/api/v1/category-trends/rows?source=imported%20",
+    ] {
+        let response = test.get(path).await;
+        assert_eq!(response.status, StatusCode::OK, "{path}: {:?}", response.json());
+    }
+    assert_eq!(
+        test.get("/api/v1/query?metrics=orders&range=%20").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
