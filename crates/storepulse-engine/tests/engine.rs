@@ -398,6 +398,29 @@ fn money_sums_beyond_64_bits_and_their_average_are_exact() {
     assert_eq!(result.totals["average_order_value"], money("10000000000000.00"));
 }
 
+/// A total above the lines plus tax and shipping (a surcharge: handling, gift wrapping) is
+/// order revenue but, like tax and shipping, no product's: by product the lines keep what
+/// they were sold for, as the docs now say (they said product revenue adds up to the order's
+/// without tax and shipping, which a surcharge makes untrue).
+#[test]
+fn an_order_surcharge_is_order_revenue_but_not_product_revenue() {
+    let engine = engine_with(&[purchase(
+        DAY0 + HOUR,
+        "o1",
+        "main",
+        json!([{"id": "shoe", "price": "80.00"}, {"id": "shirt", "price": "10.00", "quantity": 2}]),
+        json!({"order": {"total": "120.00", "tax": "5.00", "shipping": "5.00"}}),
+    )]);
+    let mut query = spec(&[Metric::GrossRevenue], DAY0, DAY0 + DAY);
+    assert_eq!(engine.query(&query).unwrap().totals["gross_revenue"], money("120.00"));
+    query.group_by = Some(Dimension::Product);
+    let result = engine.query(&query).unwrap();
+    let by_product: BTreeMap<Option<String>, Value> =
+        group_values(&result, "gross_revenue").into_iter().collect();
+    assert_eq!(by_product[&Some("shoe".to_owned())], money("80.00"));
+    assert_eq!(by_product[&Some("shirt".to_owned())], money("20.00"));
+}
+
 #[test]
 fn commerce_kpis_over_a_range_with_refunds_currencies_and_stores() {
     let engine = commerce_fixture();
