@@ -269,7 +269,8 @@ pub fn ticker(
 }
 
 /// `(current − previous) / previous`, `None` when previous is 0.
-pub fn change(current: i64, previous: i64) -> Option<f64> {
+/// Sums are 128-bit: revenue of many orders of the largest accepted amount overflows 64 bits.
+pub fn change(current: i128, previous: i128) -> Option<f64> {
     (previous != 0).then(|| {
         let value = (current - previous) as f64 / previous as f64;
         (value * 10_000.0).round() / 10_000.0

@@ -120,7 +120,7 @@ impl Engine {
         let mut first_counted: FastMap<(u32, u32), usize> = FastMap::default();
         let excludes_any = !settings.excluded_categories.is_empty();
         // (category id, country id) → [day, previous day, week, previous week, month, previous month]
-        let mut sums: FastMap<(u32, u32), [i64; 6]> = FastMap::default();
+        let mut sums: FastMap<(u32, u32), [i128; 6]> = FastMap::default();
         for (index, length) in [DAY_MS, 7 * DAY_MS, 30 * DAY_MS].into_iter().enumerate() {
             let mut add = |slot: usize, rows: &Bucket| {
                 for (key, measures) in rows.iter() {
@@ -138,7 +138,7 @@ impl Engine {
                     };
                     for category in &path[first..] {
                         sums.entry((*category, key.country)).or_default()[slot] +=
-                            measures.gross_revenue;
+                            i128::from(measures.gross_revenue);
                     }
                 }
             };
