@@ -360,6 +360,22 @@ impl Rollups {
         max_width_ms: i64,
         mut visit: impl FnMut(Span, &Bucket),
     ) -> (i64, i64) {
+        self.tiles(from, to, max_width_ms, |span, table| {
+            if let Some(bucket) = table.get(span.start) {
+                visit(span, bucket);
+            }
+        })
+    }
+
+    /// The buckets (held or not) a [`Rollups::scan`] of `[from, to)` reads, each with its
+    /// table, in time order; returns the span they cover.
+    fn tiles(
+        &self,
+        from: i64,
+        to: i64,
+        max_width_ms: i64,
+        mut each: impl FnMut(Span, &Table),
+    ) -> (i64, i64) {
         let mut time = from.div_euclid(MINUTE_MS) * MINUTE_MS;
         let end =
             to.div_euclid(MINUTE_MS) * MINUTE_MS + if to % MINUTE_MS == 0 { 0 } else { MINUTE_MS };
@@ -372,9 +388,7 @@ impl Rollups {
                 covered_from = start;
                 first = false;
             }
-            if let Some(bucket) = table.get(start) {
-                visit(Span { start, width_ms: table.width_ms }, bucket);
-            }
+            each(Span { start, width_ms: table.width_ms }, table);
             time = start + table.width_ms;
         }
         (covered_from, time.max(end))
@@ -441,13 +455,20 @@ impl Rollups {
         rounding.pick(time, down, up)
     }
 
-    /// An edge where a scan can end exactly, near `time`: an edge of the finest buckets kept
-    /// for the moment before it (a later one of them only reaches finer buckets, whose edges
-    /// include it).
+    /// An edge where a scan from earlier data can end exactly, near `time`: `time` when the
+    /// bucket such a scan reads last ends there, else that bucket's start or end. (Not simply
+    /// an edge of the finest buckets kept at `time`: a scan arriving from coarser buckets
+    /// reads the whole hour in which minutes begin to be kept, and the whole day in which
+    /// hours do.) Every scan passes through each midnight, so one from the midnight before
+    /// reads the same last bucket as one from any earlier time.
     fn end_edge(&self, time: i64, rounding: Rounding) -> i64 {
-        let width = self.finest_width_at(time - 1);
-        let down = time.div_euclid(width) * width;
-        rounding.pick(time, down, down + width)
+        let midnight = (time - 1).div_euclid(DAY_MS) * DAY_MS;
+        let mut last = Span { start: midnight, width_ms: 0 };
+        let (_, end) = self.tiles(midnight, time, DAY_MS, |span, _| last = span);
+        if end == time {
+            return time;
+        }
+        rounding.pick(time, last.start, end)
     }
 
     /// The finest bucket width still kept for data at `time_ms`.
