@@ -1561,6 +1561,31 @@ fn trending_scores_decay_with_age_and_follow_the_weights() {
     assert_eq!(engine.trending(Timestamp(now), &defaults, &lamps, 10)[0].product_id, "B");
 }
 
+/// Trending reads minutes where they are kept: read by the hour, a view at 05:00 and one at
+/// 05:59 scored alike (the hour's middle), so the older ranked first on a tie, and with a
+/// one-hour half-life a view 30 minutes old scored 17 % low.
+#[test]
+fn trending_ranks_recency_within_an_hour() {
+    use storepulse_engine::trending::TrendingWeights;
+    let now = DAY0 + 10 * DAY + 6 * HOUR + 30 * MIN;
+    let mut engine = engine_with(&[
+        product_event("product_view", now - 90 * MIN + 10_000, "u", "a-older", "Shoes", "US"),
+        product_event("product_view", now - 30 * MIN - 10_000, "v", "b-newer", "Shoes", "US"),
+        // A later event folds that hour's minutes into it, as time moving on does.
+        page_view(now - MIN, "w", "s", "/", "US"),
+    ]);
+    engine.prune(Timestamp(now));
+    let hourly = TrendingWeights { half_life_hours: 1.0, ..TrendingWeights::default() };
+    let ranked = engine.trending(Timestamp(now), &hourly, &Filters::default(), 10);
+    let ids: Vec<&str> = ranked.iter().map(|p| p.product_id.as_str()).collect();
+    assert_eq!(ids, ["b-newer", "a-older"]);
+    // Aged from the middle of its minute (05:59:30 and 05:00:30).
+    let expected = |age_minutes: f64| (-(age_minutes) / 60.0).exp2();
+    let close = |actual: f64, expected: f64| (actual - expected).abs() / expected < 0.001;
+    assert!(close(ranked[0].score, expected(30.5)), "{}", ranked[0].score);
+    assert!(close(ranked[1].score, expected(89.5)), "{}", ranked[1].score);
+}
+
 /// A registry written before weights were bounded may hold weights whose scores overflow:
 /// JSON has no infinity, and such a score was served as `null`.
 #[test]

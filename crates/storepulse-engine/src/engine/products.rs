@@ -59,15 +59,18 @@ impl Engine {
                 }
             }
         };
-        // Hours (and minutes at the edges) for the last week, days before that.
+        // Minutes where they are kept (two days by default), hours for the rest of the last
+        // week, days before that. Read by hour, a view at 05:00 and one at 05:59 scored alike
+        // (the hour's middle), so recency within an hour did not rank, and with a one-hour
+        // half-life a view 30 minutes old scored 17 % low.
         let week_ago = now_ms - 7 * DAY_MS;
         let end = now_ms + MINUTE_MS;
-        // The hours start where the days' buckets ended, so that no bucket is read twice.
-        let mut hours_from = now_ms - horizon;
+        // The finer buckets start where the days' ended, so that no bucket is read twice.
+        let mut recent_from = now_ms - horizon;
         if now_ms - horizon < week_ago {
-            hours_from = self.rollups.scan(now_ms - horizon, week_ago, DAY_MS, &mut add).1;
+            recent_from = self.rollups.scan(now_ms - horizon, week_ago, DAY_MS, &mut add).1;
         }
-        self.rollups.scan(hours_from, end, HOUR_MS, &mut add);
+        self.rollups.scan(recent_from, end, MINUTE_MS, &mut add);
         // Ranked by the score as shown: the sums' last bits depend on the order the rows were
         // visited in (hash-map order, which differs after a restart), and products whose
         // shown scores are equal must keep one order, by id.
