@@ -306,6 +306,12 @@ fn restore(path: &str, now: i64) {
          {median:.2?}",
         engine.stats().session_trails
     );
+    // Trending with the default weights (24 h half-life: 20 half-lives back, minutes for two
+    // days, hours for the rest of the week, days before).
+    let weights = storepulse_engine::trending::TrendingWeights::default();
+    let (median, max) =
+        timed(20, || Ok::<_, ()>(engine.trending(now, &weights, &Filters::default(), 10)));
+    println!("trending products, top 10: median {median:.2?}, max {max:.2?} over 20 runs");
     println!("answers {}", answers(&engine, now));
 }
 
