@@ -180,8 +180,8 @@ pub struct Span {
     pub width_ms: i64,
 }
 
-/// The minute, hour and day tables. `M` is the rows' layout: an older one only while a snapshot of an older format is read
-/// ([`Rollups::upgraded`]).
+/// The minute, hour and day tables. `M` is the rows' layout: an older one only while a
+/// snapshot of an older format is read ([`Rollups::upgraded`]).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rollups<M = Measures> {
     pub minutes: Table<M>,
@@ -417,7 +417,7 @@ impl Rollups {
 
     /// The period to compare a scanned one with (`covered`, as [`Rollups::scan`] returns it):
     /// ending where it starts, or at the latest edge before that where a scan can end (so no
-    /// bucket counts in both), and as long as it as the buckets kept there allow. A scan
+    /// bucket counts in both), and as long as it as far as the buckets kept there allow. A scan
     /// widens its range to whole buckets, so the nominal period before (`[from − length,
     /// from)`) would read again the bucket holding `from`; and where the earlier period lies
     /// in coarser buckets (past a retention edge: minutes after two days, hours after 90 by

@@ -493,8 +493,9 @@ impl Engine {
     }
 
     /// The totals of `spec` for the period before a compared one: the rollups' measures over
-    /// `rollup_span` (see [`crate::rollup::Rollups::period_before`]), whose covered span is returned beside them, and
-    /// what is counted exactly (trails, sketch days, carts) over `[from, to)`.
+    /// `rollup_span` (see [`crate::rollup::Rollups::period_before`]), whose covered span is
+    /// returned beside them, and what is counted exactly (trails, sketch days, carts) over
+    /// `[from, to)`.
     fn sum_filtered(
         &self,
         (from, to): (i64, i64),
