@@ -1318,35 +1318,6 @@ fn an_identify_signs_the_session_in() {
     );
 }
 
-/// Grouped by product, the totals are the ungrouped query's: by day, from the sketches, where
-/// a visitor who signs in mid-session is two ids (the trails, which the groups read, know the
-/// sign-in). The grouped totals counted 1 visitor where the same query ungrouped counted 2.
-#[test]
-fn grouped_by_product_the_totals_are_the_ungrouped_querys() {
-    let t = DAY0 + 10 * HOUR;
-    let line = json!({"id": "p1", "category": "Shoes", "price": "10.00"});
-    let engine = engine_with(&[
-        json!({"type": "product_view", "timestamp": at(t), "anonymous_id": "a1",
-               "session_id": "s1", "product": line}),
-        json!({"type": "identify", "timestamp": at(t + MIN), "user_id": "u1",
-               "anonymous_id": "a1", "session_id": "s1"}),
-        json!({"type": "product_view", "timestamp": at(t + 2 * MIN), "user_id": "u1",
-               "session_id": "s1", "product": line}),
-    ]);
-    let ungrouped = spec(&[Metric::Visitors, Metric::Sessions], DAY0, DAY0 + DAY);
-    let expected = engine.query(&ungrouped).unwrap();
-    assert_eq!(expected.totals["visitors"], Value::Count(2), "two ids to the sketches");
-    for dimension in [Dimension::Product, Dimension::Category(1)] {
-        let mut grouped = ungrouped.clone();
-        grouped.group_by = Some(dimension);
-        let result = engine.query(&grouped).unwrap();
-        assert_eq!(result.totals, expected.totals, "{dimension:?}");
-        assert_eq!(result.distinct_covered_from, expected.distinct_covered_from);
-        // The group counts the signed-in visitor once, from the trail.
-        assert_eq!(result.groups()[0].values["visitors"], Value::Count(1));
-    }
-}
-
 /// The session's source is part of the state a restart keeps: a purchase after it still
 /// counts under the campaign the session landed from before it.
 #[test]

@@ -246,7 +246,6 @@ impl Engine {
             None => (from - (to - from), from),
         });
         let trails = sessions::from_trails(spec, width);
-        let totals_trails = sessions::totals_from_trails(spec, width);
         if trails {
             self.check_trail_query(spec, from)?;
             if let Some((previous_from, _)) = previous_period {
@@ -288,36 +287,26 @@ impl Engine {
             }));
             if trails {
                 let range = (from, to);
-                // Totals and the series from the trails only when the ungrouped query counts
-                // them there too (see `sessions::totals_from_trails`).
-                let mut apart = (Sum::default(), vec![Sum::default(); points.len()]);
-                let (totals, series) = if totals_trails {
-                    (&mut totals, &mut series)
-                } else {
-                    (&mut apart.0, &mut apart.1)
-                };
+                let (series, groups) = (&mut series, &mut groups);
                 self.count_sessions(
                     range,
                     &spec.metrics,
                     (&matcher, &ungrouped),
                     spec.group_by,
                     &points,
-                    totals,
+                    &mut totals,
                     series,
-                    &mut groups,
+                    groups,
                 );
-            }
-            if distinct && !totals_trails {
+            } else if distinct {
                 self.distinct.scan(from, to, |day, key, sets| {
-                    let point = points.partition_point(|p| *p <= day).saturating_sub(1);
-                    if ungrouped.admits(key, &self.dims) {
-                        totals.distinct.merge(sets);
-                        series[point].distinct.merge(sets);
+                    if !matcher.admits(key, &self.dims) {
+                        return;
                     }
-                    if let Some(dimension) = spec.group_by
-                        && !trails
-                        && matcher.admits(key, &self.dims)
-                    {
+                    let point = points.partition_point(|p| *p <= day).saturating_sub(1);
+                    totals.distinct.merge(sets);
+                    series[point].distinct.merge(sets);
+                    if let Some(dimension) = spec.group_by {
                         let group = group_key(dimension, key, &self.dims);
                         groups.entry(group).or_default().distinct.merge(sets);
                     }
@@ -349,10 +338,8 @@ impl Engine {
             to: spec.to.to_rfc3339(),
             covered_from: Timestamp(covered.0).to_rfc3339(),
             covered_to: Timestamp(covered.1).to_rfc3339(),
-            distinct_covered_from: (distinct && !totals_trails)
-                .then(|| rfc3339(sketch_days(from, to).0)),
-            distinct_covered_to: (distinct && !totals_trails)
-                .then(|| rfc3339(sketch_days(from, to).1)),
+            distinct_covered_from: (distinct && !trails).then(|| rfc3339(sketch_days(from, to).0)),
+            distinct_covered_to: (distinct && !trails).then(|| rfc3339(sketch_days(from, to).1)),
             currency: spec.currency.code().to_owned(),
             granularity: spec.granularity,
             totals: values(&totals),
@@ -414,7 +401,7 @@ impl Engine {
             };
             let (previous, previous_covered) =
                 self.sum_filtered((previous_from, previous_to), rollup_span, spec);
-            let sketched = distinct && !totals_trails;
+            let sketched = distinct && !trails;
             // A range within one day (not from midnight) counts the same whole day as the
             // period before it: the sketches cannot tell the two apart.
             let (current_days, previous_days) =
@@ -531,7 +518,7 @@ impl Engine {
             }
         });
         let width = spec.granularity.map_or(DAY_MS, granularity_width);
-        if sessions::totals_from_trails(spec, width) {
+        if sessions::from_trails(spec, width) {
             let mut no_groups = FastMap::default();
             let range = (from, to);
             let metrics = &spec.metrics;

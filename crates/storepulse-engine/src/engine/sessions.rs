@@ -51,19 +51,10 @@ pub fn walks_session_trails(spec: &QuerySpec) -> bool {
 /// Whether the session metrics of `spec` come from the trails (see the module docs) rather
 /// than from the daily sketches.
 pub(super) fn from_trails(spec: &QuerySpec, width_ms: i64) -> bool {
-    totals_from_trails(spec, width_ms)
-        || (spec.metrics.iter().any(|metric| metric.is_distinct())
-            && spec.group_by.is_some_and(Dimension::is_product_level))
-}
-
-/// Whether the totals and series of `spec` (those of the same query without `group_by`) count
-/// session metrics from the trails. Grouped by product or category alone, the groups do and
-/// the totals still come from the sketches, as the ungrouped query's do: a visitor who signs in
-/// mid-session is one visitor to a trail (its latest id) and two to the sketches, and the
-/// totals counted 1 grouped and 2 ungrouped.
-pub(super) fn totals_from_trails(spec: &QuerySpec, width_ms: i64) -> bool {
     spec.metrics.iter().any(|metric| metric.is_distinct())
-        && (width_ms < DAY_MS || spec.filters.is_product_level())
+        && (width_ms < DAY_MS
+            || spec.filters.is_product_level()
+            || spec.group_by.is_some_and(Dimension::is_product_level))
 }
 
 impl Engine {
