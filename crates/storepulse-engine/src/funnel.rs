@@ -576,13 +576,15 @@ impl FunnelLog {
     /// A sign-in (an identify event) in `session` at `time_ms` by the visitor whose key is
     /// `visitor`: not a step of the session, but from then on its visitor (if the session has
     /// a trail and no later event names another).
-    pub fn identify(&mut self, session: u64, visitor: u64, time_ms: i64) {
-        if let Some(&slot) = self.slots.get(session) {
-            let trail = &mut self.trails[slot as usize];
-            if time_ms >= trail.last_ms() {
-                trail.visitor = visitor;
-            }
+    /// Returns the session's marketing source (0 = none or no trail), which the sign-in's own
+    /// rows count under, as any event's naming none do (see [`FunnelLog::attribute`]).
+    pub fn identify(&mut self, session: u64, visitor: u64, time_ms: i64) -> u32 {
+        let Some(&slot) = self.slots.get(session) else { return 0 };
+        let trail = &mut self.trails[slot as usize];
+        if time_ms >= trail.last_ms() {
+            trail.visitor = visitor;
         }
+        trail.source
     }
 
     /// The slot of `session`'s trail, made (at `time_ms`, `place`) when it has none. Each event

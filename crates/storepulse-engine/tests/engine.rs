@@ -1318,6 +1318,34 @@ fn an_identify_signs_the_session_in() {
     );
 }
 
+/// A sign-in counts under its session's source like any event naming none: counted under
+/// none, every session someone signed in to was a second, unconverted session there.
+#[test]
+fn a_sign_in_counts_under_its_sessions_source() {
+    let t = DAY0 + 10 * HOUR;
+    let line = json!([{"id": "p1", "price": "10.00", "quantity": 1}]);
+    let mut buy = purchase(t + 2 * MIN, "o1", "default", line, json!({}));
+    buy["session_id"] = json!("s");
+    let engine = engine_with(&[
+        json!({"type": "page_view", "timestamp": at(t), "anonymous_id": "a", "session_id": "s",
+               "page": {"url": "https://shop.test/?utm_source=news"}}),
+        json!({"type": "identify", "timestamp": at(t + MIN), "user_id": "buyer",
+               "anonymous_id": "a", "session_id": "s"}),
+        buy,
+    ]);
+    let mut query = spec(&[Metric::Events, Metric::Sessions], DAY0, DAY0 + DAY);
+    query.group_by = Some(Dimension::Source);
+    let result = engine.query(&query).unwrap();
+    let groups: Vec<(Option<String>, Value, Value)> = result
+        .groups()
+        .iter()
+        .map(|group| {
+            (group.key.clone(), group.values["events"].clone(), group.values["sessions"].clone())
+        })
+        .collect();
+    assert_eq!(groups, [(Some("news".to_owned()), Value::Count(3), Value::Count(1))]);
+}
+
 /// The session's source is part of the state a restart keeps: a purchase after it still
 /// counts under the campaign the session landed from before it.
 #[test]

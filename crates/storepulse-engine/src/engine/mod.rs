@@ -263,7 +263,12 @@ impl Engine {
         if let Some(session) = trail_session {
             origin.source = self.funnels.attribute(session, hint, place, time, origin.source);
         } else if let (Some(session), Some((_, visitor))) = (session, visitor) {
-            self.funnels.identify(session, visitor, time);
+            let source = self.funnels.identify(session, visitor, time);
+            if origin.source == 0 {
+                // A sign-in counted under no source made every signed-in session a second
+                // session, unconverted, under "none".
+                origin.source = source;
+            }
         }
         let mut rows = std::mem::take(&mut self.scratch);
         let event_type = counted_type(event);
