@@ -394,10 +394,13 @@ pub enum ConfigError {
     Value { field: String, message: String },
 }
 
-/// Refuses a configuration file that cannot be read (missing, a directory, no permission) in
-/// one line; figment's own message called it invalid and split across lines.
-fn readable(path: &Path) -> Result<(), ConfigError> {
-    std::fs::read_to_string(path).map(drop).map_err(|error| {
+/// Reads a configuration file named on the command line, refusing one that cannot be read
+/// (missing, a directory, no permission) in one line; figment's own message called it invalid
+/// and split across lines. Read once, here: a pipe (`--config <(envsubst < template)`,
+/// `/dev/stdin`) can be read only once, and reading it again to parse it found it empty, so
+/// the server ran on defaults without a word.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| {
         let text = error.to_string();
         // "No such file or directory (os error 2)": the number tells an operator nothing.
         let reason = text.split(" (os error").next().unwrap_or(&text).to_owned();
@@ -413,15 +416,18 @@ impl Config {
         overrides: &ConfigOverrides,
     ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = file {
-            readable(path)?;
-        }
-        let toml = match file {
-            Some(path) => Toml::file_exact(path),
-            None => Toml::file("storepulse.toml"),
+        let (toml, toml_metadata) = match file {
+            Some(path) => {
+                (Toml::string(&read_file(path)?), figment::Metadata::from("TOML file", path))
+            }
+            None => {
+                let toml = Toml::file("storepulse.toml");
+                let metadata = toml.metadata();
+                (toml, metadata)
+            }
         };
         // figment names a key `default.log.fsync` (its profile first); say it as written.
-        let toml_metadata = toml.metadata().interpolater(|_, keys| keys.join("."));
+        let toml_metadata = toml_metadata.interpolater(|_, keys| keys.join("."));
         figment = figment.merge(Named { inner: toml, metadata: toml_metadata });
         let env: Vec<(String, String)> = env.into_iter().collect();
         // Seed 1's names sit below `STOREPULSE_*`: a deployment that sets both meant the

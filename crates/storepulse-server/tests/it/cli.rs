@@ -22,6 +22,25 @@ fn config_print_shows_the_effective_configuration() {
     assert!(!ok, "a misspelt variable stops the program");
 }
 
+/// A configuration given as a pipe (`--config /dev/stdin`, `--config <(envsubst < t.toml)`)
+/// was read once to check it could be, then again to parse it, found empty: the server ran on
+/// its defaults (listen address, fsync, write keys) without a word.
+#[test]
+fn a_configuration_piped_in_is_read() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_storepulse"))
+        .args(["config", "print", "--config", "/dev/stdin"])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the storepulse binary runs");
+    child.stdin.take().unwrap().write_all(b"[http]\nlisten = \"127.0.0.1:18709\"\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let printed: toml::Value = toml::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap();
+    assert_eq!(printed["http"]["listen"].as_str(), Some("127.0.0.1:18709"));
+}
+
 /// `config print` wrote 90 days as humantime's "2months 29days 2h 52m 48s": durations are
 /// printed as the example file and docs/operations.md write them, and read back the same.
 #[test]
