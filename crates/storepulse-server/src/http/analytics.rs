@@ -614,7 +614,7 @@ fn query_spec(state: &AppState, params: &QueryParams, now: i64) -> Result<QueryS
         previous: params
             .range
             .as_deref()
-            .and_then(|name| calendar_previous(name, (from, to)))
+            .and_then(|name| calendar_previous(name.trim(), (from, to)))
             .map(|(from, to)| (Timestamp(from), Timestamp(to))),
     })
 }

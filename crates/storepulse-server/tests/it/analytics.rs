@@ -1027,4 +1027,8 @@ async fn query_values_with_surrounding_spaces_are_read_trimmed() {
         test.get("/api/v1/query?metrics=orders&range=%20").await.status,
         StatusCode::BAD_REQUEST
     );
+    // A padded calendar range still compares with the calendar period before it.
+    let padded = test.get("/api/v1/query?metrics=orders&range=%20last_month&compare=true").await;
+    let exact = test.get("/api/v1/query?metrics=orders&range=last_month&compare=true").await;
+    assert_eq!(padded.json()["previous"]["from"], exact.json()["previous"]["from"]);
 }
