@@ -1,6 +1,5 @@
 //! Product answers: trending scores, recommendations, category trends and funnels.
 
-use super::query::RowMatcher;
 use super::*;
 use crate::bucket::Bucket;
 use crate::recommend::StoreScope;
@@ -105,8 +104,21 @@ impl Engine {
         currency: Currency,
         settings: &TrendSettings,
     ) -> Vec<TrendRow> {
+        self.category_trend_rows_of(now, currency, settings, None)
+    }
+
+    /// [`Engine::category_trend_rows`] of one store's sales (`None`: every store's; an unknown
+    /// store has none).
+    pub fn category_trend_rows_of(
+        &self,
+        now: Timestamp,
+        currency: Currency,
+        settings: &TrendSettings,
+        store: Option<&str>,
+    ) -> Vec<TrendRow> {
         let money = currency_bytes(currency);
-        let mut matcher = RowMatcher::any();
+        let filters = Filters { store: store.map(str::to_owned), ..Filters::default() };
+        let Some(mut matcher) = self.matcher(&filters, None) else { return Vec::new() };
         matcher.product_level = true;
         // Category id → whether its own level's name is excluded (ids are paths: the name is
         // the last segment).

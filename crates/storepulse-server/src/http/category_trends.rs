@@ -17,7 +17,7 @@ use storepulse_engine::category_trends::{TrendFilter, TrendRow, rank, select, ti
 use storepulse_model::Timestamp;
 use storepulse_model::money::Currency;
 
-use super::analytics::{filter_text, invalid};
+use super::analytics::{filter_text, invalid, store_text};
 use crate::app::AppState;
 use crate::category_trends::ImportRefusal;
 use crate::error::ApiError;
@@ -37,6 +37,8 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct TrendParams {
     source: Option<String>,
+    /// One store's computed trends (imported rows carry no store).
+    store: Option<String>,
     category: Option<String>,
     country: Option<String>,
     level: Option<String>,
@@ -45,6 +47,7 @@ pub struct TrendParams {
 }
 
 fn rows(state: &AppState, params: &TrendParams) -> Result<(&'static str, Vec<TrendRow>), ApiError> {
+    let store = store_text(&params.store)?;
     match params.source.as_deref().map_or("computed", str::trim) {
         "computed" => {
             let currency = match params.currency.as_deref() {
@@ -56,13 +59,19 @@ fn rows(state: &AppState, params: &TrendParams) -> Result<(&'static str, Vec<Tre
             let now = Timestamp(now_unix_ms());
             Ok((
                 "computed",
-                state.engine.read_ignoring_poison().category_trend_rows(
+                state.engine.read_ignoring_poison().category_trend_rows_of(
                     now,
                     currency,
                     &state.config.category_trends,
+                    store.as_deref(),
                 ),
             ))
         }
+        "imported" if store.is_some() => Err(invalid(
+            "store",
+            "imported rows carry no store (seed 1's CSV has none); leave it out, or ask for \
+             source=computed",
+        )),
         "imported" => Ok(("imported", state.imported_trends.rows())),
         _ => Err(invalid("source", "computed or imported")),
     }

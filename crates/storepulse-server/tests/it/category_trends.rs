@@ -168,6 +168,42 @@ fn expected_score(row: &serde_json::Value) -> f64 {
 /// (`?country=IS&limit=1&level=1` listed every row of every country): rows carry the score the
 /// ranking gives them and honour `country`, `category`, `level` and `limit`, imported or
 /// computed; a bad value is a 400 naming it.
+/// A shop running several stores can ask for one store's trends (they summed every store's
+/// sales, and `store` was an unknown parameter); imported rows carry no store.
+#[tokio::test]
+async fn trends_can_be_asked_for_one_store() {
+    let test = TestApp::new();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
+    let sale = |store: &str, category: &str, n: i64| {
+        json!({"type": "purchase", "store": store, "country": "US",
+               "timestamp": Timestamp(now - 60_000).to_rfc3339(), "order": {"id": format!("o{n}")},
+               "items": [{"id": format!("p{n}"), "category": category, "price": "10.00"}]})
+    };
+    let events = json!([sale("north", "Toys", 1), sale("south", "Books", 2)]);
+    assert_eq!(test.post_json("/api/v1/events", &events.to_string()).await.status, StatusCode::OK);
+    let categories = |rows: &serde_json::Value| -> Vec<String> {
+        let mut names: Vec<String> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["category_level_1"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let every = test.get("/api/v1/category-trends/rows").await.json();
+    assert_eq!(categories(&every), ["Books", "Toys"]);
+    let north = test.get("/api/v1/category-trends/rows?store=north").await.json();
+    assert_eq!(categories(&north), ["Toys"]);
+    let nobody = test.get("/api/v1/category-trends/rows?store=west").await.json();
+    assert_eq!(categories(&nobody), Vec::<String>::new());
+    let imported = test.get("/api/v1/category-trends/rows?source=imported&store=north").await;
+    assert_eq!(imported.status, StatusCode::BAD_REQUEST);
+    assert_eq!(imported.json()["error"]["details"]["parameter"], "store");
+}
+
 #[tokio::test]
 async fn trend_rows_are_scored_and_filtered() {
     let test = TestApp::new();
