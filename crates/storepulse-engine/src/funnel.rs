@@ -558,7 +558,7 @@ impl FunnelLog {
     ) {
         let key = sessionless_key(visitor, time_ms);
         let mut hint = TrailHint::default();
-        let known = self.slots.get(key).is_some();
+        let trails_before = self.slots.len();
         self.observe_remembering(
             key,
             &mut hint,
@@ -568,7 +568,8 @@ impl FunnelLog {
             event_type,
             products,
         );
-        if !known && self.slots.get(key).is_some() {
+        // The slot map grows only when a trail is made: this visitor's day is new.
+        if self.slots.len() > trails_before {
             self.sessionless += 1;
         }
     }
