@@ -20,6 +20,7 @@ use crate::live::Place;
 /// in one bucket never nears 4 billion, and the rare overflow saturates instead of wrapping.
 /// Sums over many rows are taken in [`Totals`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[repr(C)]
 pub struct Measures {
     pub events: u32,
     pub page_views: u32,
@@ -101,24 +102,58 @@ impl From<MeasuresUpToV13> for Measures {
 }
 
 impl Measures {
+    /// Adds `other`, saturating. The twelve counts are added as one array, which the compiler
+    /// turns into three 4-lane vector additions with an overflow mask instead of twelve
+    /// scalar saturating adds: every event adds one to three rows, and every fold adds each
+    /// minute row to its hour and each hour row to its day, so this runs more often than
+    /// anything else in the engine.
+    #[inline]
     pub fn add(&mut self, other: &Measures) {
-        self.events = self.events.saturating_add(other.events);
-        self.page_views = self.page_views.saturating_add(other.page_views);
-        self.product_views = self.product_views.saturating_add(other.product_views);
-        self.cart_adds = self.cart_adds.saturating_add(other.cart_adds);
-        self.cart_removes = self.cart_removes.saturating_add(other.cart_removes);
-        self.checkouts = self.checkouts.saturating_add(other.checkouts);
-        self.orders = self.orders.saturating_add(other.orders);
-        self.units = self.units.saturating_add(other.units);
-        self.refunds = self.refunds.saturating_add(other.refunds);
-        self.promotion_views = self.promotion_views.saturating_add(other.promotion_views);
-        self.promotion_clicks = self.promotion_clicks.saturating_add(other.promotion_clicks);
-        self.unvalued_orders = self.unvalued_orders.saturating_add(other.unvalued_orders);
+        let (mine, theirs) = (self.counts(), other.counts());
+        self.set_counts(std::array::from_fn(|at| mine[at].saturating_add(theirs[at])));
         // Saturating, as the counts are: each amount is bounded at ingest (10^15 minor units),
         // their sums not; one row in one bucket holds 9,223 orders of the maximum amount
         // before it saturates at i64::MAX, never wrapping into a negative revenue.
         self.gross_revenue = self.gross_revenue.saturating_add(other.gross_revenue);
         self.refunded_revenue = self.refunded_revenue.saturating_add(other.refunded_revenue);
+    }
+
+    /// The counts in declaration order (`#[repr(C)]` keeps them adjacent in that order, so
+    /// this and [`Measures::set_counts`] compile to plain vector loads and stores).
+    #[inline]
+    fn counts(&self) -> [u32; 12] {
+        [
+            self.events,
+            self.page_views,
+            self.product_views,
+            self.cart_adds,
+            self.cart_removes,
+            self.checkouts,
+            self.orders,
+            self.units,
+            self.refunds,
+            self.promotion_views,
+            self.promotion_clicks,
+            self.unvalued_orders,
+        ]
+    }
+
+    #[inline]
+    fn set_counts(&mut self, counts: [u32; 12]) {
+        [
+            self.events,
+            self.page_views,
+            self.product_views,
+            self.cart_adds,
+            self.cart_removes,
+            self.checkouts,
+            self.orders,
+            self.units,
+            self.refunds,
+            self.promotion_views,
+            self.promotion_clicks,
+            self.unvalued_orders,
+        ] = counts;
     }
 
     /// These measures without their money (for rows in another currency than the query's).
