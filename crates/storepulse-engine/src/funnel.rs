@@ -44,6 +44,50 @@ struct Mark {
     /// cart adds sent with one whole-second timestamp) are two events, not one event naming
     /// two products. (In the padding: a mark is still 12 bytes.)
     starts_event: bool,
+    /// The marketing source the event counted under in the rollups (its own, else its
+    /// session's as of then; 0 = none), so that session metrics counted from trails filter
+    /// and group by source as the rows and the daily sketches do; [`WIDE_SOURCE`] for an id
+    /// that does not fit. (In the padding too.)
+    source: u16,
+}
+
+// Trails are a third of the engine's memory at scale: a mark must stay 12 bytes.
+const _: () = assert!(std::mem::size_of::<Mark>() == 12);
+
+/// A mark's `source` for a source id of 65,535 or more: the mark is not under any source
+/// below that, and which of those above it is, only its rows know (see
+/// [`MarkSource::of`]). A shop would need that many distinct `utm_source`s and referrer hosts.
+pub const WIDE_SOURCE: u16 = u16::MAX;
+
+/// A mark's source as [`KeptTrail::marks`] lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkSource {
+    /// This interned source id (0 = none).
+    Id(u32),
+    /// Some id of [`WIDE_SOURCE`] or more.
+    Wide,
+}
+
+impl MarkSource {
+    fn of(stored: u16) -> MarkSource {
+        if stored == WIDE_SOURCE { MarkSource::Wide } else { MarkSource::Id(stored.into()) }
+    }
+
+    fn stored(source: u32) -> u16 {
+        // 65,535 itself is `WIDE_SOURCE` too.
+        u16::try_from(source).unwrap_or(WIDE_SOURCE)
+    }
+}
+
+/// A [`Mark`] as snapshot formats 13 and 14 stored it, without `source`: converted marks take
+/// their session's source (that of its earliest event naming one), which is what every event
+/// of a session without a change of source counted under.
+#[derive(Clone, Copy, serde::Deserialize)]
+pub(crate) struct MarkUpToV14 {
+    offset_ms: u32,
+    product: u32,
+    event_type: EventType,
+    starts_event: bool,
 }
 
 /// A [`Mark`] as snapshot formats up to 12 stored it, without `starts_event`: marks of one
@@ -62,7 +106,8 @@ fn marks_from(old: Vec<MarkUpToV12>) -> Vec<Mark> {
             last.offset_ms != mark.offset_ms || last.event_type != mark.event_type
         });
         let MarkUpToV12 { offset_ms, product, event_type } = mark;
-        marks.push(Mark { offset_ms, product, event_type, starts_event });
+        // Formats up to 12 kept no session source either: these sessions count under none.
+        marks.push(Mark { offset_ms, product, event_type, starts_event, source: 0 });
     }
     marks
 }
@@ -244,6 +289,60 @@ impl From<StoredFunnelLogUpToV12> for FunnelLog {
     }
 }
 
+/// A [`Trail`] as snapshot formats 13 and 14 stored it, with marks without their source.
+#[derive(serde::Deserialize)]
+pub(crate) struct TrailUpToV14 {
+    session: u64,
+    place: Place,
+    last_offset_ms: u32,
+    base_ms: i64,
+    visitor: u64,
+    marks: Vec<MarkUpToV14>,
+    source: u32,
+    source_offset_ms: u32,
+}
+
+impl From<TrailUpToV14> for Trail {
+    fn from(old: TrailUpToV14) -> Self {
+        let TrailUpToV14 {
+            session,
+            place,
+            last_offset_ms,
+            base_ms,
+            visitor,
+            marks,
+            source,
+            source_offset_ms,
+        } = old;
+        let stored = MarkSource::stored(source);
+        let marks = marks
+            .into_iter()
+            .map(|MarkUpToV14 { offset_ms, product, event_type, starts_event }| Mark {
+                offset_ms,
+                product,
+                event_type,
+                starts_event,
+                source: stored,
+            })
+            .collect();
+        Trail { session, place, last_offset_ms, base_ms, visitor, marks, source, source_offset_ms }
+    }
+}
+
+/// What snapshot formats 13 and 14 held of a [`FunnelLog`] (see [`TrailUpToV14`]).
+#[derive(serde::Deserialize)]
+pub(crate) struct StoredFunnelLogUpToV14 {
+    trails: ChunkedVec<TrailUpToV14>,
+    retention_ms: i64,
+}
+
+impl From<StoredFunnelLogUpToV14> for FunnelLog {
+    fn from(old: StoredFunnelLogUpToV14) -> Self {
+        let trails = old.trails.into_iter().map(Trail::from).collect();
+        FunnelLog::from(StoredFunnelLog { trails, retention_ms: old.retention_ms })
+    }
+}
+
 /// [`StoredFunnelLog`] borrowed, for writing without a copy of the trails.
 #[derive(serde::Serialize)]
 struct StoredFunnelLogRef<'a> {
@@ -293,11 +392,27 @@ pub struct KeptTrail<'a> {
     trail: &'a Trail,
 }
 
+/// A mark as [`KeptTrail::marks`] lists it.
+#[derive(Clone, Copy, Debug)]
+pub struct KeptMark {
+    pub time_ms: i64,
+    pub event_type: EventType,
+    /// 0 = none.
+    pub product: u32,
+    /// The marketing source the event counted under.
+    pub source: MarkSource,
+}
+
 impl KeptTrail<'_> {
-    /// The marks as (time, event type, product; 0 = none), in time order.
-    pub fn marks(&self) -> impl Iterator<Item = (i64, EventType, u32)> + '_ {
+    /// The marks, in time order.
+    pub fn marks(&self) -> impl Iterator<Item = KeptMark> + '_ {
         let trail = self.trail;
-        trail.marks.iter().map(|mark| (trail.time_of(mark), mark.event_type, mark.product))
+        trail.marks.iter().map(|mark| KeptMark {
+            time_ms: trail.time_of(mark),
+            event_type: mark.event_type,
+            product: mark.product,
+            source: MarkSource::of(mark.source),
+        })
     }
 }
 
@@ -431,7 +546,7 @@ impl FunnelLog {
     }
 
     /// Records an event of the session whose id hashes to `session` ([`crate::distinct::hash_id`]),
-    /// by the visitor whose id hashes to `visitor`.
+    /// by the visitor whose id hashes to `visitor`, under no marketing source.
     pub fn observe(
         &mut self,
         session: u64,
@@ -447,7 +562,7 @@ impl FunnelLog {
             visitor,
             place,
             time_ms,
-            event_type,
+            (event_type, 0),
             products,
         );
     }
@@ -480,7 +595,7 @@ impl FunnelLog {
     }
 
     /// [`FunnelLog::observe`] with the session's remembered slot, which is checked before it is
-    /// used and updated after. Inlined: every event with a session comes here, and with a
+    /// used and updated after, under the marketing source the event's rows counted under. Inlined: every event with a session comes here, and with a
     /// second caller ([`FunnelLog::observe_sessionless`]) the compiler made it a call (+69
     /// instructions an event on the bench's mix, eight arguments passed).
     #[allow(clippy::too_many_arguments)]
@@ -492,7 +607,7 @@ impl FunnelLog {
         visitor: Option<u64>,
         place: Place,
         time_ms: i64,
-        event_type: EventType,
+        (event_type, source): (EventType, u32),
         products: &[u32],
     ) {
         if matches!(event_type, EventType::Identify) {
@@ -526,14 +641,16 @@ impl FunnelLog {
             } else {
                 trail.marks.partition_point(|mark| mark.offset_ms <= offset_ms)
             };
+            let source = MarkSource::stored(source);
             let marks = products.iter().enumerate().map(|(at, &product)| Mark {
                 offset_ms,
                 product,
                 event_type,
                 starts_event: at == 0,
+                source,
             });
             if products.is_empty() {
-                let mark = Mark { offset_ms, product: 0, event_type, starts_event: true };
+                let mark = Mark { offset_ms, product: 0, event_type, starts_event: true, source };
                 trail.marks.insert(index, mark);
             } else if index == trail.marks.len() {
                 trail.marks.extend(marks);
@@ -545,7 +662,7 @@ impl FunnelLog {
     }
 
     /// Records an event sent without a session id by the visitor whose key is `visitor` (an
-    /// order a back office sends): in a trail of that visitor's such events of the day, which
+    /// order a back office sends), under its own marketing source: in a trail of that visitor's such events of the day, which
     /// counts the visitor (and buyer) in the exact counts by product and below a day, but is
     /// no session (nor a funnel's).
     pub fn observe_sessionless(
@@ -553,7 +670,7 @@ impl FunnelLog {
         visitor: u64,
         place: Place,
         time_ms: i64,
-        event_type: EventType,
+        (event_type, source): (EventType, u32),
         products: &[u32],
     ) {
         let key = sessionless_key(visitor, time_ms);
@@ -565,7 +682,7 @@ impl FunnelLog {
             Some(visitor),
             place,
             time_ms,
-            event_type,
+            (event_type, source),
             products,
         );
         // The slot map grows only when a trail is made: this visitor's day is new.
@@ -847,6 +964,49 @@ fn end_of_event(marks: &[Mark], index: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// Marks of formats 13 and 14 kept no source: they take their session's, which every
+    /// event of a session that never changed source counted under; a mark's source past 16
+    /// bits reads as wide, never as another source.
+    #[test]
+    fn older_marks_take_their_sessions_source_and_wide_ids_stay_wide() {
+        let mark = |offset_ms| MarkUpToV14 {
+            offset_ms,
+            product: 3,
+            event_type: EventType::ProductView,
+            starts_event: true,
+        };
+        let old = TrailUpToV14 {
+            session: 9,
+            place: Place::default(),
+            last_offset_ms: 5,
+            base_ms: 1_000,
+            visitor: 0,
+            marks: vec![mark(0), mark(5)],
+            source: 7,
+            source_offset_ms: 0,
+        };
+        let trail = Trail::from(old);
+        let kept = KeptTrail { place: trail.place, visitor: 0, is_session: true, trail: &trail };
+        let sources: Vec<MarkSource> = kept.marks().map(|mark| mark.source).collect();
+        assert_eq!(sources, [MarkSource::Id(7), MarkSource::Id(7)]);
+
+        let mut log = FunnelLog::new(30 * 24 * HOUR);
+        let mut hint = TrailHint::default();
+        for (at, source) in [(0, 65_534), (1, 65_535), (2, 70_000), (3, 0)] {
+            let marked = (EventType::PageView, source);
+            log.observe_remembering(1, &mut hint, None, Place::default(), 1_000 + at, marked, &[]);
+        }
+        let sources: Vec<MarkSource> = log
+            .trails(0, i64::MAX)
+            .flat_map(|trail| trail.marks().collect::<Vec<_>>())
+            .map(|mark| mark.source)
+            .collect();
+        assert_eq!(
+            sources,
+            [MarkSource::Id(65_534), MarkSource::Wide, MarkSource::Wide, MarkSource::Id(0)]
+        );
+    }
+
     const HOUR: i64 = 3_600_000;
 
     fn spec(from_ms: i64, to_ms: i64) -> FunnelSpec {
@@ -960,15 +1120,31 @@ mod tests {
         let place = Place::default();
         let base = 1_800_000_000_000;
         let mut hint_a = TrailHint::default();
-        log.observe_remembering(1, &mut hint_a, None, place, base, EventType::ProductView, &[]);
+        log.observe_remembering(
+            1,
+            &mut hint_a,
+            None,
+            place,
+            base,
+            (EventType::ProductView, 0),
+            &[],
+        );
         log.prune(base + 2 * HOUR);
         assert_eq!(log.sessions(), 0);
         let mut hint_b = TrailHint::default();
         let later = base + 3 * HOUR;
-        log.observe_remembering(2, &mut hint_b, None, place, later, EventType::ProductView, &[]);
+        log.observe_remembering(
+            2,
+            &mut hint_b,
+            None,
+            place,
+            later,
+            (EventType::ProductView, 0),
+            &[],
+        );
         assert_eq!(hint_a, hint_b, "session 2 took the freed slot");
         for step in [EventType::AddToCart, EventType::CheckoutStarted] {
-            log.observe_remembering(1, &mut hint_a, None, place, later + 1, step, &[]);
+            log.observe_remembering(1, &mut hint_a, None, place, later + 1, (step, 0), &[]);
         }
         assert_ne!(hint_a, hint_b);
         assert_eq!(log.sessions(), 2);
@@ -998,7 +1174,7 @@ mod tests {
             None,
             place,
             later,
-            EventType::ProductView,
+            (EventType::ProductView, 0),
             &[],
         );
         assert_eq!(hint.slot(), Some(3_000));
@@ -1007,7 +1183,15 @@ mod tests {
         assert_eq!(log.trails.len(), 1, "the 3,000 free slots are gone");
         assert!(log.free.is_empty());
         for step in [EventType::AddToCart, EventType::CheckoutStarted, EventType::Purchase] {
-            log.observe_remembering(survivor, &mut hint, None, place, later + 1_000, step, &[]);
+            log.observe_remembering(
+                survivor,
+                &mut hint,
+                None,
+                place,
+                later + 1_000,
+                (step, 0),
+                &[],
+            );
         }
         assert_eq!(hint.slot(), Some(0), "the stale hint was corrected");
         assert_eq!(reached(&log, &spec(later, later + HOUR)), [1, 1, 1, 1]);

@@ -25,7 +25,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::facts::{
     Dimensions, DimensionsUpToV12, MeasuresUpToV13, OrderMemory, OrderRecord, OrderRecordUpToV11,
 };
-use crate::funnel::{FunnelLog, FunnelLogUpToV9, StoredFunnelLogUpToV12};
+use crate::funnel::{FunnelLog, FunnelLogUpToV9, StoredFunnelLogUpToV12, StoredFunnelLogUpToV14};
 use crate::live::{LiveWindows, LiveWindowsUpToV10};
 use crate::recommend::{CoOccurrence, CoOccurrenceUpToV11};
 use crate::rollup::Rollups;
@@ -44,15 +44,17 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// visitors per store and each product's stores; the live windows' reference time.
 /// 13: funnel trails keep their session's marketing source; product categories per store.
 /// 14: rollup rows count orders of unknown value (for the average order value).
-pub const FORMAT_VERSION: u8 = 14;
+/// 15: funnel marks keep the marketing source their event counted under.
+pub const FORMAT_VERSION: u8 = 15;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
 /// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
 /// sessions per second and place; up to 11 remembered orders without their refunds and
 /// co-occurrence without stores; up to 12 kept trails without their session's source and
 /// one category path per product for all stores; up to 13 rollup rows without their orders
-/// of unknown value (read as none: every order then counted as valued in averages, as it did).
-pub const OLDER_FORMATS_READ: [u8; 6] = [8, 9, 10, 11, 12, 13];
+/// of unknown value (read as none: every order then counted as valued in averages, as it did);
+/// up to 14 funnel marks without their source (read as their session's).
+pub const OLDER_FORMATS_READ: [u8; 7] = [8, 9, 10, 11, 12, 13, 14];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
@@ -165,16 +167,18 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
         return Err(SnapshotError::Version { found: version });
     }
     std::thread::scope(|scope| {
-        let funnels = scope.spawn({
-            let payload = next_section(&mut reader)?;
-            move || match version {
-                ..10 => postcard::from_bytes::<FunnelLogUpToV9>(&payload).map(FunnelLog::from),
-                10..13 => {
-                    postcard::from_bytes::<StoredFunnelLogUpToV12>(&payload).map(FunnelLog::from)
+        let funnels =
+            scope.spawn({
+                let payload = next_section(&mut reader)?;
+                move || match version {
+                    ..10 => postcard::from_bytes::<FunnelLogUpToV9>(&payload).map(FunnelLog::from),
+                    10..13 => postcard::from_bytes::<StoredFunnelLogUpToV12>(&payload)
+                        .map(FunnelLog::from),
+                    13..15 => postcard::from_bytes::<StoredFunnelLogUpToV14>(&payload)
+                        .map(FunnelLog::from),
+                    _ => postcard::from_bytes::<FunnelLog>(&payload),
                 }
-                _ => postcard::from_bytes::<FunnelLog>(&payload),
-            }
-        });
+            });
         let rollups = decoding_from::<Rollups<MeasuresUpToV13>, Rollups>(
             scope,
             next_section(&mut reader)?,

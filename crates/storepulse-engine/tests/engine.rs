@@ -984,6 +984,49 @@ fn a_sessions_events_count_under_the_source_it_landed_from() {
     let result = engine.query(&query).unwrap();
     assert_eq!(result.totals["sessions"], Value::Count(2));
     assert_eq!(result.totals["conversion_rate"], Value::Ratio(Some(0.5)));
+
+    // Counted exactly from the session trails (below a day, by product) the same: each event
+    // counts under the source its rows did, so the trails agree with the daily sketches
+    // (these queries were refused by source before).
+    let mut hourly = query.clone();
+    hourly.granularity = Some(Granularity::Hour);
+    let result = engine.query(&hourly).unwrap();
+    assert_eq!(result.totals["sessions"], Value::Count(2));
+    assert_eq!(result.totals["conversion_rate"], Value::Ratio(Some(0.5)));
+    let ten = result.series.iter().find(|point| point.start == at(t)).unwrap();
+    assert_eq!(ten.values["sessions"], Value::Count(2));
+    let mut p1 = query.clone();
+    p1.filters.product = Some("p1".into());
+    let result = engine.query(&p1).unwrap();
+    assert_eq!(result.totals["sessions"], Value::Count(1), "s1 bought p1 under news");
+    assert_eq!(result.totals["conversion_rate"], Value::Ratio(Some(1.0)));
+    // Grouped by source: a session counts under every source it has an event under (s3
+    // under its landing's mail and its later ads), by day and by hour alike.
+    let mut by_source = query.clone();
+    by_source.filters.source = None;
+    by_source.group_by = Some(Dimension::Source);
+    let daily = engine.query(&by_source).unwrap();
+    by_source.granularity = Some(Granularity::Hour);
+    let from_trails = engine.query(&by_source).unwrap();
+    let mut sessions = group_values(&from_trails, "sessions");
+    sessions.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        sessions,
+        named(&[
+            (Some("ads"), Value::Count(1)),
+            (Some("mail"), Value::Count(1)),
+            (Some("news"), Value::Count(2)),
+            (Some("partner"), Value::Count(1)),
+        ])
+    );
+    for metric in ["sessions", "conversion_rate"] {
+        let mut trails = group_values(&from_trails, metric);
+        let mut sketches = group_values(&daily, metric);
+        trails.sort_by(|a, b| a.0.cmp(&b.0));
+        sketches.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(trails, sketches, "{metric}");
+    }
+    assert_eq!(from_trails.totals["sessions"], Value::Count(3), "each session once");
 }
 
 /// Stores are tenants: two shops may both have a session "42" and a user "u", and neither
@@ -1995,7 +2038,14 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
         engine.query(&query).unwrap_err().parameter
     };
     assert_eq!(refused(&|q| q.metrics = vec![Metric::AbandonedCartValue]), "metrics");
-    assert_eq!(refused(&|q| q.filters.source = Some("google".into())), "source");
+    assert_eq!(refused(&|q| q.filters.sales_rep = Some("ann".into())), "sales_rep");
+    assert_eq!(
+        refused(&|q| {
+            q.group_by = Some(Dimension::SalesRep);
+            q.filters.product = Some("p".into());
+        }),
+        "group_by"
+    );
     assert_eq!(
         refused(&|q| {
             q.group_by = Some(Dimension::Promotion);

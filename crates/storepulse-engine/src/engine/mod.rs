@@ -288,8 +288,9 @@ impl Engine {
         if let Some(session) = trail_session {
             let products = products_of(&mut self.product_scratch, &rows);
             let visitor = visitor.map(|(_, hash)| hash);
+            let marked = (event_type, origin.source);
             self.funnels
-                .observe_remembering(session, hint, visitor, place, time, event_type, &products);
+                .observe_remembering(session, hint, visitor, place, time, marked, &products);
             self.product_scratch = products;
             self.track_cart(event, event_type, session, key, time);
         } else if let (None, Some((_, visitor))) = (session, visitor)
@@ -298,7 +299,8 @@ impl Engine {
             // Without a session (an order a back office sends): its visitor and buyer still
             // count in the exact counts by product and below a day.
             let products = products_of(&mut self.product_scratch, &rows);
-            self.funnels.observe_sessionless(visitor, place, time, event_type, &products);
+            let marked = (event_type, origin.source);
+            self.funnels.observe_sessionless(visitor, place, time, marked, &products);
             self.product_scratch = products;
         }
         if let Some((_, visitor)) = visitor

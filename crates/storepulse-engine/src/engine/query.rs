@@ -619,6 +619,11 @@ impl RowMatcher {
             && self.device.is_none_or(|id| id == place.device)
     }
 
+    /// Whether an event under `source` (a funnel mark's) passes the source filter.
+    pub(super) fn admits_source(&self, source: crate::funnel::MarkSource) -> bool {
+        self.source.is_none_or(|id| source == crate::funnel::MarkSource::Id(id))
+    }
+
     pub(super) fn admits(&self, key: &FactKey, dims: &Dimensions) -> bool {
         (key.product != 0) == self.product_level
             && self.store.is_none_or(|id| id == key.store)

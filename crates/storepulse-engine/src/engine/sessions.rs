@@ -3,11 +3,14 @@
 //! range names it; it converted for that product when a purchase in the range names it) and
 //! below a day (a session counts in every bucket it has an event in). Trails are kept
 //! `engine.funnel_retention` (30 days) and know a session's store, country, device and visitor
-//! (of its latest event naming one; distinct visitors and buyers are counted from those), not
-//! its source, promotion or sales rep: queries outside that are refused, naming the parameter.
+//! (of its latest event naming one; distinct visitors and buyers are counted from those) and
+//! the marketing source each event counted under (a session counts under every source it has
+//! an event under in the range, as in the daily sketches), not promotions or sales reps:
+//! queries by those are refused, naming the parameter.
 
 use super::query::{RowMatcher, Sum, granularity_width, group_key};
 use super::*;
+use crate::funnel::{MarkSource, WIDE_SOURCE};
 
 /// Exact session counts of one total, series point or group.
 #[derive(Clone, Copy, Debug, Default)]
@@ -69,26 +72,33 @@ impl Engine {
                  a day (ask for it separately, by day)",
             ));
         }
+        const KEPT: &str = "which keep a session's store, country, device and sources only";
         let filters = &spec.filters;
         for (parameter, set) in [
-            ("source", filters.source.is_some()),
             ("promotion", filters.promotion.is_some() || filters.promoted),
             ("sales_rep", filters.sales_rep.is_some()),
         ] {
             if set {
-                return Err(QueryError::new(
-                    parameter,
-                    format!("{WHY}, which keep a session's store, country and device only"),
-                ));
+                return Err(QueryError::new(parameter, format!("{WHY}, {KEPT}")));
             }
         }
-        if matches!(
-            spec.group_by,
-            Some(Dimension::Source | Dimension::Promotion | Dimension::SalesRep)
-        ) {
+        if matches!(spec.group_by, Some(Dimension::Promotion | Dimension::SalesRep)) {
+            return Err(QueryError::new("group_by", format!("{WHY}, {KEPT}")));
+        }
+        // A mark holds its source in 16 bits (see `funnel::WIDE_SOURCE`): a source interned
+        // past that, or grouping once there are such sources, cannot be told apart there.
+        let wide = |id: u32| id >= u32::from(WIDE_SOURCE);
+        let source_id = filters.source.as_deref().and_then(|name| self.dims.sources.get(name));
+        if source_id.is_some_and(wide) {
+            return Err(QueryError::new(
+                "source",
+                format!("{WHY}, which tell apart the first 65,535 sources only"),
+            ));
+        }
+        if spec.group_by == Some(Dimension::Source) && wide(self.dims.sources.len() as u32) {
             return Err(QueryError::new(
                 "group_by",
-                format!("{WHY}, which keep a session's store, country and device only"),
+                format!("{WHY}, which tell apart the first 65,535 sources only"),
             ));
         }
         self.check_trails_cover(from, if from < spec.from.0 { "compare" } else { "from" }, WHY)
@@ -137,6 +147,7 @@ impl Engine {
             point.sessions.get_or_insert_default();
         }
         let by_product = group_by.is_some_and(Dimension::is_product_level);
+        let by_source = group_by == Some(Dimension::Source);
         // For product-level queries, each product's group once per query (`None`: the product
         // filter or category filter leaves it out), not per event.
         let products = matcher.products_only();
@@ -175,10 +186,17 @@ impl Engine {
             let mut total = 0;
             by_point.clear();
             by_group.clear();
-            for (time, event_type, product) in trail.marks() {
-                if time < from || time >= to {
+            for mark in trail.marks() {
+                let (time, event_type, product) = (mark.time_ms, mark.event_type, mark.product);
+                if time < from || time >= to || !matcher.admits_source(mark.source) {
                     continue;
                 }
+                // Grouped by source, a session counts under each source it has an event
+                // under (`check_trail_query` refused grouping if a source could be wide).
+                let place_group = match (by_source, mark.source) {
+                    (true, MarkSource::Id(source)) => source,
+                    _ => place_group,
+                };
                 // The mark's group, `None` when the grouped query does not admit it.
                 let group = if matcher.product_level {
                     let found = if self.dims.files_apart(place.store, product) {
