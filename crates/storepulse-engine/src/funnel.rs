@@ -434,6 +434,9 @@ impl TrailHint {
 pub enum FunnelSplit {
     None,
     Country,
+    /// The marketing source of the steps' events: a session that changed source counts in
+    /// each source's funnel with the steps it made under it.
+    Source,
     Product,
     /// Category at this level (1 = top).
     Category(u8),
@@ -446,6 +449,9 @@ pub struct FunnelSpec {
     pub window_ms: i64,
     pub from_ms: i64,
     pub to_ms: i64,
+    /// Only steps made by events under this marketing source (the source their rows counted
+    /// under): the funnel of one campaign's traffic.
+    pub source: Option<String>,
 }
 
 impl FunnelSpec {
@@ -483,13 +489,15 @@ impl FromStr for FunnelSplit {
         Ok(match text {
             "" | "none" => FunnelSplit::None,
             "country" => FunnelSplit::Country,
+            "source" => FunnelSplit::Source,
             "product" => FunnelSplit::Product,
             "category" | "category_1" => FunnelSplit::Category(1),
             "category_2" => FunnelSplit::Category(2),
             "category_3" => FunnelSplit::Category(3),
             other => {
                 return Err(format!(
-                    "{other:?}: one of country, product, category, category_2, category_3"
+                    "{other:?}: one of country, source, product, category, category_2, \
+                     category_3"
                 ));
             }
         })
@@ -808,23 +816,26 @@ impl FunnelLog {
 
     /// Runs a funnel. `group_of(store, product)` maps a product of a session in that store to
     /// its group for product and category splits (`None` = the product has no such group);
-    /// `filter` keeps sessions by store, country and device.
+    /// `filter` keeps sessions by store, country and device, and `source` (an interned id
+    /// below [`WIDE_SOURCE`]) the steps made by events under that marketing source.
     pub fn run(
         &self,
         spec: &FunnelSpec,
         split: FunnelSplit,
-        filter: &LiveFilter,
+        (filter, source): (&LiveFilter, Option<u32>),
         group_of: impl Fn(u32, u32) -> Option<u32>,
     ) -> FastMap<u32, Vec<u64>> {
         let mut groups: FastMap<u32, Vec<u64>> = FastMap::default();
         let steps = &spec.steps;
+        let source = source.map(MarkSource::stored);
+        let under_source = |mark: &Mark| source.is_none_or(|source| mark.source == source);
         for trail in self.trails.iter().filter(|trail| !trail.is_free()) {
             if !filter.admits(&trail.place) || trail.is_sessionless() {
                 continue;
             }
             match split {
                 FunnelSplit::None | FunnelSplit::Country => {
-                    let reached = progress(trail, steps, spec, |_| true);
+                    let reached = progress(trail, steps, spec, under_source);
                     if reached > 0 {
                         let group =
                             if split == FunnelSplit::Country { trail.place.country } else { 0 };
@@ -834,13 +845,36 @@ impl FunnelLog {
                         }
                     }
                 }
+                FunnelSplit::Source => {
+                    // The sources this session's first steps were made under (a wide one is
+                    // none of them: the engine refuses this split when there may be one).
+                    let mut candidates: Vec<u16> = trail
+                        .marks
+                        .iter()
+                        .filter(|mark| mark.event_type == steps[0] && under_source(mark))
+                        .map(|mark| mark.source)
+                        .filter(|source| *source != WIDE_SOURCE)
+                        .collect();
+                    candidates.sort_unstable();
+                    candidates.dedup();
+                    for group in candidates {
+                        let reached = progress(trail, steps, spec, |mark| mark.source == group);
+                        if reached > 0 {
+                            let counts =
+                                groups.entry(group.into()).or_insert_with(|| vec![0; steps.len()]);
+                            for count in &mut counts[..reached] {
+                                *count += 1;
+                            }
+                        }
+                    }
+                }
                 FunnelSplit::Product | FunnelSplit::Category(_) => {
                     let store = trail.place.store;
                     // The groups this session's first steps name.
                     let mut candidates: Vec<u32> = trail
                         .marks
                         .iter()
-                        .filter(|mark| mark.event_type == steps[0])
+                        .filter(|mark| mark.event_type == steps[0] && under_source(mark))
                         .filter_map(|mark| {
                             (mark.product != 0).then(|| group_of(store, mark.product)).flatten()
                         })
@@ -849,7 +883,9 @@ impl FunnelLog {
                     candidates.dedup();
                     for group in candidates {
                         let reached = progress(trail, steps, spec, |mark| {
-                            mark.product == 0 || group_of(store, mark.product) == Some(group)
+                            under_source(mark)
+                                && (mark.product == 0
+                                    || group_of(store, mark.product) == Some(group))
                         });
                         if reached > 0 {
                             let counts =
@@ -1010,11 +1046,17 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     fn spec(from_ms: i64, to_ms: i64) -> FunnelSpec {
-        FunnelSpec { steps: FunnelSpec::default_steps(), window_ms: HOUR, from_ms, to_ms }
+        FunnelSpec {
+            steps: FunnelSpec::default_steps(),
+            window_ms: HOUR,
+            from_ms,
+            to_ms,
+            source: None,
+        }
     }
 
     fn reached(log: &FunnelLog, spec: &FunnelSpec) -> Vec<u64> {
-        let groups = log.run(spec, FunnelSplit::None, &LiveFilter::default(), |_, _| None);
+        let groups = log.run(spec, FunnelSplit::None, (&LiveFilter::default(), None), |_, _| None);
         groups.get(&0).cloned().unwrap_or_default()
     }
 
@@ -1030,7 +1072,8 @@ mod tests {
         // And one event naming two products is still one event.
         log.observe(8, None, Place::default(), base, EventType::AddToCart, &[1, 2]);
         let steps = vec![EventType::AddToCart; 3];
-        let spec = FunnelSpec { steps, window_ms: HOUR, from_ms: base, to_ms: base + HOUR };
+        let spec =
+            FunnelSpec { steps, window_ms: HOUR, from_ms: base, to_ms: base + HOUR, source: None };
         assert_eq!(reached(&log, &spec), [2, 1, 1]);
     }
 
@@ -1050,6 +1093,7 @@ mod tests {
             window_ms: HOUR,
             from_ms,
             to_ms: base + 4 * HOUR,
+            source: None,
         };
         assert_eq!(reached(&log, &spec(base + 2 * HOUR)), [1, 1]);
         assert_eq!(reached(&log, &spec(base)), [1, 1]);
@@ -1234,6 +1278,7 @@ mod tests {
             window_ms: HOUR,
             from_ms: base,
             to_ms: base + HOUR,
+            source: None,
         };
         let views = twice(vec![EventType::PageView, EventType::PageView]);
         let mut log = FunnelLog::new(30 * 24 * HOUR);
@@ -1251,13 +1296,17 @@ mod tests {
         assert_eq!(reached(&log, &product_views), [1, 0]);
         let filter = LiveFilter::default();
         let by_product =
-            log.run(&product_views, FunnelSplit::Product, &filter, |_, product| Some(product));
+            log.run(&product_views, FunnelSplit::Product, (&filter, None), |_, product| {
+                Some(product)
+            });
         assert_eq!(by_product.get(&7), Some(&vec![1, 0]));
         assert_eq!(by_product.get(&8), Some(&vec![1, 0]));
         log.observe(2, None, place, base + 2_000, EventType::ProductView, &[7]);
         assert_eq!(reached(&log, &product_views), [1, 1]);
         let by_product =
-            log.run(&product_views, FunnelSplit::Product, &filter, |_, product| Some(product));
+            log.run(&product_views, FunnelSplit::Product, (&filter, None), |_, product| {
+                Some(product)
+            });
         assert_eq!(by_product.get(&7), Some(&vec![1, 1]));
         assert_eq!(by_product.get(&8), Some(&vec![1, 0]));
     }

@@ -787,6 +787,7 @@ fn each_store_files_a_shared_product_id_in_its_own_category() {
         window_ms: HOUR,
         from_ms: t - HOUR,
         to_ms: t + HOUR,
+        source: None,
     };
     let everyone = RealtimeFilter::default();
     let split = engine.funnel(&funnel, FunnelSplit::Category(1), &everyone, 10).unwrap();
@@ -1027,6 +1028,41 @@ fn a_sessions_events_count_under_the_source_it_landed_from() {
         assert_eq!(trails, sketches, "{metric}");
     }
     assert_eq!(from_trails.totals["sessions"], Value::Count(3), "each session once");
+
+    // Funnels by source: the steps made under each source (s2 landed from news but bought
+    // under partner; s3 landed from mail, came back from ads, and bought under mail).
+    use storepulse_engine::engine::RealtimeFilter;
+    use storepulse_engine::funnel::{FunnelSpec, FunnelSplit};
+    let funnel = FunnelSpec {
+        steps: FunnelSpec::parse_steps("page_view,purchase").unwrap(),
+        window_ms: HOUR,
+        from_ms: DAY0,
+        to_ms: DAY0 + DAY,
+        source: None,
+    };
+    let everyone = RealtimeFilter::default();
+    let sessions = |steps: &storepulse_engine::funnel::FunnelSteps| -> Vec<u64> {
+        steps.steps.iter().map(|step| step.sessions).collect()
+    };
+    let split = engine.funnel(&funnel, FunnelSplit::Source, &everyone, 10).unwrap();
+    let mut groups: Vec<(Option<String>, Vec<u64>)> =
+        split.groups.iter().map(|group| (group.key.clone(), sessions(&group.funnel))).collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            (Some("ads".into()), vec![1, 0]),
+            (Some("mail".into()), vec![1, 1]),
+            (Some("news".into()), vec![2, 1]),
+        ]
+    );
+    assert_eq!(sessions(&split.overall), [3, 3], "overall, every step counts");
+    let news = FunnelSpec { source: Some("news".into()), ..funnel.clone() };
+    let only_news = engine.funnel(&news, FunnelSplit::None, &everyone, 10).unwrap();
+    assert_eq!(sessions(&only_news.overall), [2, 1]);
+    let unknown = FunnelSpec { source: Some("tv".into()), ..funnel };
+    let none = engine.funnel(&unknown, FunnelSplit::None, &everyone, 10).unwrap();
+    assert_eq!(sessions(&none.overall), [0, 0]);
 }
 
 /// Stores are tenants: two shops may both have a session "42" and a user "u", and neither
@@ -1068,6 +1104,7 @@ fn two_stores_with_the_same_session_and_user_ids_stay_apart() {
         window_ms: HOUR,
         from_ms: t - HOUR,
         to_ms: t + HOUR,
+        source: None,
     };
     let steps = |store: &str| {
         let filter = RealtimeFilter { store: Some(store.into()), ..Default::default() };
@@ -1241,6 +1278,7 @@ fn buyers_of_orders_sent_without_a_session_count_in_the_exact_counts() {
             window_ms: HOUR,
             from_ms: DAY0,
             to_ms: DAY0 + DAY,
+            source: None,
         };
         let everyone = RealtimeFilter::default();
         let steps = engine.funnel(&funnel, FunnelSplit::None, &everyone, 10).unwrap().overall.steps;
@@ -2102,6 +2140,7 @@ fn funnels_count_sessions_through_ordered_steps_within_the_window() {
         window_ms: HOUR,
         from_ms: t - HOUR,
         to_ms: t + DAY,
+        source: None,
     };
     let sessions = |steps: &storepulse_engine::funnel::FunnelSteps| {
         steps.steps.iter().map(|s| s.sessions).collect::<Vec<_>>()
@@ -2459,6 +2498,7 @@ fn pruning_while_replaying_changes_no_answer() {
         window_ms: DAY,
         from_ms: DAY0,
         to_ms: last + HOUR,
+        source: None,
     };
     let answers = |engine: &Engine| {
         let everyone = RealtimeFilter::default();

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::bucket::Bucket;
+use crate::funnel::WIDE_SOURCE;
 use crate::recommend::StoreScope;
 
 /// A funnel overall and per group.
@@ -232,8 +233,20 @@ impl Engine {
                 ),
             ));
         }
+        // Marks keep a source in 16 bits (see `funnel::WIDE_SOURCE`).
+        const SOURCES: &str = "funnels tell apart the first 65,535 marketing sources only";
+        let wide = |id: u32| id >= u32::from(WIDE_SOURCE);
+        let source = spec.source.as_deref().map(|name| self.dims.sources.get(name));
+        if source.flatten().is_some_and(wide) {
+            return Err(QueryError::new("source", SOURCES));
+        }
+        if split == FunnelSplit::Source && wide(self.dims.sources.len() as u32) {
+            return Err(QueryError::new("group_by", SOURCES));
+        }
         let live = self.live_filter(filters);
-        let Some(live) = live else {
+        // A source never seen: no session made a step under it.
+        let (Some(live), Some(source)) = (live, source.map_or(Some(None), |id| id.map(Some)))
+        else {
             return Ok(FunnelResult {
                 overall: FunnelSteps::from_counts(&spec.steps, &vec![0; spec.steps.len()]),
                 groups: Vec::new(),
@@ -248,7 +261,7 @@ impl Engine {
                 _ => None,
             }
         };
-        let groups = self.funnels.run(spec, split, &live, group_of);
+        let groups = self.funnels.run(spec, split, (&live, source), group_of);
         let overall_counts = if split == FunnelSplit::None || split == FunnelSplit::Country {
             let mut overall = vec![0; spec.steps.len()];
             for counts in groups.values() {
@@ -259,7 +272,7 @@ impl Engine {
             overall
         } else {
             self.funnels
-                .run(spec, FunnelSplit::None, &live, |_, _| None)
+                .run(spec, FunnelSplit::None, (&live, source), |_, _| None)
                 .remove(&0)
                 .unwrap_or_else(|| vec![0; spec.steps.len()])
         };
@@ -270,6 +283,7 @@ impl Engine {
         let name = |id: u32| -> Option<String> {
             match split {
                 FunnelSplit::Country => self.dims.countries.name(id),
+                FunnelSplit::Source => self.dims.sources.name(id),
                 FunnelSplit::Product => self.dims.products.name(id),
                 FunnelSplit::Category(_) => self.dims.categories.name(id),
                 FunnelSplit::None => None,

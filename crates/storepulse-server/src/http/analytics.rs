@@ -704,12 +704,14 @@ pub struct FunnelParams {
     store: Option<String>,
     country: Option<String>,
     device: Option<String>,
+    source: Option<String>,
     limit: Option<String>,
 }
 
 /// Sessions through ordered steps (default product_view → add_to_cart → checkout_started →
 /// purchase) within `window` (default 1h) of the first, overall or by product, category
-/// (`category`, `category_2`, `category_3`) or country.
+/// (`category`, `category_2`, `category_3`), country or marketing source; `source` keeps the
+/// steps made under one source.
 async fn get_funnel(
     State(state): State<AppState>,
     params: Result<Query<FunnelParams>, axum::extract::rejection::QueryRejection>,
@@ -746,7 +748,13 @@ async fn get_funnel(
         return Err(invalid("to", "must be after `from`"));
     }
     let limit = group_limit(params.limit.as_deref(), 20)?;
-    let spec = FunnelSpec { steps, window_ms: window.as_millis() as i64, from_ms: from, to_ms: to };
+    let spec = FunnelSpec {
+        steps,
+        window_ms: window.as_millis() as i64,
+        from_ms: from,
+        to_ms: to,
+        source: source_text(&params.source)?,
+    };
     let filter = RealtimeFilter {
         store: store_text(&params.store)?,
         country: country(params.country.as_deref())?,

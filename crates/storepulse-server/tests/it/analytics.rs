@@ -231,7 +231,7 @@ async fn funnels_and_distinct_metrics_over_http() {
     let now = now_ms();
     let t = |offset: i64| at(now - 120_000 + offset);
     let events = json!([
-        {"type": "product_view", "timestamp": t(0), "session_id": "s1", "user_id": "u1", "country": "US", "product": {"id": "tent", "category": "Outdoor"}},
+        {"type": "product_view", "timestamp": t(0), "session_id": "s1", "user_id": "u1", "country": "US", "product": {"id": "tent", "category": "Outdoor"}, "marketing": {"utm_source": "news"}},
         {"type": "add_to_cart", "timestamp": t(1000), "session_id": "s1", "user_id": "u1", "country": "US", "product": {"id": "tent", "price": 100}},
         {"type": "checkout_started", "timestamp": t(2000), "session_id": "s1", "user_id": "u1", "country": "US"},
         {"type": "purchase", "timestamp": t(3000), "session_id": "s1", "user_id": "u1", "country": "US", "order": {"id": "o1"}, "items": [{"id": "tent", "price": 100}]},
@@ -257,6 +257,34 @@ async fn funnels_and_distinct_metrics_over_http() {
         .await
         .json();
     assert_eq!(custom["overall"]["steps"][1]["conversion_from_previous"], 0.5);
+    // By marketing source: s1 landed from news (its later events count under it), s2 from
+    // nowhere; a padded source is read trimmed, as every filter is.
+    let steps = |funnel: &serde_json::Value| -> Vec<u64> {
+        funnel["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sessions"].as_u64().unwrap())
+            .collect()
+    };
+    let news = test.get("/api/v1/funnels?range=last_hour&source=%20news").await.json();
+    assert_eq!(steps(&news["overall"]), [1, 1, 1, 1], "{news}");
+    let by_source = test.get("/api/v1/funnels?range=last_hour&group_by=source").await.json();
+    let groups: Vec<(serde_json::Value, Vec<u64>)> = by_source["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| (group["key"].clone(), steps(group)))
+        .collect();
+    assert!(groups.contains(&(json!("news"), vec![1, 1, 1, 1])), "{by_source}");
+    assert!(groups.contains(&(json!(null), vec![1, 1, 0, 0])), "{by_source}");
+    // Session metrics below a day, counted from the same trails, by source too.
+    let hourly = test
+        .get("/api/v1/query?metrics=sessions,conversion_rate&range=last_24_hours&granularity=hour&source=news")
+        .await;
+    assert_eq!(hourly.status, StatusCode::OK, "{:?}", hourly.json());
+    assert_eq!(hourly.json()["totals"]["sessions"], 1);
+    assert_eq!(hourly.json()["totals"]["conversion_rate"], 1.0);
     for (query, parameter) in [
         ("/api/v1/funnels?steps=product_view", "steps"),
         ("/api/v1/funnels?steps=view,buy", "steps"),
