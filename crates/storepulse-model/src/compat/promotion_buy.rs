@@ -16,6 +16,9 @@ use crate::event::Event;
 use crate::raw::{RawEvent, RawOrder, RawProduct, RawPromotion};
 use crate::validate::{ValidationContext, validate_event};
 
+/// The name of the event a buy becomes.
+pub const EVENT_NAME: &str = "promotion_buy";
+
 /// The fields seed 4 required, in its order.
 pub const REQUIRED_FIELDS: [&str; 4] =
     ["user_id", "promotion_id", "product_id", "product_quantity"];
@@ -94,10 +97,15 @@ pub fn decode_promotion_buy(
         return Err(ValidationErrors(errors));
     }
     let text = |value: Option<Integer>| value.map(|Integer(n)| n.to_string().into());
+    // The order id and the event's name are Storepulse's, not the client's, so the client's
+    // limits do not apply to them: validation sees a one-character stand-in for the order id
+    // (a purchase needs one) and no name, and both are set once the client's four fields have
+    // passed. Checked as sent, a tight `max_id_chars` refused every buy, naming `name` and
+    // `order.id`, which no /buy body has.
     let raw = RawEvent {
         r#type: Some("purchase".into()),
         user_id: text(buy.user_id),
-        order: Some(Box::new(RawOrder { id: Some(order_id.into()), ..RawOrder::default() })),
+        order: Some(Box::new(RawOrder { id: Some("b".into()), ..RawOrder::default() })),
         items: Some(vec![Some(RawProduct {
             id: text(buy.product_id),
             quantity: buy.product_quantity.map(|Integer(n)| n),
@@ -107,10 +115,9 @@ pub fn decode_promotion_buy(
             id: text(buy.promotion_id),
             ..RawPromotion::default()
         })),
-        name: Some("promotion_buy".into()),
         ..RawEvent::default()
     };
-    validate_event(raw, Vec::new(), context).map_err(|invalid| {
+    let mut event = validate_event(raw, Vec::new(), context).map_err(|invalid| {
         // Field paths of the native event, renamed to the seed's.
         ValidationErrors(
             invalid
@@ -127,5 +134,10 @@ pub fn decode_promotion_buy(
                 })
                 .collect(),
         )
-    })
+    })?;
+    event.name = Some(EVENT_NAME.into());
+    if let Some(order) = event.order.as_mut() {
+        order.id = Some(order_id.into());
+    }
+    Ok(event)
 }

@@ -122,6 +122,34 @@ async fn invalid_buys_and_timeframes_answer_seed4s_422s() {
     assert_eq!(dead["entries"].as_array().unwrap().len(), 2, "both invalid buys are dead-lettered");
 }
 
+/// Under a tight `ingest.limits.max_id_chars` every buy was a 422 naming `name` and
+/// `order.id`, fields no /buy body has: the event name and order id Storepulse gives a buy
+/// were checked against the client's id limit. Only the client's own fields are now, and a
+/// refusal names the field the client sent.
+#[tokio::test]
+async fn a_tight_id_limit_refuses_only_the_fields_a_buy_sent() {
+    let test = TestApp::with_config(|config| config.ingest.limits.max_id_chars = 8);
+    let buy = |user_id: i64| {
+        json!({"user_id": user_id, "promotion_id": 3, "product_id": 150, "product_quantity": 2})
+            .to_string()
+    };
+    let accepted = test.post_json("/buy", &buy(1001)).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.json());
+    assert_eq!(accepted.json()["buy_count"], 2);
+    let stored = test.stored_events();
+    assert_eq!(stored[0].name.as_deref(), Some("promotion_buy"));
+    let order_id = stored[0].order.as_ref().and_then(|order| order.id.clone()).unwrap();
+    assert!(order_id.starts_with("buy-") && order_id.len() > 8, "{order_id}");
+
+    let refused = test.post_json("/buy", &buy(123_456_789)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused.json(),
+        json!({"detail": [{"type": "value_error", "loc": ["body", "user_id"],
+                           "msg": "is longer than 8 characters", "input": 123_456_789}]})
+    );
+}
+
 #[tokio::test]
 async fn concurrent_buys_are_counted_exactly() {
     let test = std::sync::Arc::new(TestApp::new());
