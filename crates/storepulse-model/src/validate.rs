@@ -172,7 +172,10 @@ fn validate_taking(
         Some(store) => check.store(store),
         None => Some(context.default_store.into()),
     };
-    let name = raw.name.take().and_then(|name| check.text("name", name, limits.max_id_chars));
+    // An event's name (a custom event's, Segment's `Product Viewed`, a page's) is a name, held
+    // to the text limit as product and promotion names are: the id limit refused Segment's
+    // e-commerce events whole under a tight `max_id_chars`.
+    let name = raw.name.take().and_then(|name| check.text("name", name, limits.max_text_chars));
     let user_id = raw.user_id.take().and_then(|id| check.id("user_id", id));
     let anonymous_id = raw.anonymous_id.take().and_then(|id| check.id("anonymous_id", id));
     let session_id = raw.session_id.take().and_then(|id| check.id("session_id", id));

@@ -4,11 +4,12 @@
 //! did) and `product_quantity` must be > 0; other keys are ignored, as in seed 4. A buy becomes
 //! a native `purchase` of one line carrying the promotion, so it counts everywhere a purchase
 //! counts (promotion stats, KPIs, trending), not only in `/stats`.
+//!
+//! A refusal is worded as seed 4's pydantic 2 worded it, field by field in the seed's order
+//! (`Field required`, `Input should be greater than 0`, ...), and [`pydantic_type`] gives back
+//! the `type` pydantic gave it, so that the server answers the 422 a seed-4 client reads.
 
-use std::fmt;
-
-use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde_json::Value;
 
 use crate::decode::decode_collecting;
 use crate::error::{ErrorCode, FieldError, ValidationErrors};
@@ -16,54 +17,119 @@ use crate::event::Event;
 use crate::raw::{RawEvent, RawOrder, RawProduct, RawPromotion};
 use crate::validate::{ValidationContext, validate_event};
 
+/// The name of the event a buy becomes.
+pub const EVENT_NAME: &str = "promotion_buy";
+
 /// The fields seed 4 required, in its order.
 pub const REQUIRED_FIELDS: [&str; 4] =
     ["user_id", "promotion_id", "product_id", "product_quantity"];
 
-#[derive(Debug, Deserialize)]
-struct PromotionBuy {
-    user_id: Option<Integer>,
-    promotion_id: Option<Integer>,
-    product_id: Option<Integer>,
-    product_quantity: Option<Integer>,
+/// Seed 4's refusals of a body, as pydantic 2 typed and worded them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// A field, or the whole body, absent (an empty body or `null`).
+    Missing,
+    /// The body is JSON but no object (`[]`, `"x"`).
+    NotAnObject,
+    /// A field that is no number or text (`null`, `true`, `[1]`, `{}`).
+    IntType,
+    /// Text that is no integer.
+    IntParsing,
+    /// A number with a fractional part.
+    IntFromFloat,
+    /// An integer beyond 64 bits, as a number or as text.
+    IntParsingSize,
+    /// `product_quantity` ≤ 0.
+    NotPositive,
 }
 
-/// An integer, or text holding one.
-#[derive(Clone, Copy, Debug)]
-struct Integer(i64);
+impl Refusal {
+    const ALL: [Refusal; 7] = [
+        Refusal::Missing,
+        Refusal::NotAnObject,
+        Refusal::IntType,
+        Refusal::IntParsing,
+        Refusal::IntFromFloat,
+        Refusal::IntParsingSize,
+        Refusal::NotPositive,
+    ];
 
-impl<'de> Deserialize<'de> for Integer {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct IntegerVisitor;
-        impl Visitor<'_> for IntegerVisitor {
-            type Value = Integer;
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a valid integer")
-            }
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Integer, E> {
-                Ok(Integer(value))
-            }
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Integer, E> {
-                i64::try_from(value).map(Integer).map_err(|_| E::custom("integer is too large"))
-            }
-            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Integer, E> {
-                if value.fract() == 0.0 && value.abs() < 9.0e15 {
-                    Ok(Integer(value as i64))
-                } else {
-                    Err(E::custom(
-                        "Input should be a valid integer, got a number with a fractional part",
-                    ))
-                }
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<Integer, E> {
-                value.trim().parse().map(Integer).map_err(|_| {
-                    E::custom(
-                        "Input should be a valid integer, unable to parse string as an integer",
-                    )
-                })
-            }
+    /// pydantic's `type`.
+    fn pydantic_type(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::NotAnObject => "model_attributes_type",
+            Refusal::IntType => "int_type",
+            Refusal::IntParsing => "int_parsing",
+            Refusal::IntFromFloat => "int_from_float",
+            Refusal::IntParsingSize => "int_parsing_size",
+            Refusal::NotPositive => "greater_than",
         }
-        deserializer.deserialize_any(IntegerVisitor)
+    }
+
+    /// pydantic's `msg`.
+    fn message(self) -> &'static str {
+        match self {
+            Refusal::Missing => "Field required",
+            Refusal::NotAnObject => {
+                "Input should be a valid dictionary or object to extract fields from"
+            }
+            Refusal::IntType => "Input should be a valid integer",
+            Refusal::IntParsing => {
+                "Input should be a valid integer, unable to parse string as an integer"
+            }
+            Refusal::IntFromFloat => {
+                "Input should be a valid integer, got a number with a fractional part"
+            }
+            Refusal::IntParsingSize => {
+                "Unable to parse input string as an integer, exceeded maximum size"
+            }
+            Refusal::NotPositive => "Input should be greater than 0",
+        }
+    }
+
+    fn code(self) -> ErrorCode {
+        match self {
+            Refusal::Missing => ErrorCode::Missing,
+            Refusal::NotPositive => ErrorCode::InvalidValue,
+            _ => ErrorCode::InvalidType,
+        }
+    }
+
+    fn error(self, field: &str) -> FieldError {
+        FieldError::new(field, self.code(), self.message())
+    }
+}
+
+/// The pydantic `type` seed 4 answered for `error`, one of [`decode_promotion_buy`]'s refusals
+/// of the body; `None` for errors it makes otherwise (not JSON; over a Storepulse limit).
+pub fn pydantic_type(error: &FieldError) -> Option<&'static str> {
+    Refusal::ALL
+        .into_iter()
+        .find(|refusal| refusal.code() == error.code && refusal.message() == error.message)
+        .map(Refusal::pydantic_type)
+}
+
+/// A field's integer as pydantic's lax mode read it: a number without a fractional part, or
+/// text holding one (trimmed).
+fn integer(value: &Value) -> Result<i64, Refusal> {
+    match value {
+        Value::Number(number) => match (number.as_i64(), number.as_f64()) {
+            (Some(integer), _) => Ok(integer),
+            (None, Some(float)) if float.fract() != 0.0 => Err(Refusal::IntFromFloat),
+            // A whole float converts exactly only while it is below 2^53.
+            (None, Some(float)) if float.abs() < 9.0e15 => Ok(float as i64),
+            _ => Err(Refusal::IntParsingSize),
+        },
+        Value::String(text) => {
+            text.trim().parse().map_err(|error: std::num::ParseIntError| match error.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    Refusal::IntParsingSize
+                }
+                _ => Refusal::IntParsing,
+            })
+        }
+        _ => Err(Refusal::IntType),
     }
 }
 
@@ -73,44 +139,55 @@ pub fn decode_promotion_buy(
     order_id: &str,
     context: &ValidationContext<'_>,
 ) -> Result<Event, ValidationErrors> {
-    let (decoded, mut errors) = decode_collecting::<PromotionBuy>(json);
-    let Some(buy) = decoded else { return Err(ValidationErrors(errors)) };
-    let fields = [buy.user_id, buy.promotion_id, buy.product_id, buy.product_quantity];
-    for (field, value) in REQUIRED_FIELDS.into_iter().zip(fields) {
-        if value.is_none() && !errors.iter().any(|error| error.field == field) {
-            errors.push(FieldError::new(field, ErrorCode::Missing, "Field required"));
+    // To FastAPI an empty body is no body at all, and so is `null`: the body is missing.
+    if json.is_empty() {
+        return Err(ValidationErrors::single(Refusal::Missing.error("")));
+    }
+    let (body, errors) = decode_collecting::<Value>(json);
+    let Some(body) = body else { return Err(ValidationErrors(errors)) };
+    let object = match body {
+        Value::Object(object) => object,
+        Value::Null => return Err(ValidationErrors::single(Refusal::Missing.error(""))),
+        _ => return Err(ValidationErrors::single(Refusal::NotAnObject.error(""))),
+    };
+    let mut errors = Vec::new();
+    let mut fields = [None; 4];
+    for (slot, field) in fields.iter_mut().zip(REQUIRED_FIELDS) {
+        match object.get(field).map(integer) {
+            None => errors.push(Refusal::Missing.error(field)),
+            Some(Err(refusal)) => errors.push(refusal.error(field)),
+            Some(Ok(value)) => *slot = Some(value),
         }
     }
-    if let Some(Integer(quantity)) = buy.product_quantity
-        && quantity <= 0
-    {
-        errors.push(FieldError::new(
-            "product_quantity",
-            ErrorCode::InvalidValue,
-            "Input should be greater than 0",
-        ));
+    let [user_id, promotion_id, product_id, product_quantity] = fields;
+    if product_quantity.is_some_and(|quantity| quantity <= 0) {
+        errors.push(Refusal::NotPositive.error("product_quantity"));
     }
     if !errors.is_empty() {
         return Err(ValidationErrors(errors));
     }
-    let text = |value: Option<Integer>| value.map(|Integer(n)| n.to_string().into());
+    let text = |value: Option<i64>| value.map(|n| n.to_string().into());
+    // The order id and the event's name are Storepulse's, not the client's, so the client's
+    // limits do not apply to them: validation sees a one-character stand-in for the order id
+    // (a purchase needs one) and no name, and both are set once the client's four fields have
+    // passed. Checked as sent, a tight `max_id_chars` refused every buy, naming `name` and
+    // `order.id`, which no /buy body has.
     let raw = RawEvent {
         r#type: Some("purchase".into()),
-        user_id: text(buy.user_id),
-        order: Some(Box::new(RawOrder { id: Some(order_id.into()), ..RawOrder::default() })),
+        user_id: text(user_id),
+        order: Some(Box::new(RawOrder { id: Some("b".into()), ..RawOrder::default() })),
         items: Some(vec![Some(RawProduct {
-            id: text(buy.product_id),
-            quantity: buy.product_quantity.map(|Integer(n)| n),
+            id: text(product_id),
+            quantity: product_quantity,
             ..RawProduct::default()
         })]),
         promotion: Some(Box::new(RawPromotion {
-            id: text(buy.promotion_id),
+            id: text(promotion_id),
             ..RawPromotion::default()
         })),
-        name: Some("promotion_buy".into()),
         ..RawEvent::default()
     };
-    validate_event(raw, Vec::new(), context).map_err(|invalid| {
+    let mut event = validate_event(raw, Vec::new(), context).map_err(|invalid| {
         // Field paths of the native event, renamed to the seed's.
         ValidationErrors(
             invalid
@@ -127,5 +204,10 @@ pub fn decode_promotion_buy(
                 })
                 .collect(),
         )
-    })
+    })?;
+    event.name = Some(EVENT_NAME.into());
+    if let Some(order) = event.order.as_mut() {
+        order.id = Some(order_id.into());
+    }
+    Ok(event)
 }

@@ -252,6 +252,7 @@ pub struct QueryParams {
     #[serde(default, deserialize_with = "limit_text")]
     limit: Option<String>,
     currency: Option<String>,
+    #[serde(default, deserialize_with = "flag")]
     compare: Option<bool>,
     store: Option<String>,
     country: Option<String>,
@@ -277,6 +278,38 @@ fn limit_text<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
     text_or_integer(deserializer, &limit_rule())
+}
+
+/// A yes/no parameter: `true` or `false`, read trimmed as every other query value is
+/// (`compare=%20true`; serde's own reading refused it as "provided string was not `true` or
+/// `false`"), or a JSON boolean in a body. Anything else is refused saying what is accepted.
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    struct Flag;
+    impl serde::de::Visitor<'_> for Flag {
+        type Value = Option<bool>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("true or false")
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Option<bool>, E> {
+            Ok(Some(value))
+        }
+
+        /// A body's `"compare": null`, as when it is left out.
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Option<bool>, E> {
+            match text.trim() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(E::custom(format!("must be true or false, got {text:?}"))),
+            }
+        }
+    }
+    deserializer.deserialize_any(Flag)
 }
 
 /// Text, or an integer read as its text; anything else is refused with `expected`, in the

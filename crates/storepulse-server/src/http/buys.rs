@@ -12,13 +12,13 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
+use serde_json::{Value, json};
 use storepulse_engine::buys::BuyTotals;
 use storepulse_model::Timestamp;
-use storepulse_model::compat::promotion_buy::decode_promotion_buy;
+use storepulse_model::compat::promotion_buy::{decode_promotion_buy, pydantic_type};
+use storepulse_model::{ErrorCode, ValidationErrors};
 
 use super::intake::{IntakeContext, commit, new_event_id_at, with_retry_after};
-use super::realtime_ingest::fastapi_detail;
 use super::seed_query;
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -51,11 +51,7 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
         Ok(event) => event,
         Err(errors) => {
             context.dead_letter_event(&state, None, &errors, &bytes);
-            let mut detail = fastapi_detail(&errors, &text, "int_parsing");
-            if let Some(object) = detail.as_object_mut() {
-                // Seed 4's handler answered `{"detail": [...]}` only.
-                object.remove("body");
-            }
+            let detail = buy_refusal_detail(&errors, &text);
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(detail)).into_response());
         }
     };
@@ -72,6 +68,65 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
         "message": format!("Buy logged successfully. Total buys: {}", total.units),
     }))
     .into_response())
+}
+
+/// Seed 4's 422 body for a refused buy, FastAPI's `{"detail": [{"type", "loc", "msg",
+/// "input"}]}` as pydantic 2 filled it: `loc` `["body", field]` (`["body"]` for the whole
+/// body), `input` the field's value (the whole body for a missing field), `ctx` where pydantic
+/// gave one. A body that is no JSON is FastAPI's `json_invalid` at the character where
+/// reading stopped, the reason in `ctx.error` (Python's wording there, ours here). Seed 4
+/// answered the detail only, without seed 3's `body`.
+fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> Value {
+    let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let detail: Vec<Value> = errors
+        .errors()
+        .iter()
+        .map(|error| {
+            if error.code == ErrorCode::InvalidJson {
+                let reason =
+                    error.message.strip_prefix("not valid JSON: ").unwrap_or(&error.message);
+                return json!({
+                    "type": "json_invalid",
+                    "loc": ["body", json_error_position(body)],
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": reason},
+                });
+            }
+            // A refusal of Storepulse's own (a value over an ingest limit) has no pydantic
+            // type: it is a `value_error`.
+            let kind = pydantic_type(error).unwrap_or("value_error");
+            let (loc, field_input) = if error.field.is_empty() {
+                (json!(["body"]), input.clone())
+            } else {
+                let value = match error.code {
+                    ErrorCode::Missing => None,
+                    _ => input.get(&error.field).cloned(),
+                };
+                (json!(["body", error.field]), value.unwrap_or_else(|| input.clone()))
+            };
+            let mut entry =
+                json!({"type": kind, "loc": loc, "msg": error.message, "input": field_input});
+            if kind == "greater_than" {
+                entry["ctx"] = json!({"gt": 0});
+            }
+            entry
+        })
+        .collect();
+    json!({ "detail": detail })
+}
+
+/// Where reading `body` as JSON stopped, in characters from its start, as Python's
+/// `JSONDecodeError.pos` (FastAPI's `loc[1]`) counts: at the character refused, or at the
+/// end when the text ran out.
+fn json_error_position(body: &str) -> usize {
+    let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(body) else { return 0 };
+    let line_start: usize =
+        body.split_inclusive('\n').take(error.line().saturating_sub(1)).map(str::len).sum();
+    // serde_json's column is 1-based at the byte refused, and the length read at the end.
+    let column = if error.is_eof() { error.column() } else { error.column().saturating_sub(1) };
+    let byte = (line_start + column).min(body.len());
+    body.char_indices().take_while(|(index, _)| *index < byte).count()
 }
 
 /// The running total once the engine has applied the buy stored at `offset`. The applier applies
@@ -119,10 +174,14 @@ async fn get_stats(State(state): State<AppState>, request: Request) -> Response 
     .into_response()
 }
 
-/// `timeframe_hours` (default 1.0) in [0.1, 168]; otherwise the body of seed 4's 422.
-fn timeframe_hours(query: Option<&str>) -> Result<f64, serde_json::Value> {
+/// `timeframe_hours` (default 1.0) in [0.1, 168]; otherwise the body of seed 4's 422. The
+/// value is read as pydantic reads a float: trimmed, and `inf` and `nan` are floats (refused
+/// by the range, not as no number). Text that is no number is FastAPI's `float_parsing` list;
+/// out of range, the detail is the text of pydantic's `ValidationError`, which seed 4's
+/// dependency passed on as a string (`HTTPException(422, detail=str(e))`).
+fn timeframe_hours(query: Option<&str>) -> Result<f64, Value> {
     let Some(text) = seed_query::last_value(query, "timeframe_hours") else { return Ok(1.0) };
-    let Some(hours) = text.parse::<f64>().ok().filter(|hours| hours.is_finite()) else {
+    let Ok(hours) = text.trim().parse::<f64>() else {
         return Err(json!({"detail": [{
             "type": "float_parsing",
             "loc": ["query", "timeframe_hours"],
@@ -130,12 +189,50 @@ fn timeframe_hours(query: Option<&str>) -> Result<f64, serde_json::Value> {
             "input": text,
         }]}));
     };
-    if !(0.1..=168.0).contains(&hours) {
-        return Err(json!({
-            "detail": format!("timeframe_hours must be between 0.1 and 168.0 hours, got {hours}")
-        }));
+    // pydantic checks the upper bound first, so `nan` fails that one.
+    let refused = if hours.is_nan() || hours > 168.0 {
+        Some(("less_than_equal", "less than or equal to 168"))
+    } else if hours < 0.1 {
+        Some(("greater_than_equal", "greater than or equal to 0.1"))
+    } else {
+        None
+    };
+    if let Some((kind, bound)) = refused {
+        let input = python_float_repr(hours);
+        return Err(json!({"detail": format!(
+            "1 validation error for StatsRequest\ntimeframe_hours\n  Input should be {bound} \
+             [type={kind}, input_value={input}, input_type=float]\n    For further information \
+             visit https://errors.pydantic.dev/{PYDANTIC_DOCS_VERSION}/v/{kind}"
+        )}));
     }
     Ok(hours)
+}
+
+/// The pydantic version in the links of its messages: seed 4 asks for pydantic `^2.5`, which
+/// a fresh install of it resolves to 2.14.
+const PYDANTIC_DOCS_VERSION: &str = "2.14";
+
+/// `value` as Python's `repr` writes a float (pydantic's `input_value`): the shortest digits
+/// that read back, positional from 1e-4 to below 1e16 (`0.09`, `-1.0`, `200.0`) and in
+/// exponent form otherwise (`1e-07`, `1e+20`); `inf`, `-inf`, `nan`.
+fn python_float_repr(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    // Rust's `{:e}` has the same shortest digits: `1.5e-7`.
+    let scientific = format!("{value:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..16).contains(&exponent) {
+        let positional = value.to_string();
+        if positional.contains('.') { positional } else { format!("{positional}.0") }
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    }
 }
 
 /// Seed 4's `format_uptime` (`simple_api/utils.py`): `10s`, `1m 5s`, `1h 0m 0s`,
@@ -179,5 +276,30 @@ mod tests {
         assert!(timeframe_hours(Some("timeframe_hours=168.01")).is_err());
         assert!(timeframe_hours(Some("timeframe_hours=0.09")).is_err());
         assert!(timeframe_hours(Some("timeframe_hours=abc")).is_err());
+    }
+
+    /// pydantic's `input_value` is Python's `repr` of the float.
+    #[test]
+    fn floats_are_written_as_python_writes_them() {
+        for (value, python) in [
+            (0.09, "0.09"),
+            (-1.0, "-1.0"),
+            (0.0, "0.0"),
+            (200.0, "200.0"),
+            (168.5, "168.5"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e-7, "1e-07"),
+            (1.5e-7, "1.5e-07"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1e20, "1e+20"),
+            (-2.5e300, "-2.5e+300"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
+        ] {
+            assert_eq!(python_float_repr(value), python, "{value}");
+        }
     }
 }

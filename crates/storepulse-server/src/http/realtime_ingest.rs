@@ -56,8 +56,9 @@ async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError>
         .into_response())
 }
 
-/// Renders errors the way FastAPI's `RequestValidationError` handler did in seeds 3 and 4;
-/// `type_error` is pydantic's name for a wrong type (`string_type`, `int_parsing`).
+/// Renders errors the way FastAPI's `RequestValidationError` handler did in seed 3 (seed 4's
+/// are `buys::buy_refusal_detail`); `type_error` is pydantic's name for a wrong type
+/// (`string_type`).
 pub(super) fn fastapi_detail(errors: &ValidationErrors, body: &str, type_error: &str) -> Value {
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let detail: Vec<Value> = errors

@@ -1060,3 +1060,44 @@ async fn query_values_with_surrounding_spaces_are_read_trimmed() {
     let exact = test.get("/api/v1/query?metrics=orders&range=last_month&compare=true").await;
     assert_eq!(padded.json()["previous"]["from"], exact.json()["previous"]["from"]);
 }
+
+/// Every other query value was read trimmed, but `compare=%20true` was a 400 ("provided
+/// string was not `true` or `false`": serde reads a boolean strictly). A padded boolean is now
+/// read as the other values are; a value that is neither is still a 400 naming `compare` and
+/// saying what it takes.
+#[tokio::test]
+async fn a_padded_compare_flag_is_read_trimmed() {
+    let test = TestApp::new();
+    let exact = test.get("/api/v1/query?metrics=orders&range=yesterday&compare=true").await;
+    assert_eq!(exact.status, StatusCode::OK, "{:?}", exact.json());
+    for padded in ["%20true", "true%20", "%20true%20"] {
+        let response = test
+            .get(&format!("/api/v1/query?metrics=orders&range=yesterday&compare={padded}"))
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{padded}: {:?}", response.json());
+        assert_eq!(
+            response.json()["previous"]["from"],
+            exact.json()["previous"]["from"],
+            "{padded}"
+        );
+    }
+    let off = test.get("/api/v1/query?metrics=orders&compare=false%20").await;
+    assert_eq!(off.status, StatusCode::OK, "{:?}", off.json());
+    assert_eq!(off.json().get("previous"), None);
+
+    let wrong = test.get("/api/v1/query?metrics=orders&compare=yes-please").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let error = wrong.json()["error"].clone();
+    assert_eq!(error["details"]["parameter"], "compare", "{error}");
+    assert_eq!(error["details"]["reason"], r#"must be true or false, got "yes-please""#);
+
+    // A POSTed query still takes a JSON boolean.
+    let posted = test
+        .post_json(
+            "/api/v1/query",
+            r#"{"metrics": ["orders"], "range": "yesterday", "compare": true}"#,
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::OK, "{:?}", posted.json());
+    assert_eq!(posted.json()["previous"]["from"], exact.json()["previous"]["from"]);
+}

@@ -110,7 +110,7 @@ async fn invalid_buys_and_timeframes_answer_seed4s_422s() {
     for value in ["0.09", "168.5", "-1"] {
         let response = test.get(&format!("/stats?timeframe_hours={value}")).await;
         assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(response.json()["detail"].as_str().unwrap().contains("between 0.1 and 168"));
+        assert!(response.json()["detail"].as_str().unwrap().contains("1 validation error"));
     }
     let response = test.get("/stats?timeframe_hours=soon").await;
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -120,6 +120,155 @@ async fn invalid_buys_and_timeframes_answer_seed4s_422s() {
     test.flush_dead_letters();
     let dead = test.get("/api/v1/dead-letters").await.json();
     assert_eq!(dead["entries"].as_array().unwrap().len(), 2, "both invalid buys are dead-lettered");
+}
+
+/// Under a tight `ingest.limits.max_id_chars` every buy was a 422 naming `name` and
+/// `order.id`, fields no /buy body has: the event name and order id Storepulse gives a buy
+/// were checked against the client's id limit. Only the client's own fields are now, and a
+/// refusal names the field the client sent.
+#[tokio::test]
+async fn a_tight_id_limit_refuses_only_the_fields_a_buy_sent() {
+    let test = TestApp::with_config(|config| config.ingest.limits.max_id_chars = 8);
+    let buy = |user_id: i64| {
+        json!({"user_id": user_id, "promotion_id": 3, "product_id": 150, "product_quantity": 2})
+            .to_string()
+    };
+    let accepted = test.post_json("/buy", &buy(1001)).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.json());
+    assert_eq!(accepted.json()["buy_count"], 2);
+    let stored = test.stored_events();
+    assert_eq!(stored[0].name.as_deref(), Some("promotion_buy"));
+    let order_id = stored[0].order.as_ref().and_then(|order| order.id.clone()).unwrap();
+    assert!(order_id.starts_with("buy-") && order_id.len() > 8, "{order_id}");
+
+    let refused = test.post_json("/buy", &buy(123_456_789)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused.json(),
+        json!({"detail": [{"type": "value_error", "loc": ["body", "user_id"],
+                           "msg": "is longer than 8 characters", "input": 123_456_789}]})
+    );
+}
+
+/// Refusals were 422s in FastAPI's shape but not seed 4's wording: `product_quantity: 0` was a
+/// `value_error` without pydantic's `ctx`, `null` a `missing` field, `[1]` an `int_parsing`
+/// "must be a valid integer, not an array", a body that is no JSON `loc: ["body"]` with serde's
+/// message, `[]` and `null` bodies `loc: ["body", ""]` typed `int_parsing`, and an out-of-range
+/// `timeframe_hours` "timeframe_hours must be between 0.1 and 168.0 hours, got 200". Each is
+/// now the body seed 4 (FastAPI 0.115, pydantic 2) answers.
+#[tokio::test]
+async fn refusals_are_the_422_bodies_seed_4_answered() {
+    let test = TestApp::new();
+    let buy = |quantity: &str| {
+        format!(
+            r#"{{"user_id": 1, "promotion_id": 2, "product_id": 3, "product_quantity": {quantity}}}"#
+        )
+    };
+    let integer = "Input should be a valid integer";
+    for (body, detail) in [
+        (
+            buy("0"),
+            json!([{"type": "greater_than", "loc": ["body", "product_quantity"],
+                    "msg": "Input should be greater than 0", "input": 0, "ctx": {"gt": 0}}]),
+        ),
+        (
+            buy("-5"),
+            json!([{"type": "greater_than", "loc": ["body", "product_quantity"],
+                    "msg": "Input should be greater than 0", "input": -5, "ctx": {"gt": 0}}]),
+        ),
+        (
+            r#"{"user_id": 1, "promotion_id": 2}"#.to_owned(),
+            json!([
+                {"type": "missing", "loc": ["body", "product_id"], "msg": "Field required",
+                 "input": {"user_id": 1, "promotion_id": 2}},
+                {"type": "missing", "loc": ["body", "product_quantity"], "msg": "Field required",
+                 "input": {"user_id": 1, "promotion_id": 2}},
+            ]),
+        ),
+        (
+            buy(r#""x""#),
+            json!([{"type": "int_parsing", "loc": ["body", "product_quantity"],
+                    "msg": format!("{integer}, unable to parse string as an integer"), "input": "x"}]),
+        ),
+        (
+            buy("1.5"),
+            json!([{"type": "int_from_float", "loc": ["body", "product_quantity"],
+                    "msg": format!("{integer}, got a number with a fractional part"), "input": 1.5}]),
+        ),
+        (
+            r#"{"user_id": null, "promotion_id": [1], "product_id": {}, "product_quantity": 1}"#
+                .to_owned(),
+            json!([
+                {"type": "int_type", "loc": ["body", "user_id"], "msg": integer, "input": null},
+                {"type": "int_type", "loc": ["body", "promotion_id"], "msg": integer, "input": [1]},
+                {"type": "int_type", "loc": ["body", "product_id"], "msg": integer, "input": {}},
+            ]),
+        ),
+        (
+            "[]".to_owned(),
+            json!([{"type": "model_attributes_type", "loc": ["body"],
+                    "msg": "Input should be a valid dictionary or object to extract fields from",
+                    "input": []}]),
+        ),
+        (
+            "null".to_owned(),
+            json!([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": null}]),
+        ),
+        (
+            String::new(),
+            json!([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": null}]),
+        ),
+    ] {
+        let response = test.post_json("/buy", &body).await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(response.json(), json!({ "detail": detail }), "{body}");
+    }
+
+    // Not JSON: FastAPI's json_invalid at the character where reading stopped; the reason in
+    // `ctx.error` is free text (Python's json module words it differently).
+    for (body, position) in [("{ bad json }", 2), (r#"{"user_id": 1,"#, 14), ("{\"é\": 1,}", 8)] {
+        let response = test.post_json("/buy", body).await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let mut detail = response.json()["detail"].clone();
+        assert!(detail[0]["ctx"]["error"].is_string(), "{detail}");
+        detail[0]["ctx"]["error"] = json!("…");
+        assert_eq!(
+            detail,
+            json!([{"type": "json_invalid", "loc": ["body", position], "msg": "JSON decode error",
+                    "input": {}, "ctx": {"error": "…"}}]),
+            "{body}"
+        );
+    }
+
+    let pydantic = |bound: &str, kind: &str, input: &str| {
+        json!({"detail": format!(
+            "1 validation error for StatsRequest\ntimeframe_hours\n  Input should be {bound} \
+             [type={kind}, input_value={input}, input_type=float]\n    For further information \
+             visit https://errors.pydantic.dev/2.14/v/{kind}"
+        )})
+    };
+    for (hours, detail) in [
+        ("200", pydantic("less than or equal to 168", "less_than_equal", "200.0")),
+        ("168.5", pydantic("less than or equal to 168", "less_than_equal", "168.5")),
+        ("inf", pydantic("less than or equal to 168", "less_than_equal", "inf")),
+        ("0.09", pydantic("greater than or equal to 0.1", "greater_than_equal", "0.09")),
+        ("-1", pydantic("greater than or equal to 0.1", "greater_than_equal", "-1.0")),
+        ("1e-7", pydantic("greater than or equal to 0.1", "greater_than_equal", "1e-07")),
+        (
+            "soon",
+            json!({"detail": [{"type": "float_parsing", "loc": ["query", "timeframe_hours"],
+                    "msg": "Input should be a valid number, unable to parse string as a number",
+                    "input": "soon"}]}),
+        ),
+    ] {
+        let response = test.get(&format!("/stats?timeframe_hours={hours}")).await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{hours}");
+        assert_eq!(response.json(), detail, "{hours}");
+    }
+    // pydantic reads a float trimmed.
+    let padded = test.get("/stats?timeframe_hours=%200.5%20").await;
+    assert_eq!(padded.status, StatusCode::OK);
+    assert_eq!(padded.json()["timeframe_hours"], 0.5);
 }
 
 #[tokio::test]

@@ -221,3 +221,40 @@ async fn a_batch_sent_as_a_bare_array_is_told_the_shape() {
     let message = response.json()["error"]["message"].as_str().unwrap().to_owned();
     assert_eq!(message, r#"the body must be an object {"batch": [messages]}, got an array"#);
 }
+
+/// Under a tight `ingest.limits.max_id_chars` a Segment `Product Viewed` was refused whole
+/// (`event: is longer than 8 characters`): the event's name was held to the id limit. A name
+/// is held to the text limit, as product and promotion names are; an id still to the id limit.
+#[tokio::test]
+async fn event_names_are_held_to_the_text_limit_not_the_id_limit() {
+    let test = TestApp::with_config(|config| {
+        config.ingest.limits.max_id_chars = 8;
+        config.ingest.limits.max_text_chars = 20;
+    });
+    let viewed = |event: &str, product_id: &str| {
+        json!({"type": "track", "event": event, "userId": "u1",
+               "properties": {"product_id": product_id, "name": "Trail Runner"}})
+        .to_string()
+    };
+    let response = test.post_json("/v1/track", &viewed("Product Viewed", "p1")).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    assert_eq!(response.json()["accepted"], 1);
+    let stored = test.stored_events();
+    assert_eq!(stored[0].event_type, EventType::ProductView);
+    assert_eq!(stored[0].name.as_deref(), Some("Product Viewed"));
+    let native = r#"{"type": "custom", "name": "wishlist_added", "user_id": "u1"}"#;
+    assert_eq!(test.post_json("/api/v1/events", native).await.status, StatusCode::OK);
+
+    // Past the text limit, the name is refused under the field the client sent; an id past
+    // the id limit too.
+    for (event, product_id, field) in [
+        ("Product Viewed From The Home Page", "p1", "event"),
+        ("Product Viewed", "sku-123456789", "properties.product_id"),
+    ] {
+        let response = test.post_json("/v1/track", &viewed(event, product_id)).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{event}");
+        let rejected = &response.json()["error"]["details"]["rejected"][0]["errors"][0];
+        assert_eq!(rejected["field"], field, "{rejected}");
+        assert_eq!(rejected["code"], "too_long", "{rejected}");
+    }
+}
