@@ -317,13 +317,18 @@ impl ClockPolicy {
 }
 
 /// The time a request's headers claim, resolved once per request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Serialized (time as RFC 3339 text) where it is kept beside a payload to be validated later,
+/// such as a dead letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeaderTime {
+    #[serde(with = "rfc3339")]
     pub time: Timestamp,
     pub source: TimeSource,
     /// A header before it in the precedence held a time that was not trusted (too far in the
     /// future, or before 2000): the event is marked `clock_distrusted`. When no header is
     /// trusted, `time` is the receive time and `source` [`TimeSource::Received`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub distrusted: bool,
 }
 

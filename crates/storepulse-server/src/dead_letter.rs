@@ -8,6 +8,10 @@
 //! `storepulse_dead_letters_total`. The log is
 //! fsynced once a second — dead letters are diagnostics, not acknowledged data. Payloads are
 //! capped at `dead_letters.max_payload_bytes`; client addresses are anonymized like events'.
+//!
+//! Besides the payload, an entry keeps what validation read from its request rather than from
+//! the events (receive time, the headers' time, the `User-Agent`, a trusted proxy's country),
+//! so that a replay reads the events as they came in.
 
 pub mod replay;
 
@@ -18,6 +22,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 use storepulse_log::{EventLog, FsyncPolicy, LogConfig, LogError, Retention};
+use storepulse_model::time::HeaderTime;
 use storepulse_model::{ErrorCode, FieldError, Timestamp};
 
 use crate::config::Config;
@@ -54,14 +59,40 @@ pub struct DeadLetter {
     /// that a replay stores it there too; absent for the default store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// The time the request's headers gave (`X-Timestamp`, a proxy's `X-Request-Start`, …), as
+    /// resolved when it came in; absent when they gave none (and in entries written before it
+    /// was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_time: Option<HeaderTime>,
+    /// The request's `User-Agent`, which gives an event that names no device its device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The country a trusted proxy named (`CF-IPCountry`), for events that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// What validation read from a dead letter's request rather than from its payload.
+#[derive(Clone, Debug)]
+pub struct RequestFacts<'a> {
+    /// Route template the request came in by.
+    pub endpoint: &'a str,
+    /// When the request arrived (before its body was read).
+    pub received_at: Timestamp,
+    pub content_type: Option<&'a str>,
+    /// The anonymized client.
+    pub client: Option<&'a str>,
+    /// The store a write key routed the request to.
+    pub store: Option<&'a str>,
+    pub header_time: Option<HeaderTime>,
+    pub user_agent: Option<&'a str>,
+    pub country: Option<&'a str>,
 }
 
 impl DeadLetter {
     pub fn new(
-        endpoint: &str,
+        request: &RequestFacts<'_>,
         index: Option<usize>,
-        content_type: Option<&str>,
-        client: Option<String>,
         reasons: Vec<FieldError>,
         payload: &[u8],
         max_payload_bytes: usize,
@@ -75,24 +106,21 @@ impl DeadLetter {
         };
         Self {
             offset: 0,
-            received_at: Timestamp(now_unix_ms()),
-            endpoint: endpoint.to_owned(),
+            received_at: request.received_at,
+            endpoint: request.endpoint.to_owned(),
             index,
-            content_type: content_type.map(str::to_owned),
-            client,
+            content_type: request.content_type.map(str::to_owned),
+            client: request.client.map(str::to_owned),
             reasons,
             payload: String::from_utf8_lossy(kept).into_owned(),
             payload_bytes,
             payload_truncated: kept.len() < payload_bytes,
             payload_not_utf8: not_utf8,
-            store: None,
+            store: request.store.map(str::to_owned),
+            header_time: request.header_time,
+            user_agent: request.user_agent.map(str::to_owned),
+            country: request.country.map(str::to_owned),
         }
-    }
-
-    /// This entry, recorded as written to `store` by its write key.
-    pub fn in_store(mut self, store: Option<String>) -> Self {
-        self.store = store;
-        self
     }
 
     pub fn has_reason(&self, code: ErrorCode) -> bool {
@@ -310,5 +338,65 @@ fn run_dead_letter_writer(
     }
     if let Err(error) = log.lock_ignoring_poison().mark_clean_shutdown() {
         tracing::error!(%error, "dead-letter log: final sync failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use storepulse_model::TimeSource;
+
+    use super::*;
+
+    fn request(header_time: Option<HeaderTime>) -> RequestFacts<'static> {
+        RequestFacts {
+            endpoint: "/api/v1/events",
+            received_at: Timestamp(1_795_000_000_000),
+            content_type: Some("application/json"),
+            client: Some("h:0123456789abcdef"),
+            store: None,
+            header_time,
+            user_agent: None,
+            country: None,
+        }
+    }
+
+    /// Entries written before the request's header facts were kept still read, with none.
+    #[test]
+    fn an_entry_without_request_facts_reads_and_writes_none() {
+        let old = r#"{"offset":0,"received_at":"2026-11-18T11:06:40.000Z","endpoint":"/api/v1/events","index":null,"content_type":"application/json","client":null,"reasons":[],"payload":"{}","payload_bytes":2,"payload_truncated":false}"#;
+        let entry: DeadLetter = serde_json::from_str(old).unwrap();
+        assert_eq!((entry.header_time, entry.user_agent, entry.country), (None, None, None));
+        let written =
+            serde_json::to_string(&DeadLetter::new(&request(None), None, vec![], b"{}", 64))
+                .unwrap();
+        for field in ["header_time", "user_agent", "country", "store"] {
+            assert!(!written.contains(field), "{written}");
+        }
+    }
+
+    #[test]
+    fn request_facts_are_kept_as_validation_read_them() {
+        let header_time = HeaderTime {
+            time: Timestamp(1_794_999_000_000),
+            source: TimeSource::ClientHeader,
+            distrusted: true,
+        };
+        let mut facts = request(Some(header_time));
+        facts.user_agent = Some("Mozilla/5.0 (iPhone)");
+        facts.country = Some("DE");
+        let entry = DeadLetter::new(&facts, Some(2), vec![], b"{}", 64);
+        let written = serde_json::to_value(&entry).unwrap();
+        assert_eq!(
+            written["header_time"],
+            serde_json::json!({
+                "time": "2026-11-18T10:50:00.000Z", "source": "client_header", "distrusted": true
+            })
+        );
+        assert_eq!(written["received_at"], "2026-11-18T11:06:40.000Z");
+        let read: DeadLetter = serde_json::from_value(written).unwrap();
+        assert_eq!(read, entry);
+        assert_eq!(read.header_time, Some(header_time));
+        assert_eq!(read.user_agent.as_deref(), Some("Mozilla/5.0 (iPhone)"));
+        assert_eq!(read.country.as_deref(), Some("DE"));
     }
 }

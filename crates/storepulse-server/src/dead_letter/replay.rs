@@ -1,9 +1,11 @@
 //! Replaying dead letters: re-validate each entry with today's rules and ingest what passes.
 //!
 //! Typical use: a tracker sent values an older configuration refused (a limit since raised,
-//! a currency since allowed). Replayed events keep their original receive time and get
-//! deterministic ids (`dl-<offset>-<n>`) when they had none, so replaying the same range twice
-//! stores nothing twice within the de-duplication window.
+//! a currency since allowed). Replayed events keep their original receive time and what their
+//! request's headers gave them (a header time, the device from the `User-Agent`, a trusted
+//! proxy's country; entries written before those were kept have none), and get deterministic
+//! ids (`dl-<offset>-<n>`) when they had none, so replaying the same range twice stores nothing
+//! twice within the de-duplication window.
 
 use serde::Serialize;
 use storepulse_model::compat::promotion_buy::decode_promotion_buy;
@@ -81,13 +83,13 @@ fn revalidate(app: &App, entry: &DeadLetter) -> Vec<Event> {
     };
     let context = ValidationContext {
         received_at: entry.received_at,
-        header_time: None,
+        header_time: entry.header_time,
         clock: app.clock,
         default_store: entry.store.as_deref().unwrap_or(&app.config.ingest.default_store),
         default_currency: app.default_currency,
         client: entry.client.as_deref(),
-        user_agent: None,
-        country: None,
+        user_agent: entry.user_agent.as_deref(),
+        country: entry.country.as_deref(),
         limits: &app.config.ingest.limits,
         new_event_id: &new_id,
         address_policy: Some(&app.anonymizer),

@@ -16,7 +16,7 @@ use storepulse_model::{
 };
 
 use crate::app::AppState;
-use crate::dead_letter::DeadLetter;
+use crate::dead_letter::{DeadLetter, RequestFacts};
 use crate::error::ApiError;
 use crate::http::ClientIp;
 use crate::ingest::IngestError;
@@ -202,18 +202,7 @@ impl IntakeContext {
 
     /// Records a whole-request rejection.
     pub fn dead_letter_request(&self, state: &AppState, reason: FieldError, payload: &[u8]) {
-        state.dead_letters.record(
-            DeadLetter::new(
-                self.endpoint,
-                None,
-                self.content_type(),
-                self.client.clone(),
-                vec![reason],
-                &state.anonymizer.dead_letter_payload(payload),
-                state.dead_letters.max_payload_bytes,
-            )
-            .in_store(self.store.clone()),
-        );
+        self.dead_letter(state, None, vec![reason], payload);
     }
 
     /// Records one rejected event of a request.
@@ -224,18 +213,35 @@ impl IntakeContext {
         errors: &ValidationErrors,
         payload: &[u8],
     ) {
-        state.dead_letters.record(
-            DeadLetter::new(
-                self.endpoint,
-                index,
-                self.content_type(),
-                self.client.clone(),
-                errors.0.clone(),
-                &state.anonymizer.dead_letter_payload(payload),
-                state.dead_letters.max_payload_bytes,
-            )
-            .in_store(self.store.clone()),
-        );
+        self.dead_letter(state, index, errors.0.clone(), payload);
+    }
+
+    /// Records a rejection with what [`IntakeContext::validation`] gives its events besides the
+    /// payload, so that a replay reads them as they came in.
+    fn dead_letter(
+        &self,
+        state: &AppState,
+        index: Option<usize>,
+        reasons: Vec<FieldError>,
+        payload: &[u8],
+    ) {
+        let request = RequestFacts {
+            endpoint: self.endpoint,
+            received_at: self.received_at,
+            content_type: self.content_type(),
+            client: self.client.as_deref(),
+            store: self.store.as_deref(),
+            header_time: self.header_time,
+            user_agent: self.user_agent(),
+            country: self.country.as_deref(),
+        };
+        state.dead_letters.record(DeadLetter::new(
+            &request,
+            index,
+            reasons,
+            &state.anonymizer.dead_letter_payload(payload),
+            state.dead_letters.max_payload_bytes,
+        ));
     }
 }
 

@@ -161,6 +161,91 @@ async fn a_refused_buy_is_replayed_as_a_buy_and_only_once() {
     assert_eq!(test.get("/stats").await.json()["total_buys"], 20);
 }
 
+/// A replay rebuilt the request's context with no header time, no `User-Agent` and no proxy
+/// country, so an event refused by a limit, once the limit was raised and it was replayed,
+/// counted at its receive time rather than its `X-Timestamp`, with no device and no country.
+#[tokio::test]
+async fn a_replayed_event_keeps_its_requests_header_time_device_and_country() {
+    use storepulse_model::TimeSource;
+    use storepulse_model::event::DeviceType;
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 \
+                  (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+    let test = TestApp::with_config(|config| config.ingest.limits.max_properties_bytes = 8);
+    let page_view = r#"{"type":"page_view","event_id":"pv-1","page":{"url":"https://shop.test/a"},"properties":{"campaign":"winter"}}"#;
+    let request = crate::support::post("/api/v1/events")
+        .header("content-type", "application/json")
+        .header("x-timestamp", "2026-11-21T09:00:00Z")
+        .header("user-agent", iphone)
+        .header("cf-ipcountry", "de")
+        .body(axum::body::Body::from(page_view))
+        .unwrap();
+    // From a trusted proxy (10.0.0.0/8 by default), whose country header is believed.
+    let response = test.send_from(request, "10.1.2.3:4000").await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    test.flush_dead_letters();
+    let test = test.restart(|config| config.ingest.limits.max_properties_bytes = 8192);
+    let report = replay(&test).await;
+    assert_eq!(report["replayed"], 1, "{report}");
+    let stored = test.stored_events();
+    assert_eq!(stored.len(), 1);
+    let event = &stored[0];
+    assert_eq!(event.event_time.to_rfc3339(), "2026-11-21T09:00:00.000Z");
+    assert_eq!(event.time_source, TimeSource::ClientHeader);
+    let device = event.device.as_ref().expect("the device the User-Agent names");
+    assert_eq!(device.device_type, DeviceType::Mobile);
+    assert_eq!(device.user_agent.as_deref(), Some(iphone));
+    assert_eq!(event.country.as_deref(), Some("DE"));
+}
+
+/// A dead letter was stamped when it was recorded, after its body had been read and validated,
+/// so a replayed event's receive time (its time, when it had no other) was late by as long as
+/// the body took to arrive: up to `http.request_timeout`.
+#[tokio::test]
+async fn a_replayed_event_keeps_its_requests_receive_time() {
+    let test = TestApp::with_config(|config| config.ingest.limits.max_properties_bytes = 8);
+    let search = r#"{"type":"search","query":"boots","properties":{"campaign":"winter"}}"#;
+    let sent = chrono::Utc::now().timestamp_millis();
+    let request = crate::support::post("/api/v1/events")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::new(SlowBody::new(search, SLOW_BODY_DELAY)))
+        .unwrap();
+    assert_eq!(test.send(request).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    test.flush_dead_letters();
+    let test = test.restart(|config| config.ingest.limits.max_properties_bytes = 8192);
+    assert_eq!(replay(&test).await["replayed"], 1);
+    let event = &test.stored_events()[0];
+    let delay = SLOW_BODY_DELAY.as_millis() as i64;
+    assert!(event.received_at.0 < sent + delay, "{} is after the body", event.received_at);
+    assert_eq!(event.event_time, event.received_at);
+}
+
+const SLOW_BODY_DELAY: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// A body whose bytes arrive only after a delay, as from a slow client.
+struct SlowBody {
+    delay: std::pin::Pin<Box<tokio::time::Sleep>>,
+    bytes: Option<axum::body::Bytes>,
+}
+
+impl SlowBody {
+    fn new(text: &'static str, delay: std::time::Duration) -> Self {
+        Self { delay: Box::pin(tokio::time::sleep(delay)), bytes: Some(text.into()) }
+    }
+}
+
+impl hyper::body::Body for SlowBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::ready!(self.delay.as_mut().poll(context));
+        std::task::Poll::Ready(self.bytes.take().map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
+
 async fn replay(test: &TestApp) -> serde_json::Value {
     let request = crate::support::post("/api/v1/dead-letters/replay")
         .body(axum::body::Body::empty())
