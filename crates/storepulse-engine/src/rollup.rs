@@ -55,8 +55,21 @@ impl Table {
         Self { width_ms, buckets: VecDeque::new(), kept_from: i64::MIN, sealed_until: i64::MIN }
     }
 
+    /// The start of the bucket holding `time_ms`. Every event asks: dividing by the table's
+    /// width as a variable is a hardware division (tens of cycles, invisible in instruction
+    /// counts), by each of the three widths as a constant a multiplication.
+    #[inline]
+    fn start_of(&self, time_ms: i64) -> i64 {
+        match self.width_ms {
+            MINUTE_MS => time_ms.div_euclid(MINUTE_MS) * MINUTE_MS,
+            HOUR_MS => time_ms.div_euclid(HOUR_MS) * HOUR_MS,
+            DAY_MS => time_ms.div_euclid(DAY_MS) * DAY_MS,
+            width => time_ms.div_euclid(width) * width,
+        }
+    }
+
     fn bucket_mut(&mut self, time_ms: i64) -> Option<&mut Bucket> {
-        let start = time_ms.div_euclid(self.width_ms) * self.width_ms;
+        let start = self.start_of(time_ms);
         if start < self.kept_from {
             return None;
         }
@@ -94,7 +107,7 @@ impl Table {
     }
 
     fn prune_before(&mut self, start: i64) {
-        let start = start.div_euclid(self.width_ms) * self.width_ms;
+        let start = self.start_of(start);
         if start > self.kept_from {
             self.kept_from = start;
             while self.buckets.front().is_some_and(|(s, _)| *s < start) {
@@ -105,7 +118,7 @@ impl Table {
 
     /// Seals the buckets that end at or before `limit` and were not sealed yet.
     fn seal_before(&mut self, limit: i64) {
-        let end = limit.div_euclid(self.width_ms) * self.width_ms;
+        let end = self.start_of(limit);
         if end <= self.sealed_until {
             return;
         }
@@ -383,7 +396,7 @@ impl Rollups {
         let mut first = true;
         while time < end {
             let table = self.pick(time, end, max_width_ms);
-            let start = time.div_euclid(table.width_ms) * table.width_ms;
+            let start = table.start_of(time);
             if first {
                 covered_from = start;
                 first = false;
