@@ -7,10 +7,13 @@
 //! before acknowledging it. So that acknowledgements never wait for such a long read, it
 //! raises a flag while it reads; the applier, seeing it, keeps the group's events aside (they
 //! are already durable), answers at once, and applies what it kept as soon as the read is
-//! done. Outside long reads a client reads its own writes.
+//! done. Outside long reads a client reads its own writes. Long reads one after another (two
+//! dashboards polling funnels) would keep the engine from ever being free, and live figures
+//! stale for as long as they came: once events have waited aside too long, the applier holds
+//! new long reads at the door until it has applied them ([`EngineCell::hold_long_reads`]).
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockWriteGuard, TryLockError};
 use std::time::Duration;
 
@@ -21,16 +24,40 @@ use crate::sync::RwLockExt;
 /// How long the writer waits for readers before it sets events aside (see
 /// [`EngineCell::write_unless_busy`]).
 const WRITER_PATIENCE: Duration = Duration::from_millis(50);
+/// The longest a long read waits at the door for the applier (see
+/// [`EngineCell::hold_long_reads`]): a safeguard, the applier lets it in within one long read.
+const DOOR_PATIENCE: Duration = Duration::from_secs(30);
 
 pub struct EngineCell {
     lock: RwLock<Engine>,
     /// Long reads in progress (a count, so two at once cannot clear each other's flag).
     long_reads: AtomicUsize,
+    /// The applier has events aside that have waited too long: new long reads wait.
+    door_closed: AtomicBool,
 }
 
 impl EngineCell {
     pub fn new(engine: Engine) -> Self {
-        Self { lock: RwLock::new(engine), long_reads: AtomicUsize::new(0) }
+        Self {
+            lock: RwLock::new(engine),
+            long_reads: AtomicUsize::new(0),
+            door_closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether new long reads wait before they start (`true`) or start at once: the applier
+    /// holds them while events it set aside have waited too long, so that the long reads in
+    /// progress end, the engine is free, and those events are applied before the next one.
+    pub fn hold_long_reads(&self, hold: bool) {
+        self.door_closed.store(hold, Ordering::Release);
+    }
+
+    /// Waits while the applier holds long reads (at most [`DOOR_PATIENCE`]).
+    fn wait_at_the_door(&self) {
+        let give_up = std::time::Instant::now() + DOOR_PATIENCE;
+        while self.door_closed.load(Ordering::Acquire) && std::time::Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Runs `encode` on the engine under the read lock, telling the writer not to wait for it.
@@ -41,6 +68,7 @@ impl EngineCell {
     /// Runs `read` on the engine under the read lock, telling the writer not to wait for it:
     /// for reads that take long (a snapshot's encode, a walk over every session trail).
     pub fn long_read<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
+        self.wait_at_the_door();
         self.long_reads.fetch_add(1, Ordering::AcqRel);
         // Lowered on the way out whatever happens, or the writer would stop applying for good.
         let _lowered = Lowered(&self.long_reads);

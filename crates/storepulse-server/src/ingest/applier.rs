@@ -14,12 +14,13 @@
 //! While a snapshot is being encoded the engine cannot be written: the events then wait in a
 //! backlog (they are durable already), the requests are answered at once, and the backlog is
 //! applied as soon as the snapshot is done (see [`crate::shared_engine`]), so acknowledgements
-//! never wait seconds for a snapshot.
+//! never wait seconds for a snapshot. Events that wait aside longer than [`MAX_BACKLOG_AGE`]
+//! hold new long reads until they are applied.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender};
 use storepulse_model::Event;
@@ -41,6 +42,10 @@ const BACKLOG_POLL: Duration = Duration::from_millis(5);
 /// Events a backlog holds at most (about half a gigabyte) before applying waits for the
 /// snapshot.
 const MAX_BACKLOG: usize = 1_000_000;
+/// How long events may wait aside before new long reads are held until they are applied (see
+/// [`crate::shared_engine::EngineCell::hold_long_reads`]): live figures are then at most this
+/// plus one long read behind, however many long reads follow one another.
+const MAX_BACKLOG_AGE: Duration = Duration::from_secs(1);
 
 pub type Reply = oneshot::Sender<Result<Vec<EventOutcome>, CommitError>>;
 
@@ -179,6 +184,8 @@ pub fn start(
 struct Backlog {
     events: Vec<Event>,
     next_offset: u64,
+    /// When the oldest of `events` was set aside.
+    since: Option<Instant>,
 }
 
 impl Backlog {
@@ -196,8 +203,14 @@ impl Backlog {
         for event in self.events.drain(..) {
             engine.apply(&event);
         }
+        self.since = None;
         engine.set_log_position(self.next_offset);
         metrics.engine_backlog.set(0);
+    }
+
+    /// Whether events have waited aside longer than [`MAX_BACKLOG_AGE`].
+    fn overdue(&self) -> bool {
+        self.since.is_some_and(|since| since.elapsed() >= MAX_BACKLOG_AGE)
     }
 }
 
@@ -229,11 +242,13 @@ fn run_applier(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        engine.hold_long_reads(backlog.overdue());
     }
     if !backlog.events.is_empty() {
         // The shutdown snapshot comes after this, and should cover every stored event.
         backlog.apply(&mut engine.write_ignoring_poison(), &metrics);
     }
+    engine.hold_long_reads(false);
 }
 
 fn apply_group(
@@ -260,6 +275,7 @@ fn apply_group(
             drop(applied);
         }
         None => {
+            backlog.since.get_or_insert_with(Instant::now);
             for request in &mut group.requests {
                 let events = std::mem::take(&mut request.events);
                 let stored = events.into_iter().zip(&request.stored).filter(|(_, stored)| **stored);
@@ -358,5 +374,36 @@ mod tests {
         let engine = engine.read_ignoring_poison();
         assert_eq!(engine.events_applied(), INLINE_MAX_EVENTS as u64 + 3);
         assert_eq!(engine.log_position(), 202, "the later group was applied last");
+    }
+
+    /// Long reads one after another (dashboards polling funnels) kept the engine from ever
+    /// being free: events set aside waited for as long as they came, live figures stale.
+    /// Once they have waited [`MAX_BACKLOG_AGE`], the next long read waits for them instead.
+    #[test]
+    fn events_aside_too_long_are_applied_before_the_next_long_read() {
+        let (engine, handle, thread) = started();
+        let (large, answer) = group(INLINE_MAX_EVENTS + 1, 129);
+        let (release_first, first_released) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            let cell = &engine;
+            let first = scope.spawn(move || {
+                cell.long_read(|_| first_released.recv().unwrap());
+            });
+            while engine.write_if_free().is_some() {
+                std::thread::yield_now();
+            }
+            handle.apply_and_answer(large);
+            assert!(answer.blocking_recv().is_ok(), "answered while the long read holds");
+            std::thread::sleep(MAX_BACKLOG_AGE + Duration::from_millis(100));
+            // The second long read starts while the first still runs, as back-to-back polls
+            // overlap; it waits at the door until the events aside are in.
+            let second = scope.spawn(|| engine.long_read(|engine| engine.events_applied()));
+            std::thread::sleep(Duration::from_millis(50));
+            release_first.send(()).unwrap();
+            first.join().unwrap();
+            assert_eq!(second.join().unwrap(), INLINE_MAX_EVENTS as u64 + 1);
+        });
+        drop(handle);
+        thread.join().unwrap();
     }
 }
