@@ -33,31 +33,58 @@ const ENDED_AFTER_MS: i64 = 30 * 60_000;
 
 /// One event of a session, or one product of it: an event naming three products leaves
 /// three marks with the same time (no allocation per event), the first of them starting it.
+/// Packed into 12 bytes (trails are a third of the engine's memory at scale): the event type
+/// and whether the mark starts its event share a byte, and the source takes three.
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Mark {
     /// Milliseconds after the trail's `base_ms`.
     offset_ms: u32,
     /// The product this mark is about; 0 when the event names none.
     product: u32,
-    event_type: EventType,
-    /// The first mark of its event. Two events of one type in the same millisecond (three
-    /// cart adds sent with one whole-second timestamp) are two events, not one event naming
-    /// two products. (In the padding: a mark is still 12 bytes.)
-    starts_event: bool,
+    /// The event type (its place in [`EventType::ALL`]) in the low seven bits, and
+    /// [`STARTS_EVENT`]: two events of one type in the same millisecond (three cart adds
+    /// sent with one whole-second timestamp) are two events, not one event naming two
+    /// products.
+    kind: u8,
     /// The marketing source the event counted under in the rollups (its own, else its
-    /// session's as of then; 0 = none), so that session metrics counted from trails filter
-    /// and group by source as the rows and the daily sketches do; [`WIDE_SOURCE`] for an id
-    /// that does not fit. (In the padding too.)
-    source: u16,
+    /// session's as of then; 0 = none), little-endian, so that session metrics counted from
+    /// trails filter and group by source as the rows and the daily sketches do;
+    /// [`WIDE_SOURCE`] for an id that does not fit.
+    source: [u8; 3],
 }
 
-// Trails are a third of the engine's memory at scale: a mark must stay 12 bytes.
 const _: () = assert!(std::mem::size_of::<Mark>() == 12);
 
-/// A mark's `source` for a source id of 65,535 or more: the mark is not under any source
-/// below that, and which of those above it is, only its rows know (see
-/// [`MarkSource::of`]). A shop would need that many distinct `utm_source`s and referrer hosts.
-pub const WIDE_SOURCE: u16 = u16::MAX;
+/// [`Mark::kind`]'s bit for the first mark of an event.
+const STARTS_EVENT: u8 = 0x80;
+
+impl Mark {
+    fn new(offset_ms: u32, product: u32, event_type: EventType, starts: bool, source: u32) -> Self {
+        let kind = event_type as u8 | if starts { STARTS_EVENT } else { 0 };
+        Mark { offset_ms, product, kind, source: MarkSource::stored(source) }
+    }
+
+    fn event_type(&self) -> EventType {
+        // Written from an `EventType` (snapshots are checksummed): always in range.
+        let index = usize::from(self.kind & !STARTS_EVENT);
+        EventType::ALL.get(index).copied().unwrap_or(EventType::Custom)
+    }
+
+    fn starts_event(&self) -> bool {
+        self.kind & STARTS_EVENT != 0
+    }
+
+    /// The source id, [`WIDE_SOURCE`] for one that did not fit.
+    fn source_id(&self) -> u32 {
+        let [low, middle, high] = self.source;
+        u32::from_le_bytes([low, middle, high, 0])
+    }
+}
+
+/// A mark's source for a source id of 16,777,215 or more (sources are interned for the whole
+/// server, every store's `utm_source`s and referrer hosts): the mark is not under any source
+/// below that, and which of those above it is, only its rows know (see [`MarkSource::of`]).
+pub const WIDE_SOURCE: u32 = (1 << 24) - 1;
 
 /// A mark's source as [`KeptTrail::marks`] lists it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,13 +96,16 @@ pub enum MarkSource {
 }
 
 impl MarkSource {
-    fn of(stored: u16) -> MarkSource {
-        if stored == WIDE_SOURCE { MarkSource::Wide } else { MarkSource::Id(stored.into()) }
+    fn of(mark: &Mark) -> MarkSource {
+        match mark.source_id() {
+            WIDE_SOURCE => MarkSource::Wide,
+            id => MarkSource::Id(id),
+        }
     }
 
-    fn stored(source: u32) -> u16 {
-        // 65,535 itself is `WIDE_SOURCE` too.
-        u16::try_from(source).unwrap_or(WIDE_SOURCE)
+    fn stored(source: u32) -> [u8; 3] {
+        let [low, middle, high, _] = source.min(WIDE_SOURCE).to_le_bytes();
+        [low, middle, high]
     }
 }
 
@@ -102,12 +132,12 @@ pub(crate) struct MarkUpToV12 {
 fn marks_from(old: Vec<MarkUpToV12>) -> Vec<Mark> {
     let mut marks: Vec<Mark> = Vec::with_capacity(old.len());
     for mark in old {
-        let starts_event = marks.last().is_none_or(|last| {
-            last.offset_ms != mark.offset_ms || last.event_type != mark.event_type
+        let starts_event = marks.last().is_none_or(|last: &Mark| {
+            last.offset_ms != mark.offset_ms || last.event_type() != mark.event_type
         });
         let MarkUpToV12 { offset_ms, product, event_type } = mark;
         // Formats up to 12 kept no session source either: these sessions count under none.
-        marks.push(Mark { offset_ms, product, event_type, starts_event, source: 0 });
+        marks.push(Mark::new(offset_ms, product, event_type, starts_event, 0));
     }
     marks
 }
@@ -244,6 +274,10 @@ pub struct FunnelLog {
     /// Kept trails that are a visitor's day of events sent without a session (see
     /// [`FunnelLog::observe_sessionless`]), counted apart from sessions without a walk.
     sessionless: usize,
+    /// Marks of events before this time may not know their source: trails converted from a
+    /// snapshot format before marks kept it, whose marks took their session's landing source.
+    /// 0 (before any event) when every mark knows it.
+    sources_known_from: i64,
 }
 
 /// What a snapshot holds of a [`FunnelLog`].
@@ -251,6 +285,7 @@ pub struct FunnelLog {
 struct StoredFunnelLog {
     trails: ChunkedVec<Trail>,
     retention_ms: i64,
+    sources_known_from: i64,
 }
 
 /// A [`FunnelLog`] as snapshot formats 8 and 9 held it, slot map and all (already decoded,
@@ -270,7 +305,8 @@ impl From<FunnelLogUpToV9> for FunnelLog {
         // Slot for slot, so the slot map stays right.
         let trails: ChunkedVec<Trail> = trails.into_iter().map(Trail::from).collect();
         let sessionless = count_sessionless(&trails);
-        FunnelLog { trails, slots, free, retention_ms, marks, sessionless }
+        let sources_known_from = sources_known_after(&trails);
+        FunnelLog { trails, slots, free, retention_ms, marks, sessionless, sources_known_from }
     }
 }
 
@@ -285,7 +321,12 @@ pub(crate) struct StoredFunnelLogUpToV12 {
 impl From<StoredFunnelLogUpToV12> for FunnelLog {
     fn from(old: StoredFunnelLogUpToV12) -> Self {
         let trails = old.trails.into_iter().map(Trail::from).collect();
-        FunnelLog::from(StoredFunnelLog { trails, retention_ms: old.retention_ms })
+        let sources_known_from = sources_known_after(&trails);
+        FunnelLog::from(StoredFunnelLog {
+            trails,
+            retention_ms: old.retention_ms,
+            sources_known_from,
+        })
     }
 }
 
@@ -314,15 +355,10 @@ impl From<TrailUpToV14> for Trail {
             source,
             source_offset_ms,
         } = old;
-        let stored = MarkSource::stored(source);
         let marks = marks
             .into_iter()
-            .map(|MarkUpToV14 { offset_ms, product, event_type, starts_event }| Mark {
-                offset_ms,
-                product,
-                event_type,
-                starts_event,
-                source: stored,
+            .map(|MarkUpToV14 { offset_ms, product, event_type, starts_event }| {
+                Mark::new(offset_ms, product, event_type, starts_event, source)
             })
             .collect();
         Trail { session, place, last_offset_ms, base_ms, visitor, marks, source, source_offset_ms }
@@ -339,7 +375,12 @@ pub(crate) struct StoredFunnelLogUpToV14 {
 impl From<StoredFunnelLogUpToV14> for FunnelLog {
     fn from(old: StoredFunnelLogUpToV14) -> Self {
         let trails = old.trails.into_iter().map(Trail::from).collect();
-        FunnelLog::from(StoredFunnelLog { trails, retention_ms: old.retention_ms })
+        let sources_known_from = sources_known_after(&trails);
+        FunnelLog::from(StoredFunnelLog {
+            trails,
+            retention_ms: old.retention_ms,
+            sources_known_from,
+        })
     }
 }
 
@@ -348,18 +389,23 @@ impl From<StoredFunnelLogUpToV14> for FunnelLog {
 struct StoredFunnelLogRef<'a> {
     trails: &'a ChunkedVec<Trail>,
     retention_ms: i64,
+    sources_known_from: i64,
 }
 
 impl serde::Serialize for FunnelLog {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        StoredFunnelLogRef { trails: &self.trails, retention_ms: self.retention_ms }
-            .serialize(serializer)
+        StoredFunnelLogRef {
+            trails: &self.trails,
+            retention_ms: self.retention_ms,
+            sources_known_from: self.sources_known_from,
+        }
+        .serialize(serializer)
     }
 }
 
 impl From<StoredFunnelLog> for FunnelLog {
     fn from(stored: StoredFunnelLog) -> Self {
-        let StoredFunnelLog { trails, retention_ms } = stored;
+        let StoredFunnelLog { trails, retention_ms, sources_known_from } = stored;
         let mut slots = IdTable::with_capacity(trails.len());
         let mut free = Vec::new();
         let mut marks = 0;
@@ -373,8 +419,19 @@ impl From<StoredFunnelLog> for FunnelLog {
             }
         }
         let sessionless = count_sessionless(&trails);
-        FunnelLog { trails, slots, free, retention_ms, marks, sessionless }
+        FunnelLog { trails, slots, free, retention_ms, marks, sessionless, sources_known_from }
     }
+}
+
+/// When the marks of `trails`, converted from a format that did not keep each event's source,
+/// start to know it: after the latest of them.
+fn sources_known_after(trails: &ChunkedVec<Trail>) -> i64 {
+    trails
+        .iter()
+        .filter(|trail| !trail.is_free())
+        .map(|trail| trail.last_ms() + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The kept trails of `trails` that are no session's (see [`Trail::is_sessionless`]).
@@ -409,9 +466,9 @@ impl KeptTrail<'_> {
         let trail = self.trail;
         trail.marks.iter().map(|mark| KeptMark {
             time_ms: trail.time_of(mark),
-            event_type: mark.event_type,
+            event_type: mark.event_type(),
             product: mark.product,
-            source: MarkSource::of(mark.source),
+            source: MarkSource::of(mark),
         })
     }
 }
@@ -649,16 +706,12 @@ impl FunnelLog {
             } else {
                 trail.marks.partition_point(|mark| mark.offset_ms <= offset_ms)
             };
-            let source = MarkSource::stored(source);
-            let marks = products.iter().enumerate().map(|(at, &product)| Mark {
-                offset_ms,
-                product,
-                event_type,
-                starts_event: at == 0,
-                source,
-            });
+            let marks = products
+                .iter()
+                .enumerate()
+                .map(|(at, &product)| Mark::new(offset_ms, product, event_type, at == 0, source));
             if products.is_empty() {
-                let mark = Mark { offset_ms, product: 0, event_type, starts_event: true, source };
+                let mark = Mark::new(offset_ms, 0, event_type, true, source);
                 trail.marks.insert(index, mark);
             } else if index == trail.marks.len() {
                 trail.marks.extend(marks);
@@ -829,6 +882,7 @@ impl FunnelLog {
         let steps = &spec.steps;
         let source = source.map(MarkSource::stored);
         let under_source = |mark: &Mark| source.is_none_or(|source| mark.source == source);
+        let first_step = |mark: &Mark| mark.event_type() == steps[0] && under_source(mark);
         for trail in self.trails.iter().filter(|trail| !trail.is_free()) {
             if !filter.admits(&trail.place) || trail.is_sessionless() {
                 continue;
@@ -848,20 +902,21 @@ impl FunnelLog {
                 FunnelSplit::Source => {
                     // The sources this session's first steps were made under (a wide one is
                     // none of them: the engine refuses this split when there may be one).
-                    let mut candidates: Vec<u16> = trail
+                    let mut candidates: Vec<u32> = trail
                         .marks
                         .iter()
-                        .filter(|mark| mark.event_type == steps[0] && under_source(mark))
-                        .map(|mark| mark.source)
+                        .filter(|mark| first_step(mark))
+                        .map(Mark::source_id)
                         .filter(|source| *source != WIDE_SOURCE)
                         .collect();
                     candidates.sort_unstable();
                     candidates.dedup();
                     for group in candidates {
-                        let reached = progress(trail, steps, spec, |mark| mark.source == group);
+                        let reached =
+                            progress(trail, steps, spec, |mark| mark.source_id() == group);
                         if reached > 0 {
                             let counts =
-                                groups.entry(group.into()).or_insert_with(|| vec![0; steps.len()]);
+                                groups.entry(group).or_insert_with(|| vec![0; steps.len()]);
                             for count in &mut counts[..reached] {
                                 *count += 1;
                             }
@@ -874,7 +929,7 @@ impl FunnelLog {
                     let mut candidates: Vec<u32> = trail
                         .marks
                         .iter()
-                        .filter(|mark| mark.event_type == steps[0] && under_source(mark))
+                        .filter(|mark| first_step(mark))
                         .filter_map(|mark| {
                             (mark.product != 0).then(|| group_of(store, mark.product)).flatten()
                         })
@@ -914,6 +969,12 @@ impl FunnelLog {
 
     pub fn retention_ms(&self) -> i64 {
         self.retention_ms
+    }
+
+    /// Since when every mark knows the source its event counted under (see
+    /// `sources_known_from`); 0 when all do.
+    pub fn sources_known_from(&self) -> i64 {
+        self.sources_known_from
     }
 
     /// Every kept trail with an event in `[from_ms, to_ms)`: where it was seen, its visitor's
@@ -959,7 +1020,7 @@ fn progress(
     let mut best = 0;
     for (start, mark) in marks.iter().enumerate() {
         let time = trail.time_of(mark);
-        if mark.event_type != steps[0]
+        if mark.event_type() != steps[0]
             || time < spec.from_ms
             || time >= spec.to_ms
             || !matches(mark)
@@ -972,7 +1033,7 @@ fn progress(
         for step in &steps[1..] {
             let after = end_of_event(marks, previous);
             let next = marks[after..].iter().position(|mark| {
-                mark.event_type == *step && trail.time_of(mark) <= deadline && matches(mark)
+                mark.event_type() == *step && trail.time_of(mark) <= deadline && matches(mark)
             });
             match next {
                 Some(offset) => {
@@ -993,7 +1054,7 @@ fn progress(
 /// The index after the last mark of the event that left `marks[index]` (an event naming
 /// several products leaves one mark per product, side by side).
 fn end_of_event(marks: &[Mark], index: usize) -> usize {
-    index + 1 + marks[index + 1..].iter().take_while(|next| !next.starts_event).count()
+    index + 1 + marks[index + 1..].iter().take_while(|next| !next.starts_event()).count()
 }
 
 #[cfg(test)]
@@ -1028,7 +1089,7 @@ mod tests {
 
         let mut log = FunnelLog::new(30 * 24 * HOUR);
         let mut hint = TrailHint::default();
-        for (at, source) in [(0, 65_534), (1, 65_535), (2, 70_000), (3, 0)] {
+        for (at, source) in [(0, WIDE_SOURCE - 1), (1, WIDE_SOURCE), (2, u32::MAX), (3, 0)] {
             let marked = (EventType::PageView, source);
             log.observe_remembering(1, &mut hint, None, Place::default(), 1_000 + at, marked, &[]);
         }
@@ -1039,8 +1100,25 @@ mod tests {
             .collect();
         assert_eq!(
             sources,
-            [MarkSource::Id(65_534), MarkSource::Wide, MarkSource::Wide, MarkSource::Id(0)]
+            [
+                MarkSource::Id(WIDE_SOURCE - 1),
+                MarkSource::Wide,
+                MarkSource::Wide,
+                MarkSource::Id(0)
+            ]
         );
+    }
+
+    /// A mark keeps its event type as its place in `EventType::ALL`, beside the bit saying it
+    /// starts its event.
+    #[test]
+    fn marks_keep_every_event_type_and_whether_they_start_an_event() {
+        for event_type in EventType::ALL {
+            for starts in [false, true] {
+                let mark = Mark::new(1, 2, event_type, starts, 3);
+                assert_eq!((mark.event_type(), mark.starts_event()), (event_type, starts));
+            }
+        }
     }
 
     const HOUR: i64 = 3_600_000;

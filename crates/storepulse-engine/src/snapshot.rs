@@ -44,7 +44,8 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// visitors per store and each product's stores; the live windows' reference time.
 /// 13: funnel trails keep their session's marketing source; product categories per store.
 /// 14: rollup rows count orders of unknown value (for the average order value).
-/// 15: funnel marks keep the marketing source their event counted under.
+/// 15: funnel marks keep the marketing source their event counted under, and the funnel log
+/// since when they all do.
 pub const FORMAT_VERSION: u8 = 15;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
@@ -53,7 +54,8 @@ pub const FORMAT_VERSION: u8 = 15;
 /// co-occurrence without stores; up to 12 kept trails without their session's source and
 /// one category path per product for all stores; up to 13 rollup rows without their orders
 /// of unknown value (read as none: every order then counted as valued in averages, as it did);
-/// up to 14 funnel marks without their source (read as their session's).
+/// up to 14 funnel marks without their source (read as their session's, and questions by
+/// source over them refused).
 pub const OLDER_FORMATS_READ: [u8; 7] = [8, 9, 10, 11, 12, 13, 14];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;

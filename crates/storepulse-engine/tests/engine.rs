@@ -2320,6 +2320,31 @@ fn the_snapshots_of_this_and_older_formats_decode_to_the_same_numbers() {
             assert_eq!(active(&stored, now, country), expected, "format {version} at {now}");
             assert_eq!(active(&engine, now, country), expected);
         }
+        // Formats before 15 kept no source per event: their trails (which took each
+        // session's landing source) refuse questions by source over the time they cover,
+        // naming where the marks start to know it, and answer from there.
+        let mut by_source = spec(&[Metric::Sessions], DAY0, DAY0 + 3 * DAY);
+        by_source.granularity = Some(Granularity::Hour);
+        by_source.filters.source = Some("news".into());
+        let mut funnel = storepulse_engine::funnel::FunnelSpec {
+            steps: storepulse_engine::funnel::FunnelSpec::default_steps(),
+            window_ms: HOUR,
+            from_ms: DAY0,
+            to_ms: DAY0 + 3 * DAY,
+            source: None,
+        };
+        let by_source_split = storepulse_engine::funnel::FunnelSplit::Source;
+        let everyone = RealtimeFilter::default();
+        if version < 15 {
+            let error = stored.query(&by_source).unwrap_err();
+            assert_eq!(error.parameter, "from", "format {version}");
+            let error = stored.funnel(&funnel, by_source_split, &everyone, 10).unwrap_err();
+            assert_eq!(error.parameter, "from", "format {version}");
+            by_source.from = Timestamp(DAY0 + 2 * DAY);
+            funnel.from_ms = DAY0 + 2 * DAY;
+        }
+        assert!(stored.query(&by_source).is_ok(), "format {version}");
+        assert!(stored.funnel(&funnel, by_source_split, &everyone, 10).is_ok());
         stored.apply(&later);
         engine.apply(&later);
         assert_eq!(

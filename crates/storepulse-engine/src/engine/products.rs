@@ -233,15 +233,18 @@ impl Engine {
                 ),
             ));
         }
-        // Marks keep a source in 16 bits (see `funnel::WIDE_SOURCE`).
-        const SOURCES: &str = "funnels tell apart the first 65,535 marketing sources only";
-        let wide = |id: u32| id >= u32::from(WIDE_SOURCE);
+        // Marks keep a source in 24 bits (see `funnel::WIDE_SOURCE`).
+        const SOURCES: &str = "funnels tell apart the first 16,777,215 marketing sources only";
+        let wide = |id: u32| id >= WIDE_SOURCE;
         let source = spec.source.as_deref().map(|name| self.dims.sources.get(name));
         if source.flatten().is_some_and(wide) {
             return Err(QueryError::new("source", SOURCES));
         }
         if split == FunnelSplit::Source && wide(self.dims.sources.len() as u32) {
             return Err(QueryError::new("group_by", SOURCES));
+        }
+        if spec.source.is_some() || split == FunnelSplit::Source {
+            self.check_sources_known(spec.from_ms, "from")?;
         }
         let live = self.live_filter(filters);
         // A source never seen: no session made a step under it.

@@ -85,23 +85,50 @@ impl Engine {
         if matches!(spec.group_by, Some(Dimension::Promotion | Dimension::SalesRep)) {
             return Err(QueryError::new("group_by", format!("{WHY}, {KEPT}")));
         }
-        // A mark holds its source in 16 bits (see `funnel::WIDE_SOURCE`): a source interned
+        // A mark holds its source in 24 bits (see `funnel::WIDE_SOURCE`): a source interned
         // past that, or grouping once there are such sources, cannot be told apart there.
-        let wide = |id: u32| id >= u32::from(WIDE_SOURCE);
+        let wide = |id: u32| id >= WIDE_SOURCE;
         let source_id = filters.source.as_deref().and_then(|name| self.dims.sources.get(name));
         if source_id.is_some_and(wide) {
             return Err(QueryError::new(
                 "source",
-                format!("{WHY}, which tell apart the first 65,535 sources only"),
+                format!("{WHY}, which tell apart the first 16,777,215 sources only"),
             ));
         }
         if spec.group_by == Some(Dimension::Source) && wide(self.dims.sources.len() as u32) {
             return Err(QueryError::new(
                 "group_by",
-                format!("{WHY}, which tell apart the first 65,535 sources only"),
+                format!("{WHY}, which tell apart the first 16,777,215 sources only"),
             ));
         }
+        if filters.source.is_some() || spec.group_by == Some(Dimension::Source) {
+            self.check_sources_known(from, if from < spec.from.0 { "compare" } else { "from" })?;
+        }
         self.check_trails_cover(from, if from < spec.from.0 { "compare" } else { "from" }, WHY)
+    }
+
+    /// Refuses a range by source starting at `from` when the trails' marks before it may not
+    /// know their source (kept from a snapshot of a format before marks kept it, which gave
+    /// them their session's landing source), rather than answering what they guessed.
+    pub(super) fn check_sources_known(
+        &self,
+        from: i64,
+        parameter: &'static str,
+    ) -> Result<(), QueryError> {
+        let known_from = self.funnels.sources_known_from();
+        if from >= known_from {
+            return Ok(());
+        }
+        let known = Timestamp(known_from).to_rfc3339();
+        Err(QueryError::new(
+            parameter,
+            format!(
+                "by source, session metrics below a day or by product, and funnels, are counted \
+                 from session trails, which know the source of each event from {known} on (the \
+                 data was kept by an earlier version before that): start at {known} or later, or \
+                 ask by day without product or category"
+            ),
+        ))
     }
 
     /// Refuses a range starting at `from` when trails (and carts) before it are no longer
