@@ -310,17 +310,23 @@ impl From<FunnelLogUpToV9> for FunnelLog {
     }
 }
 
-/// What snapshot formats 10 to 12 held of a [`FunnelLog`]: [`StoredFunnelLog`] with trails
-/// of the older layout.
+/// What snapshot formats 10 to 14 held of a [`FunnelLog`]: its trails in an older layout `T`
+/// and its retention, without the time from which marks know their source (see
+/// [`StoredFunnelLogUpToV12`], [`StoredFunnelLogUpToV14`]).
 #[derive(serde::Deserialize)]
-pub(crate) struct StoredFunnelLogUpToV12 {
-    trails: ChunkedVec<TrailUpToV12>,
+pub(crate) struct StoredFunnelLogOf<T> {
+    trails: ChunkedVec<T>,
     retention_ms: i64,
 }
 
-impl From<StoredFunnelLogUpToV12> for FunnelLog {
-    fn from(old: StoredFunnelLogUpToV12) -> Self {
-        let trails = old.trails.into_iter().map(Trail::from).collect();
+/// Formats 10 to 12: trails without their session's source.
+pub(crate) type StoredFunnelLogUpToV12 = StoredFunnelLogOf<TrailUpToV12>;
+/// Formats 13 and 14: marks without their source (see [`TrailUpToV14`]).
+pub(crate) type StoredFunnelLogUpToV14 = StoredFunnelLogOf<TrailUpToV14>;
+
+impl<T: Into<Trail>> From<StoredFunnelLogOf<T>> for FunnelLog {
+    fn from(old: StoredFunnelLogOf<T>) -> Self {
+        let trails = old.trails.into_iter().map(Into::into).collect();
         let sources_known_from = sources_known_after(&trails);
         FunnelLog::from(StoredFunnelLog {
             trails,
@@ -362,25 +368,6 @@ impl From<TrailUpToV14> for Trail {
             })
             .collect();
         Trail { session, place, last_offset_ms, base_ms, visitor, marks, source, source_offset_ms }
-    }
-}
-
-/// What snapshot formats 13 and 14 held of a [`FunnelLog`] (see [`TrailUpToV14`]).
-#[derive(serde::Deserialize)]
-pub(crate) struct StoredFunnelLogUpToV14 {
-    trails: ChunkedVec<TrailUpToV14>,
-    retention_ms: i64,
-}
-
-impl From<StoredFunnelLogUpToV14> for FunnelLog {
-    fn from(old: StoredFunnelLogUpToV14) -> Self {
-        let trails = old.trails.into_iter().map(Trail::from).collect();
-        let sources_known_from = sources_known_after(&trails);
-        FunnelLog::from(StoredFunnelLog {
-            trails,
-            retention_ms: old.retention_ms,
-            sources_known_from,
-        })
     }
 }
 
