@@ -101,6 +101,27 @@ impl From<MeasuresUpToV13> for Measures {
     }
 }
 
+/// The twelve counts of a [`Measures`] in declaration order, as an array: read, or assigned
+/// to all at once (written once for both).
+macro_rules! counts_of {
+    ($measures:expr) => {
+        [
+            $measures.events,
+            $measures.page_views,
+            $measures.product_views,
+            $measures.cart_adds,
+            $measures.cart_removes,
+            $measures.checkouts,
+            $measures.orders,
+            $measures.units,
+            $measures.refunds,
+            $measures.promotion_views,
+            $measures.promotion_clicks,
+            $measures.unvalued_orders,
+        ]
+    };
+}
+
 impl Measures {
     /// Adds `other`, saturating. The twelve counts are added as one array, which the compiler
     /// turns into three 4-lane vector additions with an overflow mask instead of twelve
@@ -122,38 +143,12 @@ impl Measures {
     /// this and [`Measures::set_counts`] compile to plain vector loads and stores).
     #[inline]
     fn counts(&self) -> [u32; 12] {
-        [
-            self.events,
-            self.page_views,
-            self.product_views,
-            self.cart_adds,
-            self.cart_removes,
-            self.checkouts,
-            self.orders,
-            self.units,
-            self.refunds,
-            self.promotion_views,
-            self.promotion_clicks,
-            self.unvalued_orders,
-        ]
+        counts_of!(self)
     }
 
     #[inline]
     fn set_counts(&mut self, counts: [u32; 12]) {
-        [
-            self.events,
-            self.page_views,
-            self.product_views,
-            self.cart_adds,
-            self.cart_removes,
-            self.checkouts,
-            self.orders,
-            self.units,
-            self.refunds,
-            self.promotion_views,
-            self.promotion_clicks,
-            self.unvalued_orders,
-        ] = counts;
+        counts_of!(self) = counts;
     }
 
     /// These measures without their money (for rows in another currency than the query's).
