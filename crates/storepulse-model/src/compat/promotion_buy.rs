@@ -188,22 +188,25 @@ pub fn decode_promotion_buy(
         ..RawEvent::default()
     };
     let mut event = validate_event(raw, Vec::new(), context).map_err(|invalid| {
-        // Field paths of the native event, renamed to the seed's.
-        ValidationErrors(
-            invalid
-                .0
-                .into_iter()
-                .map(|mut error| {
-                    error.field = match error.field.as_str() {
-                        "items[0].quantity" => "product_quantity".into(),
-                        "items[0].id" => "product_id".into(),
-                        "promotion.id" => "promotion_id".into(),
-                        other => other.to_owned(),
-                    };
-                    error
-                })
-                .collect(),
-        )
+        // Field paths of the native event, renamed to the seed's, and listed in the seed's
+        // field order as pydantic listed them (the native event checks the promotion last).
+        let mut errors: Vec<FieldError> = invalid
+            .0
+            .into_iter()
+            .map(|mut error| {
+                error.field = match error.field.as_str() {
+                    "items[0].quantity" => "product_quantity".into(),
+                    "items[0].id" => "product_id".into(),
+                    "promotion.id" => "promotion_id".into(),
+                    other => other.to_owned(),
+                };
+                error
+            })
+            .collect();
+        errors.sort_by_key(|error| {
+            REQUIRED_FIELDS.iter().position(|field| *field == error.field).unwrap_or(usize::MAX)
+        });
+        ValidationErrors(errors)
     })?;
     event.name = Some(EVENT_NAME.into());
     if let Some(order) = event.order.as_mut() {

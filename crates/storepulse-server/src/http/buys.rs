@@ -94,7 +94,9 @@ fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> Value {
                 });
             }
             // A refusal of Storepulse's own (a value over an ingest limit) has no pydantic
-            // type: it is a `value_error`.
+            // type: it takes the form of a validator's `ValueError` in pydantic, `value_error`
+            // with the reason after "Value error, " and the exception, which FastAPI encodes as
+            // `{}`, in `ctx.error`.
             let kind = pydantic_type(error).unwrap_or("value_error");
             let (loc, field_input) = if error.field.is_empty() {
                 (json!(["body"]), input.clone())
@@ -105,10 +107,15 @@ fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> Value {
                 };
                 (json!(["body", error.field]), value.unwrap_or_else(|| input.clone()))
             };
-            let mut entry =
-                json!({"type": kind, "loc": loc, "msg": error.message, "input": field_input});
-            if kind == "greater_than" {
-                entry["ctx"] = json!({"gt": 0});
+            let message = match kind {
+                "value_error" => format!("Value error, {}", error.message),
+                _ => error.message.clone(),
+            };
+            let mut entry = json!({"type": kind, "loc": loc, "msg": message, "input": field_input});
+            match kind {
+                "greater_than" => entry["ctx"] = json!({"gt": 0}),
+                "value_error" => entry["ctx"] = json!({"error": {}}),
+                _ => {}
             }
             entry
         })

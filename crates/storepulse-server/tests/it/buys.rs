@@ -146,7 +146,40 @@ async fn a_tight_id_limit_refuses_only_the_fields_a_buy_sent() {
     assert_eq!(
         refused.json(),
         json!({"detail": [{"type": "value_error", "loc": ["body", "user_id"],
-                           "msg": "is longer than 8 characters", "input": 123_456_789}]})
+                           "msg": "Value error, is longer than 8 characters",
+                           "input": 123_456_789, "ctx": {"error": {}}}]})
+    );
+}
+
+/// Refusals by Storepulse's ingest limits were listed in the native event's order (user_id,
+/// product_id, product_quantity, promotion_id) where pydantic lists a model's errors in its
+/// field order, and were worded as bare reasons without the form pydantic gives a
+/// validator's `ValueError` ("Value error, …" with `ctx.error`).
+#[tokio::test]
+async fn limit_refusals_of_a_buy_follow_the_field_order_as_pydantic_value_errors() {
+    let test = TestApp::with_config(|config| {
+        config.ingest.limits.max_id_chars = 4;
+        config.ingest.limits.max_quantity = 10;
+    });
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":-1234,"promotion_id":23456,"product_id":34567,"product_quantity":11}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let refusal = |field: &str, reason: &str, input: i64| {
+        json!({"type": "value_error", "loc": ["body", field], "msg": format!("Value error, {reason}"),
+               "input": input, "ctx": {"error": {}}})
+    };
+    assert_eq!(
+        response.json(),
+        json!({"detail": [
+            refusal("user_id", "is longer than 4 characters", -1234),
+            refusal("promotion_id", "is longer than 4 characters", 23456),
+            refusal("product_id", "is longer than 4 characters", 34567),
+            refusal("product_quantity", "must be <= 10", 11),
+        ]})
     );
 }
 
