@@ -18,7 +18,9 @@ use storepulse_model::Timestamp;
 use storepulse_model::compat::promotion_buy::{decode_promotion_buy, pydantic_type};
 use storepulse_model::{ErrorCode, ValidationErrors};
 
-use super::intake::{IntakeContext, commit, new_event_id_at, with_retry_after};
+use super::intake::{
+    IntakeContext, commit, new_event_id_at, with_retry_after, without_byte_order_mark,
+};
 use super::seed_query;
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -43,7 +45,7 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
     let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
     let context = IntakeContext::new(&state, &parts.headers, client_ip, "/buy");
     let bytes = context.read_body(&state, body).await?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = String::from_utf8_lossy(without_byte_order_mark(&bytes));
     let event_ids = || new_event_id_at(context.received_at);
     let validation = context.validation(&state, &event_ids);
     let order_id = format!("buy-{}", event_ids());
