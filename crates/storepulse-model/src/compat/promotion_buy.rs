@@ -1,7 +1,7 @@
 //! Seed 4's `POST /buy` payload: `{user_id, promotion_id, product_id, product_quantity}`.
 //!
-//! All four are required integers (an integer string is accepted, as pydantic's lax mode
-//! did) and `product_quantity` must be > 0; other keys are ignored, as in seed 4. A buy becomes
+//! All four are required integers (an integer string, `true` and `false` are accepted, as
+//! pydantic's lax mode did) and `product_quantity` must be > 0; other keys are ignored, as in seed 4. A buy becomes
 //! a native `purchase` of one line carrying the promotion, so it counts everywhere a purchase
 //! counts (promotion stats, KPIs, trending), not only in `/stats`.
 //!
@@ -31,7 +31,7 @@ enum Refusal {
     Missing,
     /// The body is JSON but no object (`[]`, `"x"`).
     NotAnObject,
-    /// A field that is no number or text (`null`, `true`, `[1]`, `{}`).
+    /// A field that is no number, text or bool (`null`, `[1]`, `{}`).
     IntType,
     /// Text that is no integer.
     IntParsing,
@@ -110,10 +110,11 @@ pub fn pydantic_type(error: &FieldError) -> Option<&'static str> {
         .map(Refusal::pydantic_type)
 }
 
-/// A field's integer as pydantic's lax mode read it: a number without a fractional part, or
-/// text holding one (trimmed).
+/// A field's integer as pydantic's lax mode read it: a number without a fractional part, text
+/// holding one (trimmed), or `true`/`false` (Python's bools are ints: 1 and 0).
 fn integer(value: &Value) -> Result<i64, Refusal> {
     match value {
+        Value::Bool(flag) => Ok(i64::from(*flag)),
         Value::Number(number) => match (number.as_i64(), number.as_f64()) {
             (Some(integer), _) => Ok(integer),
             (None, Some(float)) if float.fract() != 0.0 => Err(Refusal::IntFromFloat),

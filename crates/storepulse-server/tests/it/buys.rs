@@ -345,3 +345,36 @@ async fn a_byte_order_mark_before_the_json_is_accepted_on_seed_doors() {
     assert_eq!(response.json()["status"], "accepted");
     assert_eq!(test.stored_events().len(), 2);
 }
+
+/// JSON's `true` and `false` were refused as `int_type` where pydantic's lax mode reads them as
+/// the ints Python's bools are, 1 and 0: `product_quantity: true` is a buy of one, and
+/// `product_quantity: false` is refused as not greater than 0, echoing `false`.
+#[tokio::test]
+async fn json_booleans_are_the_integers_one_and_zero_as_in_pydantic() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":true,"promotion_id":false,"product_id":3,"product_quantity":true}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    assert_eq!(response.json()["buy_count"], 1);
+    let stored = &test.stored_events()[0];
+    assert_eq!(stored.user_id.as_deref(), Some("1"));
+    assert_eq!(stored.promotion.as_ref().map(|promotion| promotion.id.as_str()), Some("0"));
+
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":false}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.json(),
+        json!({"detail": [{"type": "greater_than", "loc": ["body", "product_quantity"],
+                           "msg": "Input should be greater than 0", "input": false,
+                           "ctx": {"gt": 0}}]})
+    );
+}
