@@ -9,7 +9,10 @@
 //! (`Field required`, `Input should be greater than 0`, ...), and [`pydantic_type`] gives back
 //! the `type` pydantic gave it, so that the server answers the 422 a seed-4 client reads.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::decode::decode_collecting;
 use crate::error::{ErrorCode, FieldError, ValidationErrors};
@@ -108,6 +111,25 @@ pub fn pydantic_type(error: &FieldError) -> Option<&'static str> {
         .into_iter()
         .find(|refusal| refusal.code() == error.code && refusal.message() == error.message)
         .map(Refusal::pydantic_type)
+}
+
+/// The body's fields as sent, by name (the last of a name given twice, as Python's `json`
+/// keeps it); empty when the body is no JSON object serde_json reads as one.
+pub fn fields_as_sent(json: &str) -> HashMap<String, &RawValue> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// A field's value as pydantic's `input` echoes it, where the value serde_json reads is not
+/// what Python read: an integer literal is a Python int, so `-0` is `0` (serde_json reads a
+/// float, -0.0) and one beyond 64 bits keeps every digit (serde_json reads a float). `None`
+/// for any other value, which serde_json reads as Python did.
+pub fn python_input(sent: &RawValue) -> Option<&str> {
+    let text = sent.get();
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    Some(if digits.bytes().all(|byte| byte == b'0') { "0" } else { text })
 }
 
 /// A field's integer as pydantic's lax mode read it: a number without a fractional part, text

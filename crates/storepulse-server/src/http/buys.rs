@@ -12,10 +12,14 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use storepulse_engine::buys::BuyTotals;
 use storepulse_model::Timestamp;
-use storepulse_model::compat::promotion_buy::{decode_promotion_buy, pydantic_type};
+use storepulse_model::compat::promotion_buy::{
+    decode_promotion_buy, fields_as_sent, pydantic_type, python_input,
+};
 use storepulse_model::{ErrorCode, ValidationErrors};
 
 use super::intake::{
@@ -78,22 +82,23 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
 /// gave one. A body that is no JSON is FastAPI's `json_invalid` at the character where
 /// reading stopped, the reason in `ctx.error` (Python's wording there, ours here). Seed 4
 /// answered the detail only, without seed 3's `body`.
-fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> Value {
+fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> BuyRefusal {
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let detail: Vec<Value> = errors
+    let sent = fields_as_sent(body);
+    let detail = errors
         .errors()
         .iter()
         .map(|error| {
             if error.code == ErrorCode::InvalidJson {
                 let reason =
                     error.message.strip_prefix("not valid JSON: ").unwrap_or(&error.message);
-                return json!({
-                    "type": "json_invalid",
-                    "loc": ["body", json_error_position(body)],
-                    "msg": "JSON decode error",
-                    "input": {},
-                    "ctx": {"error": reason},
-                });
+                return FastApiError {
+                    kind: "json_invalid",
+                    loc: json!(["body", json_error_position(body)]),
+                    msg: "JSON decode error".to_owned(),
+                    input: raw_json(&json!({})),
+                    ctx: Some(json!({"error": reason})),
+                };
             }
             // A refusal of Storepulse's own (a value over an ingest limit) has no pydantic
             // type: it takes the form of a validator's `ValueError` in pydantic, `value_error`
@@ -101,28 +106,55 @@ fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> Value {
             // `{}`, in `ctx.error`.
             let kind = pydantic_type(error).unwrap_or("value_error");
             let (loc, field_input) = if error.field.is_empty() {
-                (json!(["body"]), input.clone())
+                (json!(["body"]), raw_json(&input))
             } else {
                 let value = match error.code {
                     ErrorCode::Missing => None,
-                    _ => input.get(&error.field).cloned(),
+                    _ => sent
+                        .get(&error.field)
+                        .and_then(|sent| python_input(sent))
+                        .and_then(|text| RawValue::from_string(text.to_owned()).ok())
+                        .or_else(|| input.get(&error.field).map(raw_json)),
                 };
-                (json!(["body", error.field]), value.unwrap_or_else(|| input.clone()))
+                (json!(["body", error.field]), value.unwrap_or_else(|| raw_json(&input)))
             };
-            let message = match kind {
+            let msg = match kind {
                 "value_error" => format!("Value error, {}", error.message),
                 _ => error.message.clone(),
             };
-            let mut entry = json!({"type": kind, "loc": loc, "msg": message, "input": field_input});
-            match kind {
-                "greater_than" => entry["ctx"] = json!({"gt": 0}),
-                "value_error" => entry["ctx"] = json!({"error": {}}),
-                _ => {}
-            }
-            entry
+            let ctx = match kind {
+                "greater_than" => Some(json!({"gt": 0})),
+                "value_error" => Some(json!({"error": {}})),
+                _ => None,
+            };
+            FastApiError { kind, loc, msg, input: field_input, ctx }
         })
         .collect();
-    json!({ "detail": detail })
+    BuyRefusal { detail }
+}
+
+/// The body of seed 4's 422.
+#[derive(Serialize)]
+struct BuyRefusal {
+    detail: Vec<FastApiError>,
+}
+
+/// One entry of FastAPI's `detail`, its keys in FastAPI's order.
+#[derive(Serialize)]
+struct FastApiError {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    loc: Value,
+    msg: String,
+    /// Raw JSON, so that an integer beyond 64 bits keeps its every digit, as Python's did.
+    input: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ctx: Option<Value>,
+}
+
+/// `value` as raw JSON text.
+fn raw_json(value: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// Where reading `body` as JSON stopped, in characters from its start, as Python's

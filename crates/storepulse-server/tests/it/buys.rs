@@ -378,3 +378,33 @@ async fn json_booleans_are_the_integers_one_and_zero_as_in_pydantic() {
                            "ctx": {"gt": 0}}]})
     );
 }
+
+/// A refusal echoed an integer as serde_json reads it, not as Python did: `-0` as `-0.0` (a
+/// float to serde_json, the int 0 to Python) and an integer beyond 64 bits as a float that
+/// lost its digits.
+#[tokio::test]
+async fn refusals_echo_integers_as_python_read_them() {
+    let test = TestApp::new();
+    let response = test
+        .post_json("/buy", r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":-0}"#)
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.json(),
+        json!({"detail": [{"type": "greater_than", "loc": ["body", "product_quantity"],
+                           "msg": "Input should be greater than 0", "input": 0,
+                           "ctx": {"gt": 0}}]})
+    );
+    let text = String::from_utf8_lossy(&response.bytes).into_owned();
+    assert!(text.contains(r#""input":0,"#), "{text}");
+
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":99999999999999999999}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let text = String::from_utf8_lossy(&response.bytes).into_owned();
+    assert!(text.contains(r#""input":99999999999999999999"#), "{text}");
+}
