@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use compact_str::{CompactString, ToCompactString};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -40,7 +41,8 @@ enum Refusal {
     IntParsing,
     /// A number with a fractional part.
     IntFromFloat,
-    /// An integer beyond 64 bits, as a number or as text.
+    /// A number with an exponent too large to be an exact integer (`1e20`); pydantic reads
+    /// it as a float, not as the integer it may stand for.
     IntParsingSize,
     /// `product_quantity` ≤ 0.
     NotPositive,
@@ -132,25 +134,77 @@ pub fn python_input(sent: &RawValue) -> Option<&str> {
     Some(if digits.bytes().all(|byte| byte == b'0') { "0" } else { text })
 }
 
+/// An integer as Python holds it: unbounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Integer {
+    Small(i64),
+    /// Beyond 64 bits: its decimal digits, with `-` when negative, exactly.
+    Large(String),
+}
+
+impl Integer {
+    /// `text`, `[+-]?[0-9]+`, as Python's `int` reads it.
+    fn from_digits(text: &str) -> Integer {
+        match text.parse() {
+            Ok(small) => Integer::Small(small),
+            Err(_) => {
+                let (sign, digits) = match text.as_bytes().first() {
+                    Some(b'-') => ("-", &text[1..]),
+                    Some(b'+') => ("", &text[1..]),
+                    _ => ("", text),
+                };
+                Integer::Large(format!("{sign}{}", digits.trim_start_matches('0')))
+            }
+        }
+    }
+
+    /// As an id, Storepulse's text: its decimal digits.
+    fn text(&self) -> CompactString {
+        match self {
+            Integer::Small(small) => small.to_compact_string(),
+            Integer::Large(digits) => digits.into(),
+        }
+    }
+
+    /// As a quantity: one beyond 64 bits is beyond any quantity limit too, or below zero.
+    fn quantity(&self) -> i64 {
+        match self {
+            Integer::Small(small) => *small,
+            Integer::Large(digits) if digits.starts_with('-') => i64::MIN,
+            Integer::Large(_) => i64::MAX,
+        }
+    }
+}
+
 /// A field's integer as pydantic's lax mode read it: a number without a fractional part, text
-/// holding one (trimmed), or `true`/`false` (Python's bools are ints: 1 and 0).
-fn integer(value: &Value) -> Result<i64, Refusal> {
+/// holding one (trimmed), or `true`/`false` (Python's bools are ints: 1 and 0). `sent` is the
+/// field as sent, which keeps an integer literal's every digit (serde_json reads one beyond 64
+/// bits as a float).
+fn integer(value: &Value, sent: Option<&RawValue>) -> Result<Integer, Refusal> {
     match value {
-        Value::Bool(flag) => Ok(i64::from(*flag)),
-        Value::Number(number) => match (number.as_i64(), number.as_f64()) {
-            (Some(integer), _) => Ok(integer),
-            (None, Some(float)) if float.fract() != 0.0 => Err(Refusal::IntFromFloat),
-            // A whole float converts exactly only while it is below 2^53.
-            (None, Some(float)) if float.abs() < 9.0e15 => Ok(float as i64),
-            _ => Err(Refusal::IntParsingSize),
-        },
+        Value::Bool(flag) => Ok(Integer::Small(i64::from(*flag))),
+        Value::Number(number) => {
+            if let Some(small) = number.as_i64() {
+                return Ok(Integer::Small(small));
+            }
+            if let Some(digits) = sent.and_then(python_input) {
+                return Ok(Integer::from_digits(digits));
+            }
+            match number.as_f64() {
+                Some(float) if float.fract() != 0.0 => Err(Refusal::IntFromFloat),
+                // A whole float converts exactly only while it is below 2^53; pydantic
+                // refuses larger ones.
+                Some(float) if float.abs() < 9.0e15 => Ok(Integer::Small(float as i64)),
+                _ => Err(Refusal::IntParsingSize),
+            }
+        }
         Value::String(text) => {
-            text.trim().parse().map_err(|error: std::num::ParseIntError| match error.kind() {
-                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
-                    Refusal::IntParsingSize
-                }
-                _ => Refusal::IntParsing,
-            })
+            let text = text.trim();
+            let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+            if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+                return Err(Refusal::IntParsing);
+            }
+            Ok(Integer::from_digits(text))
         }
         _ => Err(Refusal::IntType),
     }
@@ -173,23 +227,25 @@ pub fn decode_promotion_buy(
         Value::Null => return Err(ValidationErrors::single(Refusal::Missing.error(""))),
         _ => return Err(ValidationErrors::single(Refusal::NotAnObject.error(""))),
     };
+    let sent = fields_as_sent(json);
     let mut errors = Vec::new();
-    let mut fields = [None; 4];
+    let mut fields = [None, None, None, None];
     for (slot, field) in fields.iter_mut().zip(REQUIRED_FIELDS) {
-        match object.get(field).map(integer) {
+        match object.get(field).map(|value| integer(value, sent.get(field).copied())) {
             None => errors.push(Refusal::Missing.error(field)),
             Some(Err(refusal)) => errors.push(refusal.error(field)),
             Some(Ok(value)) => *slot = Some(value),
         }
     }
     let [user_id, promotion_id, product_id, product_quantity] = fields;
+    let product_quantity = product_quantity.as_ref().map(Integer::quantity);
     if product_quantity.is_some_and(|quantity| quantity <= 0) {
         errors.push(Refusal::NotPositive.error("product_quantity"));
     }
     if !errors.is_empty() {
         return Err(ValidationErrors(errors));
     }
-    let text = |value: Option<i64>| value.map(|n| n.to_string().into());
+    let text = |value: Option<Integer>| value.as_ref().map(Integer::text);
     // The order id and the event's name are Storepulse's, not the client's, so the client's
     // limits do not apply to them: validation sees a one-character stand-in for the order id
     // (a purchase needs one) and no name, and both are set once the client's four fields have

@@ -408,3 +408,42 @@ async fn refusals_echo_integers_as_python_read_them() {
     let text = String::from_utf8_lossy(&response.bytes).into_owned();
     assert!(text.contains(r#""input":99999999999999999999"#), "{text}");
 }
+
+/// Python's ints are unbounded, and pydantic accepted an id beyond 64 bits where Storepulse
+/// refused it as `int_parsing_size`. Such ids are text in Storepulse, so they are stored
+/// digit for digit (as number or as text); a quantity beyond 64 bits is over the quantity
+/// limit, or not greater than 0.
+#[tokio::test]
+async fn ids_beyond_64_bits_are_stored_exactly() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":123456789012345678901234567890,"promotion_id":-9223372036854775809,"product_id":"+000098765432109876543210","product_quantity":2}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    assert_eq!(response.json()["buy_count"], 2);
+    let stored = &test.stored_events()[0];
+    assert_eq!(stored.user_id.as_deref(), Some("123456789012345678901234567890"));
+    assert_eq!(
+        stored.promotion.as_ref().map(|promotion| promotion.id.as_str()),
+        Some("-9223372036854775809")
+    );
+    assert_eq!(stored.items[0].id.as_str(), "98765432109876543210");
+
+    let buy = |quantity: &str| {
+        format!(r#"{{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":{quantity}}}"#)
+    };
+    let response = test.post_json("/buy", &buy("99999999999999999999")).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        String::from_utf8_lossy(&response.bytes),
+        r#"{"detail":[{"type":"value_error","loc":["body","product_quantity"],"msg":"Value error, must be <= 1000000","input":99999999999999999999,"ctx":{"error":{}}}]}"#
+    );
+    let response = test.post_json("/buy", &buy("-99999999999999999999")).await;
+    assert_eq!(
+        String::from_utf8_lossy(&response.bytes),
+        r#"{"detail":[{"type":"greater_than","loc":["body","product_quantity"],"msg":"Input should be greater than 0","input":-99999999999999999999,"ctx":{"gt":0}}]}"#
+    );
+}
