@@ -46,10 +46,13 @@ enum Refusal {
     IntParsingSize,
     /// `product_quantity` ≤ 0.
     NotPositive,
+    /// Text with half a surrogate pair (`"\ud83d"`): Python's `json` reads it, as a string
+    /// that is no Unicode, which pydantic refuses before reading an integer from it.
+    StringUnicode,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 7] = [
+    const ALL: [Refusal; 8] = [
         Refusal::Missing,
         Refusal::NotAnObject,
         Refusal::IntType,
@@ -57,6 +60,7 @@ impl Refusal {
         Refusal::IntFromFloat,
         Refusal::IntParsingSize,
         Refusal::NotPositive,
+        Refusal::StringUnicode,
     ];
 
     /// pydantic's `type`.
@@ -69,6 +73,7 @@ impl Refusal {
             Refusal::IntFromFloat => "int_from_float",
             Refusal::IntParsingSize => "int_parsing_size",
             Refusal::NotPositive => "greater_than",
+            Refusal::StringUnicode => "string_unicode",
         }
     }
 
@@ -90,6 +95,9 @@ impl Refusal {
                 "Unable to parse input string as an integer, exceeded maximum size"
             }
             Refusal::NotPositive => "Input should be greater than 0",
+            Refusal::StringUnicode => {
+                "Input should be a valid string, unable to parse raw data as a unicode string"
+            }
         }
     }
 
@@ -123,10 +131,15 @@ pub fn fields_as_sent(json: &str) -> HashMap<String, &RawValue> {
 
 /// A field's value as pydantic's `input` echoes it, where the value serde_json reads is not
 /// what Python read: an integer literal is a Python int, so `-0` is `0` (serde_json reads a
-/// float, -0.0) and one beyond 64 bits keeps every digit (serde_json reads a float). `None`
-/// for any other value, which serde_json reads as Python did.
+/// float, -0.0) and one beyond 64 bits keeps every digit (serde_json reads a float); a string
+/// holding half a surrogate pair (`"\ud83d"`) is that string, as sent (serde_json refuses it,
+/// and the body's reader reads it as U+FFFD). `None` for any other value, which serde_json
+/// reads as Python did.
 pub fn python_input(sent: &RawValue) -> Option<&str> {
     let text = sent.get();
+    if is_no_unicode(sent) {
+        return Some(text);
+    }
     let digits = text.strip_prefix('-').unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
@@ -176,11 +189,19 @@ impl Integer {
     }
 }
 
+/// Whether `sent` is a string whose escapes make no Unicode text: half a surrogate pair.
+fn is_no_unicode(sent: &RawValue) -> bool {
+    sent.get().starts_with('"') && serde_json::from_str::<String>(sent.get()).is_err()
+}
+
 /// A field's integer as pydantic's lax mode read it: a number without a fractional part, text
 /// holding one (trimmed), or `true`/`false` (Python's bools are ints: 1 and 0). `sent` is the
 /// field as sent, which keeps an integer literal's every digit (serde_json reads one beyond 64
-/// bits as a float).
+/// bits as a float) and a string's escapes.
 fn integer(value: &Value, sent: Option<&RawValue>) -> Result<Integer, Refusal> {
+    if sent.is_some_and(is_no_unicode) {
+        return Err(Refusal::StringUnicode);
+    }
     match value {
         Value::Bool(flag) => Ok(Integer::Small(i64::from(*flag))),
         Value::Number(number) => {

@@ -447,3 +447,22 @@ async fn ids_beyond_64_bits_are_stored_exactly() {
         r#"{"detail":[{"type":"greater_than","loc":["body","product_quantity"],"msg":"Input should be greater than 0","input":-99999999999999999999,"ctx":{"gt":0}}]}"#
     );
 }
+
+/// Half a surrogate pair in a field's string (`"\ud83d"`, which Python's `json` reads) was
+/// refused as `int_parsing` with `input: null`; pydantic refuses that string as
+/// `string_unicode` and echoes it.
+#[tokio::test]
+async fn half_a_surrogate_pair_is_refused_as_pydantic_refused_it_and_echoed() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":"\ud83d"}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        String::from_utf8_lossy(&response.bytes),
+        r#"{"detail":[{"type":"string_unicode","loc":["body","product_quantity"],"msg":"Input should be a valid string, unable to parse raw data as a unicode string","input":"\ud83d"}]}"#
+    );
+}
