@@ -9,6 +9,7 @@
 //! (`Field required`, `Input should be greater than 0`, ...), and [`pydantic_type`] gives back
 //! the `type` pydantic gave it, so that the server answers the 422 a seed-4 client reads.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use compact_str::{CompactString, ToCompactString};
@@ -49,10 +50,13 @@ enum Refusal {
     /// Text with half a surrogate pair (`"\ud83d"`): Python's `json` reads it, as a string
     /// that is no Unicode, which pydantic refuses before reading an integer from it.
     StringUnicode,
+    /// `NaN`, `Infinity`, `-Infinity` or a number beyond a float (`1e400`): Python's `json`
+    /// reads a float that is no finite number.
+    FiniteNumber,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 8] = [
+    const ALL: [Refusal; 9] = [
         Refusal::Missing,
         Refusal::NotAnObject,
         Refusal::IntType,
@@ -61,6 +65,7 @@ impl Refusal {
         Refusal::IntParsingSize,
         Refusal::NotPositive,
         Refusal::StringUnicode,
+        Refusal::FiniteNumber,
     ];
 
     /// pydantic's `type`.
@@ -74,6 +79,7 @@ impl Refusal {
             Refusal::IntParsingSize => "int_parsing_size",
             Refusal::NotPositive => "greater_than",
             Refusal::StringUnicode => "string_unicode",
+            Refusal::FiniteNumber => "finite_number",
         }
     }
 
@@ -98,6 +104,7 @@ impl Refusal {
             Refusal::StringUnicode => {
                 "Input should be a valid string, unable to parse raw data as a unicode string"
             }
+            Refusal::FiniteNumber => "Input should be a finite number",
         }
     }
 
@@ -123,28 +130,110 @@ pub fn pydantic_type(error: &FieldError) -> Option<&'static str> {
         .map(Refusal::pydantic_type)
 }
 
-/// The body's fields as sent, by name (the last of a name given twice, as Python's `json`
-/// keeps it); empty when the body is no JSON object serde_json reads as one.
-pub fn fields_as_sent(json: &str) -> HashMap<String, &RawValue> {
-    serde_json::from_str(json).unwrap_or_default()
+/// A body as Python's `json` read it, which takes more than JSON: the tokens `NaN`,
+/// `Infinity` and `-Infinity`, and numbers beyond a float (`1e400`, read as infinite).
+/// serde_json refuses the tokens, so [`PythonJson::text`] has each written as a number of the
+/// same length (a position in it is the same position in the body) and
+/// [`PythonJson::non_finite`] tells a field that held one.
+pub struct PythonJson<'a> {
+    sent: &'a str,
+    text: Cow<'a, str>,
 }
 
-/// A field's value as pydantic's `input` echoes it, where the value serde_json reads is not
-/// what Python read: an integer literal is a Python int, so `-0` is `0` (serde_json reads a
-/// float, -0.0) and one beyond 64 bits keeps every digit (serde_json reads a float); a string
-/// holding half a surrogate pair (`"\ud83d"`) is that string, as sent (serde_json refuses it,
-/// and the body's reader reads it as U+FFFD). `None` for any other value, which serde_json
-/// reads as Python did.
-pub fn python_input(sent: &RawValue) -> Option<&str> {
-    let text = sent.get();
-    if is_no_unicode(sent) {
-        return Some(text);
+impl<'a> PythonJson<'a> {
+    pub fn new(sent: &'a str) -> Self {
+        const TOKENS: [(&str, &str); 3] =
+            [("NaN", "0.0"), ("Infinity", "0.000000"), ("-Infinity", "-0.000000")];
+        let bytes = sent.as_bytes();
+        let mut text: Option<String> = None;
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes[at] == b'"' {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+                continue;
+            }
+            // A token stands alone: `-NaN` or `NaN5` is no JSON to Python either, and must not
+            // become a number.
+            let alone = |index: Option<usize>| {
+                index.and_then(|index| bytes.get(index)).is_none_or(|byte| {
+                    !byte.is_ascii_alphanumeric() && !matches!(byte, b'.' | b'+' | b'-' | b'_')
+                })
+            };
+            let token = TOKENS.iter().find(|(token, _)| {
+                bytes[at..].starts_with(token.as_bytes())
+                    && alone(at.checked_sub(1))
+                    && alone(Some(at + token.len()))
+            });
+            match token {
+                Some((token, number)) => {
+                    // `at` starts an ASCII token: both ends are character boundaries.
+                    text.get_or_insert_with(|| sent.to_owned())
+                        .replace_range(at..at + token.len(), number);
+                    at += token.len();
+                }
+                None => at += 1,
+            }
+        }
+        PythonJson { sent, text: text.map_or(Cow::Borrowed(sent), Cow::Owned) }
     }
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
-        return None;
+
+    /// The body as JSON serde_json reads, positions kept.
+    pub fn text(&self) -> &str {
+        &self.text
     }
-    Some(if digits.bytes().all(|byte| byte == b'0') { "0" } else { text })
+
+    /// The body's fields as sent, by name (the last of a name given twice, as Python's `json`
+    /// keeps it); empty when the body is no JSON object.
+    pub fn fields(&self) -> HashMap<String, &RawValue> {
+        serde_json::from_str(&self.text).unwrap_or_default()
+    }
+
+    /// Python's `repr` of the float a field read from [`Self::fields`] was to Python when it
+    /// was no finite number (`nan`, `inf`, `-inf`).
+    pub fn non_finite(&self, field: &RawValue) -> Option<&'static str> {
+        let text = field.get();
+        let offset = (text.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        match self.sent.get(offset..offset + text.len())? {
+            "NaN" => Some("nan"),
+            "Infinity" => Some("inf"),
+            "-Infinity" => Some("-inf"),
+            // An integer literal is a Python int, however long.
+            _ if text.contains(['.', 'e', 'E'])
+                && !text.starts_with('"')
+                && crate::money::overflows_float(text) =>
+            {
+                Some(if text.starts_with('-') { "-inf" } else { "inf" })
+            }
+            _ => None,
+        }
+    }
+
+    /// A field's value as pydantic's `input` echoes it, where the value serde_json reads is
+    /// not what Python read: an integer literal is a Python int, so `-0` is `0` (serde_json
+    /// reads a float, -0.0) and one beyond 64 bits keeps every digit (serde_json reads a
+    /// float); a string holding half a surrogate pair (`"\ud83d"`) is that string, as sent
+    /// (serde_json refuses it, and the body's reader reads it as U+FFFD); a float that is no
+    /// finite number, which JSON cannot hold, is Python's `repr` of it as text (`"nan"`, as
+    /// pydantic's message text shows it). `None` for any other value, which serde_json reads
+    /// as Python did.
+    pub fn input(&self, field: &'a RawValue) -> Option<Cow<'a, str>> {
+        if let Some(float) = self.non_finite(field) {
+            return Some(Cow::Owned(format!("\"{float}\"")));
+        }
+        let text = field.get();
+        if is_no_unicode(field) {
+            return Some(Cow::Borrowed(text));
+        }
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        Some(Cow::Borrowed(if digits.bytes().all(|byte| byte == b'0') { "0" } else { text }))
+    }
 }
 
 /// An integer as Python holds it: unbounded.
@@ -198,7 +287,10 @@ fn is_no_unicode(sent: &RawValue) -> bool {
 /// holding one (trimmed), or `true`/`false` (Python's bools are ints: 1 and 0). `sent` is the
 /// field as sent, which keeps an integer literal's every digit (serde_json reads one beyond 64
 /// bits as a float) and a string's escapes.
-fn integer(value: &Value, sent: Option<&RawValue>) -> Result<Integer, Refusal> {
+fn integer(value: &Value, sent: Option<&RawValue>, body: &PythonJson) -> Result<Integer, Refusal> {
+    if sent.is_some_and(|sent| body.non_finite(sent).is_some()) {
+        return Err(Refusal::FiniteNumber);
+    }
     if sent.is_some_and(is_no_unicode) {
         return Err(Refusal::StringUnicode);
     }
@@ -208,8 +300,8 @@ fn integer(value: &Value, sent: Option<&RawValue>) -> Result<Integer, Refusal> {
             if let Some(small) = number.as_i64() {
                 return Ok(Integer::Small(small));
             }
-            if let Some(digits) = sent.and_then(python_input) {
-                return Ok(Integer::from_digits(digits));
+            if let Some(digits) = sent.and_then(|sent| body.input(sent)) {
+                return Ok(Integer::from_digits(&digits));
             }
             match number.as_f64() {
                 Some(float) if float.fract() != 0.0 => Err(Refusal::IntFromFloat),
@@ -241,18 +333,19 @@ pub fn decode_promotion_buy(
     if json.is_empty() {
         return Err(ValidationErrors::single(Refusal::Missing.error("")));
     }
-    let (body, errors) = decode_collecting::<Value>(json);
+    let python = PythonJson::new(json);
+    let (body, errors) = decode_collecting::<Value>(python.text());
     let Some(body) = body else { return Err(ValidationErrors(errors)) };
     let object = match body {
         Value::Object(object) => object,
         Value::Null => return Err(ValidationErrors::single(Refusal::Missing.error(""))),
         _ => return Err(ValidationErrors::single(Refusal::NotAnObject.error(""))),
     };
-    let sent = fields_as_sent(json);
+    let sent = python.fields();
     let mut errors = Vec::new();
     let mut fields = [None, None, None, None];
     for (slot, field) in fields.iter_mut().zip(REQUIRED_FIELDS) {
-        match object.get(field).map(|value| integer(value, sent.get(field).copied())) {
+        match object.get(field).map(|value| integer(value, sent.get(field).copied(), &python)) {
             None => errors.push(Refusal::Missing.error(field)),
             Some(Err(refusal)) => errors.push(refusal.error(field)),
             Some(Ok(value)) => *slot = Some(value),

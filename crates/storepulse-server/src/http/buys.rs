@@ -17,9 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use storepulse_engine::buys::BuyTotals;
 use storepulse_model::Timestamp;
-use storepulse_model::compat::promotion_buy::{
-    decode_promotion_buy, fields_as_sent, pydantic_type, python_input,
-};
+use storepulse_model::compat::promotion_buy::{PythonJson, decode_promotion_buy, pydantic_type};
 use storepulse_model::{ErrorCode, ValidationErrors};
 
 use super::intake::{
@@ -84,7 +82,8 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
 /// answered the detail only, without seed 3's `body`.
 fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> BuyRefusal {
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let sent = fields_as_sent(body);
+    let python = PythonJson::new(body);
+    let sent = python.fields();
     let detail = errors
         .errors()
         .iter()
@@ -94,7 +93,7 @@ fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> BuyRefusal {
                     error.message.strip_prefix("not valid JSON: ").unwrap_or(&error.message);
                 return FastApiError {
                     kind: "json_invalid",
-                    loc: json!(["body", json_error_position(body)]),
+                    loc: json!(["body", json_error_position(python.text())]),
                     msg: "JSON decode error".to_owned(),
                     input: raw_json(&json!({})),
                     ctx: Some(json!({"error": reason})),
@@ -112,8 +111,8 @@ fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> BuyRefusal {
                     ErrorCode::Missing => None,
                     _ => sent
                         .get(&error.field)
-                        .and_then(|sent| python_input(sent))
-                        .and_then(|text| RawValue::from_string(text.to_owned()).ok())
+                        .and_then(|sent| python.input(sent))
+                        .and_then(|text| RawValue::from_string(text.into_owned()).ok())
                         .or_else(|| input.get(&error.field).map(raw_json)),
                 };
                 (json!(["body", error.field]), value.unwrap_or_else(|| raw_json(&input)))

@@ -466,3 +466,49 @@ async fn half_a_surrogate_pair_is_refused_as_pydantic_refused_it_and_echoed() {
         r#"{"detail":[{"type":"string_unicode","loc":["body","product_quantity"],"msg":"Input should be a valid string, unable to parse raw data as a unicode string","input":"\ud83d"}]}"#
     );
 }
+
+/// Python's `json`, which seed 4's FastAPI read bodies with, takes `NaN`, `Infinity` and
+/// `-Infinity`: a buy with one in a key seed 4 ignores was accepted, and one in a field was
+/// pydantic's `finite_number` (which seed 4's FastAPI then failed to write, a 500). Both were
+/// Storepulse's `json_invalid`; a number beyond a float (`1e400`, infinite to Python) was
+/// `int_parsing` with `input: null`.
+#[tokio::test]
+async fn python_json_non_finite_numbers_are_read_as_seed_4_read_them() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":1,"note":NaN}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":NaN,"promotion_id":Infinity,"product_id":-Infinity,"product_quantity":1e400}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let finite = |field: &str, input: &str| {
+        json!({"type": "finite_number", "loc": ["body", field],
+               "msg": "Input should be a finite number", "input": input})
+    };
+    assert_eq!(
+        response.json(),
+        json!({"detail": [
+            finite("user_id", "nan"),
+            finite("promotion_id", "inf"),
+            finite("product_id", "-inf"),
+            finite("product_quantity", "inf"),
+        ]})
+    );
+    // A token that does not stand alone is no JSON to Python either.
+    for body in [
+        r#"{"user_id":-NaN,"promotion_id":2,"product_id":3,"product_quantity":1}"#,
+        r#"{"user_id":NaN5,"promotion_id":2,"product_id":3,"product_quantity":1}"#,
+    ] {
+        let response = test.post_json("/buy", body).await;
+        assert_eq!(response.json()["detail"][0]["type"], "json_invalid", "{body}");
+    }
+}
