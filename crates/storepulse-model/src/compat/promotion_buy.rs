@@ -407,3 +407,39 @@ pub fn decode_promotion_buy(
     }
     Ok(event)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Python's tokens become numbers of their length outside strings only, and only where
+    /// they stand alone as Python's `json` reads them.
+    #[test]
+    fn python_tokens_become_numbers_of_their_length_outside_strings() {
+        let body = r#"{"a":NaN,"b":"NaN \" Infinity","c":[Infinity,-Infinity],"d":-NaN,"e":NaN5}"#;
+        let python = PythonJson::new(body);
+        assert_eq!(
+            python.text(),
+            r#"{"a":0.0,"b":"NaN \" Infinity","c":[0.000000,-0.000000],"d":-NaN,"e":NaN5}"#
+        );
+        assert_eq!(python.text().len(), body.len());
+        let body = r#"{"a":NaN,"b":"NaN","c":-Infinity,"d":1e400,"e":1e4000000000000000000}"#;
+        let python = PythonJson::new(body);
+        let fields = python.fields();
+        let non_finite = |name: &str| python.non_finite(fields[name]);
+        assert_eq!(non_finite("a"), Some("nan"));
+        assert_eq!(non_finite("b"), None);
+        assert_eq!(non_finite("c"), Some("-inf"));
+        assert_eq!(non_finite("d"), Some("inf"));
+        assert_eq!(python.input(fields["a"]).as_deref(), Some(r#""nan""#));
+        assert_eq!(python.input(fields["b"]), None);
+        // An integer literal is a Python int however long: not infinite.
+        let digits = "9".repeat(400);
+        let body = format!(r#"{{"a":{digits},"b":-0}}"#);
+        let python = PythonJson::new(&body);
+        let fields = python.fields();
+        assert_eq!(python.non_finite(fields["a"]), None);
+        assert_eq!(python.input(fields["a"]).as_deref(), Some(digits.as_str()));
+        assert_eq!(python.input(fields["b"]).as_deref(), Some("0"));
+    }
+}
