@@ -95,11 +95,13 @@ fn revalidate(app: &App, entry: &DeadLetter) -> Vec<Event> {
         address_policy: Some(&app.anonymizer),
     };
     let payload = entry.payload.as_str();
+    // The seeds' doors skip a byte order mark before the JSON, as their FastAPI did.
+    let seed_payload = payload.strip_prefix('\u{feff}').unwrap_or(payload);
     let mut events: Vec<Event> = match entry.endpoint.as_str() {
-        "/ingest" => decode_realtime_ingest_event(payload, &context).into_iter().collect(),
+        "/ingest" => decode_realtime_ingest_event(seed_payload, &context).into_iter().collect(),
         // A seed-4 buy becomes an order of its own: named by the entry, so that a second
         // replay finds it stored.
-        "/buy" => decode_promotion_buy(payload, &format!("buy-dl-{offset}"), &context)
+        "/buy" => decode_promotion_buy(seed_payload, &format!("buy-dl-{offset}"), &context)
             .into_iter()
             .collect(),
         "/v1/batch" | "/v1/b" if entry.index.is_some() => {

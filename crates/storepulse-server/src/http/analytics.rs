@@ -764,12 +764,10 @@ async fn get_funnel(
                 invalid("window", "a duration such as 30m, 1h or 7d, at most 90 days")
             })?,
     };
-    let split: FunnelSplit = params
-        .group_by
-        .as_deref()
-        .unwrap_or("none")
-        .parse()
-        .map_err(|reason: String| invalid("group_by", reason))?;
+    // Read trimmed, as `/api/v1/query` reads its `group_by` and every other value here is.
+    let group_by = params.group_by.as_deref().map(str::trim);
+    let split: FunnelSplit =
+        group_by.unwrap_or("none").parse().map_err(|reason: String| invalid("group_by", reason))?;
     let range_params = QueryParams {
         from: params.from.clone(),
         to: params.to.clone(),
@@ -802,7 +800,7 @@ async fn get_funnel(
         "from": Timestamp(from).to_rfc3339(),
         "to": Timestamp(to).to_rfc3339(),
         "window_seconds": window.as_secs(),
-        "group_by": params.group_by,
+        "group_by": group_by,
         "overall": result.overall,
         "groups": result.groups,
     }))

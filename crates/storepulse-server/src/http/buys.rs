@@ -12,13 +12,17 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use storepulse_engine::buys::BuyTotals;
 use storepulse_model::Timestamp;
-use storepulse_model::compat::promotion_buy::{decode_promotion_buy, pydantic_type};
+use storepulse_model::compat::promotion_buy::{PythonJson, decode_promotion_buy, pydantic_type};
 use storepulse_model::{ErrorCode, ValidationErrors};
 
-use super::intake::{IntakeContext, commit, new_event_id_at, with_retry_after};
+use super::intake::{
+    IntakeContext, commit, new_event_id_at, with_retry_after, without_byte_order_mark,
+};
 use super::seed_query;
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -43,7 +47,7 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
     let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
     let context = IntakeContext::new(&state, &parts.headers, client_ip, "/buy");
     let bytes = context.read_body(&state, body).await?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = String::from_utf8_lossy(without_byte_order_mark(&bytes));
     let event_ids = || new_event_id_at(context.received_at);
     let validation = context.validation(&state, &event_ids);
     let order_id = format!("buy-{}", event_ids());
@@ -76,44 +80,80 @@ async fn buy(state: AppState, request: Request) -> Result<Response, ApiError> {
 /// gave one. A body that is no JSON is FastAPI's `json_invalid` at the character where
 /// reading stopped, the reason in `ctx.error` (Python's wording there, ours here). Seed 4
 /// answered the detail only, without seed 3's `body`.
-fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> Value {
+fn buy_refusal_detail(errors: &ValidationErrors, body: &str) -> BuyRefusal {
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let detail: Vec<Value> = errors
+    let python = PythonJson::new(body);
+    let sent = python.fields();
+    let detail = errors
         .errors()
         .iter()
         .map(|error| {
             if error.code == ErrorCode::InvalidJson {
                 let reason =
                     error.message.strip_prefix("not valid JSON: ").unwrap_or(&error.message);
-                return json!({
-                    "type": "json_invalid",
-                    "loc": ["body", json_error_position(body)],
-                    "msg": "JSON decode error",
-                    "input": {},
-                    "ctx": {"error": reason},
-                });
+                return FastApiError {
+                    kind: "json_invalid",
+                    loc: json!(["body", json_error_position(python.text())]),
+                    msg: "JSON decode error".to_owned(),
+                    input: raw_json(&json!({})),
+                    ctx: Some(json!({"error": reason})),
+                };
             }
             // A refusal of Storepulse's own (a value over an ingest limit) has no pydantic
-            // type: it is a `value_error`.
+            // type: it takes the form of a validator's `ValueError` in pydantic, `value_error`
+            // with the reason after "Value error, " and the exception, which FastAPI encodes as
+            // `{}`, in `ctx.error`.
             let kind = pydantic_type(error).unwrap_or("value_error");
             let (loc, field_input) = if error.field.is_empty() {
-                (json!(["body"]), input.clone())
+                (json!(["body"]), raw_json(&input))
             } else {
                 let value = match error.code {
                     ErrorCode::Missing => None,
-                    _ => input.get(&error.field).cloned(),
+                    _ => sent
+                        .get(&error.field)
+                        .and_then(|sent| python.input(sent))
+                        .and_then(|text| RawValue::from_string(text.into_owned()).ok())
+                        .or_else(|| input.get(&error.field).map(raw_json)),
                 };
-                (json!(["body", error.field]), value.unwrap_or_else(|| input.clone()))
+                (json!(["body", error.field]), value.unwrap_or_else(|| raw_json(&input)))
             };
-            let mut entry =
-                json!({"type": kind, "loc": loc, "msg": error.message, "input": field_input});
-            if kind == "greater_than" {
-                entry["ctx"] = json!({"gt": 0});
-            }
-            entry
+            let msg = match kind {
+                "value_error" => format!("Value error, {}", error.message),
+                _ => error.message.clone(),
+            };
+            let ctx = match kind {
+                "greater_than" => Some(json!({"gt": 0})),
+                "value_error" => Some(json!({"error": {}})),
+                _ => None,
+            };
+            FastApiError { kind, loc, msg, input: field_input, ctx }
         })
         .collect();
-    json!({ "detail": detail })
+    BuyRefusal { detail }
+}
+
+/// The body of seed 4's 422.
+#[derive(Serialize)]
+struct BuyRefusal {
+    detail: Vec<FastApiError>,
+}
+
+/// One entry of FastAPI's `detail`, its keys in FastAPI's order.
+#[derive(Serialize)]
+struct FastApiError {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    loc: Value,
+    msg: String,
+    /// Raw JSON, so that an integer beyond 64 bits keeps its every digit, as Python's did.
+    input: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ctx: Option<Value>,
+}
+
+/// `value` as raw JSON text.
+fn raw_json(value: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// Where reading `body` as JSON stopped, in characters from its start, as Python's

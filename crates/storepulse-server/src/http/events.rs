@@ -26,7 +26,7 @@ use storepulse_model::{ErrorCode, FieldError, ValidationErrors};
 
 use super::intake::{
     BatchResponse, CommitSummary, IntakeContext, Rejected, Validated, commit, new_event_id_at,
-    off_the_async_threads, with_retry_after,
+    off_the_async_threads, with_retry_after, without_byte_order_mark,
 };
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -47,8 +47,7 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
     let context = IntakeContext::new(&state, &parts.headers, client_ip, "/api/v1/events");
     let bytes = context.read_body(&state, body).await?;
     let format = context.body_format(&state, &bytes)?;
-    // A byte order mark (Windows tools write one) is no part of the JSON.
-    let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let text = without_byte_order_mark(&bytes);
     let body_is_an_object = text.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
 
     let job_state = state.clone();

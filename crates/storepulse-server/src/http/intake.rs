@@ -257,6 +257,12 @@ fn is_length_limit(error: &axum::Error) -> bool {
     false
 }
 
+/// `body` without the byte order mark some Windows tools write before UTF-8 text: no part of
+/// the JSON, and skipped by Python's `json.loads` on bytes, as the seeds' FastAPI read a body.
+pub fn without_byte_order_mark(body: &[u8]) -> &[u8] {
+    body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body)
+}
+
 /// A new server-side event id: a UUIDv7, so ids sort by time.
 ///
 /// Within one millisecond a thread counts up from a random starting point in the 74 random

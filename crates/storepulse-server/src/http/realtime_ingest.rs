@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use storepulse_model::compat::realtime_ingest::decode_realtime_ingest_event;
 use storepulse_model::{ErrorCode, ValidationErrors};
 
-use super::intake::{IntakeContext, commit, new_event_id_at, with_retry_after};
+use super::intake::{
+    IntakeContext, commit, new_event_id_at, with_retry_after, without_byte_order_mark,
+};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::ClientIp;
@@ -34,7 +36,7 @@ async fn ingest(state: AppState, request: Request) -> Result<Response, ApiError>
     let client_ip = parts.extensions.get::<ClientIp>().copied().unwrap_or_default();
     let context = IntakeContext::new(&state, &parts.headers, client_ip, "/ingest");
     let bytes = context.read_body(&state, body).await?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = String::from_utf8_lossy(without_byte_order_mark(&bytes));
     let event_ids = || new_event_id_at(context.received_at);
     let validation = context.validation(&state, &event_ids);
     let event = match decode_realtime_ingest_event(&text, &validation) {

@@ -225,6 +225,22 @@ async fn numbers_are_the_same_after_a_restart() {
     }
 }
 
+/// A padded `group_by` was a 400 on the funnel (`"\" source\": one of country, source…"`)
+/// while `/api/v1/query` and every other funnel parameter read their value trimmed.
+#[tokio::test]
+async fn a_padded_funnel_group_by_is_read_trimmed() {
+    let test = TestApp::new();
+    let event = json!({"type": "product_view", "timestamp": at(now_ms() - 60_000),
+                       "session_id": "s1", "product": {"id": "tent"},
+                       "marketing": {"utm_source": "news"}});
+    assert_eq!(test.post_json("/api/v1/events", &event.to_string()).await.status, StatusCode::OK);
+    let funnel = test.get("/api/v1/funnels?range=last_hour&group_by=%20source%20").await;
+    assert_eq!(funnel.status, StatusCode::OK, "{:?}", funnel.json());
+    let funnel = funnel.json();
+    assert_eq!(funnel["group_by"], "source");
+    assert_eq!(funnel["groups"][0]["key"], "news", "{funnel}");
+}
+
 #[tokio::test]
 async fn funnels_and_distinct_metrics_over_http() {
     let test = TestApp::new();

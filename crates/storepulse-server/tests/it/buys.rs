@@ -146,7 +146,40 @@ async fn a_tight_id_limit_refuses_only_the_fields_a_buy_sent() {
     assert_eq!(
         refused.json(),
         json!({"detail": [{"type": "value_error", "loc": ["body", "user_id"],
-                           "msg": "is longer than 8 characters", "input": 123_456_789}]})
+                           "msg": "Value error, is longer than 8 characters",
+                           "input": 123_456_789, "ctx": {"error": {}}}]})
+    );
+}
+
+/// Refusals by Storepulse's ingest limits were listed in the native event's order (user_id,
+/// product_id, product_quantity, promotion_id) where pydantic lists a model's errors in its
+/// field order, and were worded as bare reasons without the form pydantic gives a
+/// validator's `ValueError` ("Value error, …" with `ctx.error`).
+#[tokio::test]
+async fn limit_refusals_of_a_buy_follow_the_field_order_as_pydantic_value_errors() {
+    let test = TestApp::with_config(|config| {
+        config.ingest.limits.max_id_chars = 4;
+        config.ingest.limits.max_quantity = 10;
+    });
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":-1234,"promotion_id":23456,"product_id":34567,"product_quantity":11}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let refusal = |field: &str, reason: &str, input: i64| {
+        json!({"type": "value_error", "loc": ["body", field], "msg": format!("Value error, {reason}"),
+               "input": input, "ctx": {"error": {}}})
+    };
+    assert_eq!(
+        response.json(),
+        json!({"detail": [
+            refusal("user_id", "is longer than 4 characters", -1234),
+            refusal("promotion_id", "is longer than 4 characters", 23456),
+            refusal("product_id", "is longer than 4 characters", 34567),
+            refusal("product_quantity", "must be <= 10", 11),
+        ]})
     );
 }
 
@@ -290,4 +323,192 @@ async fn concurrent_buys_are_counted_exactly() {
     assert_eq!(*counts.iter().max().unwrap(), expected);
     assert_eq!(test.get("/stats").await.json()["total_buys"], expected);
     assert_eq!(test.get("/stats").await.json()["n_recent_buys"], 64);
+}
+
+/// A body starting with a UTF-8 byte order mark (as some Windows tools write) was a 422
+/// `json_invalid` on `/buy` and seed 3's `/ingest`, where seed 4 (FastAPI's `json.loads` on
+/// the bytes) and Storepulse's own `/api/v1/events` accept it.
+#[tokio::test]
+async fn a_byte_order_mark_before_the_json_is_accepted_on_seed_doors() {
+    let test = TestApp::new();
+    let buy = "\u{feff}{\"user_id\":1,\"promotion_id\":2,\"product_id\":3,\"product_quantity\":4}";
+    let response = test.post_json("/buy", buy).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    assert_eq!(response.json()["buy_count"], 4);
+    // Refused after it, the 422 counts the position in the JSON, as Python's does.
+    let response = test.post_json("/buy", "\u{feff}{ bad json }").await;
+    assert_eq!(response.json()["detail"][0]["loc"], json!(["body", 2]));
+
+    let ingest = "\u{feff}{\"event_type\":\"page_view\",\"page_url\":\"/shoes\",\"user_id\":\"u1\",\"session_id\":\"s1\",\"timestamp\":\"2026-11-22T01:00:00Z\"}";
+    let response = test.post_json("/ingest", ingest).await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{:?}", response.json());
+    assert_eq!(response.json()["status"], "accepted");
+    assert_eq!(test.stored_events().len(), 2);
+}
+
+/// JSON's `true` and `false` were refused as `int_type` where pydantic's lax mode reads them as
+/// the ints Python's bools are, 1 and 0: `product_quantity: true` is a buy of one, and
+/// `product_quantity: false` is refused as not greater than 0, echoing `false`.
+#[tokio::test]
+async fn json_booleans_are_the_integers_one_and_zero_as_in_pydantic() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":true,"promotion_id":false,"product_id":3,"product_quantity":true}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    assert_eq!(response.json()["buy_count"], 1);
+    let stored = &test.stored_events()[0];
+    assert_eq!(stored.user_id.as_deref(), Some("1"));
+    assert_eq!(stored.promotion.as_ref().map(|promotion| promotion.id.as_str()), Some("0"));
+
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":false}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.json(),
+        json!({"detail": [{"type": "greater_than", "loc": ["body", "product_quantity"],
+                           "msg": "Input should be greater than 0", "input": false,
+                           "ctx": {"gt": 0}}]})
+    );
+}
+
+/// A refusal echoed an integer as serde_json reads it, not as Python did: `-0` as `-0.0` (a
+/// float to serde_json, the int 0 to Python) and an integer beyond 64 bits as a float that
+/// lost its digits.
+#[tokio::test]
+async fn refusals_echo_integers_as_python_read_them() {
+    let test = TestApp::new();
+    let response = test
+        .post_json("/buy", r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":-0}"#)
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.json(),
+        json!({"detail": [{"type": "greater_than", "loc": ["body", "product_quantity"],
+                           "msg": "Input should be greater than 0", "input": 0,
+                           "ctx": {"gt": 0}}]})
+    );
+    let text = String::from_utf8_lossy(&response.bytes).into_owned();
+    assert!(text.contains(r#""input":0,"#), "{text}");
+
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":99999999999999999999}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let text = String::from_utf8_lossy(&response.bytes).into_owned();
+    assert!(text.contains(r#""input":99999999999999999999"#), "{text}");
+}
+
+/// Python's ints are unbounded, and pydantic accepted an id beyond 64 bits where Storepulse
+/// refused it as `int_parsing_size`. Such ids are text in Storepulse, so they are stored
+/// digit for digit (as number or as text); a quantity beyond 64 bits is over the quantity
+/// limit, or not greater than 0.
+#[tokio::test]
+async fn ids_beyond_64_bits_are_stored_exactly() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":123456789012345678901234567890,"promotion_id":-9223372036854775809,"product_id":"+000098765432109876543210","product_quantity":2}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+    assert_eq!(response.json()["buy_count"], 2);
+    let stored = &test.stored_events()[0];
+    assert_eq!(stored.user_id.as_deref(), Some("123456789012345678901234567890"));
+    assert_eq!(
+        stored.promotion.as_ref().map(|promotion| promotion.id.as_str()),
+        Some("-9223372036854775809")
+    );
+    assert_eq!(stored.items[0].id.as_str(), "98765432109876543210");
+
+    let buy = |quantity: &str| {
+        format!(r#"{{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":{quantity}}}"#)
+    };
+    let response = test.post_json("/buy", &buy("99999999999999999999")).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        String::from_utf8_lossy(&response.bytes),
+        r#"{"detail":[{"type":"value_error","loc":["body","product_quantity"],"msg":"Value error, must be <= 1000000","input":99999999999999999999,"ctx":{"error":{}}}]}"#
+    );
+    let response = test.post_json("/buy", &buy("-99999999999999999999")).await;
+    assert_eq!(
+        String::from_utf8_lossy(&response.bytes),
+        r#"{"detail":[{"type":"greater_than","loc":["body","product_quantity"],"msg":"Input should be greater than 0","input":-99999999999999999999,"ctx":{"gt":0}}]}"#
+    );
+}
+
+/// Half a surrogate pair in a field's string (`"\ud83d"`, which Python's `json` reads) was
+/// refused as `int_parsing` with `input: null`; pydantic refuses that string as
+/// `string_unicode` and echoes it.
+#[tokio::test]
+async fn half_a_surrogate_pair_is_refused_as_pydantic_refused_it_and_echoed() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":"\ud83d"}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        String::from_utf8_lossy(&response.bytes),
+        r#"{"detail":[{"type":"string_unicode","loc":["body","product_quantity"],"msg":"Input should be a valid string, unable to parse raw data as a unicode string","input":"\ud83d"}]}"#
+    );
+}
+
+/// Python's `json`, which seed 4's FastAPI read bodies with, takes `NaN`, `Infinity` and
+/// `-Infinity`: a buy with one in a key seed 4 ignores was accepted, and one in a field was
+/// pydantic's `finite_number` (which seed 4's FastAPI then failed to write, a 500). Both were
+/// Storepulse's `json_invalid`; a number beyond a float (`1e400`, infinite to Python) was
+/// `int_parsing` with `input: null`.
+#[tokio::test]
+async fn python_json_non_finite_numbers_are_read_as_seed_4_read_them() {
+    let test = TestApp::new();
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":1,"promotion_id":2,"product_id":3,"product_quantity":1,"note":NaN}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.json());
+
+    let response = test
+        .post_json(
+            "/buy",
+            r#"{"user_id":NaN,"promotion_id":Infinity,"product_id":-Infinity,"product_quantity":1e400}"#,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let finite = |field: &str, input: &str| {
+        json!({"type": "finite_number", "loc": ["body", field],
+               "msg": "Input should be a finite number", "input": input})
+    };
+    assert_eq!(
+        response.json(),
+        json!({"detail": [
+            finite("user_id", "nan"),
+            finite("promotion_id", "inf"),
+            finite("product_id", "-inf"),
+            finite("product_quantity", "inf"),
+        ]})
+    );
+    // A token that does not stand alone is no JSON to Python either.
+    for body in [
+        r#"{"user_id":-NaN,"promotion_id":2,"product_id":3,"product_quantity":1}"#,
+        r#"{"user_id":NaN5,"promotion_id":2,"product_id":3,"product_quantity":1}"#,
+    ] {
+        let response = test.post_json("/buy", body).await;
+        assert_eq!(response.json()["detail"][0]["type"], "json_invalid", "{body}");
+    }
 }

@@ -161,6 +161,29 @@ async fn a_refused_buy_is_replayed_as_a_buy_and_only_once() {
     assert_eq!(test.get("/stats").await.json()["total_buys"], 20);
 }
 
+/// A buy or a seed-3 event refused with a byte order mark before its JSON stayed refused on
+/// replay, as invalid JSON, once the limit that refused it was raised: the seeds' doors skip
+/// the mark when the request comes in, and a replay reads the body as its door does.
+#[tokio::test]
+async fn a_refused_seed_body_with_a_byte_order_mark_is_replayed() {
+    let test = TestApp::with_config(|config| {
+        config.ingest.limits.max_quantity = 10;
+        config.ingest.limits.max_id_chars = 4;
+    });
+    let buy = "\u{feff}{\"user_id\":1,\"promotion_id\":2,\"product_id\":3,\"product_quantity\":20}";
+    assert_eq!(test.post_json("/buy", buy).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let seed_3 = "\u{feff}{\"event_type\":\"page_view\",\"page_url\":\"/shoes\",\"user_id\":\"user_1\",\"session_id\":\"s1\",\"timestamp\":\"2026-11-22T01:00:00Z\"}";
+    assert_eq!(test.post_json("/ingest", seed_3).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    test.flush_dead_letters();
+    let test = test.restart(|config| {
+        config.ingest.limits.max_quantity = 100;
+        config.ingest.limits.max_id_chars = 128;
+    });
+    let report = replay(&test).await;
+    assert_eq!(report["replayed"], 2, "{report}");
+    assert_eq!(test.get("/stats").await.json()["total_buys"], 20);
+}
+
 /// A replay rebuilt the request's context with no header time, no `User-Agent` and no proxy
 /// country, so an event refused by a limit, once the limit was raised and it was replayed,
 /// counted at its receive time rather than its `X-Timestamp`, with no device and no country.
