@@ -647,9 +647,10 @@ impl FunnelLog {
     }
 
     /// [`FunnelLog::observe`] with the session's remembered slot, which is checked before it is
-    /// used and updated after, under the marketing source the event's rows counted under. Inlined: every event with a session comes here, and with a
-    /// second caller ([`FunnelLog::observe_sessionless`]) the compiler made it a call (+69
-    /// instructions an event on the bench's mix, eight arguments passed).
+    /// used and updated after, under the marketing source the event's rows counted under.
+    /// Inlined: every event with a session comes here, and with a second caller
+    /// ([`FunnelLog::observe_sessionless`]) the compiler made it a call (+69 instructions an
+    /// event on the bench's mix, eight arguments passed).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn observe_remembering(
@@ -710,9 +711,9 @@ impl FunnelLog {
     }
 
     /// Records an event sent without a session id by the visitor whose key is `visitor` (an
-    /// order a back office sends), under its own marketing source: in a trail of that visitor's such events of the day, which
-    /// counts the visitor (and buyer) in the exact counts by product and below a day, but is
-    /// no session (nor a funnel's).
+    /// order a back office sends), under its own marketing source: in a trail of that
+    /// visitor's such events of the day, which counts the visitor (and buyer) in the exact
+    /// counts by product and below a day, but is no session (nor a funnel's).
     pub fn observe_sessionless(
         &mut self,
         visitor: u64,

@@ -1,9 +1,9 @@
 //! Seed 4's `POST /buy` payload: `{user_id, promotion_id, product_id, product_quantity}`.
 //!
 //! All four are required integers (an integer string, `true` and `false` are accepted, as
-//! pydantic's lax mode did) and `product_quantity` must be > 0; other keys are ignored, as in seed 4. A buy becomes
-//! a native `purchase` of one line carrying the promotion, so it counts everywhere a purchase
-//! counts (promotion stats, KPIs, trending), not only in `/stats`.
+//! pydantic's lax mode did) and `product_quantity` must be > 0; other keys are ignored, as in
+//! seed 4. A buy becomes a native `purchase` of one line carrying the promotion, so it counts
+//! everywhere a purchase counts (promotion stats, KPIs, trending), not only in `/stats`.
 //!
 //! A refusal is worded as seed 4's pydantic 2 worded it, field by field in the seed's order
 //! (`Field required`, `Input should be greater than 0`, ...), and [`pydantic_type`] gives back
