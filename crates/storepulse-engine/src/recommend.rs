@@ -131,9 +131,16 @@ impl CoOccurrence {
     }
 
     /// For a visitor: Σ over its products of each other product's count, excluding what it
-    /// already met (seed 5's scoring), within `scope`. Empty for an unknown visitor.
-    pub fn for_visitor(&self, visitor: &str, scope: StoreScope<'_>, k: usize) -> Vec<(u32, u32)> {
-        let seen = self.visitor_items(visitor, scope);
+    /// already met (seed 5's scoring), within `scope`, as of `now_ms`. Empty for an unknown
+    /// visitor.
+    pub fn for_visitor(
+        &self,
+        visitor: &str,
+        scope: StoreScope<'_>,
+        now_ms: i64,
+        k: usize,
+    ) -> Vec<(u32, u32)> {
+        let seen = self.visitor_items(visitor, scope, now_ms);
         let mut scores: FastMap<u32, u32> = FastMap::default();
         for item in &seen {
             self.pairs.for_each(*item, |id, count| {
@@ -147,16 +154,22 @@ impl CoOccurrence {
         ranked
     }
 
-    /// The products the visitor met in `scope` (in each store of it, each product once).
-    pub fn visitor_items(&self, visitor: &str, scope: StoreScope<'_>) -> Vec<u32> {
+    /// The products the visitor met in `scope` (in each store of it, each product once), as
+    /// of `now_ms`: a set whose last event is older than the visitors' time to live is
+    /// forgotten, whether or not [`CoOccurrence::prune`] has dropped it yet (events
+    /// backfilled from long ago made sets that answered until the next housekeeping pass or
+    /// restart, and then did not).
+    pub fn visitor_items(&self, visitor: &str, scope: StoreScope<'_>, now_ms: i64) -> Vec<u32> {
         let visitor = hash_id(visitor);
+        let kept_from = now_ms - self.visitor_ttl_ms;
         let stores = match &scope {
             StoreScope::One(store) => std::slice::from_ref(store),
             StoreScope::All(stores) => stores,
         };
         let mut items = Vec::new();
         for &store in stores {
-            if let Some(entry) = self.visitors.get(in_store(visitor, store)) {
+            let entry = self.visitors.get(in_store(visitor, store));
+            if let Some(entry) = entry.filter(|entry| entry.last_seen >= kept_from) {
                 for &item in &entry.items {
                     if !items.contains(&item) {
                         items.push(item);
@@ -215,10 +228,12 @@ mod tests {
         assert_eq!(model.for_product(1, all, 10), vec![(2, 2), (3, 2)]);
         assert_eq!(model.for_product(4, all, 10), vec![]);
         // "a" has 1 and 2: 3 pairs with 1 (twice: b, c) and with 2 (once: b).
-        assert_eq!(model.for_visitor("a", all, 10), vec![(3, 3)]);
-        assert_eq!(model.for_visitor("nobody", all, 10), vec![]);
+        assert_eq!(model.for_visitor("a", all, 0, 10), vec![(3, 3)]);
+        assert_eq!(model.for_visitor("nobody", all, 0, 10), vec![]);
+        // Past the visitors' time to live, before and after the housekeeping drops them.
+        assert_eq!(model.for_visitor("a", all, 2_000_000, 10), vec![]);
         model.prune(2_000_000);
-        assert_eq!(model.for_visitor("a", all, 10), vec![]);
+        assert_eq!(model.for_visitor("a", all, 0, 10), vec![]);
         assert_eq!(model.for_product(1, all, 1), vec![(2, 2)], "pairs outlive the visitors");
     }
 
@@ -230,11 +245,11 @@ mod tests {
         for (visitor, store, product) in [("x", 1, 10), ("x", 1, 20), ("y", 2, 20), ("x", 2, 30)] {
             model.observe(in_store(hash_id(visitor), store), store, [product], 0);
         }
-        assert_eq!(model.for_visitor("y", StoreScope::One(2), 10), vec![]);
+        assert_eq!(model.for_visitor("y", StoreScope::One(2), 0, 10), vec![]);
         assert_eq!(model.for_product(20, StoreScope::One(2), 10), vec![]);
         assert_eq!(model.for_product(20, StoreScope::One(1), 10), vec![(10, 1)]);
-        assert_eq!(model.for_visitor("y", StoreScope::All(&[1, 2]), 10), vec![(10, 1)]);
-        assert_eq!(model.visitor_items("x", StoreScope::One(1)), vec![10, 20]);
-        assert_eq!(model.visitor_items("x", StoreScope::All(&[1, 2])), vec![10, 20, 30]);
+        assert_eq!(model.for_visitor("y", StoreScope::All(&[1, 2]), 0, 10), vec![(10, 1)]);
+        assert_eq!(model.visitor_items("x", StoreScope::One(1), 0), vec![10, 20]);
+        assert_eq!(model.visitor_items("x", StoreScope::All(&[1, 2]), 0), vec![10, 20, 30]);
     }
 }

@@ -326,22 +326,24 @@ impl Engine {
     }
 
     /// Recommendations for a visitor from what it met (seed 5's item-item scoring), excluding
-    /// those products, in `store` (its visitors and products only) or in every store; `None`
+    /// those products, in `store` (its visitors and products only) or in every store, as of
+    /// `now` (a visitor without events for the co-occurrence window is forgotten); `None`
     /// when the visitor is unknown there.
     pub fn recommend_for_visitor(
         &self,
         visitor: &str,
         store: Option<&str>,
+        now: Timestamp,
         k: usize,
     ) -> Option<Vec<ScoredProduct>> {
         let all_stores = self.store_ids();
         let scope = self.store_scope(store, &all_stores)?;
-        if self.together.visitor_items(visitor, scope).is_empty() {
+        if self.together.visitor_items(visitor, scope, now.0).is_empty() {
             return None;
         }
         Some(
             self.together
-                .for_visitor(visitor, scope, k)
+                .for_visitor(visitor, scope, now.0, k)
                 .into_iter()
                 .map(|(id, count)| self.scored(id, f64::from(count)))
                 .collect(),

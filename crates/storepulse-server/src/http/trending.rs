@@ -307,7 +307,10 @@ async fn get_recommendations(
     let store = store(params.store.as_deref())?;
     let engine = state.engine.read_ignoring_poison();
     let (basis, id, products) = match (params.user_id.as_deref(), params.product_id.as_deref()) {
-        (Some(user), None) => ("user_id", user, engine.recommend_for_visitor(user, store, k)),
+        (Some(user), None) => {
+            let now = Timestamp(now_unix_ms());
+            ("user_id", user, engine.recommend_for_visitor(user, store, now, k))
+        }
         (None, Some(product)) => {
             ("product_id", product, engine.together_with_product(product, store, k))
         }
