@@ -184,8 +184,12 @@ impl WeightRegistry {
         }
     }
 
-    /// The version named `version`, by its numbers (`v01.2` finds `v1.2`).
+    /// The version named `version`, by its numbers (`v01.2` finds `v1.2`); `latest` is the
+    /// active one, as the registry names it.
     pub fn get(&self, version: &str) -> Option<&WeightVersion> {
+        if version.trim() == "latest" {
+            return Some(self.active());
+        }
         let wanted = VersionName::parse(version);
         self.versions.iter().find(|entry| match &wanted {
             Some(wanted) => {
@@ -196,7 +200,15 @@ impl WeightRegistry {
     }
 
     pub fn active(&self) -> &WeightVersion {
-        self.get(&self.latest).unwrap_or(&self.versions[0])
+        let wanted = VersionName::parse(&self.latest);
+        self.versions
+            .iter()
+            .find(|entry| match &wanted {
+                Some(wanted) => VersionName::parse(&entry.version)
+                    .is_some_and(|name| name.parts == wanted.parts),
+                None => entry.version == self.latest,
+            })
+            .unwrap_or(&self.versions[0])
     }
 
     /// Versions in numeric order.
@@ -246,14 +258,15 @@ impl WeightRegistry {
         Ok(self.versions.last().expect("just pushed"))
     }
 
-    pub fn activate(&mut self, version: &str, now: &str) -> Result<(), RegistryError> {
+    /// Makes `version` the active one; returns its name as stored (`v01.9` activates `v1.9`).
+    pub fn activate(&mut self, version: &str, now: &str) -> Result<String, RegistryError> {
         let version = self
             .get(version)
             .map(|entry| entry.version.clone())
             .ok_or_else(|| RegistryError::Unknown(version.into()))?;
         self.latest = version.clone();
-        self.activations.push(Activation { version, at: now.into() });
-        Ok(())
+        self.activations.push(Activation { version: version.clone(), at: now.into() });
+        Ok(version)
     }
 }
 

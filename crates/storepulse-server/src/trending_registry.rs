@@ -73,13 +73,14 @@ impl RegistryStore {
         Ok(created)
     }
 
-    pub fn activate(&self, version: &str) -> Result<(), StoreError> {
+    /// Makes `version` the active one; returns its name as stored.
+    pub fn activate(&self, version: &str) -> Result<String, StoreError> {
         let mut registry = self.registry.lock_ignoring_poison();
         let mut changed = registry.clone();
-        changed.activate(version, &now_text())?;
+        let activated = changed.activate(version, &now_text())?;
         self.save(&changed)?;
         *registry = changed;
-        Ok(())
+        Ok(activated)
     }
 
     fn save(&self, registry: &WeightRegistry) -> std::io::Result<()> {

@@ -280,11 +280,12 @@ async fn post_activate(
     if VersionName::parse(&version).is_none() {
         return Err(registry_error(RegistryError::BadName(version)));
     }
-    state.trending.activate(&version).map_err(|error| match error {
+    // Answered with the name as stored (`v01.9` activates, and is listed as, `v1.9`).
+    let activated = state.trending.activate(&version).map_err(|error| match error {
         StoreError::Registry(error) => registry_error(error),
         StoreError::Io(error) => ApiError::Internal(error.to_string()),
     })?;
-    Ok(Json(json!({ "latest": version })).into_response())
+    Ok(Json(json!({ "latest": activated })).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -155,9 +155,15 @@ async fn weight_versions_are_created_ordered_activated_compared_and_kept() {
     assert_eq!(ids(&compared["b"]["products"]), ["boot", "lamp"]);
     assert_eq!(compared["ranks"][0], json!({"product_id": "lamp", "rank_a": 1, "rank_b": 2}));
 
-    let activated = test.post_json("/api/v1/trending/versions/v1.10/activate", "").await;
+    // Named by its numbers (`v01.10` is `v1.10`), answered with the name as stored.
+    let activated = test.post_json("/api/v1/trending/versions/v01.10/activate", "").await;
     assert_eq!(activated.status, StatusCode::OK);
+    assert_eq!(activated.json(), json!({"latest": "v1.10"}));
     assert_eq!(ids(&test.get("/trending_products").await.json()["products"]), ["boot", "lamp"]);
+    // `latest` names the active version wherever a version is named.
+    let latest = test.get("/api/v1/trending/products?version=latest").await;
+    assert_eq!(latest.status, StatusCode::OK, "{:?}", latest.json());
+    assert_eq!(latest.json()["version"], "v1.10");
     assert_eq!(
         test.post_json("/api/v1/trending/versions/v7/activate", "").await.status,
         StatusCode::NOT_FOUND
