@@ -552,11 +552,22 @@ impl Config {
                 ));
             }
         }
-        check(
-            self.ingest.limits.max_batch_events > 0,
-            "ingest.limits.max_batch_events",
-            "must be > 0",
-        )?;
+        // A limit of 0 refuses every event that carries the thing limited (every event has an
+        // id, most have a URL or items): the server would run and store almost nothing.
+        let limits = &self.ingest.limits;
+        for (key, value) in [
+            ("ingest.limits.max_event_bytes", limits.max_event_bytes),
+            ("ingest.limits.max_batch_events", limits.max_batch_events),
+            ("ingest.limits.max_id_chars", limits.max_id_chars),
+            ("ingest.limits.max_url_chars", limits.max_url_chars),
+            ("ingest.limits.max_text_chars", limits.max_text_chars),
+            ("ingest.limits.max_items", limits.max_items),
+            ("ingest.limits.max_properties_bytes", limits.max_properties_bytes),
+            ("ingest.limits.max_category_depth", limits.max_category_depth),
+            ("ingest.limits.max_quantity", limits.max_quantity as usize),
+        ] {
+            check(value > 0, key, "must be > 0 (0 would refuse every event that has one)")?;
+        }
         for (field, quota) in [
             ("rate_limit.ingest", self.rate_limit.ingest),
             ("rate_limit.api", self.rate_limit.api),
@@ -629,6 +640,22 @@ impl Config {
         ] {
             check(value.is_finite(), key, &format!("{value} is not a finite number"))?;
         }
+        // Caps at or below 0, or a floor above the cap, leave no row to rank: every ranking
+        // would answer empty, without a word.
+        for (key, cap) in [
+            ("category_trends.max_daily_change", trends.max_daily_change),
+            ("category_trends.max_weekly_change", trends.max_weekly_change),
+        ] {
+            check(cap > 0.0, key, &format!("{cap} must be above 0 (a fraction: 3.0 = 300 %)"))?;
+        }
+        check(
+            (0.0..=trends.max_weekly_change).contains(&trends.min_weekly_change),
+            "category_trends.min_weekly_change",
+            &format!(
+                "{} must be from 0 to category_trends.max_weekly_change ({}): no row could be kept",
+                trends.min_weekly_change, trends.max_weekly_change
+            ),
+        )?;
         Ok(())
     }
 
@@ -1031,6 +1058,15 @@ mod tests {
             ("[http]\ncors_origins = [\"not an origin\"]\n", "http.cors_origins"),
             ("[http]\nadmin_origins = [\"admin.shop.test\"]\n", "http.admin_origins"),
             ("[log]\nretention_max_age = \"12h\"\n", "log.retention_max_age"),
+            // Values that leave nothing to count or rank (exploratory round 12).
+            ("[ingest.limits]\nmax_items = 0\n", "ingest.limits.max_items"),
+            ("[ingest.limits]\nmax_id_chars = 0\n", "ingest.limits.max_id_chars"),
+            ("[category_trends]\nmax_daily_change = -3\n", "category_trends.max_daily_change"),
+            ("[category_trends]\nmax_weekly_change = 0\n", "category_trends.max_weekly_change"),
+            (
+                "[category_trends]\nmin_weekly_change = 5\nmax_weekly_change = 3\n",
+                "category_trends.min_weekly_change",
+            ),
         ] {
             let error = load_file_and_env(toml, &[]).unwrap_err().to_string();
             assert!(error.contains(&format!("{key}: ")), "{toml}: {error}");
