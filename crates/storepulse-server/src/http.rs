@@ -57,6 +57,29 @@ pub struct ClientIp {
     pub peer_trusted: bool,
 }
 
+/// Refuses a query string on an endpoint that takes no parameters (`endpoint`, as "POST
+/// /path"), naming the first one, `why` after the reason: an ignored parameter reads as
+/// applied (`?store=` on a door that takes the store from the body), and every endpoint with
+/// parameters refuses those it does not know.
+pub(crate) fn refuse_query_parameters(
+    query: Option<&str>,
+    endpoint: &str,
+    why: &str,
+) -> Result<(), ApiError> {
+    let Some(name) = query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .map(|pair| pair.split('=').next().unwrap_or_default())
+        .find(|name| !name.is_empty())
+    else {
+        return Ok(());
+    };
+    Err(ApiError::invalid_parameter(
+        name,
+        format!("is not a parameter of {endpoint}, which takes none{why}"),
+    ))
+}
+
 pub fn router(state: AppState) -> Router {
     let config = &state.config.http;
     let request_id = HeaderName::from_static("x-request-id");

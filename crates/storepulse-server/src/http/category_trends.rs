@@ -7,7 +7,7 @@
 //! (`[category_trends]` in the configuration).
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -215,7 +215,13 @@ impl<'a> From<&'a TrendRow> for SeedOneRow<'a> {
 /// The most rows one answer lists (every row when no `limit` is given).
 const MAX_ROWS: u64 = 1_000_000;
 
-async fn post_import(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn post_import(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let endpoint = "POST /api/v1/category-trends/import";
+    super::refuse_query_parameters(query.as_deref(), endpoint, ": the CSV is the body")?;
     match state.imported_trends.import(&body) {
         Ok(Ok(count)) => Ok(Json(json!({ "imported": count })).into_response()),
         Ok(Err(ImportRefusal::NoRows)) => Err(invalid(

@@ -78,19 +78,11 @@ async fn ingest_native(state: AppState, request: Request) -> Result<Response, Ap
 /// silently ignored (`?store=shop-eu` stored into the default store), while an unknown field
 /// in the body is refused.
 fn refuse_query_parameters(query: Option<&str>) -> Result<(), ApiError> {
-    let Some(name) = query
-        .into_iter()
-        .flat_map(|query| query.split('&'))
-        .map(|pair| pair.split('=').next().unwrap_or_default())
-        .find(|name| !name.is_empty())
-    else {
-        return Ok(());
-    };
-    Err(ApiError::invalid_parameter(
-        name,
-        "is not a parameter of POST /api/v1/events, which takes none: the store and every \
-         other field go in the event itself",
-    ))
+    super::refuse_query_parameters(
+        query,
+        "POST /api/v1/events",
+        ": the store and every other field go in the event itself",
+    )
 }
 
 fn validate_body(

@@ -7,7 +7,7 @@
 //! same way everywhere, and versions order numerically (v1.10 after v1.9).
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -180,15 +180,19 @@ async fn get_compare(
     .into_response())
 }
 
-async fn get_versions(State(state): State<AppState>) -> Response {
+async fn get_versions(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    super::refuse_query_parameters(query.as_deref(), "GET /api/v1/trending/versions", "")?;
     let registry = state.trending.snapshot();
     let versions: Vec<&WeightVersion> = registry.sorted();
-    Json(json!({
+    Ok(Json(json!({
         "latest": registry.latest,
         "versions": versions,
         "activations": registry.activations,
     }))
-    .into_response()
+    .into_response())
 }
 
 /// Weights of a new version; unset ones take the defaults.
@@ -250,8 +254,11 @@ pub struct NewVersion {
 
 async fn post_version(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     body: Result<Json<Box<RawValue>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let endpoint = "POST /api/v1/trending/versions";
+    super::refuse_query_parameters(query.as_deref(), endpoint, ": the version goes in the body")?;
     let body: NewVersion =
         parameters_body(body, "a new version's fields: version, weights, note, activate")?;
     let defaults = TrendingWeights::default();
@@ -275,7 +282,10 @@ async fn post_version(
 async fn post_activate(
     State(state): State<AppState>,
     version: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let endpoint = "POST /api/v1/trending/versions/{version}/activate";
+    super::refuse_query_parameters(query.as_deref(), endpoint, "")?;
     let Path(version) = version.map_err(ApiError::from_path_rejection)?;
     if VersionName::parse(&version).is_none() {
         return Err(registry_error(RegistryError::BadName(version)));
@@ -306,6 +316,12 @@ async fn get_recommendations(
         params.map_err(|error| ApiError::from_serde_refusal("query", &error.body_text()))?;
     let k = parse_k(params.k.as_deref())?;
     let store = store(params.store.as_deref())?;
+    // An empty id names no one: a 404 quoting `""` read as if such a visitor could exist.
+    for (parameter, value) in [("user_id", &params.user_id), ("product_id", &params.product_id)] {
+        if value.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            return Err(invalid(parameter, "must not be empty"));
+        }
+    }
     let engine = state.engine.read_ignoring_poison();
     let (basis, id, products) = match (params.user_id.as_deref(), params.product_id.as_deref()) {
         (Some(user), None) => {

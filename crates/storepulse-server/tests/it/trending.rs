@@ -169,6 +169,27 @@ async fn weight_versions_are_created_ordered_activated_compared_and_kept() {
         StatusCode::NOT_FOUND
     );
 
+    // Admin endpoints without parameters refuse one, naming it, as every other endpoint
+    // refuses those it does not know (they ignored it: `?version=v2` on activate read as
+    // applied).
+    for (method, uri) in [
+        ("GET", "/api/v1/trending/versions?foo=1"),
+        ("POST", "/api/v1/trending/versions?version=v9"),
+        ("POST", "/api/v1/trending/versions/v1.10/activate?foo=1"),
+        ("POST", "/api/v1/category-trends/import?foo=1"),
+    ] {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from("{}"))
+            .unwrap();
+        let refused = test.send(request).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{method} {uri}");
+        let parameter = &refused.json()["error"]["details"]["parameter"];
+        assert!(parameter == "foo" || parameter == "version", "{method} {uri}: {parameter}");
+    }
+
     // The registry is on disk: a restart keeps every version and the active one.
     let test = test.restart(|_| {});
     let listed = test.get("/api/v1/trending/versions").await.json();
@@ -200,6 +221,11 @@ async fn recommendations_by_user_or_product() {
     );
     let both = test.get("/api/v1/recommendations?user_id=a&product_id=b").await;
     assert_eq!(both.status, StatusCode::BAD_REQUEST);
+    for (query, parameter) in [("user_id=", "user_id"), ("product_id=%20", "product_id")] {
+        let empty = test.get(&format!("/api/v1/recommendations?{query}")).await;
+        assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(empty.json()["error"]["details"]["parameter"], parameter);
+    }
     // One store's: the shop's events carry no store, so they are the default store's.
     let in_store = test.get("/api/v1/recommendations?user_id=b1&store=default").await.json();
     assert_eq!(
