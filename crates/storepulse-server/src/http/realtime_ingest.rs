@@ -67,6 +67,16 @@ pub(super) fn fastapi_detail(errors: &ValidationErrors, body: &str, type_error: 
         .0
         .iter()
         .map(|error| {
+            // A body that is JSON but no object (`[]`, `"x"`): pydantic's model refusal, at
+            // the body itself (it was a `string_type` at `["body", ""]`).
+            if error.code == ErrorCode::InvalidType && error.field.is_empty() {
+                return json!({
+                    "type": "model_attributes_type",
+                    "loc": ["body"],
+                    "msg": "Input should be a valid dictionary or object to extract fields from",
+                    "input": input,
+                });
+            }
             let (kind, loc) = match error.code {
                 ErrorCode::InvalidJson => ("json_invalid", json!(["body"])),
                 ErrorCode::Missing => ("missing", json!(["body", error.field])),

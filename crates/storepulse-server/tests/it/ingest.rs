@@ -411,9 +411,16 @@ async fn seed3_ingest_is_compatible() {
     assert!(answer["body"].as_str().unwrap().contains("not-a-date"));
     let response = test.post_json("/ingest", "{ bad json }").await;
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // JSON that is no object: pydantic's model refusal at the body, as seed 3 answered.
+    let response = test.post_json("/ingest", r#"[{"event_type":"page_view"}]"#).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (&response.json()["detail"][0]["type"], &response.json()["detail"][0]["loc"]),
+        (&json!("model_attributes_type"), &json!(["body"]))
+    );
     test.flush_dead_letters();
     let dead = test.get("/api/v1/dead-letters").await.json();
-    assert_eq!(dead["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(dead["entries"].as_array().unwrap().len(), 3);
     assert_eq!(dead["entries"][0]["endpoint"], "/ingest");
 }
 
