@@ -236,7 +236,7 @@ pub fn rank(
     filter: &TrendFilter,
     limit: usize,
 ) -> Ranking {
-    let mut kept: Vec<TrendRow> = rows
+    let kept: Vec<TrendRow> = rows
         .iter()
         .filter(|row| !row.names().any(|name| settings.excludes(name)))
         .filter(|row| filter.admits(row))
@@ -249,10 +249,13 @@ pub fn rank(
         .filter(|row| row.revenue_week.is_none_or(|revenue| revenue >= settings.min_revenue))
         .map(|row| TrendRow { score: score(row, settings), ..row.clone() })
         .collect();
-    kept.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal));
+    // Stable sorts: rows of equal score stay in the rows' order on both sides (losers were the
+    // gainers' order reversed, so a tie listed level 2 before level 1 there).
+    let by_score = |a: &TrendRow, b: &TrendRow| a.score.partial_cmp(&b.score);
     let mut gainers: Vec<TrendRow> = kept.iter().filter(|row| row.score > 0.0).cloned().collect();
-    let mut losers: Vec<TrendRow> =
-        kept.iter().rev().filter(|row| row.score < 0.0).cloned().collect();
+    gainers.sort_by(|a, b| by_score(b, a).unwrap_or(std::cmp::Ordering::Equal));
+    let mut losers: Vec<TrendRow> = kept.iter().filter(|row| row.score < 0.0).cloned().collect();
+    losers.sort_by(|a, b| by_score(a, b).unwrap_or(std::cmp::Ordering::Equal));
     gainers.truncate(limit);
     losers.truncate(limit);
     Ranking { gainers, losers }
@@ -325,6 +328,18 @@ mod tests {
         assert_eq!(ranking.losers[1].score.to_string(), "-0.02");
         let ticker = ticker(&rows, &TrendSettings::default(), None);
         assert_eq!(names(&ticker), ["toys", "toys", "books", "garden"]);
+        // Equal scores keep the rows' order on both sides.
+        let ties = vec![
+            row("a", "US", 0.0, 0.5),
+            row("b", "US", 0.0, 0.5),
+            row("c", "US", 0.0, -0.5),
+            row("d", "US", 0.0, -0.5),
+        ];
+        let ranking = rank(&ties, &TrendSettings::default(), &TrendFilter::default(), 10);
+        assert_eq!(
+            (names(&ranking.gainers), names(&ranking.losers)),
+            (vec!["a".to_owned(), "b".into()], vec!["c".to_owned(), "d".into()])
+        );
         assert_eq!(change(110, 100), Some(0.1));
         assert_eq!(change(5, 0), None);
     }
