@@ -73,6 +73,9 @@ impl TrendingWeights {
     }
 }
 
+/// The largest number in a new version's name.
+pub const MAX_VERSION_NUMBER: u64 = 999_999;
+
 /// A version name: `v` followed by dot-separated numbers (`v1`, `v1.9`, `v1.10`), one to
 /// four of them. Names are their numbers: `v01.2` and `v1.02` are `v1.2` (so two versions
 /// can never look alike and weigh differently).
@@ -85,7 +88,7 @@ pub struct VersionName {
 
 impl VersionName {
     pub fn parse(text: &str) -> Option<VersionName> {
-        let digits = text.trim().strip_prefix('v')?;
+        let digits = text.trim().strip_prefix(['v', 'V'])?;
         let parts: Option<Vec<u64>> = digits.split('.').map(|part| part.parse().ok()).collect();
         let parts = parts.filter(|parts| !parts.is_empty() && parts.len() <= 4)?;
         let numbers: Vec<String> = parts.iter().map(u64::to_string).collect();
@@ -147,7 +150,10 @@ pub enum RegistryError {
     Exists(String),
     #[error("version {0:?} does not exist")]
     Unknown(String),
-    #[error("{0:?} is not a version name; use v<major>[.<minor>…], e.g. v1.10")]
+    #[error(
+        "{0:?} is not a version name; use v<major>[.<minor>…], one to four numbers up to \
+         {MAX_VERSION_NUMBER} each, e.g. v1.10"
+    )]
     BadName(String),
     #[error("weights{}: {reason}", if field.is_empty() { String::new() } else { format!(".{field}") })]
     BadWeights { field: &'static str, reason: String },
@@ -233,9 +239,12 @@ impl WeightRegistry {
             return Err(RegistryError::NoteTooLong(note_chars));
         }
         let name = match name {
-            Some(text) => {
-                VersionName::parse(text).ok_or_else(|| RegistryError::BadName(text.into()))?
-            }
+            // Bounded here, not when read: a version is never deleted, and the next automatic
+            // name follows the greatest (one `v4294967296` and every later one was
+            // `v4294967296.N`).
+            Some(text) => VersionName::parse(text)
+                .filter(|name| name.parts.iter().all(|part| *part <= MAX_VERSION_NUMBER))
+                .ok_or_else(|| RegistryError::BadName(text.into()))?,
             None => self
                 .versions
                 .iter()
@@ -310,6 +319,14 @@ mod tests {
         }
         let canonical = registry.create(Some("v02.03"), weights, None, false, "t4").unwrap();
         assert_eq!(canonical.version, "v2.3");
+        // `V2.3` is `v2.3` too; a number past the bound is refused, not kept to steer every
+        // automatic name after it.
+        assert_eq!(registry.get("V2.3").unwrap().version, "v2.3");
+        for huge in ["v1000000", "v4294967296", "v99999999999999999999"] {
+            let refused = registry.create(Some(huge), weights, None, false, "t4");
+            assert_eq!(refused.unwrap_err(), RegistryError::BadName(huge.into()), "{huge}");
+        }
+        assert!(registry.create(Some("v999999"), weights, None, false, "t4").is_ok());
         assert!(matches!(registry.activate("v9", "t5"), Err(RegistryError::Unknown(_))));
         registry.activate("v1", "t6").unwrap();
         let history: Vec<&str> = registry.activations.iter().map(|a| a.version.as_str()).collect();
