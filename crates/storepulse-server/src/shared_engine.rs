@@ -34,6 +34,10 @@ pub struct EngineCell {
     long_reads: AtomicUsize,
     /// The applier has events aside that have waited too long: new long reads wait.
     door_closed: AtomicBool,
+    /// Snapshots being encoded: while one runs the engine cannot be written anyway, so long
+    /// reads beside it are not held (a funnel asked during a 15-second snapshot of a large
+    /// engine would otherwise wait for it).
+    snapshots: AtomicUsize,
 }
 
 impl EngineCell {
@@ -42,6 +46,7 @@ impl EngineCell {
             lock: RwLock::new(engine),
             long_reads: AtomicUsize::new(0),
             door_closed: AtomicBool::new(false),
+            snapshots: AtomicUsize::new(0),
         }
     }
 
@@ -52,23 +57,37 @@ impl EngineCell {
         self.door_closed.store(hold, Ordering::Release);
     }
 
-    /// Waits while the applier holds long reads (at most [`DOOR_PATIENCE`]).
+    /// Waits while the applier holds long reads and no snapshot is being encoded (at most
+    /// [`DOOR_PATIENCE`]).
     fn wait_at_the_door(&self) {
         let give_up = std::time::Instant::now() + DOOR_PATIENCE;
-        while self.door_closed.load(Ordering::Acquire) && std::time::Instant::now() < give_up {
+        while self.door_closed.load(Ordering::Acquire)
+            && self.snapshots.load(Ordering::Acquire) == 0
+            && std::time::Instant::now() < give_up
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
 
     /// Runs `encode` on the engine under the read lock, telling the writer not to wait for it.
+    /// Held at the door like any long read (a snapshot taken once the events aside are in
+    /// holds them too); once it runs, long reads beside it are not held.
     pub fn snapshot<R>(&self, encode: impl FnOnce(&Engine) -> R) -> R {
-        self.long_read(encode)
+        self.wait_at_the_door();
+        self.snapshots.fetch_add(1, Ordering::AcqRel);
+        let _lowered = Lowered(&self.snapshots);
+        self.read_long(encode)
     }
 
     /// Runs `read` on the engine under the read lock, telling the writer not to wait for it:
     /// for reads that take long (a snapshot's encode, a walk over every session trail).
     pub fn long_read<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
         self.wait_at_the_door();
+        self.read_long(read)
+    }
+
+    /// [`EngineCell::long_read`] past the door.
+    fn read_long<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
         self.long_reads.fetch_add(1, Ordering::AcqRel);
         // Lowered on the way out whatever happens, or the writer would stop applying for good.
         let _lowered = Lowered(&self.long_reads);
@@ -142,6 +161,29 @@ mod tests {
             assert!(cell.write_unless_busy().is_none());
         });
         assert!(cell.write_unless_busy().is_some());
+    }
+
+    /// Held long reads wait for the applier, except beside a snapshot, which keeps the engine
+    /// from being written anyway.
+    #[test]
+    fn held_long_reads_wait_except_beside_a_snapshot() {
+        let cell = EngineCell::new(Engine::new(EngineConfig::default()));
+        let ran = |cell: &EngineCell| {
+            std::thread::scope(|scope| {
+                let (done, finished) = std::sync::mpsc::channel();
+                scope.spawn(move || cell.long_read(|_| done.send(()).ok()));
+                let in_time = finished.recv_timeout(Duration::from_millis(200)).is_ok();
+                cell.hold_long_reads(false);
+                in_time
+            })
+        };
+        cell.hold_long_reads(true);
+        assert!(!ran(&cell), "held: waits for the applier");
+        let beside = cell.snapshot(|_| {
+            cell.hold_long_reads(true);
+            ran(&cell)
+        });
+        assert!(beside, "beside a snapshot: runs");
     }
 
     #[test]
