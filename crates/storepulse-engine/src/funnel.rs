@@ -1,16 +1,18 @@
 //! Funnels: how many sessions go through configured steps in order (default
 //! product_view → add_to_cart → checkout_started → purchase), each step within a window of the
-//! session's first step, overall or per product, category or country.
+//! session's first step, overall or per product, category, country or marketing source.
 //!
-//! Every session keeps a short trail of its events (time, type, product; at most
+//! Every session keeps a short trail of its events (time, type, product, the source the event
+//! counted under; at most
 //! [`MAX_TRAIL`] marks, 12 bytes each, times as offsets from the trail's first event, so a
 //! trail covers a session's first 49 days) for `retention` after its last event. A session
 //! counts in a range when a first step falls in it, from the first step in it that gets
 //! furthest. Per product, a step counts when its event names that product, or names no
 //! product at all (a page view, a checkout sent without lines). Each step is matched by a
 //! later event than the previous step's, so a repeated step (`page_view,page_view`) needs as
-//! many events (two events in the same millisecond are two). The trails also give the exact
-//! session metrics by product and below a day (see `engine::sessions`).
+//! many events (two events in the same millisecond are two). By source, or with a source
+//! filter, a step counts when its event counted under that source. The trails also give the
+//! exact session metrics by product and below a day (see `engine::sessions`).
 
 use std::str::FromStr;
 
