@@ -518,11 +518,17 @@ pub struct OrderRecord {
     /// The purchase's event time (the refund's, before the sale); orders are forgotten after
     /// `order_memory` (see the engine).
     pub time_ms: i64,
+    /// The sale's total; before the sale, [`FULL_REFUND_PENDING`] when a refund of it was a
+    /// full one (the order id alone, as Segment's "Order Refunded" may be sent), else 0.
     pub total: i64,
     /// Refunded so far, at most `total` (once the sale is known).
     pub refunded: i64,
     pub lines: Vec<OrderLine>,
 }
+
+/// [`OrderRecord::total`] of a refund seen before its sale that refunds it in full: what that
+/// is, only the sale will tell, and the sale then refunds itself as of the refund's time.
+pub const FULL_REFUND_PENDING: i64 = -1;
 
 impl OrderRecord {
     /// Whether the sale is known: not only refunds of it, sent before it (which leave no lines
@@ -629,14 +635,19 @@ pub fn counted_type(event: &Event) -> EventType {
     }
 }
 
-/// The rollup rows of `event`, counted as `event_type` (see [`counted_type`]).
+/// Rows an event adds at another time than its own: a sale whose full refund came before it
+/// refunds itself as of the refund's time.
+pub type LaterRows = Option<(i64, Vec<(FactKey, Measures)>)>;
+
+/// The rollup rows of `event`, counted as `event_type` (see [`counted_type`]); rows it adds at
+/// another time go to `later`.
 pub fn rows_of(
     event: &Event,
     event_type: EventType,
     origin: Origin,
     dims: &mut Dimensions,
     orders: &mut OrderMemory,
-    rows: &mut Vec<(FactKey, Measures)>,
+    (rows, later): (&mut Vec<(FactKey, Measures)>, &mut LaterRows),
 ) -> FactKey {
     rows.clear();
     // The event row's place, filled in last (inserting it at the front would move every
@@ -698,6 +709,7 @@ pub fn rows_of(
             // Completed"): one more event, not one more order. One lookup finds it or keeps
             // the place to remember a new one.
             let mut refunded_before = None;
+            let mut full_refund_at = None;
             let slot = match order.and_then(|o| o.id.clone()) {
                 Some(id) => match orders.entry((base.store, id)) {
                     griddle::hash_map::Entry::Occupied(seen) if seen.get().sold() => {
@@ -709,6 +721,8 @@ pub fn rows_of(
                         let (id, refunds) = seen.remove_entry();
                         refunded_before =
                             Some(rescale(refunds.refunded, refunds.key.currency, currency));
+                        full_refund_at =
+                            (refunds.total == FULL_REFUND_PENDING).then_some(refunds.time_ms);
                         match orders.entry(id) {
                             griddle::hash_map::Entry::Vacant(slot) => Some(slot),
                             griddle::hash_map::Entry::Occupied(_) => None,
@@ -748,6 +762,28 @@ pub fn rows_of(
             record.total = totals.gross_revenue;
             if let Some(refunded) = refunded_before {
                 record.refunded = refunded.clamp(0, record.total);
+            }
+            if let Some(refund_time) = full_refund_at {
+                // What is left of the sale, refunded as a full refund of a remembered order
+                // is, as of the refund's time and against the sale's dimensions.
+                let mut refund_rows = vec![(key, Measures::default())];
+                let mut line_rows = |product: u32, amount: i64| {
+                    refund_rows.push((
+                        FactKey { product, currency, ..base },
+                        Measures { refunded_revenue: amount, ..Measures::default() },
+                    ));
+                };
+                let amount = refund_remembered(
+                    &mut record,
+                    &[],
+                    refund_time,
+                    None,
+                    |m| m,
+                    dims,
+                    &mut line_rows,
+                );
+                refund_rows[0].1.refunded_revenue = amount;
+                *later = Some((refund_time, refund_rows));
             }
             if let Some(slot) = slot {
                 slot.insert(record);
@@ -815,6 +851,11 @@ pub fn rows_of(
                         });
                         refunds.refunded = refunds.refunded.saturating_add(amount.max(0));
                         refunds.time_ms = refunds.time_ms.max(origin.time_ms);
+                        if stated.is_none() && items.is_empty() {
+                            // In full, by the order id alone: the sale, when it comes, tells
+                            // how much (it was refunded nothing).
+                            refunds.total = FULL_REFUND_PENDING;
+                        }
                     }
                     amount
                 }

@@ -1186,6 +1186,46 @@ fn a_refund_before_its_sale_still_caps_what_the_order_can_refund() {
     assert_eq!(totals["orders"], Value::Count(1), "the early refund is not an order");
 }
 
+/// A full refund by the order id alone (as Segment's "Order Refunded" may be sent) that arrives
+/// before its sale refunds the sale when it comes, as of the refund's time, against the sale's
+/// dimensions and by product: it refunded nothing, and net revenue kept the whole sale.
+#[test]
+fn a_full_refund_before_its_sale_refunds_the_sale_when_it_comes() {
+    let t = DAY0 + 10 * HOUR;
+    let refund = json!({"type": "refund", "timestamp": at(t + 2 * HOUR), "store": "default",
+        "order": {"id": "FR1"}});
+    let line = json!([{"id": "p", "price": "30.00", "quantity": 1},
+                      {"id": "q", "price": "10.00", "quantity": 2}]);
+    let mut events = vec![refund, purchase(t, "FR1", "default", line, json!({}))];
+    // A second full refund after the sale finds nothing left.
+    events.push(json!({"type": "refund", "timestamp": at(t + 3 * HOUR), "store": "default",
+        "order": {"id": "FR1"}}));
+    let engine = engine_with(&events);
+    let metrics = [Metric::GrossRevenue, Metric::RefundedRevenue, Metric::NetRevenue];
+    let mut hourly = spec(&metrics, DAY0, DAY0 + DAY);
+    hourly.granularity = Some(Granularity::Hour);
+    let result = engine.query(&hourly).unwrap();
+    assert_eq!(result.totals["gross_revenue"], money("50.00"));
+    assert_eq!(result.totals["refunded_revenue"], money("50.00"));
+    assert_eq!(result.totals["net_revenue"], money("0.00"));
+    let refunded_at = |hour: i64| {
+        let start = at(t + hour * HOUR);
+        result.series.iter().find(|point| point.start == start).unwrap().values["refunded_revenue"]
+            .clone()
+    };
+    assert_eq!(refunded_at(2), money("50.00"), "as of the refund's time");
+    assert_eq!(refunded_at(0), money("0.00"));
+    assert_eq!(refunded_at(3), money("0.00"), "the second full refund found nothing left");
+    let mut by_product = spec(&[Metric::RefundedRevenue], DAY0, DAY0 + DAY);
+    by_product.group_by = Some(Dimension::Product);
+    let mut refunded = group_values(&engine.query(&by_product).unwrap(), "refunded_revenue");
+    refunded.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        refunded,
+        vec![(Some("p".into()), money("30.00")), (Some("q".into()), money("20.00"))]
+    );
+}
+
 /// By product, revenue is what the lines were sold for: an order's discount (stated, or a
 /// total below its lines) comes off its lines by their share; tax and shipping are not
 /// product revenue. Grouped by product, the totals are the ungrouped query's (they summed

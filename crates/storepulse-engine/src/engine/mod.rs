@@ -272,8 +272,19 @@ impl Engine {
         }
         let mut rows = std::mem::take(&mut self.scratch);
         let event_type = counted_type(event);
-        let key = rows_of(event, event_type, origin, &mut self.dims, &mut self.orders, &mut rows);
+        let mut later = None;
+        let key = rows_of(
+            event,
+            event_type,
+            origin,
+            &mut self.dims,
+            &mut self.orders,
+            (&mut rows, &mut later),
+        );
         self.rollups.add(time, &rows);
+        if let Some((refund_time, refund_rows)) = later {
+            self.rollups.add(refund_time, &refund_rows);
+        }
         let signal = match event_type {
             EventType::Purchase => SessionSignal::Purchase,
             EventType::AddToCart => SessionSignal::Cart,
