@@ -12,6 +12,7 @@
 //! (SDKs send gzip) → route.
 
 pub mod analytics;
+pub mod api_docs;
 pub mod buys;
 pub mod category_trends;
 pub mod client_ip;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower::util::MapRequestLayer::new(normalize_content_encoding));
     let reads = Router::new()
         .route("/", axum::routing::get(get_index))
+        .merge(api_docs::router())
         .merge(dead_letters::router())
         .merge(ops::router())
         .merge(analytics::router())
@@ -166,8 +168,11 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 /// with the methods each answers as axum's `Allow` header lists them (`GET` brings `HEAD`), for
 /// the body of a 405, and what each is for, for the index at `GET /`. A test checks the methods
 /// against the router's own `Allow` headers.
-pub const ROUTE_TEMPLATES: [(&str, &str, &str); 45] = [
+pub const ROUTE_TEMPLATES: [(&str, &str, &str); 48] = [
     ("/", "GET,HEAD", "This index of endpoints"),
+    ("/openapi.json", "GET,HEAD", "This list as an OpenAPI document"),
+    ("/docs", "GET,HEAD", "This list as a page"),
+    ("/redoc", "GET,HEAD", "This list as a page (seed 4's second path for it)"),
     ("/api/v1/events", "POST", "Send events (one, an array or {\"events\": [...]})"),
     ("/v1/track", "POST", "Segment track"),
     ("/v1/page", "POST", "Segment page"),

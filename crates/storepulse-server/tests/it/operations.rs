@@ -227,6 +227,29 @@ async fn the_index_lists_every_endpoint_in_seed_4s_shape() {
     assert_eq!(endpoints.len(), listed);
 }
 
+/// Seed 4's load test's admin user also reads `/docs` and `/redoc` (FastAPI served them, and
+/// `/openapi.json`): they were 404s. Here they describe every route, from the route table.
+#[tokio::test]
+async fn the_api_is_described_at_seed_4s_documentation_paths() {
+    let test = TestApp::new();
+    let document = test.get("/openapi.json").await;
+    assert_eq!(document.status, StatusCode::OK);
+    let document = document.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["paths"]["/buy"]["post"]["summary"].is_string());
+    assert!(document["paths"]["/api/v1/query"]["get"]["summary"].is_string());
+    assert!(document["paths"]["/api/v1/query"]["post"]["summary"].is_string());
+    for path in ["/docs", "/redoc"] {
+        let page = test.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(page.header("content-type").unwrap().starts_with("text/html"), "{path}");
+        let html = String::from_utf8_lossy(&page.bytes).into_owned();
+        for route in ["/buy", "/stats", "/api/v1/funnels", "/openapi.json"] {
+            assert!(html.contains(route), "{path} lists {route}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn unknown_paths_are_json_404s_naming_the_path() {
     let test = TestApp::new();
