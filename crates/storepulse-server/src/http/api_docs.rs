@@ -82,7 +82,7 @@ async fn get_reference() -> Response {
          <title>Storepulse API</title><style>body{{font-family:system-ui,sans-serif;\
          margin:2rem;max-width:60rem}}table{{border-collapse:collapse;width:100%}}\
          td,th{{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #ddd}}\
-         code{{font-size:.95em}}</style></head><body>\n<h1>Storepulse API {version}</h1>\n\
+         td:first-child{{white-space:nowrap}}code{{font-size:.95em}}</style></head><body>\n<h1>Storepulse API {version}</h1>\n\
          <p>Every endpoint this server answers. The same list as an OpenAPI document: \
          <a href=\"/openapi.json\">/openapi.json</a>. What each takes and answers: the \
          project's <code>docs/analytics.md</code> and <code>docs/ingest.md</code>.</p>\n\
