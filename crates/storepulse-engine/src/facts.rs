@@ -708,8 +708,8 @@ pub fn rows_of(
             // The same order sent again (a retry under a new event id, a second "Order
             // Completed"): one more event, not one more order. One lookup finds it or keeps
             // the place to remember a new one.
-            let mut refunded_before = None;
-            let mut full_refund_at = None;
+            // Refunds of this order that came before it: what they booked, and when.
+            let mut early_refunds: Option<OrderRecord> = None;
             let slot = match order.and_then(|o| o.id.clone()) {
                 Some(id) => match orders.entry((base.store, id)) {
                     griddle::hash_map::Entry::Occupied(seen) if seen.get().sold() => {
@@ -719,10 +719,7 @@ pub fn rows_of(
                     griddle::hash_map::Entry::Occupied(seen) => {
                         // Refunds of this order came first: remembered, not yet capped.
                         let (id, refunds) = seen.remove_entry();
-                        refunded_before =
-                            Some(rescale(refunds.refunded, refunds.key.currency, currency));
-                        full_refund_at =
-                            (refunds.total == FULL_REFUND_PENDING).then_some(refunds.time_ms);
+                        early_refunds = Some(refunds);
                         match orders.entry(id) {
                             griddle::hash_map::Entry::Vacant(slot) => Some(slot),
                             griddle::hash_map::Entry::Occupied(_) => None,
@@ -760,30 +757,8 @@ pub fn rows_of(
             totals.unvalued_orders = u32::from(total.is_none());
             totals.gross_revenue = total.unwrap_or(0);
             record.total = totals.gross_revenue;
-            if let Some(refunded) = refunded_before {
-                record.refunded = refunded.clamp(0, record.total);
-            }
-            if let Some(refund_time) = full_refund_at {
-                // What is left of the sale, refunded as a full refund of a remembered order
-                // is, as of the refund's time and against the sale's dimensions.
-                let mut refund_rows = vec![(key, Measures::default())];
-                let mut line_rows = |product: u32, amount: i64| {
-                    refund_rows.push((
-                        FactKey { product, currency, ..base },
-                        Measures { refunded_revenue: amount, ..Measures::default() },
-                    ));
-                };
-                let amount = refund_remembered(
-                    &mut record,
-                    &[],
-                    refund_time,
-                    None,
-                    |m| m,
-                    dims,
-                    &mut line_rows,
-                );
-                refund_rows[0].1.refunded_revenue = amount;
-                *later = Some((refund_time, refund_rows));
+            if let Some(refunds) = early_refunds {
+                *later = settle_early_refunds(&refunds, &mut record, (key, base), dims);
             }
             if let Some(slot) = slot {
                 slot.insert(record);
@@ -912,6 +887,52 @@ fn rescale(minor: i64, from: [u8; 3], to: [u8; 3]) -> i64 {
         (Some(from), Some(to)) if from > to => minor / 10i64.pow(from - to),
         _ => minor,
     }
+}
+
+/// Settles the refunds of an order that came before it (remembered in `refunds`, booked as
+/// sent) now that its sale `record` is known: they count towards its cap, what they booked
+/// beyond the sale is taken back, and a full refund among them refunds what is left of it —
+/// both as of the refunds' time, as rows for then. `key` and `base` are the sale's keys.
+fn settle_early_refunds(
+    refunds: &OrderRecord,
+    record: &mut OrderRecord,
+    (key, base): (FactKey, FactKey),
+    dims: &mut Dimensions,
+) -> LaterRows {
+    let currency = key.currency;
+    let refunded = rescale(refunds.refunded, refunds.key.currency, currency);
+    record.refunded = refunded.clamp(0, record.total);
+    let mut later = Vec::new();
+    // Booked as sent, under the refunds' own keys: a refund of 50.00 against a sale of 20.00
+    // made net revenue −30.00.
+    let beyond = refunded - record.refunded;
+    if beyond > 0 {
+        let taken_back = rescale(beyond, currency, refunds.key.currency);
+        later
+            .push((refunds.key, Measures { refunded_revenue: -taken_back, ..Measures::default() }));
+    }
+    if refunds.total == FULL_REFUND_PENDING {
+        // What is left of the sale, refunded as a full refund of a remembered order is,
+        // against the sale's dimensions.
+        let mut line_rows = Vec::new();
+        let amount = refund_remembered(
+            record,
+            &[],
+            refunds.time_ms,
+            None,
+            |m| m,
+            dims,
+            &mut |product, share| {
+                line_rows.push((
+                    FactKey { product, currency, ..base },
+                    Measures { refunded_revenue: share, ..Measures::default() },
+                ));
+            },
+        );
+        later.push((key, Measures { refunded_revenue: amount, ..Measures::default() }));
+        later.extend(line_rows);
+    }
+    (!later.is_empty()).then_some((refunds.time_ms, later))
 }
 
 /// Applies a refund to a remembered order and returns the amount refunded: the amount stated,

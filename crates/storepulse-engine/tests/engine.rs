@@ -1186,6 +1186,37 @@ fn a_refund_before_its_sale_still_caps_what_the_order_can_refund() {
     assert_eq!(totals["orders"], Value::Count(1), "the early refund is not an order");
 }
 
+/// A refund of more than its sale that arrives before the sale was booked in full: net
+/// revenue went below zero (−30.00 for 50.00 refunded of a 20.00 sale), and the result
+/// depended on which came first. What it booked beyond the sale is taken back.
+#[test]
+fn an_early_refund_beyond_its_sale_is_taken_back_to_the_sale() {
+    let t = DAY0 + 10 * HOUR;
+    let refund = |time: i64, total: &str| {
+        json!({"type": "refund", "timestamp": at(time),
+        "store": "default", "order": {"id": "y3", "currency": "USD", "total": total}})
+    };
+    let line = json!([{"id": "p", "price": "20.00", "quantity": 1}]);
+    let metrics = [Metric::GrossRevenue, Metric::RefundedRevenue, Metric::NetRevenue];
+    let query = spec(&metrics, DAY0, DAY0 + DAY);
+    let early = engine_with(&[
+        refund(t, "50.00"),
+        purchase(t + MIN, "y3", "default", line.clone(), json!({})),
+        refund(t + 2 * MIN, "1.00"),
+    ]);
+    let sale_first = engine_with(&[
+        purchase(t + MIN, "y3", "default", line, json!({})),
+        refund(t, "50.00"),
+        refund(t + 2 * MIN, "1.00"),
+    ]);
+    for engine in [&early, &sale_first] {
+        let totals = engine.query(&query).unwrap().totals;
+        assert_eq!(totals["gross_revenue"], money("20.00"));
+        assert_eq!(totals["refunded_revenue"], money("20.00"));
+        assert_eq!(totals["net_revenue"], money("0.00"));
+    }
+}
+
 /// A full refund by the order id alone (as Segment's "Order Refunded" may be sent) that arrives
 /// before its sale refunds the sale when it comes, as of the refund's time, against the sale's
 /// dimensions and by product: it refunded nothing, and net revenue kept the whole sale.
