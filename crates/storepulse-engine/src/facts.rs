@@ -950,8 +950,10 @@ fn refund_remembered(
     let order_left = original.total - original.refunded;
     let amount = if !items.is_empty() {
         let mut lines_sum: i64 = 0;
+        let sold_by_value = original.lines.is_empty();
         for item in items {
             let product = dims.product(original.key.store, item, time_ms);
+            let in_order = original.lines.iter().any(|line| line.product == product);
             let line =
                 original.lines.iter_mut().find(|line| line.product == product && line.left() > 0);
             let amount = match (item.price, line.as_deref()) {
@@ -969,7 +971,17 @@ fn refund_remembered(
                     line.refunded += amount;
                     amount
                 }
-                None => amount,
+                // An order sold by its value alone has no lines to refund: the amount counts
+                // for the order, by no product (none was sold by product).
+                None if sold_by_value => {
+                    lines_sum += amount;
+                    continue;
+                }
+                // A product the order had, refunded in full already: nothing is left of it.
+                None if in_order => 0,
+                // A product the order never had: nothing of it was sold to refund (it was
+                // credited as sent, so refunds by product outgrew the order's).
+                None => continue,
             };
             lines_sum += amount;
             line_rows(product, amount);

@@ -1217,6 +1217,35 @@ fn an_early_refund_beyond_its_sale_is_taken_back_to_the_sale() {
     }
 }
 
+/// A refund's line names a product the order never had: nothing of it was sold, so it refunds
+/// nothing (it was credited as sent, and refunds by product outgrew the order's: C at −7.00).
+#[test]
+fn a_refund_line_for_a_product_the_order_never_had_refunds_nothing() {
+    let t = DAY0 + 10 * HOUR;
+    let lines = json!([{"id": "A", "price": "10.00", "quantity": 1},
+                       {"id": "B", "price": "30.00", "quantity": 1}]);
+    let refund = |time: i64, items: serde_json::Value| {
+        json!({"type": "refund",
+        "timestamp": at(time), "store": "default", "order": {"id": "z1"}, "items": items})
+    };
+    let engine = engine_with(&[
+        purchase(t, "z1", "default", lines, json!({})),
+        refund(t + MIN, json!([{"id": "A", "quantity": 5}])),
+        refund(t + 2 * MIN, json!([{"id": "C", "price": "7.00"}])),
+        refund(t + 3 * MIN, json!([{"id": "B"}])),
+    ]);
+    let ungrouped = spec(&[Metric::RefundedRevenue], DAY0, DAY0 + DAY);
+    let mut by_product = ungrouped.clone();
+    by_product.group_by = Some(Dimension::Product);
+    assert_eq!(engine.query(&ungrouped).unwrap().totals["refunded_revenue"], money("40.00"));
+    let mut refunded = group_values(&engine.query(&by_product).unwrap(), "refunded_revenue");
+    refunded.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        refunded,
+        vec![(Some("A".into()), money("10.00")), (Some("B".into()), money("30.00"))]
+    );
+}
+
 /// A full refund by the order id alone (as Segment's "Order Refunded" may be sent) that arrives
 /// before its sale refunds the sale when it comes, as of the refund's time, against the sale's
 /// dimensions and by product: it refunded nothing, and net revenue kept the whole sale.
