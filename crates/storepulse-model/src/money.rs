@@ -115,6 +115,15 @@ impl fmt::Display for AmountError {
 }
 
 impl DecimalAmount {
+    /// `self + other`, exactly; `None` past what the digits can hold.
+    pub fn checked_add(&self, other: &DecimalAmount) -> Option<DecimalAmount> {
+        let scale = self.scale.max(other.scale);
+        let widened = |amount: &DecimalAmount| {
+            amount.mantissa.checked_mul(10i128.checked_pow(scale - amount.scale)?)
+        };
+        Some(DecimalAmount { mantissa: widened(self)?.checked_add(widened(other)?)?, scale })
+    }
+
     /// Parses `[-]digits[.digits]` (also `1e3`-free plain decimals only).
     pub fn parse(text: &str) -> Option<DecimalAmount> {
         let text = text.trim();

@@ -526,6 +526,22 @@ impl Mapper {
     }
 
     fn order(&mut self, properties: &Map<String, Value>) -> RawOrder {
+        let discount = self.amount("properties.discount", properties.get("discount"));
+        // The native subtotal is the value before discounts, shipping and tax (the total takes
+        // the discount off it). Segment's `revenue` is that; its `subtotal` is after discounts,
+        // so the discount goes back on (taken as the subtotal as sent, the discount came off
+        // twice: the spec's own example totalled 25.00 instead of 27.50).
+        let subtotal = match self.amount("properties.revenue", properties.get("revenue")) {
+            Some(revenue) => Some(revenue),
+            None => {
+                self.amount("properties.subtotal", properties.get("subtotal")).map(|subtotal| {
+                    discount
+                        .as_ref()
+                        .and_then(|discount| subtotal.checked_add(discount))
+                        .unwrap_or(subtotal)
+                })
+            }
+        };
         let text = |mapper: &mut Mapper, key: &str| {
             properties
                 .get(key)
@@ -538,14 +554,10 @@ impl Mapper {
                 .find_map(|key| properties.get(*key))
                 .and_then(value_text),
             total: self.amount("properties.total", properties.get("total")),
-            // Segment's `revenue` is the order's value without shipping and tax: a subtotal,
-            // so an order sending `revenue`, `shipping` and `tax` totals all three.
-            subtotal: self
-                .amount("properties.subtotal", properties.get("subtotal"))
-                .or_else(|| self.amount("properties.revenue", properties.get("revenue"))),
+            subtotal,
             tax: self.amount("properties.tax", properties.get("tax")),
             shipping: self.amount("properties.shipping", properties.get("shipping")),
-            discount: self.amount("properties.discount", properties.get("discount")),
+            discount,
             coupon: text(self, "coupon"),
             currency: text(self, "currency"),
             status: None,

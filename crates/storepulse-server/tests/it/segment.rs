@@ -90,6 +90,35 @@ async fn segment_orders_count_like_native_ones() {
     assert_eq!(test.get(query).await.json()["totals"]["net_revenue"], "20.00");
 }
 
+/// Segment's `subtotal` is after discounts (its spec's example: revenue 25.00, subtotal 22.50,
+/// discount 2.50, shipping 3.00, tax 2.00, total 27.50); read as the native subtotal, the
+/// discount came off twice (25.00). Without `total`, the order totals 27.50 from `revenue` or
+/// from `subtotal` alike, and by product the lines add up to what was paid for goods.
+#[tokio::test]
+async fn segment_subtotals_are_after_discounts() {
+    let test = TestApp::new();
+    let products = r#"[{"product_id":"monopoly","price":19,"quantity":1},{"product_id":"uno","price":3,"quantity":2}]"#;
+    for (order, amounts) in
+        [("s1", r#""revenue":25,"subtotal":22.5"#), ("s2", r#""subtotal":22.5"#)]
+    {
+        let message = format!(
+            r#"{{"event":"Order Completed","userId":"u","properties":{{"order_id":"{order}",{amounts},"shipping":3,"tax":2,"discount":2.5,"currency":"USD","products":{products}}}}}"#
+        );
+        let response = test.post_json("/v1/track", &message).await;
+        assert_eq!(response.status, StatusCode::OK, "{order}: {}", response.json());
+    }
+    let query = "/api/v1/query?range=last_hour&metrics=gross_revenue,orders";
+    assert_eq!(test.get(query).await.json()["totals"]["gross_revenue"], "55.00", "2 × 27.50");
+    let by_product = test.get(&format!("{query}&group_by=product")).await.json();
+    let goods: f64 = by_product["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| group["values"]["gross_revenue"].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!((goods - 45.0).abs() < 1e-9, "2 × 22.50 of goods: {goods}");
+}
+
 #[tokio::test]
 async fn a_page_with_only_a_name_is_stored_with_the_name_as_its_path() {
     let test = TestApp::new();
