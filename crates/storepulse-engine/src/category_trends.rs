@@ -21,7 +21,7 @@
 //! upstream, so there only the excluded rows themselves can be left out.
 
 use serde::{Deserialize, Serialize};
-use storepulse_model::validate::normalize_country;
+use storepulse_model::validate::country_code;
 
 /// One category × country row, computed or imported.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -152,57 +152,6 @@ fn same_country(a: &str, b: &str) -> bool {
         _ => a.trim().eq_ignore_ascii_case(b.trim()),
     }
 }
-
-/// A country's ISO 3166-1 alpha-2 code from a code (`us`, `UK`) or an English name
-/// (`AUSTRALIA`, `United States`, any case).
-fn country_code(text: &str) -> Option<compact_str::CompactString> {
-    normalize_country(text).or_else(|| {
-        let text = text.trim();
-        COUNTRY_NAMES
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(text))
-            .map(|(_, code)| compact_str::CompactString::const_new(code))
-    })
-}
-
-/// English names (and the common short forms) that upstream exports such as seed 1's write
-/// instead of a code. Seed 1's sample has `US`, `UK` and `AUSTRALIA`; the rest are the
-/// largest e-commerce markets, so that a file naming them compares too.
-const COUNTRY_NAMES: &[(&str, &str)] = &[
-    ("AUSTRALIA", "AU"),
-    ("UNITED STATES", "US"),
-    ("UNITED STATES OF AMERICA", "US"),
-    ("USA", "US"),
-    ("UNITED KINGDOM", "GB"),
-    ("GREAT BRITAIN", "GB"),
-    ("BRITAIN", "GB"),
-    ("CANADA", "CA"),
-    ("NEW ZEALAND", "NZ"),
-    ("IRELAND", "IE"),
-    ("GERMANY", "DE"),
-    ("FRANCE", "FR"),
-    ("SPAIN", "ES"),
-    ("ITALY", "IT"),
-    ("NETHERLANDS", "NL"),
-    ("BELGIUM", "BE"),
-    ("AUSTRIA", "AT"),
-    ("SWITZERLAND", "CH"),
-    ("SWEDEN", "SE"),
-    ("NORWAY", "NO"),
-    ("DENMARK", "DK"),
-    ("FINLAND", "FI"),
-    ("POLAND", "PL"),
-    ("PORTUGAL", "PT"),
-    ("JAPAN", "JP"),
-    ("CHINA", "CN"),
-    ("SOUTH KOREA", "KR"),
-    ("INDIA", "IN"),
-    ("SINGAPORE", "SG"),
-    ("BRAZIL", "BR"),
-    ("MEXICO", "MX"),
-    ("SOUTH AFRICA", "ZA"),
-    ("UNITED ARAB EMIRATES", "AE"),
-];
 
 /// `daily_weight × daily change + weekly_weight × weekly change` (a missing change counts 0),
 /// to 6 decimals: binary floating point otherwise shows `0.1 × -2 + 0.9 × 0.2` as

@@ -517,6 +517,57 @@ fn normalize_country_owned(mut code: CompactString) -> Option<CompactString> {
     Some(code)
 }
 
+/// A country's ISO 3166-1 alpha-2 code from a code (`us`, `UK`) or an English name
+/// (`AUSTRALIA`, `United States`, any case).
+pub fn country_code(text: &str) -> Option<CompactString> {
+    normalize_country(text).or_else(|| {
+        let text = text.trim();
+        COUNTRY_NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, code)| CompactString::const_new(code))
+    })
+}
+
+/// English names (and the common short forms) that upstream exports such as seed 1's, and
+/// Segment's `context.location.country`, write instead of a code. Seed 1's sample has `US`, `UK` and `AUSTRALIA`; the rest are the
+/// largest e-commerce markets, so that a file naming them compares too.
+const COUNTRY_NAMES: &[(&str, &str)] = &[
+    ("AUSTRALIA", "AU"),
+    ("UNITED STATES", "US"),
+    ("UNITED STATES OF AMERICA", "US"),
+    ("USA", "US"),
+    ("UNITED KINGDOM", "GB"),
+    ("GREAT BRITAIN", "GB"),
+    ("BRITAIN", "GB"),
+    ("CANADA", "CA"),
+    ("NEW ZEALAND", "NZ"),
+    ("IRELAND", "IE"),
+    ("GERMANY", "DE"),
+    ("FRANCE", "FR"),
+    ("SPAIN", "ES"),
+    ("ITALY", "IT"),
+    ("NETHERLANDS", "NL"),
+    ("BELGIUM", "BE"),
+    ("AUSTRIA", "AT"),
+    ("SWITZERLAND", "CH"),
+    ("SWEDEN", "SE"),
+    ("NORWAY", "NO"),
+    ("DENMARK", "DK"),
+    ("FINLAND", "FI"),
+    ("POLAND", "PL"),
+    ("PORTUGAL", "PT"),
+    ("JAPAN", "JP"),
+    ("CHINA", "CN"),
+    ("SOUTH KOREA", "KR"),
+    ("INDIA", "IN"),
+    ("SINGAPORE", "SG"),
+    ("BRAZIL", "BR"),
+    ("MEXICO", "MX"),
+    ("SOUTH AFRICA", "ZA"),
+    ("UNITED ARAB EMIRATES", "AE"),
+];
+
 /// Upper-cases a 2-letter country code; seed 1's `UK` becomes ISO's `GB`.
 pub fn normalize_country(code: &str) -> Option<CompactString> {
     let code = code.trim();

@@ -284,12 +284,13 @@ impl Mapper {
                 .find_map(|key| segment_context.get(*key))
                 .or_else(|| properties.get("session_id"))
                 .and_then(value_text),
+            // A code, or an English name as Segment's own examples send it ("United States"):
+            // names were dropped, and the event counted under no country, without a word.
             country: segment_context
                 .get("location")
                 .and_then(|location| location.get("country"))
                 .and_then(Value::as_str)
-                .filter(|country| country.trim().len() == 2)
-                .map(CompactString::from),
+                .and_then(crate::validate::country_code),
             device: self.device(&segment_context),
             ip: segment_context.get("ip").and_then(Value::as_str).map(CompactString::from),
             marketing: campaign(&segment_context).map(Box::new),

@@ -119,6 +119,28 @@ async fn segment_subtotals_are_after_discounts() {
     assert!((goods - 45.0).abs() < 1e-9, "2 × 22.50 of goods: {goods}");
 }
 
+/// Segment's spec examples name countries (`"country": "United States"`): only two-letter
+/// codes were kept, so real Segment traffic counted under no country, without a word.
+#[tokio::test]
+async fn segment_countries_are_read_as_codes_or_english_names() {
+    let test = TestApp::new();
+    for (user, country) in [("a", "Germany"), ("b", "United States"), ("c", "fr"), ("d", "Narnia")]
+    {
+        let message = format!(
+            r#"{{"event":"Product Viewed","userId":"{user}","context":{{"location":{{"country":"{country}"}}}},"properties":{{"product_id":"p"}}}}"#
+        );
+        let response = test.post_json("/v1/track", &message).await;
+        assert_eq!(response.status, StatusCode::OK, "{country}");
+    }
+    let countries: Vec<Option<String>> = test
+        .stored_events()
+        .iter()
+        .map(|event| event.country.as_ref().map(|country| country.to_string()))
+        .collect();
+    // An unknown name still names no country (the event is kept).
+    assert_eq!(countries, [Some("DE".into()), Some("US".into()), Some("FR".into()), None]);
+}
+
 #[tokio::test]
 async fn a_page_with_only_a_name_is_stored_with_the_name_as_its_path() {
     let test = TestApp::new();
