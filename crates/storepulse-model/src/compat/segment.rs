@@ -139,8 +139,23 @@ pub fn decode_segment_message(
         Ok(event) if errors.is_empty() => Ok(event),
         Ok(_) => Err(ValidationErrors(errors)),
         Err(validation) => {
+            // An order value refused here was sent: the order came by its value, just not a
+            // valid one, so the products it need not have are not also reported missing (as
+            // the native door reports only the refused total).
+            let value_refused = errors.iter().any(|error| {
+                matches!(
+                    error.field.as_str(),
+                    "properties.total" | "properties.revenue" | "properties.subtotal"
+                )
+            });
             for mut error in validation.0 {
                 error.field = native_to_segment_path(&error.field, call);
+                if value_refused
+                    && error.code == ErrorCode::Missing
+                    && error.field == "properties.products"
+                {
+                    continue;
+                }
                 if !errors.iter().any(|existing| existing.field == error.field) {
                     errors.push(error);
                 }

@@ -119,6 +119,20 @@ async fn segment_subtotals_are_after_discounts() {
     assert!((goods - 45.0).abs() < 1e-9, "2 × 22.50 of goods: {goods}");
 }
 
+/// A refused order value is the only error reported: the order came by its value, so its
+/// products are not also reported missing (the native door reports only the total).
+#[tokio::test]
+async fn a_refused_segment_order_value_is_reported_alone() {
+    let test = TestApp::new();
+    let message =
+        r#"{"event":"Order Completed","userId":"u","properties":{"order_id":"o9","total":1e400}}"#;
+    let response = test.post_json("/v1/track", message).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let body = response.json().to_string();
+    assert!(body.contains("properties.total"), "{body}");
+    assert!(!body.contains("properties.products"), "{body}");
+}
+
 /// Segment's spec examples name countries (`"country": "United States"`): only two-letter
 /// codes were kept, so real Segment traffic counted under no country, without a word.
 #[tokio::test]
