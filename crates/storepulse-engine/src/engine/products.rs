@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::bucket::Bucket;
-use crate::funnel::WIDE_SOURCE;
 use crate::recommend::StoreScope;
 
 /// A funnel overall and per group.
@@ -233,23 +232,14 @@ impl Engine {
                 ),
             ));
         }
-        // Marks keep a source in 24 bits (see `funnel::WIDE_SOURCE`).
-        const SOURCES: &str = "funnels tell apart the first 16,777,215 marketing sources only";
-        let wide = |id: u32| id >= WIDE_SOURCE;
-        let source = spec.source.as_deref().map(|name| self.dims.sources.get(name));
-        if source.flatten().is_some_and(wide) {
-            return Err(QueryError::new("source", SOURCES));
-        }
-        if split == FunnelSplit::Source && wide(self.dims.sources.len() as u32) {
-            return Err(QueryError::new("group_by", SOURCES));
-        }
-        if spec.source.is_some() || split == FunnelSplit::Source {
-            self.check_sources_known(spec.from_ms, "from")?;
-        }
-        let live = self.live_filter(filters);
-        // A source never seen: no session made a step under it.
-        let (Some(live), Some(source)) = (live, source.map_or(Some(None), |id| id.map(Some)))
-        else {
+        let by_source = split == FunnelSplit::Source;
+        self.check_trail_sources(spec.source.as_deref(), by_source, spec.from_ms, "from")?;
+        // `None` for a filter naming a source never seen: no session made a step under it.
+        let source = match spec.source.as_deref() {
+            None => Some(None),
+            Some(name) => self.dims.sources.get(name).map(Some),
+        };
+        let (Some(live), Some(source)) = (self.live_filter(filters), source) else {
             return Ok(FunnelResult {
                 overall: FunnelSteps::from_counts(&spec.steps, &vec![0; spec.steps.len()]),
                 groups: Vec::new(),

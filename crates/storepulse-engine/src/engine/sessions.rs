@@ -85,43 +85,43 @@ impl Engine {
         if matches!(spec.group_by, Some(Dimension::Promotion | Dimension::SalesRep)) {
             return Err(QueryError::new("group_by", format!("{WHY}, {KEPT}")));
         }
-        // A mark holds its source in 24 bits (see `funnel::WIDE_SOURCE`): a source interned
-        // past that, or grouping once there are such sources, cannot be told apart there.
-        let wide = |id: u32| id >= WIDE_SOURCE;
-        let source_id = filters.source.as_deref().and_then(|name| self.dims.sources.get(name));
-        if source_id.is_some_and(wide) {
-            return Err(QueryError::new(
-                "source",
-                format!("{WHY}, which tell apart the first 16,777,215 sources only"),
-            ));
-        }
-        if spec.group_by == Some(Dimension::Source) && wide(self.dims.sources.len() as u32) {
-            return Err(QueryError::new(
-                "group_by",
-                format!("{WHY}, which tell apart the first 16,777,215 sources only"),
-            ));
-        }
-        if filters.source.is_some() || spec.group_by == Some(Dimension::Source) {
-            self.check_sources_known(from, if from < spec.from.0 { "compare" } else { "from" })?;
-        }
-        self.check_trails_cover(from, if from < spec.from.0 { "compare" } else { "from" }, WHY)
+        let from_parameter = if from < spec.from.0 { "compare" } else { "from" };
+        let by_source = spec.group_by == Some(Dimension::Source);
+        self.check_trail_sources(filters.source.as_deref(), by_source, from, from_parameter)?;
+        self.check_trails_cover(from, from_parameter, WHY)
     }
 
-    /// Refuses a range by source starting at `from` when the trails' marks before it may not
-    /// know their source (kept from a snapshot of a format before marks kept it, which gave
-    /// them their session's landing source), rather than answering what they guessed.
-    pub(super) fn check_sources_known(
+    /// Refuses a question by source (a `source` filter, or grouping by source when `grouped`)
+    /// over trails starting at `from` that the trails' marks cannot answer: a source interned
+    /// past what a mark holds (24 bits, see `funnel::WIDE_SOURCE`), grouping once there are
+    /// such sources, or a range before the marks knew their source (trails kept from a
+    /// snapshot of a format before they did, whose marks took their session's landing
+    /// source), rather than answering what they guessed. For session metrics and funnels.
+    pub(super) fn check_trail_sources(
         &self,
+        source: Option<&str>,
+        grouped: bool,
         from: i64,
-        parameter: &'static str,
+        from_parameter: &'static str,
     ) -> Result<(), QueryError> {
+        if source.is_none() && !grouped {
+            return Ok(());
+        }
+        const WIDE: &str = "session trails tell apart the first 16,777,215 marketing sources only";
+        let wide = |id: u32| id >= WIDE_SOURCE;
+        if source.and_then(|name| self.dims.sources.get(name)).is_some_and(wide) {
+            return Err(QueryError::new("source", WIDE));
+        }
+        if grouped && wide(self.dims.sources.len() as u32) {
+            return Err(QueryError::new("group_by", WIDE));
+        }
         let known_from = self.funnels.sources_known_from();
         if from >= known_from {
             return Ok(());
         }
         let known = Timestamp(known_from).to_rfc3339();
         Err(QueryError::new(
-            parameter,
+            from_parameter,
             format!(
                 "by source, session metrics below a day or by product, and funnels, are counted \
                  from session trails, which know the source of each event from {known} on (the \
