@@ -1235,15 +1235,20 @@ fn a_refund_line_for_a_product_the_order_never_had_refunds_nothing() {
         refund(t + 3 * MIN, json!([{"id": "B"}])),
     ]);
     let ungrouped = spec(&[Metric::RefundedRevenue], DAY0, DAY0 + DAY);
-    let mut by_product = ungrouped.clone();
-    by_product.group_by = Some(Dimension::Product);
     assert_eq!(engine.query(&ungrouped).unwrap().totals["refunded_revenue"], money("40.00"));
-    let mut refunded = group_values(&engine.query(&by_product).unwrap(), "refunded_revenue");
-    refunded.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
-        refunded,
+        refunded_by_product(&engine),
         vec![(Some("A".into()), money("10.00")), (Some("B".into()), money("30.00"))]
     );
+}
+
+/// Refunded revenue of the fixture days by product, in product order.
+fn refunded_by_product(engine: &Engine) -> Vec<(Option<String>, Value)> {
+    let mut by_product = spec(&[Metric::RefundedRevenue], DAY0, DAY0 + DAY);
+    by_product.group_by = Some(Dimension::Product);
+    let mut refunded = group_values(&engine.query(&by_product).unwrap(), "refunded_revenue");
+    refunded.sort_by(|a, b| a.0.cmp(&b.0));
+    refunded
 }
 
 /// A full refund by the order id alone (as Segment's "Order Refunded" may be sent) that arrives
@@ -1276,12 +1281,8 @@ fn a_full_refund_before_its_sale_refunds_the_sale_when_it_comes() {
     assert_eq!(refunded_at(2), money("50.00"), "as of the refund's time");
     assert_eq!(refunded_at(0), money("0.00"));
     assert_eq!(refunded_at(3), money("0.00"), "the second full refund found nothing left");
-    let mut by_product = spec(&[Metric::RefundedRevenue], DAY0, DAY0 + DAY);
-    by_product.group_by = Some(Dimension::Product);
-    let mut refunded = group_values(&engine.query(&by_product).unwrap(), "refunded_revenue");
-    refunded.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
-        refunded,
+        refunded_by_product(&engine),
         vec![(Some("p".into()), money("30.00")), (Some("q".into()), money("20.00"))]
     );
 }
