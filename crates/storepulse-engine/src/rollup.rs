@@ -2,21 +2,15 @@
 //!
 //! A row goes into its minute bucket; once event time has moved [`FOLD_LAG_MS`] past a minute,
 //! the minute is folded (added) into its hour, once, and an hour whose minutes are all folded
-//! is folded into its day, once (so a day reads 24 hours' rows, not 1,440 minutes'). Complete
-//! minutes are folded together when their hour ends, so that the hour's map is built while it
-//! stays in the core's cache: folded one by one, each minute's rows met an hour's map of a
-//! megabyte or more that the events since had pushed out of the cache, a miss per row, and
-//! folding was a tenth of applying shop traffic's time (twenty-second session). A busy hour's
-//! minutes are folded sooner, once they hold [`FOLD_AT_ROWS`] rows, so that no fold holds the
-//! engine for long. Queries read minutes wherever hours are not folded yet. A row for
+//! is folded into its day, once (so a day reads 24 hours' rows, not 1,440 minutes'). A row for
 //! a minute already folded (a late event) goes into its minute and hour, and into its day too
 //! when that hour is folded. So every coarse bucket is exactly the sum of its fine buckets (a
 //! property test holds this), and the common case writes one table, not three. Old fine
 //! buckets are dropped by retention (folded first): minutes after two days, hours after 90
 //! days by default. A scan covers a range with the coarsest buckets that fit
 //! inside it, are folded and still exist, and finer ones at the edges. Buckets are sealed once
-//! complete (a minute once event time is [`FOLD_LAG_MS`] past it; their rows in one vector
-//! sized exactly, see [`crate::bucket`]), which is where nearly all rows live.
+//! complete (a minute once folded; their rows in one vector sized exactly, see
+//! [`crate::bucket`]), which is where nearly all rows live.
 
 use std::collections::VecDeque;
 
@@ -28,9 +22,6 @@ pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// How far event time must move past a minute before it is folded into hours and days.
 pub const FOLD_LAG_MS: i64 = 2 * MINUTE_MS;
-/// Complete minutes are folded together when their hour ends, or sooner once they hold this
-/// many rows (see the module's documentation).
-const FOLD_AT_ROWS: usize = 1 << 15;
 
 /// How long each resolution is kept, in milliseconds of event time before the newest event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -266,13 +257,8 @@ impl Rollups {
             && let Some(bucket) = self.minutes.bucket_mut(time_ms)
         {
             add_rows(bucket, rows);
-            let complete = minute - FOLD_LAG_MS;
-            if complete > self.minutes.sealed_until {
-                self.minutes.seal_before(complete);
-                let hour_ended = complete.div_euclid(HOUR_MS) * HOUR_MS > self.folded_until;
-                if hour_ended || self.rows_to_fold(complete) >= FOLD_AT_ROWS {
-                    self.fold_until(complete);
-                }
+            if minute - FOLD_LAG_MS > self.folded_until {
+                self.fold_until(minute - FOLD_LAG_MS);
             }
             return;
         }
@@ -287,14 +273,6 @@ impl Rollups {
         {
             add_rows(bucket, rows);
         }
-    }
-
-    /// Rows of the minute buckets that start in `[folded_until, limit)` (a minute's worth of
-    /// buckets at most, once a minute).
-    fn rows_to_fold(&self, limit: i64) -> usize {
-        let first = self.minutes.buckets.partition_point(|(start, _)| *start < self.folded_until);
-        let last = self.minutes.buckets.partition_point(|(start, _)| *start < limit);
-        self.minutes.buckets.range(first..last).map(|(_, rows)| rows.len()).sum()
     }
 
     /// Adds every minute bucket starting in `[folded_until, limit)` to its hour, then every
@@ -534,53 +512,5 @@ impl Rollups {
 fn add_rows(bucket: &mut Bucket, rows: &[(FactKey, Measures)]) {
     for (key, measures) in rows {
         bucket.add(*key, measures);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn one_event(product: u32) -> [(FactKey, Measures); 1] {
-        [(FactKey { product, ..FactKey::default() }, Measures { events: 1, ..Measures::default() })]
-    }
-
-    /// Events in the hour table's bucket starting at `start`.
-    fn hour_events(rollups: &Rollups, start: i64) -> u32 {
-        rollups.hours.get(start).map_or(0, |rows| rows.iter().map(|(_, m)| m.events).sum())
-    }
-
-    #[test]
-    fn minutes_fold_when_their_hour_ends_or_sooner_when_busy() {
-        let mut rollups = Rollups::new(RollupRetention::default());
-        for minute in 0..50 {
-            rollups.add(minute * MINUTE_MS, &one_event(1));
-        }
-        assert_eq!(rollups.sizes()[1], (0, 0), "no minute of an hour in progress is folded");
-        // Event time two minutes past the hour: its minutes are folded, all at once.
-        rollups.add(HOUR_MS + FOLD_LAG_MS, &one_event(1));
-        assert_eq!(hour_events(&rollups, 0), 50);
-        assert_eq!(rollups.folded_until, HOUR_MS);
-
-        // The next hour: its first minute folds with the hour before (then over), ...
-        let hour = 2 * HOUR_MS;
-        rollups.add(hour + FOLD_LAG_MS + MINUTE_MS, &one_event(1));
-        assert_eq!(rollups.folded_until, hour + MINUTE_MS);
-        // ... and a busy minute later in it as soon as it is complete.
-        let busy = hour + 10 * MINUTE_MS;
-        for product in 0..FOLD_AT_ROWS as u32 {
-            rollups.add(busy, &one_event(product));
-        }
-        rollups.add(busy + FOLD_LAG_MS + MINUTE_MS, &one_event(1));
-        assert_eq!(rollups.folded_until, busy + MINUTE_MS);
-        // (With the event three minutes into the hour.)
-        assert_eq!(hour_events(&rollups, hour), FOLD_AT_ROWS as u32 + 1);
-
-        // Whatever was folded when, each event is read once.
-        let mut events = 0;
-        rollups.scan(0, 3 * HOUR_MS, DAY_MS, |_, rows| {
-            events += rows.iter().map(|(_, m)| m.events).sum::<u32>();
-        });
-        assert_eq!(events, 50 + 1 + 1 + FOLD_AT_ROWS as u32 + 1);
     }
 }
