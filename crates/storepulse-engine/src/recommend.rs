@@ -2,10 +2,12 @@
 //! set of products it looked at, carted or bought, and for every pair of products how many
 //! visitors have both.
 //!
-//! When a visitor meets a product for the first time, the product's count with each product
-//! already in the visitor's set goes up by one. A visitor's set keeps its latest
-//! [`MAX_ITEMS_PER_VISITOR`] products (older ones stop pairing) and is forgotten after
-//! `visitor_ttl_ms` without events, so memory follows recent activity.
+//! When a visitor meets a product for the first time, the product's count with each of the
+//! visitor's latest [`MAX_PAIRED_ITEMS`] products goes up by one (so an event's work stays
+//! bounded). A visitor's set keeps its latest [`MAX_ITEMS_PER_VISITOR`] products, ten times
+//! as many: they are what "already met" means, both for counting (meeting a product again
+//! counts no pair twice) and for what is never recommended to the visitor. A set is forgotten
+//! after `visitor_ttl_ms` without events, so memory follows recent activity.
 //!
 //! Stores are tenants: a visitor's set is kept per store, and each product remembers the
 //! stores it was met in, so that a recommendation asked for one store draws on that store's
@@ -21,7 +23,12 @@ use crate::distinct::{hash_id, in_store};
 use crate::id_table::IdTable;
 use pair_counts::PairCounts;
 
-pub const MAX_ITEMS_PER_VISITOR: usize = 50;
+/// Products a visitor's set keeps (the oldest goes first). A set that kept only the products
+/// it paired with forgot a visitor's 51st-latest product: meeting it again counted its pairs a
+/// second time, and it could be recommended to the visitor who had met it.
+pub const MAX_ITEMS_PER_VISITOR: usize = 500;
+/// A visitor's new product pairs with this many of its latest products at most.
+pub const MAX_PAIRED_ITEMS: usize = 50;
 
 /// Products a visitor's set holds in its table entry before they move to the heap: most
 /// visitors meet a few products, and finding the entry then finds them too (a vector on the
@@ -102,8 +109,9 @@ impl CoOccurrence {
             if !self.product_stores[index].contains(&store) {
                 self.product_stores[index].push(store);
             }
-            self.pairs.add_all(product, &entry.items);
-            for &other in &entry.items {
+            let paired = &entry.items[entry.items.len().saturating_sub(MAX_PAIRED_ITEMS)..];
+            self.pairs.add_all(product, paired);
+            for &other in paired {
                 self.pairs.add(other, product);
             }
             if entry.items.len() == MAX_ITEMS_PER_VISITOR {
@@ -141,10 +149,14 @@ impl CoOccurrence {
         k: usize,
     ) -> Vec<(u32, u32)> {
         let seen = self.visitor_items(visitor, scope, now_ms);
+        // A set of up to [`MAX_ITEMS_PER_VISITOR`] per store: looked up, not scanned, for each
+        // of its products' companions.
+        let excluded: std::collections::HashSet<u32, foldhash::fast::RandomState> =
+            seen.iter().copied().collect();
         let mut scores: FastMap<u32, u32> = FastMap::default();
         for item in &seen {
             self.pairs.for_each(*item, |id, count| {
-                if !seen.contains(&id) && self.named_in(id, scope) {
+                if !excluded.contains(&id) && self.named_in(id, scope) {
                     *scores.entry(id).or_default() += count;
                 }
             });
@@ -167,14 +179,12 @@ impl CoOccurrence {
             StoreScope::All(stores) => stores,
         };
         let mut items = Vec::new();
+        let mut listed: std::collections::HashSet<u32, foldhash::fast::RandomState> =
+            Default::default();
         for &store in stores {
             let entry = self.visitors.get(in_store(visitor, store));
             if let Some(entry) = entry.filter(|entry| entry.last_seen >= kept_from) {
-                for &item in &entry.items {
-                    if !items.contains(&item) {
-                        items.push(item);
-                    }
-                }
+                items.extend(entry.items.iter().filter(|item| listed.insert(**item)));
             }
         }
         items
@@ -235,6 +245,36 @@ mod tests {
         model.prune(2_000_000);
         assert_eq!(model.for_visitor("a", all, 0, 10), vec![]);
         assert_eq!(model.for_product(1, all, 1), vec![(2, 2)], "pairs outlive the visitors");
+    }
+
+    /// A visitor past [`MAX_PAIRED_ITEMS`] products still knows its older ones: meeting one
+    /// again counts none of its pairs twice, and it is never recommended to that visitor.
+    #[test]
+    fn a_busy_visitor_still_knows_what_it_met_long_ago() {
+        let mut model = CoOccurrence::new(1_000_000);
+        let all = StoreScope::All(&[1]);
+        // "a" meets 0, then 1..=60, then 0 again; "b" meets 0 and 1 (so 0 is 1's companion).
+        let met = std::iter::once(0).chain(1..=60).chain(std::iter::once(0));
+        for product in met {
+            model.observe(hash_id("a"), 1, [product], 0);
+        }
+        model.observe(hash_id("b"), 1, [0], 0);
+        model.observe(hash_id("b"), 1, [1], 0);
+        let pairs_of_0: FastMap<u32, u32> = model.pairs.row(0);
+        assert_eq!(pairs_of_0.get(&1), Some(&2), "a and b met 0 and 1");
+        assert_eq!(pairs_of_0.get(&30), Some(&1), "0 and 30 once, for a, however often met");
+        assert_eq!(pairs_of_0.get(&55), None, "55 came past 0's 50 latest companions");
+        assert_eq!(model.pairs.row(55).get(&0), None, "both sides alike");
+        let for_a = model.for_visitor("a", all, 0, 100);
+        assert!(for_a.is_empty(), "a met every product there is: {for_a:?}");
+        assert_eq!(model.visitor_items("a", all, 0).len(), 61);
+        // Past the set's own cap the oldest products go (the set's memory stays bounded).
+        for product in 100..100 + MAX_ITEMS_PER_VISITOR as u32 {
+            model.observe(hash_id("a"), 1, [product], 0);
+        }
+        let items = model.visitor_items("a", all, 0);
+        assert_eq!(items.len(), MAX_ITEMS_PER_VISITOR);
+        assert!(!items.contains(&0) && items.contains(&100));
     }
 
     #[test]
