@@ -11,6 +11,7 @@
 //! add both), until the next seal merges it.
 
 use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
 
 use crate::FastMap;
 use crate::facts::{FactKey, Measures};
@@ -44,6 +45,13 @@ impl<M: Into<Measures>> Bucket<M> {
 
 const ROW_BYTES: usize = std::mem::size_of::<(FactKey, Measures)>();
 
+/// Rows per part when buckets are summed in parts ([`Bucket::sum_of`]): a part's map, ~100
+/// bytes a row at twice its rows' room, stays well inside the core's cache.
+const ROWS_PER_PART: usize = 512;
+
+/// Which part a key is summed in (fixed: parts never leave the process).
+const PART_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x9a27_5107);
+
 impl Bucket {
     /// An empty bucket whose open rows have room for `rows` keys.
     pub fn with_room(rows: usize) -> Self {
@@ -55,14 +63,47 @@ impl Bucket {
 
     #[inline]
     pub fn add(&mut self, key: FactKey, measures: &Measures) {
-        // A new key takes the measures as they are: a third of the rows an event or a fold
-        // adds are new, and zeroing a row to add to it was as much work again.
-        match self.open.entry(key) {
-            Entry::Occupied(mut row) => row.get_mut().add(measures),
-            Entry::Vacant(row) => {
-                row.insert(*measures);
+        sum(&mut self.open, &key, measures);
+    }
+
+    /// A sealed bucket holding the sums of `buckets`' rows, each key once (an hour from its
+    /// minutes).
+    ///
+    /// Summed in parts, not by adding every row to one map: an hour's map is a megabyte or
+    /// more, so adding a minute at a time to it, as event time moved on, each row met a map
+    /// that the events since had pushed out of the core's cache, a miss per row (~200 ns) and
+    /// a fifth of the time of applying shop traffic (twenty-third session). Here the rows are
+    /// first dealt into parts by their key's hash, each part written in sequence, and each
+    /// part is then summed in a map small enough to stay in cache.
+    pub fn sum_of(buckets: &[&Bucket]) -> Bucket {
+        let rows: usize = buckets.iter().map(|bucket| bucket.len()).sum();
+        let parts = rows.div_ceil(ROWS_PER_PART).next_power_of_two();
+        let mut sums: FastMap<FactKey, Measures> =
+            FastMap::with_capacity_and_hasher(rows.min(2 * ROWS_PER_PART), Default::default());
+        let mut sealed = Vec::with_capacity(rows);
+        if parts <= 1 {
+            buckets
+                .iter()
+                .flat_map(|bucket| bucket.iter())
+                .for_each(|(key, m)| sum(&mut sums, key, m));
+            sealed.extend(sums.drain());
+        } else {
+            // The top bits of the hash pick the part.
+            let shift = u64::BITS - parts.trailing_zeros();
+            let room = rows / parts + rows / parts / 4 + 8;
+            let mut dealt: Vec<Vec<(FactKey, Measures)>> =
+                (0..parts).map(|_| Vec::with_capacity(room)).collect();
+            for (key, measures) in buckets.iter().flat_map(|bucket| bucket.iter()) {
+                let part = (PART_HASH.hash_one(key) >> shift) as usize;
+                dealt[part].push((*key, *measures));
+            }
+            for part in dealt {
+                part.iter().for_each(|(key, measures)| sum(&mut sums, key, measures));
+                sealed.extend(sums.drain());
             }
         }
+        sealed.shrink_to_fit();
+        Bucket { sealed, open: FastMap::default() }
     }
 
     /// Adds another bucket's rows (a minute folding into its hour and day).
@@ -122,6 +163,19 @@ impl Bucket {
     /// Heap bytes held (hash maps: a control byte per slot).
     pub fn heap_bytes(&self) -> usize {
         self.sealed.capacity() * ROW_BYTES + self.open.capacity() * (ROW_BYTES + 1)
+    }
+}
+
+/// Adds `measures` to `key`'s row in `sums`. A new key takes the measures as they are: a third
+/// of the rows an event or a fold adds are new, and zeroing a row to add to it was as much
+/// work again.
+#[inline]
+fn sum(sums: &mut FastMap<FactKey, Measures>, key: &FactKey, measures: &Measures) {
+    match sums.entry(*key) {
+        Entry::Occupied(mut row) => row.get_mut().add(measures),
+        Entry::Vacant(row) => {
+            row.insert(*measures);
+        }
     }
 }
 
@@ -205,6 +259,44 @@ mod tests {
                 proptest::prop_assert_eq!(totals(&bucket), expected);
             }
         }
+    }
+
+    /// Buckets summed in parts (many keys) or at once (few) hold each key once, with every
+    /// row of every bucket counted: sealed rows, late rows still open, a key in several.
+    #[test]
+    fn sums_of_buckets_count_every_row_once_per_key() {
+        for keys in [5, 3 * ROWS_PER_PART + 17] {
+            let mut model = std::collections::BTreeMap::<u32, (u32, i64)>::new();
+            let mut buckets = Vec::new();
+            for minute in 0..7u32 {
+                let mut bucket = Bucket::default();
+                for product in (minute..keys as u32).step_by(minute as usize + 1) {
+                    bucket.add(key(product), &one_event());
+                    let sum = model.entry(product).or_default();
+                    *sum = (sum.0 + 1, sum.1 + 250);
+                }
+                if minute % 2 == 0 {
+                    bucket.seal();
+                    // A late row after the seal, for a key the bucket holds and a new one.
+                    for product in [minute, keys as u32 + minute] {
+                        bucket.add(key(product), &one_event());
+                        let sum = model.entry(product).or_default();
+                        *sum = (sum.0 + 1, sum.1 + 250);
+                    }
+                }
+                buckets.push(bucket);
+            }
+            let summed = Bucket::sum_of(&buckets.iter().collect::<Vec<_>>());
+            assert!(!summed.has_open_rows());
+            assert!(keys_unique(&summed));
+            let expected: Vec<(u32, u32, i64)> = model
+                .into_iter()
+                .map(|(product, (events, revenue))| (product, events, revenue))
+                .collect();
+            assert_eq!(totals(&summed), expected);
+            assert_eq!(summed.heap_bytes(), summed.len() * ROW_BYTES, "sized exactly");
+        }
+        assert!(Bucket::sum_of(&[]).is_empty());
     }
 
     #[test]

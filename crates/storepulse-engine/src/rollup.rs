@@ -1,16 +1,21 @@
 //! Rollup tables: measures per time bucket and row key, at minute, hour and day resolution.
 //!
-//! A row goes into its minute bucket; once event time has moved [`FOLD_LAG_MS`] past a minute,
-//! the minute is folded (added) into its hour, once, and an hour whose minutes are all folded
-//! is folded into its day, once (so a day reads 24 hours' rows, not 1,440 minutes'). A row for
-//! a minute already folded (a late event) goes into its minute and hour, and into its day too
-//! when that hour is folded. So every coarse bucket is exactly the sum of its fine buckets (a
+//! A row goes into its minute bucket. Once event time has moved [`FOLD_LAG_MS`] past an hour,
+//! its minutes are folded (summed) into the hour together, once, and the hour, now whole, is
+//! folded into its day, once (so a day reads 24 hours' rows, not 1,440 minutes'). Summing
+//! an hour's minutes at once lets them be summed in parts that stay in the core's cache (see
+//! [`Bucket::sum_of`]); folded a minute at a time, each row met an hour's map that had left the
+//! cache since the minute before. A busy hour's minutes are folded sooner, once there are
+//! [`FOLD_AT_ROWS`] rows to fold and at least as many as the hour holds, so that no fold holds
+//! the engine long and each row is summed again a few times at most. Queries read minutes
+//! wherever their hour is not folded yet. A row for a minute already folded (a late event)
+//! goes into its minute and hour, and into its day too when that hour is folded. So every coarse bucket is exactly the sum of its fine buckets (a
 //! property test holds this), and the common case writes one table, not three. Old fine
 //! buckets are dropped by retention (folded first): minutes after two days, hours after 90
 //! days by default. A scan covers a range with the coarsest buckets that fit
 //! inside it, are folded and still exist, and finer ones at the edges. Buckets are sealed once
-//! complete (a minute once folded; their rows in one vector sized exactly, see
-//! [`crate::bucket`]), which is where nearly all rows live.
+//! complete (a minute once event time is [`FOLD_LAG_MS`] past it; their rows in one vector
+//! sized exactly, see [`crate::bucket`]), which is where nearly all rows live.
 
 use std::collections::VecDeque;
 
@@ -20,8 +25,12 @@ use crate::facts::{FactKey, Measures};
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
-/// How far event time must move past a minute before it is folded into hours and days.
+/// How far event time must move past a minute before it is complete (sealed, and folded into
+/// hours and days with the rest of its hour).
 pub const FOLD_LAG_MS: i64 = 2 * MINUTE_MS;
+/// Complete minutes are folded before their hour ends once they hold this many rows (and at
+/// least as many as their hour holds already), see the module's documentation.
+const FOLD_AT_ROWS: usize = 1 << 15;
 
 /// How long each resolution is kept, in milliseconds of event time before the newest event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,6 +78,14 @@ impl Table {
     }
 
     fn bucket_mut(&mut self, time_ms: i64) -> Option<&mut Bucket> {
+        self.bucket_with_room(time_ms, true)
+    }
+
+    /// The bucket holding `time_ms`, made when missing: with room for as many rows as the
+    /// bucket before has when `room` and it is the newest (a busy bucket otherwise rehashes
+    /// its way up through every power of two, each time into fresh memory: on shop traffic a
+    /// fifth of applying was that growth). `None` before retention's edge.
+    fn bucket_with_room(&mut self, time_ms: i64, room: bool) -> Option<&mut Bucket> {
         let start = self.start_of(time_ms);
         if start < self.kept_from {
             return None;
@@ -76,10 +93,7 @@ impl Table {
         let index = match self.buckets.back() {
             Some((last, _)) if *last == start => self.buckets.len() - 1,
             Some((last, rows)) if *last < start => {
-                // Room for as many rows as the bucket before had: a busy bucket otherwise
-                // rehashes its way up through every power of two, each time into fresh memory
-                // (on shop traffic a fifth of applying was that growth).
-                let bucket = Bucket::with_room(rows.len());
+                let bucket = if room { Bucket::with_room(rows.len()) } else { Bucket::default() };
                 self.buckets.push_back((start, bucket));
                 self.buckets.len() - 1
             }
@@ -257,8 +271,20 @@ impl Rollups {
             && let Some(bucket) = self.minutes.bucket_mut(time_ms)
         {
             add_rows(bucket, rows);
-            if minute - FOLD_LAG_MS > self.folded_until {
-                self.fold_until(minute - FOLD_LAG_MS);
+            let complete = minute - FOLD_LAG_MS;
+            if complete > self.minutes.sealed_until {
+                // Once a minute: seal the minutes now complete, fold the hours now complete,
+                // or a busy hour's complete minutes.
+                self.minutes.seal_before(complete);
+                let whole_hours = complete.div_euclid(HOUR_MS) * HOUR_MS;
+                if whole_hours > self.folded_until {
+                    self.fold_until(whole_hours);
+                } else {
+                    let (to_fold, held) = self.rows_to_fold(complete);
+                    if to_fold >= FOLD_AT_ROWS.max(held) {
+                        self.fold_until(complete);
+                    }
+                }
             }
             return;
         }
@@ -275,8 +301,18 @@ impl Rollups {
         }
     }
 
-    /// Adds every minute bucket starting in `[folded_until, limit)` to its hour, then every
-    /// hour that this completes to its day.
+    /// Rows of the minutes not folded yet that start before `limit` (all in one hour: the
+    /// hours before it are folded), and rows that hour holds already.
+    fn rows_to_fold(&self, limit: i64) -> (usize, usize) {
+        let first = self.minutes.buckets.partition_point(|(start, _)| *start < self.folded_until);
+        let last = self.minutes.buckets.partition_point(|(start, _)| *start < limit);
+        let to_fold = self.minutes.buckets.range(first..last).map(|(_, rows)| rows.len()).sum();
+        let hour = (limit - MINUTE_MS).div_euclid(HOUR_MS) * HOUR_MS;
+        (to_fold, self.hours.get(hour).map_or(0, Bucket::len))
+    }
+
+    /// Sums every minute bucket starting in `[folded_until, limit)` into its hour (with what
+    /// the hour holds already), then adds every hour that this completes to its day.
     fn fold_until(&mut self, limit: i64) {
         let limit = limit.div_euclid(MINUTE_MS) * MINUTE_MS;
         if limit <= self.folded_until {
@@ -284,10 +320,22 @@ impl Rollups {
         }
         let first = self.minutes.buckets.partition_point(|(start, _)| *start < self.folded_until);
         let last = self.minutes.buckets.partition_point(|(start, _)| *start < limit);
-        for index in first..last {
-            let (start, rows) = &self.minutes.buckets[index];
-            if let Some(bucket) = self.hours.bucket_mut(*start) {
-                bucket.add_bucket(rows);
+        let mut next = first;
+        while next < last {
+            let hour = self.minutes.buckets[next].0.div_euclid(HOUR_MS) * HOUR_MS;
+            let minutes: Vec<&Bucket> = self
+                .minutes
+                .buckets
+                .range(next..last)
+                .take_while(|(start, _)| *start < hour + HOUR_MS)
+                .map(|(_, rows)| rows)
+                .collect();
+            next += minutes.len();
+            if let Some(bucket) = self.hours.bucket_with_room(hour, false) {
+                let held = std::mem::take(bucket);
+                let mut parts = minutes;
+                parts.push(&held);
+                *bucket = Bucket::sum_of(&parts);
             }
         }
         // Folded minutes are sealed too: kept two days as hash maps (sized in powers of two,
@@ -512,5 +560,62 @@ impl Rollups {
 fn add_rows(bucket: &mut Bucket, rows: &[(FactKey, Measures)]) {
     for (key, measures) in rows {
         bucket.add(*key, measures);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_event(product: u32) -> [(FactKey, Measures); 1] {
+        [(FactKey { product, ..FactKey::default() }, Measures { events: 1, ..Measures::default() })]
+    }
+
+    /// Events in the hour table's bucket starting at `start`.
+    fn hour_events(rollups: &Rollups, start: i64) -> u32 {
+        rollups.hours.get(start).map_or(0, |rows| rows.iter().map(|(_, m)| m.events).sum())
+    }
+
+    #[test]
+    fn minutes_fold_when_their_hour_ends_or_sooner_when_busy() {
+        let mut rollups = Rollups::new(RollupRetention::default());
+        for minute in 0..50 {
+            rollups.add(minute * MINUTE_MS, &one_event(1));
+        }
+        assert_eq!(rollups.sizes()[1], (0, 0), "no minute of an hour in progress is folded");
+        // Event time two minutes past the hour: its minutes are folded, all at once.
+        rollups.add(HOUR_MS + FOLD_LAG_MS, &one_event(1));
+        assert_eq!(hour_events(&rollups, 0), 50);
+        assert_eq!(rollups.folded_until, HOUR_MS);
+
+        // A busy minute is folded as soon as it is complete ...
+        let (hour, busy_rows) = (2 * HOUR_MS, 2 * FOLD_AT_ROWS as u32);
+        let busy = hour + 10 * MINUTE_MS;
+        for product in 0..busy_rows {
+            rollups.add(busy, &one_event(product));
+        }
+        rollups.add(busy + FOLD_LAG_MS + MINUTE_MS, &one_event(1));
+        assert_eq!(rollups.folded_until, busy + MINUTE_MS);
+        assert_eq!(hour_events(&rollups, hour), busy_rows);
+        // ... but a later one only with as many rows as the hour holds by then (so that each
+        // row is summed again a few times at most).
+        let (second, second_rows) = (busy + 5 * MINUTE_MS, FOLD_AT_ROWS as u32 + 10);
+        for product in 0..second_rows {
+            rollups.add(second, &one_event(product + 1));
+        }
+        rollups.add(second + FOLD_LAG_MS + MINUTE_MS, &one_event(1));
+        assert_eq!(rollups.folded_until, busy + MINUTE_MS, "fewer rows to fold than held");
+        rollups.add(3 * HOUR_MS + FOLD_LAG_MS, &one_event(1));
+        assert_eq!(rollups.folded_until, 3 * HOUR_MS);
+        assert_eq!(hour_events(&rollups, hour), busy_rows + second_rows + 2);
+        let hour_rows = rollups.hours.get(hour).map_or(0, Bucket::len);
+        assert_eq!(hour_rows, busy_rows as usize, "each key once");
+
+        // Whatever was folded when, each event is read once.
+        let mut events = 0;
+        rollups.scan(0, 4 * HOUR_MS, DAY_MS, |_, rows| {
+            events += rows.iter().map(|(_, m)| m.events).sum::<u32>();
+        });
+        assert_eq!(events, 50 + 1 + busy_rows + second_rows + 3);
     }
 }
