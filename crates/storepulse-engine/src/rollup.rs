@@ -1,15 +1,18 @@
 //! Rollup tables: measures per time bucket and row key, at minute, hour and day resolution.
 //!
 //! A row goes into its minute bucket. Once event time has moved [`FOLD_LAG_MS`] past an hour,
-//! its minutes are folded (summed) into the hour together, once, and the hour, now whole, is
-//! folded into its day, once (so a day reads 24 hours' rows, not 1,440 minutes'). Summing
-//! an hour's minutes at once lets them be summed in parts that stay in the core's cache (see
-//! [`Bucket::sum_of`]); folded a minute at a time, each row met an hour's map that had left the
-//! cache since the minute before. A busy hour's minutes are folded sooner, once there are
-//! [`FOLD_AT_ROWS`] rows to fold and at least as many as the hour holds, so that no fold holds
-//! the engine long and each row is summed again a few times at most. Queries read minutes
-//! wherever their hour is not folded yet. A row for a minute already folded (a late event)
-//! goes into its minute and hour, and into its day too when that hour is folded. So every coarse bucket is exactly the sum of its fine buckets (a
+//! its minutes are folded (summed) into the hour together, once; once it has moved past a
+//! day, its hours are folded into the day together (so a day reads 24 hours' rows, not 1,440
+//! minutes'). Summing many buckets at once lets them be summed in pieces that stay in the
+//! core's cache (see [`Bucket::sum_of`]); folded a minute (or an hour) at a time, each row met
+//! an hour's (or a day's) map that had left the cache since the fold before: a miss per row,
+//! a quarter of the time of applying shop traffic. A busy hour's complete minutes are folded
+//! sooner, once there are [`HOUR_FOLD_AT_ROWS`] rows to fold and at least as many as the hour
+//! holds, and a busy day's complete hours likewise ([`DAY_FOLD_AT_ROWS`]), so that no fold
+//! holds the engine long and each row is summed again a few times at most. Queries read
+//! minutes wherever their hour is not whole in the hour table yet, and hours wherever their
+//! day is not. A row for a minute already folded (a late event) goes into its minute and hour, and
+//! into its day too when that hour is folded. So every coarse bucket is exactly the sum of its fine buckets (a
 //! property test holds this), and the common case writes one table, not three. Old fine
 //! buckets are dropped by retention (folded first): minutes after two days, hours after 90
 //! days by default. A scan covers a range with the coarsest buckets that fit
@@ -19,7 +22,7 @@
 
 use std::collections::VecDeque;
 
-use crate::bucket::Bucket;
+use crate::bucket::{Bucket, SumScratch};
 use crate::facts::{FactKey, Measures};
 
 pub const MINUTE_MS: i64 = 60_000;
@@ -30,7 +33,11 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 pub const FOLD_LAG_MS: i64 = 2 * MINUTE_MS;
 /// Complete minutes are folded before their hour ends once they hold this many rows (and at
 /// least as many as their hour holds already), see the module's documentation.
-const FOLD_AT_ROWS: usize = 1 << 15;
+const HOUR_FOLD_AT_ROWS: usize = 1 << 15;
+/// The same for complete hours before their day ends. A shop sending a million events a day
+/// has ~10,000 rows an hour, ~240,000 a day: its day is folded in one go when it ends (~20 ms,
+/// once a day); a busier shop's in several, of about this many rows and what the day holds.
+const DAY_FOLD_AT_ROWS: usize = 1 << 18;
 
 /// How long each resolution is kept, in milliseconds of event time before the newest event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -207,16 +214,32 @@ pub struct Span {
     pub width_ms: i64,
 }
 
-/// The minute, hour and day tables. `M` is the rows' layout: an older one only while a
-/// snapshot of an older format is read ([`Rollups::upgraded`]).
+/// The minute, hour and day tables.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Rollups<M = Measures> {
-    pub minutes: Table<M>,
-    pub hours: Table<M>,
-    pub days: Table<M>,
+pub struct Rollups {
+    pub minutes: Table,
+    pub hours: Table,
+    pub days: Table,
     retention: RollupRetention,
-    /// Minute buckets that start before this have been added to the hour table, and hour
-    /// buckets that end at or before it to the day table.
+    /// Minute buckets that start before this have been summed into the hour table.
+    folded_until: i64,
+    /// Hour buckets that end at or before this have been summed into the day table: the end
+    /// of the last day folded (or of the last hour, in a snapshot before format 16, which
+    /// folded each hour into its day once the hour was complete).
+    days_until: i64,
+    #[serde(skip)]
+    scratch: SumScratch,
+}
+
+/// [`Rollups`] as snapshot formats up to 15 stored them: each hour was added to its day once
+/// complete, up to the end of the hour `folded_until` is in. `M` is the rows' layout (an
+/// older one up to format 13, see [`crate::facts::MeasuresUpToV13`]).
+#[derive(serde::Deserialize)]
+pub struct RollupsUpToV15<M = Measures> {
+    minutes: Table<M>,
+    hours: Table<M>,
+    days: Table<M>,
+    retention: RollupRetention,
     folded_until: i64,
 }
 
@@ -228,22 +251,21 @@ impl<M: Into<Measures>> Table<M> {
     }
 }
 
-impl From<Rollups<crate::facts::MeasuresUpToV13>> for Rollups {
-    fn from(old: Rollups<crate::facts::MeasuresUpToV13>) -> Self {
-        old.upgraded()
-    }
-}
-
-impl<M: Into<Measures>> Rollups<M> {
-    /// These rollups with their rows in the current layout.
-    pub fn upgraded(self) -> Rollups {
-        let Rollups { minutes, hours, days, retention, folded_until } = self;
+impl<M: Into<Measures>> From<RollupsUpToV15<M>> for Rollups {
+    fn from(old: RollupsUpToV15<M>) -> Self {
+        let RollupsUpToV15 { minutes, hours, days, retention, folded_until } = old;
         Rollups {
             minutes: minutes.upgraded(),
             hours: hours.upgraded(),
             days: days.upgraded(),
             retention,
             folded_until,
+            scratch: SumScratch::default(),
+            days_until: if folded_until == i64::MIN {
+                i64::MIN
+            } else {
+                folded_until.div_euclid(HOUR_MS) * HOUR_MS
+            },
         }
     }
 }
@@ -256,6 +278,8 @@ impl Rollups {
             days: Table::new(DAY_MS),
             retention,
             folded_until: i64::MIN,
+            days_until: i64::MIN,
+            scratch: SumScratch::default(),
         }
     }
 
@@ -280,8 +304,9 @@ impl Rollups {
                 if whole_hours > self.folded_until {
                     self.fold_until(whole_hours);
                 } else {
-                    let (to_fold, held) = self.rows_to_fold(complete);
-                    if to_fold >= FOLD_AT_ROWS.max(held) {
+                    let range = (self.folded_until, complete);
+                    let (to_fold, held) = rows_to_fold(&self.hours, &self.minutes, range);
+                    if to_fold >= HOUR_FOLD_AT_ROWS.max(held) {
                         self.fold_until(complete);
                     }
                 }
@@ -294,65 +319,42 @@ impl Rollups {
             }
         }
         let hour = time_ms.div_euclid(HOUR_MS) * HOUR_MS;
-        if hour + HOUR_MS <= self.folded_until
+        if hour + HOUR_MS <= self.days_until
             && let Some(bucket) = self.days.bucket_mut(time_ms)
         {
             add_rows(bucket, rows);
         }
     }
 
-    /// Rows of the minutes not folded yet that start before `limit` (all in one hour: the
-    /// hours before it are folded), and rows that hour holds already.
-    fn rows_to_fold(&self, limit: i64) -> (usize, usize) {
-        let first = self.minutes.buckets.partition_point(|(start, _)| *start < self.folded_until);
-        let last = self.minutes.buckets.partition_point(|(start, _)| *start < limit);
-        let to_fold = self.minutes.buckets.range(first..last).map(|(_, rows)| rows.len()).sum();
-        let hour = (limit - MINUTE_MS).div_euclid(HOUR_MS) * HOUR_MS;
-        (to_fold, self.hours.get(hour).map_or(0, Bucket::len))
-    }
-
-    /// Sums every minute bucket starting in `[folded_until, limit)` into its hour (with what
-    /// the hour holds already), then adds every hour that this completes to its day.
+    /// Sums every minute bucket starting in `[folded_until, limit)` into its hour, and every
+    /// hour of the days this completes into its day (each with what it holds already).
     fn fold_until(&mut self, limit: i64) {
         let limit = limit.div_euclid(MINUTE_MS) * MINUTE_MS;
         if limit <= self.folded_until {
             return;
         }
-        let first = self.minutes.buckets.partition_point(|(start, _)| *start < self.folded_until);
-        let last = self.minutes.buckets.partition_point(|(start, _)| *start < limit);
-        let mut next = first;
-        while next < last {
-            let hour = self.minutes.buckets[next].0.div_euclid(HOUR_MS) * HOUR_MS;
-            let minutes: Vec<&Bucket> = self
-                .minutes
-                .buckets
-                .range(next..last)
-                .take_while(|(start, _)| *start < hour + HOUR_MS)
-                .map(|(_, rows)| rows)
-                .collect();
-            next += minutes.len();
-            if let Some(bucket) = self.hours.bucket_with_room(hour, false) {
-                let held = std::mem::take(bucket);
-                let mut parts = minutes;
-                parts.push(&held);
-                *bucket = Bucket::sum_of(&parts);
-            }
-        }
+        let scratch = &mut self.scratch;
+        sum_into(&mut self.hours, &self.minutes, (self.folded_until, limit), scratch);
         // Folded minutes are sealed too: kept two days as hash maps (sized in powers of two,
         // ~1.7 times their rows) they were a third of a 3 M-event engine's rollup memory, and
         // each new minute took fresh memory where the sealed one's freed map now serves.
         self.minutes.seal_before(limit);
         self.hours.seal_before(limit);
-        let ends_by = |end: i64| move |(start, _): &(i64, Bucket)| *start + HOUR_MS <= end;
-        let first = self.hours.buckets.partition_point(ends_by(self.folded_until));
-        let last = self.hours.buckets.partition_point(ends_by(limit));
-        for index in first..last {
-            let (start, rows) = &self.hours.buckets[index];
-            if let Some(bucket) = self.days.bucket_mut(*start) {
-                bucket.add_bucket(rows);
-            }
-        }
         self.folded_until = limit;
+        let whole_days = limit.div_euclid(DAY_MS) * DAY_MS;
+        let days_to = if whole_days > self.days_until {
+            whole_days
+        } else {
+            // A busy day's complete hours are folded sooner, as a busy hour's minutes are.
+            let whole_hours = limit.div_euclid(HOUR_MS) * HOUR_MS;
+            let range = (self.days_until, whole_hours);
+            let (to_fold, held) = rows_to_fold(&self.days, &self.hours, range);
+            if to_fold >= DAY_FOLD_AT_ROWS.max(held) { whole_hours } else { self.days_until }
+        };
+        if days_to > self.days_until {
+            sum_into(&mut self.days, &self.hours, (self.days_until, days_to), &mut self.scratch);
+            self.days_until = days_to;
+        }
         self.days.seal_before(limit);
     }
 
@@ -375,15 +377,16 @@ impl Rollups {
             }
         }
         self.folded_until = hour_end;
+        self.days_until = hour_end;
         self.hours.seal_before(hour_end);
         self.days.seal_before(hour_end);
     }
 
     /// Folds every minute and hour, however recent (tests; a query never needs it): up to the
-    /// end of the newest minute's hour, so rows later in that hour go into all three tables.
+    /// end of the newest minute's day, so rows later in that day go into all three tables.
     pub fn fold_all(&mut self) {
         let Some((newest, _)) = self.minutes.buckets.back() else { return };
-        self.fold_until(newest.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS);
+        self.fold_until(newest.div_euclid(DAY_MS) * DAY_MS + DAY_MS);
     }
 
     /// Drops buckets that retention no longer keeps, relative to `now_ms`; minutes and hours
@@ -392,9 +395,8 @@ impl Rollups {
     pub fn prune(&mut self, now_ms: i64) {
         self.fold_until(now_ms - self.retention.minutes_ms);
         self.minutes.prune_before(now_ms - self.retention.minutes_ms);
-        if self.folded_until != i64::MIN {
-            let folded_hours_end = self.folded_until.div_euclid(HOUR_MS) * HOUR_MS;
-            self.hours.prune_before((now_ms - self.retention.hours_ms).min(folded_hours_end));
+        if self.days_until != i64::MIN {
+            self.hours.prune_before((now_ms - self.retention.hours_ms).min(self.days_until));
         }
         if self.retention.days_ms > 0 {
             self.days.prune_before(now_ms - self.retention.days_ms);
@@ -456,12 +458,14 @@ impl Rollups {
     }
 
     fn pick(&self, time: i64, end: i64, max_width_ms: i64) -> &Table {
-        for table in [&self.days, &self.hours] {
+        for (table, folded_until) in
+            [(&self.days, self.days_until), (&self.hours, self.folded_until)]
+        {
             let width = table.width_ms;
             if width <= max_width_ms
                 && time % width == 0
                 && time + width <= end
-                && time + width <= self.folded_until
+                && time + width <= folded_until
                 && table.covers(time)
             {
                 return table;
@@ -544,7 +548,8 @@ impl Rollups {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.minutes.heap_bytes() + self.hours.heap_bytes() + self.days.heap_bytes()
+        let tables = self.minutes.heap_bytes() + self.hours.heap_bytes() + self.days.heap_bytes();
+        tables + self.scratch.heap_bytes()
     }
 
     /// (buckets, rows) per resolution: minutes, hours, days.
@@ -554,6 +559,43 @@ impl Rollups {
             (self.hours.bucket_count(), self.hours.row_count()),
             (self.days.bucket_count(), self.days.row_count()),
         ]
+    }
+}
+
+/// Rows of the `fine` buckets starting in `[from, to)` (all in one `coarse` bucket: the ones
+/// before it are folded), and rows that coarse bucket holds already.
+fn rows_to_fold(coarse: &Table, fine: &Table, (from, to): (i64, i64)) -> (usize, usize) {
+    if to <= from {
+        return (0, 0);
+    }
+    let first = fine.buckets.partition_point(|(start, _)| *start < from);
+    let last = fine.buckets.partition_point(|(start, _)| *start < to);
+    let to_fold = fine.buckets.range(first..last).map(|(_, rows)| rows.len()).sum();
+    (to_fold, coarse.get(coarse.start_of(to - 1)).map_or(0, Bucket::len))
+}
+
+/// Sums the `fine` buckets starting in `[from, to)` into the `coarse` buckets holding them,
+/// each coarse bucket with what it holds already (see [`Bucket::sum_of`]). A coarse bucket
+/// retention has dropped takes nothing.
+fn sum_into(coarse: &mut Table, fine: &Table, (from, to): (i64, i64), scratch: &mut SumScratch) {
+    let first = fine.buckets.partition_point(|(start, _)| *start < from);
+    let last = fine.buckets.partition_point(|(start, _)| *start < to);
+    let mut next = first;
+    while next < last {
+        let start = coarse.start_of(fine.buckets[next].0);
+        let parts: Vec<&Bucket> = fine
+            .buckets
+            .range(next..last)
+            .take_while(|(fine_start, _)| *fine_start < start + coarse.width_ms)
+            .map(|(_, rows)| rows)
+            .collect();
+        next += parts.len();
+        if let Some(bucket) = coarse.bucket_with_room(start, false) {
+            let held = std::mem::take(bucket);
+            let mut parts = parts;
+            parts.push(&held);
+            *bucket = Bucket::sum_of(&parts, scratch);
+        }
     }
 }
 
@@ -577,6 +619,52 @@ mod tests {
     }
 
     #[test]
+    fn hours_fold_into_their_day_once_the_day_is_complete() {
+        let mut rollups = Rollups::new(RollupRetention::default());
+        for hour in 0..24 {
+            rollups.add(hour * HOUR_MS, &one_event(hour as u32));
+        }
+        rollups.add(DAY_MS + MINUTE_MS, &one_event(1));
+        assert_eq!(rollups.folded_until, 23 * HOUR_MS, "the day's first 23 hours are folded");
+        assert_eq!(rollups.sizes()[2], (0, 0), "but not into a day before it is complete");
+        rollups.add(DAY_MS + FOLD_LAG_MS, &one_event(1));
+        assert_eq!(rollups.days_until, DAY_MS);
+        let day_events = |rollups: &Rollups| -> u32 {
+            rollups.days.get(0).map_or(0, |rows| rows.iter().map(|(_, m)| m.events).sum())
+        };
+        assert_eq!(day_events(&rollups), 24);
+        assert_eq!(rollups.days.get(0).map_or(0, Bucket::len), 24, "a row per product");
+        // A late event for the folded day goes into its minute, hour and day.
+        rollups.add(5 * HOUR_MS + 30 * MINUTE_MS, &one_event(99));
+        assert_eq!(day_events(&rollups), 25);
+        assert_eq!(hour_events(&rollups, 5 * HOUR_MS), 2);
+        let mut read = Vec::new();
+        rollups.scan(0, DAY_MS, DAY_MS, |span, rows| {
+            read.push((span.width_ms, rows.iter().map(|(_, m)| m.events).sum::<u32>()));
+        });
+        assert_eq!(read, [(DAY_MS, 25)], "a whole folded day is read from its bucket");
+
+        // A busy day's complete hours are folded sooner, but the day is read from its hours
+        // until it is whole.
+        let busy = DAY_MS + 3 * HOUR_MS;
+        for product in 0..DAY_FOLD_AT_ROWS as u32 {
+            rollups.add(busy, &one_event(product));
+        }
+        rollups.add(busy + HOUR_MS + FOLD_LAG_MS, &one_event(1));
+        assert_eq!(rollups.days_until, busy + HOUR_MS);
+        let held = rollups.days.get(DAY_MS).map_or(0, Bucket::len);
+        assert_eq!(held, DAY_FOLD_AT_ROWS, "the busy hour and the ones before it");
+        let mut widths = Vec::new();
+        let mut events = 0;
+        rollups.scan(DAY_MS, 2 * DAY_MS, DAY_MS, |span, rows| {
+            widths.push(span.width_ms);
+            events += rows.iter().map(|(_, m)| m.events).sum::<u32>();
+        });
+        assert!(!widths.contains(&DAY_MS), "an incomplete day is not read from its bucket");
+        assert_eq!(events, 2 + DAY_FOLD_AT_ROWS as u32 + 1);
+    }
+
+    #[test]
     fn minutes_fold_when_their_hour_ends_or_sooner_when_busy() {
         let mut rollups = Rollups::new(RollupRetention::default());
         for minute in 0..50 {
@@ -589,7 +677,7 @@ mod tests {
         assert_eq!(rollups.folded_until, HOUR_MS);
 
         // A busy minute is folded as soon as it is complete ...
-        let (hour, busy_rows) = (2 * HOUR_MS, 2 * FOLD_AT_ROWS as u32);
+        let (hour, busy_rows) = (2 * HOUR_MS, 2 * HOUR_FOLD_AT_ROWS as u32);
         let busy = hour + 10 * MINUTE_MS;
         for product in 0..busy_rows {
             rollups.add(busy, &one_event(product));
@@ -599,7 +687,7 @@ mod tests {
         assert_eq!(hour_events(&rollups, hour), busy_rows);
         // ... but a later one only with as many rows as the hour holds by then (so that each
         // row is summed again a few times at most).
-        let (second, second_rows) = (busy + 5 * MINUTE_MS, FOLD_AT_ROWS as u32 + 10);
+        let (second, second_rows) = (busy + 5 * MINUTE_MS, HOUR_FOLD_AT_ROWS as u32 + 10);
         for product in 0..second_rows {
             rollups.add(second, &one_event(product + 1));
         }

@@ -28,7 +28,7 @@ use crate::facts::{
 use crate::funnel::{FunnelLog, FunnelLogUpToV9, StoredFunnelLogUpToV12, StoredFunnelLogUpToV14};
 use crate::live::{LiveWindows, LiveWindowsUpToV10};
 use crate::recommend::{CoOccurrence, CoOccurrenceUpToV11};
-use crate::rollup::Rollups;
+use crate::rollup::{Rollups, RollupsUpToV15};
 
 pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// Bumped whenever the engine's state layout changes (postcard is positional, so an old
@@ -45,8 +45,9 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// 13: funnel trails keep their session's marketing source; product categories per store.
 /// 14: rollup rows count orders of unknown value (for the average order value).
 /// 15: funnel marks keep the marketing source their event counted under, and the funnel log
-/// since when they all do.
-pub const FORMAT_VERSION: u8 = 15;
+/// since when they all do. 16: rollups fold a day's hours into it once the day is complete,
+/// no longer each hour once complete, and keep where days are folded to.
+pub const FORMAT_VERSION: u8 = 16;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
 /// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
@@ -55,8 +56,9 @@ pub const FORMAT_VERSION: u8 = 15;
 /// one category path per product for all stores; up to 13 rollup rows without their orders
 /// of unknown value (read as none: every order then counted as valued in averages, as it did);
 /// up to 14 funnel marks without their source (read as their session's, and questions by
-/// source over them refused).
-pub const OLDER_FORMATS_READ: [u8; 7] = [8, 9, 10, 11, 12, 13, 14];
+/// source over them refused); up to 15 rollups whose days hold every complete hour (days are
+/// then folded from the hour after the last one folded).
+pub const OLDER_FORMATS_READ: [u8; 8] = [8, 9, 10, 11, 12, 13, 14, 15];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,
@@ -181,11 +183,15 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
                     _ => postcard::from_bytes::<FunnelLog>(&payload),
                 }
             });
-        let rollups = decoding_from::<Rollups<MeasuresUpToV13>, Rollups>(
-            scope,
-            next_section(&mut reader)?,
-            version < 14,
-        );
+        let rollups = scope.spawn({
+            let payload = next_section(&mut reader)?;
+            move || match version {
+                ..14 => postcard::from_bytes::<RollupsUpToV15<MeasuresUpToV13>>(&payload)
+                    .map(Rollups::from),
+                14..16 => postcard::from_bytes::<RollupsUpToV15>(&payload).map(Rollups::from),
+                _ => postcard::from_bytes::<Rollups>(&payload),
+            }
+        });
         let orders = decoding_from::<StoredOrdersUpToV11, StoredOrders>(
             scope,
             next_section(&mut reader)?,
