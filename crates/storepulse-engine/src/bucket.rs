@@ -49,15 +49,19 @@ const ROW_BYTES: usize = std::mem::size_of::<(FactKey, Measures)>();
 /// bytes a row at twice its rows' room, stays well inside the core's cache.
 const ROWS_PER_PART: usize = 512;
 
-/// A fold of more rows than this gives its scratch memory back (a day's fold, ~24 times an
-/// hour's, would otherwise keep tens of megabytes for a fold a day).
-const MAX_SCRATCH_ROWS: usize = 1 << 16;
+/// Rows dealt into parts at once: more (a day's fold, ~24 times an hour's) are dealt a group
+/// of parts at a time, reading the buckets once per group, so that the scratch memory stays
+/// this size (~8 MB) however large a fold.
+const MAX_DEALT_ROWS: usize = 1 << 16;
 
-/// Memory [`Bucket::sum_of`] keeps from one fold to the next: the parts rows are dealt into,
-/// the map a part is summed in, and the sums before they are copied out sized exactly. Taken
-/// fresh each time, every 4 KB of it cost a page fault: ~40 % of a fold's time.
+/// Memory [`Bucket::sum_of`] keeps from one fold to the next: the part of each row, the parts
+/// rows are dealt into, the map a part is summed in, and the sums before they are copied out
+/// sized exactly. Taken fresh for each fold, every 4 KB of it cost a page fault: ~40 % of an
+/// hour's fold, and a day's (~28 MB fresh) took 25–35 ms at first and 130–220 ms once the
+/// process held gigabytes (100 M events, twenty-third session).
 #[derive(Debug, Default)]
 pub struct SumScratch {
+    part_of: Vec<u32>,
     dealt: Vec<Vec<(FactKey, Measures)>>,
     sums: FastMap<FactKey, Measures>,
     summed: Vec<(FactKey, Measures)>,
@@ -66,7 +70,19 @@ pub struct SumScratch {
 impl SumScratch {
     pub fn heap_bytes(&self) -> usize {
         let dealt: usize = self.dealt.iter().map(Vec::capacity).sum();
-        (dealt + self.summed.capacity()) * ROW_BYTES + self.sums.capacity() * (ROW_BYTES + 1)
+        let rows = (dealt + self.summed.capacity()) * ROW_BYTES;
+        rows + self.sums.capacity() * (ROW_BYTES + 1) + self.part_of.capacity() * 4
+    }
+
+    /// Gives back what a fold far larger than usual left: the sums of more than
+    /// [`MAX_DEALT_ROWS`] rows and the parts of more than four times as many.
+    fn trim(&mut self) {
+        if self.summed.capacity() > MAX_DEALT_ROWS {
+            self.summed = Vec::new();
+        }
+        if self.part_of.capacity() > 4 * MAX_DEALT_ROWS {
+            self.part_of = Vec::new();
+        }
     }
 }
 
@@ -106,36 +122,40 @@ impl Bucket {
     pub fn sum_of(buckets: &[&Bucket], scratch: &mut SumScratch) -> Bucket {
         let rows: usize = buckets.iter().map(|bucket| bucket.len()).sum();
         let parts = rows.div_ceil(ROWS_PER_PART).next_power_of_two();
-        let SumScratch { dealt, sums, summed } = scratch;
+        let SumScratch { part_of, dealt, sums, summed } = scratch;
+        let all_rows = || buckets.iter().flat_map(|bucket| bucket.iter());
         if parts <= 1 {
-            buckets
-                .iter()
-                .flat_map(|bucket| bucket.iter())
-                .for_each(|(key, measures)| sum(sums, key, measures));
+            all_rows().for_each(|(key, measures)| sum(sums, key, measures));
             summed.extend(sums.drain());
         } else {
-            // The top bits of the hash pick the part.
+            // The top bits of the hash pick the part, and the part's top bits its group.
             let shift = u64::BITS - parts.trailing_zeros();
-            if dealt.len() < parts {
-                dealt.resize_with(parts, Vec::new);
+            let groups = rows.div_ceil(MAX_DEALT_ROWS).next_power_of_two().min(parts);
+            let group_parts = parts / groups;
+            part_of.clear();
+            part_of.extend(all_rows().map(|(key, _)| (PART_HASH.hash_one(key) >> shift) as u32));
+            if dealt.len() < group_parts {
+                dealt.resize_with(group_parts, Vec::new);
             }
             let room = rows / parts + rows / parts / 4 + 8;
-            dealt[..parts].iter_mut().for_each(|part| part.reserve(room));
-            for (key, measures) in buckets.iter().flat_map(|bucket| bucket.iter()) {
-                let part = (PART_HASH.hash_one(key) >> shift) as usize;
-                dealt[part].push((*key, *measures));
-            }
-            for part in &mut dealt[..parts] {
-                part.drain(..).for_each(|(key, measures)| sum(sums, &key, &measures));
-                summed.extend(sums.drain());
+            dealt[..group_parts].iter_mut().for_each(|part| part.reserve(room));
+            for group in 0..groups {
+                for ((key, measures), &part) in all_rows().zip(part_of.iter()) {
+                    let part = part as usize;
+                    if part / group_parts == group {
+                        dealt[part % group_parts].push((*key, *measures));
+                    }
+                }
+                for part in &mut dealt[..group_parts] {
+                    part.drain(..).for_each(|(key, measures)| sum(sums, &key, &measures));
+                    summed.extend(sums.drain());
+                }
             }
         }
         // Sized exactly (the scratch's own vector stays for the next fold).
         let sealed = summed.as_slice().to_vec();
         summed.clear();
-        if rows > MAX_SCRATCH_ROWS {
-            *scratch = SumScratch::default();
-        }
+        scratch.trim();
         Bucket { sealed, open: FastMap::default() }
     }
 
@@ -298,7 +318,8 @@ mod tests {
     /// row of every bucket counted: sealed rows, late rows still open, a key in several.
     #[test]
     fn sums_of_buckets_count_every_row_once_per_key() {
-        for keys in [5, 3 * ROWS_PER_PART + 17] {
+        // Few keys (one part), several parts, and several groups of parts.
+        for keys in [5, 3 * ROWS_PER_PART + 17, MAX_DEALT_ROWS + 1_000] {
             let mut model = std::collections::BTreeMap::<u32, (u32, i64)>::new();
             let mut buckets = Vec::new();
             for minute in 0..7u32 {
