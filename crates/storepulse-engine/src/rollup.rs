@@ -11,14 +11,14 @@
 //! holds, and a busy day's complete hours likewise ([`DAY_FOLD_AT_ROWS`]), so that no fold
 //! holds the engine long and each row is summed again a few times at most. Queries read
 //! minutes wherever their hour is not whole in the hour table yet, and hours wherever their
-//! day is not. A row for a minute already folded (a late event) goes into its minute and hour, and
-//! into its day too when that hour is folded. So every coarse bucket is exactly the sum of its fine buckets (a
-//! property test holds this), and the common case writes one table, not three. Old fine
-//! buckets are dropped by retention (folded first): minutes after two days, hours after 90
-//! days by default. A scan covers a range with the coarsest buckets that fit
-//! inside it, are folded and still exist, and finer ones at the edges. Buckets are sealed once
-//! complete (a minute once event time is [`FOLD_LAG_MS`] past it; their rows in one vector
-//! sized exactly, see [`crate::bucket`]), which is where nearly all rows live.
+//! day is not. A row for a minute already folded (a late event) goes into its minute and
+//! hour, and into its day too when that hour is folded. So every coarse bucket is exactly the
+//! sum of its fine buckets (a property test holds this), and the common case writes one
+//! table, not three. Old fine buckets are dropped by retention (folded first): minutes after
+//! two days, hours after 90 days by default. A scan covers a range with the coarsest buckets
+//! that fit inside it, are folded and still exist, and finer ones at the edges. Buckets are
+//! sealed once complete (a minute once event time is [`FOLD_LAG_MS`] past it; their rows in
+//! one vector sized exactly, see [`crate::bucket`]), which is where nearly all rows live.
 
 use std::collections::VecDeque;
 
