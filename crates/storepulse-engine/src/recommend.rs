@@ -154,12 +154,13 @@ impl CoOccurrence {
         let excluded: std::collections::HashSet<u32, foldhash::fast::RandomState> =
             seen.iter().copied().collect();
         let mut scores: FastMap<u32, u32> = FastMap::default();
-        let seen_by = |product| excluded.contains(&product);
-        self.pairs.for_each_of(&seen, seen_by, |id, count| {
-            if !excluded.contains(&id) && self.named_in(id, scope) {
-                *scores.entry(id).or_default() += count;
-            }
-        });
+        for item in &seen {
+            self.pairs.for_each(*item, |id, count| {
+                if !excluded.contains(&id) && self.named_in(id, scope) {
+                    *scores.entry(id).or_default() += count;
+                }
+            });
+        }
         let mut ranked: Vec<(u32, u32)> = scores.into_iter().collect();
         rank(&mut ranked, k);
         ranked

@@ -1,108 +1,90 @@
-//! How many visitors met each pair of products, with increments buffered.
+//! How many visitors met each pair of products, with increments buffered per product.
 //!
 //! A visitor's new product adds one to its pair with every product the visitor already met, on
 //! both sides. Adding each straight into its row's hash map costs a cache miss per increment
 //! once the rows outgrow the cache (co-occurrence was 30 % of the engine's last-level misses on
-//! shop traffic). Instead each increment is appended to one list of pending pairs, and every
-//! [`FOLD_AT`] increments the list is sorted and added to the rows, each row read once for
-//! hundreds of increments. One list, not one per product: a lookup of the product's own list
-//! per increment was two thirds of the increments' cost (~36 ns an event of shop traffic,
-//! twenty-third session). Counts are sums, so when they are added changes nothing; every
-//! reader sees rows and pending together, and a snapshot holds the sums (the same format as
-//! plain nested maps).
+//! shop traffic). Instead each increment is appended to its product's pending list — the
+//! lists' tails are few and stay in cache — and every [`FOLD_AT`] increments the lists are
+//! sorted and added to their rows, each row read once for hundreds of increments. Counts are
+//! sums, so when they are added changes nothing; every reader sees rows and pending together,
+//! and a snapshot holds the sums (the same format as plain nested maps).
 
-use serde::ser::Serializer;
+use serde::ser::{SerializeMap, Serializer};
 
 use crate::FastMap;
 
-/// Increments buffered before they are added to the rows (8 bytes each: 512 KB, scanned by a
-/// reader in well under a millisecond).
-const FOLD_AT: usize = 1 << 16;
+/// Increments buffered before they are added to the rows (4 bytes each).
+const FOLD_AT: usize = 1 << 17;
 
 #[derive(Clone, Debug, Default)]
 pub(super) struct PairCounts {
     rows: FastMap<u32, FastMap<u32, u32>>,
-    /// Increments not in `rows` yet, each `product << 32 | other` ([`pair`]).
-    pending: Vec<u64>,
-}
-
-/// One increment: `other`'s count on `product`'s side.
-fn pair(product: u32, other: u32) -> u64 {
-    u64::from(product) << 32 | u64::from(other)
-}
-
-/// The product and the other product of an increment.
-fn split(pair: u64) -> (u32, u32) {
-    ((pair >> 32) as u32, pair as u32)
+    /// Per product, the other product of each increment not yet in `rows`.
+    pending: FastMap<u32, Vec<u32>>,
+    pending_count: usize,
 }
 
 impl PairCounts {
     /// One more visitor with both `product` and `other` (counted on `product`'s side only).
     pub(super) fn add(&mut self, product: u32, other: u32) {
-        self.pending.push(pair(product, other));
-        if self.pending.len() >= FOLD_AT {
+        self.pending.entry(product).or_default().push(other);
+        self.pending_count += 1;
+        if self.pending_count >= FOLD_AT {
             self.fold();
         }
     }
 
     /// One more visitor with `product` and each of `others` (counted on `product`'s side
-    /// only).
+    /// only): [`PairCounts::add`] for each, with `product`'s pending list looked up once.
     pub(super) fn add_all(&mut self, product: u32, others: &[u32]) {
-        self.pending.extend(others.iter().map(|other| pair(product, *other)));
-        if self.pending.len() >= FOLD_AT {
+        self.pending.entry(product).or_default().extend_from_slice(others);
+        self.pending_count += others.len();
+        if self.pending_count >= FOLD_AT {
             self.fold();
         }
     }
 
     /// Adds every pending increment to its row.
     fn fold(&mut self) {
-        self.pending.sort_unstable();
-        for run in self.pending.chunk_by(|a, b| a >> 32 == b >> 32) {
-            let row = self.rows.entry(split(run[0]).0).or_default();
-            for same in run.chunk_by(|a, b| a == b) {
-                *row.entry(split(same[0]).1).or_default() += same.len() as u32;
+        for (product, others) in &mut self.pending {
+            if others.is_empty() {
+                continue;
             }
+            others.sort_unstable();
+            let row = self.rows.entry(*product).or_default();
+            for run in others.chunk_by(|a, b| a == b) {
+                *row.entry(run[0]).or_default() += run.len() as u32;
+            }
+            others.clear();
         }
-        self.pending.clear();
+        self.pending_count = 0;
     }
 
     /// `product`'s pair counts, rows and pending together, in no order.
     pub(super) fn row(&self, product: u32) -> FastMap<u32, u32> {
         let mut row = self.rows.get(&product).cloned().unwrap_or_default();
-        self.for_each_pending(|of| of == product, |_, other| *row.entry(other).or_default() += 1);
+        for &other in self.pending.get(&product).into_iter().flatten() {
+            *row.entry(other).or_default() += 1;
+        }
         row
     }
 
-    /// Calls `add(other, count)` for the folded counts of each of `products`, and
-    /// `add(other, 1)` for each pending increment of a product `is_of` admits (which should be
-    /// those): an `other` may come more than once, so this suits callers that sum. The pending
-    /// list is read once, however many products.
-    pub(super) fn for_each_of(
-        &self,
-        products: &[u32],
-        is_of: impl Fn(u32) -> bool,
-        mut add: impl FnMut(u32, u32),
-    ) {
-        for product in products {
-            for (&other, &count) in self.rows.get(product).into_iter().flatten() {
-                add(other, count);
-            }
+    /// Calls `add(other, count)` for `product`'s folded counts and `add(other, 1)` for each
+    /// pending increment: an `other` may come more than once, so this suits callers that sum
+    /// (no copy of the row, unlike [`PairCounts::row`]).
+    pub(super) fn for_each(&self, product: u32, mut add: impl FnMut(u32, u32)) {
+        for (&other, &count) in self.rows.get(&product).into_iter().flatten() {
+            add(other, count);
         }
-        self.for_each_pending(is_of, |_, other| add(other, 1));
-    }
-
-    /// Calls `visit(product, other)` for each pending increment of a product `is_of` admits.
-    fn for_each_pending(&self, is_of: impl Fn(u32) -> bool, mut visit: impl FnMut(u32, u32)) {
-        for (product, other) in self.pending.iter().map(|pair| split(*pair)) {
-            if is_of(product) {
-                visit(product, other);
-            }
+        for &other in self.pending.get(&product).into_iter().flatten() {
+            add(other, 1);
         }
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
         let rows: usize = self.rows.values().map(|row| 32 + row.capacity() * 12).sum();
-        rows + self.pending.capacity() * 8
+        let pending: usize = self.pending.values().map(|others| 32 + others.capacity() * 4).sum();
+        rows + pending
     }
 }
 
@@ -110,12 +92,22 @@ impl PairCounts {
 /// snapshot does not depend on when the last fold ran.
 impl serde::Serialize for PairCounts {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.pending.is_empty() {
-            return self.rows.serialize(serializer);
+        let only_pending: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(product, others)| !others.is_empty() && !self.rows.contains_key(product))
+            .map(|(product, _)| *product)
+            .collect();
+        let mut map = serializer.serialize_map(Some(self.rows.len() + only_pending.len()))?;
+        for product in self.rows.keys().chain(&only_pending) {
+            let has_pending = self.pending.get(product).is_some_and(|others| !others.is_empty());
+            if has_pending {
+                map.serialize_entry(product, &self.row(*product))?;
+            } else {
+                map.serialize_entry(product, &self.rows[product])?;
+            }
         }
-        let mut summed = self.clone();
-        summed.fold();
-        summed.rows.serialize(serializer)
+        map.end()
     }
 }
 
@@ -157,24 +149,14 @@ mod tests {
                 assert_eq!(counts.row(product)[&other], expected[&product][&other]);
             }
         }
-        assert!(!counts.rows.is_empty() && !counts.pending.is_empty(), "some folded, some not");
+        assert!(!counts.rows.is_empty() && counts.pending_count > 0, "some folded, some not");
         for product in 0..300 {
             let expected_row = expected.get(&product).cloned().unwrap_or_default();
             assert_eq!(counts.row(product), expected_row);
             let mut summed: FastMap<u32, u32> = FastMap::default();
-            let add = |other, count| *summed.entry(other).or_default() += count;
-            counts.for_each_of(&[product], |of| of == product, add);
+            counts.for_each(product, |other, count| *summed.entry(other).or_default() += count);
             assert_eq!(summed, expected_row);
         }
-        // Several products at once: their counts summed, the pending list read once.
-        let mut summed: FastMap<u32, u32> = FastMap::default();
-        let add = |other, count| *summed.entry(other).or_default() += count;
-        counts.for_each_of(&[7, 11], |of| of == 7 || of == 11, add);
-        let mut expected_sum = expected.get(&7).cloned().unwrap_or_default();
-        for (other, count) in expected.get(&11).into_iter().flatten() {
-            *expected_sum.entry(*other).or_default() += count;
-        }
-        assert_eq!(summed, expected_sum);
         let bytes = postcard::to_allocvec(&counts).unwrap();
         let plain: FastMap<u32, FastMap<u32, u32>> = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(plain, expected);
