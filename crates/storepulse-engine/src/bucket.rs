@@ -160,7 +160,9 @@ impl Bucket {
         Bucket { sealed, open: FastMap::default() }
     }
 
-    /// Adds another bucket's rows (a minute folding into its hour and day).
+    /// Adds another bucket's rows, one at a time (only converting a format 8 snapshot, whose
+    /// few minutes in progress are added to their hour and day; folds use
+    /// [`Bucket::sum_of`]).
     pub fn add_bucket(&mut self, other: &Bucket) {
         for (key, measures) in other.iter() {
             self.add(*key, measures);
