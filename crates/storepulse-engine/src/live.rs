@@ -19,7 +19,6 @@ use crate::distinct::SketchMemo;
 use crate::funnel::TrailHint;
 use crate::id_table::IdTable;
 use crate::intern::Interner;
-use crate::recommend::{HeldSets, VisitorItems};
 
 pub const PAGE_BUCKET_MS: i64 = 10_000;
 
@@ -80,11 +79,6 @@ struct VisitorPresence {
     sessions: SmallVec<[(u64, i64); 2]>,
     #[serde(skip)]
     sketched: SketchMemo,
-    /// The visitor's co-occurrence set while it is active (see [`crate::recommend`]): handed
-    /// back to the model when the entry expires, written into the model's section of a
-    /// snapshot, so not part of this one.
-    #[serde(skip)]
-    items: Option<VisitorItems>,
 }
 
 /// Which visitors (or sessions) were last seen in each second, and how many the table holds
@@ -277,23 +271,15 @@ impl ActiveIndex {
         expired
     }
 
-    /// Removes from `table` the entries among `ids` last seen before `from_ms`, each given to
-    /// `gone`.
-    fn forget<P: Seen>(
-        &mut self,
-        table: &mut IdTable<P>,
-        ids: Vec<u64>,
-        from_ms: i64,
-        mut gone: impl FnMut(u64, P),
-    ) {
+    /// Removes from `table` the entries among `ids` last seen before `from_ms`.
+    fn forget<P: Seen>(&mut self, table: &mut IdTable<P>, ids: Vec<u64>, from_ms: i64) {
         for id in ids {
             if let Some(entry) = table.get(id)
                 && let (last_seen, place) = entry.last_seen()
                 && last_seen < from_ms
-                && let Some(entry) = table.remove(id)
             {
+                table.remove(id);
                 self.held.remove(place);
-                gone(id, entry);
             }
         }
     }
@@ -385,9 +371,6 @@ pub struct Remembered<'a> {
     pub visitor_sketches: Option<&'a mut SketchMemo>,
     pub session_sketches: Option<&'a mut SketchMemo>,
     pub trail: Option<&'a mut TrailHint>,
-    /// Where the visitor's co-occurrence set is held: given for every event of a visitor
-    /// with a live entry, late ones too (the set must have one place only).
-    pub visitor_items: Option<&'a mut Option<VisitorItems>>,
 }
 
 /// One visitor's or session's observation, as the engine passes it in.
@@ -441,12 +424,10 @@ impl LiveWindows {
                         id: id.into(),
                         sessions: SmallVec::new(),
                         sketched: SketchMemo::default(),
-                        items: None,
                     },
                 );
                 visitor_sessions = Some(&mut presence.sessions);
                 remembered.visitor_sketches = Some(&mut presence.sketched);
-                remembered.visitor_items = Some(&mut presence.items);
             }
             if let Some(session) = sighting.session {
                 let presence = sight(
@@ -478,8 +459,6 @@ impl LiveWindows {
                     }
                 }
             }
-        } else if let Some((_, visitor)) = sighting.visitor {
-            remembered.visitor_items = self.visitors.get_mut(visitor).map(|p| &mut p.items);
         }
         if let Some(page) = sighting.page_view
             && time >= newest_ms - self.page_window_ms
@@ -503,20 +482,15 @@ impl LiveWindows {
         remembered
     }
 
-    /// Forgets what is outside every window as of `now_ms`, giving each co-occurrence set an
-    /// expired visitor held to `hand_back`. Visits only the ids whose last-seen second left
-    /// the window, so it costs what expired, not what is active.
-    pub fn prune(&mut self, now_ms: i64, mut hand_back: impl FnMut(u64, VisitorItems)) {
+    /// Forgets what is outside every window as of `now_ms`. Visits only the ids whose
+    /// last-seen second left the window, so it costs what expired, not what is active.
+    pub fn prune(&mut self, now_ms: i64) {
         // Kept to the start of the second the window begins in, like the index.
         let active_from = (now_ms - self.active_window_ms).div_euclid(1000) * 1000;
         let visitors = self.active_visitors.expire_before(active_from);
-        self.active_visitors.forget(&mut self.visitors, visitors, active_from, |id, gone| {
-            if let Some(items) = gone.items {
-                hand_back(id, items);
-            }
-        });
+        self.active_visitors.forget(&mut self.visitors, visitors, active_from);
         let sessions = self.active_sessions.expire_before(active_from);
-        self.active_sessions.forget(&mut self.sessions, sessions, active_from, |_, _| {});
+        self.active_sessions.forget(&mut self.sessions, sessions, active_from);
         // After a spike, or a replay that applied days of events before its first prune, the
         // tables would otherwise keep the size of the largest crowd they ever held.
         self.visitors.shrink_if_sparse();
@@ -593,17 +567,6 @@ impl LiveWindows {
         (total, ranked)
     }
 
-    /// The places active visitors hold their co-occurrence sets in.
-    pub(crate) fn held_sets_mut(&mut self) -> impl Iterator<Item = &mut Option<VisitorItems>> {
-        self.visitors.values_mut().map(|presence| &mut presence.items)
-    }
-
-    /// The co-occurrence sets active visitors hold, by visitor key (for a snapshot).
-    pub(crate) fn held_sets(&self) -> Vec<(u64, &VisitorItems)> {
-        let held = self.visitors.iter();
-        held.filter_map(|(key, presence)| Some((key, presence.items.as_ref()?))).collect()
-    }
-
     pub fn sizes(&self) -> (usize, usize, usize) {
         (self.visitors.len(), self.sessions.len(), self.page_views.len())
     }
@@ -614,12 +577,6 @@ impl LiveWindows {
         let sessions = self.sessions.heap_bytes();
         let pages: usize = self.page_views.values().map(|b| b.capacity() * 32).sum();
         visitors + sessions + pages + self.pages.heap_bytes()
-    }
-}
-
-impl HeldSets for LiveWindows {
-    fn held(&self, visitor: u64) -> Option<&VisitorItems> {
-        self.visitors.get(visitor)?.items.as_ref()
     }
 }
 
@@ -761,7 +718,7 @@ mod tests {
         for n in 0..10 {
             live.observe(&sighting(n, 400_000), 400_000);
         }
-        live.prune(400_000, |_, _| {});
+        live.prune(400_000);
         assert_eq!(live.sizes().1, 10);
         assert!(live.heap_bytes() * 100 < crowded, "{} of {crowded} bytes", live.heap_bytes());
         assert_eq!(live.active_counts(400_000, &LiveFilter::default()), (0, 10));
@@ -808,7 +765,7 @@ mod tests {
             };
             live.observe(&sighting, newest);
             if n % 5_000 == 4_999 {
-                live.prune(newest, |_, _| {});
+                live.prune(newest);
             }
         }
         let bytes = postcard::to_allocvec(&live).expect("live windows encode");
@@ -833,7 +790,7 @@ mod tests {
             }
         }
         // Once the window has passed everyone, expiry leaves nothing behind.
-        live.prune(newest + window_ms + 100_000, |_, _| {});
+        live.prune(newest + window_ms + 100_000);
         assert_eq!(live.sizes().0 + live.sizes().1, 0);
         assert!(live.active_visitors.by_second.is_empty());
     }

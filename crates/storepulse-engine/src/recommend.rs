@@ -9,12 +9,6 @@
 //! counts no pair twice) and for what is never recommended to the visitor. A set is forgotten
 //! after `visitor_ttl_ms` without events, so memory follows recent activity.
 //!
-//! A visitor's set is looked up on nearly every event with a product, and the 30-day table is
-//! far larger than the cache: so while the visitor is active its set is held in its live-window
-//! entry instead ([`crate::live`], found already for the same event), taken out of the table
-//! at the visitor's first product event and handed back ([`CoOccurrence::hand_back`]) when the
-//! visitor leaves the window. Answers and snapshots read both (see [`HeldSets`]).
-//!
 //! Stores are tenants: a visitor's set is kept per store, and each product remembers the
 //! stores it was met in, so that a recommendation asked for one store draws on that store's
 //! visitors and names only that store's products (two shops may share product ids; pair counts
@@ -41,27 +35,14 @@ pub const MAX_PAIRED_ITEMS: usize = 50;
 /// heap was one more cache miss on every product event, and an allocation per visitor).
 const INLINE_ITEMS: usize = 6;
 
-/// One visitor's set in one store. Serialized as a plain sequence, like the `Vec` it was:
-/// snapshots do not change.
+/// Serialized as a plain sequence, like the `Vec` it was: snapshots do not change.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct VisitorItems {
+struct VisitorItems {
     items: SmallVec<[u32; INLINE_ITEMS]>,
     last_seen: i64,
 }
 
-impl VisitorItems {
-    fn new(time_ms: i64) -> Self {
-        Self { items: SmallVec::new(), last_seen: time_ms }
-    }
-}
-
-/// Where the sets of active visitors are held (their live-window entries), by visitor key.
-pub(crate) trait HeldSets {
-    fn held(&self, visitor: u64) -> Option<&VisitorItems>;
-}
-
-/// Written to snapshots through [`CoOccurrence::with_held`], with the held sets.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CoOccurrence {
     /// Keyed by the visitor id's hash ([`hash_id`]) in its store ([`in_store`]).
     visitors: IdTable<VisitorItems>,
@@ -70,35 +51,6 @@ pub struct CoOccurrence {
     /// By product id, the stores it was met in. Empty for a product met only before snapshot
     /// format 12, whose stores are unknown: it may be named in any store.
     product_stores: Vec<SmallVec<[u32; 2]>>,
-}
-
-/// [`CoOccurrence`] as a snapshot holds it: every set, those held in live-window entries
-/// written among the table's (in the layout `CoOccurrence` is read from), so a snapshot does
-/// not depend on which visitors were active.
-#[derive(serde::Serialize)]
-pub(crate) struct WithHeldSets<'a> {
-    visitors: AllSets<'a>,
-    pairs: &'a PairCounts,
-    visitor_ttl_ms: i64,
-    product_stores: &'a [SmallVec<[u32; 2]>],
-}
-
-/// The table's sets and the held ones, as one map from visitor key to set (a key is in one
-/// of the two, see [`CoOccurrence::hand_back`]).
-struct AllSets<'a> {
-    table: &'a IdTable<VisitorItems>,
-    held: Vec<(u64, &'a VisitorItems)>,
-}
-
-impl serde::Serialize for AllSets<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.table.len() + self.held.len()))?;
-        for (key, items) in self.table.iter().chain(self.held.iter().copied()) {
-            map.serialize_entry(&key, items)?;
-        }
-        map.end()
-    }
 }
 
 /// [`CoOccurrence`] as snapshot formats up to 11 stored it: visitors keyed without their store
@@ -133,23 +85,17 @@ impl CoOccurrence {
 
     /// Records that the visitor whose key is `visitor` (its id's hash in `store`, see
     /// [`in_store`]) met `products` in `store` (one event's; the visitor is looked up once).
-    /// `held` is the place in the visitor's live-window entry for its set, when it has one:
-    /// the set is taken out of the table into it, if it is not there yet.
-    pub(crate) fn observe(
+    pub fn observe(
         &mut self,
         visitor: u64,
-        held: Option<&mut Option<VisitorItems>>,
         store: u32,
         products: impl IntoIterator<Item = u32>,
         time_ms: i64,
     ) {
-        let CoOccurrence { visitors, pairs, product_stores, .. } = self;
-        let entry = match held {
-            Some(held) => held.get_or_insert_with(|| {
-                visitors.remove(visitor).unwrap_or_else(|| VisitorItems::new(time_ms))
-            }),
-            None => visitors.get_or_insert_with(visitor, || VisitorItems::new(time_ms)).0,
-        };
+        let (entry, _) = self.visitors.get_or_insert_with(visitor, || VisitorItems {
+            items: SmallVec::new(),
+            last_seen: time_ms,
+        });
         entry.last_seen = entry.last_seen.max(time_ms);
         for product in products {
             if entry.items.contains(&product) {
@@ -157,16 +103,16 @@ impl CoOccurrence {
             }
             // Only a visitor's first meeting with a product gets here, so this costs little.
             let index = product as usize;
-            if product_stores.len() <= index {
-                product_stores.resize(index + 1, SmallVec::new());
+            if self.product_stores.len() <= index {
+                self.product_stores.resize(index + 1, SmallVec::new());
             }
-            if !product_stores[index].contains(&store) {
-                product_stores[index].push(store);
+            if !self.product_stores[index].contains(&store) {
+                self.product_stores[index].push(store);
             }
             let paired = &entry.items[entry.items.len().saturating_sub(MAX_PAIRED_ITEMS)..];
-            pairs.add_all(product, paired);
+            self.pairs.add_all(product, paired);
             for &other in paired {
-                pairs.add(other, product);
+                self.pairs.add(other, product);
             }
             if entry.items.len() == MAX_ITEMS_PER_VISITOR {
                 entry.items.remove(0);
@@ -175,38 +121,9 @@ impl CoOccurrence {
         }
     }
 
-    /// The model with the sets `held` in live-window entries, for a snapshot.
-    pub(crate) fn with_held<'a>(&'a self, held: Vec<(u64, &'a VisitorItems)>) -> WithHeldSets<'a> {
-        WithHeldSets {
-            visitors: AllSets { table: &self.visitors, held },
-            pairs: &self.pairs,
-            visitor_ttl_ms: self.visitor_ttl_ms,
-            product_stores: &self.product_stores,
-        }
-    }
-
-    /// Takes back the set a live-window entry held (its visitor left the window).
-    pub(crate) fn hand_back(&mut self, visitor: u64, items: VisitorItems) {
-        // A set is taken out of the table when an entry starts holding it, and events of a
-        // visitor with a live entry go to that entry's set, so the table has none to replace.
-        let replaced = self.visitors.insert(visitor, items);
-        debug_assert!(replaced.is_none(), "a held set was also in the table");
-    }
-
-    /// Forgets the sets without events for the visitors' time to live: the table's, and
-    /// those `held` in live entries that the live windows have not expired yet.
-    pub(crate) fn prune<'a>(
-        &mut self,
-        now_ms: i64,
-        held: impl Iterator<Item = &'a mut Option<VisitorItems>>,
-    ) {
+    pub fn prune(&mut self, now_ms: i64) {
         let from = now_ms - self.visitor_ttl_ms;
         self.visitors.retain(|_, entry| entry.last_seen >= from);
-        for set in held {
-            if set.as_ref().is_some_and(|items| items.last_seen < from) {
-                *set = None;
-            }
-        }
     }
 
     /// Products most often together with `product`, best first (ties by id), of `scope`.
@@ -224,15 +141,14 @@ impl CoOccurrence {
     /// For a visitor: Σ over its products of each other product's count, excluding what it
     /// already met (seed 5's scoring), within `scope`, as of `now_ms`. Empty for an unknown
     /// visitor.
-    pub(crate) fn for_visitor(
+    pub fn for_visitor(
         &self,
         visitor: &str,
         scope: StoreScope<'_>,
-        held: &impl HeldSets,
         now_ms: i64,
         k: usize,
     ) -> Vec<(u32, u32)> {
-        let seen = self.visitor_items(visitor, scope, held, now_ms);
+        let seen = self.visitor_items(visitor, scope, now_ms);
         // A set of up to [`MAX_ITEMS_PER_VISITOR`] per store: looked up, not scanned, for each
         // of its products' companions.
         let excluded: std::collections::HashSet<u32, foldhash::fast::RandomState> =
@@ -255,13 +171,7 @@ impl CoOccurrence {
     /// forgotten, whether or not [`CoOccurrence::prune`] has dropped it yet (events
     /// backfilled from long ago made sets that answered until the next housekeeping pass or
     /// restart, and then did not).
-    pub(crate) fn visitor_items(
-        &self,
-        visitor: &str,
-        scope: StoreScope<'_>,
-        held: &impl HeldSets,
-        now_ms: i64,
-    ) -> Vec<u32> {
+    pub fn visitor_items(&self, visitor: &str, scope: StoreScope<'_>, now_ms: i64) -> Vec<u32> {
         let visitor = hash_id(visitor);
         let kept_from = now_ms - self.visitor_ttl_ms;
         let stores = match &scope {
@@ -272,8 +182,7 @@ impl CoOccurrence {
         let mut listed: std::collections::HashSet<u32, foldhash::fast::RandomState> =
             Default::default();
         for &store in stores {
-            let key = in_store(visitor, store);
-            let entry = held.held(key).or_else(|| self.visitors.get(key));
+            let entry = self.visitors.get(in_store(visitor, store));
             if let Some(entry) = entry.filter(|entry| entry.last_seen >= kept_from) {
                 items.extend(entry.items.iter().filter(|item| listed.insert(**item)));
             }
@@ -309,15 +218,6 @@ fn rank(ranked: &mut Vec<(u32, u32)>, k: usize) {
 mod tests {
     use super::*;
 
-    /// No sets held elsewhere: every set is in the model's own table.
-    struct NoneHeld;
-
-    impl HeldSets for NoneHeld {
-        fn held(&self, _: u64) -> Option<&VisitorItems> {
-            None
-        }
-    }
-
     #[test]
     fn pairs_count_visitors_not_events_and_exclude_what_was_seen() {
         let mut model = CoOccurrence::new(1_000_000);
@@ -332,18 +232,18 @@ mod tests {
             ("c", 3),
             ("d", 4),
         ] {
-            model.observe(hash_id(visitor), None, 1, [product], 0);
+            model.observe(hash_id(visitor), 1, [product], 0);
         }
         let all = StoreScope::All(&[1]);
         assert_eq!(model.for_product(1, all, 10), vec![(2, 2), (3, 2)]);
         assert_eq!(model.for_product(4, all, 10), vec![]);
         // "a" has 1 and 2: 3 pairs with 1 (twice: b, c) and with 2 (once: b).
-        assert_eq!(model.for_visitor("a", all, &NoneHeld, 0, 10), vec![(3, 3)]);
-        assert_eq!(model.for_visitor("nobody", all, &NoneHeld, 0, 10), vec![]);
+        assert_eq!(model.for_visitor("a", all, 0, 10), vec![(3, 3)]);
+        assert_eq!(model.for_visitor("nobody", all, 0, 10), vec![]);
         // Past the visitors' time to live, before and after the housekeeping drops them.
-        assert_eq!(model.for_visitor("a", all, &NoneHeld, 2_000_000, 10), vec![]);
-        model.prune(2_000_000, std::iter::empty());
-        assert_eq!(model.for_visitor("a", all, &NoneHeld, 0, 10), vec![]);
+        assert_eq!(model.for_visitor("a", all, 2_000_000, 10), vec![]);
+        model.prune(2_000_000);
+        assert_eq!(model.for_visitor("a", all, 0, 10), vec![]);
         assert_eq!(model.for_product(1, all, 1), vec![(2, 2)], "pairs outlive the visitors");
     }
 
@@ -356,23 +256,23 @@ mod tests {
         // "a" meets 0, then 1..=60, then 0 again; "b" meets 0 and 1 (so 0 is 1's companion).
         let met = std::iter::once(0).chain(1..=60).chain(std::iter::once(0));
         for product in met {
-            model.observe(hash_id("a"), None, 1, [product], 0);
+            model.observe(hash_id("a"), 1, [product], 0);
         }
-        model.observe(hash_id("b"), None, 1, [0], 0);
-        model.observe(hash_id("b"), None, 1, [1], 0);
+        model.observe(hash_id("b"), 1, [0], 0);
+        model.observe(hash_id("b"), 1, [1], 0);
         let pairs_of_0: FastMap<u32, u32> = model.pairs.row(0);
         assert_eq!(pairs_of_0.get(&1), Some(&2), "a and b met 0 and 1");
         assert_eq!(pairs_of_0.get(&30), Some(&1), "0 and 30 once, for a, however often met");
         assert_eq!(pairs_of_0.get(&55), None, "55 came past 0's 50 latest companions");
         assert_eq!(model.pairs.row(55).get(&0), None, "both sides alike");
-        let for_a = model.for_visitor("a", all, &NoneHeld, 0, 100);
+        let for_a = model.for_visitor("a", all, 0, 100);
         assert!(for_a.is_empty(), "a met every product there is: {for_a:?}");
-        assert_eq!(model.visitor_items("a", all, &NoneHeld, 0).len(), 61);
+        assert_eq!(model.visitor_items("a", all, 0).len(), 61);
         // Past the set's own cap the oldest products go (the set's memory stays bounded).
         for product in 100..100 + MAX_ITEMS_PER_VISITOR as u32 {
-            model.observe(hash_id("a"), None, 1, [product], 0);
+            model.observe(hash_id("a"), 1, [product], 0);
         }
-        let items = model.visitor_items("a", all, &NoneHeld, 0);
+        let items = model.visitor_items("a", all, 0);
         assert_eq!(items.len(), MAX_ITEMS_PER_VISITOR);
         assert!(!items.contains(&0) && items.contains(&100));
     }
@@ -383,19 +283,13 @@ mod tests {
         // Store 1: "x" meets 10 (store 1 only) and 20 (a product id both stores use).
         // Store 2: "y" meets 20; "x" (the same id in another shop) meets 30.
         for (visitor, store, product) in [("x", 1, 10), ("x", 1, 20), ("y", 2, 20), ("x", 2, 30)] {
-            model.observe(in_store(hash_id(visitor), store), None, store, [product], 0);
+            model.observe(in_store(hash_id(visitor), store), store, [product], 0);
         }
-        assert_eq!(model.for_visitor("y", StoreScope::One(2), &NoneHeld, 0, 10), vec![]);
+        assert_eq!(model.for_visitor("y", StoreScope::One(2), 0, 10), vec![]);
         assert_eq!(model.for_product(20, StoreScope::One(2), 10), vec![]);
         assert_eq!(model.for_product(20, StoreScope::One(1), 10), vec![(10, 1)]);
-        assert_eq!(
-            model.for_visitor("y", StoreScope::All(&[1, 2]), &NoneHeld, 0, 10),
-            vec![(10, 1)]
-        );
-        assert_eq!(model.visitor_items("x", StoreScope::One(1), &NoneHeld, 0), vec![10, 20]);
-        assert_eq!(
-            model.visitor_items("x", StoreScope::All(&[1, 2]), &NoneHeld, 0),
-            vec![10, 20, 30]
-        );
+        assert_eq!(model.for_visitor("y", StoreScope::All(&[1, 2]), 0, 10), vec![(10, 1)]);
+        assert_eq!(model.visitor_items("x", StoreScope::One(1), 0), vec![10, 20]);
+        assert_eq!(model.visitor_items("x", StoreScope::All(&[1, 2]), 0), vec![10, 20, 30]);
     }
 }

@@ -134,8 +134,7 @@ pub fn encode(engine: &Engine, out: &mut Vec<u8>) -> Result<(), postcard::Error>
             scope.spawn(|| postcard::to_stdvec(&engine.rollups)),
             scope.spawn(|| postcard::to_stdvec(&engine.orders)),
             scope.spawn(|| postcard::to_stdvec(&engine.carts)),
-            scope
-                .spawn(|| postcard::to_stdvec(&engine.together.with_held(engine.live.held_sets()))),
+            scope.spawn(|| postcard::to_stdvec(&engine.together)),
             scope.spawn(|| postcard::to_stdvec(&engine.distinct)),
             scope.spawn(|| postcard::to_stdvec(&rest)),
         ];

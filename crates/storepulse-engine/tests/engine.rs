@@ -1841,49 +1841,6 @@ fn recommendations_come_from_what_visitors_met_together() {
     assert_eq!(engine.together_with_product("tent", None, 5).unwrap().len(), 2);
 }
 
-/// An active visitor's item set is held in its live entry (see `recommend`): it is answered
-/// from there, written into snapshots, handed back when the visitor leaves the window, and a
-/// late event of an active visitor goes to it too, so the visitor keeps one set throughout.
-#[test]
-fn an_active_visitors_item_set_is_one_set_wherever_it_is_held() {
-    let t = DAY0 + 10 * HOUR;
-    let mut engine = engine_with(&[
-        product_event("product_view", t, "a", "tent", "Outdoor", "US"),
-        product_event("product_view", t, "a", "stove", "Outdoor", "US"),
-        product_event("product_view", t, "b", "tent", "Outdoor", "US"),
-        product_event("product_view", t, "b", "mat", "Outdoor", "US"),
-    ]);
-    let names = |products: Option<Vec<storepulse_engine::engine::ScoredProduct>>| {
-        let products = products.unwrap_or_default();
-        products.into_iter().map(|p| (p.product_id, p.score)).collect::<Vec<_>>()
-    };
-    let mat = || vec![("mat".to_string(), 1.0)];
-    assert_eq!(names(engine.recommend_for_visitor("a", None, Timestamp(t), 5)), mat());
-    // In a snapshot taken while "a" is active.
-    let mut bytes = Vec::new();
-    storepulse_engine::snapshot::encode(&engine, &mut bytes).unwrap();
-    let restored = storepulse_engine::snapshot::decode(&bytes).unwrap();
-    assert_eq!(names(restored.recommend_for_visitor("a", None, Timestamp(t), 5)), mat());
-    // After "a" has left the window, and when it comes back: meeting "mat" pairs it with both
-    // products "a" met before.
-    engine.prune_live(Timestamp(t + 10 * MIN));
-    assert_eq!(names(engine.recommend_for_visitor("a", None, Timestamp(t), 5)), mat());
-    let back = t + 20 * MIN;
-    engine.apply(&event(product_event("product_view", back, "a", "mat", "Outdoor", "US")));
-    let with_mat = names(engine.together_with_product("mat", None, 5));
-    assert_eq!(with_mat, [("tent".to_string(), 2.0), ("stove".to_string(), 1.0)]);
-    // A late event of "a" (older than the active window, "a" still active) meets a lamp: it
-    // pairs with everything "a" met (ties ranked by product id, in order of first sight), and
-    // after "a" leaves again its set has all four.
-    let late = product_event("product_view", back - 10 * MIN, "a", "lamp", "Outdoor", "US");
-    engine.apply(&event(late));
-    engine.prune_live(Timestamp(back + 10 * MIN));
-    let with_lamp = names(engine.together_with_product("lamp", None, 5));
-    let one = |name: &str| (name.to_string(), 1.0);
-    assert_eq!(with_lamp, [one("tent"), one("stove"), one("mat")]);
-    assert!(engine.recommend_for_visitor("a", None, Timestamp(back), 5).unwrap().is_empty());
-}
-
 /// Stores are tenants: shop B's visitors are never recommended shop A's products, even when
 /// both shops use a product id, and a user id in two shops is two visitors.
 #[test]

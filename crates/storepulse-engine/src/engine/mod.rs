@@ -256,7 +256,6 @@ impl Engine {
         );
         let mut no_hint = TrailHint::default();
         let hint = remembered.trail.unwrap_or(&mut no_hint);
-        let held_items = remembered.visitor_items;
         // The session's source before the rows are made, so that they (and a purchase's
         // remembered order, which its refunds count against) carry it. An identify is not a
         // session's activity (see `FunnelLog::observe_remembering`).
@@ -297,13 +296,6 @@ impl Engine {
         };
         let ids = (visitor.map(|(_, hash)| hash), session);
         self.distinct.observe(time, key, ids, signal, sketch_memos);
-        if let Some((_, visitor)) = visitor
-            && rows.len() > 1
-        {
-            // Product rows follow the event row; each names one product the visitor met.
-            let products = rows[1..].iter().map(|(key, _)| key.product);
-            self.together.observe(visitor, held_items, origin.store, products, time);
-        }
         if let Some(session) = trail_session {
             let products = products_of(&mut self.product_scratch, &rows);
             let visitor = visitor.map(|(_, hash)| hash);
@@ -322,6 +314,13 @@ impl Engine {
             self.funnels.observe_sessionless(visitor, place, time, marked, &products);
             self.product_scratch = products;
         }
+        if let Some((_, visitor)) = visitor
+            && rows.len() > 1
+        {
+            // Product rows follow the event row; each names one product the visitor met.
+            let products = rows[1..].iter().map(|(key, _)| key.product);
+            self.together.observe(visitor, origin.store, products, time);
+        }
         // `orders` is 0 on a purchase repeating a remembered order (see `rows_of`).
         if event_type == EventType::Purchase && event.promotion.is_some() && rows[0].1.orders > 0 {
             self.buys.record(time, rows[0].1.units.into());
@@ -339,8 +338,7 @@ impl Engine {
     /// The frequent, cheap part of [`Engine::prune`]: live windows and rollup buckets; costs
     /// what expired, not what is held.
     pub fn prune_live(&mut self, now: Timestamp) {
-        let together = &mut self.together;
-        self.live.prune(now.0, |visitor, items| together.hand_back(visitor, items));
+        self.live.prune(now.0);
         self.rollups.prune(now.0);
     }
 
@@ -365,7 +363,7 @@ impl Engine {
                     self.distinct.prune_before(now.0 - self.config.retention.days_ms);
                 }
             }
-            HistoryPart::CoOccurrence => self.together.prune(now.0, self.live.held_sets_mut()),
+            HistoryPart::CoOccurrence => self.together.prune(now.0),
             HistoryPart::FunnelTrails => {
                 // Moved before the trails and carts are pruned (carts perhaps a tick later):
                 // a query meanwhile treats what is about to go as gone, never the reverse.

@@ -328,12 +328,12 @@ impl Engine {
     ) -> Option<Vec<ScoredProduct>> {
         let all_stores = self.store_ids();
         let scope = self.store_scope(store, &all_stores)?;
-        if self.together.visitor_items(visitor, scope, &self.live, now.0).is_empty() {
+        if self.together.visitor_items(visitor, scope, now.0).is_empty() {
             return None;
         }
         Some(
             self.together
-                .for_visitor(visitor, scope, &self.live, now.0, k)
+                .for_visitor(visitor, scope, now.0, k)
                 .into_iter()
                 .map(|(id, count)| self.scored(id, f64::from(count)))
                 .collect(),
