@@ -75,7 +75,13 @@ fn main() {
         drop(run.take());
         let this = apply_days(&pool, total, fresh_input);
         if rounds > 1 {
-            println!("round {round}: {:.3} M events/s", this.rate() / 1e6);
+            // Both: a change that moves work from applying into housekeeping (which the
+            // server runs on the same engine, a second at a time) must not look like a gain.
+            println!(
+                "round {round}: {:.3} M events/s ({:.3} M with housekeeping)",
+                this.rate() / 1e6,
+                this.rate_with_housekeeping() / 1e6
+            );
         }
         rates.push(this.rate());
         run = Some(this);
@@ -99,10 +105,11 @@ fn main() {
     let stats = engine.stats();
     println!(
         "applied {applied} events over {day} simulated days in {:.1?} ({:.2} M events/s on one \
-         core; pruning another {:.1?})",
+         core; pruning another {:.1?}, {:.2} M events/s with it)",
         applying,
         applied as f64 / applying.as_secs_f64() / 1e6,
-        pruning
+        pruning,
+        applied as f64 / (applying + pruning).as_secs_f64() / 1e6
     );
     println!(
         "longest hold of the engine: {longest_apply:.1?} applying one {}-event group, \
@@ -183,6 +190,11 @@ impl Run {
     /// Events applied per second of applying.
     fn rate(&self) -> f64 {
         self.applied as f64 / self.applying.as_secs_f64()
+    }
+
+    /// Events per second of applying and pruning together.
+    fn rate_with_housekeeping(&self) -> f64 {
+        self.applied as f64 / (self.applying + self.pruning).as_secs_f64()
     }
 }
 
