@@ -20,6 +20,7 @@ use serde::Serialize;
 use storepulse_model::event::EventType;
 
 use crate::FastMap;
+use crate::carts::SessionCart;
 use crate::chunked::ChunkedVec;
 use crate::id_table::IdTable;
 use crate::live::{LiveFilter, Place};
@@ -162,6 +163,10 @@ pub struct Trail {
     source: u32,
     /// When the event that named `source` was, in milliseconds after `base_ms`.
     source_offset_ms: u32,
+    /// The session's cart, once it had a cart or purchase event (see [`crate::carts`]):
+    /// written in the snapshot's carts section, not with the trail.
+    #[serde(skip)]
+    cart: Option<Box<SessionCart>>,
 }
 
 /// A [`Trail`] as snapshot formats up to 12 stored it, before trails kept their session's
@@ -188,6 +193,7 @@ impl From<TrailUpToV12> for Trail {
             marks: marks_from(marks),
             source: 0,
             source_offset_ms: 0,
+            cart: None,
         }
     }
 }
@@ -203,6 +209,7 @@ impl Trail {
         marks: Vec::new(),
         source: 0,
         source_offset_ms: 0,
+        cart: None,
     };
 
     fn is_free(&self) -> bool {
@@ -273,6 +280,8 @@ pub struct FunnelLog {
     retention_ms: i64,
     /// Marks held by all trails (for the size estimate without walking them).
     marks: usize,
+    /// Carts held by the trails (likewise).
+    carts: usize,
     /// Kept trails that are a visitor's day of events sent without a session (see
     /// [`FunnelLog::observe_sessionless`]), counted apart from sessions without a walk.
     sessionless: usize,
@@ -308,7 +317,17 @@ impl From<FunnelLogUpToV9> for FunnelLog {
         let trails: ChunkedVec<Trail> = trails.into_iter().map(Trail::from).collect();
         let sessionless = count_sessionless(&trails);
         let sources_known_from = sources_known_after(&trails);
-        FunnelLog { trails, slots, free, retention_ms, marks, sessionless, sources_known_from }
+        let carts = 0;
+        FunnelLog {
+            trails,
+            slots,
+            free,
+            retention_ms,
+            marks,
+            carts,
+            sessionless,
+            sources_known_from,
+        }
     }
 }
 
@@ -369,7 +388,18 @@ impl From<TrailUpToV14> for Trail {
                 Mark::new(offset_ms, product, event_type, starts_event, source)
             })
             .collect();
-        Trail { session, place, last_offset_ms, base_ms, visitor, marks, source, source_offset_ms }
+        let cart = None;
+        Trail {
+            session,
+            place,
+            last_offset_ms,
+            base_ms,
+            visitor,
+            marks,
+            source,
+            source_offset_ms,
+            cart,
+        }
     }
 }
 
@@ -408,7 +438,18 @@ impl From<StoredFunnelLog> for FunnelLog {
             }
         }
         let sessionless = count_sessionless(&trails);
-        FunnelLog { trails, slots, free, retention_ms, marks, sessionless, sources_known_from }
+        // Carts come in their own section (see `FunnelLog::attach_carts`).
+        let carts = 0;
+        FunnelLog {
+            trails,
+            slots,
+            free,
+            retention_ms,
+            marks,
+            carts,
+            sessionless,
+            sources_known_from,
+        }
     }
 }
 
@@ -794,6 +835,7 @@ impl FunnelLog {
                 marks: Vec::with_capacity(FIRST_MARKS),
                 source: 0,
                 source_offset_ms: 0,
+                cart: None,
             };
             match free.pop() {
                 Some(slot) => {
@@ -810,6 +852,52 @@ impl FunnelLog {
         // (Beyond 4 billion trails a slot is simply not remembered.)
         *hint = TrailHint(u32::try_from(slot + 1).unwrap_or(0));
         slot
+    }
+
+    /// Updates the cart of `session` (whose trail an event just made or found, the hint
+    /// showing where) with `update` (see [`crate::carts`]).
+    pub(crate) fn update_cart(
+        &mut self,
+        session: u64,
+        hint: &TrailHint,
+        update: impl FnOnce(&mut Option<Box<SessionCart>>),
+    ) {
+        let slot = match hint.slot() {
+            Some(slot) if self.trails.get(slot).is_some_and(|trail| trail.session == session) => {
+                slot
+            }
+            _ => match self.slots.get(session) {
+                Some(&slot) => slot as usize,
+                None => return,
+            },
+        };
+        let cart = &mut self.trails[slot].cart;
+        let had = cart.is_some();
+        update(cart);
+        self.carts += usize::from(!had && cart.is_some());
+    }
+
+    /// Every cart the trails hold, by session id hash.
+    pub(crate) fn carts(&self) -> impl Iterator<Item = (u64, &SessionCart)> {
+        let held = self.trails.iter().filter(|trail| !trail.is_free());
+        held.filter_map(|trail| Some((trail.session, trail.cart.as_deref()?)))
+    }
+
+    /// How many carts the trails hold.
+    pub fn cart_count(&self) -> usize {
+        self.carts
+    }
+
+    /// Gives each of `carts` (by session id hash, from a snapshot) to its session's trail. A
+    /// cart whose trail retention has dropped is dropped too (the next pass would drop it).
+    pub(crate) fn attach_carts(&mut self, carts: IdTable<SessionCart>) {
+        for (session, cart) in carts.into_entries() {
+            if let Some(&slot) = self.slots.get(session) {
+                let trail = &mut self.trails[slot as usize];
+                self.carts += usize::from(trail.cart.is_none());
+                trail.cart = Some(Box::new(cart));
+            }
+        }
     }
 
     pub fn set_retention(&mut self, retention_ms: i64) {
@@ -829,13 +917,22 @@ impl FunnelLog {
             let last = trail.last_ms();
             if last < from {
                 removed += trail.marks.len();
+                self.carts -= usize::from(trail.cart.is_some());
                 self.sessionless =
                     self.sessionless.saturating_sub(usize::from(trail.is_sessionless()));
                 self.slots.remove(trail.session);
                 *trail = Trail::FREE;
                 self.free.push(slot as u32);
-            } else if last < ended {
-                trail.marks.shrink_to_fit();
+            } else {
+                if last < ended {
+                    trail.marks.shrink_to_fit();
+                }
+                // A cart is kept retention after its last cart or purchase event, which may
+                // be before the trail's last event.
+                if trail.cart.as_ref().is_some_and(|cart| cart.last_ms() < from) {
+                    trail.cart = None;
+                    self.carts -= 1;
+                }
             }
         }
         self.marks -= removed;

@@ -341,6 +341,11 @@ impl<V> IdTable<V> {
         self.slots.iter().chain(&self.draining.slots).flatten().map(|(key, value)| (*key, value))
     }
 
+    /// The entries, taken.
+    pub fn into_entries(self) -> impl Iterator<Item = (u64, V)> {
+        self.slots.into_iter().chain(self.draining.slots).flatten()
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.slots.iter().chain(&self.draining.slots).flatten().map(|(_, value)| value)
     }

@@ -19,7 +19,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use serde::de::DeserializeOwned;
 
 use crate::buys::BuyLedger;
-use crate::carts::CartTracker;
+use crate::carts::{StoredCarts, StoredCartsRef};
 use crate::distinct::DailyDistinct;
 use crate::engine::{Engine, EngineConfig};
 use crate::facts::{
@@ -133,7 +133,11 @@ pub fn encode(engine: &Engine, out: &mut Vec<u8>) -> Result<(), postcard::Error>
             scope.spawn(|| postcard::to_stdvec(&engine.funnels)),
             scope.spawn(|| postcard::to_stdvec(&engine.rollups)),
             scope.spawn(|| postcard::to_stdvec(&engine.orders)),
-            scope.spawn(|| postcard::to_stdvec(&engine.carts)),
+            scope.spawn(|| {
+                let carts = engine.funnels.carts().collect();
+                let retention_ms = engine.config.funnel_retention_ms;
+                postcard::to_stdvec(&StoredCartsRef::new(carts, retention_ms))
+            }),
             scope.spawn(|| postcard::to_stdvec(&engine.together)),
             scope.spawn(|| postcard::to_stdvec(&engine.distinct)),
             scope.spawn(|| postcard::to_stdvec(&rest)),
@@ -197,7 +201,7 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
             next_section(&mut reader)?,
             version < 12,
         );
-        let carts = decoding::<CartTracker>(scope, next_section(&mut reader)?);
+        let carts = decoding::<StoredCarts>(scope, next_section(&mut reader)?);
         let together = decoding_from::<CoOccurrenceUpToV11, CoOccurrence>(
             scope,
             next_section(&mut reader)?,
@@ -242,7 +246,7 @@ pub fn read(mut reader: impl Read) -> Result<Engine, SnapshotError> {
             joined(together)?,
             joined(distinct)?,
             joined(funnels)?,
-            joined(carts)?,
+            Some(joined(carts)?),
             counters,
         ))
     })

@@ -2522,7 +2522,7 @@ fn retention_in_parts_ends_where_retention_at_once_does() {
                 assert_eq!(kept_before, None);
                 assert_eq!(in_parts.trails_kept_from(), at_once.trails_kept_from());
             }
-            HistoryPart::Carts | HistoryPart::Orders => {
+            HistoryPart::Orders => {
                 assert_eq!(in_parts.trails_kept_from(), kept_before, "after {part:?}")
             }
         }
@@ -2539,6 +2539,26 @@ fn retention_in_parts_ends_where_retention_at_once_does() {
     };
     assert_eq!(held(&unpruned), (true, true, true));
     assert_eq!(held(&in_parts), (false, false, false));
+}
+
+/// A session's cart (kept in its trail) goes retention after its last cart or purchase event,
+/// even while the trail stays for the session's later events; the memory report follows.
+#[test]
+fn a_cart_goes_retention_after_its_last_cart_event_while_its_trail_stays() {
+    let cart_add = json!({"type": "add_to_cart", "timestamp": at(DAY0), "user_id": "u1",
+                          "session_id": "s1", "product": {"id": "lamp", "price": "10.00"}});
+    let mut engine = engine_with(&[cart_add, page_view(DAY0 + 20 * DAY, "u1", "s1", "/", "US")]);
+    let held = |engine: &Engine| {
+        let stats = engine.stats();
+        (stats.session_trails, stats.memory_by_part.cart_values > 0)
+    };
+    assert_eq!(held(&engine), (1, true));
+    engine.prune(Timestamp(DAY0 + 25 * DAY));
+    assert_eq!(held(&engine), (1, true), "within retention of the cart add");
+    engine.prune(Timestamp(DAY0 + 31 * DAY));
+    assert_eq!(held(&engine), (1, false), "the trail stays, the cart goes");
+    engine.prune(Timestamp(DAY0 + 51 * DAY));
+    assert_eq!(held(&engine), (0, false));
 }
 
 /// `session_trails` (in `/health`) counted a visitor's day of orders sent without a session

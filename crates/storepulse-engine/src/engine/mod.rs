@@ -25,7 +25,7 @@ use storepulse_model::money::{Currency, Money};
 use storepulse_model::time::Timestamp;
 
 use crate::buys::{BuyLedger, BuyTotals};
-use crate::carts::CartTracker;
+use crate::carts::{self, StoredCarts};
 use crate::category_trends::{TrendRow, TrendSettings, change};
 use crate::distinct::{DailyDistinct, DistinctSets, SessionSignal, SketchMemos, hash_id, in_store};
 use crate::facts::{
@@ -79,18 +79,17 @@ pub enum HistoryPart {
     Rollups,
     /// Visitors' item sets.
     CoOccurrence,
+    /// Funnel trails, and the carts they hold.
     FunnelTrails,
-    Carts,
     /// Remembered orders.
     Orders,
 }
 
 impl HistoryPart {
-    pub const ALL: [HistoryPart; 5] = [
+    pub const ALL: [HistoryPart; 4] = [
         HistoryPart::Rollups,
         HistoryPart::CoOccurrence,
         HistoryPart::FunnelTrails,
-        HistoryPart::Carts,
         HistoryPart::Orders,
     ];
 }
@@ -106,8 +105,8 @@ pub struct Engine {
     pub(crate) buys: BuyLedger,
     pub(crate) together: CoOccurrence,
     pub(crate) distinct: DailyDistinct,
+    /// Session trails, and the sessions' carts (see [`crate::carts`]).
     pub(crate) funnels: FunnelLog,
-    pub(crate) carts: CartTracker,
     /// Latest event time applied.
     pub(crate) newest_ms: i64,
     /// Latest event time applied that was not ahead of its own receive time: what the live
@@ -189,7 +188,7 @@ impl Engine {
             CoOccurrence::new(30 * DAY_MS),
             DailyDistinct::default(),
             FunnelLog::new(config.funnel_retention_ms),
-            CartTracker::new(config.funnel_retention_ms),
+            None,
             (i64::MIN, 0, 0, i64::MIN),
         )
     }
@@ -205,10 +204,13 @@ impl Engine {
         buys: BuyLedger,
         together: CoOccurrence,
         distinct: DailyDistinct,
-        funnels: FunnelLog,
-        carts: CartTracker,
+        mut funnels: FunnelLog,
+        carts: Option<StoredCarts>,
         (newest_ms, applied, log_position, live_reference_ms): (i64, u64, u64, i64),
     ) -> Self {
+        if let Some(carts) = carts {
+            funnels.attach_carts(carts.sessions);
+        }
         Self {
             config,
             dims,
@@ -219,7 +221,6 @@ impl Engine {
             together,
             distinct,
             funnels,
-            carts,
             newest_ms,
             live_reference_ms,
             trails_pruned_before_ms: i64::MIN,
@@ -303,7 +304,14 @@ impl Engine {
             self.funnels
                 .observe_remembering(session, hint, visitor, place, time, marked, &products);
             self.product_scratch = products;
-            self.track_cart(event, event_type, session, key, time);
+            if matches!(
+                event_type,
+                EventType::AddToCart | EventType::RemoveFromCart | EventType::Purchase
+            ) {
+                self.funnels.update_cart(session, hint, |cart| {
+                    track_cart(cart, event, event_type, key, time);
+                });
+            }
         } else if let (None, Some((_, visitor))) = (session, visitor)
             && event.event_type != EventType::Identify
         {
@@ -365,14 +373,13 @@ impl Engine {
             }
             HistoryPart::CoOccurrence => self.together.prune(now.0),
             HistoryPart::FunnelTrails => {
-                // Moved before the trails and carts are pruned (carts perhaps a tick later):
-                // a query meanwhile treats what is about to go as gone, never the reverse.
+                // Moved before the trails and carts are pruned: a query meanwhile treats what
+                // is about to go as gone, never the reverse.
                 self.trails_pruned_before_ms = self
                     .trails_pruned_before_ms
                     .max(now.0.saturating_sub(self.funnels.retention_ms()));
                 self.funnels.prune(now.0);
             }
-            HistoryPart::Carts => self.carts.prune(now.0),
             HistoryPart::Orders => {
                 let orders_from = now.0 - self.config.order_memory_ms;
                 self.orders.retain(|_, order| order.time_ms >= orders_from);
@@ -417,33 +424,6 @@ impl Engine {
         self.rollups.set_retention(config.retention);
         self.live.set_windows(config.active_window_ms, config.page_window_ms);
         self.funnels.set_retention(config.funnel_retention_ms);
-        self.carts.set_retention(config.funnel_retention_ms);
-    }
-
-    /// Cart adds and removals change the session's cart value; a purchase closes it.
-    fn track_cart(
-        &mut self,
-        event: &Event,
-        event_type: EventType,
-        session: u64,
-        key: FactKey,
-        time: i64,
-    ) {
-        let sign = match event_type {
-            EventType::AddToCart => 1,
-            EventType::RemoveFromCart => -1,
-            EventType::Purchase => {
-                self.carts.purchase(session, time);
-                return;
-            }
-            _ => return,
-        };
-        for line in event.product.iter().map(|p| &**p).chain(&event.items) {
-            if let Some(price) = line.price {
-                let change = sign * price.minor * i64::from(line.quantity);
-                self.carts.cart(session, key, time, change, currency_bytes(price.currency));
-            }
-        }
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -454,7 +434,8 @@ impl Engine {
             live_windows: self.live.heap_bytes(),
             distinct_sketches: self.distinct.heap_bytes(),
             funnel_trails: self.funnels.heap_bytes(),
-            cart_values: self.carts.heap_bytes(),
+            cart_values: self.funnels.cart_count()
+                * (std::mem::size_of::<carts::SessionCart>() + 16),
             co_occurrence: self.together.heap_bytes(),
             remembered_orders: self.orders.len() * (64 + std::mem::size_of::<OrderRecord>()),
             buys: self.buys.heap_bytes(),
@@ -491,6 +472,31 @@ impl Engine {
     /// The rollups, for tests and snapshots.
     pub fn rollups(&self) -> &Rollups {
         &self.rollups
+    }
+}
+
+/// Cart adds and removals change the session's cart value; a purchase closes it.
+fn track_cart(
+    cart: &mut Option<Box<carts::SessionCart>>,
+    event: &Event,
+    event_type: EventType,
+    key: FactKey,
+    time: i64,
+) {
+    let sign = match event_type {
+        EventType::AddToCart => 1,
+        EventType::RemoveFromCart => -1,
+        EventType::Purchase => {
+            carts::purchase(cart, time);
+            return;
+        }
+        _ => return,
+    };
+    for line in event.product.iter().map(|p| &**p).chain(&event.items) {
+        if let Some(price) = line.price {
+            let change = sign * price.minor * i64::from(line.quantity);
+            carts::add(cart, key, time, change, currency_bytes(price.currency));
+        }
     }
 }
 

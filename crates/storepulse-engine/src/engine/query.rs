@@ -313,7 +313,7 @@ impl Engine {
                 });
             }
             if spec.metrics.contains(&Metric::AbandonedCartValue) {
-                for cart in self.carts.abandoned(from, to) {
+                for (_, cart) in self.funnels.carts().filter(|(_, c)| c.abandoned_in(from, to)) {
                     if cart.currency != currency || !matcher.admits(&cart.key, &self.dims) {
                         continue;
                     }
@@ -541,9 +541,11 @@ impl Engine {
         }
         if spec.metrics.contains(&Metric::AbandonedCartValue) {
             sum.abandoned_value = self
-                .carts
-                .abandoned(from, to)
-                .filter(|cart| cart.currency == currency && matcher.admits(&cart.key, &self.dims))
+                .funnels
+                .carts()
+                .map(|(_, cart)| cart)
+                .filter(|cart| cart.abandoned_in(from, to) && cart.currency == currency)
+                .filter(|cart| matcher.admits(&cart.key, &self.dims))
                 .map(|cart| i128::from(cart.value()))
                 .sum();
         }
