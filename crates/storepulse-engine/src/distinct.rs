@@ -88,21 +88,16 @@ pub struct DailyDistinct {
     newest_day: i64,
 }
 
-/// What one visitor or session last put into the sketches: its two latest rows (day and key,
-/// as a fingerprint) and which of each row's sketches. A session's events nearly all fall in
-/// one day and one or two rows, and inserting a hash a sketch already holds changes nothing,
-/// so with the memo kept in the visitor's and session's live entries (already in cache for the
-/// live windows) most events skip the sketches and their cache misses altogether. A memo that
-/// is lost or stale only means inserting again, which is harmless; so memos are not part of
-/// snapshots.
+/// What one visitor or session last put into the sketches: the row (day and key, as a
+/// fingerprint) and which of its sketches. A session's events nearly all fall in one day and
+/// one row, and inserting a hash a sketch already holds changes nothing, so with the memo kept
+/// in the visitor's and session's live entries (already in cache for the live windows) most
+/// events skip the sketches and their cache misses altogether. A memo that is lost or stale
+/// only means inserting again, which is harmless; so memos are not part of snapshots.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SketchMemo {
-    /// The latest row first. A session moves between two rows often (its purchases carry a
-    /// currency its other events do not; promotion views and clicks name a promotion), and a
-    /// memo of one row sent each move back to the day's row map, whose lookups were ~100 ns
-    /// an event of shop traffic in all; remembering two took 3 % off applying (twenty-fourth
-    /// session).
-    rows: [(u64, u8); 2],
+    row: u64,
+    inserted: u8,
 }
 
 /// The memos of an event's visitor and session, where the live windows keep them.
@@ -124,15 +119,11 @@ fn still_to_insert(memo: Option<&mut SketchMemo>, row: u64, need: u8) -> u8 {
     match memo {
         None => need,
         Some(memo) => {
-            let [latest, earlier] = &mut memo.rows;
-            if latest.0 != row {
-                std::mem::swap(latest, earlier);
-                if latest.0 != row {
-                    *latest = (row, 0);
-                }
+            if memo.row != row {
+                *memo = SketchMemo { row, inserted: 0 };
             }
-            let missing = need & !latest.1;
-            latest.1 |= need;
+            let missing = need & !memo.inserted;
+            memo.inserted |= need;
             missing
         }
     }
@@ -255,24 +246,6 @@ impl DailyDistinct {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A session moving back and forth between two rows (a purchase's row carries its
-    /// currency) is sent to each row's sketches once; a third row pushes out the row used
-    /// least lately.
-    #[test]
-    fn a_memo_remembers_two_rows() {
-        let mut memo = SketchMemo::default();
-        let (a, b, c) = (11, 22, 33);
-        let mut todo = |row, need| still_to_insert(Some(&mut memo), row, need);
-        assert_eq!(todo(a, SESSIONS), SESSIONS);
-        assert_eq!(todo(b, SESSIONS | PURCHASE_SESSIONS), SESSIONS | PURCHASE_SESSIONS);
-        assert_eq!(todo(a, SESSIONS), 0, "a is remembered beside b");
-        assert_eq!(todo(b, SESSIONS | PURCHASE_SESSIONS), 0);
-        assert_eq!(todo(a, SESSIONS | CART_SESSIONS), CART_SESSIONS, "what a row lacks");
-        assert_eq!(todo(c, SESSIONS), SESSIONS, "c pushes b out");
-        assert_eq!(todo(a, SESSIONS), 0);
-        assert_eq!(todo(b, SESSIONS), SESSIONS);
-    }
 
     #[test]
     fn small_counts_are_exact_and_large_ones_within_one_percent() {
