@@ -863,7 +863,12 @@ impl FunnelLog {
         update: impl FnOnce(&mut Option<Box<SessionCart>>),
     ) {
         let slot = match hint.slot() {
-            Some(slot) if self.trails.get(slot).is_some_and(|trail| trail.session == session) => {
+            Some(slot)
+                if self
+                    .trails
+                    .get(slot)
+                    .is_some_and(|trail| !trail.is_free() && trail.session == session) =>
+            {
                 slot
             }
             _ => match self.slots.get(session) {
