@@ -12,8 +12,9 @@
 //! A cart is kept in its session's funnel trail ([`crate::funnel::FunnelLog::update_cart`]),
 //! which every event of the session finds already (by the slot its live entry remembers): a
 //! table of carts keyed by session cost a cache miss on nearly every cart event, and its
-//! growth, ~100 ns an event of shop traffic (twenty-fourth session). Snapshots still hold the
-//! carts as a map by session ([`StoredCarts`]), as they did.
+//! growth (leaving carts out altogether made applying shop traffic ~100 ns an event faster;
+//! twenty-fourth session). Snapshots still hold the carts as a map by session
+//! ([`StoredCarts`]), as they did.
 
 use crate::facts::FactKey;
 use crate::id_table::IdTable;
