@@ -9,12 +9,12 @@
 //! value is the sum of every add and removal, not clamped change by change (a removal sent
 //! before its add would otherwise be lost and leave the add standing).
 //!
-//! A cart is kept in its session's funnel trail ([`crate::funnel::FunnelLog::update_cart`]),
+//! A cart is kept in its session's funnel trail (`FunnelLog::update_cart` in [`crate::funnel`]),
 //! which every event of the session finds already (by the slot its live entry remembers): a
 //! table of carts keyed by session cost a cache miss on nearly every cart event, and its
 //! growth (leaving carts out altogether made applying shop traffic ~100 ns an event faster;
 //! twenty-fourth session). Snapshots still hold the carts as a map by session
-//! ([`StoredCarts`]), as they did.
+//! (`StoredCarts`), as they did.
 
 use crate::facts::FactKey;
 use crate::id_table::IdTable;
