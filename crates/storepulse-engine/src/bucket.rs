@@ -5,8 +5,8 @@
 //! newest minute). Once time has moved past it, [`Bucket::seal`] moves its rows into one
 //! vector sized exactly: less than half the memory of the map, scanned contiguously by
 //! queries, and a flat list in snapshots. Hours and days are built sealed, by summing their
-//! minutes or hours ([`Bucket::sum_of`]). The vector is in no particular order: every reader sums rows, and
-//! sorting each hour and day as it sealed was a tenth of applying shop traffic's
+//! minutes or hours ([`Bucket::sum_of`]). The vector is in no particular order: every reader
+//! sums rows, and sorting each hour and day as it sealed was a tenth of applying shop traffic's
 //! instructions (callgrind, twentieth session). A late event for a sealed bucket goes to the
 //! map, even when its key is also sealed (the bucket then holds that key twice, and readers
 //! add both), until the next seal merges it.

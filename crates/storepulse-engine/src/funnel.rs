@@ -317,14 +317,14 @@ impl From<FunnelLogUpToV9> for FunnelLog {
         let trails: ChunkedVec<Trail> = trails.into_iter().map(Trail::from).collect();
         let sessionless = count_sessionless(&trails);
         let sources_known_from = sources_known_after(&trails);
-        let carts = 0;
         FunnelLog {
             trails,
             slots,
             free,
             retention_ms,
             marks,
-            carts,
+            // Carts come in their own section (see `FunnelLog::attach_carts`).
+            carts: 0,
             sessionless,
             sources_known_from,
         }
@@ -438,15 +438,14 @@ impl From<StoredFunnelLog> for FunnelLog {
             }
         }
         let sessionless = count_sessionless(&trails);
-        // Carts come in their own section (see `FunnelLog::attach_carts`).
-        let carts = 0;
         FunnelLog {
             trails,
             slots,
             free,
             retention_ms,
             marks,
-            carts,
+            // Carts come in their own section (see `FunnelLog::attach_carts`).
+            carts: 0,
             sessionless,
             sources_known_from,
         }
