@@ -35,6 +35,7 @@ pub mod funnel;
 pub mod id_table;
 pub mod intern;
 pub mod live;
+mod prefetch;
 mod presized;
 pub mod query;
 pub mod recommend;
