@@ -813,16 +813,6 @@ impl FunnelLog {
         self.find_or_make_slot(session, hint, place, time_ms)
     }
 
-    /// Starts loading where the trail of `session` (its key) is looked up, and the free slot a
-    /// new session's trail would take.
-    #[inline]
-    pub(crate) fn prefetch(&self, session: u64) {
-        self.slots.prefetch(session);
-        if let Some(trail) = self.free.last().and_then(|&slot| self.trails.get(slot as usize)) {
-            crate::prefetch::prefetch(trail);
-        }
-    }
-
     /// [`FunnelLog::slot_of`] without a hint that holds.
     fn find_or_make_slot(
         &mut self,

@@ -192,21 +192,6 @@ impl<V> IdTable<V> {
         self.hasher.hash_one(key)
     }
 
-    /// Starts loading the slot where a lookup of `key` begins (and where it would begin in the
-    /// table being drained), so that a lookup soon after finds it in cache.
-    #[inline]
-    pub fn prefetch(&self, key: u64) {
-        if self.slots.is_empty() {
-            return;
-        }
-        let hash = self.hash(key);
-        crate::prefetch::prefetch(&self.slots[hash as usize & (self.slots.len() - 1)]);
-        if self.draining.left > 0 {
-            let slots = &self.draining.slots;
-            crate::prefetch::prefetch(&slots[hash as usize & (slots.len() - 1)]);
-        }
-    }
-
     pub fn get(&self, key: u64) -> Option<&V> {
         if self.len == 0 {
             return None;

@@ -149,17 +149,6 @@ impl Interner {
         name.map_or(0, |name| self.intern(name))
     }
 
-    /// The id of `name` if it was ever seen, found first where [`Interner::intern`] looks
-    /// first (the last short name looked up).
-    #[inline]
-    pub fn peek(&self, name: &str) -> Option<u32> {
-        match short_key(name) {
-            Some(key) if key == self.last_short.0 => Some(self.last_short.1),
-            Some(key) => self.short.get(&key).copied().or_else(|| self.get(name)),
-            None => self.get(name),
-        }
-    }
-
     /// The id of `name` if it was ever seen.
     pub fn get(&self, name: &str) -> Option<u32> {
         self.ids.get(name).copied()

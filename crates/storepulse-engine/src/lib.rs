@@ -35,7 +35,6 @@ pub mod funnel;
 pub mod id_table;
 pub mod intern;
 pub mod live;
-mod prefetch;
 mod presized;
 pub mod query;
 pub mod recommend;

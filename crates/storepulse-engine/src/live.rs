@@ -482,17 +482,6 @@ impl LiveWindows {
         remembered
     }
 
-    /// Starts loading the entries of a visitor and a session (their keys) an event will name.
-    #[inline]
-    pub fn prefetch(&self, visitor: Option<u64>, session: Option<u64>) {
-        if let Some(visitor) = visitor {
-            self.visitors.prefetch(visitor);
-        }
-        if let Some(session) = session {
-            self.sessions.prefetch(session);
-        }
-    }
-
     /// Forgets what is outside every window as of `now_ms`. Visits only the ids whose
     /// last-seen second left the window, so it costs what expired, not what is active.
     pub fn prune(&mut self, now_ms: i64) {

@@ -121,12 +121,6 @@ impl CoOccurrence {
         }
     }
 
-    /// Starts loading where the set of `visitor` (its key in its store) is looked up.
-    #[inline]
-    pub fn prefetch(&self, visitor: u64) {
-        self.visitors.prefetch(visitor);
-    }
-
     pub fn prune(&mut self, now_ms: i64) {
         let from = now_ms - self.visitor_ttl_ms;
         self.visitors.retain(|_, entry| entry.last_seen >= from);

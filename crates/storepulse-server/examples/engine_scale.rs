@@ -224,15 +224,18 @@ fn apply_days(pool: &[Event], total: u64, fresh_input: bool) -> Run {
                 for request in chunk.chunks(1000) {
                     let decoded = request.to_vec();
                     let started = Instant::now();
-                    // Per request, as the server's applier applies them.
-                    engine.apply_all(&decoded);
+                    for event in &decoded {
+                        engine.apply(event);
+                    }
                     let took = started.elapsed();
                     applying += took;
                     longest_apply = longest_apply.max(took);
                 }
             } else {
                 let started = Instant::now();
-                engine.apply_all(chunk);
+                for event in chunk {
+                    engine.apply(event);
+                }
                 let took = started.elapsed();
                 applying += took;
                 longest_apply = longest_apply.max(took);

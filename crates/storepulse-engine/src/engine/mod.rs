@@ -238,56 +238,6 @@ impl Engine {
     /// Adds one accepted event. Order does not matter for the rollups; the live windows
     /// ignore events already outside them.
     pub fn apply(&mut self, event: &Event) {
-        self.apply_hashed(event, IdHashes::of(event));
-    }
-
-    /// Adds accepted events in order, as [`Engine::apply`] does one by one, a little faster
-    /// (1–3 % on shop traffic, see `docs/performance.md`, twenty-fifth session): while one
-    /// event is applied, the entries the next one will look up in the large per-visitor and
-    /// per-session tables are already on their way into the cache. Those tables hold 30 days
-    /// of visitors and sessions, so a new visitor's or session's first event otherwise met a
-    /// cache miss in each, one after the other.
-    pub fn apply_all<'e>(&mut self, events: impl IntoIterator<Item = &'e Event>) {
-        let mut events = events.into_iter();
-        let Some(mut event) = events.next() else {
-            return;
-        };
-        let mut ids = IdHashes::of(event);
-        loop {
-            let next = events.next().map(|next| {
-                let next_ids = IdHashes::of(next);
-                self.prefetch_for(next, next_ids);
-                (next, next_ids)
-            });
-            self.apply_hashed(event, ids);
-            match next {
-                Some(next) => (event, ids) = next,
-                None => return,
-            }
-        }
-    }
-
-    /// Starts loading the table entries `event` will look up (see [`Engine::apply_all`]).
-    #[inline]
-    fn prefetch_for(&self, event: &Event, ids: IdHashes) {
-        // A store not seen yet has no entries to find.
-        let Some(store) = self.dims.stores.peek(&event.store) else {
-            return;
-        };
-        let visitor = ids.visitor.map(|hash| in_store(hash, store));
-        let session = ids.session.map(|hash| in_store(hash, store));
-        self.live.prefetch(visitor, session);
-        if let Some(session) = session {
-            self.funnels.prefetch(session);
-        }
-        if let Some(visitor) = visitor
-            && (event.product.is_some() || !event.items.is_empty())
-        {
-            self.together.prefetch(visitor);
-        }
-    }
-
-    fn apply_hashed(&mut self, event: &Event, ids: IdHashes) {
         let mut origin = Origin::of(event, &mut self.dims);
         let time = origin.time_ms;
         self.newest_ms = self.newest_ms.max(time);
@@ -299,9 +249,8 @@ impl Engine {
             .and_then(|page| page.path.as_deref().or(page.url.as_deref()));
         // Each id is hashed once for every map and sketch it goes into, as a key in its store
         // (stores are tenants: their user and session ids are their own).
-        let visitor = event.visitor_id().zip(ids.visitor);
-        let visitor = visitor.map(|(id, hash)| (id, in_store(hash, origin.store)));
-        let session = ids.session.map(|hash| in_store(hash, origin.store));
+        let visitor = event.visitor_id().map(|id| (id, in_store(hash_id(id), origin.store)));
+        let session = event.session_id.as_deref().map(|id| in_store(hash_id(id), origin.store));
         let remembered = self.live.observe(
             &Sighting { time_ms: time, place, visitor, session, page_view },
             self.live_reference_ms,
@@ -523,24 +472,6 @@ impl Engine {
     /// The rollups, for tests and snapshots.
     pub fn rollups(&self) -> &Rollups {
         &self.rollups
-    }
-}
-
-/// The [`hash_id`]s of an event's visitor and session ids, computed once whether or not
-/// [`Engine::apply_all`] needed them ahead of the event.
-#[derive(Clone, Copy, Debug)]
-struct IdHashes {
-    visitor: Option<u64>,
-    session: Option<u64>,
-}
-
-impl IdHashes {
-    #[inline]
-    fn of(event: &Event) -> Self {
-        IdHashes {
-            visitor: event.visitor_id().map(hash_id),
-            session: event.session_id.as_deref().map(hash_id),
-        }
     }
 }
 

@@ -96,7 +96,7 @@ impl CommittedGroup {
         let started = std::time::Instant::now();
         let mut applied = Vec::with_capacity(self.requests.len());
         for mut request in self.requests {
-            engine.apply_all(request.stored_events());
+            request.stored_events().for_each(|event| engine.apply(event));
             applied.push(std::mem::take(&mut request.events));
             request.answer();
         }
@@ -200,8 +200,9 @@ impl Backlog {
     }
 
     fn apply(&mut self, engine: &mut storepulse_engine::Engine, metrics: &Metrics) {
-        engine.apply_all(&self.events);
-        self.events.clear();
+        for event in self.events.drain(..) {
+            engine.apply(&event);
+        }
         self.since = None;
         engine.set_log_position(self.next_offset);
         metrics.engine_backlog.set(0);
