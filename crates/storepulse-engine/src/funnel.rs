@@ -315,19 +315,8 @@ impl From<FunnelLogUpToV9> for FunnelLog {
         let FunnelLogUpToV9 { trails, slots, free, retention_ms, marks } = old;
         // Slot for slot, so the slot map stays right.
         let trails: ChunkedVec<Trail> = trails.into_iter().map(Trail::from).collect();
-        let sessionless = count_sessionless(&trails);
         let sources_known_from = sources_known_after(&trails);
-        FunnelLog {
-            trails,
-            slots,
-            free,
-            retention_ms,
-            marks,
-            // Carts come in their own section (see `FunnelLog::attach_carts`).
-            carts: 0,
-            sessionless,
-            sources_known_from,
-        }
+        FunnelLog::loaded(trails, (slots, free, marks), retention_ms, sources_known_from)
     }
 }
 
@@ -437,6 +426,18 @@ impl From<StoredFunnelLog> for FunnelLog {
                 marks += trail.marks.len();
             }
         }
+        FunnelLog::loaded(trails, (slots, free, marks), retention_ms, sources_known_from)
+    }
+}
+
+impl FunnelLog {
+    /// A log read from a snapshot: its trails with their slot map, free slots and mark count.
+    fn loaded(
+        trails: ChunkedVec<Trail>,
+        (slots, free, marks): (IdTable<u32>, Vec<u32>, usize),
+        retention_ms: i64,
+        sources_known_from: i64,
+    ) -> Self {
         let sessionless = count_sessionless(&trails);
         FunnelLog {
             trails,
