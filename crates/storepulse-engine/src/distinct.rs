@@ -10,16 +10,23 @@
 //! of any days and rows merge without error of their own, so "sessions in March by country"
 //! is one union per country. They are kept per day: a distinct figure over a range covers the whole UTC days
 //! that range touches.
+//!
+//! Inserts are made in batches grouped by row ([`deferred`]), folded before anything reads the
+//! sketches; memos in the live windows spare most events even that (see [`SketchMemo`]).
+
+mod deferred;
 
 use std::collections::BTreeMap;
-
 use std::hash::BuildHasher;
+use std::sync::{PoisonError, RwLock};
 
 use cardinality_estimator::CardinalityEstimator;
 use wyhash::WyHash;
 
 use crate::FastMap;
 use crate::facts::FactKey;
+
+use deferred::{Deferred, DeferredInsert, RowSketches};
 
 pub type Sketch = CardinalityEstimator<str, WyHash, 16, 6>;
 
@@ -76,16 +83,76 @@ impl DistinctSets {
     }
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+/// The sketches by day and row.
+///
+/// Behind a lock only so that a reader can fold the deferred inserts (see [`deferred`]) before
+/// it reads: the engine applies events through `&mut self` ([`RwLock::get_mut`], no locking),
+/// and its readers hold `&self` under the server's engine lock, several at once.
+#[derive(Debug, Default)]
 pub struct DailyDistinct {
-    days: BTreeMap<i64, FastMap<FactKey, DistinctSets>>,
+    state: RwLock<Days>,
+}
+
+type DayRows = FastMap<FactKey, DistinctSets>;
+
+#[derive(Debug, Default)]
+struct Days {
+    days: BTreeMap<i64, DayRows>,
     /// Bumped whenever days are dropped, so that no [`SketchMemo`] taken before can vouch for
     /// a day row that was dropped and then made again by a late event.
-    #[serde(skip)]
     generation: u64,
-    /// The latest day an event opened or found; a later one is a new day to presize.
-    #[serde(skip)]
+    /// The latest day a row was made in; a later one is a new day to presize.
     newest_day: i64,
+    deferred: Deferred,
+}
+
+impl RowSketches for (&mut BTreeMap<i64, DayRows>, &mut i64) {
+    fn row(&mut self, day: i64, key: FactKey) -> &mut DistinctSets {
+        let (days, newest_day) = self;
+        if day > **newest_day {
+            **newest_day = day;
+            // Room for as many keys as the day before had: a day's map otherwise doubles its
+            // way up, the last doublings into megabytes of fresh memory, each held as one pause
+            // of the engine (up to 16 ms on shop traffic).
+            let room = days.range(..day).next_back().map_or(0, |(_, earlier)| earlier.len());
+            days.entry(day)
+                .or_insert_with(|| FastMap::with_capacity_and_hasher(room, Default::default()));
+        }
+        days.entry(day).or_default().entry(key).or_default()
+    }
+}
+
+impl Days {
+    fn settle(&mut self) {
+        self.deferred.settle(&mut (&mut self.days, &mut self.newest_day));
+    }
+}
+
+/// The stored form (the days; memos and deferred inserts never leave the process, and the
+/// latter are folded before writing).
+#[derive(serde::Serialize)]
+struct StoredRef<'a> {
+    days: &'a BTreeMap<i64, DayRows>,
+}
+
+#[derive(serde::Deserialize)]
+struct Stored {
+    days: BTreeMap<i64, DayRows>,
+}
+
+impl serde::Serialize for DailyDistinct {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.settled();
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        StoredRef { days: &state.days }.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DailyDistinct {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Stored { days } = Stored::deserialize(deserializer)?;
+        Ok(Self { state: RwLock::new(Days { days, ..Days::default() }) })
+    }
 }
 
 /// What one visitor or session last put into the sketches: the row (day and key, as a
@@ -107,12 +174,14 @@ pub struct SketchMemos<'a> {
     pub session: Option<&'a mut SketchMemo>,
 }
 
-// Bits of `SketchMemo::inserted`, for a visitor's and for a session's sketches.
+// Which of a row's sketches: bits of `SketchMemo::inserted` (a visitor's two, a session's
+// three) and of a deferred insert (all six).
 const VISITORS: u8 = 1;
 const BUYERS: u8 = 2;
-const SESSIONS: u8 = 1;
-const PURCHASE_SESSIONS: u8 = 2;
-const CART_SESSIONS: u8 = 4;
+const SESSIONS: u8 = 4;
+const PURCHASE_SESSIONS: u8 = 8;
+const CART_SESSIONS: u8 = 16;
+const CART_OR_PURCHASE_SESSIONS: u8 = 32;
 
 /// The sketches of `need` not yet in `memo`'s row, and the memo updated to hold them all.
 fn still_to_insert(memo: Option<&mut SketchMemo>, row: u64, need: u8) -> u8 {
@@ -149,6 +218,14 @@ pub fn in_store(hash: u64, store: u32) -> u64 {
 }
 
 impl DailyDistinct {
+    /// Deferring `batch_size` events' inserts and folding `fold_step` at a time (the defaults
+    /// are [`deferred::DEFERRED_BATCH`] and 512).
+    #[cfg(test)]
+    fn with_deferral(batch_size: usize, fold_step: usize) -> Self {
+        let deferred = Deferred::with_sizes(batch_size, fold_step);
+        Self { state: RwLock::new(Days { deferred, ..Days::default() }) }
+    }
+
     /// Adds the event's visitor and session hashes ([`hash_id`], computed once for all the
     /// sketches and maps they go into) to the sketches of its day and row, skipping what
     /// `memos` show they already hold.
@@ -163,8 +240,9 @@ impl DailyDistinct {
         if visitor.is_none() && session.is_none() {
             return;
         }
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         let day = time_ms.div_euclid(DAY_MS) * DAY_MS;
-        let row = ROW_FINGERPRINT.hash_one((self.generation, day, key));
+        let row = ROW_FINGERPRINT.hash_one((state.generation, day, key));
         let visitor_need = match signal {
             SessionSignal::Purchase => VISITORS | BUYERS,
             _ => VISITORS,
@@ -179,54 +257,55 @@ impl DailyDistinct {
         if visitor_todo == 0 && session_todo == 0 {
             return;
         }
-        if day > self.newest_day {
-            self.newest_day = day;
-            // Room for as many keys as the day before had: a day's map otherwise doubles its
-            // way up, the last doublings into megabytes of fresh memory, each held as one pause
-            // of the engine (up to 16 ms on shop traffic).
-            let room = self.days.range(..day).next_back().map_or(0, |(_, earlier)| earlier.len());
-            self.days
-                .entry(day)
-                .or_insert_with(|| FastMap::with_capacity_and_hasher(room, Default::default()));
-        }
-        let sets = self.days.entry(day).or_default().entry(key).or_default();
-        if let Some(visitor) = visitor {
-            if visitor_todo & VISITORS != 0 {
-                sets.visitors.insert_hash(visitor);
-            }
-            if visitor_todo & BUYERS != 0 {
-                sets.buyers.insert_hash(visitor);
-            }
-        }
-        if let Some(session) = session {
-            if session_todo & SESSIONS != 0 {
-                sets.sessions.insert_hash(session);
-            }
-            if session_todo & PURCHASE_SESSIONS != 0 {
-                sets.purchase_sessions.insert_hash(session);
-            }
-            if session_todo & CART_SESSIONS != 0 {
-                sets.cart_sessions.insert_hash(session);
-            }
-            if session_todo & (PURCHASE_SESSIONS | CART_SESSIONS) != 0 {
-                sets.cart_or_purchase_sessions.insert_hash(session);
-            }
+        // A session's first cart or purchase in the row also goes into their union.
+        let union = if session_todo & (PURCHASE_SESSIONS | CART_SESSIONS) != 0 {
+            CART_OR_PURCHASE_SESSIONS
+        } else {
+            0
+        };
+        let insert = DeferredInsert {
+            key,
+            day_ms: day,
+            visitor: visitor.unwrap_or(0),
+            session: session.unwrap_or(0),
+            sketches: visitor_todo | session_todo | union,
+        };
+        let Days { days, newest_day, deferred, .. } = state;
+        deferred.push(insert, &mut (days, newest_day));
+    }
+
+    /// Folds the deferred inserts, if any, so that readers see every event applied.
+    fn settled(&self) {
+        let pending =
+            !self.state.read().unwrap_or_else(PoisonError::into_inner).deferred.is_empty();
+        if pending {
+            self.state.write().unwrap_or_else(PoisonError::into_inner).settle();
         }
     }
 
     /// Drops days before `from_ms`'s day.
     pub fn prune_before(&mut self, from_ms: i64) {
         let day = from_ms.div_euclid(DAY_MS) * DAY_MS;
-        if self.days.first_key_value().is_some_and(|(first, _)| *first < day) {
-            self.days = self.days.split_off(&day);
-            self.generation += 1;
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if state.days.first_key_value().is_some_and(|(first, _)| *first < day)
+            || !state.deferred.is_empty()
+        {
+            // Folded first: a deferred insert may belong to a day kept. Pruning is rare and a
+            // batch bounded.
+            state.settle();
+        }
+        if state.days.first_key_value().is_some_and(|(first, _)| *first < day) {
+            state.days = state.days.split_off(&day);
+            state.generation += 1;
         }
     }
 
     /// Visits every row of every day touching `[from, to)`.
     pub fn scan(&self, from: i64, to: i64, mut visit: impl FnMut(i64, &FactKey, &DistinctSets)) {
+        self.settled();
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let first = from.div_euclid(DAY_MS) * DAY_MS;
-        for (day, rows) in self.days.range(first..to) {
+        for (day, rows) in state.days.range(first..to) {
             for (key, sets) in rows {
                 visit(*day, key, sets);
             }
@@ -234,12 +313,16 @@ impl DailyDistinct {
     }
 
     /// An estimate from row counts (sketches grow from a few bytes to 48 KiB as they fill;
-    /// 512 bytes a row is the middle of what shop traffic gives).
+    /// 512 bytes a row is the middle of what shop traffic gives), plus the deferred inserts'
+    /// buffers.
     pub fn heap_bytes(&self) -> usize {
-        self.days
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let rows: usize = state
+            .days
             .values()
             .map(|rows| rows.capacity() * (std::mem::size_of::<FactKey>() + 512))
-            .sum()
+            .sum();
+        rows + state.deferred.heap_bytes()
     }
 }
 
@@ -300,9 +383,10 @@ mod tests {
         assert_eq!(total.buyers.estimate(), 2);
     }
 
-    /// Sketches fed through memos (kept, lost, stale, across prunes) hold exactly what
-    /// sketches fed every event hold.
-    mod memos {
+    /// Sketches fed through memos (kept, lost, stale, across prunes) and deferred inserts
+    /// (batches of any size, folded in steps of any size, read half-folded) hold exactly what
+    /// sketches fed every event at once hold.
+    mod memos_and_deferral {
         use super::*;
         use proptest::prelude::*;
 
@@ -311,57 +395,98 @@ mod tests {
             Event { entity: u8, day: u8, country: u8, signal: u8, with_visitor: bool },
             ForgetMemos { entity: u8 },
             PruneBefore { day: u8 },
+            Read,
         }
 
         fn step() -> impl Strategy<Value = Step> {
             prop_oneof![
-                8 => (0..12u8, 0..4u8, 0..3u8, 0..3u8, any::<bool>()).prop_map(
+                16 => (0..12u8, 0..4u8, 0..3u8, 0..3u8, any::<bool>()).prop_map(
                     |(entity, day, country, signal, with_visitor)| Step::Event {
                         entity, day, country, signal, with_visitor
                     }
                 ),
                 1 => (0..12u8).prop_map(|entity| Step::ForgetMemos { entity }),
                 1 => (0..4u8).prop_map(|day| Step::PruneBefore { day }),
+                2 => Just(Step::Read),
             ]
         }
 
-        fn estimates(daily: &DailyDistinct) -> Vec<(i64, FactKey, [usize; 6])> {
+        type Estimates = Vec<(i64, FactKey, [usize; 6])>;
+
+        fn row_estimates(sets: &DistinctSets) -> [usize; 6] {
+            [
+                sets.visitors.estimate(),
+                sets.sessions.estimate(),
+                sets.purchase_sessions.estimate(),
+                sets.cart_sessions.estimate(),
+                sets.cart_or_purchase_sessions.estimate(),
+                sets.buyers.estimate(),
+            ]
+        }
+
+        fn estimates(daily: &DailyDistinct) -> Estimates {
             let mut rows = Vec::new();
             daily.scan(i64::MIN / 2, i64::MAX / 2, |day, key, sets| {
-                rows.push((
-                    day,
-                    *key,
-                    [
-                        sets.visitors.estimate(),
-                        sets.sessions.estimate(),
-                        sets.purchase_sessions.estimate(),
-                        sets.cart_sessions.estimate(),
-                        sets.cart_or_purchase_sessions.estimate(),
-                        sets.buyers.estimate(),
-                    ],
-                ));
+                rows.push((day, *key, row_estimates(sets)));
             });
             rows.sort_by_key(|(day, key, _)| (*day, *key));
             rows
         }
 
+        /// What each event means for the sketches, stated directly: every hash inserted at
+        /// once into its day's row.
+        #[derive(Default)]
+        struct Direct(BTreeMap<(i64, FactKey), DistinctSets>);
+
+        impl Direct {
+            fn observe(&mut self, day: i64, key: FactKey, ids: (Option<u64>, u64), signal: u8) {
+                let sets = self.0.entry((day, key)).or_default();
+                let (visitor, session) = ids;
+                if let Some(visitor) = visitor {
+                    sets.visitors.insert_hash(visitor);
+                    if signal == 2 {
+                        sets.buyers.insert_hash(visitor);
+                    }
+                }
+                sets.sessions.insert_hash(session);
+                match signal {
+                    1 => sets.cart_sessions.insert_hash(session),
+                    2 => sets.purchase_sessions.insert_hash(session),
+                    _ => {}
+                }
+                if signal != 0 {
+                    sets.cart_or_purchase_sessions.insert_hash(session);
+                }
+            }
+
+            fn estimates(&self) -> Estimates {
+                self.0.iter().map(|((day, key), sets)| (*day, *key, row_estimates(sets))).collect()
+            }
+        }
+
         proptest! {
             #[test]
-            fn memos_never_change_what_the_sketches_hold(
-                steps in proptest::collection::vec(step(), 1..300)
+            fn memos_and_deferral_never_change_what_the_sketches_hold(
+                steps in proptest::collection::vec(step(), 1..300),
+                batch_size in 1..40usize,
+                fold_step in 1..8usize,
             ) {
+                let mut direct = Direct::default();
                 let mut plain = DailyDistinct::default();
-                let mut memoized = DailyDistinct::default();
+                let mut memoized = DailyDistinct::with_deferral(batch_size, fold_step);
                 let mut memos = vec![(SketchMemo::default(), SketchMemo::default()); 12];
                 for step in steps {
                     match step {
                         Step::Event { entity, day, country, signal, with_visitor } => {
-                            let time = i64::from(day) * DAY_MS + 1_000;
+                            let day = i64::from(day) * DAY_MS;
+                            let time = day + 1_000;
                             let key = FactKey { country: u32::from(country), ..FactKey::default() };
+                            let visitor = with_visitor.then(|| hash_id(&format!("v{}", entity / 2)));
+                            let session = hash_id(&format!("s{entity}"));
+                            direct.observe(day, key, (visitor, session), signal);
                             let signal = [SessionSignal::Other, SessionSignal::Cart, SessionSignal::Purchase]
                                 [usize::from(signal)];
-                            let visitor = with_visitor.then(|| hash_id(&format!("v{}", entity / 2)));
-                            let ids = (visitor, Some(hash_id(&format!("s{entity}"))));
+                            let ids = (visitor, Some(session));
                             plain.observe(time, key, ids, signal, SketchMemos::default());
                             let (visitor_memo, session_memo) = &mut memos[usize::from(entity)];
                             let memos = SketchMemos {
@@ -374,12 +499,19 @@ mod tests {
                             memos[usize::from(entity)] = Default::default();
                         }
                         Step::PruneBefore { day } => {
-                            plain.prune_before(i64::from(day) * DAY_MS);
-                            memoized.prune_before(i64::from(day) * DAY_MS);
+                            let day = i64::from(day) * DAY_MS;
+                            direct.0.retain(|(row_day, _), _| *row_day >= day);
+                            plain.prune_before(day);
+                            memoized.prune_before(day);
+                        }
+                        Step::Read => {
+                            prop_assert_eq!(estimates(&plain), direct.estimates());
+                            prop_assert_eq!(estimates(&memoized), direct.estimates());
                         }
                     }
-                    prop_assert_eq!(estimates(&plain), estimates(&memoized));
                 }
+                prop_assert_eq!(estimates(&plain), direct.estimates());
+                prop_assert_eq!(estimates(&memoized), direct.estimates());
             }
         }
     }
