@@ -18,8 +18,9 @@ use crate::facts::FactKey;
 use super::{BUYERS, DistinctSets, Sketch, VISITORS};
 
 /// Events whose inserts are kept before they are grouped: 2^17 (7 MiB of 56-byte entries) is
-/// about 40 % of a shop-traffic day's inserting events, so a busy row is folded a few hundred
-/// inserts at a time (2^15 gained half as much; `docs/performance.md`, twenty-sixth session).
+/// about 60 % of the inserting events of a shop-traffic day of a million events, so a busy row
+/// gets hundreds of inserts a batch. A throwaway build at 2^15 gained half as much; 2^16 and
+/// 2^18 were within the noise of 2^17 (`docs/performance.md`, twenty-sixth session).
 pub const DEFERRED_BATCH: usize = 1 << 17;
 
 /// Inserts folded per step (one step per event that defers any): bounded work each, and a
@@ -202,10 +203,10 @@ impl Deferred {
                 &mut sets.cart_sessions,
                 &mut sets.cart_or_purchase_sessions,
             ];
+            // In arrival order: sorted by register (a HyperLogLog register is picked by the
+            // hash's low 16 bits) was no faster, as a row's registers (48 KiB) stay in cache
+            // while its part is folded anyway.
             for (sketch, hashes) in sketches.into_iter().zip(&mut self.hashes) {
-                // In register order (a HyperLogLog register is picked by the hash's low 16
-                // bits), so that a large sketch's registers are walked, not jumped through.
-                hashes.sort_unstable_by_key(|hash| *hash as u16);
                 for hash in hashes.iter() {
                     sketch.insert_hash(*hash);
                 }
