@@ -299,18 +299,29 @@ impl Engine {
                     groups,
                 );
             } else if distinct {
+                // Each row is merged once, into its (point, group) cell, and the points, groups
+                // and totals from the cells: a merge of two register arrays walks all 65,536
+                // registers, and three merges a row took a daily series by country ~1 s over
+                // three days of shop traffic. Merging is a union, so the order changes nothing.
+                let mut cells: FastMap<(usize, u32), DistinctSets> = FastMap::default();
                 self.distinct.scan(from, to, |day, key, sets| {
                     if !matcher.admits(key, &self.dims) {
                         return;
                     }
                     let point = points.partition_point(|p| *p <= day).saturating_sub(1);
-                    totals.distinct.merge(sets);
-                    series[point].distinct.merge(sets);
-                    if let Some(dimension) = spec.group_by {
-                        let group = group_key(dimension, key, &self.dims);
-                        groups.entry(group).or_default().distinct.merge(sets);
-                    }
+                    let group =
+                        spec.group_by.map_or(0, |dimension| group_key(dimension, key, &self.dims));
+                    cells.entry((point, group)).or_default().merge(sets);
                 });
+                for ((point, group), cell) in &cells {
+                    series[*point].distinct.merge(cell);
+                    if spec.group_by.is_some() {
+                        groups.entry(*group).or_default().distinct.merge(cell);
+                    }
+                }
+                for point in &series {
+                    totals.distinct.merge(&point.distinct);
+                }
             }
             if spec.metrics.contains(&Metric::AbandonedCartValue) {
                 for (_, cart) in self.funnels.carts().filter(|(_, c)| c.abandoned_in(from, to)) {
