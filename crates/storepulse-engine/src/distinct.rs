@@ -50,14 +50,61 @@ pub struct DistinctSets {
     pub buyers: Sketch,
 }
 
+/// Which of a row's sketches a reader needs: a query merges only those (a merge of two
+/// register arrays walks all 65,536 registers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SketchSet(u8);
+
+impl SketchSet {
+    pub const NONE: Self = Self(0);
+    pub const VISITORS: Self = Self(VISITORS);
+    pub const BUYERS: Self = Self(BUYERS);
+    pub const SESSIONS: Self = Self(SESSIONS);
+    pub const PURCHASE_SESSIONS: Self = Self(PURCHASE_SESSIONS);
+    pub const CART_SESSIONS: Self = Self(CART_SESSIONS);
+    pub const CART_OR_PURCHASE_SESSIONS: Self = Self(CART_OR_PURCHASE_SESSIONS);
+    pub const ALL: Self = Self(
+        VISITORS
+            | BUYERS
+            | SESSIONS
+            | PURCHASE_SESSIONS
+            | CART_SESSIONS
+            | CART_OR_PURCHASE_SESSIONS,
+    );
+
+    pub const fn and(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    fn has(self, sketch: u8) -> bool {
+        self.0 & sketch != 0
+    }
+}
+
 impl DistinctSets {
     pub fn merge(&mut self, other: &DistinctSets) {
-        self.visitors.merge(&other.visitors);
-        self.sessions.merge(&other.sessions);
-        self.purchase_sessions.merge(&other.purchase_sessions);
-        self.cart_sessions.merge(&other.cart_sessions);
-        self.cart_or_purchase_sessions.merge(&other.cart_or_purchase_sessions);
-        self.buyers.merge(&other.buyers);
+        self.merge_only(other, SketchSet::ALL);
+    }
+
+    /// Merges `which` of `other`'s sketches into these (the others are left as they are).
+    pub fn merge_only(&mut self, other: &DistinctSets, which: SketchSet) {
+        let pairs = [
+            (VISITORS, &mut self.visitors, &other.visitors),
+            (BUYERS, &mut self.buyers, &other.buyers),
+            (SESSIONS, &mut self.sessions, &other.sessions),
+            (PURCHASE_SESSIONS, &mut self.purchase_sessions, &other.purchase_sessions),
+            (CART_SESSIONS, &mut self.cart_sessions, &other.cart_sessions),
+            (
+                CART_OR_PURCHASE_SESSIONS,
+                &mut self.cart_or_purchase_sessions,
+                &other.cart_or_purchase_sessions,
+            ),
+        ];
+        for (sketch, into, from) in pairs {
+            if which.has(sketch) {
+                into.merge(from);
+            }
+        }
     }
 
     /// Carted sessions that also bought: |C| + |P| − |C ∪ P|, clamped to what is possible.

@@ -2045,6 +2045,29 @@ fn excluded_categories_add_nothing_to_their_parents_rows() {
     assert_eq!(gifts.revenue_weekly_change, Some(4.0));
 }
 
+/// Abandoned carts are |carted| − (|carted| + |bought| − |carted ∪ bought|): asked alone,
+/// the query must still read all three sketches. A session that bought without carting
+/// tells a missing union apart.
+#[test]
+fn abandoned_carts_asked_alone_subtract_only_carted_sessions_that_bought() {
+    let day = DAY0 + 3 * DAY;
+    let event = |kind: &str, session: &str, time: i64| {
+        json!({"type": kind, "timestamp": at(time), "session_id": session, "user_id": session,
+               "order": {"id": format!("o-{session}")}, "product": {"id": "p", "price": 10},
+               "items": [{"id": "p", "price": 10}]})
+    };
+    let engine = engine_with(&[
+        event("add_to_cart", "carted-and-bought", day + HOUR),
+        event("purchase", "carted-and-bought", day + 2 * HOUR),
+        event("add_to_cart", "carted-only", day + HOUR),
+        event("purchase", "bought-only", day + HOUR),
+    ]);
+    let abandoned = engine.query(&spec(&[Metric::AbandonedCarts], day, day + DAY)).unwrap();
+    assert_eq!(abandoned.totals["abandoned_carts"], Value::Count(1));
+    let rate = engine.query(&spec(&[Metric::CartAbandonmentRate], day, day + DAY)).unwrap();
+    assert_eq!(rate.totals["cart_abandonment_rate"], Value::Ratio(Some(0.5)));
+}
+
 #[test]
 fn conversion_abandonment_and_distinct_visitors_by_day() {
     let day = DAY0 + 3 * DAY;
@@ -2096,6 +2119,12 @@ fn conversion_abandonment_and_distinct_visitors_by_day() {
     .into_iter()
     .collect();
     assert_eq!(result.totals, expected);
+    // A query merges only the sketches its metrics read: each asked alone answers the same.
+    for metric in metrics {
+        let alone = engine.query(&spec(&[metric], day, day + DAY)).unwrap();
+        let (name, value) = alone.totals.iter().next().unwrap();
+        assert_eq!(Some(value), expected.get(name), "{name} asked alone");
+    }
 
     let mut two_days = spec(&[Metric::Visitors, Metric::Sessions], day, day + 2 * DAY);
     two_days.granularity = Some(Granularity::Day);

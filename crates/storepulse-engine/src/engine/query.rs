@@ -2,6 +2,7 @@
 
 use super::sessions::{self, SessionCounts};
 use super::*;
+use crate::distinct::SketchSet;
 use crate::facts::Totals;
 
 /// The answer to a [`QuerySpec`].
@@ -303,6 +304,7 @@ impl Engine {
                 // and totals from the cells: a merge of two register arrays walks all 65,536
                 // registers, and three merges a row took a daily series by country ~1 s over
                 // three days of shop traffic. Merging is a union, so the order changes nothing.
+                let needed = sketches_read(&spec.metrics);
                 let mut cells: FastMap<(usize, u32), DistinctSets> = FastMap::default();
                 self.distinct.scan(from, to, |day, key, sets| {
                     if !matcher.admits(key, &self.dims) {
@@ -311,16 +313,16 @@ impl Engine {
                     let point = points.partition_point(|p| *p <= day).saturating_sub(1);
                     let group =
                         spec.group_by.map_or(0, |dimension| group_key(dimension, key, &self.dims));
-                    cells.entry((point, group)).or_default().merge(sets);
+                    cells.entry((point, group)).or_default().merge_only(sets, needed);
                 });
                 for ((point, group), cell) in &cells {
-                    series[*point].distinct.merge(cell);
+                    series[*point].distinct.merge_only(cell, needed);
                     if spec.group_by.is_some() {
-                        groups.entry(*group).or_default().distinct.merge(cell);
+                        groups.entry(*group).or_default().distinct.merge_only(cell, needed);
                     }
                 }
                 for point in &series {
-                    totals.distinct.merge(&point.distinct);
+                    totals.distinct.merge_only(&point.distinct, needed);
                 }
             }
             if spec.metrics.contains(&Metric::AbandonedCartValue) {
@@ -544,9 +546,10 @@ impl Engine {
                 &mut no_groups,
             );
         } else if spec.metrics.iter().any(|metric| metric.is_distinct()) {
+            let needed = sketches_read(&spec.metrics);
             self.distinct.scan(from, to, |_, key, sets| {
                 if matcher.admits(key, &self.dims) {
-                    sum.distinct.merge(sets);
+                    sum.distinct.merge_only(sets, needed);
                 }
             });
         }
@@ -769,6 +772,25 @@ fn session_value(metric: Metric, counts: &SessionCounts) -> Value {
         Metric::AbandonedCarts => Value::Count(counts.abandoned()),
         _ => ratio(counts.abandoned(), counts.carted),
     }
+}
+
+/// The sketches the daily distinct figures of `metrics` read (see `value_of`; a sketch left
+/// out here is an empty one there).
+fn sketches_read(metrics: &[Metric]) -> SketchSet {
+    metrics.iter().fold(SketchSet::NONE, |set, metric| {
+        set.and(match metric {
+            Metric::Visitors => SketchSet::VISITORS,
+            Metric::Sessions => SketchSet::SESSIONS,
+            Metric::ConversionRate => SketchSet::PURCHASE_SESSIONS.and(SketchSet::SESSIONS),
+            Metric::CartSessions => SketchSet::CART_SESSIONS,
+            // Carted sessions without a purchase: |C| − (|C| + |P| − |C ∪ P|).
+            Metric::AbandonedCarts | Metric::CartAbandonmentRate => SketchSet::CART_SESSIONS
+                .and(SketchSet::PURCHASE_SESSIONS)
+                .and(SketchSet::CART_OR_PURCHASE_SESSIONS),
+            Metric::UniqueBuyers => SketchSet::BUYERS,
+            _ => SketchSet::NONE,
+        })
+    })
 }
 
 fn abandoned(sets: &DistinctSets) -> u64 {
