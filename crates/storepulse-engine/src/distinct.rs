@@ -88,23 +88,34 @@ impl DistinctSets {
 
     /// Merges `which` of `other`'s sketches into these (the others are left as they are).
     pub fn merge_only(&mut self, other: &DistinctSets, which: SketchSet) {
-        let pairs = [
-            (VISITORS, &mut self.visitors, &other.visitors),
-            (BUYERS, &mut self.buyers, &other.buyers),
-            (SESSIONS, &mut self.sessions, &other.sessions),
-            (PURCHASE_SESSIONS, &mut self.purchase_sessions, &other.purchase_sessions),
-            (CART_SESSIONS, &mut self.cart_sessions, &other.cart_sessions),
-            (
-                CART_OR_PURCHASE_SESSIONS,
-                &mut self.cart_or_purchase_sessions,
-                &other.cart_or_purchase_sessions,
-            ),
-        ];
-        for (sketch, into, from) in pairs {
-            if which.has(sketch) {
+        for ((bit, into), from) in self.each_mut().into_iter().zip(other.each()) {
+            if which.has(bit) {
                 into.merge(from);
             }
         }
+    }
+
+    /// Each sketch with its bit, in the order of [`SKETCH_BITS`].
+    fn each_mut(&mut self) -> [(u8, &mut Sketch); 6] {
+        [
+            (VISITORS, &mut self.visitors),
+            (BUYERS, &mut self.buyers),
+            (SESSIONS, &mut self.sessions),
+            (PURCHASE_SESSIONS, &mut self.purchase_sessions),
+            (CART_SESSIONS, &mut self.cart_sessions),
+            (CART_OR_PURCHASE_SESSIONS, &mut self.cart_or_purchase_sessions),
+        ]
+    }
+
+    fn each(&self) -> [&Sketch; 6] {
+        [
+            &self.visitors,
+            &self.buyers,
+            &self.sessions,
+            &self.purchase_sessions,
+            &self.cart_sessions,
+            &self.cart_or_purchase_sessions,
+        ]
     }
 
     /// Carted sessions that also bought: |C| + |P| − |C ∪ P|, clamped to what is possible.
@@ -229,6 +240,11 @@ const SESSIONS: u8 = 4;
 const PURCHASE_SESSIONS: u8 = 8;
 const CART_SESSIONS: u8 = 16;
 const CART_OR_PURCHASE_SESSIONS: u8 = 32;
+/// The bits above in the order of `DistinctSets::each_mut`.
+const SKETCH_BITS: [u8; 6] =
+    [VISITORS, BUYERS, SESSIONS, PURCHASE_SESSIONS, CART_SESSIONS, CART_OR_PURCHASE_SESSIONS];
+/// The sketches fed the visitor's hash (the others are fed the session's).
+const VISITOR_SKETCHES: u8 = VISITORS | BUYERS;
 
 /// The sketches of `need` not yet in `memo`'s row, and the memo updated to hold them all.
 fn still_to_insert(memo: Option<&mut SketchMemo>, row: u64, need: u8) -> u8 {

@@ -15,7 +15,7 @@
 use crate::FastMap;
 use crate::facts::FactKey;
 
-use super::{BUYERS, DistinctSets, Sketch, VISITORS};
+use super::{DistinctSets, SKETCH_BITS, VISITOR_SKETCHES};
 
 /// Events whose inserts are kept before they are grouped: 2^17 (7 MiB of 56-byte entries) is
 /// about 60 % of the inserting events of a shop-traffic day of a million events, so a busy row
@@ -36,7 +36,8 @@ pub struct DeferredInsert {
     pub visitor: u64,
     pub session: u64,
     /// Which of the row's sketches: bits `VISITORS` to `CART_OR_PURCHASE_SESSIONS` of the
-    /// parent module, the visitor's hash going into the first two.
+    /// parent module (the visitor's hash goes into `VISITOR_SKETCHES`, the session's into
+    /// the others).
     pub sketches: u8,
 }
 
@@ -53,7 +54,8 @@ pub struct Deferred {
     /// (day, key), and each entry's row number.
     rows: FastMap<(i64, FactKey), u32>,
     row_of: Vec<u32>,
-    /// Reused for one row's hashes per sketch while they are folded.
+    /// Reused for one row's hashes per sketch (in the order of `SKETCH_BITS`) while they are
+    /// folded.
     hashes: [Vec<u64>; 6],
 }
 
@@ -86,6 +88,7 @@ pub trait RowSketches {
 }
 
 impl Deferred {
+    /// Grouping every `batch_size` events' inserts, folding `fold_step` a step.
     pub fn with_sizes(batch_size: usize, fold_step: usize) -> Self {
         Self {
             batch_size: batch_size.max(1),
@@ -187,27 +190,19 @@ impl Deferred {
             }
             for index in part {
                 let entry = &batch.entries[*index as usize];
-                for (bit, hashes) in self.hashes.iter_mut().enumerate() {
-                    if entry.sketches & (1 << bit) != 0 {
-                        let visitor_sketch = (1 << bit) & (VISITORS | BUYERS) != 0;
-                        hashes.push(if visitor_sketch { entry.visitor } else { entry.session });
+                for (bit, hashes) in SKETCH_BITS.into_iter().zip(&mut self.hashes) {
+                    if entry.sketches & bit != 0 {
+                        let visitor = bit & VISITOR_SKETCHES != 0;
+                        hashes.push(if visitor { entry.visitor } else { entry.session });
                     }
                 }
             }
             let sets = rows.row(first.day_ms, first.key);
-            let sketches: [&mut Sketch; 6] = [
-                &mut sets.visitors,
-                &mut sets.buyers,
-                &mut sets.sessions,
-                &mut sets.purchase_sessions,
-                &mut sets.cart_sessions,
-                &mut sets.cart_or_purchase_sessions,
-            ];
             // In arrival order: sorted by register (a HyperLogLog register is picked by the
             // hash's low 16 bits) was no faster, as a row's registers (48 KiB) stay in cache
             // while its part is folded anyway.
-            for (sketch, hashes) in sketches.into_iter().zip(&mut self.hashes) {
-                for hash in hashes.iter() {
+            for ((_, sketch), hashes) in sets.each_mut().into_iter().zip(&self.hashes) {
+                for hash in hashes {
                     sketch.insert_hash(*hash);
                 }
             }
