@@ -164,9 +164,15 @@ struct Days {
     deferred: Deferred,
 }
 
-impl RowSketches for (&mut BTreeMap<i64, DayRows>, &mut i64) {
+/// The days as the deferred inserts' fold finds its rows in them.
+struct RowsOfDays<'a> {
+    days: &'a mut BTreeMap<i64, DayRows>,
+    newest_day: &'a mut i64,
+}
+
+impl RowSketches for RowsOfDays<'_> {
     fn row(&mut self, day: i64, key: FactKey) -> &mut DistinctSets {
-        let (days, newest_day) = self;
+        let Self { days, newest_day } = self;
         if day > **newest_day {
             **newest_day = day;
             // Room for as many keys as the day before had: a day's map otherwise doubles its
@@ -182,7 +188,8 @@ impl RowSketches for (&mut BTreeMap<i64, DayRows>, &mut i64) {
 
 impl Days {
     fn settle(&mut self) {
-        self.deferred.settle(&mut (&mut self.days, &mut self.newest_day));
+        let mut rows = RowsOfDays { days: &mut self.days, newest_day: &mut self.newest_day };
+        self.deferred.settle(&mut rows);
     }
 }
 
@@ -200,7 +207,7 @@ struct Stored {
 
 impl serde::Serialize for DailyDistinct {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.settled();
+        self.fold_deferred();
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         StoredRef { days: &state.days }.serialize(serializer)
     }
@@ -334,11 +341,11 @@ impl DailyDistinct {
             sketches: visitor_todo | session_todo | union,
         };
         let Days { days, newest_day, deferred, .. } = state;
-        deferred.push(insert, &mut (days, newest_day));
+        deferred.push(insert, &mut RowsOfDays { days, newest_day });
     }
 
     /// Folds the deferred inserts, if any, so that readers see every event applied.
-    fn settled(&self) {
+    fn fold_deferred(&self) {
         let pending =
             !self.state.read().unwrap_or_else(PoisonError::into_inner).deferred.is_empty();
         if pending {
@@ -353,8 +360,8 @@ impl DailyDistinct {
         if state.days.first_key_value().is_some_and(|(first, _)| *first < day)
             || !state.deferred.is_empty()
         {
-            // Folded first: a deferred insert may belong to a day kept. Pruning is rare and a
-            // batch bounded.
+            // Folded first, so that deferred inserts for the days dropped go with them (folded
+            // later, they would make those days again). Pruning is rare and a batch bounded.
             state.settle();
         }
         if state.days.first_key_value().is_some_and(|(first, _)| *first < day) {
@@ -365,7 +372,7 @@ impl DailyDistinct {
 
     /// Visits every row of every day touching `[from, to)`.
     pub fn scan(&self, from: i64, to: i64, mut visit: impl FnMut(i64, &FactKey, &DistinctSets)) {
-        self.settled();
+        self.fold_deferred();
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let first = from.div_euclid(DAY_MS) * DAY_MS;
         for (day, rows) in state.days.range(first..to) {

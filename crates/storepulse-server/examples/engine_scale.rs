@@ -114,7 +114,8 @@ fn main() {
         "30-day daily visitors and sessions, two filters: {first:.2?} the first time (folding \
          the deferred sketch inserts), then median {median:.2?}"
     );
-    // Grouped by country, every row's sketches are merged (three times: totals, day, group).
+    // Grouped by country, every row is admitted: its sketches are merged into its day's and
+    // country's cell.
     let mut by_country = visitors.clone();
     by_country.filters = Filters::default();
     by_country.group_by = Some(Dimension::Country);

@@ -788,6 +788,7 @@ fn sketches_read(metrics: &[Metric]) -> SketchSet {
                 .and(SketchSet::PURCHASE_SESSIONS)
                 .and(SketchSet::CART_OR_PURCHASE_SESSIONS),
             Metric::UniqueBuyers => SketchSet::BUYERS,
+            // The rest read no sketch (`abandoned_cart_value` comes from the carts).
             _ => SketchSet::NONE,
         })
     })
