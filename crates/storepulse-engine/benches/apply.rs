@@ -27,6 +27,8 @@ fn apply(c: &mut Criterion) {
                 for event in &events {
                     engine.apply(event);
                 }
+                // The work applying deferred (sketch inserts) is part of applying.
+                engine.settle();
                 engine
             },
             BatchSize::PerIteration,
@@ -43,12 +45,14 @@ fn apply(c: &mut Criterion) {
                 for event in &history {
                     engine.apply(event);
                 }
+                engine.settle();
                 engine
             },
             |mut engine| {
                 for event in &later {
                     engine.apply(event);
                 }
+                engine.settle();
                 engine
             },
             BatchSize::PerIteration,

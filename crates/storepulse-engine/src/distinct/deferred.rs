@@ -118,6 +118,14 @@ impl Deferred {
         self.pending.is_empty() && self.folding.is_done()
     }
 
+    /// Whether an insert still to be made is for a day before `day_ms`.
+    pub fn holds_days_before(&self, day_ms: i64) -> bool {
+        let folding = &self.folding;
+        let unfolded =
+            folding.order[folding.cursor..].iter().map(|i| &folding.entries[*i as usize]);
+        self.pending.iter().chain(unfolded).any(|entry| entry.day_ms < day_ms)
+    }
+
     /// Makes every insert kept, so that the sketches hold all events applied.
     pub fn settle(&mut self, rows: &mut impl RowSketches) {
         self.fold(usize::MAX, rows);
