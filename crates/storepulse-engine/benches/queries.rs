@@ -135,6 +135,18 @@ fn query(c: &mut Criterion) {
         engine.stats()
     );
     c.bench_function("query/30d_daily_by_category_2_filters", |b| b.iter(|| engine.query(&spec)));
+    // Distinct figures merge the daily sketches of every row admitted: the slow kind of query
+    // (docs/performance.md, twenty-sixth session).
+    let mut distinct = spec.clone();
+    distinct.metrics = vec![Metric::Visitors, Metric::Sessions];
+    distinct.filters = Filters::default();
+    distinct.group_by = Some(Dimension::Country);
+    let mut group = c.benchmark_group("query");
+    group.sample_size(10);
+    group.bench_function("30d_daily_visitors_and_sessions_by_country", |b| {
+        b.iter(|| engine.query(&distinct))
+    });
+    group.finish();
 
     // Restart cost: the snapshot of this engine, encoded and decoded once.
     let started = std::time::Instant::now();
