@@ -288,8 +288,8 @@ pub fn in_store(hash: u64, store: u32) -> u64 {
 }
 
 impl DailyDistinct {
-    /// Deferring `batch_size` events' inserts and folding `fold_step` at a time (the defaults
-    /// are [`deferred::DEFERRED_BATCH`] and 512).
+    /// Deferring `batch_size` events' inserts and folding `fold_step` at a time (tests make
+    /// them small; the defaults are `deferred`'s `DEFERRED_BATCH` and `FOLD_STEP`).
     #[cfg(test)]
     fn with_deferral(batch_size: usize, fold_step: usize) -> Self {
         let deferred = Deferred::with_sizes(batch_size, fold_step);
