@@ -46,8 +46,10 @@ pub const MAGIC: &[u8; 6] = b"SPSNAP";
 /// 14: rollup rows count orders of unknown value (for the average order value).
 /// 15: funnel marks keep the marketing source their event counted under, and the funnel log
 /// since when they all do. 16: rollups fold a day's hours into it once the day is complete,
-/// no longer each hour once complete, and keep where days are folded to.
-pub const FORMAT_VERSION: u8 = 16;
+/// no longer each hour once complete, and keep where days are folded to. 17: a distinct
+/// sketch of 129 to 12,288 values is stored as its values (a tag `cardinality-estimator`, whose
+/// stored form the sketches kept, never wrote), no longer as registers.
+pub const FORMAT_VERSION: u8 = 17;
 /// Older formats still read, converted on load, so that an upgrade keeps history the log no
 /// longer holds (with log retention): 8 and 9 also stored the funnel log's slot map, 8's days
 /// held every folded minute rather than whole hours, and 8 to 10 counted active visitors and
@@ -57,8 +59,9 @@ pub const FORMAT_VERSION: u8 = 16;
 /// of unknown value (read as none: every order then counted as valued in averages, as it did);
 /// up to 14 funnel marks without their source (read as their session's, and questions by
 /// source over them refused); up to 15 rollups whose days hold every complete hour (days are
-/// then folded from the hour after the last one folded).
-pub const OLDER_FORMATS_READ: [u8; 8] = [8, 9, 10, 11, 12, 13, 14, 15];
+/// then folded from the hour after the last one folded); 16's sketches of more than 128
+/// values are registers, as they were made then.
+pub const OLDER_FORMATS_READ: [u8; 9] = [8, 9, 10, 11, 12, 13, 14, 15, 16];
 const HEADER_BYTES: usize = 6 + 1 + 8;
 const SECTION_HEADER_BYTES: usize = 8 + 4;
 /// In file order: funnel trails, rollups, orders, carts, co-occurrence, distinct sketches,

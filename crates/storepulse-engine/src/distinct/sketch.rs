@@ -1,21 +1,25 @@
-//! The distinct-count sketch: exact up to 128 values, then HyperLogLog++ with 2^16 one-byte
+//! The distinct-count sketch: exact up to 12,288 values, then HyperLogLog++ with 2^16 one-byte
 //! registers.
 //!
-//! It keeps the value encoding, the estimator and the stored form of Cloudflare's
-//! `cardinality-estimator` (which the engine used up to the twenty-seventh session), so that
-//! snapshots written before read the same. A 64-bit hash becomes a 31-bit value: 25 of its
-//! bits, and its rank (one more than the number of ones above its 16 lowest bits). A sketch
-//! lists its distinct values up to 128, so small counts are exact unless two values share an
-//! encoding (about n²/2^27 for n values); past 128 each value raises one register (picked by
-//! 16 of its 25 bits) to its rank, and the count is estimated from the registers (standard
-//! error 1.04 / √65536 ≈ 0.41 %).
+//! It keeps the value encoding and the estimator of Cloudflare's `cardinality-estimator`
+//! (which the engine used up to the twenty-seventh session), and reads every form that crate
+//! stored, so snapshots written before still read. A 64-bit hash becomes a 31-bit value: 25
+//! of its bits, and its rank (one more than the number of ones above its 16 lowest bits).
+//! A sketch lists its distinct values: up to 128 in a plain list (as the crate did), then up
+//! to 12,288 in an open-addressed set (a few bytes a value); counts are exact while values are
+//! listed, unless two hashes share an encoding (about n²/2^27 for n values). Past 12,288 each
+//! value raises one register (picked by 16 of its 25 bits) to its rank, and the count is
+//! estimated from the registers (standard error 1.04 / √65536 ≈ 0.41 %).
 //!
-//! Why not the crate itself: it packs registers in 6 bits and merges two sketches one register
-//! at a time (unpacking, comparing, repacking and updating a running sum), ~0.3 ms a merge, and
-//! a distinct query merges a sketch per day and row: 0.2–0.6 s for a month of daily visitors
-//! by country. Here registers are bytes, a merge is a byte-wise maximum over 64 KiB that the
-//! compiler vectorizes, and the estimate sums the registers in independent lanes. Registers
-//! take 64 KiB where the crate's took 48, only in sketches past 128 values.
+//! Why not the crate itself: it turned a sketch into registers at 129 values, 48 KiB each
+//! (56 KiB as allocated), so that on shop traffic, where most day rows of more than 128
+//! visitors have a few hundred, sketches took ~40 MB a simulated day: half the engine's memory
+//! at 100 days, kept as long as day rollups (forever by default). Listed, those rows take
+//! kilobytes. And it packs registers in 6 bits and merges two sketches one register at a time
+//! (unpacking, comparing, repacking, updating a running sum), ~0.3 ms a merge, while a
+//! distinct query merges a sketch per day and row: 0.2–0.6 s for a month of daily visitors by
+//! country. Here a merge of registers is a byte-wise maximum over 64 KiB that the compiler
+//! vectorizes, and the estimate sums the registers in independent lanes.
 
 use serde::de::Error as _;
 use serde::ser::SerializeTuple;
@@ -26,28 +30,38 @@ const PRECISION: u32 = 16;
 const REGISTERS: usize = 1 << PRECISION;
 /// Bits of an encoded value that hold its rank (the rest hold 25 bits of the hash).
 const RANK_BITS: u32 = 6;
-/// Distinct values a sketch lists exactly; the next one turns it into registers.
-const EXACT_MAX: usize = 128;
+/// Distinct values a sketch lists in a plain list (scanned); the next one moves them into a
+/// set.
+const FEW_MAX: usize = 128;
+/// Slots of a set when it is made, and at most: past 3/4 of the most slots (12,288 values)
+/// the values become registers, which then take the same 64 KiB.
+const SET_SLOTS: usize = 256;
+const SET_SLOTS_MAX: usize = REGISTERS / 4;
 
 /// The stored form's tag (the two low bits of its first element), as the crate wrote it.
 const STORED_TWO: usize = 0;
 const STORED_FEW: usize = 1;
+/// A tag the crate never wrote: a set's values (snapshot format 17 on).
+const STORED_SET: usize = 2;
 const STORED_REGISTERS: usize = 3;
 /// The stored registers' length in 32-bit words: the count of zero registers, their harmonic
 /// sum (an `f32`), the registers packed 6 bits each, and a spare word.
 const STORED_REGISTER_WORDS: usize = REGISTERS * RANK_BITS as usize / 32 + 3;
 
 /// A set of 64-bit hashes, counted exactly while small and estimated beyond.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Sketch(Repr);
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 enum Repr {
     /// Up to two values, in the order they came; 0 is no value (a value's rank is at least 1,
     /// so no value is 0).
     Two([u32; 2]),
-    /// 3 to [`EXACT_MAX`] distinct values, then zeros; 4 to 128 long, a power of two.
+    /// 3 to [`FEW_MAX`] distinct values, then zeros; 4 to 128 long, a power of two.
     Few(Box<[u32]>),
+    /// More values, each in the slot its hash bits pick or the next free one after it (0 is a
+    /// free slot), at most 3/4 of the slots taken.
+    Set { len: u32, slots: Box<[u32]> },
     /// A rank per register.
     Registers(Box<[u8]>),
 }
@@ -112,29 +126,46 @@ impl Sketch {
                 }
                 if held < values.len() {
                     values[held] = value;
-                } else if held < EXACT_MAX {
+                } else if held < FEW_MAX {
                     let mut grown = vec![0; held * 2];
                     grown[..held].copy_from_slice(values);
                     grown[held] = value;
                     *values = grown.into_boxed_slice();
                 } else {
-                    let listed = values.iter().copied();
-                    self.0 = Repr::Registers(registers_of(listed.chain([value])));
+                    let listed = values.iter().copied().chain([value]);
+                    self.0 = set_of(SET_SLOTS, listed);
+                }
+            }
+            Repr::Set { len, slots } => {
+                if !set_insert(slots, value) {
+                    return;
+                }
+                *len += 1;
+                if *len as usize * 4 > slots.len() * 3 {
+                    let held = slots.iter().copied().filter(|value| *value != 0);
+                    self.0 = if slots.len() < SET_SLOTS_MAX {
+                        set_of(slots.len() * 2, held)
+                    } else {
+                        Repr::Registers(registers_of(held))
+                    };
                 }
             }
             Repr::Registers(registers) => raise(registers, value),
         }
     }
 
-    /// The values listed (none once registers are kept).
+    /// The values listed, with zeros for free places (none once registers are kept).
     fn listed(&self) -> &[u32] {
-        let values: &[u32] = match &self.0 {
+        match &self.0 {
             Repr::Two(values) => values,
             Repr::Few(values) => values,
+            Repr::Set { slots, .. } => slots,
             Repr::Registers(_) => &[],
-        };
-        let held = values.iter().take_while(|value| **value != 0).count();
-        &values[..held]
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = u32> + '_ {
+        self.listed().iter().copied().filter(|value| *value != 0)
     }
 
     /// Makes this the union of itself and `other`.
@@ -149,18 +180,20 @@ impl Sketch {
             }
             (_, Repr::Registers(theirs)) => {
                 let mut registers = theirs.clone();
-                self.listed().iter().for_each(|value| raise(&mut registers, *value));
+                self.values().for_each(|value| raise(&mut registers, value));
                 self.0 = Repr::Registers(registers);
             }
-            _ => other.listed().iter().for_each(|value| self.insert_value(*value)),
+            _ => other.values().for_each(|value| self.insert_value(value)),
         }
     }
 
-    /// How many distinct hashes were added: exact while 128 or fewer values are listed.
+    /// How many distinct hashes were added: exact while the values are listed (up to 12,288;
+    /// but for hashes that share an encoding), estimated from the registers beyond.
     pub fn estimate(&self) -> usize {
         match &self.0 {
+            Repr::Set { len, .. } => *len as usize,
             Repr::Registers(registers) => estimate(registers),
-            _ => self.listed().len(),
+            _ => self.values().count(),
         }
     }
 
@@ -168,8 +201,35 @@ impl Sketch {
     pub fn heap_bytes(&self) -> usize {
         match &self.0 {
             Repr::Two(_) => 0,
-            Repr::Few(values) => values.len() * 4,
+            Repr::Few(values) | Repr::Set { slots: values, .. } => values.len() * 4,
             Repr::Registers(registers) => registers.len(),
+        }
+    }
+}
+
+/// A set of `slots` slots holding `values` (distinct, non-zero, fewer than 3/4 of `slots`).
+fn set_of(slots: usize, values: impl Iterator<Item = u32>) -> Repr {
+    let mut table = vec![0; slots].into_boxed_slice();
+    let mut len = 0;
+    for value in values {
+        len += u32::from(set_insert(&mut table, value));
+    }
+    Repr::Set { len, slots: table }
+}
+
+/// Adds `value` to the set in `slots` (a power of two long, never full); whether it was new.
+fn set_insert(slots: &mut [u32], value: u32) -> bool {
+    let mask = slots.len() - 1;
+    // The bits above the rank are hash bits: uniform, so they pick the slot as they are.
+    let mut at = (value >> RANK_BITS) as usize & mask;
+    loop {
+        match slots[at] {
+            0 => {
+                slots[at] = value;
+                return true;
+            }
+            held if held == value => return false,
+            _ => at = (at + 1) & mask,
         }
     }
 }
@@ -267,10 +327,11 @@ impl Serialize for Sketch {
                 tuple.serialize_element(&word)?;
                 tuple.serialize_element(&None::<Vec<u32>>)?;
             }
-            Repr::Few(_) => {
-                let listed = self.listed();
-                tuple.serialize_element(&(listed.len() << 56 | STORED_FEW))?;
-                tuple.serialize_element(&Some(listed))?;
+            Repr::Few(_) | Repr::Set { .. } => {
+                let values: Vec<u32> = self.values().collect();
+                let tag = if values.len() <= FEW_MAX { STORED_FEW } else { STORED_SET };
+                tuple.serialize_element(&(values.len() << 56 | tag))?;
+                tuple.serialize_element(&Some(values))?;
             }
             Repr::Registers(registers) => {
                 tuple.serialize_element(&STORED_REGISTERS)?;
@@ -294,7 +355,7 @@ impl<'de> Deserialize<'de> for Sketch {
                 });
                 Ok(sketch)
             }
-            (STORED_FEW, Some(values)) if values.len() <= EXACT_MAX => {
+            (STORED_FEW | STORED_SET, Some(values)) if values.len() <= SET_SLOTS_MAX * 3 / 4 => {
                 if values.contains(&0) {
                     return Err(D::Error::custom("a sketch lists the value 0, which none has"));
                 }
@@ -313,10 +374,31 @@ impl<'de> Deserialize<'de> for Sketch {
     }
 }
 
+/// Equal when they hold the same values, or the same registers (a set's layout depends on the
+/// order its values came in).
+impl PartialEq for Sketch {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Registers(mine), Repr::Registers(theirs)) => mine == theirs,
+            (Repr::Registers(_), _) | (_, Repr::Registers(_)) => false,
+            _ => {
+                let sorted = |sketch: &Sketch| {
+                    let mut values: Vec<u32> = sketch.values().collect();
+                    values.sort_unstable();
+                    values
+                };
+                sorted(self) == sorted(other)
+            }
+        }
+    }
+}
+
+impl Eq for Sketch {}
+
 impl std::fmt::Debug for Sketch {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.0 {
-            Repr::Two(_) | Repr::Few(_) => "listed",
+            Repr::Two(_) | Repr::Few(_) | Repr::Set { .. } => "listed",
             Repr::Registers(_) => "registers",
         };
         write!(formatter, "Sketch({kind}, estimate {})", self.estimate())
@@ -341,35 +423,59 @@ mod tests {
         (ours, theirs)
     }
 
+    /// How many values the ids' hashes encode to (hashes sharing an encoding count once).
+    fn distinct_encodings(ids: &[String]) -> usize {
+        let encoded: std::collections::HashSet<u32> =
+            ids.iter().map(|id| encode(hash_id(id))).collect();
+        encoded.len()
+    }
+
     /// Within a unit per ten thousand: the crate's running `f32` sum drifts a little from the
     /// sum taken anew (and is what old snapshots stored).
     fn close(ours: usize, theirs: usize) -> bool {
         ours.abs_diff(theirs) as f64 <= 1.0 + theirs as f64 * 1e-4
     }
 
-    /// Counts as the crate counted, listed or estimated, and snapshots written with either
-    /// read in the other with the same count: the stored form did not change.
+    /// Up to 128 values counts and is stored as the crate counted and stored them; past
+    /// 12,288 likewise (the same registers); between, the values are listed in a set and
+    /// counted exactly where the crate estimated. Every form the crate stored reads.
     #[test]
-    fn counts_and_stores_as_cardinality_estimator_did() {
-        for n in [0, 1, 2, 3, 4, 5, 100, 128, 129, 130, 1_000, 20_000, 300_000] {
+    fn counts_and_reads_as_cardinality_estimator_did() {
+        for n in [0, 1, 2, 3, 4, 5, 100, 128, 129, 130, 1_000, 12_288, 12_289, 20_000, 300_000] {
             let (ours, theirs) = sketches_of((0..n).map(|i| format!("visitor-{i}")));
-            let expected = theirs.estimate();
-            if n <= 128 {
-                assert_eq!(ours.estimate(), n, "listed counts are exact");
-                assert_eq!(expected, n);
-            }
-            assert!(close(ours.estimate(), expected), "{n}: {} vs {expected}", ours.estimate());
             let from_theirs: Sketch =
                 postcard::from_bytes(&postcard::to_allocvec(&theirs).unwrap())
                     .expect("the crate's stored sketch reads");
-            assert_eq!(from_theirs, ours, "{n} values read from the crate's form");
+            assert!(close(from_theirs.estimate(), theirs.estimate()), "{n}");
             let bytes = postcard::to_allocvec(&ours).unwrap();
-            let to_theirs: CrateSketch =
-                postcard::from_bytes(&bytes).expect("the crate reads ours");
-            assert!(close(to_theirs.estimate(), expected), "{n}: {}", to_theirs.estimate());
             let again: Sketch = postcard::from_bytes(&bytes).unwrap();
             assert_eq!(again, ours, "{n} values round trip");
+            assert_eq!(again.estimate(), ours.estimate());
+            if n <= 128 || n > 12_288 {
+                assert_eq!(from_theirs, ours, "{n} values: the crate's form, read, is ours");
+                let to_theirs: CrateSketch = postcard::from_bytes(&bytes).expect("crate reads it");
+                assert!(close(to_theirs.estimate(), theirs.estimate()), "{n}");
+            }
+            if n <= 12_288 {
+                let ids: Vec<String> = (0..n).map(|i| format!("visitor-{i}")).collect();
+                assert_eq!(ours.estimate(), distinct_encodings(&ids), "listed counts are exact");
+            } else {
+                assert!(close(ours.estimate(), theirs.estimate()), "{n}: {}", ours.estimate());
+            }
         }
+    }
+
+    /// What a day row's sketch takes: a few hundred values (most rows past 128 on shop
+    /// traffic) take kilobytes, not the 64 KiB of registers.
+    #[test]
+    fn listed_values_take_a_few_bytes_each() {
+        let heap = |n: u64| sketches_of((0..n).map(|i| format!("v{i}"))).0.heap_bytes();
+        assert_eq!(heap(2), 0);
+        assert_eq!(heap(100), 128 * 4);
+        assert_eq!(heap(300), 512 * 4);
+        assert_eq!(heap(1_000), 2_048 * 4);
+        assert_eq!(heap(12_288), 65_536);
+        assert_eq!(heap(12_289), 65_536, "registers");
     }
 
     #[test]
@@ -393,18 +499,23 @@ mod tests {
         fn a_merge_is_the_sketch_of_the_union(
             left in prop::collection::vec(0u32..400, 0..300),
             right in prop::collection::vec(0u32..400, 0..300),
+            big in 0u64..2,
         ) {
+            // Each value one id, or 40 (up to 16,000 in all: past the listed stage).
+            let per_value = if big == 1 { 40 } else { 1 };
             let ids = |values: &Vec<u32>| {
-                values.iter().map(|value| format!("id-{value}")).collect::<Vec<_>>()
+                let each = |value: u32| (0..per_value).map(move |k| format!("id-{value}-{k}"));
+                values.iter().copied().flat_map(each).collect::<Vec<_>>()
             };
             let (mut merged, _) = sketches_of(ids(&left));
             let (other, _) = sketches_of(ids(&right));
             merged.merge(&other);
-            let (union, _) = sketches_of(ids(&left).into_iter().chain(ids(&right)));
+            let all = ids(&left).into_iter().chain(ids(&right)).collect::<Vec<_>>();
+            let (union, _) = sketches_of(all.clone());
             prop_assert_eq!(&merged, &union);
-            let distinct: std::collections::HashSet<_> = left.iter().chain(&right).collect();
-            if distinct.len() <= EXACT_MAX {
-                prop_assert_eq!(merged.estimate(), distinct.len());
+            let encodings = distinct_encodings(&all);
+            if encodings <= 12_288 {
+                prop_assert_eq!(merged.estimate(), encodings);
             }
         }
     }
