@@ -207,8 +207,8 @@ impl Deferred {
             }
             let sets = rows.row(first.day_ms, first.key);
             // In arrival order: sorted by register (a HyperLogLog register is picked by the
-            // hash's low 16 bits) was no faster, as a row's registers (48 KiB) stay in cache
-            // while its part is folded anyway.
+            // hash's low 16 bits) was no faster, as a row's registers (48 KiB then) stayed in
+            // cache while its part was folded anyway.
             for ((_, sketch), hashes) in sets.each_mut().into_iter().zip(&self.hashes) {
                 for hash in hashes {
                     sketch.insert_hash(*hash);
