@@ -85,6 +85,8 @@ impl Batch {
 /// Where a batch's rows are folded: a row's day (created presized when new) and its sketches.
 pub trait RowSketches {
     fn row(&mut self, day_ms: i64, key: FactKey) -> &mut DistinctSets;
+    /// A row's sketches went from holding `before` heap bytes to `after`.
+    fn sketches_grew(&mut self, before: usize, after: usize);
 }
 
 impl Deferred {
@@ -206,6 +208,7 @@ impl Deferred {
                 }
             }
             let sets = rows.row(first.day_ms, first.key);
+            let before = sets.heap_bytes();
             // In arrival order: sorted by register (a HyperLogLog register is picked by the
             // hash's low 16 bits) was no faster, as a row's registers (48 KiB then) stayed in
             // cache while its part was folded anyway.
@@ -214,6 +217,8 @@ impl Deferred {
                     sketch.insert_hash(*hash);
                 }
             }
+            let after = sets.heap_bytes();
+            rows.sketches_grew(before, after);
             batch.cursor = part_end;
             if part_end == end {
                 batch.row += 1;
