@@ -183,6 +183,9 @@ impl Sketch {
                 self.values().for_each(|value| raise(&mut registers, value));
                 self.0 = Repr::Registers(registers);
             }
+            // An empty sketch (a query's new cell, point or group) takes a copy: one
+            // allocation and a copy of the slots, not an insert per value through every size.
+            (Repr::Two([0, _]), _) => *self = other.clone(),
             _ => other.values().for_each(|value| self.insert_value(value)),
         }
     }
