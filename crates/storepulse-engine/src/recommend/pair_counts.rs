@@ -207,9 +207,10 @@ impl<'de> serde::Deserialize<'de> for PairCounts {
         let mut counts = Self::default();
         for (product, row) in stored {
             let index = product as usize;
-            if index >= MAX_PRODUCTS {
+            let mut ids = std::iter::once(product).chain(row.keys().copied());
+            if let Some(id) = ids.find(|id| *id as usize >= MAX_PRODUCTS) {
                 return Err(serde::de::Error::custom(format_args!(
-                    "pair counts for product id {product}, past any interned product"
+                    "pair counts for product id {id}, past any interned product"
                 )));
             }
             if counts.rows.len() <= index {
@@ -270,12 +271,15 @@ mod tests {
         }
     }
 
-    /// Rows are indexed by product id: a stored id no interner hands out is refused rather
-    /// than sizing a vector of billions of rows.
+    /// Rows (and dense rows' counts) are indexed by product id: a stored id no interner hands
+    /// out is refused rather than sizing a vector of billions.
     #[test]
     fn a_stored_product_id_past_any_interned_one_is_refused() {
         let error = serde_json::from_str::<PairCounts>(r#"{"4294967294": {"1": 1}}"#).unwrap_err();
         assert!(error.to_string().contains("product id 4294967294"), "{error}");
+        // Nor as the other product of a pair (a dense row would be sized by it).
+        let error = serde_json::from_str::<PairCounts>(r#"{"3": {"4294967293": 1}}"#).unwrap_err();
+        assert!(error.to_string().contains("product id 4294967293"), "{error}");
         let fine: PairCounts = serde_json::from_str(r#"{"3": {"1": 2}}"#).unwrap();
         assert_eq!(fine.row(3), [(1, 2)].into_iter().collect());
     }
