@@ -399,7 +399,8 @@ impl DailyDistinct {
         }
     }
 
-    /// The rows and their sketches, walked, plus the deferred inserts' buffers.
+    /// The rows (by their maps' room) and their sketches (counted as they change), plus the
+    /// deferred inserts' buffers.
     pub fn heap_bytes(&self) -> usize {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         // Counted, not estimated per row: a row's sketches take from nothing to 384 KiB (six
