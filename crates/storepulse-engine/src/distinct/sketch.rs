@@ -362,9 +362,15 @@ impl<'de> Deserialize<'de> for Sketch {
                 if values.contains(&0) {
                     return Err(D::Error::custom("a sketch lists the value 0, which none has"));
                 }
-                let mut sketch = Sketch::new();
-                values.into_iter().for_each(|value| sketch.insert_value(value));
-                Ok(sketch)
+                if values.len() <= FEW_MAX {
+                    let mut sketch = Sketch::new();
+                    values.into_iter().for_each(|value| sketch.insert_value(value));
+                    return Ok(sketch);
+                }
+                // Sized once for all of them: inserted one by one, a set doubled its way up,
+                // and a 100 M-event snapshot holds tens of millions of listed values.
+                let room = (values.len() * 4).div_ceil(3).next_power_of_two();
+                Ok(Sketch(set_of(room.clamp(SET_SLOTS, SET_SLOTS_MAX), values.into_iter())))
             }
             (STORED_REGISTERS, Some(words)) if words.len() == STORED_REGISTER_WORDS => {
                 Ok(Sketch(Repr::Registers(unpack(&words))))
