@@ -13,7 +13,7 @@
 //!
 //! Why not the crate itself: it turned a sketch into registers at 129 values, 48 KiB each
 //! (56 KiB as allocated), so that on shop traffic, where most day rows of more than 128
-//! visitors have a few hundred, sketches took ~40 MB a simulated day: half the engine's memory
+//! visitors have a few hundred, sketches took ~35 MB a simulated day: half the engine's memory
 //! at 100 days, kept as long as day rollups (forever by default). Listed, those rows take
 //! kilobytes. And it packs registers in 6 bits and merges two sketches one register at a time
 //! (unpacking, comparing, repacking, updating a running sum), ~0.3 ms a merge, while a
