@@ -117,7 +117,8 @@ impl PairCounts {
     fn products(&self) -> impl Iterator<Item = u32> + '_ {
         let known = self.rows.len().max(self.pending.len());
         (0..known as u32).filter(|product| {
-            self.folded(*product).next().is_some() || !self.pending(*product).is_empty()
+            let folded = self.rows.get(*product as usize).is_some_and(|row| !row.is_empty());
+            folded || !self.pending(*product).is_empty()
         })
     }
 }
@@ -180,11 +181,27 @@ impl Row {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        match self {
+            Row::Sparse(counts) => counts.is_empty(),
+            Row::Dense(counts) => counts.iter().all(|count| *count == 0),
+        }
+    }
+
     fn heap_bytes(&self) -> usize {
         match self {
             Row::Sparse(counts) => 32 + counts.capacity() * 12,
             Row::Dense(counts) => 24 + counts.capacity() * 4,
         }
+    }
+}
+
+/// A row as the map `other → count` of its non-zero counts.
+struct StoredRow<'a>(&'a Row);
+
+impl serde::Serialize for StoredRow<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter())
     }
 }
 
@@ -195,7 +212,14 @@ impl serde::Serialize for PairCounts {
         let products: Vec<u32> = self.products().collect();
         let mut map = serializer.serialize_map(Some(products.len()))?;
         for product in products {
-            map.serialize_entry(&product, &self.row(product))?;
+            match &self.rows.get(product as usize) {
+                // Folded only (every row but those with increments since the last fold): as
+                // it is, not copied into a map first.
+                Some(row) if self.pending(product).is_empty() => {
+                    map.serialize_entry(&product, &StoredRow(row))?
+                }
+                _ => map.serialize_entry(&product, &self.row(product))?,
+            }
         }
         map.end()
     }
